@@ -34,7 +34,6 @@ public record DataSize(long bytes) {
         if (!m.matches()) {
             throw new IllegalArgumentException("expected: a size like 512B, 16KiB, 1MiB, 2GiB");
         }
-        long amount = Long.parseLong(m.group(1));
         String unit = m.group(2) == null ? "B" : m.group(2);
         long factor = switch (unit) {
             case "KiB" -> 1024L;
@@ -42,7 +41,11 @@ public record DataSize(long bytes) {
             case "GiB" -> 1024L * 1024L * 1024L;
             default -> 1L;
         };
-        return new DataSize(Math.multiplyExact(amount, factor));
+        try {
+            return new DataSize(Math.multiplyExact(Long.parseLong(m.group(1)), factor));
+        } catch (ArithmeticException | NumberFormatException tooLarge) {
+            throw new IllegalArgumentException("expected: a size like 512B, 16KiB, 1MiB, 2GiB", tooLarge);
+        }
     }
 
     /** Size as an int, for Netty's int-typed limits; sizes beyond 2 GiB are clamped. */

@@ -1,0 +1,127 @@
+package dev.mtlsproxy.config;
+
+import com.fasterxml.jackson.annotation.JsonSetter;
+import com.fasterxml.jackson.annotation.Nulls;
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Loads the YAML configuration: maps it onto the records, resolves relative file paths against the file's directory,
+ * and validates everything in one pass, so a user sees every problem at once.
+ *
+ * <p>Loading happens in three steps, each feeding the next:
+ * <ol>
+ *   <li>{@link YamlScan}: syntax, unknown and duplicate keys, null items, and the position of every value;</li>
+ *   <li>mapping with the one {@link ObjectMapper}, with {@link ProblemCollector} noting bad values instead of
+ *       stopping;</li>
+ *   <li>validation of the records, skipping values that already failed to map.</li>
+ * </ol>
+ */
+public final class ConfigLoader {
+
+    private static final ObjectMapper MAPPER = YAMLMapper.builder()
+            .addModule(ValueDeserializers.module())
+            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+            // strict lists: "methods: GET" is a type error rather than a guess
+            .disable(DeserializationFeature.ACCEPT_SINGLE_VALUE_AS_ARRAY)
+            // records copy lists with List.copyOf, which rejects nulls; YamlScan reports null items instead
+            .defaultSetterInfo(JsonSetter.Value.forContentNulls(Nulls.SKIP))
+            .build();
+
+    private ConfigLoader() {
+    }
+
+    /**
+     * Reads and validates a configuration file; relative paths in it are relative to the file's directory.
+     *
+     * @throws ConfigException listing every problem found
+     */
+    public static ProxyConfig load(Path file) throws ConfigException {
+        Path absolute = file.toAbsolutePath().normalize();
+        String yaml;
+        try {
+            yaml = Files.readString(absolute);
+        } catch (CharacterCodingException e) {
+            throw new ConfigException(List.of(new ConfigProblem("", absolute
+                    + " (expected: a readable YAML file) - not UTF-8 text", 0, 0)));
+        } catch (IOException e) {
+            throw new ConfigException(List.of(new ConfigProblem("", absolute
+                    + " (expected: a readable YAML file) - " + FileChecks.describe(e, absolute), 0, 0)));
+        }
+        return parse(yaml, absolute.getParent());
+    }
+
+    /**
+     * Validates configuration text as if it were a file in {@code baseDir}.
+     *
+     * @throws ConfigException listing every problem found
+     */
+    public static ProxyConfig parse(String yaml, Path baseDir) throws ConfigException {
+        Path base = baseDir.toAbsolutePath().normalize();
+        YamlScan.Result scan = YamlScan.scan(MAPPER.getFactory(), yaml);
+        List<ConfigProblem> problems = new ArrayList<>(scan.problems());
+        if (!scan.mappable()) {
+            throw new ConfigException(problems);
+        }
+        ProblemCollector collector = new ProblemCollector(scan.positions());
+        ProxyConfig config;
+        try {
+            config = MAPPER.readerFor(ProxyConfig.class)
+                    .withHandler(collector)
+                    .withAttribute(ValueDeserializers.BASE_DIR, base)
+                    .readValue(yaml);
+        } catch (JsonProcessingException e) {
+            problems.addAll(collector.problems());
+            problems.add(translate(e, scan));
+            throw new ConfigException(problems);
+        }
+        problems.addAll(collector.problems());
+        if (config == null) {
+            // the document is not a mapping; that is reported, and there is nothing to validate
+            throw new ConfigException(problems);
+        }
+        Set<String> failed = new HashSet<>(collector.failedPaths());
+        failed.addAll(scan.failedValues());
+        Problems validation = new Problems(scan.positions(), failed);
+        config = ConfigValidator.resolveAccessLog(config, base);
+        new ConfigValidator(validation).validate(config);
+        problems.addAll(validation.all());
+        if (!problems.isEmpty()) {
+            throw new ConfigException(problems);
+        }
+        return config;
+    }
+
+    /**
+     * Things that are valid but probably not meant: a route that allows nobody, an identity no route allows. Each is
+     * {@code path: what}, sorted by path.
+     */
+    public static List<String> warnings(ProxyConfig config) {
+        return ConfigWarnings.of(config);
+    }
+
+    /** A failure Jackson could not hand to the collector, in the same form as every other problem. */
+    private static ConfigProblem translate(JsonProcessingException e, YamlScan.Result scan) {
+        String path = e instanceof JsonMappingException m ? YamlPaths.of(m.getPath()) : "";
+        YamlScan.Position at = scan.positions().get(path);
+        JsonLocation l = e.getLocation();
+        if (at == null) {
+            at = l == null ? YamlScan.Position.UNKNOWN
+                    : new YamlScan.Position(Math.max(l.getLineNr(), 0), Math.max(l.getColumnNr(), 0));
+        }
+        String detail = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("");
+        return new ConfigProblem(path, "cannot be read - " + detail, at.line(), at.column());
+    }
+}

@@ -1,0 +1,128 @@
+package dev.mtlsproxy.config;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.regex.Pattern;
+
+/**
+ * The one validation pass over mapped records: every check runs and reports to {@link Problems}, nothing stops at the
+ * first failure. Rules for listeners and routes live in their own classes.
+ */
+final class ConfigValidator {
+
+    static final String SPIFFE_EXPECTED = "spiffe://trust-domain/path";
+    static final String URL_EXPECTED = "http://host:port";
+    static final String ACCESS_LOG_EXPECTED = "stdout or a file in an existing directory";
+
+    /** SPIFFE ID syntax: lower-case trust domain, path segments of letters, digits, '.', '-', '_'. */
+    private static final Pattern SPIFFE_ID = Pattern.compile("spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*");
+
+    private final Problems problems;
+
+    ConfigValidator(Problems problems) {
+        this.problems = problems;
+    }
+
+    void validate(ProxyConfig config) {
+        new ListenerValidator(problems).validate(config.listeners());
+        config.identities().forEach(this::identity);
+        new RouteValidator(problems, config.identities().keySet(), config.backends().keySet())
+                .validate(config.routes());
+        config.backends().forEach(this::backend);
+        accessLog(config.accessLog());
+    }
+
+    private void identity(String name, IdentityConfig identity) {
+        String path = YamlPaths.key("identities", name);
+        name(path, name);
+        if (identity.spiffeId() == null && identity.dnsSan() == null && identity.subjectCn() == null) {
+            problems.add(path, "{} (expected: at least one of spiffeId, dnsSan, subjectCn)");
+        }
+        String spiffeId = identity.spiffeId();
+        // "." and ".." segments are syntactically paths but never valid in a SPIFFE ID
+        if (spiffeId != null && (!SPIFFE_ID.matcher(spiffeId).matches() || spiffeId.matches(".*/\\.{1,2}(/.*)?"))) {
+            problems.add(path + ".spiffeId", Values.quote(spiffeId) + " (expected: " + SPIFFE_EXPECTED + ")");
+        }
+        String dnsSan = identity.dnsSan();
+        if (dnsSan != null && !RouteValidator.isHostName(dnsSan.toLowerCase(Locale.ROOT))) {
+            problems.add(path + ".dnsSan", Values.quote(dnsSan) + " (expected: a DNS name like ops.example.com)");
+        }
+        if (identity.subjectCn() != null && identity.subjectCn().isBlank()) {
+            problems.add(path + ".subjectCn", Values.quote(identity.subjectCn()) + " (expected: a non-empty name)");
+        }
+    }
+
+    private void backend(String name, BackendConfig backend) {
+        String path = YamlPaths.key("backends", name);
+        name(path, name);
+        url(path + ".url", backend.url());
+        problems.positive(path + ".connectTimeout", backend.connectTimeout());
+        problems.positive(path + ".responseTimeout", backend.responseTimeout());
+        problems.positive(path + ".idleTimeout", backend.idleTimeout());
+        if (backend.maxIdleConnections() < 0) {
+            problems.add(path + ".maxIdleConnections", backend.maxIdleConnections() + " (expected: zero or more)");
+        }
+    }
+
+    private void url(String path, URI url) {
+        if (url == null) {
+            problems.add(path, "missing (expected: " + URL_EXPECTED + ")");
+            return;
+        }
+        String shown = Values.quote(url.toString()) + " (expected: " + URL_EXPECTED + ")";
+        if ("https".equalsIgnoreCase(url.getScheme())) {
+            problems.add(path, shown + " - TLS backends are not supported yet");
+        } else if (!"http".equalsIgnoreCase(url.getScheme())) {
+            problems.add(path, shown);
+        } else if (url.getHost() == null) {
+            problems.add(path, shown + " - no host");
+        } else if (url.getPort() > 65535) {
+            problems.add(path, shown + " - port out of range");
+        } else if (url.getRawUserInfo() != null || url.getRawQuery() != null || url.getRawFragment() != null) {
+            problems.add(path, shown + " - user info, query and fragment are not allowed");
+        }
+    }
+
+    private void accessLog(AccessLogConfig log) {
+        if (!log.enabled() || log.path().equals("stdout")) {
+            return;
+        }
+        String shown = Values.quote(log.path()) + " (expected: " + ACCESS_LOG_EXPECTED + ")";
+        Path file;
+        try {
+            file = Path.of(log.path());
+        } catch (InvalidPathException e) {
+            problems.add("accessLog.path", shown);
+            return;
+        }
+        if (Files.isDirectory(file)) {
+            problems.add("accessLog.path", shown + " - it is a directory");
+        } else if (file.getParent() == null || !Files.isDirectory(file.getParent())) {
+            problems.add("accessLog.path", shown);
+        }
+    }
+
+    private void name(String path, String name) {
+        if (!YamlSchema.NAME.matcher(name).matches()) {
+            problems.add(path, Values.quote(name) + " (expected: " + YamlSchema.NAME_EXPECTED + ")");
+        }
+    }
+
+    /** Rewrites a relative access log path against the config directory, like every other path in the file. */
+    static ProxyConfig resolveAccessLog(ProxyConfig config, Path baseDir) {
+        AccessLogConfig log = config.accessLog();
+        if (log.path().equals("stdout")) {
+            return config;
+        }
+        try {
+            String resolved = baseDir.resolve(log.path()).normalize().toString();
+            return new ProxyConfig(config.listeners(), config.identities(), config.routes(), config.backends(),
+                    new AccessLogConfig(log.enabled(), resolved));
+        } catch (InvalidPathException e) {
+            return config; // the validator reports it
+        }
+    }
+}

@@ -1,0 +1,166 @@
+package dev.mtlsproxy.config;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationContext;
+import com.fasterxml.jackson.databind.deser.std.StdScalarDeserializer;
+import com.fasterxml.jackson.databind.module.SimpleModule;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+
+/**
+ * Deserializers for every scalar in the config. On bad input they do not throw: they hand the value to
+ * {@link DeserializationContext#handleWeirdStringValue} with a message starting {@code "expected: "}, so that
+ * {@link ProblemCollector} records it with its path and mapping carries on.
+ */
+final class ValueDeserializers {
+
+    /** Context attribute: the absolute directory that relative file paths in the YAML are resolved against. */
+    static final String BASE_DIR = ValueDeserializers.class.getName() + ".baseDir";
+
+    private ValueDeserializers() {
+    }
+
+    static SimpleModule module() {
+        SimpleModule module = new SimpleModule("mtls-proxy-config");
+        module.addDeserializer(Duration.class, new FromText<>(Duration.class, false, (s, c) -> Durations.parse(s)));
+        module.addDeserializer(DataSize.class, new FromText<>(DataSize.class, true, (s, c) -> DataSize.parse(s)));
+        module.addDeserializer(HostPort.class, new FromText<>(HostPort.class, false, (s, c) -> HostPort.parse(s)));
+        module.addDeserializer(TlsVersion.class, new FromText<>(TlsVersion.class, false, (s, c) -> tlsVersion(s)));
+        module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
+        module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
+        module.addDeserializer(Integer.class, new IntegerDeserializer());
+        module.addDeserializer(Boolean.class, new BooleanDeserializer());
+        return module;
+    }
+
+    private static TlsVersion tlsVersion(String text) {
+        return Arrays.stream(TlsVersion.values())
+                .filter(v -> v.protocolName().equals(text.trim()))
+                .findFirst()
+                .orElseThrow(IllegalArgumentException::new);
+    }
+
+    private static Path path(String text, DeserializationContext ctxt) {
+        if (text.isBlank()) {
+            throw new IllegalArgumentException();
+        }
+        // a pasted PEM must not become a "file name" that later messages would echo
+        if (text.contains("-----BEGIN") || text.indexOf('\n') >= 0) {
+            throw new IllegalArgumentException(
+                    ProblemCollector.EXPECTED_PREFIX + "a file path, not the PEM text itself");
+        }
+        Path base = (Path) ctxt.getAttribute(BASE_DIR);
+        Path path = Path.of(text.trim());
+        return (base == null ? path.toAbsolutePath() : base.resolve(path)).normalize();
+    }
+
+    @FunctionalInterface
+    private interface Parser<T> {
+        /** Throws IllegalArgumentException, optionally with a message starting "expected: ". */
+        T parse(String text, DeserializationContext ctxt);
+    }
+
+    private static final class FromText<T> extends StdScalarDeserializer<T> {
+
+        private static final long serialVersionUID = 1L;
+
+        private final Class<T> type;
+        private final boolean acceptsIntegers;
+        private final transient Parser<T> parser;
+
+        FromText(Class<T> type, boolean acceptsIntegers, Parser<T> parser) {
+            super(type);
+            this.type = type;
+            this.acceptsIntegers = acceptsIntegers;
+            this.parser = parser;
+        }
+
+        @Override
+        public T deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            JsonToken token = p.currentToken();
+            if (token == JsonToken.VALUE_STRING || (acceptsIntegers && token == JsonToken.VALUE_NUMBER_INT)) {
+                String text = p.getText();
+                try {
+                    return parser.parse(text, ctxt);
+                } catch (IllegalArgumentException | ArithmeticException e) {
+                    return type.cast(ctxt.handleWeirdStringValue(type, text, failure(type, e)));
+                }
+            }
+            if (token == JsonToken.VALUE_NUMBER_INT || token == JsonToken.VALUE_NUMBER_FLOAT) {
+                return type.cast(ctxt.handleWeirdNumberValue(type, p.getNumberValue(), expected(type)));
+            }
+            return type.cast(ctxt.handleUnexpectedToken(type, p));
+        }
+    }
+
+    private static final class IntegerDeserializer extends StdScalarDeserializer<Integer> {
+
+        private static final long serialVersionUID = 1L;
+
+        IntegerDeserializer() {
+            super(Integer.class);
+        }
+
+        @Override
+        public Integer deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            JsonToken token = p.currentToken();
+            if (token == JsonToken.VALUE_NUMBER_INT && p.getNumberType() == JsonParser.NumberType.INT) {
+                return p.getIntValue();
+            }
+            if (token == JsonToken.VALUE_NUMBER_INT || token == JsonToken.VALUE_NUMBER_FLOAT) {
+                // no silent truncation of 1.5 to 1, nor of a long to garbage
+                return (Integer) ctxt.handleWeirdNumberValue(Integer.class, p.getNumberValue(), expected(Integer.class));
+            }
+            if (token == JsonToken.VALUE_STRING) {
+                String text = p.getText();
+                try {
+                    return Integer.valueOf(text.trim());
+                } catch (NumberFormatException e) {
+                    return (Integer) ctxt.handleWeirdStringValue(Integer.class, text, expected(Integer.class));
+                }
+            }
+            return (Integer) ctxt.handleUnexpectedToken(Integer.class, p);
+        }
+    }
+
+    private static final class BooleanDeserializer extends StdScalarDeserializer<Boolean> {
+
+        private static final long serialVersionUID = 1L;
+
+        BooleanDeserializer() {
+            super(Boolean.class);
+        }
+
+        @Override
+        public Boolean deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            JsonToken token = p.currentToken();
+            if (token == JsonToken.VALUE_TRUE || token == JsonToken.VALUE_FALSE) {
+                return token == JsonToken.VALUE_TRUE;
+            }
+            if (token == JsonToken.VALUE_STRING) {
+                String text = p.getText().trim();
+                if (text.equals("true") || text.equals("false")) {
+                    return Boolean.valueOf(text);
+                }
+                return (Boolean) ctxt.handleWeirdStringValue(Boolean.class, p.getText(), expected(Boolean.class));
+            }
+            if (token == JsonToken.VALUE_NUMBER_INT || token == JsonToken.VALUE_NUMBER_FLOAT) {
+                return (Boolean) ctxt.handleWeirdNumberValue(Boolean.class, p.getNumberValue(), expected(Boolean.class));
+            }
+            return (Boolean) ctxt.handleUnexpectedToken(Boolean.class, p);
+        }
+    }
+
+    private static String expected(Class<?> type) {
+        return ProblemCollector.EXPECTED_PREFIX + YamlSchema.expected(type);
+    }
+
+    private static String failure(Class<?> type, RuntimeException e) {
+        String message = e.getMessage();
+        return message != null && message.startsWith(ProblemCollector.EXPECTED_PREFIX) ? message : expected(type);
+    }
+}

@@ -1,0 +1,185 @@
+package dev.mtlsproxy.config;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.reflect.Type;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.yaml.snakeyaml.error.Mark;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
+
+/**
+ * A pass over the YAML tokens, before mapping, guided by {@link YamlSchema}. It finds what Jackson either cannot
+ * report with a precise path or silently accepts, and records where every value sits so that later problems can name
+ * a line:
+ * <ul>
+ *   <li>syntax errors and empty files (mapping is then skipped);</li>
+ *   <li>unknown keys: Jackson buffers unknown properties of records and replays them without their real path or
+ *       location, so they are reported here instead;</li>
+ *   <li>duplicate keys: Jackson keeps one value of a repeated name silently, and aborts on a repeated record key
+ *       (so mapping is skipped then);</li>
+ *   <li>null list items and null named entries, which the mapper drops to keep the records null-free;</li>
+ *   <li>a second YAML document, which the mapper would ignore.</li>
+ * </ul>
+ */
+final class YamlScan {
+
+    /** A position in the file; 0 when unknown. */
+    record Position(int line, int column) {
+        static final Position UNKNOWN = new Position(0, 0);
+    }
+
+    /**
+     * @param problems     what the scan found
+     * @param positions    where the value at each path starts
+     * @param failedValues paths of values that the mapper will drop
+     * @param mappable     false when there is nothing Jackson could map: not YAML, empty, or a repeated record key
+     */
+    record Result(List<ConfigProblem> problems, Map<String, Position> positions, Set<String> failedValues,
+                  boolean mappable) {
+    }
+
+    private final JsonParser parser;
+    private final List<ConfigProblem> problems = new ArrayList<>();
+    private final Map<String, Position> positions = new HashMap<>();
+    private final Set<String> failedValues = new HashSet<>();
+    private boolean repeatedRecordKey;
+
+    private YamlScan(JsonParser parser) {
+        this.parser = parser;
+    }
+
+    static Result scan(JsonFactory factory, String yaml) {
+        try (JsonParser parser = factory.createParser(yaml)) {
+            return new YamlScan(parser).document();
+        } catch (JsonProcessingException e) {
+            return new Result(List.of(syntaxProblem(e)), Map.of(), Set.of(), false);
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading from a String cannot fail", e);
+        }
+    }
+
+    private Result document() throws IOException {
+        JsonToken first = parser.nextToken();
+        if (first == null || first == JsonToken.VALUE_NULL) {
+            Position at = first == null ? new Position(1, 1) : here();
+            problems.add(problem("", "empty configuration (expected: " + YamlSchema.expected(ProxyConfig.class) + ")",
+                    at));
+            return new Result(problems, positions, failedValues, false);
+        }
+        value(ProxyConfig.class, "");
+        if (parser.nextToken() != null) {
+            problems.add(problem("", "a second YAML document (expected: one document per file)", here()));
+        }
+        return new Result(problems, positions, failedValues, !repeatedRecordKey);
+    }
+
+    private void value(Type type, String path) throws IOException {
+        positions.put(path, here());
+        JsonToken token = parser.currentToken();
+        Class<?> raw = YamlSchema.raw(type);
+        if (token == JsonToken.START_OBJECT && YamlSchema.isMapping(raw)) {
+            record(raw, path);
+        } else if (token == JsonToken.START_OBJECT && Map.class.isAssignableFrom(raw)) {
+            namedEntries(YamlSchema.contentType(type), path);
+        } else if (token == JsonToken.START_ARRAY && List.class.isAssignableFrom(raw)) {
+            list(YamlSchema.contentType(type), path);
+        } else {
+            // scalars, and values of the wrong shape: the mapper reports those with the same path
+            parser.skipChildren();
+        }
+    }
+
+    private void record(Class<?> record, String path) throws IOException {
+        Set<String> seen = new HashSet<>();
+        while (parser.nextToken() == JsonToken.FIELD_NAME) {
+            String key = parser.currentName();
+            String child = YamlPaths.key(path, key);
+            Position keyAt = here();
+            parser.nextToken();
+            Optional<Type> type = YamlSchema.keyType(record, key);
+            if (!seen.add(key)) {
+                repeatedRecordKey = true;
+                duplicate(child, keyAt);
+            } else if (type.isEmpty()) {
+                problems.add(problem(child,
+                        "unknown key (expected: one of " + String.join(", ", YamlSchema.keys(record)) + ")", keyAt));
+                parser.skipChildren();
+            } else {
+                value(type.get(), child);
+            }
+        }
+    }
+
+    private void namedEntries(Type valueType, String path) throws IOException {
+        Set<String> seen = new HashSet<>();
+        while (parser.nextToken() == JsonToken.FIELD_NAME) {
+            String key = parser.currentName();
+            String child = YamlPaths.key(path, key);
+            Position keyAt = here();
+            JsonToken token = parser.nextToken();
+            if (!seen.add(key)) {
+                duplicate(child, keyAt);
+            } else if (token == JsonToken.VALUE_NULL) {
+                nullValue(valueType, child);
+            } else {
+                value(valueType, child);
+            }
+        }
+    }
+
+    private void list(Type itemType, String path) throws IOException {
+        int index = 0;
+        for (JsonToken token = parser.nextToken(); token != JsonToken.END_ARRAY; token = parser.nextToken()) {
+            String child = YamlPaths.item(path, index++);
+            if (token == JsonToken.VALUE_NULL) {
+                nullValue(itemType, child);
+            } else {
+                value(itemType, child);
+            }
+        }
+    }
+
+    private void duplicate(String path, Position keyAt) throws IOException {
+        problems.add(problem(path, "duplicate key (expected: each key at most once)", keyAt));
+        parser.skipChildren();
+    }
+
+    private void nullValue(Type type, String path) {
+        positions.put(path, here());
+        failedValues.add(path);
+        problems.add(problem(path, "null (expected: " + YamlSchema.expected(type) + ")", here()));
+    }
+
+    private Position here() {
+        JsonLocation l = parser.currentTokenLocation();
+        return l.getLineNr() > 0 ? new Position(l.getLineNr(), Math.max(l.getColumnNr(), 0)) : Position.UNKNOWN;
+    }
+
+    private static ConfigProblem problem(String path, String message, Position at) {
+        return new ConfigProblem(path, message, at.line(), at.column());
+    }
+
+    private static ConfigProblem syntaxProblem(JsonProcessingException e) {
+        if (e.getCause() instanceof MarkedYAMLException yaml && yaml.getProblemMark() != null) {
+            String context = yaml.getContext() == null ? "" : yaml.getContext() + ": ";
+            Mark mark = yaml.getProblemMark();
+            return new ConfigProblem("", "not valid YAML - " + context + yaml.getProblem(),
+                    mark.getLine() + 1, mark.getColumn() + 1);
+        }
+        JsonLocation l = e.getLocation();
+        String message = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("unreadable");
+        return new ConfigProblem("", "not valid YAML - " + message,
+                l == null ? 0 : Math.max(l.getLineNr(), 0), l == null ? 0 : Math.max(l.getColumnNr(), 0));
+    }
+}

@@ -1,0 +1,238 @@
+package dev.mtlsproxy.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import io.netty.pkitesting.X509Bundle;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+
+    @TempDir
+    Path dir;
+
+    ConfigFixture fixture;
+
+    @BeforeEach
+    void setUp() {
+        fixture = new ConfigFixture(dir);
+    }
+
+    @Test
+    void loadsAFullConfigWithPathsResolvedAgainstTheFileAndNamesNormalised() throws Exception {
+        Path file = TestPki.write(dir.resolve("proxy.yaml"), ConfigFixture.VALID);
+
+        ProxyConfig config = ConfigLoader.load(file);
+
+        ListenerConfig listener = config.listeners().get(0);
+        assertThat(listener.name()).isEqualTo("main");
+        assertThat(listener.address()).isEqualTo(new HostPort("127.0.0.1", 8443));
+        assertThat(listener.tls().certificate()).isEqualTo(Path.of(fixture.abs("certs/server.pem")));
+        assertThat(listener.tls().privateKey()).isEqualTo(Path.of(fixture.abs("certs/server.key")));
+        assertThat(listener.tls().clientCAs()).containsExactly(Path.of(fixture.abs("certs/ca.pem")));
+        assertThat(listener.tls().certificate()).isAbsolute();
+        assertThat(listener.tls().minVersion()).isEqualTo(TlsVersion.TLS_1_3);
+        assertThat(listener.limits()).isEqualTo(new HttpLimits(DataSize.ofKibibytes(4), DataSize.ofKibibytes(32)));
+        assertThat(listener.idleTimeout()).isEqualTo(Duration.ofMinutes(2));
+        assertThat(listener.handshakeTimeout()).isEqualTo(Duration.ofSeconds(5));
+
+        assertThat(config.identities()).isEqualTo(Map.of(
+                "orders", new IdentityConfig("spiffe://demo.local/orders", null, null),
+                "ops", new IdentityConfig(null, "ops.internal", "alice")));
+
+        RouteConfig orders = config.routes().get(0);
+        assertThat(orders).isEqualTo(new RouteConfig(
+                "orders-api", "api.local", "/orders", List.of("GET", "POST"), "orders", List.of("orders", "ops")));
+        assertThat(config.routes().get(1).host()).isNull();
+        assertThat(config.routes().get(1).methods()).isEmpty();
+
+        assertThat(config.backends().get("orders")).isEqualTo(new BackendConfig(
+                URI.create("http://127.0.0.1:9000"), Duration.ofSeconds(1), Duration.ofSeconds(10), 8,
+                Duration.ofSeconds(30)));
+        assertThat(config.accessLog()).isEqualTo(new AccessLogConfig(true, "stdout"));
+        assertThat(ConfigLoader.warnings(config)).isEmpty();
+    }
+
+    @Test
+    void appliesSecureDefaultsToEverythingLeftOut() throws Exception {
+        ProxyConfig config = fixture.load("""
+                listeners:
+                  - address: "[::1]:0"
+                    tls:
+                      certificate: certs/server.pem
+                      privateKey: certs/server.key
+                      clientCAs: [certs/ca.pem]
+                backends:
+                  b: { url: "http://backend:8080" }
+                """);
+
+        ListenerConfig listener = config.listeners().get(0);
+        assertThat(listener.name()).isEqualTo("main");
+        assertThat(listener.address()).isEqualTo(new HostPort("::1", 0));
+        assertThat(listener.tls().minVersion()).isEqualTo(TlsVersion.TLS_1_2);
+        assertThat(listener.limits()).isEqualTo(HttpLimits.DEFAULT);
+        assertThat(listener.idleTimeout()).isEqualTo(ListenerConfig.DEFAULT_IDLE_TIMEOUT);
+        assertThat(listener.handshakeTimeout()).isEqualTo(ListenerConfig.DEFAULT_HANDSHAKE_TIMEOUT);
+        assertThat(config.identities()).isEmpty();
+        assertThat(config.routes()).isEmpty();
+        assertThat(config.backends().get("b")).isEqualTo(new BackendConfig(URI.create("http://backend:8080"),
+                BackendConfig.DEFAULT_CONNECT_TIMEOUT, BackendConfig.DEFAULT_RESPONSE_TIMEOUT,
+                BackendConfig.DEFAULT_MAX_IDLE_CONNECTIONS, BackendConfig.DEFAULT_IDLE_TIMEOUT));
+        assertThat(config.accessLog()).isEqualTo(AccessLogConfig.DEFAULT);
+    }
+
+    @Test
+    void resolvesARelativeAccessLogPathAgainstTheConfigDirectory() throws Exception {
+        Files.createDirectories(dir.resolve("logs"));
+
+        ProxyConfig config = fixture.load(fixture.with("path: stdout", "path: logs/access.log"));
+
+        assertThat(config.accessLog().path()).isEqualTo(fixture.abs("logs/access.log"));
+    }
+
+    @Test
+    void reportsEveryProblemOfABrokenConfigAtOnceWithPathsAndLines() {
+        X509Bundle other = TestPki.leaf(TestPki.ca("other-ca"), "other.local");
+        TestPki.write(dir.resolve("certs/other.key"), other.getPrivateKeyPEM());
+        String broken = """
+                listeners:
+                  - address: localhost
+                    tls:
+                      certificate: certs/server.pem
+                      privateKey: certs/other.key
+                      clientCAs: [certs/missing-ca.pem]
+                    idleTimeout: 60
+                    idleTimout: 60s
+                identities:
+                  orders: { spiffeId: "spiffe://demo.local/orders" }
+                routes:
+                  - name: billing
+                    pathPrefix: /billing
+                    backend: billing
+                    allow: [billing]
+                backends:
+                  orders:
+                    url: http://127.0.0.1:9000
+                    connectTimeout: 5 seconds
+                    maxIdleConnections: lots
+                """;
+
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> fixture.load(broken));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString).containsExactly(
+                "backends.orders.connectTimeout: \"5 seconds\" (expected: a duration like 500ms, 10s, 5m, 1h)"
+                        + " at line 19, column 21",
+                "backends.orders.maxIdleConnections: \"lots\" (expected: an integer) at line 20, column 25",
+                "listeners[0].address: \"localhost\" (expected: host:port, with IPv6 as [::1]:8443) at line 2, column 14",
+                "listeners[0].idleTimeout: 60 (expected: a duration like 500ms, 10s, 5m, 1h) at line 7, column 18",
+                "listeners[0].idleTimout: unknown key (expected: one of address, handshakeTimeout, idleTimeout,"
+                        + " limits, name, tls) at line 8, column 5",
+                "listeners[0].tls.clientCAs[0]: " + fixture.abs("certs/missing-ca.pem")
+                        + " (expected: a readable PEM file) - no such file at line 6, column 19",
+                "listeners[0].tls.privateKey: " + fixture.abs("certs/other.key")
+                        + " (expected: the private key of listeners[0].tls.certificate) - it belongs to another"
+                        + " certificate at line 5, column 19",
+                "routes[0].allow[0]: \"billing\" (expected: a name under identities:, known: orders)"
+                        + " at line 15, column 13",
+                "routes[0].backend: \"billing\" (expected: a name under backends:, known: orders)"
+                        + " at line 14, column 14");
+        assertThat(e.getMessage()).isEqualTo(String.join("\n",
+                e.problems().stream().map(ConfigProblem::toString).toList()));
+    }
+
+    @Test
+    void aMissingFileIsOneProblem() {
+        Path file = dir.resolve("nope.yaml");
+
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> ConfigLoader.load(file));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString)
+                .containsExactly(file + " (expected: a readable YAML file) - no such file");
+    }
+
+    @Test
+    void aDirectoryIsNotAConfigFile() {
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> ConfigLoader.load(dir));
+
+        assertThat(e.getMessage()).isEqualTo(dir + " (expected: a readable YAML file) - is a directory");
+    }
+
+    @Test
+    void aFileThatIsNotUtf8IsOneProblem() throws Exception {
+        Path file = Files.write(dir.resolve("latin1.yaml"), new byte[] {'a', ':', ' ', (byte) 0xE9, '\n'});
+
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> ConfigLoader.load(file));
+
+        assertThat(e.getMessage()).isEqualTo(file + " (expected: a readable YAML file) - not UTF-8 text");
+    }
+
+    @Test
+    void anEmptyFileIsOneProblem() {
+        for (String empty : List.of("", "# nothing yet\n", "---\n", "~\n")) {
+            assertThat(fixture.problems(empty)).as(empty).containsExactly(
+                    "empty configuration (expected: a mapping with keys accessLog, backends, identities, listeners,"
+                            + " routes)");
+        }
+    }
+
+    @Test
+    void aYamlSyntaxErrorIsOneProblemWithItsLocation() {
+        ConfigException e = catchThrowableOfType(ConfigException.class,
+                () -> fixture.load("accessLog:\n  enabled: true\n  path: logs: x\n"));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString)
+                .containsExactly("not valid YAML - mapping values are not allowed here at line 3, column 13");
+    }
+
+    @Test
+    void tabIndentationIsASyntaxErrorThatSaysSo() {
+        ConfigException e = catchThrowableOfType(ConfigException.class,
+                () -> fixture.load("routes:\n\t- name: a\n"));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString).containsExactly(
+                "not valid YAML - while scanning for the next token: found character '\\t(TAB)' that cannot start"
+                        + " any token. (Do not use \\t(TAB) for indentation) at line 2, column 1");
+    }
+
+    @Test
+    void aYamlSyntaxErrorNamesWhatWasBeingParsed() {
+        ConfigException e = catchThrowableOfType(ConfigException.class,
+                () -> fixture.load("routes: [a, b\n"));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString).containsExactly(
+                "not valid YAML - while parsing a flow sequence: expected ',' or ']', but got <stream end>"
+                        + " at line 2, column 1");
+    }
+
+    @Test
+    void aSecondDocumentIsRejected() {
+        assertThat(fixture.problems(ConfigFixture.VALID + "---\nlisteners: []\n"))
+                .containsExactly("a second YAML document (expected: one document per file)");
+    }
+
+    @Test
+    void problemsAreSortedByPathWithNumericIndexes() {
+        StringBuilder routes = new StringBuilder("routes:\n");
+        for (int i = 0; i < 12; i++) {
+            routes.append("  - { name: r").append(i).append(", backend: nope, allow: [ops], pathPrefix: /p")
+                    .append(i).append(" }\n");
+        }
+        String valid = ConfigFixture.VALID;
+        String config = valid.substring(0, valid.indexOf("routes:")) + routes + valid.substring(valid.indexOf("backends:"));
+
+        List<String> problems = fixture.problems(config);
+
+        assertThat(problems).extracting(p -> p.substring(0, p.indexOf(':')))
+                .containsExactly("routes[0].backend", "routes[1].backend", "routes[2].backend", "routes[3].backend",
+                        "routes[4].backend", "routes[5].backend", "routes[6].backend", "routes[7].backend",
+                        "routes[8].backend", "routes[9].backend", "routes[10].backend", "routes[11].backend");
+    }
+}

@@ -1,0 +1,92 @@
+package dev.mtlsproxy.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import io.netty.pkitesting.X509Bundle;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every shipped example under the repository's {@code config/} must load and validate fully. No certificates are
+ * checked in, so the folder is copied and certificates are minted at whatever relative paths each example names.
+ */
+class ExampleConfigsTest {
+
+    /** Maven runs tests in the module directory. */
+    private static final Path CONFIG_DIR = Path.of("..", "config");
+
+    @TempDir
+    Path tmp;
+
+    static Stream<Path> examples() throws IOException {
+        try (Stream<Path> files = Files.list(CONFIG_DIR)) {
+            List<Path> yaml = files.filter(f -> f.getFileName().toString().endsWith(".yaml")).sorted().toList();
+            assertThat(yaml).as("examples in " + CONFIG_DIR.toAbsolutePath()).isNotEmpty();
+            return yaml.stream().map(Path::getFileName);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("examples")
+    void loadsAndValidates(Path example) throws Exception {
+        Path copy = copyWithCertificates(example);
+
+        ProxyConfig config = ConfigLoader.load(copy);
+
+        assertThat(config.listeners()).isNotEmpty();
+    }
+
+    @Test
+    void theAnnotatedExampleUsesEverythingItDefines() throws Exception {
+        ProxyConfig config = ConfigLoader.load(copyWithCertificates(Path.of("example.yaml")));
+
+        assertThat(ConfigLoader.warnings(config)).isEmpty();
+        assertThat(config.identities()).hasSizeBetween(3, 4);
+        assertThat(config.routes()).hasSizeBetween(3, 4);
+        assertThat(config.backends()).hasSize(2);
+    }
+
+    /** Copies config/ to tmp/config/ (so "../x" stays inside tmp) and mints the files the example names. */
+    private Path copyWithCertificates(Path example) throws IOException {
+        Path configDir = tmp.resolve("config");
+        Files.createDirectories(configDir);
+        Path copy = Files.copy(CONFIG_DIR.resolve(example), configDir.resolve(example.getFileName()));
+        JsonNode root = new YAMLMapper().readTree(copy.toFile());
+
+        X509Bundle ca = TestPki.ca("example-client-ca");
+        Map<Path, X509Bundle> servers = new HashMap<>();
+        for (JsonNode listener : root.path("listeners")) {
+            JsonNode tls = listener.path("tls");
+            Path certificate = inCopy(configDir, tls.path("certificate").asText());
+            X509Bundle server = servers.computeIfAbsent(certificate, c -> TestPki.leaf(ca, "example.local"));
+            TestPki.write(certificate, server.getCertificatePathPEM());
+            TestPki.write(inCopy(configDir, tls.path("privateKey").asText()), server.getPrivateKeyPEM());
+            for (JsonNode bundle : tls.path("clientCAs")) {
+                TestPki.write(inCopy(configDir, bundle.asText()), ca.getCertificatePEM());
+            }
+        }
+        String accessLog = root.path("accessLog").path("path").asText("stdout");
+        if (!accessLog.equals("stdout")) {
+            Files.createDirectories(inCopy(configDir, accessLog).getParent());
+        }
+        return copy;
+    }
+
+    private static Path inCopy(Path configDir, String relative) {
+        assertThat(Path.of(relative)).as("example configs use paths relative to their file").isRelative();
+        Path resolved = configDir.resolve(relative).normalize();
+        assertThat(resolved).as("%s stays inside the copied tree", relative).startsWithRaw(configDir.getParent());
+        return resolved;
+    }
+}

@@ -1,0 +1,172 @@
+package dev.mtlsproxy.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Values that cannot be mapped onto the records: each message, exactly, and that nothing else is reported. */
+class MappingProblemsTest {
+
+    @TempDir
+    Path dir;
+
+    ConfigFixture fixture;
+
+    @BeforeEach
+    void setUp() {
+        fixture = new ConfigFixture(dir);
+    }
+
+    @Test
+    void tls11IsNotAVersionTheProxySpeaks() {
+        assertThat(fixture.problems(fixture.with("minVersion: TLSv1.3", "minVersion: TLSv1.1")))
+                .containsExactly("listeners[0].tls.minVersion: \"TLSv1.1\" (expected: one of TLSv1.2, TLSv1.3)");
+    }
+
+    @Test
+    void unknownKeysListTheKnownOnes() {
+        assertThat(fixture.problems(fixture.with("      minVersion:", "      ciphers: [x]\n      minVersion:")))
+                .containsExactly("listeners[0].tls.ciphers: unknown key"
+                        + " (expected: one of certificate, clientCAs, minVersion, privateKey)");
+    }
+
+    @Test
+    void unknownKeysAreFoundAtEveryLevel() {
+        String yaml = fixture.with("accessLog:", "metrics: on\naccessLog:")
+                .replace("    url: http://localhost:9001", "    url: http://localhost:9001\n    tls: {}")
+                .replace("ops: { subjectCn: alice,", "ops: { subjectCN: alice,");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "backends.inventory.tls: unknown key (expected: one of connectTimeout, idleTimeout,"
+                        + " maxIdleConnections, responseTimeout, url)",
+                "identities.ops.subjectCN: unknown key (expected: one of dnsSan, spiffeId, subjectCn)",
+                "metrics: unknown key (expected: one of accessLog, backends, identities, listeners, routes)");
+    }
+
+    @Test
+    void aRepeatedNameIsReportedAndTheRestStillValidated() {
+        String yaml = fixture.with("  inventory:\n    url:", "  orders:\n    url: http://x:1\n  inventory:\n    url:")
+                .replace("backend: inventory", "backend: nope");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "backends.orders: duplicate key (expected: each key at most once)",
+                "routes[1].backend: \"nope\" (expected: a name under backends:, known: inventory, orders)");
+    }
+
+    @Test
+    void duplicateKeysAreReportedWhereverTheyAre() {
+        // a repeated record key stops Jackson, so only what the scan finds is reported
+        String yaml = fixture.with("    idleTimeout: 30s\n", "    idleTimeout: 30s\n    idleTimeout: 31s\n")
+                .replace("  inventory:\n    url:", "  orders:\n    url: http://x:1\n  inventory:\n    url:");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "backends.orders: duplicate key (expected: each key at most once)",
+                "backends.orders.idleTimeout: duplicate key (expected: each key at most once)");
+    }
+
+    @Test
+    void nullListItemsAndEntriesAreReported() {
+        String yaml = fixture.with("methods: [get, POST]", "methods: [get, ~]")
+                .replace("  ops: { subjectCn: alice, dnsSan: ops.internal }", "  ops:");
+
+        // routes may still name "ops": it is defined, only badly
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "identities.ops: null (expected: a mapping with keys dnsSan, spiffeId, subjectCn)",
+                "routes[0].methods[1]: null (expected: a string)");
+    }
+
+    @Test
+    void anEmptyListItemIsReportedAndTheOtherItemsAreNotMisnumbered() {
+        String yaml = fixture.with("routes:\n", "routes:\n  -\n").replace("backend: inventory", "backend: nope");
+
+        // the route after the empty item is routes[2] in the file, but routes[1] in the records: not checked
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "routes[0]: null (expected: a mapping with keys allow, backend, host, methods, name, pathPrefix)");
+    }
+
+    @Test
+    void aValueOfTheWrongShapeSaysWhichShapeWasExpected() {
+        String yaml = fixture.with("limits: { maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB }", "limits: 16KiB")
+                .replace("methods: [get, POST]", "methods: GET")
+                .replace("- name: inventory", "- name: [inventory]")
+                .replace("identities:\n", "identities:\n  wrong: [a]\n")
+                .replace("accessLog: { enabled: true, path: stdout }", "accessLog: []");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "accessLog: a list (expected: a mapping with keys enabled, path)",
+                "identities.wrong: a list (expected: a mapping with keys dnsSan, spiffeId, subjectCn)",
+                "listeners[0].limits: \"16KiB\" (expected: a mapping with keys maxHeaderSize, maxInitialLineLength)",
+                "routes[0].methods: \"GET\" (expected: a list)",
+                "routes[1].name: a list (expected: a string)");
+    }
+
+    @Test
+    void topLevelSectionsOfTheWrongShape() {
+        assertThat(fixture.problems("listeners: {}\nidentities: []\nroutes: x\n")).containsExactly(
+                "identities: a list (expected: a mapping of names)",
+                "listeners: a mapping (expected: a list)",
+                "routes: \"x\" (expected: a list)");
+    }
+
+    @Test
+    void aDocumentThatIsNotAMapping() {
+        assertThat(fixture.problems("- listeners\n")).containsExactly(
+                "a list (expected: a mapping with keys accessLog, backends, identities, listeners, routes)");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            idleTimeout: 2m            | idleTimeout: 2 minutes      | listeners[0].idleTimeout: "2 minutes" (expected: a duration like 500ms, 10s, 5m, 1h)
+            idleTimeout: 2m            | idleTimeout: 120            | listeners[0].idleTimeout: 120 (expected: a duration like 500ms, 10s, 5m, 1h)
+            maxHeaderSize: 32KiB       | maxHeaderSize: 32KB         | listeners[0].limits.maxHeaderSize: "32KB" (expected: a size like 512B, 16KiB, 1MiB, 2GiB)
+            maxHeaderSize: 32KiB       | maxHeaderSize: 1.5          | listeners[0].limits.maxHeaderSize: 1.5 (expected: a size like 512B, 16KiB, 1MiB, 2GiB)
+            address: 127.0.0.1:8443    | address: 127.0.0.1          | listeners[0].address: "127.0.0.1" (expected: host:port, with IPv6 as [::1]:8443)
+            address: 127.0.0.1:8443    | address: 127.0.0.1:70000    | listeners[0].address: "127.0.0.1:70000" (expected: host:port with a port from 0 to 65535)
+            address: 127.0.0.1:8443    | address: 8443               | listeners[0].address: 8443 (expected: host:port, e.g. 127.0.0.1:8443)
+            url: http://127.0.0.1:9000 | url: 'http://bad host:9000' | backends.orders.url: "http://bad host:9000" (expected: http://host:port)
+            maxIdleConnections: 8      | maxIdleConnections: 8.5     | backends.orders.maxIdleConnections: 8.5 (expected: an integer)
+            maxIdleConnections: 8      | maxIdleConnections: 9999999999 | backends.orders.maxIdleConnections: 9999999999 (expected: an integer)
+            maxIdleConnections: 8      | maxIdleConnections: eight   | backends.orders.maxIdleConnections: "eight" (expected: an integer)
+            enabled: true              | enabled: maybe              | accessLog.enabled: "maybe" (expected: true or false)
+            enabled: true              | enabled: 1                  | accessLog.enabled: 1 (expected: true or false)
+            enabled: true              | enabled: {}                 | accessLog.enabled: a mapping (expected: true or false)
+            certificate: certs/server.pem | certificate: ''          | listeners[0].tls.certificate: "" (expected: a file path)
+            certificate: certs/server.pem | certificate: 42          | listeners[0].tls.certificate: 42 (expected: a file path)
+            """)
+    void badScalarValues(String target, String replacement, String expected) {
+        assertThat(fixture.problems(fixture.with(target, replacement))).containsExactly(expected);
+    }
+
+    @Test
+    void quotedNumbersAndBooleansAreAccepted() throws Exception {
+        ProxyConfig config = fixture.load(fixture.with("maxIdleConnections: 8", "maxIdleConnections: \"8\"")
+                .replace("enabled: true", "enabled: \"false\"")
+                .replace("maxHeaderSize: 32KiB", "maxHeaderSize: 32768"));
+
+        assertThat(config.backends().get("orders").maxIdleConnections()).isEqualTo(8);
+        assertThat(config.accessLog().enabled()).isFalse();
+        assertThat(config.listeners().get(0).limits().maxHeaderSize()).isEqualTo(DataSize.ofKibibytes(32));
+    }
+
+    @Test
+    void aPemPastedWhereAFileNameBelongsIsNeverEchoed() {
+        String yaml = fixture.with("privateKey: certs/server.key",
+                "privateKey: |\n        -----BEGIN PRIVATE KEY-----\n        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n"
+                        + "        -----END PRIVATE KEY-----");
+
+        assertThat(fixture.problems(yaml)).containsExactly("listeners[0].tls.privateKey: <PEM text, not shown>"
+                + " (expected: a file path, not the PEM text itself)");
+    }
+
+    @Test
+    void aBadValueIsNotReportedTwiceByValidation() {
+        // "0" fails to map; the "must be positive" rule must not pile on for the same path
+        assertThat(fixture.problems(fixture.with("handshakeTimeout: 5s", "handshakeTimeout: 0")))
+                .containsExactly("listeners[0].handshakeTimeout: 0 (expected: a duration like 500ms, 10s, 5m, 1h)");
+    }
+}

@@ -1,0 +1,62 @@
+package dev.mtlsproxy.config;
+
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+
+/** Certificates minted per test run; nothing here is ever checked in. */
+final class TestPki {
+
+    private TestPki() {
+    }
+
+    static X509Bundle ca(String cn) {
+        try {
+            return new CertificateBuilder().subject("CN=" + cn).setIsCertificateAuthority(true).ecp256().buildSelfSigned();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static X509Bundle leaf(X509Bundle issuer, String cn, CertificateBuilder.Algorithm algorithm) {
+        try {
+            return new CertificateBuilder().subject("CN=" + cn).addSanDnsName(cn).algorithm(algorithm)
+                    .buildIssuedBy(issuer);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static X509Bundle leaf(X509Bundle issuer, String cn) {
+        return leaf(issuer, cn, CertificateBuilder.Algorithm.ecp256);
+    }
+
+    static Path write(Path file, String text) {
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+            return Files.writeString(file, text);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static String pem(String label, byte[] der) {
+        return "-----BEGIN " + label + "-----\n"
+                + Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(der)
+                + "\n-----END " + label + "-----\n";
+    }
+
+    /** Writes {@code certs/ca.pem}, {@code certs/server.pem} (chain) and {@code certs/server.key} under dir. */
+    static X509Bundle writeServerFiles(Path dir) {
+        X509Bundle ca = ca("test-ca");
+        X509Bundle server = leaf(ca, "server.local");
+        write(dir.resolve("certs/ca.pem"), ca.getCertificatePEM());
+        write(dir.resolve("certs/server.pem"), server.getCertificatePathPEM());
+        write(dir.resolve("certs/server.key"), server.getPrivateKeyPEM());
+        return server;
+    }
+}

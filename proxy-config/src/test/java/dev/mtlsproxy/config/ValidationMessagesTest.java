@@ -1,0 +1,387 @@
+package dev.mtlsproxy.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.netty.pkitesting.X509Bundle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Every message of the validation pass, exactly, each from a valid config broken in one way. */
+class ValidationMessagesTest {
+
+    @TempDir
+    Path dir;
+
+    ConfigFixture fixture;
+
+    @BeforeEach
+    void setUp() {
+        fixture = new ConfigFixture(dir);
+    }
+
+    @Nested
+    class Listeners {
+
+        @Test
+        void atLeastOneListener() {
+            String yaml = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("identities:"));
+
+            assertThat(fixture.problems(yaml)).containsExactly("listeners: [] (expected: at least one listener)");
+        }
+
+        @Test
+        void listenerNamesAreUnique() {
+            String second = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("  - name: main"),
+                    ConfigFixture.VALID.indexOf("identities:")).replace("8443", "8444");
+
+            assertThat(fixture.problems(fixture.with("identities:", second + "identities:"))).containsExactly(
+                    "listeners[1].name: \"main\" (expected: a unique listener name) - also used by listeners[0]");
+        }
+
+        @Test
+        void addressAndTlsAreRequired() {
+            String yaml = fixture.with("  - name: main\n    address: 127.0.0.1:8443\n", "  - name: main\n");
+            String withoutTls = yaml.substring(0, yaml.indexOf("    tls:")) + yaml.substring(yaml.indexOf("    limits:"));
+
+            assertThat(fixture.problems(withoutTls)).containsExactly(
+                    "listeners[0].address: missing (expected: host:port, e.g. 127.0.0.1:8443)",
+                    "listeners[0].tls: missing (expected: a mapping with keys certificate, clientCAs, minVersion,"
+                            + " privateKey)");
+        }
+
+        @Test
+        void certificateAndKeyAreRequired() {
+            String yaml = fixture.with("      certificate: certs/server.pem\n      privateKey: certs/server.key\n", "");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].tls.certificate: missing (expected: a PEM file with the certificate chain, leaf first)",
+                    "listeners[0].tls.privateKey: missing (expected: an unencrypted PKCS#8 private key)");
+        }
+
+        @Test
+        void filesMustExist() {
+            String yaml = fixture.with("certs/server.pem", "certs/nope.pem").replace("certs/server.key", "certs");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].tls.certificate: " + fixture.abs("certs/nope.pem")
+                            + " (expected: a readable PEM file) - no such file",
+                    "listeners[0].tls.privateKey: " + fixture.abs("certs")
+                            + " (expected: a readable PEM file) - is a directory");
+        }
+
+        @Test
+        void certificateFileMustHoldACertificate() {
+            assertThat(fixture.problems(fixture.with("certificate: certs/server.pem", "certificate: certs/server.key")))
+                    .containsExactly("listeners[0].tls.certificate: " + fixture.abs("certs/server.key")
+                            + " (expected: a PEM file with the certificate chain, leaf first)"
+                            + " - no CERTIFICATE block found (found: PRIVATE KEY)");
+        }
+
+        @Test
+        void keyFileMustHoldAPkcs8Key() throws Exception {
+            Files.writeString(dir.resolve("certs/server.key"), TestPki.pem("RSA PRIVATE KEY", new byte[] {1, 2, 3}));
+
+            assertThat(fixture.problems(ConfigFixture.VALID)).containsExactly("listeners[0].tls.privateKey: "
+                    + fixture.abs("certs/server.key") + " (expected: an unencrypted PKCS#8 private key)"
+                    + " - PKCS#1/SEC1 key; convert with: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8");
+        }
+
+        @Test
+        void keyMustBelongToTheCertificate() {
+            X509Bundle other = TestPki.leaf(TestPki.ca("other"), "other.local");
+            TestPki.write(dir.resolve("certs/other.key"), other.getPrivateKeyPEM());
+
+            assertThat(fixture.problems(fixture.with("certs/server.key", "certs/other.key"))).containsExactly(
+                    "listeners[0].tls.privateKey: " + fixture.abs("certs/other.key")
+                            + " (expected: the private key of listeners[0].tls.certificate)"
+                            + " - it belongs to another certificate");
+        }
+
+        @Test
+        void clientCertificatesCannotBeTurnedOff() {
+            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]", "clientCAs: []"))).containsExactly(
+                    "listeners[0].tls.clientCAs: [] (expected: at least one CA bundle;"
+                            + " client certificates are always required)");
+        }
+
+        @Test
+        void leavingClientCasOutIsTheSameError() {
+            assertThat(fixture.problems(fixture.with("      clientCAs: [certs/ca.pem]\n", ""))).containsExactly(
+                    "listeners[0].tls.clientCAs: [] (expected: at least one CA bundle;"
+                            + " client certificates are always required)");
+        }
+
+        @Test
+        void clientCaBundlesHoldOnlyCas() {
+            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]",
+                    "clientCAs: [certs/ca.pem, certs/server.pem]"))).containsExactly(
+                    "listeners[0].tls.clientCAs[1]: " + fixture.abs("certs/server.pem")
+                            + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=server.local)"
+                            + " is not a CA");
+        }
+
+        @Test
+        void clientCaBundlesMustBeReadablePem() {
+            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]",
+                    "clientCAs: [certs/none.pem, certs/server.key]"))).containsExactly(
+                    "listeners[0].tls.clientCAs[0]: " + fixture.abs("certs/none.pem")
+                            + " (expected: a readable PEM file) - no such file",
+                    "listeners[0].tls.clientCAs[1]: " + fixture.abs("certs/server.key")
+                            + " (expected: a PEM bundle of CA certificates) - no CERTIFICATE block found"
+                            + " (found: PRIVATE KEY)");
+        }
+
+        @Test
+        void durationsAndLimitsArePositive() {
+            String yaml = fixture.with("idleTimeout: 2m", "idleTimeout: 0s")
+                    .replace("handshakeTimeout: 5s", "handshakeTimeout: PT-1S")
+                    .replace("maxInitialLineLength: 4KiB", "maxInitialLineLength: 0");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].handshakeTimeout: -1s (expected: a positive duration)",
+                    "listeners[0].idleTimeout: 0s (expected: a positive duration)",
+                    "listeners[0].limits.maxInitialLineLength: 0B (expected: a positive size)");
+        }
+    }
+
+    @Nested
+    class Identities {
+
+        @Test
+        void anIdentityMatchesOnSomething() {
+            assertThat(fixture.problems(fixture.with("orders: { spiffeId: \"spiffe://demo.local/orders\" }",
+                    "orders: {}"))).containsExactly(
+                    "identities.orders: {} (expected: at least one of spiffeId, dnsSan, subjectCn)");
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"spiffe:/demo.local/orders", "https://demo.local/orders", "spiffe://",
+                "spiffe:///orders", "spiffe://Demo.local/orders", "spiffe://demo.local/orders/",
+                "spiffe://demo.local/../orders", "spiffe://demo.local/o?x=1", "spiffe://demo.local:8443/orders"})
+        void spiffeIdsHaveTheSpiffeSyntax(String id) {
+            assertThat(fixture.problems(fixture.with("spiffe://demo.local/orders", id))).containsExactly(
+                    "identities.orders.spiffeId: \"" + id + "\" (expected: spiffe://trust-domain/path)");
+        }
+
+        @Test
+        void aTrustDomainAloneIsASpiffeId() throws Exception {
+            fixture.load(fixture.with("spiffe://demo.local/orders", "spiffe://demo.local"));
+        }
+
+        @Test
+        void dnsSansAreDnsNamesAndCommonNamesAreNotBlank() {
+            assertThat(fixture.problems(fixture.with("subjectCn: alice, dnsSan: ops.internal",
+                    "subjectCn: ' ', dnsSan: ops_internal"))).containsExactly(
+                    "identities.ops.dnsSan: \"ops_internal\" (expected: a DNS name like ops.example.com)",
+                    "identities.ops.subjectCn: \" \" (expected: a non-empty name)");
+        }
+    }
+
+    @Nested
+    class Names {
+
+        static final String EXPECTED = " (expected: a name matching [A-Za-z0-9][A-Za-z0-9_.-]*)";
+
+        @Test
+        void identityAndBackendNamesAreSafeForLogsAndMetrics() {
+            String yaml = fixture.with("  orders: { spiffeId", "  orders team: { spiffeId")
+                    .replace("allow: [orders, ops]", "allow: [ops]")
+                    .replace("  inventory:\n    url", "  _inventory:\n    url")
+                    .replace("backend: inventory", "backend: _inventory");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends._inventory: \"_inventory\"" + EXPECTED,
+                    "identities.orders team: \"orders team\"" + EXPECTED);
+        }
+
+        @Test
+        void listenerAndRouteNamesAreSafeForLogsAndMetrics() {
+            String yaml = fixture.with("- name: main", "- name: main/1")
+                    .replace("- name: orders-api", "- name: orders api");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].name: \"main/1\"" + EXPECTED,
+                    "routes[0].name: \"orders api\"" + EXPECTED);
+        }
+    }
+
+    @Nested
+    class Routes {
+
+        @Test
+        void routeNamesAreRequiredAndUnique() {
+            String yaml = fixture.with("  - name: inventory\n", "  - name: orders-api\n");
+            String unnamed = fixture.with("  - name: inventory\n    pathPrefix", "  - pathPrefix");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "routes[1].name: \"orders-api\" (expected: a unique route name) - also used by routes[0]");
+            assertThat(fixture.problems(unnamed)).containsExactly(
+                    "routes[1].name: missing (expected: a unique route name)");
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"api.local:8443", "*.", "-api.local", "api..local", "api_local", "*.*.local",
+                "http://api.local", "api.local."})
+        void hostsAreHostNamesOrWildcards(String host) {
+            assertThat(fixture.problems(fixture.with("host: API.local", "host: '" + host + "'"))).containsExactly(
+                    "routes[0].host: \"" + host + "\" (expected: a host name like api.example.com or *.example.com,"
+                            + " without port)");
+        }
+
+        @Test
+        void wildcardHostsAreAccepted() throws Exception {
+            assertThat(fixture.load(fixture.with("host: API.local", "host: '*.Example.com'")).routes().get(0).host())
+                    .isEqualTo("*.example.com");
+        }
+
+        @Test
+        void pathPrefixesStartWithASlash() {
+            assertThat(fixture.problems(fixture.with("pathPrefix: /orders", "pathPrefix: orders"))).containsExactly(
+                    "routes[0].pathPrefix: \"orders\" (expected: a path starting with /,"
+                            + " without .., //, %, ?, #, ; or \\)");
+        }
+
+        @ParameterizedTest
+        @CsvSource(delimiter = '|', quoteCharacter = '`', textBlock = """
+                /orders/../admin | ..
+                /orders//x       | //
+                /orders%2e       | %
+                /orders?x        | ?
+                /orders#x        | #
+                /orders;x        | ;
+                /orders\\x       | \\
+                """)
+        void pathPrefixesHaveNothingABackendMightReadDifferently(String prefix, String unsafe) {
+            String yaml = fixture.with("pathPrefix: /orders", "pathPrefix: '" + prefix + "'");
+
+            assertThat(fixture.problems(yaml)).containsExactly("routes[0].pathPrefix: "
+                    + Values.quote(prefix) + " (expected: a path starting with /, without .., //, %, ?, #, ; or \\)"
+                    + " - contains " + Values.quote(unsafe));
+        }
+
+        @Test
+        void methodsAreHttpTokens() {
+            assertThat(fixture.problems(fixture.with("methods: [get, POST]", "methods: [get, 'PO ST']")))
+                    .containsExactly("routes[0].methods[1]: \"PO ST\" (expected: an HTTP method like GET or POST)");
+        }
+
+        @Test
+        void backendsAreRequiredAndMustExist() {
+            String yaml = fixture.with("    backend: orders\n", "").replace("backend: inventory", "backend: billing");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "routes[0].backend: missing (expected: a name under backends:, known: inventory, orders)",
+                    "routes[1].backend: \"billing\" (expected: a name under backends:, known: inventory, orders)");
+        }
+
+        @Test
+        void referencesSayWhenNothingIsDefined() {
+            String yaml = """
+                    listeners:
+                      - address: 127.0.0.1:0
+                        tls: { certificate: certs/server.pem, privateKey: certs/server.key, clientCAs: [certs/ca.pem] }
+                    routes:
+                      - { name: r, backend: b, allow: [i] }
+                    """;
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "routes[0].allow[0]: \"i\" (expected: a name under identities:, known: none)",
+                    "routes[0].backend: \"b\" (expected: a name under backends:, known: none)");
+        }
+
+        @Test
+        void allowedIdentitiesMustExist() {
+            assertThat(fixture.problems(fixture.with("allow: [ops]", "allow: [ops, billing]"))).containsExactly(
+                    "routes[1].allow[1]: \"billing\" (expected: a name under identities:, known: ops, orders)");
+        }
+
+        @Test
+        void twoRoutesCannotMatchTheSameRequests() {
+            String yaml = fixture.with("  - name: inventory\n    pathPrefix: /inventory\n",
+                    "  - name: inventory\n    host: api.LOCAL\n    pathPrefix: /orders\n    methods: [POST, GET]\n");
+
+            assertThat(fixture.problems(yaml)).containsExactly("routes[1]: host=api.local pathPrefix=/orders"
+                    + " methods=GET,POST (expected: a unique host, pathPrefix and methods) - same as routes[0]");
+        }
+
+        @Test
+        void routesDifferingOnlyInMethodsAreFine() throws Exception {
+            fixture.load(fixture.with("  - name: inventory\n    pathPrefix: /inventory\n",
+                    "  - name: inventory\n    host: api.local\n    pathPrefix: /orders\n    methods: [DELETE]\n"));
+        }
+    }
+
+    @Nested
+    class Backends {
+
+        @ParameterizedTest
+        @CsvSource(delimiter = '|', textBlock = """
+                https://127.0.0.1:9443     | ' - TLS backends are not supported yet'
+                ftp://127.0.0.1:9000       | ''
+                127.0.0.1:9000             | ''
+                http:/orders               | ' - no host'
+                http://127.0.0.1:99999     | ' - port out of range'
+                http://u:p@127.0.0.1:9000  | ' - user info, query and fragment are not allowed'
+                http://127.0.0.1:9000/?x=1 | ' - user info, query and fragment are not allowed'
+                """)
+        void urlsArePlainHttp(String url, String detail) {
+            assertThat(fixture.problems(fixture.with("url: http://127.0.0.1:9000", "url: '" + url + "'")))
+                    .containsExactly("backends.orders.url: \"" + url + "\" (expected: http://host:port)" + detail);
+        }
+
+        @Test
+        void urlIsRequired() {
+            assertThat(fixture.problems(fixture.with("    url: http://127.0.0.1:9000\n", "")))
+                    .containsExactly("backends.orders.url: missing (expected: http://host:port)");
+        }
+
+        @Test
+        void timeoutsArePositiveAndPoolsNotNegative() {
+            String yaml = fixture.with("connectTimeout: 1s", "connectTimeout: 0ms")
+                    .replace("responseTimeout: 10s", "responseTimeout: 0s")
+                    .replace("idleTimeout: 30s", "idleTimeout: 0d")
+                    .replace("maxIdleConnections: 8", "maxIdleConnections: -1");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.connectTimeout: 0s (expected: a positive duration)",
+                    "backends.orders.idleTimeout: 0s (expected: a positive duration)",
+                    "backends.orders.maxIdleConnections: -1 (expected: zero or more)",
+                    "backends.orders.responseTimeout: 0s (expected: a positive duration)");
+        }
+
+        @Test
+        void zeroIdleConnectionsTurnsPoolingOff() throws Exception {
+            fixture.load(fixture.with("maxIdleConnections: 8", "maxIdleConnections: 0"));
+        }
+    }
+
+    @Nested
+    class AccessLog {
+
+        @Test
+        void theDirectoryMustExist() {
+            assertThat(fixture.problems(fixture.with("path: stdout", "path: logs/access.log"))).containsExactly(
+                    "accessLog.path: \"" + fixture.abs("logs/access.log")
+                            + "\" (expected: stdout or a file in an existing directory)");
+        }
+
+        @Test
+        void thePathIsAFile() {
+            assertThat(fixture.problems(fixture.with("path: stdout", "path: certs"))).containsExactly(
+                    "accessLog.path: \"" + fixture.abs("certs")
+                            + "\" (expected: stdout or a file in an existing directory) - it is a directory");
+        }
+
+        @Test
+        void aDisabledLogIsNotChecked() throws Exception {
+            fixture.load(fixture.with("{ enabled: true, path: stdout }", "{ enabled: false, path: nope/x.log }"));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+package dev.mtlsproxy.core.http;
+
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.util.AsciiString;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.util.List;
+
+/**
+ * Header rewriting at the proxy boundary, both directions.
+ *
+ * <p>Identity headers are the security contract with the backend: whatever a client sent under those names is
+ * removed before anything is added, on every request, so a backend can trust them.
+ */
+public final class ForwardedHeaders {
+
+    /** RFC 9110 7.6.1 hop-by-hop fields; framing (Transfer-Encoding, Content-Length) is handled by the codecs. */
+    private static final List<AsciiString> HOP_BY_HOP = List.of(
+            HttpHeaderNames.CONNECTION, AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"),
+            HttpHeaderNames.PROXY_AUTHENTICATE, HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE,
+            HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE);
+
+    /**
+     * Headers that carry a client identity in some proxy's convention (Envoy, nginx, HAProxy, cloud load balancers).
+     * A client must never be able to set any of them.
+     */
+    public static final List<AsciiString> IDENTITY_HEADERS = List.of(
+            AsciiString.cached("x-forwarded-client-cert"),
+            AsciiString.cached("x-client-cert"),
+            AsciiString.cached("x-client-cert-chain"),
+            AsciiString.cached("x-ssl-client-cert"),
+            AsciiString.cached("x-ssl-client-dn"),
+            AsciiString.cached("x-ssl-client-s-dn"),
+            AsciiString.cached("x-ssl-client-verify"),
+            AsciiString.cached("x-client-verify"),
+            AsciiString.cached("x-client-dn"),
+            AsciiString.cached("ssl-client-cert"));
+
+    private static final AsciiString XFCC = IDENTITY_HEADERS.get(0);
+    private static final AsciiString XFF = AsciiString.cached("x-forwarded-for");
+    private static final AsciiString XFP = AsciiString.cached("x-forwarded-proto");
+    private static final AsciiString XFH = AsciiString.cached("x-forwarded-host");
+
+    private ForwardedHeaders() {
+    }
+
+    /**
+     * Prepares request headers for the backend.
+     *
+     * @param by the proxy's own URI SAN for the XFCC {@code By} element, or null
+     */
+    public static void forBackend(HttpHeaders headers, SocketAddress client, PeerIdentity peer, String by) {
+        removeHopByHop(headers);
+        for (AsciiString name : IDENTITY_HEADERS) {
+            headers.remove(name);
+        }
+        String clientIp = client instanceof InetSocketAddress inet && inet.getAddress() != null
+                ? inet.getAddress().getHostAddress() : String.valueOf(client);
+        String prior = headers.get(XFF);
+        headers.set(XFF, prior == null || prior.isBlank() ? clientIp : prior + ", " + clientIp);
+        headers.set(XFP, "https");
+        String host = headers.get(HttpHeaderNames.HOST);
+        if (host != null) {
+            headers.set(XFH, host);
+        } else {
+            headers.remove(XFH);
+        }
+        headers.set(XFCC, clientCertHeader(peer, by));
+    }
+
+    /** Prepares response headers for the client. */
+    public static void forClient(HttpHeaders headers) {
+        removeHopByHop(headers);
+    }
+
+    private static void removeHopByHop(HttpHeaders headers) {
+        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+        for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
+            for (String token : connection.split(",")) {
+                String name = token.trim();
+                if (!name.isEmpty()) {
+                    headers.remove(name);
+                }
+            }
+        }
+        for (AsciiString name : HOP_BY_HOP) {
+            headers.remove(name);
+        }
+    }
+
+    /**
+     * Envoy's {@code x-forwarded-client-cert} format: {@code By=..;Hash=..;Subject="..";URI=..;DNS=..}. Values that
+     * contain {@code , ; = "} are quoted, with {@code "} escaped, so a crafted SAN cannot inject elements.
+     */
+    static String clientCertHeader(PeerIdentity peer, String by) {
+        StringBuilder b = new StringBuilder(256);
+        if (by != null) {
+            element(b, "By", by, false);
+        }
+        element(b, "Hash", peer.sha256(), false);
+        element(b, "Subject", peer.subject(), true);
+        for (String uri : peer.uriSans()) {
+            element(b, "URI", uri, false);
+        }
+        for (String dns : peer.dnsSans()) {
+            element(b, "DNS", dns, false);
+        }
+        return b.toString();
+    }
+
+    private static void element(StringBuilder b, String key, String value, boolean alwaysQuote) {
+        if (b.length() > 0) {
+            b.append(';');
+        }
+        b.append(key).append('=');
+        boolean quote = alwaysQuote;
+        for (int i = 0; i < value.length() && !quote; i++) {
+            char c = value.charAt(i);
+            quote = c == ',' || c == ';' || c == '=' || c == '"';
+        }
+        if (!quote) {
+            b.append(value);
+            return;
+        }
+        b.append('"');
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            if (c == '"' || c == '\\') {
+                b.append('\\');
+            }
+            // Header values cannot carry CR/LF; certificate text never should, but never let it split a header.
+            b.append(c == '\r' || c == '\n' ? ' ' : c);
+        }
+        b.append('"');
+    }
+}

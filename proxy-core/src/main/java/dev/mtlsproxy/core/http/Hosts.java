@@ -1,0 +1,61 @@
+package dev.mtlsproxy.core.http;
+
+import java.util.Locale;
+
+/** Host header handling: one canonical form for matching, or a refusal. */
+public final class Hosts {
+
+    private Hosts() {
+    }
+
+    /**
+     * Lower-cases, strips the port and one trailing dot, and removes IPv6 brackets.
+     *
+     * @return the canonical host, "" for an absent header, or null when the value is not a host
+     */
+    public static String normalise(String hostHeader) {
+        if (hostHeader == null) {
+            return "";
+        }
+        String h = hostHeader.trim().toLowerCase(Locale.ROOT);
+        if (h.startsWith("[")) {
+            int close = h.indexOf(']');
+            if (close < 0 || (close + 1 < h.length() && !validPort(h.substring(close + 1)))) {
+                return null;
+            }
+            return h.substring(1, close);
+        }
+        int colon = h.indexOf(':');
+        if (colon >= 0) {
+            if (!validPort(h.substring(colon))) {
+                return null;
+            }
+            h = h.substring(0, colon);
+        }
+        if (h.endsWith(".")) {
+            h = h.substring(0, h.length() - 1);
+        }
+        if (h.isEmpty()) {
+            return null;
+        }
+        for (int i = 0; i < h.length(); i++) {
+            char c = h.charAt(i);
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
+                return null;
+            }
+        }
+        return h;
+    }
+
+    private static boolean validPort(String colonAndPort) {
+        if (colonAndPort.length() < 2 || colonAndPort.length() > 6 || colonAndPort.charAt(0) != ':') {
+            return false;
+        }
+        for (int i = 1; i < colonAndPort.length(); i++) {
+            if (!Character.isDigit(colonAndPort.charAt(i))) {
+                return false;
+            }
+        }
+        return Integer.parseInt(colonAndPort.substring(1)) <= 65535;
+    }
+}

@@ -1,0 +1,150 @@
+package dev.mtlsproxy.core.http;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A request-target reduced to the one form that is both checked by policy and sent to the backend, so the two can
+ * never disagree about which resource is meant.
+ *
+ * <p>Normalisation: percent-encoded unreserved characters are decoded (so {@code %2e} is a dot), other escapes get
+ * upper-case hex, {@code .} and {@code ..} segments are resolved, repeated slashes merge. Refused outright, because
+ * backends disagree about them: an escape of {@code /}, {@code \} or NUL, a raw backslash, a {@code ;} path parameter,
+ * a {@code ..} that climbs above the root, a fragment, a malformed escape, and any form other than origin-form
+ * ({@code /path}) or absolute-form ({@code http://host/path}).
+ *
+ * @param path      the normalised path, always starting with "/"
+ * @param query     the raw query without "?", or null
+ * @param authority the authority of an absolute-form target, or null
+ */
+public record RequestTarget(String path, String query, String authority) {
+
+    /** Thrown for a target that must not be forwarded; the request gets 400. */
+    public static final class InvalidTargetException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        InvalidTargetException(String reason) {
+            super(reason);
+        }
+    }
+
+    /** What the backend receives as the request-target: normalised path plus the query as sent. */
+    public String pathAndQuery() {
+        return query == null ? path : path + "?" + query;
+    }
+
+    public static RequestTarget parse(String uri) throws InvalidTargetException {
+        String authority = null;
+        String rest = uri;
+        if (!uri.startsWith("/")) {
+            String lower = uri.toLowerCase(Locale.ROOT);
+            int schemeEnd = lower.startsWith("http://") ? 7 : lower.startsWith("https://") ? 8 : -1;
+            if (schemeEnd < 0) {
+                throw new InvalidTargetException("request-target is not in origin-form or absolute-form");
+            }
+            int slash = uri.indexOf('/', schemeEnd);
+            int question = uri.indexOf('?', schemeEnd);
+            int end = slash >= 0 ? slash : question >= 0 ? question : uri.length();
+            authority = uri.substring(schemeEnd, end);
+            if (authority.isEmpty() || authority.indexOf('@') >= 0) {
+                throw new InvalidTargetException("absolute-form target without a usable authority");
+            }
+            rest = slash >= 0 && (question < 0 || slash < question) ? uri.substring(slash) : "/" + uri.substring(end);
+        }
+        if (rest.indexOf('#') >= 0) {
+            throw new InvalidTargetException("fragment in request-target");
+        }
+        int q = rest.indexOf('?');
+        String rawPath = q >= 0 ? rest.substring(0, q) : rest;
+        String query = q >= 0 ? rest.substring(q + 1) : null;
+        return new RequestTarget(normalisePath(rawPath), query, authority);
+    }
+
+    static String normalisePath(String raw) throws InvalidTargetException {
+        String decoded = decodeUnreserved(raw);
+        if (decoded.indexOf('\\') >= 0) {
+            throw new InvalidTargetException("backslash in path");
+        }
+        if (decoded.indexOf(';') >= 0) {
+            throw new InvalidTargetException("path parameter (;) in path");
+        }
+        List<String> segments = new ArrayList<>();
+        for (String segment : decoded.split("/", -1)) {
+            if (segment.isEmpty() || segment.equals(".")) {
+                continue;
+            }
+            if (segment.equals("..")) {
+                if (segments.isEmpty()) {
+                    throw new InvalidTargetException("path escapes the root");
+                }
+                segments.remove(segments.size() - 1);
+                continue;
+            }
+            segments.add(segment);
+        }
+        boolean trailingSlash = decoded.length() > 1 && (decoded.endsWith("/") || decoded.endsWith("/.")
+                || decoded.endsWith("/.."));
+        StringBuilder out = new StringBuilder(decoded.length());
+        for (String segment : segments) {
+            out.append('/').append(segment);
+        }
+        if (out.length() == 0 || trailingSlash) {
+            out.append('/');
+        }
+        return out.toString();
+    }
+
+    private static String decodeUnreserved(String raw) throws InvalidTargetException {
+        if (raw.indexOf('%') < 0) {
+            checkCharacters(raw);
+            return raw;
+        }
+        StringBuilder out = new StringBuilder(raw.length());
+        for (int i = 0; i < raw.length(); i++) {
+            char c = raw.charAt(i);
+            if (c != '%') {
+                checkCharacter(c);
+                out.append(c);
+                continue;
+            }
+            if (i + 2 >= raw.length()) {
+                throw new InvalidTargetException("truncated percent-escape");
+            }
+            int hi = Character.digit(raw.charAt(i + 1), 16);
+            int lo = Character.digit(raw.charAt(i + 2), 16);
+            if (hi < 0 || lo < 0) {
+                throw new InvalidTargetException("malformed percent-escape");
+            }
+            char decoded = (char) (hi << 4 | lo);
+            if (decoded == '/' || decoded == '\\' || decoded == 0) {
+                throw new InvalidTargetException("encoded slash, backslash or NUL in path");
+            }
+            if (isUnreserved(decoded)) {
+                out.append(decoded);
+            } else {
+                out.append('%').append(Character.toUpperCase(raw.charAt(i + 1)))
+                        .append(Character.toUpperCase(raw.charAt(i + 2)));
+            }
+            i += 2;
+        }
+        return out.toString();
+    }
+
+    private static void checkCharacters(String raw) throws InvalidTargetException {
+        for (int i = 0; i < raw.length(); i++) {
+            checkCharacter(raw.charAt(i));
+        }
+    }
+
+    private static void checkCharacter(char c) throws InvalidTargetException {
+        if (c <= 0x20 || c >= 0x7f) {
+            throw new InvalidTargetException("control, space or non-ASCII character in path");
+        }
+    }
+
+    private static boolean isUnreserved(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                || c == '-' || c == '.' || c == '_' || c == '~';
+    }
+}

@@ -1,0 +1,99 @@
+package dev.mtlsproxy.core.identity;
+
+import dev.mtlsproxy.core.tls.HandshakeFailureReason;
+import dev.mtlsproxy.core.tls.HandshakeFailures;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Captures the peer's identity once, when the handshake completes, then removes itself: nothing re-parses
+ * certificates per request. On a failed handshake it logs the classified reason (SslHandler closes the channel).
+ *
+ * <p>New per channel, but stateless. The channel does not auto-read, so this handler also starts reading: once for
+ * the handshake (SslHandler keeps reading until it completes) and once for the first request after it.
+ */
+public final class IdentityHandler extends ChannelInboundHandlerAdapter {
+
+    private static final Logger log = LoggerFactory.getLogger(IdentityHandler.class);
+
+    /** Told of every handshake outcome; metrics hang off this later. */
+    public interface HandshakeListener {
+        void succeeded(PeerIdentity identity);
+
+        void failed(HandshakeFailureReason reason);
+    }
+
+    private final String listener;
+    private final HandshakeListener listenerCallback;
+
+    public IdentityHandler(String listener, HandshakeListener listenerCallback) {
+        this.listener = listener;
+        this.listenerCallback = listenerCallback;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        ctx.fireChannelActive();
+        ctx.read();
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+        if (evt instanceof SslHandshakeCompletionEvent completion) {
+            if (completion.isSuccess()) {
+                onSuccess(ctx);
+            } else {
+                onFailure(ctx, completion.cause());
+            }
+        }
+        ctx.fireUserEventTriggered(evt);
+    }
+
+    private void onSuccess(ChannelHandlerContext ctx) {
+        SslHandler tls = ctx.pipeline().get(SslHandler.class);
+        PeerIdentity identity;
+        try {
+            Certificate[] chain = tls.engine().getSession().getPeerCertificates();
+            identity = PeerIdentities.fromCertificate((X509Certificate) chain[0]);
+        } catch (SSLPeerUnverifiedException | java.security.cert.CertificateParsingException | ClassCastException e) {
+            // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
+            log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,
+                    ctx.channel().remoteAddress(), e.toString());
+            listenerCallback.failed(HandshakeFailureReason.OTHER);
+            ctx.close();
+            return;
+        }
+        ctx.channel().attr(PeerIdentity.KEY).set(identity);
+        listenerCallback.succeeded(identity);
+        ctx.pipeline().remove(this);
+        ctx.read();
+    }
+
+    private void onFailure(ChannelHandlerContext ctx, Throwable cause) {
+        HandshakeFailureReason reason = HandshakeFailures.classify(cause);
+        listenerCallback.failed(reason);
+        log.info("event=handshake_failed listener={} remote={} reason={} detail=\"{}\"", listener,
+                ctx.channel().remoteAddress(), reason.label(), rootMessage(cause));
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        return String.valueOf(root.getMessage()).replace('"', '\'');
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        // Handshake errors arrive here too, after the completion event; the event already logged them.
+        ctx.close();
+    }
+}

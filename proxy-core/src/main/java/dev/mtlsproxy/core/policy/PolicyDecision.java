@@ -1,0 +1,24 @@
+package dev.mtlsproxy.core.policy;
+
+/**
+ * The outcome of checking one request.
+ *
+ * @param outcome  what to do
+ * @param route    the matched route, null for {@link Outcome#NO_ROUTE}
+ * @param identity the name of the configured identity that was granted, null unless allowed
+ */
+public record PolicyDecision(Outcome outcome, Route route, String identity) {
+
+    public enum Outcome {
+        ALLOW, DENY, NO_ROUTE, METHOD_NOT_ALLOWED
+    }
+
+    public boolean allowed() {
+        return outcome == Outcome.ALLOW;
+    }
+
+    /** Route name for logs and metrics, {@code "-"} when none matched. */
+    public String routeName() {
+        return route == null ? "-" : route.name();
+    }
+}

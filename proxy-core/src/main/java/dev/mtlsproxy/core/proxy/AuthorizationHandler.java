@@ -1,0 +1,138 @@
+package dev.mtlsproxy.core.proxy;
+
+import dev.mtlsproxy.core.http.ErrorResponses;
+import dev.mtlsproxy.core.http.Hosts;
+import dev.mtlsproxy.core.http.RequestTarget;
+import dev.mtlsproxy.core.policy.PolicyDecision;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ReferenceCountUtil;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Decides each request before anything reaches a backend: normalises the target, matches the route, checks the
+ * identity's grant. Allowed requests continue with the normalised target (the backend receives exactly the path
+ * that was checked); anything else is answered here with 400/403/404/405/417 and its body is discarded unread.
+ */
+final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
+
+    private static final Logger log = LoggerFactory.getLogger(AuthorizationHandler.class);
+
+    private final Supplier<ProxyRuntime> runtime;
+    /** Releasing the body of a refused request. Event-loop confined. */
+    private boolean discarding;
+
+    AuthorizationHandler(Supplier<ProxyRuntime> runtime) {
+        this.runtime = runtime;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (msg instanceof HttpRequest request) {
+            authorize(ctx, request);
+        } else if (discarding && msg instanceof HttpContent) {
+            discarding = !(msg instanceof LastHttpContent);
+            ReferenceCountUtil.release(msg);
+        } else {
+            ctx.fireChannelRead(msg);
+        }
+    }
+
+    private void authorize(ChannelHandlerContext ctx, HttpRequest request) {
+        ProxyRuntime rt = runtime.get();
+        Exchange exchange = ctx.channel().attr(Exchange.KEY).get();
+        RequestTarget target;
+        try {
+            target = RequestTarget.parse(request.uri());
+        } catch (RequestTarget.InvalidTargetException e) {
+            log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), e.getMessage());
+            refuse(ctx, request, exchange, rt, HttpResponseStatus.BAD_REQUEST, true);
+            return;
+        }
+        String host = Hosts.normalise(request.headers().get(HttpHeaderNames.HOST));
+        if (host == null || (target.authority() != null && !target.authority().isEmpty()
+                && !host.equals(Hosts.normalise(target.authority())))) {
+            log.info("event=bad_request remote={} problem=\"invalid Host\"", ctx.channel().remoteAddress());
+            refuse(ctx, request, exchange, rt, HttpResponseStatus.BAD_REQUEST, true);
+            return;
+        }
+        exchange.path = target.path();
+        PolicyDecision decision = rt.policy().decide(exchange.peer(), request.method().name(), host, target.path());
+        exchange.decision = decision;
+        switch (decision.outcome()) {
+            case ALLOW -> allow(ctx, request, exchange, rt, target);
+            case DENY -> {
+                log.info("event=denied route={} peer=\"{}\" fingerprint={} method={} path=\"{}\" reason=\"{}\"",
+                        decision.routeName(), exchange.peer().displayName(), exchange.peer().sha256(),
+                        request.method(), target.path(), "no grant matched");
+                refuse(ctx, request, exchange, rt, HttpResponseStatus.FORBIDDEN, false);
+            }
+            case NO_ROUTE -> refuse(ctx, request, exchange, rt, HttpResponseStatus.NOT_FOUND, false);
+            case METHOD_NOT_ALLOWED -> refuse(ctx, request, exchange, rt, HttpResponseStatus.METHOD_NOT_ALLOWED, false);
+        }
+    }
+
+    private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, ProxyRuntime rt,
+            RequestTarget target) {
+        String expect = request.headers().get(HttpHeaderNames.EXPECT);
+        if (expect != null && !HttpHeaderValues.CONTINUE.contentEqualsIgnoreCase(expect.trim())) {
+            refuse(ctx, request, exchange, rt, HttpResponseStatus.EXPECTATION_FAILED, false);
+            return;
+        }
+        request.setUri(target.pathAndQuery());
+        if (HttpUtil.is100ContinueExpected(request)) {
+            // Authorised: the body is welcome. The proxy answers the expectation itself (as nginx does) rather than
+            // relaying it, so a refused request never reaches the point of inviting a body.
+            request.headers().remove(HttpHeaderNames.EXPECT);
+            ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
+                    Unpooled.EMPTY_BUFFER));
+        }
+        ctx.fireChannelRead(request);
+    }
+
+    /**
+     * Answers the request here. The connection stays open only when no body follows, since reading a body just to
+     * discard it would let a refused client make us do work; with a body pending we close after the response.
+     */
+    private void refuse(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, ProxyRuntime rt,
+            HttpResponseStatus status, boolean hostile) {
+        boolean bodyFollows = !(request instanceof LastHttpContent)
+                && (HttpUtil.isTransferEncodingChunked(request) || HttpUtil.getContentLength(request, 0L) > 0);
+        boolean keepAlive = !hostile && !bodyFollows && HttpUtil.isKeepAlive(request);
+        discarding = !(request instanceof LastHttpContent);
+        ReferenceCountUtil.release(request);
+        FullHttpResponse response = ErrorResponses.of(status, keepAlive);
+        if (status == HttpResponseStatus.METHOD_NOT_ALLOWED && exchange.decision != null) {
+            response.headers().set(HttpHeaderNames.ALLOW, String.join(", ", exchange.decision.route().methods()));
+        }
+        exchange.responseStarted = true;
+        exchange.finish(rt.accessLog(), status.code());
+        var written = ctx.writeAndFlush(response);
+        if (!keepAlive) {
+            written.addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (discarding && ctx.channel().isActive()) {
+            // Reads during discard are only for a bodiless request's empty terminator in the next packet.
+            ctx.read();
+        }
+        ctx.fireChannelReadComplete();
+    }
+}

@@ -1,0 +1,102 @@
+package dev.mtlsproxy.core.proxy;
+
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ReferenceCountUtil;
+import java.util.ArrayDeque;
+
+/**
+ * Keeps exactly one exchange in flight per connection, so every handler after it can assume HTTP/1.1 pipelining
+ * does not exist. A request that arrives before the previous response has been written is held here (with whatever
+ * follows it) and released when that response ends; since nothing reads the socket while a response is pending,
+ * what is held is bounded by one read.
+ *
+ * <p>It also owns "read the next request": when a final response has been written, it either replays held messages
+ * or asks the socket for more. State is per channel and event-loop confined.
+ */
+final class ExchangeSequencer extends ChannelDuplexHandler {
+
+    private final ArrayDeque<Object> held = new ArrayDeque<>();
+    private boolean responsePending;
+    private boolean interimResponse;
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (!held.isEmpty() || (responsePending && msg instanceof HttpRequest)) {
+            held.add(msg);
+            return;
+        }
+        if (msg instanceof HttpRequest) {
+            responsePending = true;
+        }
+        ctx.fireChannelRead(msg);
+    }
+
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+        boolean endsExchange = false;
+        if (msg instanceof HttpResponse response) {
+            // 100 Continue and friends precede the final response; they do not end the exchange.
+            interimResponse = response.status().codeClass() == HttpStatusClass.INFORMATIONAL;
+        }
+        if (msg instanceof LastHttpContent) {
+            endsExchange = !interimResponse;
+            interimResponse = false;
+        }
+        ctx.write(msg, promise);
+        if (endsExchange) {
+            responsePending = false;
+            // Deferred: we are inside a write, possibly deep in another handler's call stack.
+            ctx.executor().execute(() -> next(ctx));
+        }
+    }
+
+    private void next(ChannelHandlerContext ctx) {
+        if (!ctx.channel().isActive() || responsePending) {
+            return;
+        }
+        if (held.isEmpty()) {
+            ctx.read();
+            return;
+        }
+        while (!held.isEmpty() && !(responsePending && held.peek() instanceof HttpRequest)) {
+            Object msg = held.poll();
+            if (msg instanceof HttpRequest) {
+                responsePending = true;
+            }
+            ctx.fireChannelRead(msg);
+        }
+        ctx.fireChannelReadComplete();
+    }
+
+    @Override
+    public void read(ChannelHandlerContext ctx) {
+        // Held messages come before anything new from the socket; they are replayed when the response ends.
+        if (held.isEmpty()) {
+            ctx.read();
+        }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        releaseHeld();
+        ctx.fireChannelInactive();
+    }
+
+    @Override
+    public void handlerRemoved(ChannelHandlerContext ctx) {
+        releaseHeld();
+    }
+
+    private void releaseHeld() {
+        Object msg;
+        while ((msg = held.poll()) != null) {
+            ReferenceCountUtil.release(msg);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+package dev.mtlsproxy.core.proxy;
+
+import dev.mtlsproxy.config.HttpLimits;
+import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.Pem;
+import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.backend.Backend;
+import dev.mtlsproxy.core.identity.PeerIdentities;
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.log.AccessLog;
+import dev.mtlsproxy.core.tls.ServerTlsContexts;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.resolver.NoopAddressResolverGroup;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.security.GeneralSecurityException;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running proxy: one event loop group sized to the cores, one server channel per listener, backend connections on
+ * the same loops. Built from a validated {@link ProxyConfig}; everything it needs is passed in.
+ */
+public final class ProxyServer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(ProxyServer.class);
+
+    private final EventLoopGroup group;
+    private final Map<String, Channel> listeners;
+    private final ProxyRuntime runtime;
+    private final HandshakeCounters handshakes;
+
+    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime,
+            HandshakeCounters handshakes) {
+        this.group = group;
+        this.listeners = listeners;
+        this.runtime = runtime;
+        this.handshakes = handshakes;
+    }
+
+    /**
+     * Builds TLS contexts and the runtime (off any event loop), then binds every listener.
+     *
+     * @param threads event loop threads; 0 means one per core
+     */
+    public static ProxyServer start(ProxyConfig config, AccessLog accessLog, Clock clock, int threads)
+            throws PemException, IOException, GeneralSecurityException, InterruptedException {
+        Transport transport = Transport.best();
+        ProxyRuntime runtime = ProxyRuntime.build(config, accessLog);
+        HandshakeCounters handshakes = new HandshakeCounters();
+        int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        EventLoopGroup group = transport.newGroup(loops);
+        Map<String, Channel> bound = new LinkedHashMap<>();
+        try {
+            ForwardingHandler.BackendConnector connector = backendConnector(transport);
+            for (ListenerConfig listener : config.listeners()) {
+                var sslContext = ServerTlsContexts.forListener(listener.tls(), clock);
+                String by = ownUriSan(listener);
+                ServerBootstrap bootstrap = new ServerBootstrap()
+                        .group(group)
+                        .channel(transport.serverChannel())
+                        .option(ChannelOption.SO_BACKLOG, 1024)
+                        .childOption(ChannelOption.AUTO_READ, false)
+                        .childOption(ChannelOption.TCP_NODELAY, true)
+                        .childHandler(new ProxyChannelInitializer(listener, sslContext, by, () -> runtime,
+                                connector, handshakes, clock));
+                Channel channel = bootstrap.bind(listener.address().host(), listener.address().port()).sync()
+                        .channel();
+                bound.put(listener.name(), channel);
+                log.info("event=listening listener={} address={} transport={} tls=\"{}\"", listener.name(),
+                        channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription());
+            }
+        } catch (PemException | IOException | GeneralSecurityException | InterruptedException | RuntimeException e) {
+            for (Channel c : bound.values()) {
+                c.close();
+            }
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw e;
+        }
+        return new ProxyServer(group, bound, runtime, handshakes);
+    }
+
+    private static ForwardingHandler.BackendConnector backendConnector(Transport transport) {
+        return (loop, backend) -> new Bootstrap()
+                .group(loop)
+                .channel(transport.clientChannel())
+                // Addresses were resolved when the configuration was built; never resolve on an event loop.
+                .resolver(NoopAddressResolverGroup.INSTANCE)
+                .option(ChannelOption.AUTO_READ, false)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) backend.connectTimeout().toMillis())
+                .handler(backendInitializer(backend))
+                .connect(backend.address());
+    }
+
+    /**
+     * Backend pipeline: idle (closes pooled connections unused for idleTimeout), http (strict client codec), relay.
+     */
+    private static ChannelInitializer<Channel> backendInitializer(Backend backend) {
+        return new ChannelInitializer<>() {
+            @Override
+            protected void initChannel(Channel ch) {
+                HttpDecoderConfig decoder = new HttpDecoderConfig()
+                        .setMaxInitialLineLength(HttpLimits.DEFAULT.maxInitialLineLength().toIntBytes())
+                        .setMaxHeaderSize(64 * 1024)
+                        .setMaxChunkSize(64 * 1024)
+                        .setAllowDuplicateContentLengths(false)
+                        .setStrictLineParsing(true)
+                        .setValidateHeaders(true);
+                ch.pipeline()
+                        .addLast("idle", new IdleStateHandler(0, 0, backend.config().idleTimeout().toNanos(),
+                                TimeUnit.NANOSECONDS))
+                        .addLast("http", new HttpClientCodec(decoder, false, false))
+                        .addLast("relay", new BackendHandler(backend.pool()));
+            }
+        };
+    }
+
+    /** The proxy's own URI SAN (its SPIFFE ID, typically), for the XFCC "By" element. */
+    private static String ownUriSan(ListenerConfig listener) throws PemException, GeneralSecurityException {
+        PeerIdentity own = PeerIdentities.fromCertificate(Pem.readCertificates(listener.tls().certificate()).get(0));
+        return own.spiffeId() != null ? own.spiffeId() : own.uriSans().isEmpty() ? null : own.uriSans().get(0);
+    }
+
+    /** The bound address of a listener, with the real port when the config asked for port 0. */
+    public InetSocketAddress address(String listenerName) {
+        Channel channel = listeners.get(listenerName);
+        if (channel == null) {
+            throw new IllegalArgumentException("no listener " + listenerName);
+        }
+        return (InetSocketAddress) channel.localAddress();
+    }
+
+    public List<InetSocketAddress> addresses() {
+        List<InetSocketAddress> all = new ArrayList<>();
+        for (Channel c : listeners.values()) {
+            all.add((InetSocketAddress) c.localAddress());
+        }
+        return all;
+    }
+
+    public HandshakeCounters handshakes() {
+        return handshakes;
+    }
+
+    /** Stops accepting, closes pooled backend connections and the event loops. */
+    @Override
+    public void close() {
+        for (Channel c : listeners.values()) {
+            c.close().syncUninterruptibly();
+        }
+        runtime.backends().values().forEach(b -> b.pool().closeAll());
+        group.shutdownGracefully(0, 5, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+}

@@ -1,0 +1,100 @@
+package dev.mtlsproxy.core.proxy;
+
+import dev.mtlsproxy.core.http.ErrorResponses;
+import dev.mtlsproxy.core.log.AccessLog;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.DecoderResultProvider;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.util.ReferenceCountUtil;
+import java.time.Clock;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Admits a request only when its framing is unambiguous, and opens its {@link Exchange}.
+ *
+ * <p>Anything the strict codec could not decode (both Content-Length and Transfer-Encoding, differing duplicate
+ * Content-Length, a malformed chunk, an oversized head) and any Transfer-Encoding other than plain {@code chunked},
+ * or a Host header that is missing or repeated, gets 400 and the connection is closed: after a framing error the
+ * position of the next request in the byte stream is unknown, so nothing more on this connection can be trusted.
+ * A request already being forwarded when its body turns out malformed is cut off: the backend connection is closed
+ * with the body incomplete, so the backend never sees a complete request either.
+ */
+final class RequestGuard extends ChannelInboundHandlerAdapter {
+
+    private static final Logger log = LoggerFactory.getLogger(RequestGuard.class);
+
+    private final Clock clock;
+    private final AccessLog accessLog;
+    /** Once set, every further message is dropped while the connection closes. Event-loop confined. */
+    private boolean rejected;
+
+    RequestGuard(Clock clock, AccessLog accessLog) {
+        this.clock = clock;
+        this.accessLog = accessLog;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (rejected) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        if (msg instanceof HttpRequest request) {
+            Exchange exchange = new Exchange(ctx.channel(), clock, request.method().name(), request.uri());
+            ctx.channel().attr(Exchange.KEY).set(exchange);
+        }
+        String problem = problem(msg);
+        if (problem == null) {
+            ctx.fireChannelRead(msg);
+            return;
+        }
+        ReferenceCountUtil.release(msg);
+        reject(ctx, problem);
+    }
+
+    private static String problem(Object msg) {
+        if (msg instanceof DecoderResultProvider provider && provider.decoderResult().isFailure()) {
+            Throwable cause = provider.decoderResult().cause();
+            return cause instanceof TooLongFrameException ? "request head too large" : "malformed request: "
+                    + cause.getMessage();
+        }
+        if (!(msg instanceof HttpRequest request)) {
+            return null;
+        }
+        List<String> transferEncodings = request.headers().getAll(HttpHeaderNames.TRANSFER_ENCODING);
+        if (!transferEncodings.isEmpty()
+                && (transferEncodings.size() > 1 || !transferEncodings.get(0).trim().equalsIgnoreCase("chunked"))) {
+            return "unsupported Transfer-Encoding";
+        }
+        int hosts = request.headers().getAll(HttpHeaderNames.HOST).size();
+        if (hosts > 1 || (hosts == 0 && request.protocolVersion().equals(HttpVersion.HTTP_1_1))) {
+            return "missing or repeated Host";
+        }
+        return null;
+    }
+
+    /** Answers 400 unless a response has already begun, where closing is the only signal left. */
+    private void reject(ChannelHandlerContext ctx, String problem) {
+        rejected = true;
+        Exchange exchange = ctx.channel().attr(Exchange.KEY).get();
+        log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), problem);
+        if (exchange != null && exchange.responseStarted) {
+            ctx.close();
+            return;
+        }
+        if (exchange != null) {
+            exchange.responseStarted = true;
+            exchange.finish(accessLog, HttpResponseStatus.BAD_REQUEST.code(), "bad_request");
+        }
+        ctx.writeAndFlush(ErrorResponses.of(HttpResponseStatus.BAD_REQUEST, false))
+                .addListener(ChannelFutureListener.CLOSE);
+    }
+}

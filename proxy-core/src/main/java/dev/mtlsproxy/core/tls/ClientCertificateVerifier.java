@@ -1,0 +1,202 @@
+package dev.mtlsproxy.core.tls;
+
+import java.net.Socket;
+import java.security.GeneralSecurityException;
+import java.security.cert.CertPath;
+import java.security.cert.CertPathValidator;
+import java.security.cert.CertPathValidatorException;
+import java.security.cert.CertPathValidatorException.BasicReason;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
+import java.security.cert.CertificateParsingException;
+import java.security.cert.PKIXCertPathChecker;
+import java.security.cert.PKIXParameters;
+import java.security.cert.PKIXReason;
+import java.security.cert.TrustAnchor;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Date;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.X509ExtendedTrustManager;
+
+/**
+ * Verifies client certificate chains with full PKIX path validation against the listener's CA bundle: signatures,
+ * validity dates at the injected clock, basic constraints and path length, and the clientAuth extended key usage
+ * wherever a certificate of the chain restricts its usage (the Go/ghostunnel rule, stricter than OpenSSL's default).
+ *
+ * <p>Every rejection is a {@link ClientCertificateRejectedException} with a {@link HandshakeFailureReason}, so the
+ * handshake outcome is classified by type. Revocation is not checked here yet (CRLs come with hot reload).
+ *
+ * <p>Thread-safe and shared by all connections of one TLS context.
+ */
+final class ClientCertificateVerifier extends X509ExtendedTrustManager {
+
+    static final String EKU_OID = "2.5.29.37";
+    private static final String CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+    private static final String ANY_EKU = "2.5.29.37.0";
+    /** Leaf plus intermediates a client may send; deeper chains are refused before any signature is checked. */
+    static final int MAX_CHAIN_LENGTH = 5;
+
+    private final Set<TrustAnchor> anchors;
+    private final Set<X509Certificate> anchorCertificates;
+    private final X509Certificate[] acceptedIssuers;
+    private final Clock clock;
+
+    ClientCertificateVerifier(Collection<X509Certificate> trustedCAs, Clock clock) {
+        if (trustedCAs.isEmpty()) {
+            throw new IllegalArgumentException("at least one trusted CA is required");
+        }
+        Set<TrustAnchor> a = new HashSet<>();
+        for (X509Certificate ca : trustedCAs) {
+            a.add(new TrustAnchor(ca, null));
+        }
+        this.anchors = Set.copyOf(a);
+        this.anchorCertificates = Set.copyOf(new LinkedHashSet<>(trustedCAs));
+        this.acceptedIssuers = trustedCAs.toArray(new X509Certificate[0]);
+        this.clock = clock;
+    }
+
+    void verify(X509Certificate[] chain) throws ClientCertificateRejectedException {
+        if (chain == null || chain.length == 0) {
+            throw new ClientCertificateRejectedException(
+                    HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null);
+        }
+        if (chain.length > MAX_CHAIN_LENGTH) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
+                    "client sent " + chain.length + " certificates, at most " + MAX_CHAIN_LENGTH + " accepted", null);
+        }
+        // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
+        List<X509Certificate> path = new ArrayList<>(chain.length);
+        for (X509Certificate c : chain) {
+            if (!anchorCertificates.contains(c) || path.isEmpty()) {
+                path.add(c);
+            }
+        }
+        try {
+            CertificateFactory factory = CertificateFactory.getInstance("X.509");
+            CertPath certPath = factory.generateCertPath(path);
+            PKIXParameters params = new PKIXParameters(anchors);
+            params.setRevocationEnabled(false);
+            params.setDate(Date.from(clock.instant()));
+            params.addCertPathChecker(new ClientAuthUsageChecker());
+            CertPathValidator.getInstance("PKIX").validate(certPath, params);
+        } catch (CertPathValidatorException e) {
+            throw new ClientCertificateRejectedException(classify(e), describe(e), e);
+        } catch (GeneralSecurityException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e);
+        }
+    }
+
+    private static HandshakeFailureReason classify(CertPathValidatorException e) {
+        CertPathValidatorException.Reason reason = e.getReason();
+        if (reason == BasicReason.EXPIRED) {
+            return HandshakeFailureReason.EXPIRED;
+        }
+        if (reason == BasicReason.NOT_YET_VALID) {
+            return HandshakeFailureReason.NOT_YET_VALID;
+        }
+        if (reason == BasicReason.REVOKED) {
+            return HandshakeFailureReason.REVOKED;
+        }
+        if (reason == PKIXReason.NO_TRUST_ANCHOR) {
+            return HandshakeFailureReason.UNKNOWN_CA;
+        }
+        if (reason == PKIXReason.PATH_TOO_LONG) {
+            return HandshakeFailureReason.CHAIN_TOO_LONG;
+        }
+        if (reason == PKIXReason.INVALID_KEY_USAGE) {
+            return HandshakeFailureReason.BAD_EKU;
+        }
+        return HandshakeFailureReason.OTHER;
+    }
+
+    private static String describe(CertPathValidatorException e) {
+        String at = e.getIndex() >= 0 ? " at chain index " + e.getIndex() : "";
+        return e.getReason() + at;
+    }
+
+    /**
+     * Requires clientAuth (or anyExtendedKeyUsage) in every certificate of the path that carries an EKU extension.
+     * Claiming the EKU OID also stops PKIX from rejecting a critical EKU as "unrecognised".
+     */
+    private static final class ClientAuthUsageChecker extends PKIXCertPathChecker {
+
+        @Override
+        public void init(boolean forward) {
+            // Stateless: each certificate is judged on its own extension.
+        }
+
+        @Override
+        public boolean isForwardCheckingSupported() {
+            return true;
+        }
+
+        @Override
+        public Set<String> getSupportedExtensions() {
+            return Set.of(EKU_OID);
+        }
+
+        @Override
+        public void check(Certificate cert, Collection<String> unresolvedCritExts) throws CertPathValidatorException {
+            unresolvedCritExts.remove(EKU_OID);
+            List<String> usages;
+            try {
+                usages = ((X509Certificate) cert).getExtendedKeyUsage();
+            } catch (CertificateParsingException e) {
+                throw new CertPathValidatorException("unreadable extended key usage", e, null, -1,
+                        PKIXReason.INVALID_KEY_USAGE);
+            }
+            if (usages != null && !usages.contains(CLIENT_AUTH) && !usages.contains(ANY_EKU)) {
+                throw new CertPathValidatorException("extended key usage does not allow clientAuth", null, null, -1,
+                        PKIXReason.INVALID_KEY_USAGE);
+            }
+        }
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+        verify(chain);
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
+            throws CertificateException {
+        verify(chain);
+    }
+
+    @Override
+    public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+            throws CertificateException {
+        verify(chain);
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+        throw new CertificateException("this trust manager only verifies clients");
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
+            throws CertificateException {
+        throw new CertificateException("this trust manager only verifies clients");
+    }
+
+    @Override
+    public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+            throws CertificateException {
+        throw new CertificateException("this trust manager only verifies clients");
+    }
+
+    /** Sent in the CertificateRequest so clients holding several certificates pick one from a trusted CA. */
+    @Override
+    public X509Certificate[] getAcceptedIssuers() {
+        return acceptedIssuers.clone();
+    }
+}

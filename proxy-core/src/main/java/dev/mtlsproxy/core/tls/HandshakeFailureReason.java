@@ -1,0 +1,25 @@
+package dev.mtlsproxy.core.tls;
+
+import java.util.Locale;
+
+/**
+ * Why a client was refused at the TLS handshake. A closed set: it is the metric label and what tests assert, so a
+ * new reason is a deliberate change, never a free-form string.
+ */
+public enum HandshakeFailureReason {
+    NO_CERTIFICATE,
+    UNKNOWN_CA,
+    EXPIRED,
+    NOT_YET_VALID,
+    REVOKED,
+    BAD_EKU,
+    CHAIN_TOO_LONG,
+    PROTOCOL_VERSION,
+    HANDSHAKE_TIMEOUT,
+    OTHER;
+
+    /** Lower-case form used in logs and metric labels, e.g. {@code unknown_ca}. */
+    public String label() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+}

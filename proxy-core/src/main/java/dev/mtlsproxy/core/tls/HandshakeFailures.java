@@ -1,0 +1,50 @@
+package dev.mtlsproxy.core.tls;
+
+import io.netty.handler.ssl.SslHandshakeTimeoutException;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Classifies a failed handshake into a {@link HandshakeFailureReason}.
+ *
+ * <p>Rejections decided by our own verifier are classified by their exception type. Some failures happen inside
+ * BoringSSL before any Java code runs (the client sent no certificate, or offered only old protocol versions); for
+ * those the only signal netty-tcnative gives is BoringSSL's error string, which embeds a stable reason code such as
+ * {@code PEER_DID_NOT_RETURN_A_CERTIFICATE}. We match those codes, never prose, and only in this class.
+ */
+public final class HandshakeFailures {
+
+    private static final Map<String, HandshakeFailureReason> BORINGSSL_REASON_CODES = Map.of(
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE", HandshakeFailureReason.NO_CERTIFICATE,
+            "UNSUPPORTED_PROTOCOL", HandshakeFailureReason.PROTOCOL_VERSION,
+            "TLSV1_ALERT_PROTOCOL_VERSION", HandshakeFailureReason.PROTOCOL_VERSION,
+            "WRONG_VERSION_NUMBER", HandshakeFailureReason.PROTOCOL_VERSION,
+            "NO_SHARED_CIPHER", HandshakeFailureReason.PROTOCOL_VERSION);
+
+    private HandshakeFailures() {
+    }
+
+    public static HandshakeFailureReason classify(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            if (t instanceof ClientCertificateRejectedException rejected) {
+                return rejected.reason();
+            }
+            if (t instanceof SslHandshakeTimeoutException) {
+                return HandshakeFailureReason.HANDSHAKE_TIMEOUT;
+            }
+        }
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            String message = t.getMessage();
+            if (message == null) {
+                continue;
+            }
+            String upper = message.toUpperCase(Locale.ROOT);
+            for (var entry : BORINGSSL_REASON_CODES.entrySet()) {
+                if (upper.contains(entry.getKey())) {
+                    return entry.getValue();
+                }
+            }
+        }
+        return HandshakeFailureReason.OTHER;
+    }
+}

@@ -1,0 +1,299 @@
+package dev.mtlsproxy.core.testing;
+
+import io.netty.pkitesting.X509Bundle;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.KeyStore;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.net.Socket;
+import java.security.Principal;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.X509ExtendedKeyManager;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * A deliberately low-level HTTPS client: JSSE with a real client certificate, speaking raw HTTP/1.1 bytes, so tests
+ * can send exactly what an attacker would (conflicting lengths, bad chunks) and read exactly what comes back.
+ * It trusts only the test root, never everything.
+ */
+public final class MtlsClient implements AutoCloseable {
+
+    private final SSLSocket socket;
+    private final InputStream in;
+    private final OutputStream out;
+
+    private MtlsClient(SSLSocket socket) throws IOException {
+        this.socket = socket;
+        this.in = new BufferedInputStream(socket.getInputStream(), 64 * 1024);
+        this.out = socket.getOutputStream();
+    }
+
+    /**
+     * Connects and completes the client side of the handshake.
+     *
+     * @param certificate the client certificate to present, or null to present none
+     */
+    public static MtlsClient connect(InetSocketAddress proxy, X509Bundle trustedRoot, X509Bundle certificate)
+            throws Exception {
+        return connect(proxy, trustedRoot, certificate, null);
+    }
+
+    /** @param protocol force one TLS version ("TLSv1.2"), or null for the default */
+    public static MtlsClient connect(InetSocketAddress proxy, X509Bundle trustedRoot, X509Bundle certificate,
+            String protocol) throws Exception {
+        SSLContext context = SSLContext.getInstance("TLS");
+        KeyManagerFactory kmf = null;
+        if (certificate != null) {
+            kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            KeyStore ks = certificate.toKeyStore(new char[0]);
+            kmf.init(ks, new char[0]);
+        }
+        TrustManagerFactory tmf = trustedRoot.toTrustManagerFactory();
+        KeyManager[] keyManagers = kmf == null ? null
+                : new KeyManager[] {new AlwaysPresent((X509ExtendedKeyManager) kmf.getKeyManagers()[0])};
+        context.init(keyManagers, tmf.getTrustManagers(), null);
+        SSLSocket socket = (SSLSocket) context.getSocketFactory()
+                .createSocket(proxy.getAddress(), proxy.getPort());
+        socket.setSoTimeout(20_000);
+        if (protocol != null) {
+            socket.setEnabledProtocols(new String[] {protocol});
+        }
+        var params = socket.getSSLParameters();
+        params.setEndpointIdentificationAlgorithm("HTTPS");
+        socket.setSSLParameters(params);
+        socket.startHandshake();
+        return new MtlsClient(socket);
+    }
+
+    public MtlsClient send(String raw) throws IOException {
+        out.write(raw.getBytes(StandardCharsets.ISO_8859_1));
+        out.flush();
+        return this;
+    }
+
+    public OutputStream output() {
+        return out;
+    }
+
+    public InputStream input() {
+        return in;
+    }
+
+    /** Sends a simple request with {@code Host: localhost}. */
+    public Response get(String path, String... extraHeaders) throws IOException {
+        StringBuilder b = new StringBuilder("GET ").append(path).append(" HTTP/1.1\r\nHost: localhost\r\n");
+        for (String h : extraHeaders) {
+            b.append(h).append("\r\n");
+        }
+        send(b.append("\r\n").toString());
+        return readResponse();
+    }
+
+    /** Reads one response, body included (Content-Length, chunked, or until close). */
+    public Response readResponse() throws IOException {
+        String statusLine = readLine();
+        if (statusLine == null) {
+            throw new java.io.EOFException("connection closed before a response");
+        }
+        Map<String, List<String>> headers = new LinkedHashMap<>();
+        String line;
+        while ((line = readLine()) != null && !line.isEmpty()) {
+            int colon = line.indexOf(':');
+            headers.computeIfAbsent(line.substring(0, colon).trim().toLowerCase(Locale.ROOT),
+                    k -> new java.util.ArrayList<>()).add(line.substring(colon + 1).trim());
+        }
+        int status = Integer.parseInt(statusLine.split(" ")[1]);
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        String te = first(headers, "transfer-encoding");
+        String cl = first(headers, "content-length");
+        if (te != null && te.equalsIgnoreCase("chunked")) {
+            readChunked(body);
+        } else if (cl != null) {
+            copy(body, Long.parseLong(cl));
+        } else if (status >= 200 && status != 204 && status != 304) {
+            in.transferTo(body);
+        }
+        return new Response(status, headers, body.toByteArray());
+    }
+
+    /** Reads a response head, then discards (and counts) a chunked or sized body without keeping it. */
+    public long readResponseDiscardingBody() throws IOException {
+        String statusLine = readLine();
+        if (statusLine == null) {
+            throw new java.io.EOFException("connection closed before a response");
+        }
+        long length = -1;
+        boolean chunked = false;
+        String line;
+        while ((line = readLine()) != null && !line.isEmpty()) {
+            String lower = line.toLowerCase(Locale.ROOT);
+            if (lower.startsWith("content-length:")) {
+                length = Long.parseLong(line.substring(15).trim());
+            } else if (lower.startsWith("transfer-encoding:") && lower.contains("chunked")) {
+                chunked = true;
+            }
+        }
+        CountingSink sink = new CountingSink();
+        if (chunked) {
+            readChunked(sink);
+        } else {
+            copy(sink, length);
+        }
+        return sink.count;
+    }
+
+    private void readChunked(OutputStream body) throws IOException {
+        while (true) {
+            String sizeLine = readLine();
+            if (sizeLine == null) {
+                throw new java.io.EOFException("chunked body truncated");
+            }
+            int semi = sizeLine.indexOf(';');
+            long size = Long.parseLong((semi >= 0 ? sizeLine.substring(0, semi) : sizeLine).trim(), 16);
+            if (size == 0) {
+                String trailer;
+                while ((trailer = readLine()) != null && !trailer.isEmpty()) {
+                    // trailers ignored
+                }
+                return;
+            }
+            copy(body, size);
+            readLine();
+        }
+    }
+
+    private void copy(OutputStream to, long length) throws IOException {
+        byte[] buffer = new byte[64 * 1024];
+        long left = length;
+        while (left > 0) {
+            int n = in.read(buffer, 0, (int) Math.min(buffer.length, left));
+            if (n < 0) {
+                throw new java.io.EOFException("body truncated with " + left + " bytes missing");
+            }
+            to.write(buffer, 0, n);
+            left -= n;
+        }
+    }
+
+    private String readLine() throws IOException {
+        StringBuilder b = new StringBuilder();
+        int c;
+        while ((c = in.read()) >= 0) {
+            if (c == '\n') {
+                int len = b.length();
+                return len > 0 && b.charAt(len - 1) == '\r' ? b.substring(0, len - 1) : b.toString();
+            }
+            b.append((char) c);
+        }
+        return b.length() == 0 ? null : b.toString();
+    }
+
+    /** True when the server closed the connection (EOF or reset) within the socket timeout. */
+    public boolean closedByPeer() {
+        try {
+            return in.read() < 0;
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
+    private static String first(Map<String, List<String>> headers, String name) {
+        List<String> values = headers.get(name);
+        return values == null ? null : values.get(0);
+    }
+
+    @Override
+    public void close() throws IOException {
+        socket.close();
+    }
+
+    /** A response as received. Header names lower-cased. */
+    public record Response(int status, Map<String, List<String>> headers, byte[] body) {
+        public String header(String name) {
+            List<String> values = headers.get(name.toLowerCase(Locale.ROOT));
+            return values == null ? null : values.get(0);
+        }
+
+        public String bodyText() {
+            return new String(body, StandardCharsets.UTF_8);
+        }
+    }
+
+    /**
+     * JSSE normally sends no certificate when its issuer is not among the CAs the server asks for; attackers and
+     * curl present theirs anyway, so this client does too and the proxy's own verification is what gets tested.
+     */
+    private static final class AlwaysPresent extends X509ExtendedKeyManager {
+        private final X509ExtendedKeyManager delegate;
+        private final String alias;
+
+        AlwaysPresent(X509ExtendedKeyManager delegate) {
+            this.delegate = delegate;
+            String[] aliases = delegate.getClientAliases("EC", null);
+            this.alias = aliases == null ? delegate.getClientAliases("RSA", null)[0] : aliases[0];
+        }
+
+        @Override
+        public String[] getClientAliases(String keyType, Principal[] issuers) {
+            return new String[] {alias};
+        }
+
+        @Override
+        public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
+            return alias;
+        }
+
+        @Override
+        public String chooseEngineClientAlias(String[] keyType, Principal[] issuers, SSLEngine engine) {
+            return alias;
+        }
+
+        @Override
+        public String[] getServerAliases(String keyType, Principal[] issuers) {
+            return null;
+        }
+
+        @Override
+        public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
+            return null;
+        }
+
+        @Override
+        public X509Certificate[] getCertificateChain(String a) {
+            return delegate.getCertificateChain(a);
+        }
+
+        @Override
+        public PrivateKey getPrivateKey(String a) {
+            return delegate.getPrivateKey(a);
+        }
+    }
+
+    private static final class CountingSink extends OutputStream {
+        long count;
+
+        @Override
+        public void write(int b) {
+            count++;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            count += len;
+        }
+    }
+}

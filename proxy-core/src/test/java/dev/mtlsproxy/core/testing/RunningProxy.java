@@ -1,0 +1,120 @@
+package dev.mtlsproxy.core.testing;
+
+import dev.mtlsproxy.config.AccessLogConfig;
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.HostPort;
+import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.config.ServerTlsConfig;
+import dev.mtlsproxy.config.TlsVersion;
+import dev.mtlsproxy.core.log.AccessLog;
+import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.proxy.ProxyServer;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+
+/** Builds a configuration around a {@link TestPki} and runs the real proxy on 127.0.0.1:0. */
+public final class RunningProxy implements AutoCloseable {
+
+    private final ProxyServer server;
+    private final BlockingQueue<AccessLogEntry> accessLog;
+
+    private RunningProxy(ProxyServer server, BlockingQueue<AccessLogEntry> accessLog) {
+        this.server = server;
+        this.accessLog = accessLog;
+    }
+
+    public static Builder builder(TestPki pki) {
+        return new Builder(pki);
+    }
+
+    public InetSocketAddress address() {
+        return server.addresses().get(0);
+    }
+
+    public ProxyServer server() {
+        return server;
+    }
+
+    /** Entries the proxy logged, in order; a test polls with a timeout. */
+    public BlockingQueue<AccessLogEntry> accessLog() {
+        return accessLog;
+    }
+
+    @Override
+    public void close() {
+        server.close();
+    }
+
+    public static final class Builder {
+        private final TestPki pki;
+        private final Map<String, IdentityConfig> identities = new LinkedHashMap<>();
+        private final List<RouteConfig> routes = new ArrayList<>();
+        private final Map<String, String> backendUrls = new LinkedHashMap<>();
+        private TlsVersion minVersion = TlsVersion.TLS_1_2;
+        private Duration responseTimeout = Duration.ofSeconds(10);
+
+        private Builder(TestPki pki) {
+            this.pki = pki;
+        }
+
+        public Builder identity(String name, String spiffeId) {
+            identities.put(name, new IdentityConfig(spiffeId, null, null));
+            return this;
+        }
+
+        public Builder identity(String name, IdentityConfig identity) {
+            identities.put(name, identity);
+            return this;
+        }
+
+        public Builder backend(String name, String url) {
+            backendUrls.put(name, url);
+            return this;
+        }
+
+        public Builder responseTimeout(Duration timeout) {
+            this.responseTimeout = timeout;
+            return this;
+        }
+
+        public Builder route(String name, String pathPrefix, String backend, String... allow) {
+            return route(new RouteConfig(name, null, pathPrefix, List.of(), backend, List.of(allow)));
+        }
+
+        public Builder route(RouteConfig route) {
+            routes.add(route);
+            return this;
+        }
+
+        public Builder minVersion(TlsVersion version) {
+            this.minVersion = version;
+            return this;
+        }
+
+        public RunningProxy start() throws Exception {
+            ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(),
+                    List.of(pki.caPem()), minVersion);
+            ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
+                    null, null);
+            Map<String, BackendConfig> backends = new LinkedHashMap<>();
+            backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
+                    Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
+            ProxyConfig config = new ProxyConfig(List.of(listener), identities, routes, backends,
+                    new AccessLogConfig(true, "stdout"));
+            BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
+            AccessLog log = entries::add;
+            return new RunningProxy(ProxyServer.start(config, log, Clock.systemUTC(), 2), entries);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+package dev.mtlsproxy.core.testing;
+
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.function.UnaryOperator;
+
+/**
+ * A PKI minted for one test run: a root CA, a server certificate for localhost, and client certificates of every
+ * kind a test needs (valid, expired, not yet valid, wrong EKU, from another root, via an intermediate). Nothing is
+ * checked in, nothing outlives the run.
+ */
+public final class TestPki {
+
+    public static final String SERVER_SPIFFE_ID = "spiffe://proxy.test/mtls-proxy";
+
+    private final Path dir;
+    private final X509Bundle root;
+    private final X509Bundle server;
+
+    private TestPki(Path dir, X509Bundle root, X509Bundle server) {
+        this.dir = dir;
+        this.root = root;
+        this.server = server;
+    }
+
+    public static TestPki create(Path dir) {
+        try {
+            Instant now = Instant.now();
+            X509Bundle root = new CertificateBuilder()
+                    .subject("CN=test root CA,O=mtls-proxy tests")
+                    .setIsCertificateAuthority(true)
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(2)))
+                    .ecp256()
+                    .buildSelfSigned();
+            X509Bundle server = new CertificateBuilder()
+                    .subject("CN=localhost")
+                    .addSanDnsName("localhost")
+                    .addSanIpAddress("127.0.0.1")
+                    .addSanUriName(SERVER_SPIFFE_ID)
+                    .addExtendedKeyUsageServerAuth()
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(1)))
+                    .ecp256()
+                    .buildIssuedBy(root);
+            TestPki pki = new TestPki(dir, root, server);
+            pki.write("ca.pem", root.getCertificatePEM());
+            pki.write("server.pem", server.getCertificatePEM());
+            pki.write("server.key", server.getPrivateKeyPEM());
+            return pki;
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint test PKI", e);
+        }
+    }
+
+    public Path caPem() {
+        return dir.resolve("ca.pem");
+    }
+
+    public Path serverCertificatePem() {
+        return dir.resolve("server.pem");
+    }
+
+    public Path serverKeyPem() {
+        return dir.resolve("server.key");
+    }
+
+    public X509Bundle root() {
+        return root;
+    }
+
+    /** A valid client certificate with the given SPIFFE ID and the clientAuth EKU. */
+    public X509Bundle client(String spiffeId) {
+        return client(spiffeId, UnaryOperator.identity());
+    }
+
+    /** A client certificate issued by this root; {@code customise} adjusts validity, EKU, names. */
+    public X509Bundle client(String spiffeId, UnaryOperator<CertificateBuilder> customise) {
+        return issue(root, spiffeId, customise);
+    }
+
+    public X509Bundle expiredClient(String spiffeId) {
+        Instant now = Instant.now();
+        return client(spiffeId, b -> b.notBefore(now.minus(Duration.ofDays(2))).notAfter(now.minus(Duration.ofDays(1))));
+    }
+
+    public X509Bundle notYetValidClient(String spiffeId) {
+        Instant now = Instant.now();
+        return client(spiffeId, b -> b.notBefore(now.plus(Duration.ofDays(1))).notAfter(now.plus(Duration.ofDays(2))));
+    }
+
+    /** Valid in every way but its EKU, which allows server authentication only. */
+    public X509Bundle serverOnlyEkuClient(String spiffeId) {
+        return issue(root, spiffeId, b -> b, false);
+    }
+
+    /** A certificate with the same name as a real workload, minted by a root nobody trusts. */
+    public static X509Bundle clientOfAnotherRoot(String spiffeId) {
+        try {
+            X509Bundle otherRoot = new CertificateBuilder()
+                    .subject("CN=rogue root CA")
+                    .setIsCertificateAuthority(true)
+                    .ecp256()
+                    .buildSelfSigned();
+            return issue(otherRoot, spiffeId, b -> b);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static X509Bundle issue(X509Bundle issuer, String spiffeId, UnaryOperator<CertificateBuilder> customise) {
+        return issue(issuer, spiffeId, customise, true);
+    }
+
+    private static X509Bundle issue(X509Bundle issuer, String spiffeId, UnaryOperator<CertificateBuilder> customise,
+            boolean clientAuth) {
+        try {
+            Instant now = Instant.now();
+            String workload = spiffeId.substring(spiffeId.lastIndexOf('/') + 1);
+            CertificateBuilder b = new CertificateBuilder()
+                    .subject("CN=" + workload + ",O=mtls-proxy tests")
+                    .addSanUriName(spiffeId)
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofHours(12)))
+                    .ecp256();
+            b = clientAuth ? b.addExtendedKeyUsageClientAuth() : b.addExtendedKeyUsageServerAuth();
+            return customise.apply(b).buildIssuedBy(issuer);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint client certificate", e);
+        }
+    }
+
+    private void write(String name, String pem) {
+        try {
+            Files.writeString(dir.resolve(name), pem);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
