@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -75,7 +76,7 @@ public final class ConfigLoader {
         if (!scan.mappable()) {
             throw new ConfigException(problems);
         }
-        ProblemCollector collector = new ProblemCollector(scan.positions());
+        ProblemCollector collector = new ProblemCollector(scan);
         ProxyConfig config;
         try {
             config = MAPPER.readerFor(ProxyConfig.class)
@@ -84,7 +85,7 @@ public final class ConfigLoader {
                     .readValue(yaml);
         } catch (JsonProcessingException e) {
             problems.addAll(collector.problems());
-            problems.add(translate(e, scan));
+            problems.add(translate(e, scan.positions()));
             throw new ConfigException(problems);
         }
         problems.addAll(collector.problems());
@@ -113,9 +114,9 @@ public final class ConfigLoader {
     }
 
     /** A failure Jackson could not hand to the collector, in the same form as every other problem. */
-    private static ConfigProblem translate(JsonProcessingException e, YamlScan.Result scan) {
+    static ConfigProblem translate(JsonProcessingException e, Map<String, YamlScan.Position> positions) {
         String path = e instanceof JsonMappingException m ? YamlPaths.of(m.getPath()) : "";
-        YamlScan.Position at = scan.positions().get(path);
+        YamlScan.Position at = positions.get(path);
         JsonLocation l = e.getLocation();
         if (at == null) {
             at = l == null ? YamlScan.Position.UNKNOWN

@@ -98,7 +98,9 @@ final class ConfigValidator {
             problems.add("accessLog.path", shown);
             return;
         }
-        if (Files.isDirectory(file)) {
+        if (log.path().isBlank()) {
+            problems.add("accessLog.path", shown);
+        } else if (Files.isDirectory(file)) {
             problems.add("accessLog.path", shown + " - it is a directory");
         } else if (file.getParent() == null || !Files.isDirectory(file.getParent())) {
             problems.add("accessLog.path", shown);
@@ -114,7 +116,7 @@ final class ConfigValidator {
     /** Rewrites a relative access log path against the config directory, like every other path in the file. */
     static ProxyConfig resolveAccessLog(ProxyConfig config, Path baseDir) {
         AccessLogConfig log = config.accessLog();
-        if (log.path().equals("stdout")) {
+        if (log.path().equals("stdout") || log.path().isBlank()) {
             return config;
         }
         try {

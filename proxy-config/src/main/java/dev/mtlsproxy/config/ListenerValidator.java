@@ -51,9 +51,19 @@ final class ListenerValidator {
         PrivateKey key = privateKey(path + ".privateKey", tls.privateKey());
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
             problems.add(path + ".privateKey", tls.privateKey() + " (expected: the private key of " + path
-                    + ".certificate) - it belongs to another certificate");
+                    + ".certificate) - " + whoseKey(key, chain));
         }
         clientCAs(path + ".clientCAs", tls.clientCAs());
+    }
+
+    /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */
+    private static String whoseKey(PrivateKey key, List<X509Certificate> chain) {
+        for (int i = 1; i < chain.size(); i++) {
+            if (Pem.keyMatchesCertificate(key, chain.get(i))) {
+                return "it belongs to certificate " + (i + 1) + " in that file; the leaf must come first";
+            }
+        }
+        return "it belongs to another certificate";
     }
 
     private void clientCAs(String path, List<Path> bundles) {

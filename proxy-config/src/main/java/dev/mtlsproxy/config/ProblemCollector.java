@@ -25,11 +25,13 @@ final class ProblemCollector extends DeserializationProblemHandler {
     static final String EXPECTED_PREFIX = "expected: ";
 
     private final Map<String, YamlScan.Position> positions;
+    private final Set<String> reportedByScan;
     private final List<ConfigProblem> problems = new ArrayList<>();
     private final Set<String> failedPaths = new HashSet<>();
 
-    ProblemCollector(Map<String, YamlScan.Position> positions) {
-        this.positions = positions;
+    ProblemCollector(YamlScan.Result scan) {
+        this.positions = scan.positions();
+        this.reportedByScan = scan.failedValues();
     }
 
     List<ConfigProblem> problems() {
@@ -83,12 +85,15 @@ final class ProblemCollector extends DeserializationProblemHandler {
 
     private void add(JsonParser p, String value, String expected) {
         String path = YamlPaths.of(p);
+        failedPaths.add(path);
+        if (reportedByScan.contains(path)) {
+            return; // the scan said what is wrong here more precisely
+        }
         YamlScan.Position at = positions.get(path);
         if (at == null) {
             JsonLocation l = p.currentTokenLocation();
             at = new YamlScan.Position(Math.max(l.getLineNr(), 0), Math.max(l.getColumnNr(), 0));
         }
-        failedPaths.add(path);
         problems.add(new ConfigProblem(path, value + " (expected: " + expected + ")", at.line(), at.column()));
     }
 

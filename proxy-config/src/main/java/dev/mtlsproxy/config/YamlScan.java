@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.reflect.Type;
@@ -29,6 +30,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   <li>duplicate keys: Jackson keeps one value of a repeated name silently, and aborts on a repeated record key
  *       (so mapping is skipped then);</li>
  *   <li>null list items and null named entries, which the mapper drops to keep the records null-free;</li>
+ *   <li>aliases ({@code *name}), which Jackson does not expand: it would map the alias name as a string;</li>
  *   <li>a second YAML document, which the mapper would ignore.</li>
  * </ul>
  */
@@ -42,7 +44,7 @@ final class YamlScan {
     /**
      * @param problems     what the scan found
      * @param positions    where the value at each path starts
-     * @param failedValues paths of values that the mapper will drop
+     * @param failedValues paths of values reported here that the mapper will drop or fail on
      * @param mappable     false when there is nothing Jackson could map: not YAML, empty, or a repeated record key
      */
     record Result(List<ConfigProblem> problems, Map<String, Position> positions, Set<String> failedValues,
@@ -86,6 +88,12 @@ final class YamlScan {
 
     private void value(Type type, String path) throws IOException {
         positions.put(path, here());
+        if (parser instanceof YAMLParser yaml && yaml.isCurrentAlias()) {
+            failedValues.add(path);
+            problems.add(problem(path, "*" + parser.getText()
+                    + " (expected: the value written out; YAML aliases are not supported)", here()));
+            return;
+        }
         JsonToken token = parser.currentToken();
         Class<?> raw = YamlSchema.raw(type);
         if (token == JsonToken.START_OBJECT && YamlSchema.isMapping(raw)) {

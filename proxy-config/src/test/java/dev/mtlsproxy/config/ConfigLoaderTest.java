@@ -3,6 +3,7 @@ package dev.mtlsproxy.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import com.fasterxml.jackson.databind.JsonMappingException;
 import io.netty.pkitesting.X509Bundle;
 import java.net.URI;
 import java.nio.file.Files;
@@ -216,6 +217,24 @@ class ConfigLoaderTest {
     void aSecondDocumentIsRejected() {
         assertThat(fixture.problems(ConfigFixture.VALID + "---\nlisteners: []\n"))
                 .containsExactly("a second YAML document (expected: one document per file)");
+    }
+
+    @Test
+    void anErrorJacksonThrowsBecomesAProblemWithPathAndPosition() {
+        JsonMappingException e = new JsonMappingException(null, "Cannot construct instance\n at [Source: ...]");
+        e.prependPath(new JsonMappingException.Reference(null, "tls"));
+        e.prependPath(new JsonMappingException.Reference(null, 0));
+        e.prependPath(new JsonMappingException.Reference(null, "listeners"));
+
+        ConfigProblem problem = ConfigLoader.translate(e, Map.of("listeners[0].tls", new YamlScan.Position(4, 5)));
+
+        assertThat(problem).hasToString("listeners[0].tls: cannot be read - Cannot construct instance at line 4, column 5");
+    }
+
+    @Test
+    void aValueJacksonCannotHandleIsStillReportedAsAProblem() {
+        assertThat(fixture.problems("listeners:\n  - tls: !!binary AAAA\n"))
+                .singleElement().asString().startsWith("listeners[0].tls: cannot be read - ");
     }
 
     @Test

@@ -90,6 +90,16 @@ class MappingProblemsTest {
     }
 
     @Test
+    void yamlAliasesAreNotExpandedSoTheySaySo() {
+        String yaml = fixture.with("  ops: { subjectCn: alice, dnsSan: ops.internal }", "  ops: *ord")
+                .replace("orders: { spiffeId", "orders: &ord { spiffeId");
+
+        // routes still allow "ops": it is defined, only not usably
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "identities.ops: *ord (expected: the value written out; YAML aliases are not supported)");
+    }
+
+    @Test
     void aValueOfTheWrongShapeSaysWhichShapeWasExpected() {
         String yaml = fixture.with("limits: { maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB }", "limits: 16KiB")
                 .replace("methods: [get, POST]", "methods: GET")

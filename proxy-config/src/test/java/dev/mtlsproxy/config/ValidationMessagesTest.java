@@ -105,6 +105,18 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void theLeafComesFirstInTheCertificateFile() throws Exception {
+            X509Bundle intermediate = TestPki.ca("intermediate");
+            X509Bundle leaf = TestPki.leaf(intermediate, "leaf.local");
+            Files.writeString(dir.resolve("certs/server.pem"), intermediate.getCertificatePEM() + leaf.getCertificatePEM());
+            Files.writeString(dir.resolve("certs/server.key"), leaf.getPrivateKeyPEM());
+
+            assertThat(fixture.problems(ConfigFixture.VALID)).containsExactly("listeners[0].tls.privateKey: "
+                    + fixture.abs("certs/server.key") + " (expected: the private key of listeners[0].tls.certificate)"
+                    + " - it belongs to certificate 2 in that file; the leaf must come first");
+        }
+
+        @Test
         void clientCertificatesCannotBeTurnedOff() {
             assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]", "clientCAs: []"))).containsExactly(
                     "listeners[0].tls.clientCAs: [] (expected: at least one CA bundle;"
@@ -370,6 +382,12 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(fixture.with("path: stdout", "path: logs/access.log"))).containsExactly(
                     "accessLog.path: \"" + fixture.abs("logs/access.log")
                             + "\" (expected: stdout or a file in an existing directory)");
+        }
+
+        @Test
+        void thePathIsNotBlank() {
+            assertThat(fixture.problems(fixture.with("path: stdout", "path: ''"))).containsExactly(
+                    "accessLog.path: \"\" (expected: stdout or a file in an existing directory)");
         }
 
         @Test

@@ -58,8 +58,13 @@ public final class ForwardedHeaders {
         }
         String clientIp = client instanceof InetSocketAddress inet && inet.getAddress() != null
                 ? inet.getAddress().getHostAddress() : String.valueOf(client);
-        String prior = headers.get(XFF);
-        headers.set(XFF, prior == null || prior.isBlank() ? clientIp : prior + ", " + clientIp);
+        StringBuilder chain = new StringBuilder();
+        for (String prior : headers.getAll(XFF)) {
+            if (!prior.isBlank()) {
+                chain.append(prior.trim()).append(", ");
+            }
+        }
+        headers.set(XFF, chain.append(clientIp).toString());
         headers.set(XFP, "https");
         String host = headers.get(HttpHeaderNames.HOST);
         if (host != null) {
@@ -75,12 +80,23 @@ public final class ForwardedHeaders {
         removeHopByHop(headers);
     }
 
+    /**
+     * Fields a peer must never be able to make us drop by naming them in Connection: without them the message's
+     * framing or target changes between what we checked and what we forward. RequestGuard refuses such requests
+     * outright; this is the second line, and it also covers responses.
+     */
+    public static boolean isProtectedFromConnection(String name) {
+        return HttpHeaderNames.CONTENT_LENGTH.contentEqualsIgnoreCase(name)
+                || HttpHeaderNames.TRANSFER_ENCODING.contentEqualsIgnoreCase(name)
+                || HttpHeaderNames.HOST.contentEqualsIgnoreCase(name);
+    }
+
     private static void removeHopByHop(HttpHeaders headers) {
-        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones.
         for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
             for (String token : connection.split(",")) {
                 String name = token.trim();
-                if (!name.isEmpty()) {
+                if (!name.isEmpty() && !isProtectedFromConnection(name)) {
                     headers.remove(name);
                 }
             }
@@ -118,7 +134,7 @@ public final class ForwardedHeaders {
         boolean quote = alwaysQuote;
         for (int i = 0; i < value.length() && !quote; i++) {
             char c = value.charAt(i);
-            quote = c == ',' || c == ';' || c == '=' || c == '"';
+            quote = c == ',' || c == ';' || c == '=' || c == '"' || c < 0x20 || c == 0x7f;
         }
         if (!quote) {
             b.append(value);
@@ -130,8 +146,9 @@ public final class ForwardedHeaders {
             if (c == '"' || c == '\\') {
                 b.append('\\');
             }
-            // Header values cannot carry CR/LF; certificate text never should, but never let it split a header.
-            b.append(c == '\r' || c == '\n' ? ' ' : c);
+            // Header values cannot carry control characters; certificate text never should, but never let it
+            // split a header.
+            b.append(c < 0x20 || c == 0x7f ? ' ' : c);
         }
         b.append('"');
     }

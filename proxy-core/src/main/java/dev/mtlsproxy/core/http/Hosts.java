@@ -23,7 +23,8 @@ public final class Hosts {
             if (close < 0 || (close + 1 < h.length() && !validPort(h.substring(close + 1)))) {
                 return null;
             }
-            return h.substring(1, close);
+            String literal = h.substring(1, close);
+            return isIpv6Literal(literal) ? literal : null;
         }
         int colon = h.indexOf(':');
         if (colon >= 0) {
@@ -47,12 +48,26 @@ public final class Hosts {
         return h;
     }
 
+    private static boolean isIpv6Literal(String s) {
+        if (s.indexOf(':') < 0) {
+            return false;
+        }
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':' || c == '.')) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static boolean validPort(String colonAndPort) {
         if (colonAndPort.length() < 2 || colonAndPort.length() > 6 || colonAndPort.charAt(0) != ':') {
             return false;
         }
         for (int i = 1; i < colonAndPort.length(); i++) {
-            if (!Character.isDigit(colonAndPort.charAt(i))) {
+            char c = colonAndPort.charAt(i);
+            if (c < '0' || c > '9') {
                 return false;
             }
         }

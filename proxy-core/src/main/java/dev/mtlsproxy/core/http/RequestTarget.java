@@ -111,8 +111,8 @@ public record RequestTarget(String path, String query, String authority) {
             if (i + 2 >= raw.length()) {
                 throw new InvalidTargetException("truncated percent-escape");
             }
-            int hi = Character.digit(raw.charAt(i + 1), 16);
-            int lo = Character.digit(raw.charAt(i + 2), 16);
+            int hi = hexValue(raw.charAt(i + 1));
+            int lo = hexValue(raw.charAt(i + 2));
             if (hi < 0 || lo < 0) {
                 throw new InvalidTargetException("malformed percent-escape");
             }
@@ -129,6 +129,20 @@ public record RequestTarget(String path, String query, String authority) {
             i += 2;
         }
         return out.toString();
+    }
+
+    /** ASCII hex only: Character.digit would also accept full-width digits. */
+    private static int hexValue(char c) {
+        if (c >= '0' && c <= '9') {
+            return c - '0';
+        }
+        if (c >= 'a' && c <= 'f') {
+            return c - 'a' + 10;
+        }
+        if (c >= 'A' && c <= 'F') {
+            return c - 'A' + 10;
+        }
+        return -1;
     }
 
     private static void checkCharacters(String raw) throws InvalidTargetException {

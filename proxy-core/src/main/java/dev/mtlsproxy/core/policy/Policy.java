@@ -16,8 +16,8 @@ import java.util.TreeMap;
  * (identity, method, host, normalised path): no I/O, no locks, default deny.
  *
  * <p>Route selection works like a virtual host in nginx or Envoy: the most specific host pattern that has routes
- * wins (exact, then wildcard, then any), and within it the longest path prefix that covers the path. A path that
- * matches only routes with other methods is a 405; nothing matching is a 404.
+ * wins (exact, then wildcard, then any), and within it the longest path prefix that covers the path. Routes with
+ * that same prefix are told apart by method; a method none of them allows is a 405; nothing matching is a 404.
  */
 public final class Policy {
 
@@ -67,19 +67,25 @@ public final class Policy {
             if (!group.get(0).host().matches(host)) {
                 continue;
             }
-            Route pathMatchedOnly = null;
+            // Routes are sorted by prefix length: the first covering route fixes the prefix that decides. A
+            // method it does not allow is a 405, never a fall-through to a shorter, possibly wider, prefix.
+            Route longest = null;
             for (Route route : group) {
+                if (longest != null && route.pathPrefix().length() < longest.pathPrefix().length()) {
+                    break;
+                }
                 if (!route.coversPath(path)) {
                     continue;
                 }
-                if (!route.allowsMethod(method)) {
-                    pathMatchedOnly = pathMatchedOnly == null ? route : pathMatchedOnly;
-                    continue;
+                if (longest == null) {
+                    longest = route;
                 }
-                return authorize(route, peer);
+                if (route.allowsMethod(method)) {
+                    return authorize(route, peer);
+                }
             }
-            return pathMatchedOnly != null
-                    ? new PolicyDecision(PolicyDecision.Outcome.METHOD_NOT_ALLOWED, pathMatchedOnly, null)
+            return longest != null
+                    ? new PolicyDecision(PolicyDecision.Outcome.METHOD_NOT_ALLOWED, longest, null)
                     : new PolicyDecision(PolicyDecision.Outcome.NO_ROUTE, null, null);
         }
         return new PolicyDecision(PolicyDecision.Outcome.NO_ROUTE, null, null);

@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.ErrorResponses;
+import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.log.AccessLog;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -22,7 +23,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Anything the strict codec could not decode (both Content-Length and Transfer-Encoding, differing duplicate
  * Content-Length, a malformed chunk, an oversized head) and any Transfer-Encoding other than plain {@code chunked},
- * or a Host header that is missing or repeated, gets 400 and the connection is closed: after a framing error the
+ * a Host header that is missing or repeated, or a Connection header naming Content-Length, Transfer-Encoding or
+ * Host (which would make a hop-by-hop strip remove the framing we checked), gets 400 and the connection is closed: after a framing error the
  * position of the next request in the byte stream is unknown, so nothing more on this connection can be trusted.
  * A request already being forwarded when its body turns out malformed is cut off: the backend connection is closed
  * with the body incomplete, so the backend never sees a complete request either.
@@ -73,6 +75,13 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         if (!transferEncodings.isEmpty()
                 && (transferEncodings.size() > 1 || !transferEncodings.get(0).trim().equalsIgnoreCase("chunked"))) {
             return "unsupported Transfer-Encoding";
+        }
+        for (String connection : request.headers().getAll(HttpHeaderNames.CONNECTION)) {
+            for (String token : connection.split(",")) {
+                if (ForwardedHeaders.isProtectedFromConnection(token.trim())) {
+                    return "Connection names " + token.trim();
+                }
+            }
         }
         int hosts = request.headers().getAll(HttpHeaderNames.HOST).size();
         if (hosts > 1 || (hosts == 0 && request.protocolVersion().equals(HttpVersion.HTTP_1_1))) {

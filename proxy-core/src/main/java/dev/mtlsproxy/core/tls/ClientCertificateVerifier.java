@@ -68,16 +68,17 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
             throw new ClientCertificateRejectedException(
                     HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null);
         }
-        if (chain.length > MAX_CHAIN_LENGTH) {
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
-                    "client sent " + chain.length + " certificates, at most " + MAX_CHAIN_LENGTH + " accepted", null);
-        }
         // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
         List<X509Certificate> path = new ArrayList<>(chain.length);
         for (X509Certificate c : chain) {
             if (!anchorCertificates.contains(c) || path.isEmpty()) {
                 path.add(c);
             }
+        }
+        if (path.size() > MAX_CHAIN_LENGTH) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
+                    "client sent " + path.size() + " certificates below the root, at most " + MAX_CHAIN_LENGTH
+                            + " accepted", null);
         }
         try {
             CertificateFactory factory = CertificateFactory.getInstance("X.509");
@@ -105,7 +106,10 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
         if (reason == BasicReason.REVOKED) {
             return HandshakeFailureReason.REVOKED;
         }
-        if (reason == PKIXReason.NO_TRUST_ANCHOR) {
+        // A bad signature or a leaf acting as issuer is a chain that does not lead to our CA: a forgery
+        // signal that belongs with unknown_ca, not lost in "other".
+        if (reason == PKIXReason.NO_TRUST_ANCHOR || reason == BasicReason.INVALID_SIGNATURE
+                || reason == PKIXReason.NOT_CA_CERT) {
             return HandshakeFailureReason.UNKNOWN_CA;
         }
         if (reason == PKIXReason.PATH_TOO_LONG) {

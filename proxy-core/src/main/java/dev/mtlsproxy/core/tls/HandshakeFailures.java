@@ -24,8 +24,12 @@ public final class HandshakeFailures {
     private HandshakeFailures() {
     }
 
+    /** Cause chains can be cyclic; nothing real is deeper than this. */
+    private static final int MAX_DEPTH = 16;
+
     public static HandshakeFailureReason classify(Throwable failure) {
-        for (Throwable t = failure; t != null; t = t.getCause()) {
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth++ < MAX_DEPTH; t = t.getCause()) {
             if (t instanceof ClientCertificateRejectedException rejected) {
                 return rejected.reason();
             }
@@ -33,7 +37,8 @@ public final class HandshakeFailures {
                 return HandshakeFailureReason.HANDSHAKE_TIMEOUT;
             }
         }
-        for (Throwable t = failure; t != null; t = t.getCause()) {
+        depth = 0;
+        for (Throwable t = failure; t != null && depth++ < MAX_DEPTH; t = t.getCause()) {
             String message = t.getMessage();
             if (message == null) {
                 continue;

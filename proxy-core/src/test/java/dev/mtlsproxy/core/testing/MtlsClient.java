@@ -130,8 +130,8 @@ public final class MtlsClient implements AutoCloseable {
         return new Response(status, headers, body.toByteArray());
     }
 
-    /** Reads a response head, then discards (and counts) a chunked or sized body without keeping it. */
-    public long readResponseDiscardingBody() throws IOException {
+    /** Reads a response head, then streams a chunked or sized body into {@code sink}; returns the body length. */
+    public long readResponseDiscardingBody(OutputStream sink) throws IOException {
         String statusLine = readLine();
         if (statusLine == null) {
             throw new java.io.EOFException("connection closed before a response");
@@ -147,13 +147,13 @@ public final class MtlsClient implements AutoCloseable {
                 chunked = true;
             }
         }
-        CountingSink sink = new CountingSink();
+        CountingSink counter = new CountingSink(sink);
         if (chunked) {
-            readChunked(sink);
+            readChunked(counter);
         } else {
-            copy(sink, length);
+            copy(counter, length);
         }
-        return sink.count;
+        return counter.count;
     }
 
     private void readChunked(OutputStream body) throws IOException {
@@ -284,16 +284,23 @@ public final class MtlsClient implements AutoCloseable {
     }
 
     private static final class CountingSink extends OutputStream {
+        private final OutputStream next;
         long count;
 
-        @Override
-        public void write(int b) {
-            count++;
+        CountingSink(OutputStream next) {
+            this.next = next;
         }
 
         @Override
-        public void write(byte[] b, int off, int len) {
+        public void write(int b) throws IOException {
+            count++;
+            next.write(b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
             count += len;
+            next.write(b, off, len);
         }
     }
 }

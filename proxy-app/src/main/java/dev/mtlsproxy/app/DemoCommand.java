@@ -1,0 +1,114 @@
+package dev.mtlsproxy.app;
+
+import dev.mtlsproxy.app.demo.DemoPki;
+import dev.mtlsproxy.app.demo.EchoBackend;
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.ProxyConfig;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Clock;
+
+/**
+ * {@code mtls-proxy demo}: the newcomer's first run. Mints (once) a throwaway PKI into {@code demo/} beside the
+ * config's folder, which is where {@code config/demo.yaml} expects it, starts the built-in echo backend on the
+ * config's backend address and the proxy, and prints three curl commands to try.
+ */
+final class DemoCommand {
+
+    private final PrintStream out;
+    private final PrintStream err;
+
+    DemoCommand(PrintStream out, PrintStream err) {
+        this.out = out;
+        this.err = err;
+    }
+
+    int run(Path configFile) {
+        try {
+            Demo demo = start(configFile, out, err);
+            Runtime.getRuntime().addShutdownHook(new Thread(demo::close, "shutdown"));
+            return Command.KEEP_RUNNING;
+        } catch (Exception e) {
+            err.println("demo failed: " + e);
+            return Command.INVALID;
+        }
+    }
+
+    /** Starts everything and prints the instructions; the caller owns the result. */
+    static Demo start(Path configFile, PrintStream out, PrintStream err) throws Exception {
+        Path pkiDir = pkiDirFor(configFile);
+        DemoPki pki = DemoPki.ensure(pkiDir, Clock.systemUTC());
+        ProxyConfig config = ValidateCommand.load(configFile, err);
+        if (config == null) {
+            throw new IllegalStateException("the demo config is invalid: " + configFile);
+        }
+        BackendConfig backendConfig = config.backends().values().iterator().next();
+        EchoBackend backend = EchoBackend.start(backendConfig.url().getHost(), backendConfig.url().getPort());
+        RunCommand.Running proxy;
+        try {
+            proxy = RunCommand.start(config, out);
+        } catch (Exception e) {
+            backend.close();
+            throw e;
+        }
+        Demo demo = new Demo(backend, proxy);
+        InetSocketAddress address = proxy.server().addresses().get(0);
+        out.print(instructions(pki, pkiDir, created(pki), address.getPort()));
+        out.flush();
+        return demo;
+    }
+
+    static Path pkiDirFor(Path configFile) {
+        Path configDir = configFile.toAbsolutePath().normalize().getParent();
+        return configDir.resolveSibling("demo");
+    }
+
+    private static String created(DemoPki pki) {
+        return pki.created() ? "created" : "reused";
+    }
+
+    static String instructions(DemoPki pki, Path pkiDir, String how, int port) {
+        String url = "https://localhost:" + port;
+        String ca = display(pki.caCertificate());
+        return """
+
+                ==========================================================================================
+                 mtls-proxy DEMO - throwaway CA and certificates, NOT FOR PRODUCTION
+                ==========================================================================================
+                 Certificates (%s): %s
+                 Echo backend and proxy are running. Try, from another terminal:
+
+                 # allowed: spiffe://demo.local/orders may call /hello -> 200 with the echo of your identity
+                 curl -i --cacert %s --cert %s --key %s %s/hello
+
+                 # denied: a valid certificate whose identity has no grant -> 403
+                 curl -i --cacert %s --cert %s --key %s %s/hello
+
+                 # no client certificate -> the TLS handshake is refused, no HTTP response at all
+                 curl -i --cacert %s %s/hello
+
+                 Stop with Ctrl-C.
+                ==========================================================================================
+                """.formatted(how, display(pkiDir),
+                ca, display(pki.allowedClientCertificate()), display(pki.allowedClientKey()), url,
+                ca, display(pki.deniedClientCertificate()), display(pki.deniedClientKey()), url,
+                ca, url);
+    }
+
+    /** Paths as short as they can be, relative to where the user stands. */
+    private static String display(Path path) {
+        Path cwd = Path.of("").toAbsolutePath();
+        Path absolute = path.toAbsolutePath().normalize();
+        return absolute.startsWith(cwd) ? cwd.relativize(absolute).toString() : absolute.toString();
+    }
+
+    /** The running demo. */
+    record Demo(EchoBackend backend, RunCommand.Running proxy) implements AutoCloseable {
+        @Override
+        public void close() {
+            proxy.close();
+            backend.close();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package dev.mtlsproxy.app;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+
+/**
+ * {@code mtls-proxy COMMAND [options]}. The only class that reads the process environment (arguments, stdout,
+ * exit code); commands get everything else passed in.
+ */
+public final class Main {
+
+    static final String USAGE = """
+            usage: mtls-proxy COMMAND [options]
+
+            commands:
+              run --config FILE        run the proxy; refuses to start on an invalid config
+              validate --config FILE   check a config; exit 0 when valid, 1 with every problem listed
+              demo [--config FILE]     throwaway CA, certificates, echo backend and proxy on localhost
+                                       (default config/demo.yaml); NOT for production
+            """;
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        int code = run(args, System.out, System.err);
+        if (code != Command.KEEP_RUNNING) {
+            System.exit(code);
+        }
+    }
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
+            out.print(USAGE);
+            return args.length == 0 ? 2 : 0;
+        }
+        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        try {
+            Options options = Options.parse(rest);
+            return switch (args[0]) {
+                case "run" -> new RunCommand(out, err).run(options.requireConfig());
+                case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
+                case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"));
+                default -> {
+                    err.println("unknown command: " + args[0]);
+                    err.print(USAGE);
+                    yield 2;
+                }
+            };
+        } catch (Options.UsageException e) {
+            err.println(e.getMessage());
+            err.print(USAGE);
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,184 @@
+package dev.mtlsproxy.core.identity;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.math.BigInteger;
+import java.net.URI;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.cert.X509Certificate;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Locale;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** What a verified client certificate says about its holder, read once into a {@link PeerIdentity}. */
+class PeerIdentitiesTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+
+    @BeforeAll
+    static void mint() {
+        pki = TestPki.create(dir);
+    }
+
+    @Test
+    void spiffeIdIsTheSingleSpiffeUriSan() throws Exception {
+        PeerIdentity peer = PeerIdentities.fromCertificate(pki.client(ORDERS).getCertificate());
+
+        assertThat(peer.spiffeId()).isEqualTo(ORDERS);
+        assertThat(peer.uriSans()).containsExactly(ORDERS);
+        assertThat(peer.displayName()).isEqualTo(ORDERS);
+    }
+
+    @Test
+    void everySanTypeIsReadInCertificateOrder() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b
+                .addSanDnsName("Orders.Shop.Internal")
+                .addSanDnsName("orders-v2.shop.internal")
+                .addSanUriName(uri("https://docs.example.test/orders"))
+                .addSanRfc822Name("Orders-Team@Example.test")
+                .addSanIpAddress("10.1.2.3")
+                .addSanIpAddress("2001:db8::1"));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.spiffeId()).isEqualTo(ORDERS);
+        assertThat(peer.uriSans()).containsExactly(ORDERS, "https://docs.example.test/orders");
+        // DNS names compare case-insensitively, so they are stored lower-cased; nothing else is rewritten.
+        assertThat(peer.dnsSans()).containsExactly("orders.shop.internal", "orders-v2.shop.internal");
+        assertThat(peer.emailSans()).containsExactly("Orders-Team@Example.test");
+        assertThat(peer.ipSans()).containsExactly("10.1.2.3", "2001:db8:0:0:0:0:0:1");
+    }
+
+    @Test
+    void subjectAndIssuerAreReadInRfc2253Form() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.subject("CN=orders,OU=shop,OU=payments,O=Example Corp"));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.subject()).isEqualTo("CN=orders,OU=shop,OU=payments,O=Example Corp");
+        assertThat(peer.subjectCn()).isEqualTo("orders");
+        assertThat(peer.subjectOu()).containsExactly("shop", "payments");
+        assertThat(peer.subjectO()).containsExactly("Example Corp");
+        assertThat(peer.issuer()).isEqualTo("CN=test root CA,O=mtls-proxy tests");
+    }
+
+    @Test
+    void escapedCharactersInTheSubjectAreUnescapedInItsAttributes() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.subject("CN=Smith\\, John,O=A\\+B \\\"Ltd\\\""));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.subjectCn()).isEqualTo("Smith, John");
+        assertThat(peer.subjectO()).containsExactly("A+B \"Ltd\"");
+        assertThat(peer.subject()).isEqualTo("CN=Smith\\, John,O=A\\+B \\\"Ltd\\\"");
+    }
+
+    @Test
+    void subjectWithoutCommonNameHasNullCn() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.subject("O=mtls-proxy tests"));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.subjectCn()).isNull();
+        assertThat(peer.subjectOu()).isEmpty();
+        assertThat(peer.subjectO()).containsExactly("mtls-proxy tests");
+    }
+
+    @Test
+    void serialIsLowerCaseHex() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.serial(new BigInteger("00C0FFEE1234ABCD", 16)));
+
+        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).serialHex()).isEqualTo("c0ffee1234abcd");
+    }
+
+    @Test
+    void sha256IsTheLowerCaseHexFingerprintOfTheDer() throws Exception {
+        X509Certificate cert = pki.client(ORDERS).getCertificate();
+        byte[] digest = MessageDigest.getInstance("SHA-256").digest(cert.getEncoded());
+        // As `openssl x509 -noout -fingerprint -sha256` prints it, without colons and lower-cased.
+        StringBuilder opensslStyle = new StringBuilder();
+        for (byte b : digest) {
+            opensslStyle.append(opensslStyle.length() == 0 ? "" : ":").append(String.format("%02X", b & 0xff));
+        }
+        String expected = opensslStyle.toString().replace(":", "").toLowerCase(Locale.ROOT);
+
+        String sha256 = PeerIdentities.fromCertificate(cert).sha256();
+
+        assertThat(sha256).isEqualTo(expected).hasSize(64).matches("[0-9a-f]{64}");
+    }
+
+    @Test
+    void differentCertificatesForTheSameWorkloadHaveDifferentFingerprints() throws Exception {
+        String first = PeerIdentities.fromCertificate(pki.client(ORDERS).getCertificate()).sha256();
+        String second = PeerIdentities.fromCertificate(pki.client(ORDERS).getCertificate()).sha256();
+
+        assertThat(first).isNotEqualTo(second);
+    }
+
+    @Test
+    void notAfterIsTheEndOfValidity() throws Exception {
+        Instant notAfter = Instant.now().plus(3, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS);
+        X509Bundle cert = pki.client(ORDERS, b -> b.notAfter(notAfter));
+
+        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).notAfter()).isEqualTo(notAfter);
+    }
+
+    @Test
+    void twoSpiffeUrisMeanNoSpiffeId() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("spiffe://prod.test/ns/ops/sa/admin")));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.uriSans()).containsExactly(ORDERS, "spiffe://prod.test/ns/ops/sa/admin");
+        assertThat(peer.displayName()).isEqualTo(peer.subject());
+    }
+
+    @Test
+    void secondSpiffeUriInAnotherCaseStillCountsAsASecondSpiffeId() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("SPIFFE://prod.test/ns/ops/sa/admin")));
+
+        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).spiffeId()).isNull();
+    }
+
+    @Test
+    void nonSpiffeUrisDoNotDisturbTheSpiffeId() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("https://prod.test/ns/ops/sa/admin")));
+
+        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).spiffeId()).isEqualTo(ORDERS);
+    }
+
+    @Test
+    void certificateWithoutSansHasEmptyListsAndIsNamedBySubject() throws Exception {
+        X509Bundle cert = new CertificateBuilder()
+                .subject("CN=legacy-batch,O=mtls-proxy tests")
+                .addExtendedKeyUsageClientAuth()
+                .ecp256()
+                .buildIssuedBy(pki.root());
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.uriSans()).isEmpty();
+        assertThat(peer.dnsSans()).isEmpty();
+        assertThat(peer.emailSans()).isEmpty();
+        assertThat(peer.ipSans()).isEmpty();
+        assertThat(peer.subjectCn()).isEqualTo("legacy-batch");
+        assertThat(peer.displayName()).isEqualTo("CN=legacy-batch,O=mtls-proxy tests");
+    }
+
+    private static URI uri(String uri) {
+        return URI.create(uri);
+    }
+}

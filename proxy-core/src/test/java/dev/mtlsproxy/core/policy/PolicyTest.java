@@ -1,0 +1,450 @@
+package dev.mtlsproxy.core.policy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.policy.PolicyDecision.Outcome;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Route selection and grants, decided from records built by hand: no files, no TLS, no Netty. */
+class PolicyTest {
+
+    static final String ORDERS_ID = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String BILLING_ID = "spiffe://prod.test/ns/shop/sa/billing";
+
+    static final PeerIdentity ORDERS = peer(ORDERS_ID, List.of("orders.shop.internal"), "orders");
+    static final PeerIdentity BILLING = peer(BILLING_ID, List.of("billing.shop.internal"), "billing");
+
+    // ---- grants ------------------------------------------------------------------------------------------------
+
+    @Test
+    void routeWithoutGrantsDeniesEveryone() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("locked", null, "/", List.of())
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "GET", "api.example.com", "/anything");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.DENY);
+        assertThat(decision.allowed()).isFalse();
+        assertThat(decision.routeName()).isEqualTo("locked");
+        assertThat(decision.identity()).isNull();
+    }
+
+    @Test
+    void spiffeIdGrantAllowsThatWorkloadOnly() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("orders-api", null, "/orders", List.of(), "orders")
+                .build();
+
+        PolicyDecision allowed = policy.decide(ORDERS, "GET", "api.example.com", "/orders/42");
+        PolicyDecision denied = policy.decide(BILLING, "GET", "api.example.com", "/orders/42");
+
+        assertThat(allowed.outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(allowed.allowed()).isTrue();
+        assertThat(allowed.identity()).isEqualTo("orders");
+        assertThat(allowed.routeName()).isEqualTo("orders-api");
+        assertThat(denied.outcome()).isEqualTo(Outcome.DENY);
+        assertThat(denied.routeName()).isEqualTo("orders-api");
+        assertThat(denied.identity()).isNull();
+    }
+
+    @Test
+    void theFirstMatchingGrantNamesTheIdentity() {
+        Policy policy = new PolicyBuilder()
+                .identity("billing", new IdentityConfig(BILLING_ID, null, null))
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .identity("shop-cn", new IdentityConfig(null, null, "orders"))
+                .route("orders-api", null, "/orders", List.of(), "billing", "shop-cn", "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/orders").identity()).isEqualTo("shop-cn");
+    }
+
+    @Test
+    void spiffeIdThatIsAPrefixOfAnotherDoesNotMatchIt() {
+        Policy policy = new PolicyBuilder()
+                .identity("team-a", new IdentityConfig("spiffe://prod.test/ns/a", null, null))
+                .route("a-only", null, "/", List.of(), "team-a")
+                .build();
+        PeerIdentity teamA = peer("spiffe://prod.test/ns/a", List.of(), "a");
+        PeerIdentity teamAb = peer("spiffe://prod.test/ns/ab", List.of(), "ab");
+        PeerIdentity teamAChild = peer("spiffe://prod.test/ns/a/sa/x", List.of(), "x");
+
+        assertThat(policy.decide(teamA, "GET", "", "/").outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(policy.decide(teamAb, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+        assertThat(policy.decide(teamAChild, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void spiffeIdIsComparedExactlyNotCaseInsensitively() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("all", null, "/", List.of(), "orders")
+                .build();
+        PeerIdentity shouting = peer("spiffe://prod.test/ns/shop/sa/ORDERS", List.of(), "orders");
+
+        assertThat(policy.decide(shouting, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void peerWithoutSpiffeIdIsDeniedBySpiffeGrant() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("all", null, "/", List.of(), "orders")
+                .build();
+        PeerIdentity noSpiffe = peer(null, List.of("orders.shop.internal"), "orders");
+
+        assertThat(policy.decide(noSpiffe, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void dnsSanGrantIsCaseInsensitive() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(null, "Orders.Shop.INTERNAL", null))
+                .route("all", null, "/", List.of(), "orders")
+                .build();
+        // PeerIdentities lower-cases DNS SANs; the configured name is lower-cased when compiled.
+        PeerIdentity peer = peer(null, List.of("cache.shop.internal", "orders.shop.internal"), "whatever");
+
+        PolicyDecision decision = policy.decide(peer, "GET", "", "/");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(decision.identity()).isEqualTo("orders");
+        assertThat(policy.decide(BILLING, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void dnsSanGrantNeedsAWholeNameNotASuffix() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(null, "orders.shop.internal", null))
+                .route("all", null, "/", List.of(), "orders")
+                .build();
+        PeerIdentity lookalike = peer(null, List.of("evil-orders.shop.internal", "orders.shop.internal.evil"), "x");
+
+        assertThat(policy.decide(lookalike, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void subjectCnGrantMatchesTheExactCommonName() {
+        Policy policy = new PolicyBuilder()
+                .identity("legacy", new IdentityConfig(null, null, "orders"))
+                .route("all", null, "/", List.of(), "legacy")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/").outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(policy.decide(peer(null, List.of(), "Orders"), "GET", "", "/").outcome())
+                .isEqualTo(Outcome.DENY);
+        assertThat(policy.decide(peer(null, List.of(), null), "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void identityWithTwoFieldsRequiresBoth() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, "orders"))
+                .route("all", null, "/", List.of(), "orders")
+                .build();
+        PeerIdentity rightIdWrongCn = peer(ORDERS_ID, List.of(), "billing");
+        PeerIdentity rightCnWrongId = peer(BILLING_ID, List.of(), "orders");
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/").outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(policy.decide(rightIdWrongCn, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+        assertThat(policy.decide(rightCnWrongId, "GET", "", "/").outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void identityWithNoFieldsIsRefusedAtCompileTimeRatherThanMatchingAnyone() {
+        PolicyBuilder builder = new PolicyBuilder()
+                .identity("anyone", new IdentityConfig(null, null, null))
+                .route("all", null, "/", List.of(), "anyone");
+
+        assertThatThrownBy(builder::build)
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("identity anyone has no matcher");
+    }
+
+    @Test
+    void routeGrantingAnUnknownIdentityIsRefusedAtCompileTime() {
+        PolicyBuilder builder = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("all", null, "/", List.of(), "ordres");
+
+        assertThatThrownBy(builder::build)
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("route all allows unknown identity ordres");
+    }
+
+    // ---- host selection ----------------------------------------------------------------------------------------
+
+    @Test
+    void mostSpecificHostGroupWinsEvenAgainstALongerPrefixOnALessSpecificHost() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("any-admin-keys", null, "/admin/keys", List.of(), "orders")
+                .route("wildcard-admin", "*.example.com", "/admin", List.of(), "orders")
+                .route("exact-root", "api.example.com", "/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "api.example.com", "/admin/keys").routeName())
+                .isEqualTo("exact-root");
+        assertThat(policy.decide(ORDERS, "GET", "web.example.com", "/admin/keys").routeName())
+                .isEqualTo("wildcard-admin");
+        assertThat(policy.decide(ORDERS, "GET", "other.test", "/admin/keys").routeName())
+                .isEqualTo("any-admin-keys");
+    }
+
+    @Test
+    void hostWithRoutesNeverFallsBackToALessSpecificHost() {
+        // Like an nginx server block: once api.example.com has routes, a path none of them covers is a 404 there,
+        // not a request for the catch-all's routes.
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("api-orders", "api.example.com", "/orders", List.of(), "orders")
+                .route("catch-all", null, "/", List.of(), "orders")
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "GET", "api.example.com", "/billing");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(decision.route()).isNull();
+        assertThat(decision.routeName()).isEqualTo("-");
+    }
+
+    @Test
+    void exactHostIsMatchedCaseInsensitivelyThroughTheConfig() {
+        // RouteConfig lower-cases the host; requests arrive lower-cased from Hosts.normalise.
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("api", "API.Example.com", "/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "api.example.com", "/").outcome()).isEqualTo(Outcome.ALLOW);
+    }
+
+    @Test
+    void unknownHostWithOnlyExactRoutesIsNoRoute() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("api", "api.example.com", "/", List.of(), "orders")
+                .route("web", "web.example.com", "/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "admin.example.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "api.example.com.evil", "/").outcome())
+                .isEqualTo(Outcome.NO_ROUTE);
+    }
+
+    @Test
+    void wildcardCoversExactlyOneExtraLabel() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("wild", "*.example.com", "/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "a.example.com", "/").outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(policy.decide(ORDERS, "GET", "example.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "a.b.example.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "evilexample.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", ".example.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "a.example.com.evil", "/").outcome())
+                .isEqualTo(Outcome.NO_ROUTE);
+    }
+
+    @Test
+    void deeperWildcardWinsForItsOwnSubdomain() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("shallow", "*.example.com", "/", List.of(), "orders")
+                .route("deep", "*.eu.example.com", "/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "api.eu.example.com", "/").routeName()).isEqualTo("deep");
+        assertThat(policy.decide(ORDERS, "GET", "eu.example.com", "/").routeName()).isEqualTo("shallow");
+    }
+
+    // ---- path selection ----------------------------------------------------------------------------------------
+
+    @Test
+    void longestPrefixWinsWithinAHostWhateverTheConfigOrder() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .identity("billing", new IdentityConfig(BILLING_ID, null, null))
+                .route("root", null, "/", List.of(), "orders", "billing")
+                .route("admin-keys", null, "/admin/keys", List.of(), "billing")
+                .route("admin", null, "/admin", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/admin/keys/1").routeName()).isEqualTo("admin-keys");
+        assertThat(policy.decide(ORDERS, "GET", "", "/admin/keys/1").outcome()).isEqualTo(Outcome.DENY);
+        assertThat(policy.decide(ORDERS, "GET", "", "/admin/users").routeName()).isEqualTo("admin");
+        assertThat(policy.decide(BILLING, "GET", "", "/admin/users").outcome()).isEqualTo(Outcome.DENY);
+        assertThat(policy.decide(BILLING, "GET", "", "/public").routeName()).isEqualTo("root");
+    }
+
+    @Test
+    void prefixMatchesOnSegmentBoundariesOnly() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("api", null, "/api", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/api").routeName()).isEqualTo("api");
+        assertThat(policy.decide(ORDERS, "GET", "", "/api/").routeName()).isEqualTo("api");
+        assertThat(policy.decide(ORDERS, "GET", "", "/api/x").routeName()).isEqualTo("api");
+        assertThat(policy.decide(ORDERS, "GET", "", "/apiary").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "", "/ap").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "", "/API").outcome()).isEqualTo(Outcome.NO_ROUTE);
+    }
+
+    @Test
+    void apiaryFallsToTheShorterPrefixNotToApi() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("root", null, "/", List.of())
+                .route("api", null, "/api", List.of(), "orders")
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "GET", "", "/apiary");
+
+        assertThat(decision.routeName()).isEqualTo("root");
+        assertThat(decision.outcome()).isEqualTo(Outcome.DENY);
+    }
+
+    @Test
+    void prefixEndingInSlashCoversWhatIsUnderItButNotTheBareName() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("static", null, "/static/", List.of(), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "GET", "", "/static/").routeName()).isEqualTo("static");
+        assertThat(policy.decide(ORDERS, "GET", "", "/static/app.css").routeName()).isEqualTo("static");
+        assertThat(policy.decide(ORDERS, "GET", "", "/static/js/app.js").routeName()).isEqualTo("static");
+        assertThat(policy.decide(ORDERS, "GET", "", "/static").outcome()).isEqualTo(Outcome.NO_ROUTE);
+        assertThat(policy.decide(ORDERS, "GET", "", "/staticfoo").outcome()).isEqualTo(Outcome.NO_ROUTE);
+    }
+
+    // ---- methods -----------------------------------------------------------------------------------------------
+
+    @Test
+    void pathMatchedButMethodNotAllowedIs405WithThatRoute() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("orders-read", null, "/orders", List.of("get", "HEAD"), "orders")
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "DELETE", "", "/orders/42");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.METHOD_NOT_ALLOWED);
+        assertThat(decision.routeName()).isEqualTo("orders-read");
+        assertThat(decision.route().methods()).containsExactly("GET", "HEAD");
+        assertThat(decision.identity()).isNull();
+        assertThat(policy.decide(ORDERS, "GET", "", "/orders/42").outcome()).isEqualTo(Outcome.ALLOW);
+    }
+
+    @Test
+    void methodIsCaseSensitiveOnTheRequestSide() {
+        // RFC 9110 9.1: method names are case-sensitive; "get" is not GET.
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("orders-read", null, "/orders", List.of("GET"), "orders")
+                .build();
+
+        assertThat(policy.decide(ORDERS, "get", "", "/orders").outcome()).isEqualTo(Outcome.METHOD_NOT_ALLOWED);
+    }
+
+    @Test
+    void routesWithTheSamePrefixSplitGrantsByMethod() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .identity("billing", new IdentityConfig(BILLING_ID, null, null))
+                .route("orders-read", null, "/orders", List.of("GET"), "orders", "billing")
+                .route("orders-write", null, "/orders", List.of("POST", "PUT"), "orders")
+                .build();
+
+        assertThat(policy.decide(BILLING, "GET", "", "/orders/1").outcome()).isEqualTo(Outcome.ALLOW);
+        PolicyDecision billingWrites = policy.decide(BILLING, "POST", "", "/orders/1");
+        assertThat(billingWrites.outcome()).isEqualTo(Outcome.DENY);
+        assertThat(billingWrites.routeName()).isEqualTo("orders-write");
+        assertThat(policy.decide(ORDERS, "PUT", "", "/orders/1").routeName()).isEqualTo("orders-write");
+        assertThat(policy.decide(ORDERS, "DELETE", "", "/orders/1").outcome())
+                .isEqualTo(Outcome.METHOD_NOT_ALLOWED);
+    }
+
+    @Test
+    void methodNotAllowedOnTheLongestPrefixIs405NotAShorterPrefixsGrant() {
+        PeerIdentity ops = peer("spiffe://prod.test/ns/ops/sa/admin", List.of(), "ops");
+        Policy policy = new PolicyBuilder()
+                .identity("ops", new IdentityConfig(ops.spiffeId(), null, null))
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("admin-read", null, "/admin", List.of("GET"), "ops")
+                .route("public", null, "/", List.of(), "orders", "ops")
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "POST", "", "/admin/users");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.METHOD_NOT_ALLOWED);
+        assertThat(decision.routeName()).isEqualTo("admin-read");
+    }
+
+    @Test
+    void nothingMatchingIsNoRoute() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", new IdentityConfig(ORDERS_ID, null, null))
+                .route("orders-api", null, "/orders", List.of(), "orders")
+                .build();
+
+        PolicyDecision decision = policy.decide(ORDERS, "GET", "api.example.com", "/billing");
+
+        assertThat(decision).isEqualTo(new PolicyDecision(Outcome.NO_ROUTE, null, null));
+        assertThat(decision.routeName()).isEqualTo("-");
+    }
+
+    @Test
+    void emptyConfigurationIsNoRouteForEverything() {
+        Policy policy = new PolicyBuilder().build();
+
+        assertThat(policy.decide(ORDERS, "GET", "api.example.com", "/").outcome()).isEqualTo(Outcome.NO_ROUTE);
+    }
+
+    // ---- fixtures ----------------------------------------------------------------------------------------------
+
+    static PeerIdentity peer(String spiffeId, List<String> dnsSans, String cn) {
+        return new PeerIdentity(spiffeId, spiffeId == null ? List.of() : List.of(spiffeId), dnsSans, List.of(),
+                List.of(), cn == null ? "O=mtls-proxy tests" : "CN=" + cn + ",O=mtls-proxy tests", cn,
+                List.of("mtls-proxy tests"), List.of(), "CN=test root CA,O=mtls-proxy tests", "1a2b",
+                "00".repeat(32), Instant.parse("2030-01-01T00:00:00Z"));
+    }
+
+    /** Assembles a ProxyConfig with only what Policy reads: identities and routes. */
+    static final class PolicyBuilder {
+        private final Map<String, IdentityConfig> identities = new LinkedHashMap<>();
+        private final List<RouteConfig> routes = new ArrayList<>();
+
+        PolicyBuilder identity(String name, IdentityConfig identity) {
+            identities.put(name, identity);
+            return this;
+        }
+
+        PolicyBuilder route(String name, String host, String pathPrefix, List<String> methods, String... allow) {
+            routes.add(new RouteConfig(name, host, pathPrefix, methods, "shop", List.of(allow)));
+            return this;
+        }
+
+        Policy build() {
+            return Policy.compile(new ProxyConfig(List.of(), identities, routes, Map.of(), null));
+        }
+    }
+}

@@ -1,0 +1,105 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Requests whose framing two HTTP parsers could read differently. Each must get 400, a closed connection, and never
+ * reach the backend as a complete request, even from a client the policy allows.
+ */
+class RequestSmugglingTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static TestBackend backend;
+    static RunningProxy proxy;
+
+    @BeforeAll
+    static void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend.url())
+                .route("all", "/", "shop", "orders")
+                .start();
+    }
+
+    @AfterAll
+    static void stop() {
+        proxy.close();
+        backend.close();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        // Content-Length and Transfer-Encoding together: the classic CL.TE / TE.CL desync.
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n",
+        // Two different lengths.
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5, 6\r\n\r\nhello!",
+        // Transfer codings other than a single final "chunked".
+        "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        // Malformed chunk size.
+        "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        // A missing or repeated Host.
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n",
+        // Whitespace before the colon (RFC 9112 5.1: must be rejected).
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length : 5\r\n\r\nhello",
+        // Connection naming the framing or Host: a hop-by-hop strip would forward the body as a second,
+        // unchecked request (found by the unit tests; this is the end-to-end regression).
+        "POST /public HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, content-length\r\nContent-Length: 73\r\n\r\nGET /admin/keys HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Client-Cert: URI=x\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: host\r\n\r\n",
+        // Bare LF line endings.
+        "GET / HTTP/1.1\nHost: localhost\n\n",
+    })
+    void ambiguousFramingIsRefusedAndNeverForwarded(String request) throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(request);
+            assertThat(client.readResponse().status()).isEqualTo(400);
+            assertThat(client.closedByPeer()).as("connection closed after 400").isTrue();
+        }
+        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).as("backend saw a complete request").isNull();
+    }
+
+    @Test
+    void anOversizedHeaderIsRefused() throws Exception {
+        String huge = "x".repeat(20 * 1024);
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + huge + "\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(400);
+            assertThat(client.closedByPeer()).isTrue();
+        }
+        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    @Test
+    void aValidChunkedRequestStillPasses() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\n0\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).bodyBytes()).isEqualTo(5);
+    }
+}

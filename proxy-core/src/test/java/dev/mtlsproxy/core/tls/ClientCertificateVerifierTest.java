@@ -1,0 +1,334 @@
+package dev.mtlsproxy.core.tls;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.nio.file.Path;
+import java.security.cert.CertPathValidatorException;
+import java.security.cert.CertPathValidatorException.BasicReason;
+import java.security.cert.CertificateException;
+import java.security.cert.PKIXReason;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.function.UnaryOperator;
+import javax.net.ssl.SSLEngine;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Client chains as a client would send them, judged at a fixed instant. Validity failures come from moving the
+ * clock, not from minting odd certificates, so each test changes exactly one thing.
+ */
+class ClientCertificateVerifierTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static Instant now;
+    static X509Bundle intermediate;
+
+    @BeforeAll
+    static void mint() throws Exception {
+        pki = TestPki.create(dir);
+        now = Instant.now();
+        intermediate = ca("CN=test intermediate CA,O=mtls-proxy tests", pki.root(), b -> b);
+    }
+
+    // ---- accepted ----------------------------------------------------------------------------------------------
+
+    @Test
+    void leafIssuedByTheTrustedRootPasses() {
+        assertThatCode(() -> verifierAt(now).verify(chain(pki.client(ORDERS)))).doesNotThrowAnyException();
+    }
+
+    @Test
+    void leafViaAnIntermediatePassesWhenTheClientSendsTheIntermediate() throws Exception {
+        X509Bundle leaf = leafIssuedBy(intermediate, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThatCode(() -> verifierAt(now).verify(chain(leaf, intermediate))).doesNotThrowAnyException();
+    }
+
+    @Test
+    void clientAppendingTheRootItselfPasses() throws Exception {
+        X509Bundle leaf = leafIssuedBy(intermediate, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThatCode(() -> verifierAt(now).verify(chain(pki.client(ORDERS), pki.root())))
+                .doesNotThrowAnyException();
+        assertThatCode(() -> verifierAt(now).verify(chain(leaf, intermediate, pki.root())))
+                .doesNotThrowAnyException();
+    }
+
+    @Test
+    void leafWithoutAnyExtendedKeyUsagePasses() throws Exception {
+        X509Bundle leaf = new CertificateBuilder()
+                .subject("CN=legacy-batch,O=mtls-proxy tests")
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(1)))
+                .ecp256()
+                .buildIssuedBy(pki.root());
+        assertThat(leaf.getCertificate().getExtendedKeyUsage()).isNull();
+
+        assertThatCode(() -> verifierAt(now).verify(chain(leaf))).doesNotThrowAnyException();
+    }
+
+    @Test
+    void anyExtendedKeyUsageCountsAsClientAuth() throws Exception {
+        X509Bundle leaf = leafIssuedBy(pki.root(), b -> b.addExtendedKeyUsage("2.5.29.37.0"));
+
+        assertThatCode(() -> verifierAt(now).verify(chain(leaf))).doesNotThrowAnyException();
+    }
+
+    @Test
+    void chainOfExactlyMaxLengthPasses() throws Exception {
+        List<X509Bundle> cas = intermediates(ClientCertificateVerifier.MAX_CHAIN_LENGTH - 1);
+        X509Bundle leaf = leafIssuedBy(cas.get(cas.size() - 1), b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThatCode(() -> verifierAt(now).verify(leafFirst(leaf, cas))).doesNotThrowAnyException();
+    }
+
+    // ---- refused -----------------------------------------------------------------------------------------------
+
+    @Test
+    void emptyOrMissingChainIsNoCertificate() {
+        assertThat(rejection(new X509Certificate[0], now)).isEqualTo(HandshakeFailureReason.NO_CERTIFICATE);
+        assertThat(rejection(null, now)).isEqualTo(HandshakeFailureReason.NO_CERTIFICATE);
+    }
+
+    @Test
+    void leafViaAnIntermediateIsUnknownCaWhenTheClientSendsOnlyTheLeaf() throws Exception {
+        X509Bundle leaf = leafIssuedBy(intermediate, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThat(rejection(chain(leaf), now)).isEqualTo(HandshakeFailureReason.UNKNOWN_CA);
+    }
+
+    @Test
+    void leafFromAnotherRootIsUnknownCa() {
+        assertThat(rejection(chain(TestPki.clientOfAnotherRoot(ORDERS)), now))
+                .isEqualTo(HandshakeFailureReason.UNKNOWN_CA);
+    }
+
+    @Test
+    void leafFromARogueRootWithTheTrustedRootsNameIsRefused() throws Exception {
+        X509Bundle rogueRoot = new CertificateBuilder()
+                .subject(pki.root().getCertificate().getSubjectX500Principal())
+                .setIsCertificateAuthority(true)
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofDays(1)))
+                .ecp256()
+                .buildSelfSigned();
+        X509Bundle leaf = leafIssuedBy(rogueRoot, b -> b.addExtendedKeyUsageClientAuth());
+
+        // Same issuer name as a trusted CA, wrong key: the signature check fails. A forgery does not chain to our
+        // CA, so it is counted as unknown_ca; the cause keeps the PKIX reason for the log.
+        assertThatThrownBy(() -> verifierAt(now).verify(chain(leaf, pki.root())))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.UNKNOWN_CA))
+                .cause()
+                .isInstanceOfSatisfying(CertPathValidatorException.class,
+                        e -> assertThat(e.getReason()).isEqualTo(BasicReason.INVALID_SIGNATURE));
+    }
+
+    @Test
+    void chainLongerThanTheLimitIsRefusedBeforeAnySignatureCheck() throws Exception {
+        List<X509Bundle> cas = intermediates(ClientCertificateVerifier.MAX_CHAIN_LENGTH);
+        X509Bundle leaf = leafIssuedBy(cas.get(cas.size() - 1), b -> b.addExtendedKeyUsageClientAuth());
+        X509Certificate[] chain = leafFirst(leaf, cas);
+        assertThat(chain).hasSize(ClientCertificateVerifier.MAX_CHAIN_LENGTH + 1);
+
+        assertThatThrownBy(() -> verifierAt(now).verify(chain))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.CHAIN_TOO_LONG))
+                .hasMessage("chain_too_long: client sent 6 certificates below the root, at most 5 accepted")
+                .hasNoCause();
+    }
+
+    @Test
+    void intermediateBeyondTheRootsPathLengthIsChainTooLong() throws Exception {
+        X509Bundle constrained = ca("CN=constrained intermediate", pki.root(),
+                b -> b.setPathLengthConstraint(OptionalInt.of(0)));
+        X509Bundle below = ca("CN=intermediate below a pathLen 0 CA", constrained, b -> b);
+        X509Bundle leaf = leafIssuedBy(below, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThat(rejection(chain(leaf, below, constrained), now)).isEqualTo(HandshakeFailureReason.CHAIN_TOO_LONG);
+    }
+
+    @Test
+    void leafPastItsNotAfterIsExpired() {
+        X509Bundle leaf = pki.client(ORDERS); // valid until about now + 12h
+
+        assertThat(rejection(chain(leaf), now.plus(Duration.ofHours(13)))).isEqualTo(HandshakeFailureReason.EXPIRED);
+    }
+
+    @Test
+    void leafBeforeItsNotBeforeIsNotYetValid() {
+        X509Bundle leaf = pki.client(ORDERS); // valid from about now - 1h
+
+        assertThat(rejection(chain(leaf), now.minus(Duration.ofHours(2))))
+                .isEqualTo(HandshakeFailureReason.NOT_YET_VALID);
+    }
+
+    @Test
+    void theClockIsTheOnlyTimeSourceForValidity() {
+        X509Bundle expiredByTheWallClock = pki.expiredClient(ORDERS);
+
+        assertThat(rejection(chain(expiredByTheWallClock), now)).isEqualTo(HandshakeFailureReason.EXPIRED);
+        assertThatCode(() -> verifierAt(now.minus(Duration.ofHours(36))).verify(chain(expiredByTheWallClock)))
+                .doesNotThrowAnyException();
+    }
+
+    @Test
+    void expiredIntermediateIsExpiredEvenWithAValidLeaf() throws Exception {
+        X509Bundle shortLived = ca("CN=short-lived intermediate", pki.root(),
+                b -> b.notAfter(now.plus(Duration.ofHours(2))));
+        X509Bundle leaf = leafIssuedBy(shortLived, b -> b.addExtendedKeyUsageClientAuth()
+                .notAfter(now.plus(Duration.ofHours(6))));
+
+        assertThat(rejection(chain(leaf, shortLived), now.plus(Duration.ofHours(3))))
+                .isEqualTo(HandshakeFailureReason.EXPIRED);
+    }
+
+    @Test
+    void leafWithServerAuthOnlyIsBadEku() {
+        assertThat(rejection(chain(pki.serverOnlyEkuClient(ORDERS)), now)).isEqualTo(HandshakeFailureReason.BAD_EKU);
+    }
+
+    @Test
+    void intermediateWhoseEkuExcludesClientAuthIsBadEku() throws Exception {
+        X509Bundle serverOnlyCa = ca("CN=server-only intermediate", pki.root(),
+                b -> b.addExtendedKeyUsageServerAuth());
+        X509Bundle leaf = leafIssuedBy(serverOnlyCa, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThat(rejection(chain(leaf, serverOnlyCa), now)).isEqualTo(HandshakeFailureReason.BAD_EKU);
+    }
+
+    @Test
+    void leafSigningAnotherLeafIsRefused() throws Exception {
+        // An end-entity certificate is not a CA: whatever it signs must not chain to the root.
+        X509Bundle endEntity = pki.client(ORDERS);
+        X509Bundle forged = leafIssuedBy(endEntity, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThatThrownBy(() -> verifierAt(now).verify(chain(forged, endEntity)))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.UNKNOWN_CA))
+                .cause()
+                .isInstanceOfSatisfying(CertPathValidatorException.class,
+                        e -> assertThat(e.getReason()).isEqualTo(PKIXReason.NOT_CA_CERT));
+    }
+
+    // ---- the TrustManager face ---------------------------------------------------------------------------------
+
+    @Test
+    void trustManagerEntryPointsRejectWithTheClassifiedException() {
+        ClientCertificateVerifier verifier = verifierAt(now);
+        X509Certificate[] expired = chain(pki.expiredClient(ORDERS));
+
+        assertThatThrownBy(() -> verifier.checkClientTrusted(expired, "ECDHE_ECDSA"))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.EXPIRED));
+        assertThatThrownBy(() -> verifier.checkClientTrusted(expired, "ECDHE_ECDSA", (SSLEngine) null))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.EXPIRED));
+    }
+
+    @Test
+    void itNeverVouchesForAServer() {
+        ClientCertificateVerifier verifier = verifierAt(now);
+
+        assertThatThrownBy(() -> verifier.checkServerTrusted(chain(pki.client(ORDERS)), "ECDHE_ECDSA"))
+                .isExactlyInstanceOf(CertificateException.class);
+    }
+
+    @Test
+    void acceptedIssuersAreTheConfiguredCasAndCannotBeModified() {
+        ClientCertificateVerifier verifier = verifierAt(now);
+
+        X509Certificate[] issuers = verifier.getAcceptedIssuers();
+        issuers[0] = null;
+
+        assertThat(verifier.getAcceptedIssuers()).containsExactly(pki.root().getCertificate());
+    }
+
+    @Test
+    void noTrustedCaIsAConstructionError() {
+        assertThatThrownBy(() -> new ClientCertificateVerifier(List.of(), Clock.systemUTC()))
+                .isInstanceOf(IllegalArgumentException.class);
+    }
+
+    // ---- fixtures ----------------------------------------------------------------------------------------------
+
+    private static ClientCertificateVerifier verifierAt(Instant instant) {
+        return new ClientCertificateVerifier(List.of(pki.root().getCertificate()), Clock.fixed(instant,
+                ZoneOffset.UTC));
+    }
+
+    private static HandshakeFailureReason rejection(X509Certificate[] chain, Instant at) {
+        ClientCertificateRejectedException rejected = catchThrowableOfType(ClientCertificateRejectedException.class,
+                () -> verifierAt(at).verify(chain));
+        assertThat(rejected).as("chain was accepted").isNotNull();
+        return rejected.reason();
+    }
+
+    private static X509Certificate[] chain(X509Bundle... certificates) {
+        X509Certificate[] chain = new X509Certificate[certificates.length];
+        for (int i = 0; i < certificates.length; i++) {
+            chain[i] = certificates[i].getCertificate();
+        }
+        return chain;
+    }
+
+    private static X509Certificate[] leafFirst(X509Bundle leaf, List<X509Bundle> casFromRoot) {
+        List<X509Bundle> ordered = new ArrayList<>();
+        ordered.add(leaf);
+        for (int i = casFromRoot.size() - 1; i >= 0; i--) {
+            ordered.add(casFromRoot.get(i));
+        }
+        return chain(ordered.toArray(new X509Bundle[0]));
+    }
+
+    /** {@code count} CAs, each issued by the previous, the first by the root. */
+    private static List<X509Bundle> intermediates(int count) throws Exception {
+        List<X509Bundle> cas = new ArrayList<>();
+        X509Bundle issuer = pki.root();
+        for (int i = 0; i < count; i++) {
+            issuer = ca("CN=intermediate " + i + ",O=mtls-proxy tests", issuer, b -> b);
+            cas.add(issuer);
+        }
+        return cas;
+    }
+
+    private static X509Bundle ca(String subject, X509Bundle issuer,
+            UnaryOperator<CertificateBuilder> customise) throws Exception {
+        return customise.apply(new CertificateBuilder()
+                        .subject(subject)
+                        .setIsCertificateAuthority(true)
+                        .notBefore(now.minus(Duration.ofHours(1)))
+                        .notAfter(now.plus(Duration.ofDays(1)))
+                        .ecp256())
+                .buildIssuedBy(issuer);
+    }
+
+    private static X509Bundle leafIssuedBy(X509Bundle issuer,
+            UnaryOperator<CertificateBuilder> customise) throws Exception {
+        return customise.apply(new CertificateBuilder()
+                        .subject("CN=orders,O=mtls-proxy tests")
+                        .addSanUriName(ORDERS)
+                        .notBefore(now.minus(Duration.ofHours(1)))
+                        .notAfter(now.plus(Duration.ofHours(12)))
+                        .ecp256())
+                .buildIssuedBy(issuer);
+    }
+}
