@@ -22,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class LargeBodyStreamingTest {
 
-    static final long ONE_GIB = 1L << 30;
+    /** 1 GiB; overridable only to profile the streaming path quickly. */
+    static final long ONE_GIB = Long.getLong("mtlsproxy.streaming.bytes", 1L << 30);
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
     @TempDir

@@ -211,6 +211,15 @@ public final class TestBackend implements AutoCloseable {
             return position < length ? (int) (position++ & 0xff) : -1;
         }
 
+        /**
+         * ChunkedStream sizes its chunks by available(); the default of 0 plus its one-byte pushback would make
+         * every chunk one byte long.
+         */
+        @Override
+        public int available() {
+            return (int) Math.min(Integer.MAX_VALUE, length - position);
+        }
+
         @Override
         public int read(byte[] b, int off, int len) {
             if (position >= length) {
