@@ -5,6 +5,9 @@ import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import java.io.PrintStream;
+import java.net.URI;
+import java.util.HashMap;
+import java.util.Map;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -43,8 +46,13 @@ final class DemoCommand {
         if (config == null) {
             throw new IllegalStateException("the demo config is invalid: " + configFile);
         }
-        BackendConfig backendConfig = config.backends().values().iterator().next();
+        var backendEntry = config.backends().entrySet().iterator().next();
+        BackendConfig backendConfig = backendEntry.getValue();
         EchoBackend backend = EchoBackend.start(backendConfig.url().getHost(), backendConfig.url().getPort());
+        if (backendConfig.url().getPort() == 0) {
+            // Port 0 means "any free port", as for listeners: point the proxy at the port the backend got.
+            config = withBackendPort(config, backendEntry.getKey(), backend.port());
+        }
         RunCommand.Running proxy;
         try {
             proxy = RunCommand.start(config, out);
@@ -57,6 +65,15 @@ final class DemoCommand {
         out.print(instructions(pki, pkiDir, created(pki), address.getPort()));
         out.flush();
         return demo;
+    }
+
+    private static ProxyConfig withBackendPort(ProxyConfig config, String name, int port) {
+        Map<String, BackendConfig> backends = new HashMap<>(config.backends());
+        BackendConfig b = backends.get(name);
+        backends.put(name, new BackendConfig(URI.create("http://" + b.url().getHost() + ":" + port),
+                b.connectTimeout(), b.responseTimeout(), b.maxIdleConnections(), b.idleTimeout()));
+        return new ProxyConfig(config.listeners(), config.identities(), config.routes(), backends,
+                config.accessLog());
     }
 
     static Path pkiDirFor(Path configFile) {

@@ -5,7 +5,6 @@ import dev.mtlsproxy.core.http.Hosts;
 import dev.mtlsproxy.core.http.RequestTarget;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
@@ -119,12 +118,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         if (status == HttpResponseStatus.METHOD_NOT_ALLOWED && exchange.decision != null) {
             response.headers().set(HttpHeaderNames.ALLOW, String.join(", ", exchange.decision.route().methods()));
         }
-        exchange.responseStarted = true;
-        exchange.finish(rt.accessLog(), status.code());
-        var written = ctx.writeAndFlush(response);
-        if (!keepAlive) {
-            written.addListener(ChannelFutureListener.CLOSE);
-        }
+        exchange.answerLocally(ctx, rt.accessLog(), response, keepAlive);
     }
 
     @Override

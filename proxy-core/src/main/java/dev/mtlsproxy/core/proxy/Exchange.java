@@ -5,6 +5,10 @@ import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.AttributeKey;
 import java.time.Clock;
 import java.time.Instant;
@@ -66,6 +70,20 @@ final class Exchange {
                 method, path, status, bytesIn, bytesOut,
                 (System.nanoTime() - startNanos) / 1_000,
                 backend));
+    }
+
+    /**
+     * Answers the exchange with a response the proxy made itself (400/403/404/502/504...), logs it, and closes the
+     * connection after writing unless {@code keepAlive}.
+     */
+    void answerLocally(ChannelHandlerContext ctx, AccessLog accessLog, FullHttpResponse response, boolean keepAlive) {
+        responseStarted = true;
+        bytesOut += response.content().readableBytes();
+        finish(accessLog, response.status().code());
+        ChannelFuture written = ctx.writeAndFlush(response);
+        if (!keepAlive) {
+            written.addListener(ChannelFutureListener.CLOSE);
+        }
     }
 
     void finish(AccessLog accessLog, int status) {

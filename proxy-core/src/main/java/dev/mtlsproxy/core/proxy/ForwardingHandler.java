@@ -300,13 +300,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}",
                     backend.name(), backend.endpoint(), reason, status.code());
             boolean keepAlive = clientKeepAlive && requestComplete;
-            exchange.responseStarted = true;
-            exchange.finish(rt.accessLog(), status.code());
+            Exchange failedExchange = exchange;
             endExchange();
-            var written = ctx.writeAndFlush(ErrorResponses.of(status, keepAlive));
-            if (!keepAlive) {
-                written.addListener(ChannelFutureListener.CLOSE);
-            }
+            failedExchange.answerLocally(ctx, rt.accessLog(), ErrorResponses.of(status, keepAlive), keepAlive);
         }
         if (failed != null) {
             failed.pipeline().get(BackendHandler.class).owner = null;

@@ -99,11 +99,11 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             ctx.close();
             return;
         }
+        var response = ErrorResponses.of(HttpResponseStatus.BAD_REQUEST, false);
         if (exchange != null) {
-            exchange.responseStarted = true;
-            exchange.finish(accessLog, HttpResponseStatus.BAD_REQUEST.code(), "bad_request");
+            exchange.answerLocally(ctx, accessLog, response, false);
+        } else {
+            ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
         }
-        ctx.writeAndFlush(ErrorResponses.of(HttpResponseStatus.BAD_REQUEST, false))
-                .addListener(ChannelFutureListener.CLOSE);
     }
 }

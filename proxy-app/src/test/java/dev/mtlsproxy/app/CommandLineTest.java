@@ -1,0 +1,85 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The command line as a user meets it: exit codes and what is printed. */
+class CommandLineTest {
+
+    @TempDir
+    Path dir;
+
+    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+    private int run(String... args) {
+        return Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+    }
+
+    private String stderr() {
+        return err.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void validateListsEveryProblemWithItsPathAndExits1() throws Exception {
+        Path config = dir.resolve("broken.yaml");
+        Files.writeString(config, """
+                listeners:
+                  - address: 127.0.0.1:99999
+                    tls:
+                      certificate: missing.pem
+                      privateKey: missing.key
+                      clientCAs: []
+                    idleTimout: 5s
+                identities:
+                  orders: { spiffeId: "spiffe://td/orders" }
+                routes:
+                  - name: a
+                    backend: nowhere
+                    allow: [billing]
+                backends:
+                  shop: { url: "http://127.0.0.1:9000", connectTimeout: 5 seconds }
+                """);
+
+        assertThat(run("validate", "--config", config.toString())).isEqualTo(1);
+
+        assertThat(stderr()).contains(config + ": 8 problems")
+                .contains("backends.shop.connectTimeout: \"5 seconds\" (expected: a duration like 500ms, 10s, 5m, 1h)")
+                .contains("listeners[0].address: \"127.0.0.1:99999\"")
+                .contains("listeners[0].idleTimout: unknown key")
+                .contains("listeners[0].tls.certificate: " + dir.resolve("missing.pem") + " (expected: a readable PEM file) - no such file")
+                .contains("listeners[0].tls.clientCAs: [] (expected: at least one CA bundle; client certificates are always required)")
+                .contains("routes[0].allow[0]: \"billing\" (expected: a name under identities:, known: orders)")
+                .contains("routes[0].backend: \"nowhere\" (expected: a name under backends:, known: shop)")
+                .contains("at line 2, column");
+    }
+
+    @Test
+    void runRefusesToStartOnAnInvalidConfig() throws Exception {
+        Path config = dir.resolve("empty.yaml");
+        Files.writeString(config, "listeners: []\n");
+
+        assertThat(run("run", "--config", config.toString())).isEqualTo(1);
+        assertThat(stderr()).contains("listeners").contains("not starting: fix the problems above");
+    }
+
+    @Test
+    void aMissingConfigOptionIsAUsageError() {
+        assertThat(run("validate")).isEqualTo(2);
+        assertThat(stderr()).contains("missing --config FILE").contains("usage: mtls-proxy");
+    }
+
+    @Test
+    void anUnknownCommandIsAUsageError() {
+        assertThat(run("serve")).isEqualTo(2);
+        assertThat(stderr()).contains("unknown command: serve");
+    }
+}

@@ -1,0 +1,69 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code mtls-proxy demo} as the README promises it: it starts, prints three curl commands, and each one behaves
+ * as printed when run by the real curl (installed by .ci/run).
+ */
+class DemoCommandTest {
+
+    @TempDir
+    Path workspace;
+
+    @Test
+    void theThreePrintedCurlCommandsBehaveAsPrinted() throws Exception {
+        // The shipped demo config, with ports 0 so the test never collides with anything on the machine.
+        Path configDir = Files.createDirectories(workspace.resolve("config"));
+        String demoYaml = Files.readString(Path.of("..", "config", "demo.yaml"))
+                .replace("127.0.0.1:8443", "127.0.0.1:0")
+                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0");
+        Path config = Files.writeString(configDir.resolve("demo.yaml"), demoYaml);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+        try (DemoCommand.Demo demo = DemoCommand.start(config, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8))) {
+            int port = demo.proxy().server().addresses().get(0).getPort();
+            String printed = out.toString(StandardCharsets.UTF_8);
+            assertThat(printed).contains("https://localhost:" + port + "/hello");
+            assertThat(printed).contains("NOT FOR PRODUCTION");
+            assertThat(workspace.resolve("demo/ca.pem")).exists();
+            List<String> curls = printed.lines().map(String::trim).filter(l -> l.startsWith("curl ")).toList();
+            assertThat(curls).hasSize(3);
+
+            Curl allowed = curl(curls.get(0));
+            assertThat(allowed.exit).isZero();
+            assertThat(allowed.output).startsWith("HTTP/1.1 200").contains("URI=spiffe://demo.local/orders");
+
+            Curl denied = curl(curls.get(1));
+            assertThat(denied.exit).isZero();
+            assertThat(denied.output).startsWith("HTTP/1.1 403");
+
+            Curl anonymous = curl(curls.get(2));
+            assertThat(anonymous.exit).as("curl fails on the refused handshake").isNotZero();
+            assertThat(anonymous.output).doesNotContain("HTTP/1.1");
+        }
+    }
+
+    private record Curl(int exit, String output) {
+    }
+
+    private static Curl curl(String command) throws Exception {
+        Process p = new ProcessBuilder("bash", "-c", command.replace("curl ", "curl -sS --max-time 10 "))
+                .redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        return new Curl(p.exitValue(), output);
+    }
+}
