@@ -1,0 +1,70 @@
+package dev.mtlsproxy.core.log;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import org.junit.jupiter.api.Test;
+
+class AsyncJsonAccessLogTest {
+
+    static AccessLogEntry entry(String path, int status) {
+        return new AccessLogEntry(Instant.parse("2026-11-24T10:00:00Z"), "c0ffee", "/127.0.0.1:5000", "orders",
+                "spiffe://td/orders", "ab12", "orders-api", "allow", "GET", path, status, 10, 20, 1234,
+                "127.0.0.1:9000");
+    }
+
+    @Test
+    void eachRequestIsOneParsableJsonLineWithEveryField() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
+        log.log(entry("/a\"quoted\"\n", 200));
+        log.log(entry("/b", 403));
+        log.close();
+
+        List<String> lines = out.toString(StandardCharsets.UTF_8).lines().toList();
+        assertThat(lines).hasSize(2);
+        JsonNode first = new ObjectMapper().readTree(lines.get(0));
+        assertThat(first.get("path").asText()).isEqualTo("/a\"quoted\"\n");
+        assertThat(first.get("status").asInt()).isEqualTo(200);
+        assertThat(first.get("identity").asText()).isEqualTo("orders");
+        assertThat(first.get("durationMicros").asLong()).isEqualTo(1234);
+        assertThat(first.fieldNames()).toIterable().containsExactly("time", "connection", "client", "identity",
+                "peer", "fingerprint", "route", "decision", "method", "path", "status", "bytesIn", "bytesOut",
+                "durationMicros", "backend");
+        assertThat(new ObjectMapper().readTree(lines.get(1)).get("status").asInt()).isEqualTo(403);
+    }
+
+    @Test
+    void aStuckOutputDropsAndCountsEntriesInsteadOfBlockingTheCaller() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        OutputStream stuck = new OutputStream() {
+            @Override
+            public void write(int b) {
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        };
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(stuck, 4);
+        long start = System.nanoTime();
+        for (int i = 0; i < 1000; i++) {
+            log.log(entry("/" + i, 200));
+        }
+        long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+
+        // The writer holds at most one entry and the queue four; everything else was dropped, not waited for.
+        assertThat(log.dropped()).isGreaterThanOrEqualTo(1000 - 5);
+        assertThat(elapsedMillis).as("1000 log calls against a stuck output").isLessThan(1000);
+        release.countDown();
+        log.close();
+    }
+}
