@@ -60,6 +60,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private final ArrayDeque<Object> pendingUntilConnected = new ArrayDeque<>();
     private boolean requestComplete;
     private boolean clientKeepAlive;
+    private boolean clientHttp10;
     private boolean backendKeepAlive;
     private boolean skippingInterim;
     private ScheduledFuture<?> responseTimeout;
@@ -107,6 +108,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         requestComplete = false;
         skippingInterim = false;
         clientKeepAlive = HttpUtil.isKeepAlive(request);
+        clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
         ForwardedHeaders.forBackend(request.headers(), ctx.channel().remoteAddress(), exchange.peer(), xfccBy);
         // Backend connections are always HTTP/1.1 keep-alive, whatever the client speaks.
         request.setProtocolVersion(HttpVersion.HTTP_1_1);
@@ -219,10 +221,16 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private void prepareForClient(HttpResponse response) {
         ForwardedHeaders.forClient(response.headers());
         exchange.status = response.status().code();
-        boolean framed = HttpUtil.isContentLengthSet(response) || HttpUtil.isTransferEncodingChunked(response);
-        if (!framed && mayHaveBody(response)) {
-            // A close-delimited backend response: re-frame it chunked so the client connection can stay open.
-            response.headers().set(HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderValues.CHUNKED);
+        boolean sized = HttpUtil.isContentLengthSet(response);
+        if (!sized && mayHaveBody(response)) {
+            if (clientHttp10) {
+                // HTTP/1.0 has no chunked coding: the body is delimited by closing the connection.
+                response.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+                clientKeepAlive = false;
+            } else {
+                // Chunked from the backend, or close-delimited: chunked to the client keeps its connection open.
+                response.headers().set(HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderValues.CHUNKED);
+            }
         }
         response.setProtocolVersion(HttpVersion.HTTP_1_1);
         if (!clientKeepAlive) {

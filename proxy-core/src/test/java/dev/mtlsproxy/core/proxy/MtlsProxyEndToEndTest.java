@@ -200,6 +200,32 @@ class MtlsProxyEndToEndTest {
     }
 
     @Test
+    void aHeadResponseAnnouncesALengthButCarriesNoBodyAndTheConnectionStaysInStep() throws Exception {
+        try (MtlsClient client = connect(pki.client(ORDERS))) {
+            client.send("HEAD /orders HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            Response head = client.readHeadResponse();
+            assertThat(head.status()).isEqualTo(200);
+            assertThat(head.header("content-length")).isEqualTo("19");
+            // Had the proxy sent a body (or a chunk terminator), this response would be misread.
+            assertThat(client.get("/orders/after-head").bodyText()).isEqualTo("hello from backend\n");
+        }
+        backend.nextRequest(5, TimeUnit.SECONDS);
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void anHttp10ClientGetsAChunkedBackendResponseDelimitedByClose() throws Exception {
+        try (MtlsClient client = connect(pki.client(ORDERS))) {
+            client.send("POST /echo HTTP/1.0\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
+            Response response = client.readResponse();
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.header("transfer-encoding")).isNull();
+            assertThat(response.bodyText()).isEqualTo("hello");
+        }
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    @Test
     void clientsWithoutAValidCertificateAreRefusedAtTheHandshake() throws Exception {
         assertRefused(null, HandshakeFailureReason.NO_CERTIFICATE);
         assertRefused(TestPki.clientOfAnotherRoot(ORDERS), HandshakeFailureReason.UNKNOWN_CA);

@@ -105,6 +105,15 @@ public final class MtlsClient implements AutoCloseable {
 
     /** Reads one response, body included (Content-Length, chunked, or until close). */
     public Response readResponse() throws IOException {
+        return readResponse(true);
+    }
+
+    /** Reads the response to a HEAD request: its head only, whatever length it announces. */
+    public Response readHeadResponse() throws IOException {
+        return readResponse(false);
+    }
+
+    private Response readResponse(boolean withBody) throws IOException {
         String statusLine = readLine();
         if (statusLine == null) {
             throw new java.io.EOFException("connection closed before a response");
@@ -120,6 +129,9 @@ public final class MtlsClient implements AutoCloseable {
         ByteArrayOutputStream body = new ByteArrayOutputStream();
         String te = first(headers, "transfer-encoding");
         String cl = first(headers, "content-length");
+        if (!withBody) {
+            return new Response(status, headers, new byte[0]);
+        }
         if (te != null && te.equalsIgnoreCase("chunked")) {
             readChunked(body);
         } else if (cl != null) {
