@@ -5,6 +5,9 @@ import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AsyncJsonAccessLog;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import java.io.FileOutputStream;
 import java.io.IOException;
@@ -51,10 +54,15 @@ final class RunCommand {
     /** Starts the proxy with its access log; shared with {@code demo}. */
     static Running start(ProxyConfig config, PrintStream stdout) throws Exception {
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
+        PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        ProxyMetrics metrics = new ProxyMetrics(registry);
+        if (accessLog != null) {
+            metrics.accessLogDropped(accessLog, AsyncJsonAccessLog::dropped);
+        }
         try {
             ProxyServer server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
-                    Clock.systemUTC(), 0);
-            return new Running(server, accessLog);
+                    metrics, Clock.systemUTC(), 0);
+            return new Running(server, accessLog, registry);
         } catch (Exception e) {
             if (accessLog != null) {
                 accessLog.close();
@@ -73,7 +81,8 @@ final class RunCommand {
     }
 
     /** A started proxy and what must be closed with it. */
-    record Running(ProxyServer server, AsyncJsonAccessLog accessLog) implements AutoCloseable {
+    record Running(ProxyServer server, AsyncJsonAccessLog accessLog, PrometheusMeterRegistry registry)
+            implements AutoCloseable {
         @Override
         public void close() {
             log.info("event=stopping");

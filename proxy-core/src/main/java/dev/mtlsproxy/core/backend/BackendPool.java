@@ -5,6 +5,7 @@ import io.netty.channel.EventLoop;
 import java.util.ArrayDeque;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Idle keep-alive connections to one backend, kept per event loop: a connection is only ever reused by requests on
@@ -15,6 +16,8 @@ public final class BackendPool {
 
     private final int maxIdlePerLoop;
     private final Map<EventLoop, ArrayDeque<Channel>> idle = new ConcurrentHashMap<>();
+    /** Total idle connections over all loops, for the metric; the deques themselves are loop-confined. */
+    private final AtomicInteger idleCount = new AtomicInteger();
 
     BackendPool(int maxIdlePerLoop) {
         this.maxIdlePerLoop = maxIdlePerLoop;
@@ -28,6 +31,7 @@ public final class BackendPool {
         }
         Channel channel;
         while ((channel = deque.pollLast()) != null) {
+            idleCount.decrementAndGet();
             if (channel.isActive()) {
                 return channel;
             }
@@ -49,15 +53,20 @@ public final class BackendPool {
             return false;
         }
         deque.addLast(channel);
+        idleCount.incrementAndGet();
         return true;
     }
 
     /** Forgets a connection that closed while idle. Call on its event loop. */
     public void remove(Channel channel) {
         ArrayDeque<Channel> deque = idle.get(channel.eventLoop());
-        if (deque != null) {
-            deque.remove(channel);
+        if (deque != null && deque.remove(channel)) {
+            idleCount.decrementAndGet();
         }
+    }
+
+    public int idleConnections() {
+        return idleCount.get();
     }
 
     /** Closes every idle connection, on shutdown or when a configuration generation retires. */
@@ -66,6 +75,7 @@ public final class BackendPool {
             e.getKey().execute(() -> {
                 Channel c;
                 while ((c = e.getValue().poll()) != null) {
+                    idleCount.decrementAndGet();
                     c.close();
                 }
             });

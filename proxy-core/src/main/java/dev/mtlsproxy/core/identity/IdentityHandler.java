@@ -23,15 +23,19 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(IdentityHandler.class);
 
-    /** Told of every handshake outcome; metrics hang off this later. */
+    /** Told of every handshake outcome, from any event loop. */
     public interface HandshakeListener {
-        void succeeded(PeerIdentity identity);
+        void succeeded(String listener, PeerIdentity identity, long handshakeNanos);
 
-        void failed(HandshakeFailureReason reason);
+        void failed(String listener, HandshakeFailureReason reason);
+
+        /** Whether a failure may be logged now; scanners must not be able to flood the log. */
+        boolean mayLogFailure();
     }
 
     private final String listener;
     private final HandshakeListener listenerCallback;
+    private long acceptedNanos;
 
     public IdentityHandler(String listener, HandshakeListener listenerCallback) {
         this.listener = listener;
@@ -40,6 +44,7 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
+        acceptedNanos = System.nanoTime();
         ctx.fireChannelActive();
         ctx.read();
     }
@@ -66,19 +71,22 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
             log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,
                     ctx.channel().remoteAddress(), e.toString());
-            listenerCallback.failed(HandshakeFailureReason.OTHER);
+            listenerCallback.failed(listener, HandshakeFailureReason.OTHER);
             ctx.close();
             return;
         }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
-        listenerCallback.succeeded(identity);
+        listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
     }
 
     private void onFailure(ChannelHandlerContext ctx, Throwable cause) {
         HandshakeFailureReason reason = HandshakeFailures.classify(cause);
-        listenerCallback.failed(reason);
+        listenerCallback.failed(listener, reason);
+        if (!listenerCallback.mayLogFailure()) {
+            return;
+        }
         log.info("event=handshake_failed listener={} remote={} reason={} detail=\"{}\"", listener,
                 ctx.channel().remoteAddress(), reason.label(), rootMessage(cause));
     }

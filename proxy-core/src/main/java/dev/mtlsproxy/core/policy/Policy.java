@@ -22,9 +22,11 @@ import java.util.TreeMap;
 public final class Policy {
 
     private final List<List<Route>> routesBySpecificity;
+    private final List<IdentityMatcher> identities;
 
-    private Policy(List<List<Route>> routesBySpecificity) {
+    private Policy(List<List<Route>> routesBySpecificity, List<IdentityMatcher> identities) {
         this.routesBySpecificity = routesBySpecificity;
+        this.identities = identities;
     }
 
     public static Policy compile(ProxyConfig config) {
@@ -55,7 +57,7 @@ public final class Policy {
             routes.sort(Comparator.comparingInt((Route r) -> -r.pathPrefix().length()));
             ordered.add(List.copyOf(routes));
         }
-        return new Policy(List.copyOf(ordered));
+        return new Policy(List.copyOf(ordered), List.copyOf(identities.values()));
     }
 
     /**
@@ -89,6 +91,19 @@ public final class Policy {
                     : new PolicyDecision(PolicyDecision.Outcome.NO_ROUTE, null, null);
         }
         return new PolicyDecision(PolicyDecision.Outcome.NO_ROUTE, null, null);
+    }
+
+    /**
+     * The first configured identity (by name) this peer is, or "unknown": a metrics label, not an authorisation
+     * decision, which is always per route.
+     */
+    public String identify(PeerIdentity peer) {
+        for (IdentityMatcher m : identities) {
+            if (m.matches(peer)) {
+                return m.name();
+            }
+        }
+        return "unknown";
     }
 
     private static PolicyDecision authorize(Route route, PeerIdentity peer) {

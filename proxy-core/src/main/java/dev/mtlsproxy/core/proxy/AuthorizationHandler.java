@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.Hosts;
 import dev.mtlsproxy.core.http.RequestTarget;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
@@ -32,11 +33,13 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(AuthorizationHandler.class);
 
     private final Supplier<ProxyRuntime> runtime;
+    private final ProxyMetrics metrics;
     /** Releasing the body of a refused request. Event-loop confined. */
     private boolean discarding;
 
-    AuthorizationHandler(Supplier<ProxyRuntime> runtime) {
+    AuthorizationHandler(Supplier<ProxyRuntime> runtime, ProxyMetrics metrics) {
         this.runtime = runtime;
+        this.metrics = metrics;
     }
 
     @Override
@@ -59,37 +62,47 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
             target = RequestTarget.parse(request.uri());
         } catch (RequestTarget.InvalidTargetException e) {
             log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), e.getMessage());
-            refuse(ctx, request, exchange, rt, HttpResponseStatus.BAD_REQUEST, true);
+            refuse(ctx, request, exchange, HttpResponseStatus.BAD_REQUEST, true);
             return;
         }
         String host = Hosts.normalise(request.headers().get(HttpHeaderNames.HOST));
         if (host == null || (target.authority() != null && !target.authority().isEmpty()
                 && !host.equals(Hosts.normalise(target.authority())))) {
             log.info("event=bad_request remote={} problem=\"invalid Host\"", ctx.channel().remoteAddress());
-            refuse(ctx, request, exchange, rt, HttpResponseStatus.BAD_REQUEST, true);
+            refuse(ctx, request, exchange, HttpResponseStatus.BAD_REQUEST, true);
             return;
         }
         exchange.path = target.path();
         PolicyDecision decision = rt.policy().decide(exchange.peer(), request.method().name(), host, target.path());
         exchange.decision = decision;
+        countDecision(decision);
         switch (decision.outcome()) {
-            case ALLOW -> allow(ctx, request, exchange, rt, target);
+            case ALLOW -> allow(ctx, request, exchange, target);
             case DENY -> {
                 log.info("event=denied route={} peer=\"{}\" fingerprint={} method={} path=\"{}\" reason=\"{}\"",
                         decision.routeName(), exchange.peer().displayName(), exchange.peer().sha256(),
                         request.method(), target.path(), "no grant matched");
-                refuse(ctx, request, exchange, rt, HttpResponseStatus.FORBIDDEN, false);
+                refuse(ctx, request, exchange, HttpResponseStatus.FORBIDDEN, false);
             }
-            case NO_ROUTE -> refuse(ctx, request, exchange, rt, HttpResponseStatus.NOT_FOUND, false);
-            case METHOD_NOT_ALLOWED -> refuse(ctx, request, exchange, rt, HttpResponseStatus.METHOD_NOT_ALLOWED, false);
+            case NO_ROUTE -> refuse(ctx, request, exchange, HttpResponseStatus.NOT_FOUND, false);
+            case METHOD_NOT_ALLOWED -> refuse(ctx, request, exchange, HttpResponseStatus.METHOD_NOT_ALLOWED, false);
         }
     }
 
-    private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, ProxyRuntime rt,
-            RequestTarget target) {
+    private void countDecision(PolicyDecision decision) {
+        switch (decision.outcome()) {
+            case ALLOW -> metrics.decision(decision.routeName(), "allow:" + decision.identity(), "allow");
+            case DENY -> metrics.decision(decision.routeName(), "default-deny", "deny");
+            default -> {
+                // no route or method: not a policy decision about an identity
+            }
+        }
+    }
+
+    private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, RequestTarget target) {
         String expect = request.headers().get(HttpHeaderNames.EXPECT);
         if (expect != null && !HttpHeaderValues.CONTINUE.contentEqualsIgnoreCase(expect.trim())) {
-            refuse(ctx, request, exchange, rt, HttpResponseStatus.EXPECTATION_FAILED, false);
+            refuse(ctx, request, exchange, HttpResponseStatus.EXPECTATION_FAILED, false);
             return;
         }
         request.setUri(target.pathAndQuery());
@@ -107,7 +120,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
      * Answers the request here. The connection stays open only when no body follows, since reading a body just to
      * discard it would let a refused client make us do work; with a body pending we close after the response.
      */
-    private void refuse(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, ProxyRuntime rt,
+    private void refuse(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange,
             HttpResponseStatus status, boolean hostile) {
         boolean bodyFollows = !(request instanceof LastHttpContent)
                 && (HttpUtil.isTransferEncodingChunked(request) || HttpUtil.getContentLength(request, 0L) > 0);
@@ -118,7 +131,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         if (status == HttpResponseStatus.METHOD_NOT_ALLOWED && exchange.decision != null) {
             response.headers().set(HttpHeaderNames.ALLOW, String.join(", ", exchange.decision.route().methods()));
         }
-        exchange.answerLocally(ctx, rt.accessLog(), response, keepAlive);
+        exchange.answerLocally(ctx, response, keepAlive);
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -16,12 +17,17 @@ import java.util.Locale;
 
 /**
  * Book-keeping of one request/response exchange, from request head to the end of the response. Mutable and
- * confined to the connection's event loop; it becomes an immutable {@link AccessLogEntry} exactly once.
+ * confined to the connection's event loop; it is recorded (access log line and metrics) exactly once.
  */
 final class Exchange {
 
     static final AttributeKey<Exchange> KEY = AttributeKey.valueOf(Exchange.class, "exchange");
 
+    /** Where finished exchanges are recorded; one per listener. */
+    record Recorder(String listener, Clock clock, AccessLog accessLog, ProxyMetrics metrics) {
+    }
+
+    private final Recorder recorder;
     private final Instant time;
     private final long startNanos;
     private final String connectionId;
@@ -38,14 +44,16 @@ final class Exchange {
     boolean responseStarted;
     private boolean finished;
 
-    Exchange(Channel channel, Clock clock, String method, String rawTarget) {
-        this.time = clock.instant();
+    Exchange(Channel channel, Recorder recorder, String method, String rawTarget) {
+        this.recorder = recorder;
+        this.time = recorder.clock().instant();
         this.startNanos = System.nanoTime();
         this.connectionId = channel.id().asShortText();
         this.client = String.valueOf(channel.remoteAddress());
         this.peer = channel.attr(PeerIdentity.KEY).get();
         this.method = method;
         this.path = rawTarget;
+        recorder.metrics().requestStarted(recorder.listener());
     }
 
     PeerIdentity peer() {
@@ -53,41 +61,40 @@ final class Exchange {
     }
 
     /**
-     * Ends the exchange and hands it to the access log; later calls do nothing, so every path that ends an exchange
-     * may call it without coordinating.
+     * Answers the exchange with a response the proxy made itself (400/403/404/502/504...), records it, and closes
+     * the connection after writing unless {@code keepAlive}.
      */
-    void finish(AccessLog accessLog, int status, String decisionLabel) {
-        if (finished) {
-            return;
-        }
-        finished = true;
-        accessLog.log(new AccessLogEntry(time, connectionId, client,
-                decision == null ? null : decision.identity(),
-                peer == null ? null : peer.displayName(),
-                peer == null ? null : peer.sha256(),
-                decision == null ? "-" : decision.routeName(),
-                decisionLabel,
-                method, path, status, bytesIn, bytesOut,
-                (System.nanoTime() - startNanos) / 1_000,
-                backend));
-    }
-
-    /**
-     * Answers the exchange with a response the proxy made itself (400/403/404/502/504...), logs it, and closes the
-     * connection after writing unless {@code keepAlive}.
-     */
-    void answerLocally(ChannelHandlerContext ctx, AccessLog accessLog, FullHttpResponse response, boolean keepAlive) {
+    void answerLocally(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive) {
         responseStarted = true;
         bytesOut += response.content().readableBytes();
-        finish(accessLog, response.status().code());
+        finish(response.status().code());
         ChannelFuture written = ctx.writeAndFlush(response);
         if (!keepAlive) {
             written.addListener(ChannelFutureListener.CLOSE);
         }
     }
 
-    void finish(AccessLog accessLog, int status) {
-        finish(accessLog, status, decision == null ? "bad_request"
-                : decision.outcome().name().toLowerCase(Locale.ROOT));
+    void finish(int status) {
+        finish(status, decision == null ? "bad_request" : decision.outcome().name().toLowerCase(Locale.ROOT));
+    }
+
+    /**
+     * Ends the exchange and records it; later calls do nothing, so every path that ends an exchange may call it
+     * without coordinating.
+     */
+    void finish(int status, String decisionLabel) {
+        if (finished) {
+            return;
+        }
+        finished = true;
+        long nanos = System.nanoTime() - startNanos;
+        String route = decision == null ? "-" : decision.routeName();
+        recorder.metrics().requestFinished(recorder.listener(), route, method, status, decisionLabel, nanos,
+                bytesIn, bytesOut);
+        recorder.accessLog().log(new AccessLogEntry(time, connectionId, client,
+                decision == null ? null : decision.identity(),
+                peer == null ? null : peer.displayName(),
+                peer == null ? null : peer.sha256(),
+                route, decisionLabel, method, path, status, bytesIn, bytesOut, nanos / 1_000, backend));
     }
 }

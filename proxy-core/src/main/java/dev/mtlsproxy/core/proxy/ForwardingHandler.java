@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.core.backend.Backend;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -49,6 +50,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private final Supplier<ProxyRuntime> runtime;
     private final BackendConnector connector;
     private final String xfccBy;
+    private final ProxyMetrics metrics;
 
     private ChannelHandlerContext ctx;
     private ProxyRuntime rt;
@@ -64,11 +66,15 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private boolean backendKeepAlive;
     private boolean skippingInterim;
     private ScheduledFuture<?> responseTimeout;
+    /** When the request head went to the backend, for the backend response-time metric. */
+    private long sentNanos;
 
-    ForwardingHandler(Supplier<ProxyRuntime> runtime, BackendConnector connector, String xfccBy) {
+    ForwardingHandler(Supplier<ProxyRuntime> runtime, BackendConnector connector, String xfccBy,
+            ProxyMetrics metrics) {
         this.runtime = runtime;
         this.connector = connector;
         this.xfccBy = xfccBy;
+        this.metrics = metrics;
     }
 
     @Override
@@ -121,7 +127,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         ChannelFuture connect = connector.connect(ctx.channel().eventLoop(), backend);
         connect.addListener((ChannelFutureListener) f -> {
+            backend.health().set(f.isSuccess());
             if (!f.isSuccess()) {
+                metrics.backendConnectError(backend.name(), connectErrorReason(f.cause()));
                 backendFailed(f.cause(), "connect");
             } else if (exchange == null || !ctx.channel().isActive()) {
                 f.channel().close();
@@ -139,6 +147,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             channel.write(msg);
         }
         channel.flush();
+        sentNanos = System.nanoTime();
         // Read the response from now on, even while the request body still streams: a backend may answer early.
         channel.read();
         if (requestComplete) {
@@ -196,6 +205,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             cancelResponseTimeout();
+            metrics.backendResponse(backend.name(), System.nanoTime() - sentNanos);
             exchange.responseStarted = true;
             backendKeepAlive = HttpUtil.isKeepAlive(response);
             prepareForClient(response);
@@ -263,7 +273,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         Channel used = upstream;
         boolean reusable = backendKeepAlive && requestComplete;
         boolean closeClient = !clientKeepAlive || !requestComplete;
-        exchange.finish(rt.accessLog(), exchange.status);
+        exchange.finish(exchange.status);
         endExchange();
         if (closeClient) {
             ctx.flush();
@@ -295,27 +305,36 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         String reason = describe(cause, what);
+        metrics.backendFailed(backend.name(), what.equals("connect") ? "connect_error"
+                : what.startsWith("response timeout") ? "timeout" : "failed");
         Channel failed = upstream;
         if (exchange.responseStarted) {
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" after=response_started",
                     backend.name(), backend.endpoint(), reason);
-            exchange.finish(rt.accessLog(), exchange.status);
+            exchange.finish(exchange.status);
             endExchange();
             ctx.channel().close();
         } else {
-            HttpResponseStatus status = what.startsWith("response timeout")
-                    ? HttpResponseStatus.GATEWAY_TIMEOUT : HttpResponseStatus.BAD_GATEWAY;
+            boolean timeout = what.startsWith("response timeout");
+            HttpResponseStatus status = timeout ? HttpResponseStatus.GATEWAY_TIMEOUT : HttpResponseStatus.BAD_GATEWAY;
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}",
                     backend.name(), backend.endpoint(), reason, status.code());
             boolean keepAlive = clientKeepAlive && requestComplete;
             Exchange failedExchange = exchange;
             endExchange();
-            failedExchange.answerLocally(ctx, rt.accessLog(), ErrorResponses.of(status, keepAlive), keepAlive);
+            failedExchange.answerLocally(ctx, ErrorResponses.of(status, keepAlive), keepAlive);
         }
         if (failed != null) {
             failed.pipeline().get(BackendHandler.class).owner = null;
             failed.close();
         }
+    }
+
+    private static String connectErrorReason(Throwable cause) {
+        if (cause instanceof ConnectTimeoutException) {
+            return "timeout";
+        }
+        return cause instanceof ConnectException ? "refused" : "other";
     }
 
     private static String describe(Throwable cause, String what) {
@@ -365,7 +384,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         if (exchange != null) {
             // Client went away mid-exchange: the backend connection is in an unknown state, never reuse it.
-            exchange.finish(rt.accessLog(), 0, "client_closed");
+            exchange.finish(0, "client_closed");
             Channel abandoned = upstream;
             endExchange();
             if (abandoned != null) {

@@ -3,13 +3,13 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import dev.mtlsproxy.core.identity.IdentityHandler;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.timeout.IdleStateHandler;
-import java.time.Clock;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
@@ -35,22 +35,26 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
     private final Supplier<ProxyRuntime> runtime;
     private final ForwardingHandler.BackendConnector connector;
     private final IdentityHandler.HandshakeListener handshakes;
-    private final Clock clock;
+    private final ProxyMetrics metrics;
+    private final Exchange.Recorder recorder;
 
     ProxyChannelInitializer(ListenerConfig listener, SslContext sslContext, String xfccBy,
             Supplier<ProxyRuntime> runtime, ForwardingHandler.BackendConnector connector,
-            IdentityHandler.HandshakeListener handshakes, Clock clock) {
+            IdentityHandler.HandshakeListener handshakes, ProxyMetrics metrics, Exchange.Recorder recorder) {
         this.listener = listener;
         this.sslContext = sslContext;
         this.xfccBy = xfccBy;
         this.runtime = runtime;
         this.connector = connector;
         this.handshakes = handshakes;
-        this.clock = clock;
+        this.metrics = metrics;
+        this.recorder = recorder;
     }
 
     @Override
     protected void initChannel(SocketChannel ch) {
+        metrics.connectionOpened(listener.name());
+        ch.closeFuture().addListener(f -> metrics.connectionClosed(listener.name()));
         SslHandler tls = sslContext.newHandler(ch.alloc());
         tls.setHandshakeTimeoutMillis(listener.handshakeTimeout().toMillis());
         ChannelPipeline p = ch.pipeline();
@@ -59,8 +63,8 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         p.addLast("identity", new IdentityHandler(listener.name(), handshakes));
         p.addLast("http", new StrictHttpServerCodec(listener.limits()));
         p.addLast("sequence", new ExchangeSequencer());
-        p.addLast("guard", new RequestGuard(clock, runtime.get().accessLog()));
-        p.addLast("authorize", new AuthorizationHandler(runtime));
-        p.addLast("forward", new ForwardingHandler(runtime, connector, xfccBy));
+        p.addLast("guard", new RequestGuard(recorder));
+        p.addLast("authorize", new AuthorizationHandler(runtime, metrics));
+        p.addLast("forward", new ForwardingHandler(runtime, connector, xfccBy, metrics));
     }
 }

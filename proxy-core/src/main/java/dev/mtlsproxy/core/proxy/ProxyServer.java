@@ -9,6 +9,7 @@ import dev.mtlsproxy.core.backend.Backend;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
@@ -23,6 +24,7 @@ import io.netty.resolver.NoopAddressResolverGroup;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
+import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -43,14 +45,11 @@ public final class ProxyServer implements AutoCloseable {
     private final EventLoopGroup group;
     private final Map<String, Channel> listeners;
     private final ProxyRuntime runtime;
-    private final HandshakeCounters handshakes;
 
-    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime,
-            HandshakeCounters handshakes) {
+    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime) {
         this.group = group;
         this.listeners = listeners;
         this.runtime = runtime;
-        this.handshakes = handshakes;
     }
 
     /**
@@ -58,19 +57,22 @@ public final class ProxyServer implements AutoCloseable {
      *
      * @param threads event loop threads; 0 means one per core
      */
-    public static ProxyServer start(ProxyConfig config, AccessLog accessLog, Clock clock, int threads)
-            throws PemException, IOException, GeneralSecurityException, InterruptedException {
+    public static ProxyServer start(ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics, Clock clock,
+            int threads) throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.best();
         ProxyRuntime runtime = ProxyRuntime.build(config, accessLog);
-        HandshakeCounters handshakes = new HandshakeCounters();
+        HandshakeObserver handshakes = new HandshakeObserver(metrics, () -> runtime, clock);
         int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         EventLoopGroup group = transport.newGroup(loops);
+        registerMetrics(config, runtime, metrics, clock);
         Map<String, Channel> bound = new LinkedHashMap<>();
         try {
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
                 var sslContext = ServerTlsContexts.forListener(listener.tls(), clock);
                 String by = ownUriSan(listener);
+                metrics.listenerStarted(listener.name());
+                Exchange.Recorder recorder = new Exchange.Recorder(listener.name(), clock, accessLog, metrics);
                 ServerBootstrap bootstrap = new ServerBootstrap()
                         .group(group)
                         .channel(transport.serverChannel())
@@ -78,7 +80,7 @@ public final class ProxyServer implements AutoCloseable {
                         .childOption(ChannelOption.AUTO_READ, false)
                         .childOption(ChannelOption.TCP_NODELAY, true)
                         .childHandler(new ProxyChannelInitializer(listener, sslContext, by, () -> runtime,
-                                connector, handshakes, clock));
+                                connector, handshakes, metrics, recorder));
                 Channel channel = bootstrap.bind(listener.address().host(), listener.address().port()).sync()
                         .channel();
                 bound.put(listener.name(), channel);
@@ -92,7 +94,29 @@ public final class ProxyServer implements AutoCloseable {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
-        return new ProxyServer(group, bound, runtime, handshakes);
+        return new ProxyServer(group, bound, runtime);
+    }
+
+    /** Meters whose values come from the configuration: certificates, backends, generation. */
+    private static void registerMetrics(ProxyConfig config, ProxyRuntime runtime, ProxyMetrics metrics, Clock clock)
+            throws PemException {
+        for (ListenerConfig listener : config.listeners()) {
+            int i = 0;
+            for (X509Certificate c : Pem.readCertificates(listener.tls().certificate())) {
+                metrics.certificateExpiry("server", listener.name(), i++, c.getNotAfter().toInstant().getEpochSecond());
+            }
+            i = 0;
+            for (var bundle : listener.tls().clientCAs()) {
+                for (X509Certificate c : Pem.readCertificates(bundle)) {
+                    metrics.certificateExpiry("client_ca", listener.name(), i++,
+                            c.getNotAfter().toInstant().getEpochSecond());
+                }
+            }
+        }
+        for (Backend backend : runtime.backends().values()) {
+            metrics.backendRegistered(backend.name(), backend.pool()::idleConnections, backend::healthyEndpoints);
+        }
+        metrics.configLoaded(1, clock.instant().getEpochSecond());
     }
 
     private static ForwardingHandler.BackendConnector backendConnector(Transport transport) {
@@ -152,10 +176,6 @@ public final class ProxyServer implements AutoCloseable {
             all.add((InetSocketAddress) c.localAddress());
         }
         return all;
-    }
-
-    public HandshakeCounters handshakes() {
-        return handshakes;
     }
 
     /** Stops accepting, closes pooled backend connections and the event loops. */

@@ -2,7 +2,6 @@ package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
-import dev.mtlsproxy.core.log.AccessLog;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -13,7 +12,6 @@ import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.util.ReferenceCountUtil;
-import java.time.Clock;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,14 +31,12 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(RequestGuard.class);
 
-    private final Clock clock;
-    private final AccessLog accessLog;
+    private final Exchange.Recorder recorder;
     /** Once set, every further message is dropped while the connection closes. Event-loop confined. */
     private boolean rejected;
 
-    RequestGuard(Clock clock, AccessLog accessLog) {
-        this.clock = clock;
-        this.accessLog = accessLog;
+    RequestGuard(Exchange.Recorder recorder) {
+        this.recorder = recorder;
     }
 
     @Override
@@ -50,7 +46,7 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             return;
         }
         if (msg instanceof HttpRequest request) {
-            Exchange exchange = new Exchange(ctx.channel(), clock, request.method().name(), request.uri());
+            Exchange exchange = new Exchange(ctx.channel(), recorder, request.method().name(), request.uri());
             ctx.channel().attr(Exchange.KEY).set(exchange);
         }
         String problem = problem(msg);
@@ -101,7 +97,7 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         }
         var response = ErrorResponses.of(HttpResponseStatus.BAD_REQUEST, false);
         if (exchange != null) {
-            exchange.answerLocally(ctx, accessLog, response, false);
+            exchange.answerLocally(ctx, response, false);
         } else {
             ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
         }

@@ -240,7 +240,7 @@ class MtlsProxyEndToEndTest {
      * the client only sees a failed read; the exact reason is asserted where it is decided, on the proxy.
      */
     private void assertRefused(X509Bundle certificate, HandshakeFailureReason reason) {
-        long before = proxy.server().handshakes().failures(reason);
+        double before = handshakeFailures(reason);
         Throwable failure = catchThrowable(() -> {
             try (MtlsClient client = connect(certificate)) {
                 client.get("/orders");
@@ -248,7 +248,12 @@ class MtlsProxyEndToEndTest {
         });
         assertThat(failure).as("no HTTP response for %s", reason).isInstanceOf(java.io.IOException.class);
         await().atMost(Duration.ofSeconds(5))
-                .untilAsserted(() -> assertThat(proxy.server().handshakes().failures(reason)).isEqualTo(before + 1));
+                .untilAsserted(() -> assertThat(handshakeFailures(reason)).isEqualTo(before + 1));
+    }
+
+    private static double handshakeFailures(HandshakeFailureReason reason) {
+        return proxy.count("mtls.proxy.tls.handshakes", "listener", "main", "result", "failure",
+                "reason", reason.label());
     }
 
     private AccessLogEntry logged(String path) throws InterruptedException {

@@ -11,6 +11,9 @@ import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -28,10 +31,23 @@ public final class RunningProxy implements AutoCloseable {
 
     private final ProxyServer server;
     private final BlockingQueue<AccessLogEntry> accessLog;
+    private final MeterRegistry registry;
 
-    private RunningProxy(ProxyServer server, BlockingQueue<AccessLogEntry> accessLog) {
+    private RunningProxy(ProxyServer server, BlockingQueue<AccessLogEntry> accessLog, MeterRegistry registry) {
         this.server = server;
         this.accessLog = accessLog;
+        this.registry = registry;
+    }
+
+    /** The registry the proxy exports its metrics to. */
+    public MeterRegistry metrics() {
+        return registry;
+    }
+
+    /** A counter's value by Micrometer name and tags, 0 when it was never created. */
+    public double count(String name, String... tags) {
+        var counter = registry.find(name).tags(tags).counter();
+        return counter == null ? 0 : counter.count();
     }
 
     public static Builder builder(TestPki pki) {
@@ -114,7 +130,9 @@ public final class RunningProxy implements AutoCloseable {
                     new AccessLogConfig(true, "stdout"));
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = entries::add;
-            return new RunningProxy(ProxyServer.start(config, log, Clock.systemUTC(), 2), entries);
+            MeterRegistry registry = new SimpleMeterRegistry();
+            ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC(), 2);
+            return new RunningProxy(server, entries, registry);
         }
     }
 }

@@ -1,0 +1,122 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** After a known sequence of clients, every counter holds exactly what happened; nothing is double-counted. */
+class ProxyMetricsTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .identity("billing", BILLING)
+                .backend("shop", backend.url())
+                .backend("down", "http://127.0.0.1:1")
+                .route("orders-api", "/orders", "shop", "orders")
+                .route("broken", "/broken", "down", "orders")
+                .start();
+    }
+
+    @AfterEach
+    void stop() {
+        proxy.close();
+        backend.close();
+    }
+
+    @Test
+    void countersMatchAKnownSequenceExactly() throws Exception {
+        try (MtlsClient orders = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            assertThat(orders.get("/orders/1").status()).isEqualTo(200);
+            assertThat(orders.get("/orders/2").status()).isEqualTo(200);
+            assertThat(orders.get("/broken").status()).isEqualTo(502);
+        }
+        try (MtlsClient billing = MtlsClient.connect(proxy.address(), pki.root(), pki.client(BILLING))) {
+            assertThat(billing.get("/orders/1").status()).isEqualTo(403);
+            assertThat(billing.get("/nowhere").status()).isEqualTo(404);
+        }
+        refused(null);
+        refused(TestPki.clientOfAnotherRoot(ORDERS));
+        refused(pki.expiredClient(ORDERS));
+
+        await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
+            assertThat(handshakes("failure", "no_certificate")).isEqualTo(1);
+            assertThat(handshakes("failure", "unknown_ca")).isEqualTo(1);
+            assertThat(handshakes("failure", "expired")).isEqualTo(1);
+            assertThat(handshakes("success", "none")).isEqualTo(2);
+            assertThat(proxy.metrics().get("mtls.proxy.connections.open").gauge().value()).isZero();
+        });
+        assertThat(handshakes("failure", "bad_eku")).isZero();
+        assertThat(requests("orders-api", "2xx", "allow")).isEqualTo(2);
+        assertThat(requests("broken", "5xx", "allow")).isEqualTo(1);
+        assertThat(requests("orders-api", "4xx", "deny")).isEqualTo(1);
+        assertThat(requests("-", "4xx", "no_route")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "deny",
+                "rule", "default-deny")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "allow",
+                "rule", "allow:orders")).isEqualTo(2);
+        assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "down", "reason", "refused"))
+                .isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok")).isEqualTo(2);
+        assertThat(proxy.metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "down").gauge()
+                .value()).isZero();
+        assertThat(proxy.metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "shop").gauge()
+                .value()).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.connections.accepted", "listener", "main")).isEqualTo(5);
+        assertThat(proxy.metrics().get("mtls.proxy.client.certificate.remaining").tag("identity", "orders")
+                .summary().count()).isEqualTo(1);
+        assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
+    }
+
+    @Test
+    void certificateExpiryIsExportedForTheServerAndEveryCa() {
+        assertThat(proxy.metrics().get("mtls.proxy.certificate.expiry.timestamp")
+                .tags("role", "server", "listener", "main", "index", "0").gauge().value())
+                .isGreaterThan(java.time.Instant.now().getEpochSecond());
+        assertThat(proxy.metrics().get("mtls.proxy.certificate.expiry.timestamp")
+                .tags("role", "client_ca", "listener", "main", "index", "0").gauge().value())
+                .isEqualTo(pki.root().getCertificate().getNotAfter().toInstant().getEpochSecond());
+    }
+
+    private double handshakes(String result, String reason) {
+        return proxy.count("mtls.proxy.tls.handshakes", "listener", "main", "result", result, "reason", reason);
+    }
+
+    private double requests(String route, String statusClass, String decision) {
+        return proxy.count("mtls.proxy.requests", "route", route, "status_class", statusClass, "decision",
+                decision);
+    }
+
+    private void refused(X509Bundle certificate) {
+        Throwable failure = catchThrowable(() -> {
+            try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), certificate)) {
+                client.get("/orders");
+            }
+        });
+        assertThat(failure).isInstanceOf(java.io.IOException.class);
+    }
+}
