@@ -55,14 +55,14 @@ final class DemoCommand {
         }
         RunCommand.Running proxy;
         try {
-            proxy = RunCommand.start(config, out);
+            proxy = RunCommand.start(configFile, config, out);
         } catch (Exception e) {
             backend.close();
             throw e;
         }
         Demo demo = new Demo(backend, proxy);
         InetSocketAddress address = proxy.server().addresses().get(0);
-        out.print(instructions(pki, pkiDir, created(pki), address.getPort()));
+        out.print(instructions(pki, pkiDir, created(pki), address.getPort(), proxy.admin().address().getPort()));
         out.flush();
         return demo;
     }
@@ -72,8 +72,7 @@ final class DemoCommand {
         BackendConfig b = backends.get(name);
         backends.put(name, new BackendConfig(URI.create("http://" + b.url().getHost() + ":" + port),
                 b.connectTimeout(), b.responseTimeout(), b.maxIdleConnections(), b.idleTimeout()));
-        return new ProxyConfig(config.listeners(), config.identities(), config.routes(), backends,
-                config.accessLog());
+        return config.withBackends(backends);
     }
 
     static Path pkiDirFor(Path configFile) {
@@ -85,7 +84,7 @@ final class DemoCommand {
         return pki.created() ? "created" : "reused";
     }
 
-    static String instructions(DemoPki pki, Path pkiDir, String how, int port) {
+    static String instructions(DemoPki pki, Path pkiDir, String how, int port, int adminPort) {
         String url = "https://localhost:" + port;
         String ca = display(pki.caCertificate());
         return """
@@ -105,12 +104,13 @@ final class DemoCommand {
                  # no client certificate -> the TLS handshake is refused, no HTTP response at all
                  curl -i --cacert %s %s/hello
 
+                 Metrics: curl -s http://127.0.0.1:%d/metrics | grep mtls_proxy_
                  Stop with Ctrl-C.
                 ==========================================================================================
                 """.formatted(how, display(pkiDir),
                 ca, display(pki.allowedClientCertificate()), display(pki.allowedClientKey()), url,
                 ca, display(pki.deniedClientCertificate()), display(pki.deniedClientKey()), url,
-                ca, url);
+                ca, url, adminPort);
     }
 
     /** Paths as short as they can be, relative to where the user stands. */

@@ -17,6 +17,8 @@ public final class Main {
               validate --config FILE   check a config; exit 0 when valid, 1 with every problem listed
               demo [--config FILE]     throwaway CA, certificates, echo backend and proxy on localhost
                                        (default config/demo.yaml); NOT for production
+              health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
+                                       for container health checks
             """;
 
     private Main() {
@@ -41,6 +43,7 @@ public final class Main {
                 case "run" -> new RunCommand(out, err).run(options.requireConfig());
                 case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
                 case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"));
+                case "health" -> HealthCommand.run(options.adminOr("127.0.0.1:9901"), out, err);
                 default -> {
                     err.println("unknown command: " + args[0]);
                     err.print(USAGE);

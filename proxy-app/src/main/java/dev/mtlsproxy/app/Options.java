@@ -2,8 +2,8 @@ package dev.mtlsproxy.app;
 
 import java.nio.file.Path;
 
-/** The few command-line options there are: {@code --config FILE} (or the file as the only argument). */
-record Options(Path config) {
+/** The few command-line options there are: {@code --config FILE} (or the file alone), {@code --admin ADDR}. */
+record Options(Path config, String admin) {
 
     static final class UsageException extends Exception {
         private static final long serialVersionUID = 1L;
@@ -15,9 +15,15 @@ record Options(Path config) {
 
     static Options parse(String[] args) throws UsageException {
         Path config = null;
+        String admin = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
-            if (a.equals("--config") || a.equals("-c")) {
+            if (a.equals("--admin")) {
+                if (i + 1 >= args.length) {
+                    throw new UsageException("--admin needs host:port");
+                }
+                admin = args[++i];
+            } else if (a.equals("--config") || a.equals("-c")) {
                 if (i + 1 >= args.length) {
                     throw new UsageException("--config needs a file");
                 }
@@ -30,7 +36,7 @@ record Options(Path config) {
                 throw new UsageException("unknown option: " + a);
             }
         }
-        return new Options(config);
+        return new Options(config, admin);
     }
 
     Path requireConfig() throws UsageException {
@@ -38,6 +44,10 @@ record Options(Path config) {
             throw new UsageException("missing --config FILE");
         }
         return config;
+    }
+
+    String adminOr(String fallback) {
+        return admin == null ? fallback : admin;
     }
 
     Path configOr(String fallback) {

@@ -1,5 +1,8 @@
 package dev.mtlsproxy.app;
 
+import dev.mtlsproxy.app.admin.AdminEndpoints;
+import dev.mtlsproxy.app.admin.AdminServer;
+import dev.mtlsproxy.app.admin.CertificateInventory;
 import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
@@ -13,7 +16,20 @@ import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics;
+import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.netty.buffer.PooledByteBufAllocator;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.time.Clock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,7 +58,7 @@ final class RunCommand {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {
-            Running running = start(config, out);
+            Running running = start(file, config, out);
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown"));
             return Command.KEEP_RUNNING;
         } catch (Exception e) {
@@ -51,24 +67,51 @@ final class RunCommand {
         }
     }
 
-    /** Starts the proxy with its access log; shared with {@code demo}. */
-    static Running start(ProxyConfig config, PrintStream stdout) throws Exception {
+    /** Starts the proxy with its access log and admin listener; shared with {@code demo}. */
+    static Running start(Path file, ProxyConfig config, PrintStream stdout) throws Exception {
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        bindRuntimeMetrics(registry);
         ProxyMetrics metrics = new ProxyMetrics(registry);
         if (accessLog != null) {
             metrics.accessLogDropped(accessLog, AsyncJsonAccessLog::dropped);
         }
+        AtomicBoolean ready = new AtomicBoolean();
+        ProxyServer server = null;
+        AdminServer admin = null;
         try {
-            ProxyServer server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
+            server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC(), 0);
-            return new Running(server, accessLog, registry);
+            var snapshot = new AdminEndpoints.ConfigSnapshot(config, 1, sha256(file));
+            admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get, snapshot,
+                    CertificateInventory.of(config), Clock.systemUTC()));
+            log.info("event=admin_listening address={}", admin.address());
+            ready.set(true);
+            return new Running(server, admin, accessLog, ready);
         } catch (Exception e) {
+            if (server != null) {
+                server.close();
+            }
             if (accessLog != null) {
                 accessLog.close();
             }
             throw e;
         }
+    }
+
+    /** JVM, process and Netty allocator metrics, next to the proxy's own. */
+    private static void bindRuntimeMetrics(PrometheusMeterRegistry registry) {
+        new ClassLoaderMetrics().bindTo(registry);
+        new JvmMemoryMetrics().bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+        new FileDescriptorMetrics().bindTo(registry);
+        new NettyAllocatorMetrics(PooledByteBufAllocator.DEFAULT).bindTo(registry);
+    }
+
+    private static String sha256(Path file) throws IOException, NoSuchAlgorithmException {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
     }
 
     private static AsyncJsonAccessLog openAccessLog(AccessLogConfig config, PrintStream stdout) throws IOException {
@@ -81,12 +124,14 @@ final class RunCommand {
     }
 
     /** A started proxy and what must be closed with it. */
-    record Running(ProxyServer server, AsyncJsonAccessLog accessLog, PrometheusMeterRegistry registry)
+    record Running(ProxyServer server, AdminServer admin, AsyncJsonAccessLog accessLog, AtomicBoolean ready)
             implements AutoCloseable {
         @Override
         public void close() {
             log.info("event=stopping");
+            ready.set(false);
             server.close();
+            admin.close();
             if (accessLog != null) {
                 accessLog.close();
             }

@@ -27,7 +27,8 @@ class DemoCommandTest {
         Path configDir = Files.createDirectories(workspace.resolve("config"));
         String demoYaml = Files.readString(Path.of("..", "config", "demo.yaml"))
                 .replace("127.0.0.1:8443", "127.0.0.1:0")
-                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0");
+                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0")
+                .replace("127.0.0.1:9901", "127.0.0.1:0");
         Path config = Files.writeString(configDir.resolve("demo.yaml"), demoYaml);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();

@@ -33,6 +33,25 @@ final class ConfigValidator {
                 .validate(config.routes());
         config.backends().forEach(this::backend);
         accessLog(config.accessLog());
+        admin(config);
+    }
+
+    /** The admin endpoints must never be reachable on a public mTLS port. */
+    private void admin(ProxyConfig config) {
+        HostPort admin = config.admin().address();
+        for (int i = 0; i < config.listeners().size(); i++) {
+            HostPort listener = config.listeners().get(i).address();
+            if (listener != null && admin.port() != 0 && admin.port() == listener.port()
+                    && (admin.host().equals(listener.host()) || isWildcard(admin.host())
+                            || isWildcard(listener.host()))) {
+                problems.add("admin.address", Values.quote(admin.toString())
+                        + " (expected: an address no listener uses) - listeners[" + i + "] is there");
+            }
+        }
+    }
+
+    private static boolean isWildcard(String host) {
+        return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
     }
 
     private void identity(String name, IdentityConfig identity) {
@@ -121,8 +140,7 @@ final class ConfigValidator {
         }
         try {
             String resolved = baseDir.resolve(log.path()).normalize().toString();
-            return new ProxyConfig(config.listeners(), config.identities(), config.routes(), config.backends(),
-                    new AccessLogConfig(log.enabled(), resolved));
+            return config.withAccessLog(new AccessLogConfig(log.enabled(), resolved));
         } catch (InvalidPathException e) {
             return config; // the validator reports it
         }

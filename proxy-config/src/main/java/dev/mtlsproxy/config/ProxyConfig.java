@@ -12,13 +12,15 @@ import java.util.Map;
  * @param routes     ordered routes; matching picks the most specific, not the first
  * @param backends   named upstreams, referenced by routes
  * @param accessLog  where the per-request JSON lines go
+ * @param admin      the admin listener (metrics, health); loopback by default
  */
 public record ProxyConfig(
         List<ListenerConfig> listeners,
         Map<String, IdentityConfig> identities,
         List<RouteConfig> routes,
         Map<String, BackendConfig> backends,
-        AccessLogConfig accessLog) {
+        AccessLogConfig accessLog,
+        AdminConfig admin) {
 
     public ProxyConfig {
         listeners = listeners == null ? List.of() : List.copyOf(listeners);
@@ -26,5 +28,14 @@ public record ProxyConfig(
         routes = routes == null ? List.of() : List.copyOf(routes);
         backends = backends == null ? Map.of() : Map.copyOf(backends);
         accessLog = accessLog == null ? AccessLogConfig.DEFAULT : accessLog;
+        admin = admin == null ? AdminConfig.DEFAULT : admin;
+    }
+
+    public ProxyConfig withBackends(Map<String, BackendConfig> replaced) {
+        return new ProxyConfig(listeners, identities, routes, replaced, accessLog, admin);
+    }
+
+    public ProxyConfig withAccessLog(AccessLogConfig replaced) {
+        return new ProxyConfig(listeners, identities, routes, backends, replaced, admin);
     }
 }

@@ -444,7 +444,7 @@ class PolicyTest {
         }
 
         Policy build() {
-            return Policy.compile(new ProxyConfig(List.of(), identities, routes, Map.of(), null));
+            return Policy.compile(new ProxyConfig(List.of(), identities, routes, Map.of(), null, null));
         }
     }
 }

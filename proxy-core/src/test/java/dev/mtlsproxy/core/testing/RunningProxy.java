@@ -127,7 +127,7 @@ public final class RunningProxy implements AutoCloseable {
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
             ProxyConfig config = new ProxyConfig(List.of(listener), identities, routes, backends,
-                    new AccessLogConfig(true, "stdout"));
+                    new AccessLogConfig(true, "stdout"), null);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = entries::add;
             MeterRegistry registry = new SimpleMeterRegistry();

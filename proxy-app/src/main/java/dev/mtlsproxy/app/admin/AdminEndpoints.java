@@ -1,0 +1,140 @@
+package dev.mtlsproxy.app.admin;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.module.SimpleModule;
+import com.fasterxml.jackson.databind.ser.std.ToStringSerializer;
+import dev.mtlsproxy.config.DataSize;
+import dev.mtlsproxy.config.HostPort;
+import dev.mtlsproxy.config.ProxyConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler.Sharable;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.QueryStringDecoder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+
+/**
+ * {@code /metrics} (Prometheus text, or OpenMetrics when the scraper asks for it), {@code /healthz},
+ * {@code /readyz}, {@code /admin/certs}, {@code /admin/config}. Stateless and shared.
+ */
+@Sharable
+public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRequest> {
+
+    /** The running configuration as shown by {@code /admin/config}. */
+    public record ConfigSnapshot(ProxyConfig config, long generation, String sha256) {
+    }
+
+    /** The exposition formats' content types, as PrometheusMeterRegistry.scrape(String) expects them. */
+    static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+    static final String OPENMETRICS_TEXT = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    private final PrometheusMeterRegistry registry;
+    private final BooleanSupplier ready;
+    private final ConfigSnapshot snapshot;
+    private final List<CertificateInventory.Entry> certificates;
+    private final Clock clock;
+    private final ObjectMapper json;
+
+    public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, ConfigSnapshot snapshot,
+            List<CertificateInventory.Entry> certificates, Clock clock) {
+        this.registry = registry;
+        this.ready = ready;
+        this.snapshot = snapshot;
+        this.certificates = List.copyOf(certificates);
+        this.clock = clock;
+        // Values with units and paths are shown as written in YAML, not as Jackson's object dumps.
+        SimpleModule asText = new SimpleModule()
+                .addSerializer(Path.class, ToStringSerializer.instance)
+                .addSerializer(Duration.class, ToStringSerializer.instance)
+                .addSerializer(DataSize.class, ToStringSerializer.instance)
+                .addSerializer(HostPort.class, ToStringSerializer.instance);
+        this.json = new ObjectMapper().registerModule(asText).enable(SerializationFeature.INDENT_OUTPUT);
+    }
+
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
+        FullHttpResponse response;
+        if (!request.decoderResult().isSuccess()) {
+            response = text(HttpResponseStatus.BAD_REQUEST, "bad request\n");
+        } else if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
+            response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
+        } else {
+            response = route(new QueryStringDecoder(request.uri()).path(), request);
+        }
+        boolean keepAlive = HttpUtil.isKeepAlive(request);
+        HttpUtil.setKeepAlive(response, keepAlive);
+        var written = ctx.writeAndFlush(response);
+        if (!keepAlive) {
+            written.addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    private FullHttpResponse route(String path, FullHttpRequest request) throws JsonProcessingException {
+        return switch (path) {
+            case "/metrics" -> metrics(request.headers().get(HttpHeaderNames.ACCEPT));
+            case "/healthz" -> text(HttpResponseStatus.OK, "ok\n");
+            case "/readyz" -> ready.getAsBoolean()
+                    ? text(HttpResponseStatus.OK, "ready\n")
+                    : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "not ready\n");
+            case "/admin/certs" -> json(CertificateInventory.describe(certificates, clock.instant()));
+            case "/admin/config" -> json(config());
+            default -> text(HttpResponseStatus.NOT_FOUND, "not found\n");
+        };
+    }
+
+    private FullHttpResponse metrics(String accept) {
+        boolean openMetrics = accept != null && accept.contains("application/openmetrics-text");
+        String contentType = openMetrics ? OPENMETRICS_TEXT : PROMETHEUS_TEXT;
+        return body(HttpResponseStatus.OK, contentType, registry.scrape(contentType));
+    }
+
+    private Map<String, Object> config() {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("generation", snapshot.generation());
+        out.put("sha256", snapshot.sha256());
+        // Nothing secret is inlined in the configuration (keys are file paths), so the config is shown whole.
+        out.put("config", snapshot.config());
+        return out;
+    }
+
+    private FullHttpResponse json(Object value) throws JsonProcessingException {
+        return body(HttpResponseStatus.OK, "application/json", json.writeValueAsString(value) + "\n");
+    }
+
+    private static FullHttpResponse text(HttpResponseStatus status, String body) {
+        return body(status, "text/plain; charset=utf-8", body);
+    }
+
+    private static FullHttpResponse body(HttpResponseStatus status, String contentType, String body) {
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status,
+                Unpooled.wrappedBuffer(bytes));
+        response.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType)
+                .setInt(HttpHeaderNames.CONTENT_LENGTH, bytes.length);
+        return response;
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        ctx.close();
+    }
+}

@@ -1,0 +1,127 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The admin listener of a running proxy (the demo, on ephemeral ports), as Prometheus and operators use it. */
+class AdminEndpointsTest {
+
+    @TempDir
+    static Path workspace;
+    static DemoCommand.Demo demo;
+    static String admin;
+    static final HttpClient http = HttpClient.newHttpClient();
+
+    @BeforeAll
+    static void start() throws Exception {
+        Path configDir = Files.createDirectories(workspace.resolve("config"));
+        String yaml = Files.readString(Path.of("..", "config", "demo.yaml"))
+                .replace("127.0.0.1:8443", "127.0.0.1:0")
+                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0")
+                .replace("127.0.0.1:9901", "127.0.0.1:0");
+        Path config = Files.writeString(configDir.resolve("demo.yaml"), yaml);
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        demo = DemoCommand.start(config, quiet, quiet);
+        admin = "127.0.0.1:" + demo.proxy().admin().address().getPort();
+    }
+
+    @AfterAll
+    static void stop() {
+        demo.close();
+    }
+
+    private static HttpResponse<String> get(String path, String... headers) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://" + admin + path));
+        for (int i = 0; i < headers.length; i += 2) {
+            b.header(headers[i], headers[i + 1]);
+        }
+        return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void metricsAreServedInPrometheusTextFormat() throws Exception {
+        HttpResponse<String> response = get("/metrics");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThat(response.headers().firstValue("content-type")).hasValue("text/plain; version=0.0.4; charset=utf-8");
+        assertThat(response.body())
+                .contains("mtls_proxy_tls_handshakes_total{listener=\"demo\",reason=\"expired\",result=\"failure\"} 0.0")
+                .contains("mtls_proxy_certificate_expiry_timestamp_seconds{index=\"0\",listener=\"demo\",role=\"server\"}")
+                .contains("mtls_proxy_config_generation 1.0")
+                .contains("jvm_memory_used_bytes")
+                .contains("netty_allocator_memory_used");
+    }
+
+    @Test
+    void openMetricsIsServedWhenAsked() throws Exception {
+        HttpResponse<String> response = get("/metrics", "Accept", "application/openmetrics-text; version=1.0.0");
+        assertThat(response.headers().firstValue("content-type")).hasValue("application/openmetrics-text; version=1.0.0; charset=utf-8");
+        assertThat(response.body()).endsWith("# EOF\n");
+    }
+
+    @Test
+    void healthAndReadinessAnswerAndTheHealthCommandAgrees() throws Exception {
+        assertThat(get("/healthz").statusCode()).isEqualTo(200);
+        assertThat(get("/readyz").statusCode()).isEqualTo(200);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(out, true, StandardCharsets.UTF_8);
+        assertThat(Main.run(new String[] {"health", "--admin", admin}, ps, ps)).isZero();
+        assertThat(Main.run(new String[] {"health", "--admin", "127.0.0.1:1"}, ps, ps)).isEqualTo(1);
+    }
+
+    @Test
+    void certificatesInUseAreListedWithDaysLeft() throws Exception {
+        JsonNode certs = new ObjectMapper().readTree(get("/admin/certs").body());
+        assertThat(certs).hasSize(2);
+        assertThat(certs.get(0).get("role").asText()).isEqualTo("server");
+        assertThat(certs.get(0).get("sans").toString()).contains("localhost");
+        assertThat(certs.get(1).get("role").asText()).isEqualTo("client_ca");
+        assertThat(certs.get(1).get("daysLeft").asLong()).isBetween(28L, 30L);
+    }
+
+    @Test
+    void theRunningConfigIsShownWithItsGenerationAndHash() throws Exception {
+        JsonNode config = new ObjectMapper().readTree(get("/admin/config").body());
+        assertThat(config.get("generation").asLong()).isEqualTo(1);
+        assertThat(config.get("sha256").asText()).hasSize(64);
+        assertThat(config.at("/config/listeners/0/tls/minVersion").asText()).isEqualTo("TLSv1.2");
+        assertThat(config.at("/config/listeners/0/idleTimeout").asText()).isEqualTo("PT1M");
+    }
+
+    @Test
+    void theAdminListenerIsNotThePublicOne() {
+        assertThat(demo.proxy().admin().address().getPort())
+                .isNotEqualTo(demo.proxy().server().addresses().get(0).getPort());
+    }
+
+    @Test
+    void promtoolAcceptsTheMetricsPage() throws Exception {
+        Path promtool = Path.of("/usr/bin/promtool");
+        if (!"true".equals(System.getenv("CI"))) {
+            Assumptions.assumeTrue(Files.isExecutable(promtool),
+                    "promtool not installed (apt-get install prometheus); CI requires it");
+        }
+        Path page = Files.writeString(workspace.resolve("metrics.txt"), get("/metrics").body());
+        Process p = new ProcessBuilder(promtool.toString(), "check", "metrics").redirectInput(page.toFile())
+                .redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).as(output).isZero();
+    }
+}
