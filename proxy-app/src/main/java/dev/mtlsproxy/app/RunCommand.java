@@ -82,6 +82,7 @@ final class RunCommand {
         try {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC(), 0);
+            server.bindEventLoopMetrics(registry);
             var snapshot = new AdminEndpoints.ConfigSnapshot(config, 1, sha256(file));
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get, snapshot,
                     CertificateInventory.of(config), Clock.systemUTC()));

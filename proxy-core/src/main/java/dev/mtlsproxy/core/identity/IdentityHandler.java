@@ -9,6 +9,7 @@ import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -64,8 +65,9 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
     private void onSuccess(ChannelHandlerContext ctx) {
         SslHandler tls = ctx.pipeline().get(SslHandler.class);
         PeerIdentity identity;
+        SSLSession session = tls.engine().getSession();
         try {
-            Certificate[] chain = tls.engine().getSession().getPeerCertificates();
+            Certificate[] chain = session.getPeerCertificates();
             identity = PeerIdentities.fromCertificate((X509Certificate) chain[0]);
         } catch (SSLPeerUnverifiedException | java.security.cert.CertificateParsingException | ClassCastException e) {
             // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
@@ -76,6 +78,7 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
+        ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite()));
         listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
@@ -87,8 +90,8 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         if (!listenerCallback.mayLogFailure()) {
             return;
         }
-        log.info("event=handshake_failed listener={} remote={} reason={} detail=\"{}\"", listener,
-                ctx.channel().remoteAddress(), reason.label(), rootMessage(cause));
+        log.info("{}", HandshakeFailureLine.json(listener, String.valueOf(ctx.channel().remoteAddress()), reason,
+                rootMessage(cause), HandshakeFailures.presented(cause)));
     }
 
     private static String rootMessage(Throwable t) {

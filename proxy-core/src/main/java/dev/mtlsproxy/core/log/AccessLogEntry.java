@@ -12,6 +12,7 @@ import java.time.Instant;
  * @param peer          SPIFFE ID or subject of the client certificate
  * @param fingerprint   SHA-256 of the client certificate
  * @param route         route name, "-" when none matched
+ * @param rule          the policy rule that decided, "-" when none
  * @param decision      allow, deny, no_route, method_not_allowed, bad_request
  * @param method        request method
  * @param path          normalised path (raw target when it could not be normalised)
@@ -20,9 +21,11 @@ import java.time.Instant;
  * @param bytesOut      response body bytes sent
  * @param durationMicros from request head to end of response
  * @param backend       backend endpoint, or null when none was contacted
+ * @param tlsVersion    negotiated TLS protocol
+ * @param cipher        negotiated cipher suite
  */
 public record AccessLogEntry(
         Instant time, String connectionId, String client, String identity, String peer, String fingerprint,
-        String route, String decision, String method, String path, int status, long bytesIn, long bytesOut,
-        long durationMicros, String backend) {
+        String route, String rule, String decision, String method, String path, int status, long bytesIn,
+        long bytesOut, long durationMicros, String backend, String tlsVersion, String cipher) {
 }

@@ -85,6 +85,7 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             g.writeStringField("peer", e.peer());
             g.writeStringField("fingerprint", e.fingerprint());
             g.writeStringField("route", e.route());
+            g.writeStringField("rule", e.rule());
             g.writeStringField("decision", e.decision());
             g.writeStringField("method", e.method());
             g.writeStringField("path", e.path());
@@ -93,6 +94,8 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             g.writeNumberField("bytesOut", e.bytesOut());
             g.writeNumberField("durationMicros", e.durationMicros());
             g.writeStringField("backend", e.backend());
+            g.writeStringField("tlsVersion", e.tlsVersion());
+            g.writeStringField("cipher", e.cipher());
             g.writeEndObject();
         }
         out.write('\n');

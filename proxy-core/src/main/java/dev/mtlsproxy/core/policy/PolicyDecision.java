@@ -17,6 +17,18 @@ public record PolicyDecision(Outcome outcome, Route route, String identity) {
         return outcome == Outcome.ALLOW;
     }
 
+    /**
+     * The rule that decided, as logs and the decisions metric name it: {@code allow:<identity>} for a grant,
+     * {@code default-deny} when no grant matched, {@code -} when no policy applied (no route, wrong method).
+     */
+    public String rule() {
+        return switch (outcome) {
+            case ALLOW -> "allow:" + identity;
+            case DENY -> "default-deny";
+            default -> "-";
+        };
+    }
+
     /** Route name for logs and metrics, {@code "-"} when none matched. */
     public String routeName() {
         return route == null ? "-" : route.name();

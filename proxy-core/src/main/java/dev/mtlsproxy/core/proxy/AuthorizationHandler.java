@@ -91,8 +91,8 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
 
     private void countDecision(PolicyDecision decision) {
         switch (decision.outcome()) {
-            case ALLOW -> metrics.decision(decision.routeName(), "allow:" + decision.identity(), "allow");
-            case DENY -> metrics.decision(decision.routeName(), "default-deny", "deny");
+            case ALLOW -> metrics.decision(decision.routeName(), decision.rule(), "allow");
+            case DENY -> metrics.decision(decision.routeName(), decision.rule(), "deny");
             default -> {
                 // no route or method: not a policy decision about an identity
             }

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.core.identity.NegotiatedTls;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
@@ -33,6 +34,7 @@ final class Exchange {
     private final String connectionId;
     private final String client;
     private final PeerIdentity peer;
+    private final NegotiatedTls tls;
     final String method;
     String path;
     PolicyDecision decision;
@@ -51,6 +53,7 @@ final class Exchange {
         this.connectionId = channel.id().asShortText();
         this.client = String.valueOf(channel.remoteAddress());
         this.peer = channel.attr(PeerIdentity.KEY).get();
+        this.tls = channel.attr(NegotiatedTls.KEY).get();
         this.method = method;
         this.path = rawTarget;
         recorder.metrics().requestStarted(recorder.listener());
@@ -95,6 +98,8 @@ final class Exchange {
                 decision == null ? null : decision.identity(),
                 peer == null ? null : peer.displayName(),
                 peer == null ? null : peer.sha256(),
-                route, decisionLabel, method, path, status, bytesIn, bytesOut, nanos / 1_000, backend));
+                route, decision == null ? "-" : decision.rule(), decisionLabel, method, path, status, bytesIn,
+                bytesOut, nanos / 1_000, backend, tls == null ? null : tls.protocol(),
+                tls == null ? null : tls.cipher()));
     }
 }

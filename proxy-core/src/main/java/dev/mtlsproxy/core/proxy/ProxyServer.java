@@ -11,6 +11,8 @@ import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
@@ -168,6 +170,11 @@ public final class ProxyServer implements AutoCloseable {
             throw new IllegalArgumentException("no listener " + listenerName);
         }
         return (InetSocketAddress) channel.localAddress();
+    }
+
+    /** Event loop metrics (tasks pending, workers) for the proxy's own loops. */
+    public void bindEventLoopMetrics(MeterRegistry registry) {
+        new NettyEventExecutorMetrics(group).bindTo(registry);
     }
 
     public List<InetSocketAddress> addresses() {

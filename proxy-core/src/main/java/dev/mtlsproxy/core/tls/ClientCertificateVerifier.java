@@ -66,7 +66,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
     void verify(X509Certificate[] chain) throws ClientCertificateRejectedException {
         if (chain == null || chain.length == 0) {
             throw new ClientCertificateRejectedException(
-                    HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null);
+                    HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null, null);
         }
         // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
         List<X509Certificate> path = new ArrayList<>(chain.length);
@@ -78,7 +78,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
         if (path.size() > MAX_CHAIN_LENGTH) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
                     "client sent " + path.size() + " certificates below the root, at most " + MAX_CHAIN_LENGTH
-                            + " accepted", null);
+                            + " accepted", null, chain[0]);
         }
         try {
             CertificateFactory factory = CertificateFactory.getInstance("X.509");
@@ -89,9 +89,10 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
             params.addCertPathChecker(new ClientAuthUsageChecker());
             CertPathValidator.getInstance("PKIX").validate(certPath, params);
         } catch (CertPathValidatorException e) {
-            throw new ClientCertificateRejectedException(classify(e), describe(e), e);
+            throw new ClientCertificateRejectedException(classify(e), describe(e), e, chain[0]);
         } catch (GeneralSecurityException e) {
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e);
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
+                    chain[0]);
         }
     }
 

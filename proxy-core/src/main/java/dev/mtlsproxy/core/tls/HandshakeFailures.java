@@ -27,6 +27,17 @@ public final class HandshakeFailures {
     /** Cause chains can be cyclic; nothing real is deeper than this. */
     private static final int MAX_DEPTH = 16;
 
+    /** The certificate a rejected client presented, or null (none sent, or refused before verification). */
+    public static java.security.cert.X509Certificate presented(Throwable failure) {
+        int depth = 0;
+        for (Throwable t = failure; t != null && depth++ < MAX_DEPTH; t = t.getCause()) {
+            if (t instanceof ClientCertificateRejectedException rejected) {
+                return rejected.presented();
+            }
+        }
+        return null;
+    }
+
     public static HandshakeFailureReason classify(Throwable failure) {
         int depth = 0;
         for (Throwable t = failure; t != null && depth++ < MAX_DEPTH; t = t.getCause()) {

@@ -127,7 +127,13 @@ class MtlsProxyEndToEndTest {
         TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
         assertThat(seen.uri()).isEqualTo("/orders");
         assertThat(backend.pendingRequests()).isZero();
-        assertThat(logged("/billing/invoices").decision()).isEqualTo("deny");
+        AccessLogEntry denied = logged("/billing/invoices");
+        assertThat(denied.decision()).isEqualTo("deny");
+        assertThat(denied.rule()).isEqualTo("default-deny");
+        assertThat(denied.status()).isEqualTo(403);
+        assertThat(denied.peer()).isEqualTo(ORDERS);
+        assertThat(denied.tlsVersion()).isEqualTo("TLSv1.3");
+        assertThat(denied.cipher()).startsWith("TLS_");
     }
 
     @Test

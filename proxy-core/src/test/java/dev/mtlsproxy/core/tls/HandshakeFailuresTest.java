@@ -18,7 +18,7 @@ class HandshakeFailuresTest {
     @Test
     void verifierRejectionIsFoundByTypeAnywhereInTheCauseChain() {
         var rejected = new ClientCertificateRejectedException(HandshakeFailureReason.BAD_EKU, "at chain index 0",
-                null);
+                null, null);
         var handshake = (SSLHandshakeException) new SSLHandshakeException("General OpenSslEngine problem")
                 .initCause(new CertificateException("wrapped by the engine", rejected));
         var decoder = new DecoderException(handshake);
@@ -28,7 +28,7 @@ class HandshakeFailuresTest {
 
     @Test
     void typedRejectionWinsOverAReasonCodeInSomeMessage() {
-        var rejected = new ClientCertificateRejectedException(HandshakeFailureReason.EXPIRED, "EXPIRED", null);
+        var rejected = new ClientCertificateRejectedException(HandshakeFailureReason.EXPIRED, "EXPIRED", null, null);
         var wrapper = new SSLHandshakeException("error:100000f0:SSL routines:OPENSSL_internal:UNSUPPORTED_PROTOCOL");
         wrapper.initCause(rejected);
 
@@ -38,7 +38,7 @@ class HandshakeFailuresTest {
     @Test
     void everyReasonTheVerifierCanGiveSurvivesClassification() {
         for (HandshakeFailureReason reason : HandshakeFailureReason.values()) {
-            var rejected = new ClientCertificateRejectedException(reason, "detail", null);
+            var rejected = new ClientCertificateRejectedException(reason, "detail", null, null);
             assertThat(HandshakeFailures.classify(new DecoderException(rejected))).isEqualTo(reason);
         }
     }

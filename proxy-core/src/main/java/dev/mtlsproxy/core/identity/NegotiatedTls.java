@@ -1,0 +1,14 @@
+package dev.mtlsproxy.core.identity;
+
+import io.netty.util.AttributeKey;
+
+/**
+ * What the handshake settled on, captured once with the identity for the access log.
+ *
+ * @param protocol e.g. TLSv1.3
+ * @param cipher   the cipher suite's standard name
+ */
+public record NegotiatedTls(String protocol, String cipher) {
+
+    public static final AttributeKey<NegotiatedTls> KEY = AttributeKey.valueOf(NegotiatedTls.class, "tls");
+}
