@@ -19,12 +19,20 @@ public final class Main {
                                        (default config/demo.yaml); NOT for production
               health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
                                        for container health checks
+
+            environment:
+              MTLS_PROXY_LOG_FORMAT=json   application log as JSON lines on stderr (default: text)
             """;
 
     private Main() {
     }
 
     public static void main(String[] args) {
+        // Must happen before the first logger is created: logback reads it once.
+        if ("json".equalsIgnoreCase(System.getenv("MTLS_PROXY_LOG_FORMAT"))
+                && System.getProperty("logback.configurationFile") == null) {
+            System.setProperty("logback.configurationFile", "logback-json.xml");
+        }
         int code = run(args, System.out, System.err);
         if (code != Command.KEEP_RUNNING) {
             System.exit(code);
