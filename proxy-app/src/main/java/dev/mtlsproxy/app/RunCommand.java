@@ -87,7 +87,7 @@ final class RunCommand {
             server.bindEventLoopMetrics(registry);
             var snapshot = new AdminEndpoints.ConfigSnapshot(config, 1, sha256(file));
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get, snapshot,
-                    CertificateInventory.of(config), Clock.systemUTC()));
+                    CertificateInventory.of(server), Clock.systemUTC()));
             log.info("event=admin_listening address={}", admin.address());
             ready.set(true);
             return new Running(server, admin, accessLog, ready);

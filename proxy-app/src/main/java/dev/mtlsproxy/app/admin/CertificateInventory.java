@@ -1,9 +1,7 @@
 package dev.mtlsproxy.app.admin;
 
-import dev.mtlsproxy.config.ListenerConfig;
-import dev.mtlsproxy.config.Pem;
-import dev.mtlsproxy.config.PemException;
-import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.proxy.ProxyServer;
+import dev.mtlsproxy.core.tls.ListenerTls;
 import java.nio.file.Path;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
@@ -26,16 +24,17 @@ public final class CertificateInventory {
     private CertificateInventory() {
     }
 
-    public static List<Entry> of(ProxyConfig config) throws PemException {
+    /** What the running proxy loaded; no file is read again. */
+    public static List<Entry> of(ProxyServer server) {
         List<Entry> entries = new ArrayList<>();
-        for (ListenerConfig listener : config.listeners()) {
-            for (X509Certificate c : Pem.readCertificates(listener.tls().certificate())) {
-                entries.add(new Entry("server", listener.name(), listener.tls().certificate(), c));
+        for (var named : server.listenerTls().entrySet()) {
+            String listener = named.getKey();
+            ListenerTls tls = named.getValue();
+            for (X509Certificate c : tls.chain()) {
+                entries.add(new Entry("server", listener, tls.config().certificate(), c));
             }
-            for (Path bundle : listener.tls().clientCAs()) {
-                for (X509Certificate c : Pem.readCertificates(bundle)) {
-                    entries.add(new Entry("client_ca", listener.name(), bundle, c));
-                }
+            for (ListenerTls.SourcedCertificate ca : tls.clientCAs()) {
+                entries.add(new Entry("client_ca", listener, ca.file(), ca.certificate()));
             }
         }
         return entries;

@@ -22,7 +22,7 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(AsyncJsonAccessLog.class);
     private static final JsonFactory JSON = new JsonFactory();
-    private static final int BATCH = 256;
+    static final int BATCH = 256;
 
     private final BlockingQueue<AccessLogEntry> queue;
     private final OutputStream out;

@@ -2,7 +2,6 @@ package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.config.HttpLimits;
 import dev.mtlsproxy.config.ListenerConfig;
-import dev.mtlsproxy.config.Pem;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
@@ -10,6 +9,7 @@ import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
@@ -47,11 +47,19 @@ public final class ProxyServer implements AutoCloseable {
     private final EventLoopGroup group;
     private final Map<String, Channel> listeners;
     private final ProxyRuntime runtime;
+    private final Map<String, ListenerTls> tls;
 
-    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime) {
+    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime,
+            Map<String, ListenerTls> tls) {
         this.group = group;
         this.listeners = listeners;
         this.runtime = runtime;
+        this.tls = tls;
+    }
+
+    /** The key material of every listener by name, as loaded at start, for the admin certificate inventory. */
+    public Map<String, ListenerTls> listenerTls() {
+        return tls;
     }
 
     /**
@@ -64,15 +72,19 @@ public final class ProxyServer implements AutoCloseable {
         Transport transport = Transport.best();
         ProxyRuntime runtime = ProxyRuntime.build(config, accessLog);
         HandshakeObserver handshakes = new HandshakeObserver(metrics, () -> runtime, clock);
+        Map<String, ListenerTls> tls = new LinkedHashMap<>();
+        for (ListenerConfig listener : config.listeners()) {
+            tls.put(listener.name(), ListenerTls.load(listener.tls()));
+        }
+        registerMetrics(tls, runtime, metrics, clock);
         int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         EventLoopGroup group = transport.newGroup(loops);
-        registerMetrics(config, runtime, metrics, clock);
         Map<String, Channel> bound = new LinkedHashMap<>();
         try {
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
-                var sslContext = ServerTlsContexts.forListener(listener.tls(), clock);
-                String by = ownUriSan(listener);
+                var sslContext = ServerTlsContexts.forListener(tls.get(listener.name()), clock);
+                String by = ownUriSan(tls.get(listener.name()));
                 metrics.listenerStarted(listener.name());
                 Exchange.Recorder recorder = new Exchange.Recorder(listener.name(), clock, accessLog, metrics);
                 ServerBootstrap bootstrap = new ServerBootstrap()
@@ -89,32 +101,30 @@ public final class ProxyServer implements AutoCloseable {
                 log.info("event=listening listener={} address={} transport={} tls=\"{}\"", listener.name(),
                         channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription());
             }
-        } catch (PemException | IOException | GeneralSecurityException | InterruptedException | RuntimeException e) {
+        } catch (IOException | GeneralSecurityException | InterruptedException | RuntimeException e) {
             for (Channel c : bound.values()) {
                 c.close();
             }
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
-        return new ProxyServer(group, bound, runtime);
+        return new ProxyServer(group, bound, runtime, Map.copyOf(tls));
     }
 
     /** Meters whose values come from the configuration: certificates, backends, generation. */
-    private static void registerMetrics(ProxyConfig config, ProxyRuntime runtime, ProxyMetrics metrics, Clock clock)
-            throws PemException {
-        for (ListenerConfig listener : config.listeners()) {
+    private static void registerMetrics(Map<String, ListenerTls> tls, ProxyRuntime runtime, ProxyMetrics metrics,
+            Clock clock) {
+        tls.forEach((listener, material) -> {
             int i = 0;
-            for (X509Certificate c : Pem.readCertificates(listener.tls().certificate())) {
-                metrics.certificateExpiry("server", listener.name(), i++, c.getNotAfter().toInstant().getEpochSecond());
+            for (X509Certificate c : material.chain()) {
+                metrics.certificateExpiry("server", listener, i++, c.getNotAfter().toInstant().getEpochSecond());
             }
             i = 0;
-            for (var bundle : listener.tls().clientCAs()) {
-                for (X509Certificate c : Pem.readCertificates(bundle)) {
-                    metrics.certificateExpiry("client_ca", listener.name(), i++,
-                            c.getNotAfter().toInstant().getEpochSecond());
-                }
+            for (ListenerTls.SourcedCertificate ca : material.clientCAs()) {
+                metrics.certificateExpiry("client_ca", listener, i++,
+                        ca.certificate().getNotAfter().toInstant().getEpochSecond());
             }
-        }
+        });
         for (Backend backend : runtime.backends().values()) {
             metrics.backendRegistered(backend.name(), backend.pool()::idleConnections, backend::healthyEndpoints);
         }
@@ -158,8 +168,8 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /** The proxy's own URI SAN (its SPIFFE ID, typically), for the XFCC "By" element. */
-    private static String ownUriSan(ListenerConfig listener) throws PemException, GeneralSecurityException {
-        PeerIdentity own = PeerIdentities.fromCertificate(Pem.readCertificates(listener.tls().certificate()).get(0));
+    private static String ownUriSan(ListenerTls tls) throws GeneralSecurityException {
+        PeerIdentity own = PeerIdentities.fromCertificate(tls.chain().get(0));
         return own.spiffeId() != null ? own.spiffeId() : own.uriSans().isEmpty() ? null : own.uriSans().get(0);
     }
 

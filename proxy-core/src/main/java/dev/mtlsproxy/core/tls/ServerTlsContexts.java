@@ -1,21 +1,16 @@
 package dev.mtlsproxy.core.tls;
 
-import dev.mtlsproxy.config.Pem;
-import dev.mtlsproxy.config.PemException;
-import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
-import java.io.IOException;
-import java.security.GeneralSecurityException;
-import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.SSLException;
 
 /** Builds the server-side {@link SslContext} of a listener: one per configuration, shared by its connections. */
 public final class ServerTlsContexts {
@@ -39,23 +34,20 @@ public final class ServerTlsContexts {
     }
 
     /**
-     * Loads the listener's key material and CAs and builds its context on the OpenSSL (BoringSSL) engine.
+     * Builds the listener's context on the OpenSSL (BoringSSL) engine.
      *
      * @throws IllegalStateException when netty-tcnative cannot be loaded on this platform: we refuse to fall back
      *                               silently to the JDK engine, whose behaviour and speed differ
      */
-    public static SslContext forListener(ServerTlsConfig tls, Clock clock)
-            throws PemException, IOException, GeneralSecurityException {
+    public static SslContext forListener(ListenerTls tls, Clock clock) throws SSLException {
         TlsEngine.requireOpenSsl();
-        List<X509Certificate> chain = Pem.readCertificates(tls.certificate());
-        PrivateKey key = Pem.readPrivateKey(tls.privateKey());
         List<X509Certificate> cas = new ArrayList<>();
-        for (var bundle : tls.clientCAs()) {
-            cas.addAll(Pem.readCertificates(bundle));
+        for (ListenerTls.SourcedCertificate ca : tls.clientCAs()) {
+            cas.add(ca.certificate());
         }
-        return SslContextBuilder.forServer(key, chain)
+        return SslContextBuilder.forServer(tls.key(), tls.chain())
                 .sslProvider(SslProvider.OPENSSL)
-                .protocols(protocols(tls.minVersion()))
+                .protocols(protocols(tls.config().minVersion()))
                 .ciphers(TLS12_CIPHERS)
                 .clientAuth(ClientAuth.REQUIRE)
                 .trustManager(new ClientCertificateVerifier(cas, clock))
