@@ -19,6 +19,7 @@ import java.io.PrintStream;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
@@ -74,6 +75,8 @@ final class RunCommand {
     static Running start(Path file, ProxyConfig config, PrintStream stdout) throws Exception {
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
         PrometheusMeterRegistry registry = newRegistry();
+        JvmGcMetrics gcMetrics = new JvmGcMetrics();
+        gcMetrics.bindTo(registry);
         ProxyMetrics metrics = new ProxyMetrics(registry);
         if (accessLog != null) {
             metrics.accessLogDropped(accessLog, AsyncJsonAccessLog::dropped);
@@ -90,8 +93,9 @@ final class RunCommand {
                     CertificateInventory.of(server), Clock.systemUTC()));
             log.info("event=admin_listening address={}", admin.address());
             ready.set(true);
-            return new Running(server, admin, accessLog, ready);
+            return new Running(server, admin, accessLog, ready, gcMetrics);
         } catch (Exception e) {
+            gcMetrics.close();
             if (server != null) {
                 server.close();
             }
@@ -143,14 +147,15 @@ final class RunCommand {
     }
 
     /** A started proxy and what must be closed with it. */
-    record Running(ProxyServer server, AdminServer admin, AsyncJsonAccessLog accessLog, AtomicBoolean ready)
-            implements AutoCloseable {
+    record Running(ProxyServer server, AdminServer admin, AsyncJsonAccessLog accessLog, AtomicBoolean ready,
+            JvmGcMetrics gcMetrics) implements AutoCloseable {
         @Override
         public void close() {
             log.info("event=stopping");
             ready.set(false);
             server.close();
             admin.close();
+            gcMetrics.close();
             if (accessLog != null) {
                 accessLog.close();
             }

@@ -6,15 +6,19 @@ import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.MultiGauge;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.function.ToDoubleFunction;
 
@@ -47,8 +51,21 @@ public final class ProxyMetrics {
     private final Map<String, AtomicInteger> requestsInFlight = new ConcurrentHashMap<>();
     private final Map<String, DistributionSummary> clientLifetimes = new ConcurrentHashMap<>();
 
+    private final AtomicLong configGeneration = new AtomicLong();
+    private final AtomicLong lastReloadSuccess = new AtomicLong();
+    private final MultiGauge certificateExpiry;
+
     public ProxyMetrics(MeterRegistry registry) {
         this.registry = registry;
+        Gauge.builder(PREFIX + "config.generation", configGeneration, AtomicLong::get)
+                .description("Generation of the running configuration, 1 at start").register(registry);
+        Gauge.builder(PREFIX + "config.last.reload.success.timestamp", lastReloadSuccess, AtomicLong::get)
+                .description("When the running configuration was loaded, as Unix time")
+                .baseUnit("seconds").register(registry);
+        certificateExpiry = MultiGauge.builder(PREFIX + "certificate.expiry.timestamp")
+                .description("notAfter of a certificate in use, as Unix time")
+                .baseUnit("seconds")
+                .register(registry);
     }
 
     public MeterRegistry registry() {
@@ -197,21 +214,27 @@ public final class ProxyMetrics {
 
     // ---- certificates, configuration, logs ---------------------------------------------------------------------
 
-    /** @param role server or client_ca; index is the position in its file */
-    public void certificateExpiry(String role, String listener, int index, long notAfterEpochSeconds) {
-        Gauge.builder(PREFIX + "certificate.expiry.timestamp", () -> notAfterEpochSeconds)
-                .description("notAfter of a certificate in use, as Unix time")
-                .baseUnit("seconds")
-                .tags("role", role, "listener", listener, "index", Integer.toString(index))
-                .register(registry);
+    /** One certificate in use, as the expiry gauge labels it; index is its position within its role. */
+    public record CertificateExpiry(String role, String listener, int index, long notAfterEpochSeconds) {
     }
 
+    /**
+     * Replaces the whole set of certificate expiry rows: a renewed certificate shows its new date and a removed
+     * one disappears, which plain gauges (registered once, value fixed) would not do after a reload.
+     */
+    public void certificates(List<CertificateExpiry> rows) {
+        List<MultiGauge.Row<?>> gaugeRows = new ArrayList<>(rows.size());
+        for (CertificateExpiry row : rows) {
+            gaugeRows.add(MultiGauge.Row.of(Tags.of("role", row.role(), "listener", row.listener(), "index",
+                    Integer.toString(row.index())), row.notAfterEpochSeconds()));
+        }
+        certificateExpiry.register(gaugeRows, true);
+    }
+
+    /** Records a configuration generation going live; the gauges read holders, so later reloads move them. */
     public void configLoaded(long generation, long epochSeconds) {
-        Gauge.builder(PREFIX + "config.generation", () -> generation)
-                .description("Generation of the running configuration, 1 at start").register(registry);
-        Gauge.builder(PREFIX + "config.last.reload.success.timestamp", () -> epochSeconds)
-                .description("When the running configuration was loaded, as Unix time")
-                .baseUnit("seconds").register(registry);
+        configGeneration.set(generation);
+        lastReloadSuccess.set(epochSeconds);
         counter("config.reloads", Tags.of("result", "success"));
         counter("config.reloads", Tags.of("result", "failure"));
     }

@@ -114,17 +114,20 @@ public final class ProxyServer implements AutoCloseable {
     /** Meters whose values come from the configuration: certificates, backends, generation. */
     private static void registerMetrics(Map<String, ListenerTls> tls, ProxyRuntime runtime, ProxyMetrics metrics,
             Clock clock) {
+        List<ProxyMetrics.CertificateExpiry> certificates = new ArrayList<>();
         tls.forEach((listener, material) -> {
             int i = 0;
             for (X509Certificate c : material.chain()) {
-                metrics.certificateExpiry("server", listener, i++, c.getNotAfter().toInstant().getEpochSecond());
+                certificates.add(new ProxyMetrics.CertificateExpiry("server", listener, i++,
+                        c.getNotAfter().toInstant().getEpochSecond()));
             }
             i = 0;
             for (ListenerTls.SourcedCertificate ca : material.clientCAs()) {
-                metrics.certificateExpiry("client_ca", listener, i++,
-                        ca.certificate().getNotAfter().toInstant().getEpochSecond());
+                certificates.add(new ProxyMetrics.CertificateExpiry("client_ca", listener, i++,
+                        ca.certificate().getNotAfter().toInstant().getEpochSecond()));
             }
         });
+        metrics.certificates(certificates);
         for (Backend backend : runtime.backends().values()) {
             metrics.backendRegistered(backend.name(), backend.pool()::idleConnections, backend::healthyEndpoints);
         }

@@ -4,13 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.metrics.ProxyMetrics.CertificateExpiry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -100,6 +104,27 @@ class ProxyMetricsTest {
         assertThat(proxy.metrics().get("mtls.proxy.certificate.expiry.timestamp")
                 .tags("role", "client_ca", "listener", "main", "index", "0").gauge().value())
                 .isEqualTo(pki.root().getCertificate().getNotAfter().toInstant().getEpochSecond());
+    }
+
+    @Test
+    void aNewGenerationMovesTheGaugesInsteadOfKeepingTheFirstValues() {
+        var metrics = new ProxyMetrics(new SimpleMeterRegistry());
+        metrics.configLoaded(1, 100);
+        metrics.certificates(List.of(
+                new CertificateExpiry("server", "main", 0, 1_000),
+                new CertificateExpiry("client_ca", "main", 0, 2_000)));
+
+        metrics.configLoaded(2, 200);
+        metrics.certificates(List.of(
+                new CertificateExpiry("server", "main", 0, 5_000)));
+
+        var registry = metrics.registry();
+        assertThat(registry.get("mtls.proxy.config.generation").gauge().value()).isEqualTo(2);
+        assertThat(registry.get("mtls.proxy.config.last.reload.success.timestamp").gauge().value()).isEqualTo(200);
+        assertThat(registry.get("mtls.proxy.certificate.expiry.timestamp").tag("role", "server").gauge().value())
+                .isEqualTo(5_000);
+        assertThat(registry.find("mtls.proxy.certificate.expiry.timestamp").tag("role", "client_ca").gauge())
+                .as("a certificate no longer in use has no gauge").isNull();
     }
 
     private double handshakes(String result, String reason) {
