@@ -179,7 +179,7 @@ class ConfigLoaderTest {
     void anEmptyFileIsOneProblem() {
         for (String empty : List.of("", "# nothing yet\n", "---\n", "~\n")) {
             assertThat(fixture.problems(empty)).as(empty).containsExactly(
-                    "empty configuration (expected: a mapping with keys accessLog, backends, identities, listeners,"
+                    "empty configuration (expected: a mapping with keys accessLog, admin, backends, identities, listeners,"
                             + " routes)");
         }
     }

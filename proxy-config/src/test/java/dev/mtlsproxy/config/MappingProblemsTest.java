@@ -45,7 +45,7 @@ class MappingProblemsTest {
                 "backends.inventory.tls: unknown key (expected: one of connectTimeout, idleTimeout,"
                         + " maxIdleConnections, responseTimeout, url)",
                 "identities.ops.subjectCN: unknown key (expected: one of dnsSan, spiffeId, subjectCn)",
-                "metrics: unknown key (expected: one of accessLog, backends, identities, listeners, routes)");
+                "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, routes)");
     }
 
     @Test
@@ -126,7 +126,7 @@ class MappingProblemsTest {
     @Test
     void aDocumentThatIsNotAMapping() {
         assertThat(fixture.problems("- listeners\n")).containsExactly(
-                "a list (expected: a mapping with keys accessLog, backends, identities, listeners, routes)");
+                "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, routes)");
     }
 
     @ParameterizedTest(name = "{0}")

@@ -30,6 +30,16 @@ class ValidationMessagesTest {
     class Listeners {
 
         @Test
+        void theAdminListenerNeverSharesAPublicListenersAddress() {
+            String listener = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("address: ") + 9,
+                    ConfigFixture.VALID.indexOf('\n', ConfigFixture.VALID.indexOf("address: "))).trim();
+
+            assertThat(fixture.problems(ConfigFixture.VALID + "admin:\n  address: " + listener + "\n"))
+                    .containsExactly("admin.address: \"" + listener
+                            + "\" (expected: an address no listener uses) - listeners[0] is there");
+        }
+
+        @Test
         void atLeastOneListener() {
             String yaml = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("identities:"));
 
