@@ -22,7 +22,8 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(AsyncJsonAccessLog.class);
     private static final JsonFactory JSON = new JsonFactory();
-    static final int BATCH = 256;
+    /** Entries the writer takes from the queue at once; while stuck it may hold this many. */
+    public static final int BATCH = 256;
 
     private final BlockingQueue<AccessLogEntry> queue;
     private final OutputStream out;

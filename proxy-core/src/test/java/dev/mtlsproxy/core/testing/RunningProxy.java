@@ -79,6 +79,7 @@ public final class RunningProxy implements AutoCloseable {
         private final Map<String, String> backendUrls = new LinkedHashMap<>();
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private Duration responseTimeout = Duration.ofSeconds(10);
+        private AccessLog accessLogOverride;
 
         private Builder(TestPki pki) {
             this.pki = pki;
@@ -113,6 +114,12 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /** Sends access log entries here instead of to {@link RunningProxy#accessLog()}. */
+        public Builder accessLog(AccessLog accessLog) {
+            this.accessLogOverride = accessLog;
+            return this;
+        }
+
         public Builder minVersion(TlsVersion version) {
             this.minVersion = version;
             return this;
@@ -129,7 +136,7 @@ public final class RunningProxy implements AutoCloseable {
             ProxyConfig config = new ProxyConfig(List.of(listener), identities, routes, backends,
                     new AccessLogConfig(true, "stdout"), null);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
-            AccessLog log = entries::add;
+            AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
             MeterRegistry registry = new SimpleMeterRegistry();
             ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC(), 2);
             return new RunningProxy(server, entries, registry);
