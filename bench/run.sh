@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# Benchmark: mtls-proxy against nginx and HAProxy, each terminating mutual TLS in front of the same plaintext
+# backend, on this machine, in one run (issue #8). See docs/BENCHMARKS.md for what each scenario measures.
+#
+#   bench/run.sh                                  # everything, about 8 minutes on 2 cores
+#   ROUNDS=1 SECONDS_PER_RUN=5 SERVER_WARMUP=20 STARTUP_ROUNDS=1 bench/run.sh   # a quick smoke run (~2 min)
+#   TARGETS="ours nginx" SCENARIOS="keepalive handshake" bench/run.sh           # a subset
+#
+# The knobs are the variables below, each with its default.
+#
+# Installs nginx, HAProxy, openssl and curl from Debian if missing (needs root), builds the proxy jar if missing and
+# the load client (bench/loadgen) if missing or stale. All traffic goes to 127.0.0.1 only; every load run is bounded
+# in time; every process started here is stopped at exit, and the throwaway PKI (private keys included) lives in a
+# temporary directory that is deleted at exit. The report is printed and saved under bench/results/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ROUNDS=${ROUNDS:-3}                         # interleaved rounds per scenario; the report shows the median
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}      # measured window of a keep-alive or handshake run
+UNTRUSTED_SECONDS=${UNTRUSTED_SECONDS:-5}   # measured window of an untrusted-CA run
+WARMUP=${WARMUP:-3}                         # seconds of load before each measured window opens
+SERVER_WARMUP=${SERVER_WARMUP:-90}          # at most this many seconds of load on our proxy (a JVM) before
+                                            # anything is measured; it stops early once the CPU cost is steady
+CONNECTIONS=${CONNECTIONS:-64}              # keep-alive connections
+CONCURRENCY=${CONCURRENCY:-16}              # concurrent new connections in the handshake and untrusted runs
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}  # idle mTLS connections held for the memory measurement (0: skip)
+STARTUP_ROUNDS=${STARTUP_ROUNDS:-3}         # cold starts per server for start-up time (0: skip)
+CLIENT_THREADS=${CLIENT_THREADS:-2}         # load client event loops
+BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; 127.0.0.1
+PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
+
+PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
+LOADGEN_DIR=$ROOT/bench/loadgen
+LOADGEN_JAR=$LOADGEN_DIR/target/loadgen.jar
+LOADGEN_JVM=(-Xms256m -Xmx1g -Dio.netty.leakDetection.level=disabled)
+
+PORT_BACKEND=$((BASE_PORT + 1))
+PORT_OURS=$((BASE_PORT + 2))
+PORT_NGINX=$((BASE_PORT + 3))
+PORT_HAPROXY=$((BASE_PORT + 4))
+PORT_ADMIN=$((BASE_PORT + 5))
+read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to compare
+read -r -a SCENARIOS <<<"${SCENARIOS:-backend keepalive handshake untrusted idle}"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prerequisites
+# ---------------------------------------------------------------------------------------------------------------
+[ "$(uname -s)" = Linux ] || die "Linux only (epoll, /proc)"
+command -v java >/dev/null || die "java 17+ is required"
+
+need_apt=()
+command -v nginx >/dev/null || need_apt+=(nginx)
+command -v haproxy >/dev/null || need_apt+=(haproxy)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v pgrep >/dev/null || need_apt+=(procps)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${need_apt[*]}: install them, or run as root so this script can"
+  log "installing ${need_apt[*]} from Debian"
+  apt-get update -qq
+  # policy-rc.d on containers keeps the packages' own services from starting; if one did, it listens on :80 only.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -f "$PROXY_JAR" ] || [ "${REBUILD:-0}" = 1 ]; then
+  log "building the proxy jar"
+  ./mvnw -q -B -DskipTests package
+elif [ -n "$(find proxy-*/src proxy-*/pom.xml pom.xml -newer "$PROXY_JAR" -print -quit)" ]; then
+  log "WARNING: sources are newer than $PROXY_JAR; REBUILD=1 rebuilds it first"
+fi
+if [ ! -f "$LOADGEN_JAR" ] || [ -n "$(find "$LOADGEN_DIR/src" "$LOADGEN_DIR/pom.xml" -newer "$LOADGEN_JAR" -print -quit)" ]; then
+  log "building the load client"
+  ./mvnw -f bench/loadgen/pom.xml -q -B package
+fi
+
+WORK=$(mktemp -d -t mtls-bench.XXXXXX)
+chmod 700 "$WORK"
+STARTED=()   # pids of every server this script started, stopped at exit by pid
+
+cleanup() {
+  local pid
+  for pid in "${STARTED[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED[@]}"; do
+    # Bounded wait, then a hard kill of that same pid only.
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Our jar is copied so that a rebuild in the work tree during the run cannot change what is measured.
+cp "$PROXY_JAR" "$WORK/mtls-proxy.jar"
+
+for port in "$PORT_BACKEND" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_ADMIN"; do
+  if ss -Hltn "sport = :$port" | grep -q .; then
+    die "port $port on this machine is in use; set BASE_PORT to a free range"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# PKI: ECDSA P-256, keys in PKCS#8 (our proxy reads only PKCS#8). Nothing here is ever printed.
+# ---------------------------------------------------------------------------------------------------------------
+PKI=$WORK/pki
+mkdir -m 700 "$PKI"
+mint_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+mint_ca() { # name subject
+  mint_key "$PKI/$1.key"
+  openssl req -x509 -new -key "$PKI/$1.key" -subj "$2" -days 2 -sha256 -out "$PKI/$1.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+mint_leaf() { # name subject ca eku san
+  mint_key "$PKI/$1.key"
+  openssl req -new -key "$PKI/$1.key" -subj "$2" -out "$PKI/$1.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=%s\n' \
+    "$4" "$5" >"$PKI/$1.ext"
+  openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$3.pem" -CAkey "$PKI/$3.key" -set_serial "0x$(openssl rand -hex 8)" \
+    -days 2 -sha256 -extfile "$PKI/$1.ext" -out "$PKI/$1.pem" 2>/dev/null
+}
+mint_ca ca "/O=bench/CN=bench CA"
+mint_ca other-ca "/O=elsewhere/CN=other CA"
+mint_leaf server "/O=bench/CN=localhost" ca serverAuth "DNS:localhost,IP:127.0.0.1"
+mint_leaf allowed "/O=bench/CN=allowed" ca clientAuth "URI:spiffe://bench.local/allowed"
+mint_leaf denied "/O=bench/CN=denied" ca clientAuth "URI:spiffe://bench.local/denied"
+# Claims the allowed identity, subject and SPIFFE ID alike, but from a CA nobody trusts.
+mint_leaf untrusted "/O=bench/CN=allowed" other-ca clientAuth "URI:spiffe://bench.local/allowed"
+grep -q "BEGIN PRIVATE KEY" "$PKI/allowed.key" || die "openssl did not write a PKCS#8 key"
+cat "$PKI/server.pem" "$PKI/server.key" >"$PKI/server-bundle.pem"   # HAProxy wants certificate and key in one file
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configurations: the same policy three ways (docs/BENCHMARKS.md lists the differences)
+# ---------------------------------------------------------------------------------------------------------------
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours"
+
+# The backend: nginx's own fast path, one worker, plaintext keep-alive, a 3-byte body. Its own process tree, so its
+# CPU is never counted as the nginx proxy's.
+cat >"$WORK/backend/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $WORK/backend/body;
+  proxy_temp_path $WORK/backend/proxy;
+  fastcgi_temp_path $WORK/backend/fastcgi;
+  uwsgi_temp_path $WORK/backend/uwsgi;
+  scgi_temp_path $WORK/backend/scgi;
+  server {
+    listen 127.0.0.1:$PORT_BACKEND reuseport backlog=4096;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+
+cat >"$WORK/ours/bench.yaml" <<EOF
+listeners:
+  - name: bench
+    address: 127.0.0.1:$PORT_OURS
+    tls:
+      certificate: $PKI/server.pem
+      privateKey: $PKI/server.key
+      clientCAs: [$PKI/ca.pem]
+identities:
+  allowed:
+    spiffeId: spiffe://bench.local/allowed
+routes:
+  - name: allowed
+    pathPrefix: /allowed
+    backend: origin
+    allow: [allowed]
+backends:
+  origin:
+    url: http://127.0.0.1:$PORT_BACKEND
+accessLog:
+  enabled: false
+EOF
+# The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
+# cannot collide with the benchmark's; a jar older than the admin listener rejects the key and runs without it.
+cp "$WORK/ours/bench.yaml" "$WORK/ours/bench-no-admin.yaml"
+printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yaml"
+if ! java -jar "$WORK/mtls-proxy.jar" validate --config "$WORK/ours/bench.yaml" >/dev/null 2>&1; then
+  mv "$WORK/ours/bench-no-admin.yaml" "$WORK/ours/bench.yaml"
+fi
+
+# nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
+cat >"$WORK/nginx/allowed.conf" <<'EOF'
+if ($ssl_client_s_dn != "CN=allowed,O=bench") { return 403; }
+proxy_pass http://origin;
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host $http_host;
+proxy_set_header X-Client-DN $ssl_client_s_dn;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto https;
+EOF
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 2;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  default_type text/plain;
+  keepalive_requests 10000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream origin {
+    server 127.0.0.1:$PORT_BACKEND;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$PORT_NGINX ssl backlog=4096;
+    server_name localhost;
+    ssl_certificate $PKI/server.pem;
+    ssl_certificate_key $PKI/server.key;
+    ssl_client_certificate $PKI/ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 5;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers on;
+    # TLS 1.3: AES-128-GCM first, as BoringSSL (ours) picks it; OpenSSL's default would pick AES-256-GCM.
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    location = /allowed { include $WORK/nginx/allowed.conf; }
+    location /allowed/ { include $WORK/nginx/allowed.conf; }
+    location / { return 403; }
+  }
+}
+EOF
+
+# HAProxy 2.6 has no fetch for URI SANs either (no ssl_c_san): it allows the allowed client by its subject CN.
+cat >"$WORK/haproxy/haproxy.cfg" <<EOF
+global
+  nbthread 2
+  maxconn 8000
+  tune.ssl.cachesize 0
+  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+  ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
+  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 30s
+  timeout http-request 10s
+  timeout http-keep-alive 60s
+  http-reuse always
+frontend mtls
+  bind 127.0.0.1:$PORT_HAPROXY ssl crt $PKI/server-bundle.pem ca-file $PKI/ca.pem verify required no-tls-tickets
+  maxconn 8000
+  acl allowed_path path /allowed
+  acl allowed_path path_beg /allowed/
+  acl allowed_client ssl_c_s_dn(CN) -m str allowed
+  http-request deny deny_status 403 unless allowed_path allowed_client
+  http-request set-header X-Client-DN %[ssl_c_s_dn]
+  http-request set-header X-Forwarded-Proto https
+  option forwardfor
+  default_backend origin
+backend origin
+  server origin 127.0.0.1:$PORT_BACKEND
+EOF
+
+nginx -t -q -e "$WORK/nginx/test.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" || die "nginx config: $(cat "$WORK/nginx/test.log")"
+haproxy -c -q -f "$WORK/haproxy/haproxy.cfg" || die "haproxy config invalid"
+java -jar "$WORK/mtls-proxy.jar" validate --config "$WORK/ours/bench.yaml" >/dev/null 2>"$WORK/ours/validate.log" \
+  || die "our config: $(cat "$WORK/ours/validate.log")"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------------------------------
+declare -A PID   # target -> main pid (nginx: the master)
+
+start_server() { # target
+  case $1 in
+    backend) nginx -e "$WORK/backend/error.log" -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' \
+               >>"$WORK/backend/out.log" 2>&1 & ;;
+    nginx)   nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
+               >>"$WORK/nginx/out.log" 2>&1 & ;;
+    haproxy) haproxy -db -f "$WORK/haproxy/haproxy.cfg" >>"$WORK/haproxy/out.log" 2>&1 & ;;
+    # shellcheck disable=SC2086 # PROXY_JAVA_OPTS is a list of flags
+    ours)    java $PROXY_JAVA_OPTS -jar "$WORK/mtls-proxy.jar" run --config "$WORK/ours/bench.yaml" \
+               >>"$WORK/ours/out.log" 2>&1 & ;;
+  esac
+  PID[$1]=$!
+  STARTED+=("$!")
+}
+
+stop_server() { # target
+  local pid=${PID[$1]}
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local kept=() p
+  for p in "${STARTED[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  STARTED=("${kept[@]}")
+}
+
+port_of() { case $1 in backend) echo "$PORT_BACKEND" ;; ours) echo "$PORT_OURS" ;; nginx) echo "$PORT_NGINX" ;; haproxy) echo "$PORT_HAPROXY" ;; esac; }
+
+# HTTP status a client gets for a path; 000 when there is no HTTP response at all (refused handshake).
+status() { # target client path
+  local port
+  port=$(port_of "$1")
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 --resolve "localhost:$port:127.0.0.1" \
+    --cacert "$PKI/ca.pem" ${2:+--cert "$PKI/$2.pem" --key "$PKI/$2.key"} "https://localhost:$port$3" || true
+}
+
+# Polls until the allowed client gets a 200; prints the milliseconds since $2 (ns). Bounded: 30 s.
+wait_ready() { # target start_ns
+  local deadline=$(($(date +%s) + 30))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    kill -0 "${PID[$1]}" 2>/dev/null || die "$1 exited during start-up; log: $(tail -5 "$WORK/$1/out.log" 2>/dev/null)"
+    if [ "$(status "$1" allowed /allowed)" = 200 ]; then
+      echo $((($(date +%s%N) - $2) / 1000000))
+      return 0
+    fi
+    sleep 0.01
+  done
+  die "$1 did not serve a 200 within 30 s; log: $(tail -20 "$WORK/$1/out.log" 2>/dev/null)"
+}
+
+# The pids whose CPU time counts as the server's: the main process and its children (nginx workers).
+pids_of() { # target
+  local main=${PID[$1]}
+  { echo "$main"; pgrep -P "$main" || true; } | paste -sd, -
+}
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+info() { printf 'info %s %s\n' "$1" "$2" >>"$RESULTS"; }
+
+start_server backend
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT_BACKEND") 2>/dev/null && break; sleep 0.05; done
+[ "$(curl -s --max-time 2 "http://127.0.0.1:$PORT_BACKEND/")" = ok ] || die "backend not serving"
+
+# Start-up: cold starts, process start to the first 200 for the allowed client (curl polling every ~10 ms, so the
+# resolution is some 10-20 ms). The last start of each server stays up for the load runs.
+if [ "$STARTUP_ROUNDS" -gt 0 ]; then
+  log "start-up time, $STARTUP_ROUNDS cold starts each"
+fi
+for target in "${TARGETS[@]}"; do
+  for round in $(seq 1 "$STARTUP_ROUNDS"); do
+    t0=$(date +%s%N)
+    start_server "$target"
+    ms=$(wait_ready "$target" "$t0")
+    echo "result scenario=startup target=$target round=$round ms=$ms" >>"$RESULTS"
+    log "startup $target round $round: ${ms} ms"
+    stop_server "$target"
+  done
+  start_server "$target"
+  wait_ready "$target" "$(date +%s%N)" >/dev/null
+done
+
+# Behaviour check before any measurement: the same answers from all three, or the comparison is meaningless.
+# nginx completes the handshake with a client whose certificate fails and answers 400 over HTTP (its documented
+# behaviour for ssl_verify_client on); ours and HAProxy abort the handshake, so there is no HTTP status (000).
+for target in "${TARGETS[@]}"; do
+  expected="200 403 000 000"
+  [ "$target" = nginx ] && expected="200 403 400 400"
+  got="$(status "$target" allowed /allowed) $(status "$target" denied /allowed) $(status "$target" untrusted /allowed) $(status "$target" "" /allowed)"
+  [ "$got" = "$expected" ] \
+    || die "$target: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
+done
+log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, on all three"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Machine and versions
+# ---------------------------------------------------------------------------------------------------------------
+info date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+info cpu "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+info memory "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+info kernel "$(uname -r)"
+info os "$(. /etc/os-release && echo "$PRETTY_NAME")"
+info nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+info haproxy "$(haproxy -v | head -1 | awk '{print $3}')"
+info openssl "$(openssl version) (used by nginx and HAProxy)"
+info java "$(java -version 2>&1 | head -1)"
+info mtls-proxy "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
+info ours-jvm-heap "max $(java $PROXY_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}'), $(java $PROXY_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}')"
+info load-client "Netty 4.2.18 + $(java -jar "$LOADGEN_JAR" engine), $CLIENT_THREADS event loops, same machine"
+# Other work on the machine skews every number; each round also reports it ("other load").
+busy_before=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+sleep 2
+busy_after=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%d", 100 * (y[1] - x[1]) / (y[2] - x[2])}')
+info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
+[ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
+info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Load runs, rounds interleaved (ours, nginx, HAProxy, ours, ...) so that drift hits all three alike
+# ---------------------------------------------------------------------------------------------------------------
+# One load-client JVM runs everything: its own JIT warm-up is paid once, during the servers' warm-up, and never
+# measured. Within a scenario the servers take turns, round after round in rotated order, so that drift (other work
+# on the machine, thermal) hits all of them alike.
+specs=()
+warm=()
+for target in "${TARGETS[@]}"; do
+  specs+=(--target "$target:$(port_of "$target"):$(pids_of "$target")")
+  # A JVM compiles its hot paths under load: ours gets a longer warm-up than the C servers, which need none.
+  if [ "$target" = ours ]; then warm+=("$target:$SERVER_WARMUP"); else warm+=("$target:10"); fi
+done
+scenarios=$(IFS=,; echo "${SCENARIOS[*]}")
+[ "$IDLE_CONNECTIONS" -gt 0 ] || scenarios=$(sed 's/,\?idle//' <<<"$scenarios")
+log "load: warm-up ($(IFS=,; echo "${warm[*]}") seconds), then $scenarios; $ROUNDS rounds of ${SECONDS_PER_RUN}s windows"
+timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
+    --backend "backend:$PORT_BACKEND:$(pids_of backend)" \
+    --ca "$PKI/ca.pem" --cert "$PKI/allowed.pem" --key "$PKI/allowed.key" \
+    --untrusted-cert "$PKI/untrusted.pem" --untrusted-key "$PKI/untrusted.key" \
+    --warm "$(IFS=,; echo "${warm[*]}")" --scenarios "$scenarios" --rounds "$ROUNDS" \
+    --connections "$CONNECTIONS" --concurrency "$CONCURRENCY" --idle-connections "$IDLE_CONNECTIONS" \
+    --threads "$CLIENT_THREADS" --warmup "$WARMUP" --duration "$SECONDS_PER_RUN" \
+    --untrusted-duration "$UNTRUSTED_SECONDS" --clk-tck "$(getconf CLK_TCK)" \
+    2>>"$WORK/loadgen.log" \
+  | while read -r line; do
+      echo "$line" >>"$RESULTS"
+      log "$(tr ' ' '\n' <<<"$line" | grep -E '^(warmup|result|scenario|target|round|rate|p50_us|p99_us|cpu_us_per_op|non200|errors|accepted|opened|pss_after_kib|pss_kib_per_conn)(=|$)' | paste -sd' ' -)"
+    done \
+  || die "the load client failed; its log: $(tail -5 "$WORK/loadgen.log")"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------------------------
+for target in "${TARGETS[@]}"; do
+  kill -0 "${PID[$target]}" 2>/dev/null || die "$target died during the run; log: $(tail -20 "$WORK/$target/out.log")"
+done
+mkdir -p "$ROOT/bench/results"
+stamp=$(date +%Y%m%d-%H%M%S)
+cp "$RESULTS" "$ROOT/bench/results/$stamp.txt"
+java -jar "$LOADGEN_JAR" report "$RESULTS" | tee "$ROOT/bench/results/$stamp.md"
+# Anything our proxy logged at WARN or above during the run is worth a look.
+if grep -E -q '(WARN|ERROR)' "$WORK/ours/out.log"; then
+  log "our proxy logged warnings or errors (first 20 kept in bench/results/$stamp-ours.log):"
+  grep -E '(WARN|ERROR)' "$WORK/ours/out.log" | head -20 | tee "$ROOT/bench/results/$stamp-ours.log" >&2
+fi
+log "saved bench/results/$stamp.md and the raw lines in bench/results/$stamp.txt"
