@@ -87,12 +87,8 @@ public final class ProxyMetrics {
 
     public void handshakeSucceeded(String listener, long nanos, String identity, Duration remainingLifetime) {
         handshakeCounter(listener, "success", "none").increment();
-        timers.computeIfAbsent(Tags.of("metric", "handshake", "listener", listener), k -> Timer
-                .builder(PREFIX + "tls.handshake.duration")
-                .description("Connection accepted to TLS handshake complete, successful handshakes")
-                .tag("listener", listener)
-                .serviceLevelObjectives(LATENCY_BUCKETS)
-                .register(registry)).record(nanos, TimeUnit.NANOSECONDS);
+        latency("tls.handshake.duration", "Connection accepted to TLS handshake complete, successful handshakes",
+                "listener", listener).record(nanos, TimeUnit.NANOSECONDS);
         clientLifetimes.computeIfAbsent(identity, name -> DistributionSummary
                 .builder(PREFIX + "client.certificate.remaining")
                 .description("Remaining lifetime of client certificates presented at handshake")
@@ -153,12 +149,8 @@ public final class ProxyMetrics {
         String statusClass = status <= 0 ? "none" : (status / 100) + "xx";
         counter("requests", Tags.of("route", route, "method", method(method), "status_class", statusClass,
                 "decision", decision)).increment();
-        timers.computeIfAbsent(Tags.of("metric", "request", "route", route), k -> Timer
-                .builder(PREFIX + "request.duration")
-                .description("Request head to end of response")
-                .tag("route", route)
-                .serviceLevelObjectives(LATENCY_BUCKETS)
-                .register(registry)).record(nanos, TimeUnit.NANOSECONDS);
+        latency("request.duration", "Request head to end of response", "route", route)
+                .record(nanos, TimeUnit.NANOSECONDS);
         if (bytesIn > 0) {
             counter("request.body.bytes", Tags.of("route", route)).increment(bytesIn);
         }
@@ -194,12 +186,8 @@ public final class ProxyMetrics {
 
     public void backendResponse(String backend, long nanosToHeaders) {
         counter("backend.requests", Tags.of("backend", backend, "result", "ok")).increment();
-        timers.computeIfAbsent(Tags.of("metric", "backend", "backend", backend), k -> Timer
-                .builder(PREFIX + "backend.response")
-                .description("Request sent to backend response headers received")
-                .tag("backend", backend)
-                .serviceLevelObjectives(LATENCY_BUCKETS)
-                .register(registry)).record(nanosToHeaders, TimeUnit.NANOSECONDS);
+        latency("backend.response", "Request sent to backend response headers received", "backend", backend)
+                .record(nanosToHeaders, TimeUnit.NANOSECONDS);
     }
 
     /** @param result connect_error, timeout or failed */
@@ -246,6 +234,15 @@ public final class ProxyMetrics {
 
     public Counter handshakeLogSuppressed() {
         return counter("handshake.log.suppressed", Tags.empty());
+    }
+
+    /** A latency histogram with the sub-millisecond buckets, one per (name, label value). */
+    private Timer latency(String name, String description, String label, String value) {
+        return timers.computeIfAbsent(Tags.of("metric", name, label, value), k -> Timer.builder(PREFIX + name)
+                .description(description)
+                .tag(label, value)
+                .serviceLevelObjectives(LATENCY_BUCKETS)
+                .register(registry));
     }
 
     private Counter counter(String name, Tags tags) {
