@@ -30,6 +30,7 @@ STARTUP_ROUNDS=${STARTUP_ROUNDS:-3}         # cold starts per server for start-u
 CLIENT_THREADS=${CLIENT_THREADS:-2}         # load client event loops
 BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; 127.0.0.1
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
+read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
 LOADGEN_DIR=$ROOT/bench/loadgen
@@ -59,6 +60,7 @@ command -v haproxy >/dev/null || need_apt+=(haproxy)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v pgrep >/dev/null || need_apt+=(procps)
+command -v ss >/dev/null || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_apt[*]}: install them, or run as root so this script can"
   log "installing ${need_apt[*]} from Debian"
@@ -295,8 +297,7 @@ start_server() { # target
     nginx)   nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
                >>"$WORK/nginx/out.log" 2>&1 & ;;
     haproxy) haproxy -db -f "$WORK/haproxy/haproxy.cfg" >>"$WORK/haproxy/out.log" 2>&1 & ;;
-    # shellcheck disable=SC2086 # PROXY_JAVA_OPTS is a list of flags
-    ours)    java $PROXY_JAVA_OPTS -jar "$WORK/mtls-proxy.jar" run --config "$WORK/ours/bench.yaml" \
+    ours)    java "${PROXY_JVM[@]}" -jar "$WORK/mtls-proxy.jar" run --config "$WORK/ours/bench.yaml" \
                >>"$WORK/ours/out.log" 2>&1 & ;;
   esac
   PID[$1]=$!
@@ -380,7 +381,7 @@ for target in "${TARGETS[@]}"; do
   [ "$got" = "$expected" ] \
     || die "$target: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
 done
-log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, on all three"
+log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, by each server"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Machine and versions
@@ -389,13 +390,15 @@ info date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 info cpu "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 info memory "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
 info kernel "$(uname -r)"
+# shellcheck source=/dev/null
 info os "$(. /etc/os-release && echo "$PRETTY_NAME")"
 info nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
 info haproxy "$(haproxy -v | head -1 | awk '{print $3}')"
 info openssl "$(openssl version) (used by nginx and HAProxy)"
 info java "$(java -version 2>&1 | head -1)"
-info mtls-proxy "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
-info ours-jvm-heap "max $(java $PROXY_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}'), $(java $PROXY_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}')"
+info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
+flags=$(java "${PROXY_JVM[@]}" -XX:+PrintFlagsFinal -version 2>/dev/null)
+info ours-jvm "max heap $(awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}' <<<"$flags"), $(awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}' <<<"$flags")"
 info load-client "Netty 4.2.18 + $(java -jar "$LOADGEN_JAR" engine), $CLIENT_THREADS event loops, same machine"
 # Other work on the machine skews every number; each round also reports it ("other load").
 busy_before=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
@@ -407,11 +410,11 @@ info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the ser
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 
 # ---------------------------------------------------------------------------------------------------------------
-# Load runs, rounds interleaved (ours, nginx, HAProxy, ours, ...) so that drift hits all three alike
+# Load: idle memory on the fresh servers, warm-up, then the measured scenarios, rounds interleaved
 # ---------------------------------------------------------------------------------------------------------------
 # One load-client JVM runs everything: its own JIT warm-up is paid once, during the servers' warm-up, and never
-# measured. Within a scenario the servers take turns, round after round in rotated order, so that drift (other work
-# on the machine, thermal) hits all of them alike.
+# measured. Within a scenario the servers take turns, round after round in rotated order (ours, nginx, HAProxy;
+# nginx, HAProxy, ours; ...), so that drift (other work on the machine, thermal) hits all of them alike.
 specs=()
 warm=()
 for target in "${TARGETS[@]}"; do
@@ -420,7 +423,7 @@ for target in "${TARGETS[@]}"; do
   if [ "$target" = ours ]; then warm+=("$target:$SERVER_WARMUP"); else warm+=("$target:10"); fi
 done
 scenarios=$(IFS=,; echo "${SCENARIOS[*]}")
-[ "$IDLE_CONNECTIONS" -gt 0 ] || scenarios=$(sed 's/,\?idle//' <<<"$scenarios")
+[ "$IDLE_CONNECTIONS" -gt 0 ] || { scenarios=${scenarios//idle/}; scenarios=${scenarios//,,/,}; scenarios=${scenarios%,}; }
 log "load: warm-up ($(IFS=,; echo "${warm[*]}") seconds), then $scenarios; $ROUNDS rounds of ${SECONDS_PER_RUN}s windows"
 timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
     --backend "backend:$PORT_BACKEND:$(pids_of backend)" \
