@@ -58,7 +58,7 @@ final class RunCommand {
             err.println("not starting: fix the problems above");
             return Command.INVALID;
         }
-        for (String warning : ConfigLoader.warnings(config)) {
+        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {

@@ -23,7 +23,7 @@ final class ValidateCommand {
         if (config == null) {
             return Command.INVALID;
         }
-        for (String warning : ConfigLoader.warnings(config)) {
+        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
             err.println("warning: " + warning);
         }
         out.println(file + ": valid");

@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -106,11 +107,11 @@ public final class ConfigLoader {
     }
 
     /**
-     * Things that are valid but probably not meant: a route that allows nobody, an identity no route allows. Each is
-     * {@code path: what}, sorted by path.
+     * Things that are valid but probably not meant: a route that allows nobody, an identity no route allows, a rule
+     * that can never match (as of {@code now}, for expiring grants). Each is {@code path: what}, sorted by path.
      */
-    public static List<String> warnings(ProxyConfig config) {
-        return ConfigWarnings.of(config);
+    public static List<String> warnings(ProxyConfig config, Instant now) {
+        return ConfigWarnings.of(config, now);
     }
 
     /** A failure Jackson could not hand to the collector, in the same form as every other problem. */

@@ -4,8 +4,6 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-import java.util.Locale;
-import java.util.regex.Pattern;
 
 /**
  * The one validation pass over mapped records: every check runs and reports to {@link Problems}, nothing stops at the
@@ -13,12 +11,8 @@ import java.util.regex.Pattern;
  */
 final class ConfigValidator {
 
-    static final String SPIFFE_EXPECTED = "spiffe://trust-domain/path";
     static final String URL_EXPECTED = "http://host:port";
     static final String ACCESS_LOG_EXPECTED = "stdout or a file in an existing directory";
-
-    /** SPIFFE ID syntax: lower-case trust domain, path segments of letters, digits, '.', '-', '_'. */
-    private static final Pattern SPIFFE_ID = Pattern.compile("spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*");
 
     private final Problems problems;
 
@@ -27,10 +21,13 @@ final class ConfigValidator {
     }
 
     void validate(ProxyConfig config) {
-        new ListenerValidator(problems).validate(config.listeners());
-        config.identities().forEach(this::identity);
-        new RouteValidator(problems, config.identities().keySet(), config.backends().keySet())
+        new TrustAnchorValidator(problems).validate(config.trustAnchors());
+        new ListenerValidator(problems, config.trustAnchors().keySet()).validate(config.listeners());
+        IdentityValidator identities = new IdentityValidator(problems, config.trustAnchors().keySet());
+        identities.validate(config.identities());
+        new RouteValidator(problems, config.identities().keySet(), config.backends().keySet(), identities)
                 .validate(config.routes());
+        new PolicyTestValidator(problems, identities).validate(config.tests());
         config.backends().forEach(this::backend);
         accessLog(config.accessLog());
         admin(config);
@@ -52,26 +49,6 @@ final class ConfigValidator {
 
     private static boolean isWildcard(String host) {
         return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
-    }
-
-    private void identity(String name, IdentityConfig identity) {
-        String path = YamlPaths.key("identities", name);
-        name(path, name);
-        if (identity.spiffeId() == null && identity.dnsSan() == null && identity.subjectCn() == null) {
-            problems.add(path, "{} (expected: at least one of spiffeId, dnsSan, subjectCn)");
-        }
-        String spiffeId = identity.spiffeId();
-        // "." and ".." segments are syntactically paths but never valid in a SPIFFE ID
-        if (spiffeId != null && (!SPIFFE_ID.matcher(spiffeId).matches() || spiffeId.matches(".*/\\.{1,2}(/.*)?"))) {
-            problems.add(path + ".spiffeId", Values.quote(spiffeId) + " (expected: " + SPIFFE_EXPECTED + ")");
-        }
-        String dnsSan = identity.dnsSan();
-        if (dnsSan != null && !RouteValidator.isHostName(dnsSan.toLowerCase(Locale.ROOT))) {
-            problems.add(path + ".dnsSan", Values.quote(dnsSan) + " (expected: a DNS name like ops.example.com)");
-        }
-        if (identity.subjectCn() != null && identity.subjectCn().isBlank()) {
-            problems.add(path + ".subjectCn", Values.quote(identity.subjectCn()) + " (expected: a non-empty name)");
-        }
     }
 
     private void backend(String name, BackendConfig backend) {

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.config;
 
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -11,22 +12,77 @@ final class ConfigWarnings {
     private ConfigWarnings() {
     }
 
-    static List<String> of(ProxyConfig config) {
+    static List<String> of(ProxyConfig config, Instant now) {
         List<String> warnings = new ArrayList<>();
         Set<String> used = new HashSet<>();
+        Set<String> trusted = trustedAnchors(config);
         for (int i = 0; i < config.routes().size(); i++) {
+            String path = YamlPaths.item("routes", i);
             RouteConfig route = config.routes().get(i);
-            used.addAll(route.allow());
-            if (route.allow().isEmpty()) {
-                warnings.add(YamlPaths.item("routes", i) + ".allow: [] - route "
+            List<RuleConfig> rules = route.effectiveRules();
+            if (rules.isEmpty()) {
+                warnings.add(path + (route.rules().isEmpty() ? ".allow" : ".rules") + ": [] - route "
                         + Values.quote(String.valueOf(route.name())) + " denies every request");
+            }
+            for (RuleConfig rule : rules) {
+                used.addAll(rule.identities());
+            }
+            // with the allow shorthand there is one rule and its path is the route's allow list
+            for (int r = 0; r < route.rules().size(); r++) {
+                neverMatches(YamlPaths.item(path + ".rules", r), route, route.rules().get(r), now)
+                        .ifPresent(warnings::add);
             }
         }
         config.identities().keySet().stream()
                 .filter(name -> !used.contains(name))
                 .sorted()
                 .forEach(name -> warnings.add(YamlPaths.key("identities", name) + ": not allowed on any route"));
+        config.identities().forEach((name, identity) -> {
+            String anchor = identity.trustAnchor();
+            if (anchor != null && config.trustAnchors().containsKey(anchor) && !trusted.contains(anchor)) {
+                warnings.add(YamlPaths.key("identities", name) + ".trustAnchor: " + Values.quote(anchor)
+                        + " - no listener trusts this anchor, so the identity never matches");
+            }
+        });
         warnings.sort(ConfigProblem::comparePaths);
         return List.copyOf(warnings);
+    }
+
+    /** Anchors some listener accepts: its list, or every anchor when the list is empty. */
+    private static Set<String> trustedAnchors(ProxyConfig config) {
+        Set<String> trusted = new HashSet<>();
+        for (ListenerConfig listener : config.listeners()) {
+            if (listener.tls() == null) {
+                continue;
+            }
+            trusted.addAll(listener.tls().trustAnchors().isEmpty() ? config.trustAnchors().keySet()
+                    : listener.tls().trustAnchors());
+        }
+        return trusted;
+    }
+
+    private static java.util.Optional<String> neverMatches(String path, RouteConfig route, RuleConfig rule,
+            Instant now) {
+        if (!route.methods().isEmpty() && !rule.methods().isEmpty()
+                && rule.methods().stream().noneMatch(route.methods()::contains)) {
+            return java.util.Optional.of(path + ".methods: " + rule.methods() + " - the route serves only "
+                    + route.methods() + ", so this rule never matches");
+        }
+        if (!rule.isDeny() && rule.expires() != null && !rule.expires().isAfter(now)) {
+            return java.util.Optional.of(path + ".expires: " + rule.expires() + " - already expired, so this "
+                    + "grant never matches");
+        }
+        if (!rule.isDeny()) {
+            for (RuleConfig other : route.rules()) {
+                // deny wins: a deny with no method or path condition that covers every identity of this grant
+                if (other.isDeny() && other.methods().isEmpty() && other.paths().isEmpty()
+                        && (other.deny().contains(RuleConfig.ANYONE) || other.deny().containsAll(rule.allow()))) {
+                    return java.util.Optional.of(path + ": allow " + rule.allow() + " - every identity it grants "
+                            + "is denied by rule " + (route.rules().indexOf(other) + 1)
+                            + " on the whole route (deny wins), so this grant never matches");
+                }
+            }
+        }
+        return java.util.Optional.empty();
     }
 }

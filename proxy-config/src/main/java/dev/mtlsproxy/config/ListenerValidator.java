@@ -4,18 +4,20 @@ import java.nio.file.Path;
 import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.List;
+import java.util.Set;
 
 /** Checks {@code listeners:}, including that every TLS file is readable now, not at the first handshake. */
 final class ListenerValidator {
 
     static final String CERTIFICATE_EXPECTED = "a PEM file with the certificate chain, leaf first";
     static final String PRIVATE_KEY_EXPECTED = "an unencrypted PKCS#8 private key";
-    static final String CA_BUNDLE_EXPECTED = "a PEM bundle of CA certificates";
 
     private final Problems problems;
+    private final Set<String> trustAnchors;
 
-    ListenerValidator(Problems problems) {
+    ListenerValidator(Problems problems, Set<String> trustAnchors) {
         this.problems = problems;
+        this.trustAnchors = trustAnchors;
     }
 
     void validate(List<ListenerConfig> listeners) {
@@ -47,13 +49,18 @@ final class ListenerValidator {
             problems.add(path, "missing (expected: " + YamlSchema.expected(ServerTlsConfig.class) + ")");
             return;
         }
-        List<X509Certificate> chain = certificates(path + ".certificate", tls.certificate(), CERTIFICATE_EXPECTED);
+        List<X509Certificate> chain = certificates(problems, path + ".certificate", tls.certificate(), CERTIFICATE_EXPECTED);
         PrivateKey key = privateKey(path + ".privateKey", tls.privateKey());
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
             problems.add(path + ".privateKey", tls.privateKey() + " (expected: the private key of " + path
                     + ".certificate) - " + whoseKey(key, chain));
         }
-        clientCAs(path + ".clientCAs", tls.clientCAs());
+        if (problems.itemsIntact(path + ".trustAnchors")) {
+            for (int i = 0; i < tls.trustAnchors().size(); i++) {
+                References.check(problems, YamlPaths.item(path + ".trustAnchors", i), tls.trustAnchors().get(i),
+                        "trustAnchors", trustAnchors);
+            }
+        }
     }
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */
@@ -66,36 +73,13 @@ final class ListenerValidator {
         return "it belongs to another certificate";
     }
 
-    private void clientCAs(String path, List<Path> bundles) {
-        if (bundles.isEmpty()) {
-            problems.add(path, "[] (expected: at least one CA bundle; client certificates are always required)");
-            return;
-        }
-        if (!problems.itemsIntact(path)) {
-            return;
-        }
-        for (int i = 0; i < bundles.size(); i++) {
-            String item = YamlPaths.item(path, i);
-            List<X509Certificate> cas = certificates(item, bundles.get(i), CA_BUNDLE_EXPECTED);
-            for (int n = 0; cas != null && n < cas.size(); n++) {
-                X509Certificate ca = cas.get(n);
-                // getBasicConstraints() is -1 unless the certificate says CA:true; only the first offender is named
-                if (ca.getBasicConstraints() < 0) {
-                    problems.add(item, bundles.get(i) + " (expected: " + CA_BUNDLE_EXPECTED + ") - certificate "
-                            + (n + 1) + " (" + ca.getSubjectX500Principal().getName() + ") is not a CA");
-                    break;
-                }
-            }
-        }
-    }
-
     /** The certificates of a PEM file, or null after reporting why there are none. */
-    private List<X509Certificate> certificates(String path, Path file, String expected) {
+    static List<X509Certificate> certificates(Problems problems, String path, Path file, String expected) {
         if (file == null) {
             problems.add(path, "missing (expected: " + expected + ")");
             return null;
         }
-        if (readable(path, file)) {
+        if (readable(problems, path, file)) {
             try {
                 return Pem.readCertificates(file);
             } catch (PemException e) {
@@ -110,7 +94,7 @@ final class ListenerValidator {
             problems.add(path, "missing (expected: " + PRIVATE_KEY_EXPECTED + ")");
             return null;
         }
-        if (readable(path, file)) {
+        if (readable(problems, path, file)) {
             try {
                 return Pem.readPrivateKey(file);
             } catch (PemException e) {
@@ -120,7 +104,7 @@ final class ListenerValidator {
         return null;
     }
 
-    private boolean readable(String path, Path file) {
+    private static boolean readable(Problems problems, String path, Path file) {
         String reason = FileChecks.unreadable(file);
         if (reason != null) {
             problems.add(path, file + " (expected: a readable PEM file) - " + reason);

@@ -7,22 +7,28 @@ import java.util.Map;
  * The whole configuration, as loaded from YAML and validated once by {@link ConfigLoader}. Every instance handed to
  * the runtime has passed validation: names referenced by routes exist, files were readable, keys match certificates.
  *
+ * @param trustAnchors named CA bundles client certificates chain to; identities are scoped to one
  * @param listeners  the mTLS listeners; at least one
  * @param identities named workload identities, referenced by routes
  * @param routes     ordered routes; matching picks the most specific, not the first
  * @param backends   named upstreams, referenced by routes
  * @param accessLog  where the per-request JSON lines go
  * @param admin      the admin listener (metrics, health); loopback by default
+ * @param tests      policy tests run by {@code mtls-proxy test}; ignored by {@code run}
  */
 public record ProxyConfig(
+        Map<String, TrustAnchorConfig> trustAnchors,
         List<ListenerConfig> listeners,
         Map<String, IdentityConfig> identities,
         List<RouteConfig> routes,
         Map<String, BackendConfig> backends,
         AccessLogConfig accessLog,
-        AdminConfig admin) {
+        AdminConfig admin,
+        List<PolicyTestConfig> tests) {
 
     public ProxyConfig {
+        trustAnchors = trustAnchors == null ? Map.of() : Map.copyOf(trustAnchors);
+        tests = tests == null ? List.of() : List.copyOf(tests);
         listeners = listeners == null ? List.of() : List.copyOf(listeners);
         identities = identities == null ? Map.of() : Map.copyOf(identities);
         routes = routes == null ? List.of() : List.copyOf(routes);
@@ -32,10 +38,10 @@ public record ProxyConfig(
     }
 
     public ProxyConfig withBackends(Map<String, BackendConfig> replaced) {
-        return new ProxyConfig(listeners, identities, routes, replaced, accessLog, admin);
+        return new ProxyConfig(trustAnchors, listeners, identities, routes, replaced, accessLog, admin, tests);
     }
 
     public ProxyConfig withAccessLog(AccessLogConfig replaced) {
-        return new ProxyConfig(listeners, identities, routes, backends, replaced, admin);
+        return new ProxyConfig(trustAnchors, listeners, identities, routes, backends, replaced, admin, tests);
     }
 }

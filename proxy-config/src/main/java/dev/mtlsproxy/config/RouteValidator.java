@@ -13,6 +13,8 @@ final class RouteValidator {
     static final String PATH_PREFIX_EXPECTED = "a path starting with /, without .., //, %, ?, #, ; or \\";
     static final String HOST_EXPECTED = "a host name like api.example.com or *.example.com, without port";
     static final String METHOD_EXPECTED = "an HTTP method like GET or POST";
+    static final String RULE_PATH_EXPECTED = "a path starting with /, * for one whole segment, without .., //, %, ?, "
+            + "#, ; or \\";
 
     /** Rejected in prefixes because a proxy and a backend may normalise them differently (path confusion). */
     private static final List<String> UNSAFE_IN_PREFIX = List.of("..", "//", "%", "?", "#", ";", "\\");
@@ -21,11 +23,71 @@ final class RouteValidator {
     private final Problems problems;
     private final Set<String> identities;
     private final Set<String> backends;
+    private final IdentityValidator requirements;
 
-    RouteValidator(Problems problems, Set<String> identities, Set<String> backends) {
+    RouteValidator(Problems problems, Set<String> identities, Set<String> backends, IdentityValidator requirements) {
         this.problems = problems;
         this.identities = new TreeSet<>(identities);
         this.backends = new TreeSet<>(backends);
+        this.requirements = requirements;
+    }
+
+    private void rule(String path, RuleConfig rule, String routePrefix) {
+        if (rule.allow().isEmpty() == rule.deny().isEmpty()) {
+            problems.add(path, (rule.allow().isEmpty() ? "a rule without identities" : "a rule with both")
+                    + " (expected: exactly one of allow or deny, with at least one identity)");
+        }
+        String kind = rule.isDeny() ? "deny" : "allow";
+        if (problems.itemsIntact(path + "." + kind)) {
+            List<String> names = rule.identities();
+            for (int i = 0; i < names.size(); i++) {
+                String item = YamlPaths.item(path + "." + kind, i);
+                if (names.get(i).equals(RuleConfig.ANYONE)) {
+                    if (!rule.isDeny()) {
+                        problems.add(item, "\"*\" (expected: a name under identities:) - \"*\" (anyone) is for "
+                                + "deny rules only: grants name who they grant");
+                    }
+                    continue;
+                }
+                References.check(problems, item, names.get(i), "identities", identities);
+            }
+        }
+        methods(path + ".methods", rule.methods());
+        if (rule.expires() != null && rule.isDeny()) {
+            problems.add(path + ".expires", rule.expires() + " (expected: only on allow rules) - a deny rule that "
+                    + "lapses would silently widen access");
+        }
+        if (problems.itemsIntact(path + ".paths")) {
+            for (int i = 0; i < rule.paths().size(); i++) {
+                rulePath(YamlPaths.item(path + ".paths", i), rule.paths().get(i), routePrefix);
+            }
+        }
+    }
+
+    /** A rule's path must lie below its route, or it could never apply; a deny that never applies is a hole. */
+    private void rulePath(String path, String pattern, String routePrefix) {
+        if (!pattern.startsWith("/")) {
+            problems.add(path, Values.quote(pattern) + " (expected: " + RULE_PATH_EXPECTED + ")");
+            return;
+        }
+        for (String unsafe : UNSAFE_IN_PREFIX) {
+            if (pattern.contains(unsafe)) {
+                problems.add(path, Values.quote(pattern) + " (expected: " + RULE_PATH_EXPECTED + ") - contains "
+                        + Values.quote(unsafe));
+                return;
+            }
+        }
+        for (String segment : pattern.substring(1).split("/", -1)) {
+            if (segment.contains("*") && !segment.equals("*")) {
+                problems.add(path, Values.quote(pattern) + " (expected: " + RULE_PATH_EXPECTED + ") - * stands "
+                        + "for a whole segment only");
+                return;
+            }
+        }
+        if (!PathPatterns.within(pattern, routePrefix)) {
+            problems.add(path, Values.quote(pattern) + " (expected: a path under the route's pathPrefix "
+                    + Values.quote(routePrefix) + ")");
+        }
     }
 
     void validate(List<RouteConfig> routes) {
@@ -41,12 +103,23 @@ final class RouteValidator {
             host(path + ".host", route.host());
             pathPrefix(path + ".pathPrefix", route.pathPrefix());
             methods(path + ".methods", route.methods());
-            reference(path + ".backend", route.backend(), "backends", backends);
+            References.check(problems, path + ".backend", route.backend(), "backends", backends);
             if (problems.itemsIntact(path + ".allow")) {
                 for (int a = 0; a < route.allow().size(); a++) {
-                    reference(YamlPaths.item(path + ".allow", a), route.allow().get(a), "identities", identities);
+                    References.check(problems, YamlPaths.item(path + ".allow", a), route.allow().get(a),
+                            "identities", identities);
                 }
             }
+            if (!route.allow().isEmpty() && !route.rules().isEmpty()) {
+                problems.add(path + ".allow", "a list (expected: either allow or rules on a route, not both) - "
+                        + "allow is shorthand for one allow rule; add it to rules");
+            }
+            if (problems.itemsIntact(path + ".rules")) {
+                for (int r = 0; r < route.rules().size(); r++) {
+                    rule(YamlPaths.item(path + ".rules", r), route.rules().get(r), route.pathPrefix());
+                }
+            }
+            requirements.requirements(path + ".require", route.require());
             String match = "host=" + (route.host() == null ? "any" : route.host())
                     + " pathPrefix=" + route.pathPrefix()
                     + " methods=" + (route.methods().isEmpty() ? "any" : String.join(",", new TreeSet<>(route.methods())));
@@ -102,15 +175,5 @@ final class RouteValidator {
                 problems.add(YamlPaths.item(path, i), Values.quote(methods.get(i)) + " (expected: " + METHOD_EXPECTED + ")");
             }
         }
-    }
-
-    private void reference(String path, String name, String section, Set<String> known) {
-        // a name whose definition failed to map exists in the file; that failure is reported already
-        if (name != null && (known.contains(name) || problems.failedNamesUnder(section).contains(name))) {
-            return;
-        }
-        String expected = "(expected: a name under " + section + ":, known: "
-                + (known.isEmpty() ? "none" : String.join(", ", known)) + ")";
-        problems.add(path, (name == null ? "missing" : Values.quote(name)) + " " + expected);
     }
 }

@@ -9,6 +9,9 @@ import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
 import java.util.Arrays;
 
 /**
@@ -32,6 +35,8 @@ final class ValueDeserializers {
         module.addDeserializer(TlsVersion.class, new FromText<>(TlsVersion.class, false, (s, c) -> tlsVersion(s)));
         module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
         module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
+        module.addDeserializer(Instant.class, new FromText<>(Instant.class, false, (s, c) -> instant(s)));
+        module.addDeserializer(PolicyMode.class, new FromText<>(PolicyMode.class, false, (s, c) -> policyMode(s)));
         module.addDeserializer(Integer.class, new IntegerDeserializer());
         module.addDeserializer(Boolean.class, new BooleanDeserializer());
         return module;
@@ -40,6 +45,22 @@ final class ValueDeserializers {
     private static TlsVersion tlsVersion(String text) {
         return Arrays.stream(TlsVersion.values())
                 .filter(v -> v.protocolName().equals(text.trim()))
+                .findFirst()
+                .orElseThrow(IllegalArgumentException::new);
+    }
+
+    /** An instant with its offset spelled out: a bare date or local time would depend on the machine's zone. */
+    private static Instant instant(String text) {
+        try {
+            return OffsetDateTime.parse(text.trim()).toInstant();
+        } catch (DateTimeParseException e) {
+            throw new IllegalArgumentException(e);
+        }
+    }
+
+    private static PolicyMode policyMode(String text) {
+        return Arrays.stream(PolicyMode.values())
+                .filter(m -> m.text().equals(text.trim()))
                 .findFirst()
                 .orElseThrow(IllegalArgumentException::new);
     }

@@ -6,6 +6,7 @@ import java.lang.reflect.Type;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
@@ -26,17 +27,20 @@ final class YamlSchema {
     /** Records written as one scalar in YAML, e.g. {@code 16KiB} and {@code 127.0.0.1:8443}. */
     private static final Set<Class<?>> SCALAR_RECORDS = Set.of(DataSize.class, HostPort.class);
 
-    private static final Map<Class<?>, String> SCALARS = Map.of(
-            String.class, "a string",
-            Integer.class, "an integer",
-            Boolean.class, "true or false",
-            Duration.class, Durations.EXPECTED,
-            DataSize.class, "a size like 512B, 16KiB, 1MiB, 2GiB",
-            HostPort.class, "host:port, e.g. 127.0.0.1:8443",
-            TlsVersion.class, "one of " + String.join(", ",
-                    Arrays.stream(TlsVersion.values()).map(TlsVersion::protocolName).toList()),
-            URI.class, "http://host:port",
-            Path.class, "a file path");
+    private static final Map<Class<?>, String> SCALARS = Map.ofEntries(
+            Map.entry(String.class, "a string"),
+            Map.entry(Integer.class, "an integer"),
+            Map.entry(Boolean.class, "true or false"),
+            Map.entry(Duration.class, Durations.EXPECTED),
+            Map.entry(DataSize.class, "a size like 512B, 16KiB, 1MiB, 2GiB"),
+            Map.entry(HostPort.class, "host:port, e.g. 127.0.0.1:8443"),
+            Map.entry(TlsVersion.class, "one of " + String.join(", ",
+                    Arrays.stream(TlsVersion.values()).map(TlsVersion::protocolName).toList())),
+            Map.entry(PolicyMode.class, "one of " + String.join(", ",
+                    Arrays.stream(PolicyMode.values()).map(PolicyMode::text).toList())),
+            Map.entry(Instant.class, "a date and time with offset, like 2026-12-31T18:00:00Z"),
+            Map.entry(URI.class, "http://host:port"),
+            Map.entry(Path.class, "a file path"));
 
     private YamlSchema() {
     }

@@ -10,13 +10,14 @@ import java.util.List;
 final class ConfigFixture {
 
     static final String VALID = """
+            trustAnchors:
+              clients: { caBundle: certs/ca.pem }
             listeners:
               - name: main
                 address: 127.0.0.1:8443
                 tls:
                   certificate: certs/server.pem
                   privateKey: certs/server.key
-                  clientCAs: [certs/ca.pem]
                   minVersion: TLSv1.3
                 limits: { maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB }
                 idleTimeout: 2m

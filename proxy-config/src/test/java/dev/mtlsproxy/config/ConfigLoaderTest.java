@@ -9,6 +9,7 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
@@ -38,7 +39,9 @@ class ConfigLoaderTest {
         assertThat(listener.address()).isEqualTo(new HostPort("127.0.0.1", 8443));
         assertThat(listener.tls().certificate()).isEqualTo(Path.of(fixture.abs("certs/server.pem")));
         assertThat(listener.tls().privateKey()).isEqualTo(Path.of(fixture.abs("certs/server.key")));
-        assertThat(listener.tls().clientCAs()).containsExactly(Path.of(fixture.abs("certs/ca.pem")));
+        assertThat(listener.tls().trustAnchors()).isEmpty();
+        assertThat(config.trustAnchors()).isEqualTo(Map.of("clients",
+                new TrustAnchorConfig(Path.of(fixture.abs("certs/ca.pem")))));
         assertThat(listener.tls().certificate()).isAbsolute();
         assertThat(listener.tls().minVersion()).isEqualTo(TlsVersion.TLS_1_3);
         assertThat(listener.limits()).isEqualTo(new HttpLimits(DataSize.ofKibibytes(4), DataSize.ofKibibytes(32)));
@@ -46,8 +49,8 @@ class ConfigLoaderTest {
         assertThat(listener.handshakeTimeout()).isEqualTo(Duration.ofSeconds(5));
 
         assertThat(config.identities()).isEqualTo(Map.of(
-                "orders", new IdentityConfig("spiffe://demo.local/orders", null, null),
-                "ops", new IdentityConfig(null, "ops.internal", "alice")));
+                "orders", IdentityConfig.spiffe("spiffe://demo.local/orders"),
+                "ops", IdentityConfig.builder().dnsSan("ops.internal").subjectCn("alice").build()));
 
         RouteConfig orders = config.routes().get(0);
         assertThat(orders).isEqualTo(new RouteConfig(
@@ -59,18 +62,18 @@ class ConfigLoaderTest {
                 URI.create("http://127.0.0.1:9000"), Duration.ofSeconds(1), Duration.ofSeconds(10), 8,
                 Duration.ofSeconds(30)));
         assertThat(config.accessLog()).isEqualTo(new AccessLogConfig(true, "stdout"));
-        assertThat(ConfigLoader.warnings(config)).isEmpty();
+        assertThat(ConfigLoader.warnings(config, Instant.now())).isEmpty();
     }
 
     @Test
     void appliesSecureDefaultsToEverythingLeftOut() throws Exception {
         ProxyConfig config = fixture.load("""
+                trustAnchors: { clients: { caBundle: certs/ca.pem } }
                 listeners:
                   - address: "[::1]:0"
                     tls:
                       certificate: certs/server.pem
                       privateKey: certs/server.key
-                      clientCAs: [certs/ca.pem]
                 backends:
                   b: { url: "http://backend:8080" }
                 """);
@@ -109,7 +112,7 @@ class ConfigLoaderTest {
                     tls:
                       certificate: certs/server.pem
                       privateKey: certs/other.key
-                      clientCAs: [certs/missing-ca.pem]
+                      trustAnchors: [partners]
                     idleTimeout: 60
                     idleTimout: 60s
                 identities:
@@ -136,15 +139,17 @@ class ConfigLoaderTest {
                 "listeners[0].idleTimeout: 60 (expected: a duration like 500ms, 10s, 5m, 1h) at line 7, column 18",
                 "listeners[0].idleTimout: unknown key (expected: one of address, handshakeTimeout, idleTimeout,"
                         + " limits, name, tls) at line 8, column 5",
-                "listeners[0].tls.clientCAs[0]: " + fixture.abs("certs/missing-ca.pem")
-                        + " (expected: a readable PEM file) - no such file at line 6, column 19",
                 "listeners[0].tls.privateKey: " + fixture.abs("certs/other.key")
                         + " (expected: the private key of listeners[0].tls.certificate) - it belongs to another"
                         + " certificate at line 5, column 19",
+                "listeners[0].tls.trustAnchors[0]: \"partners\" (expected: a name under trustAnchors:, known: none)"
+                        + " at line 6, column 22",
                 "routes[0].allow[0]: \"billing\" (expected: a name under identities:, known: orders)"
                         + " at line 15, column 13",
                 "routes[0].backend: \"billing\" (expected: a name under backends:, known: orders)"
-                        + " at line 14, column 14");
+                        + " at line 14, column 14",
+                "trustAnchors: {} (expected: at least one trust anchor with a caBundle; client certificates are"
+                        + " always required)");
         assertThat(e.getMessage()).isEqualTo(String.join("\n",
                 e.problems().stream().map(ConfigProblem::toString).toList()));
     }
@@ -180,7 +185,7 @@ class ConfigLoaderTest {
         for (String empty : List.of("", "# nothing yet\n", "---\n", "~\n")) {
             assertThat(fixture.problems(empty)).as(empty).containsExactly(
                     "empty configuration (expected: a mapping with keys accessLog, admin, backends, identities, listeners,"
-                            + " routes)");
+                            + " routes, tests, trustAnchors)");
         }
     }
 

@@ -51,7 +51,7 @@ class ExampleConfigsTest {
     void theAnnotatedExampleUsesEverythingItDefines() throws Exception {
         ProxyConfig config = ConfigLoader.load(copyWithCertificates(Path.of("example.yaml")));
 
-        assertThat(ConfigLoader.warnings(config)).isEmpty();
+        assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).isEmpty();
         assertThat(config.identities()).hasSizeBetween(3, 4);
         assertThat(config.routes()).hasSizeBetween(3, 4);
         assertThat(config.backends()).hasSize(2);
@@ -72,9 +72,12 @@ class ExampleConfigsTest {
             X509Bundle server = servers.computeIfAbsent(certificate, c -> TestPki.leaf(ca, "example.local"));
             TestPki.write(certificate, server.getCertificatePathPEM());
             TestPki.write(inCopy(configDir, tls.path("privateKey").asText()), server.getPrivateKeyPEM());
-            for (JsonNode bundle : tls.path("clientCAs")) {
-                TestPki.write(inCopy(configDir, bundle.asText()), ca.getCertificatePEM());
-            }
+        }
+        // one CA per anchor: anchors may not share CAs or CA names
+        int n = 0;
+        for (JsonNode anchor : root.path("trustAnchors")) {
+            X509Bundle anchorCa = n++ == 0 ? ca : TestPki.ca("example-anchor-" + n);
+            TestPki.write(inCopy(configDir, anchor.path("caBundle").asText()), anchorCa.getCertificatePEM());
         }
         String accessLog = root.path("accessLog").path("path").asText("stdout");
         if (!accessLog.equals("stdout")) {

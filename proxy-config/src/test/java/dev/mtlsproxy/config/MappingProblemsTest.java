@@ -32,7 +32,7 @@ class MappingProblemsTest {
     void unknownKeysListTheKnownOnes() {
         assertThat(fixture.problems(fixture.with("      minVersion:", "      ciphers: [x]\n      minVersion:")))
                 .containsExactly("listeners[0].tls.ciphers: unknown key"
-                        + " (expected: one of certificate, clientCAs, minVersion, privateKey)");
+                        + " (expected: one of certificate, minVersion, privateKey, trustAnchors)");
     }
 
     @Test
@@ -44,8 +44,10 @@ class MappingProblemsTest {
         assertThat(fixture.problems(yaml)).containsExactly(
                 "backends.inventory.tls: unknown key (expected: one of connectTimeout, idleTimeout,"
                         + " maxIdleConnections, responseTimeout, url)",
-                "identities.ops.subjectCN: unknown key (expected: one of dnsSan, spiffeId, subjectCn)",
-                "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, routes)");
+                "identities.ops.subjectCN: unknown key (expected: one of "
+                        + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
+                "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, routes, tests,"
+                        + " trustAnchors)");
     }
 
     @Test
@@ -76,7 +78,8 @@ class MappingProblemsTest {
 
         // routes may still name "ops": it is defined, only badly
         assertThat(fixture.problems(yaml)).containsExactly(
-                "identities.ops: null (expected: a mapping with keys dnsSan, spiffeId, subjectCn)",
+                "identities.ops: null (expected: a mapping with keys "
+                        + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
                 "routes[0].methods[1]: null (expected: a string)");
     }
 
@@ -86,7 +89,8 @@ class MappingProblemsTest {
 
         // the route after the empty item is routes[2] in the file, but routes[1] in the records: not checked
         assertThat(fixture.problems(yaml)).containsExactly(
-                "routes[0]: null (expected: a mapping with keys allow, backend, host, methods, name, pathPrefix)");
+                "routes[0]: null (expected: a mapping with keys allow, backend, host, methods, mode, name, pathPrefix,"
+                        + " require, rules)");
     }
 
     @Test
@@ -109,7 +113,8 @@ class MappingProblemsTest {
 
         assertThat(fixture.problems(yaml)).containsExactly(
                 "accessLog: a list (expected: a mapping with keys enabled, path)",
-                "identities.wrong: a list (expected: a mapping with keys dnsSan, spiffeId, subjectCn)",
+                "identities.wrong: a list (expected: a mapping with keys "
+                        + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
                 "listeners[0].limits: \"16KiB\" (expected: a mapping with keys maxHeaderSize, maxInitialLineLength)",
                 "routes[0].methods: \"GET\" (expected: a list)",
                 "routes[1].name: a list (expected: a string)");
@@ -117,16 +122,18 @@ class MappingProblemsTest {
 
     @Test
     void topLevelSectionsOfTheWrongShape() {
-        assertThat(fixture.problems("listeners: {}\nidentities: []\nroutes: x\n")).containsExactly(
+        assertThat(fixture.problems("trustAnchors: []\nlisteners: {}\nidentities: []\nroutes: x\n")).containsExactly(
                 "identities: a list (expected: a mapping of names)",
                 "listeners: a mapping (expected: a list)",
-                "routes: \"x\" (expected: a list)");
+                "routes: \"x\" (expected: a list)",
+                "trustAnchors: a list (expected: a mapping of names)");
     }
 
     @Test
     void aDocumentThatIsNotAMapping() {
         assertThat(fixture.problems("- listeners\n")).containsExactly(
-                "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, routes)");
+                "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, routes, tests,"
+                        + " trustAnchors)");
     }
 
     @ParameterizedTest(name = "{0}")

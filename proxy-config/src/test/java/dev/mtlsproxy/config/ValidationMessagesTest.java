@@ -43,7 +43,9 @@ class ValidationMessagesTest {
         void atLeastOneListener() {
             String yaml = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("identities:"));
 
-            assertThat(fixture.problems(yaml)).containsExactly("listeners: [] (expected: at least one listener)");
+            assertThat(fixture.problems(yaml)).containsExactly("listeners: [] (expected: at least one listener)",
+                    "trustAnchors: {} (expected: at least one trust anchor with a caBundle; client certificates are"
+                            + " always required)");
         }
 
         @Test
@@ -62,8 +64,8 @@ class ValidationMessagesTest {
 
             assertThat(fixture.problems(withoutTls)).containsExactly(
                     "listeners[0].address: missing (expected: host:port, e.g. 127.0.0.1:8443)",
-                    "listeners[0].tls: missing (expected: a mapping with keys certificate, clientCAs, minVersion,"
-                            + " privateKey)");
+                    "listeners[0].tls: missing (expected: a mapping with keys certificate, minVersion, privateKey,"
+                            + " trustAnchors)");
         }
 
         @Test
@@ -128,36 +130,47 @@ class ValidationMessagesTest {
 
         @Test
         void clientCertificatesCannotBeTurnedOff() {
-            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]", "clientCAs: []"))).containsExactly(
-                    "listeners[0].tls.clientCAs: [] (expected: at least one CA bundle;"
+            assertThat(fixture.problems(fixture.with("trustAnchors:\n  clients: { caBundle: certs/ca.pem }",
+                    "trustAnchors: {}"))).containsExactly(
+                    "trustAnchors: {} (expected: at least one trust anchor with a caBundle;"
                             + " client certificates are always required)");
         }
 
         @Test
-        void leavingClientCasOutIsTheSameError() {
-            assertThat(fixture.problems(fixture.with("      clientCAs: [certs/ca.pem]\n", ""))).containsExactly(
-                    "listeners[0].tls.clientCAs: [] (expected: at least one CA bundle;"
+        void leavingTrustAnchorsOutIsTheSameError() {
+            assertThat(fixture.problems(fixture.with("trustAnchors:\n  clients: { caBundle: certs/ca.pem }\n", "")))
+                    .containsExactly("trustAnchors: {} (expected: at least one trust anchor with a caBundle;"
                             + " client certificates are always required)");
         }
 
         @Test
-        void clientCaBundlesHoldOnlyCas() {
-            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]",
-                    "clientCAs: [certs/ca.pem, certs/server.pem]"))).containsExactly(
-                    "listeners[0].tls.clientCAs[1]: " + fixture.abs("certs/server.pem")
+        void caBundlesHoldOnlyCas() {
+            assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/server.pem }"))).containsExactly(
+                    "trustAnchors.clients.caBundle: " + fixture.abs("certs/server.pem")
                             + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=server.local)"
                             + " is not a CA");
         }
 
         @Test
-        void clientCaBundlesMustBeReadablePem() {
-            assertThat(fixture.problems(fixture.with("clientCAs: [certs/ca.pem]",
-                    "clientCAs: [certs/none.pem, certs/server.key]"))).containsExactly(
-                    "listeners[0].tls.clientCAs[0]: " + fixture.abs("certs/none.pem")
-                            + " (expected: a readable PEM file) - no such file",
-                    "listeners[0].tls.clientCAs[1]: " + fixture.abs("certs/server.key")
+        void caBundlesMustBeReadablePem() {
+            assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/none.pem }"))).containsExactly(
+                    "trustAnchors.clients.caBundle: " + fixture.abs("certs/none.pem")
+                            + " (expected: a readable PEM file) - no such file");
+            assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/server.key }"))).containsExactly(
+                    "trustAnchors.clients.caBundle: " + fixture.abs("certs/server.key")
                             + " (expected: a PEM bundle of CA certificates) - no CERTIFICATE block found"
                             + " (found: PRIVATE KEY)");
+        }
+
+        @Test
+        void aListenerNamesOnlyConfiguredAnchors() {
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      trustAnchors: [clients, partners]"))).containsExactly(
+                    "listeners[0].tls.trustAnchors[1]: \"partners\" (expected: a name under trustAnchors:,"
+                            + " known: clients)");
         }
 
         @Test
@@ -180,7 +193,9 @@ class ValidationMessagesTest {
         void anIdentityMatchesOnSomething() {
             assertThat(fixture.problems(fixture.with("orders: { spiffeId: \"spiffe://demo.local/orders\" }",
                     "orders: {}"))).containsExactly(
-                    "identities.orders: {} (expected: at least one of spiffeId, dnsSan, subjectCn)");
+                    "identities.orders: {} (expected: at least one of spiffeId, spiffeIdPrefix, trustDomain, uriSan, dnsSan,"
+                            + " dnsSanSuffix, emailSan, ipSan, subjectCn, subjectO, subjectOu, issuerDn, sha256, spkiSha256,"
+                            + " allOf, anyOf)");
         }
 
         @ParameterizedTest
@@ -201,7 +216,7 @@ class ValidationMessagesTest {
         void dnsSansAreDnsNamesAndCommonNamesAreNotBlank() {
             assertThat(fixture.problems(fixture.with("subjectCn: alice, dnsSan: ops.internal",
                     "subjectCn: ' ', dnsSan: ops_internal"))).containsExactly(
-                    "identities.ops.dnsSan: \"ops_internal\" (expected: a DNS name like ops.example.com)",
+                    "identities.ops.dnsSan: \"ops_internal\" (expected: a DNS name like ops.example.com, or *.example.com for one label)",
                     "identities.ops.subjectCn: \" \" (expected: a non-empty name)");
         }
     }
@@ -306,9 +321,10 @@ class ValidationMessagesTest {
         @Test
         void referencesSayWhenNothingIsDefined() {
             String yaml = """
+                    trustAnchors: { clients: { caBundle: certs/ca.pem } }
                     listeners:
                       - address: 127.0.0.1:0
-                        tls: { certificate: certs/server.pem, privateKey: certs/server.key, clientCAs: [certs/ca.pem] }
+                        tls: { certificate: certs/server.pem, privateKey: certs/server.key }
                     routes:
                       - { name: r, backend: b, allow: [i] }
                     """;

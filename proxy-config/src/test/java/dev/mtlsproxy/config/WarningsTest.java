@@ -20,7 +20,7 @@ class WarningsTest {
 
         ProxyConfig config = fixture.load(yaml);
 
-        assertThat(ConfigLoader.warnings(config)).containsExactly(
+        assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).containsExactly(
                 "identities.idle: not allowed on any route",
                 "identities.orders: not allowed on any route",
                 "routes[1].allow: [] - route \"inventory\" denies every request");
@@ -30,6 +30,6 @@ class WarningsTest {
     void aConfigUsingEverythingHasNoWarnings() throws Exception {
         ConfigFixture fixture = new ConfigFixture(dir);
 
-        assertThat(ConfigLoader.warnings(fixture.load(ConfigFixture.VALID))).isEmpty();
+        assertThat(ConfigLoader.warnings(fixture.load(ConfigFixture.VALID), java.time.Instant.now())).isEmpty();
     }
 }

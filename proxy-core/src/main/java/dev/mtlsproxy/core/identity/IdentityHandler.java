@@ -2,12 +2,17 @@ package dev.mtlsproxy.core.identity;
 
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import dev.mtlsproxy.core.tls.HandshakeFailures;
+import dev.mtlsproxy.core.tls.TrustAnchors;
+import dev.mtlsproxy.core.http.Hosts;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
+import javax.net.ssl.ExtendedSSLSession;
+import javax.net.ssl.SNIHostName;
+import javax.net.ssl.SNIServerName;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
 import org.slf4j.Logger;
@@ -36,11 +41,14 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
 
     private final String listener;
     private final HandshakeListener listenerCallback;
+    private final TrustAnchors anchors;
     private long acceptedNanos;
 
-    public IdentityHandler(String listener, HandshakeListener listenerCallback) {
+    /** @param anchors the CAs of the TLS context that verified this connection, to scope its identity */
+    public IdentityHandler(String listener, HandshakeListener listenerCallback, TrustAnchors anchors) {
         this.listener = listener;
         this.listenerCallback = listenerCallback;
+        this.anchors = anchors;
     }
 
     @Override
@@ -67,8 +75,8 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         PeerIdentity identity;
         SSLSession session = tls.engine().getSession();
         try {
-            Certificate[] chain = session.getPeerCertificates();
-            identity = PeerIdentities.fromCertificate((X509Certificate) chain[0]);
+            X509Certificate[] chain = x509(session.getPeerCertificates());
+            identity = PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(anchors.anchorOf(chain));
         } catch (SSLPeerUnverifiedException | java.security.cert.CertificateParsingException | ClassCastException e) {
             // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
             log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,
@@ -78,10 +86,30 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
-        ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite()));
+        ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
+                serverName(session)));
         listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
+    }
+
+    private static X509Certificate[] x509(Certificate[] chain) {
+        X509Certificate[] x509 = new X509Certificate[chain.length];
+        for (int i = 0; i < chain.length; i++) {
+            x509[i] = (X509Certificate) chain[i];
+        }
+        return x509;
+    }
+
+    private static String serverName(SSLSession session) {
+        if (session instanceof ExtendedSSLSession extended) {
+            for (SNIServerName name : extended.getRequestedServerNames()) {
+                if (name instanceof SNIHostName host) {
+                    return Hosts.normalise(host.getAsciiName());
+                }
+            }
+        }
+        return null;
     }
 
     private void onFailure(ChannelHandlerContext ctx, Throwable cause) {

@@ -6,9 +6,10 @@ import io.netty.util.AttributeKey;
  * What the handshake settled on, captured once with the identity for the access log.
  *
  * @param protocol e.g. TLSv1.3
- * @param cipher   the cipher suite's standard name
+ * @param cipher     the cipher suite's standard name
+ * @param serverName the SNI host name the client sent, lower-cased without trailing dot; null when none
  */
-public record NegotiatedTls(String protocol, String cipher) {
+public record NegotiatedTls(String protocol, String cipher, String serverName) {
 
     public static final AttributeKey<NegotiatedTls> KEY = AttributeKey.valueOf(NegotiatedTls.class, "tls");
 }

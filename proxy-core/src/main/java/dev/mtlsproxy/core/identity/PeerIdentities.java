@@ -6,6 +6,7 @@ import java.security.cert.CertificateEncodingException;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.Collection;
 import java.util.HexFormat;
 import java.util.List;
@@ -65,7 +66,35 @@ public final class PeerIdentities {
                 leaf.getIssuerX500Principal().getName(X500Principal.RFC2253),
                 leaf.getSerialNumber().toString(16),
                 sha256(leaf),
-                leaf.getNotAfter().toInstant());
+                Base64.getEncoder().encodeToString(digest(leaf.getPublicKey().getEncoded())),
+                leaf.getNotBefore().toInstant(),
+                leaf.getNotAfter().toInstant(),
+                keyType(leaf.getPublicKey().getAlgorithm()),
+                clientAuthEku(leaf),
+                null);
+    }
+
+    /** A peer described without a certificate ({@code tests:} in the config): no fingerprints, no dates. */
+    public static PeerIdentity described(List<String> uris, List<String> dns, List<String> emails, List<String> ips,
+            String subject, String issuer, String trustAnchor) {
+        List<String> cn = attribute(subject, "CN");
+        return new PeerIdentity(spiffeId(uris), uris, dns.stream().map(d -> d.toLowerCase(Locale.ROOT)).toList(),
+                emails, ips, subject, cn.isEmpty() ? null : cn.get(0), attribute(subject, "O"),
+                attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, trustAnchor);
+    }
+
+    private static String keyType(String jdkAlgorithm) {
+        return switch (jdkAlgorithm) {
+            case "EC" -> "EC";
+            case "RSA", "RSASSA-PSS" -> "RSA";
+            case "Ed25519", "EdDSA" -> "Ed25519";
+            default -> jdkAlgorithm;
+        };
+    }
+
+    private static boolean clientAuthEku(X509Certificate leaf) throws CertificateParsingException {
+        List<String> usages = leaf.getExtendedKeyUsage();
+        return usages != null && (usages.contains("1.3.6.1.5.5.7.3.2") || usages.contains("2.5.29.37.0"));
     }
 
     /** An X.509-SVID carries exactly one SPIFFE URI; with two, neither is trusted as the identity. */
@@ -101,9 +130,17 @@ public final class PeerIdentities {
 
     static String sha256(X509Certificate certificate) {
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(certificate.getEncoded()));
-        } catch (NoSuchAlgorithmException | CertificateEncodingException e) {
+            return HexFormat.of().formatHex(digest(certificate.getEncoded()));
+        } catch (CertificateEncodingException e) {
             throw new IllegalStateException("cannot fingerprint certificate", e);
+        }
+    }
+
+    private static byte[] digest(byte[] bytes) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(bytes);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
         }
     }
 }

@@ -19,7 +19,12 @@ import java.util.List;
  * @param issuer       issuer DN in RFC 2253 form
  * @param serialHex    serial number, lower-case hex
  * @param sha256       SHA-256 fingerprint of the DER certificate, lower-case hex
+ * @param spkiSha256   SHA-256 of the SubjectPublicKeyInfo, base64 (an SPKI pin)
+ * @param notBefore    start of validity
  * @param notAfter     end of validity
+ * @param keyType      leaf key algorithm: EC, RSA, Ed25519, or the JDK's name for anything else
+ * @param clientAuthEku whether the leaf names clientAuth (or anyExtendedKeyUsage) in an extended key usage
+ * @param trustAnchor  name of the trust anchor the chain was verified to; null when not verified (a description)
  */
 public record PeerIdentity(
         String spiffeId,
@@ -34,7 +39,12 @@ public record PeerIdentity(
         String issuer,
         String serialHex,
         String sha256,
-        Instant notAfter) {
+        String spkiSha256,
+        Instant notBefore,
+        Instant notAfter,
+        String keyType,
+        boolean clientAuthEku,
+        String trustAnchor) {
 
     /** Where the connection's identity lives; set once by {@link IdentityHandler}, never changed. */
     public static final AttributeKey<PeerIdentity> KEY = AttributeKey.valueOf(PeerIdentity.class, "peer");
@@ -46,6 +56,12 @@ public record PeerIdentity(
         ipSans = List.copyOf(ipSans);
         subjectO = List.copyOf(subjectO);
         subjectOu = List.copyOf(subjectOu);
+    }
+
+    /** The same certificate, attributed to the trust anchor its chain verified to. */
+    public PeerIdentity withTrustAnchor(String anchor) {
+        return new PeerIdentity(spiffeId, uriSans, dnsSans, emailSans, ipSans, subject, subjectCn, subjectO,
+                subjectOu, issuer, serialHex, sha256, spkiSha256, notBefore, notAfter, keyType, clientAuthEku, anchor);
     }
 
     /** A short, safe label for logs: the SPIFFE ID, else the subject. */

@@ -3,29 +3,61 @@ package dev.mtlsproxy.core.policy;
 /**
  * The outcome of checking one request.
  *
- * @param outcome  what to do
- * @param route    the matched route, null for {@link Outcome#NO_ROUTE}
- * @param identity the name of the configured identity that was granted, null unless allowed
+ * @param outcome  what the policy says
+ * @param route    the matched route, null for {@link Outcome#NO_ROUTE} and {@link Outcome#MISDIRECTED}
+ * @param rule     the 1-based number, within the route, of the rule that decided; 0 when no rule did
+ * @param identity the configured identity that was granted (allow) or denied by name (deny); null otherwise
+ * @param reason   why, for refusals; {@link DenyReason#NONE} when allowed
+ * @param detail   specifics for the audit log (which limit, which instant); empty when none
  */
-public record PolicyDecision(Outcome outcome, Route route, String identity) {
+public record PolicyDecision(
+        Outcome outcome, Route route, int rule, String identity, DenyReason reason, String detail) {
 
     public enum Outcome {
-        ALLOW, DENY, NO_ROUTE, METHOD_NOT_ALLOWED
+        ALLOW, DENY, NO_ROUTE, METHOD_NOT_ALLOWED, MISDIRECTED
     }
+
+    static final PolicyDecision NO_ROUTE =
+            new PolicyDecision(Outcome.NO_ROUTE, null, 0, null, DenyReason.NO_ROUTE, "");
+    static final PolicyDecision MISDIRECTED =
+            new PolicyDecision(Outcome.MISDIRECTED, null, 0, null, DenyReason.MISDIRECTED, "");
 
     public boolean allowed() {
         return outcome == Outcome.ALLOW;
     }
 
+    /** A refusal on a dry-run route: the proxy forwards the request and only logs and counts this decision. */
+    public boolean dryRunDeny() {
+        return outcome == Outcome.DENY && route != null && route.dryRun();
+    }
+
+    /** Whether the proxy forwards the request: allowed, or a deny it only reports. */
+    public boolean forwards() {
+        return allowed() || dryRunDeny();
+    }
+
     /**
-     * The rule that decided, as logs and the decisions metric name it: {@code allow:<identity>} for a grant,
-     * {@code default-deny} when no grant matched, {@code -} when no policy applied (no route, wrong method).
+     * The rule that decided, as logs and the decisions metric name it: {@code rule-N}, {@code default-deny} when
+     * no rule applied, {@code -} when no policy applied (no route, wrong method, misdirected).
      */
-    public String rule() {
-        return switch (outcome) {
-            case ALLOW -> "allow:" + identity;
-            case DENY -> "default-deny";
-            default -> "-";
+    public String ruleLabel() {
+        if (rule > 0) {
+            return "rule-" + rule;
+        }
+        return outcome == Outcome.DENY ? "default-deny" : "-";
+    }
+
+    /** The decision label of logs and metrics: allow, deny, dry_run_deny, no_route, method_not_allowed, ... */
+    public String label() {
+        return dryRunDeny() ? "dry_run_deny" : outcome.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** The reason as one phrase: "denied by rule 2", "grant expired (rule 1)", "no rule matched". */
+    public String reasonText() {
+        return switch (reason) {
+            case DENIED_BY_RULE -> "denied by rule " + rule;
+            case GRANT_EXPIRED -> "grant expired (rule " + rule + ")";
+            default -> reason.text();
         };
     }
 

@@ -9,13 +9,15 @@ import java.util.Set;
  * @param name       from the config
  * @param host       which hosts it covers
  * @param pathPrefix segment-boundary prefix; "/" covers everything
- * @param methods    allowed methods, empty for any
+ * @param methods    methods it serves, empty for any
  * @param backend    backend name
- * @param allowed    the identities granted this route; empty denies all
+ * @param rules      in order; deny wins, no rule means deny
+ * @param dryRun     decisions are logged and counted, every request is forwarded
+ * @param check      requirements on every client certificate on this route
  */
 public record Route(
-        String name, HostPattern host, String pathPrefix, Set<String> methods, String backend,
-        List<IdentityMatcher> allowed) {
+        String name, HostPattern host, String pathPrefix, Set<String> methods, String backend, List<Rule> rules,
+        boolean dryRun, CertificateCheck check) {
 
     boolean coversPath(String path) {
         if (pathPrefix.equals("/")) {

@@ -4,7 +4,9 @@ import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.Hosts;
 import dev.mtlsproxy.core.http.RequestTarget;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.identity.NegotiatedTls;
 import dev.mtlsproxy.core.policy.PolicyDecision;
+import dev.mtlsproxy.core.policy.PolicyRequest;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -25,19 +27,24 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Decides each request before anything reaches a backend: normalises the target, matches the route, checks the
- * identity's grant. Allowed requests continue with the normalised target (the backend receives exactly the path
- * that was checked); anything else is answered here with 400/403/404/405/417 and its body is discarded unread.
+ * client against the route's rules. Allowed requests (and refusals of a dry-run route, which are only reported)
+ * continue with the normalised target: the backend receives exactly the path that was checked. Anything else is
+ * answered here with 400/403/404/405/417/421 and its body is discarded unread.
  */
 final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(AuthorizationHandler.class);
+    /** Refusals, one JSON line each; a logger of its own so operators can route it to their audit store. */
+    private static final Logger audit = LoggerFactory.getLogger("dev.mtlsproxy.audit");
 
+    private final String listener;
     private final Supplier<ProxyRuntime> runtime;
     private final ProxyMetrics metrics;
     /** Releasing the body of a refused request. Event-loop confined. */
     private boolean discarding;
 
-    AuthorizationHandler(Supplier<ProxyRuntime> runtime, ProxyMetrics metrics) {
+    AuthorizationHandler(String listener, Supplier<ProxyRuntime> runtime, ProxyMetrics metrics) {
+        this.listener = listener;
         this.runtime = runtime;
         this.metrics = metrics;
     }
@@ -73,30 +80,37 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         exchange.path = target.path();
-        PolicyDecision decision = rt.policy().decide(exchange.peer(), request.method().name(), host, target.path());
+        NegotiatedTls tls = ctx.channel().attr(NegotiatedTls.KEY).get();
+        PolicyRequest policyRequest = new PolicyRequest(request.method().name(), host, target.path(),
+                tls == null ? null : tls.serverName());
+        PolicyDecision decision = rt.policy().decide(exchange.peer(), policyRequest, exchange.time());
         exchange.decision = decision;
         countDecision(decision);
+        if (decision.outcome() == PolicyDecision.Outcome.DENY) {
+            // Deny and dry-run deny alike leave an audit line: the point of dry-run is to see what would break.
+            audit.info("{}", AuditLine.json(listener, String.valueOf(ctx.channel().remoteAddress()), exchange.peer(),
+                    rt.policy().identify(exchange.peer()), policyRequest.method(), target.path(), decision));
+        }
+        if (decision.forwards()) {
+            allow(ctx, request, exchange, target);
+            return;
+        }
         switch (decision.outcome()) {
-            case ALLOW -> allow(ctx, request, exchange, target);
-            case DENY -> {
-                log.info("event=denied route={} peer=\"{}\" fingerprint={} method={} path=\"{}\" reason=\"{}\"",
-                        decision.routeName(), exchange.peer().displayName(), exchange.peer().sha256(),
-                        request.method(), target.path(), "no grant matched");
-                refuse(ctx, request, exchange, HttpResponseStatus.FORBIDDEN, false);
-            }
+            case DENY -> refuse(ctx, request, exchange, HttpResponseStatus.FORBIDDEN, false);
             case NO_ROUTE -> refuse(ctx, request, exchange, HttpResponseStatus.NOT_FOUND, false);
             case METHOD_NOT_ALLOWED -> refuse(ctx, request, exchange, HttpResponseStatus.METHOD_NOT_ALLOWED, false);
+            // The client may retry on a connection for the host it means (RFC 9110 15.5.20).
+            case MISDIRECTED -> refuse(ctx, request, exchange, HttpResponseStatus.MISDIRECTED_REQUEST, false);
+            case ALLOW -> throw new IllegalStateException("allowed requests are forwarded above");
         }
     }
 
     private void countDecision(PolicyDecision decision) {
-        switch (decision.outcome()) {
-            case ALLOW -> metrics.decision(decision.routeName(), decision.rule(), "allow");
-            case DENY -> metrics.decision(decision.routeName(), decision.rule(), "deny");
-            default -> {
-                // no route or method: not a policy decision about an identity
-            }
+        if (decision.outcome() == PolicyDecision.Outcome.ALLOW
+                || decision.outcome() == PolicyDecision.Outcome.DENY) {
+            metrics.decision(decision.routeName(), decision.ruleLabel(), decision.label());
         }
+        // no route, wrong method, misdirected: not a policy decision about an identity
     }
 
     private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, RequestTarget target) {

@@ -14,7 +14,6 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.AttributeKey;
 import java.time.Clock;
 import java.time.Instant;
-import java.util.Locale;
 
 /**
  * Book-keeping of one request/response exchange, from request head to the end of the response. Mutable and
@@ -63,6 +62,11 @@ final class Exchange {
         return peer;
     }
 
+    /** When the request arrived: the instant its policy decision is made at. */
+    Instant time() {
+        return time;
+    }
+
     /**
      * Answers the exchange with a response the proxy made itself (400/403/404/502/504...), records it, and closes
      * the connection after writing unless {@code keepAlive}.
@@ -78,7 +82,7 @@ final class Exchange {
     }
 
     void finish(int status) {
-        finish(status, decision == null ? "bad_request" : decision.outcome().name().toLowerCase(Locale.ROOT));
+        finish(status, decision == null ? "bad_request" : decision.label());
     }
 
     /**
@@ -98,7 +102,7 @@ final class Exchange {
                 decision == null ? null : decision.identity(),
                 peer == null ? null : peer.displayName(),
                 peer == null ? null : peer.sha256(),
-                route, decision == null ? "-" : decision.rule(), decisionLabel, method, path, status, bytesIn,
+                route, decision == null ? "-" : decision.ruleLabel(), decisionLabel, method, path, status, bytesIn,
                 bytesOut, nanos / 1_000, backend, tls == null ? null : tls.protocol(),
                 tls == null ? null : tls.cipher()));
     }

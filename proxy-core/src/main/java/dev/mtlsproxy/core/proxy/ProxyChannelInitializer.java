@@ -4,6 +4,7 @@ import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import dev.mtlsproxy.core.identity.IdentityHandler;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.tls.TrustAnchors;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.socket.SocketChannel;
@@ -22,7 +23,7 @@ import java.util.function.Supplier;
  *   http       StrictHttpServerCodec: ambiguous framing becomes a decoder failure, never a guess
  *   sequence   ExchangeSequencer: one exchange in flight; pipelined requests wait their turn
  *   guard      RequestGuard: decoder failures, Transfer-Encoding, Host -&gt; 400 and close; opens the Exchange
- *   authorize  AuthorizationHandler: normalised target, route, grant -&gt; 400/403/404/405, or pass
+ *   authorize  AuthorizationHandler: normalised target, SNI vs Host, route, rules -&gt; 400/403/404/405/421, or pass
  *   forward    ForwardingHandler: backend connection and relay, auto-read off on both sides
  * </pre>
  * All handlers are new per channel: each keeps per-connection state, confined to the channel's event loop.
@@ -31,6 +32,7 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
 
     private final ListenerConfig listener;
     private final SslContext sslContext;
+    private final TrustAnchors anchors;
     private final String xfccBy;
     private final Supplier<ProxyRuntime> runtime;
     private final ForwardingHandler.BackendConnector connector;
@@ -38,11 +40,12 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
     private final ProxyMetrics metrics;
     private final Exchange.Recorder recorder;
 
-    ProxyChannelInitializer(ListenerConfig listener, SslContext sslContext, String xfccBy,
+    ProxyChannelInitializer(ListenerConfig listener, SslContext sslContext, TrustAnchors anchors, String xfccBy,
             Supplier<ProxyRuntime> runtime, ForwardingHandler.BackendConnector connector,
             IdentityHandler.HandshakeListener handshakes, ProxyMetrics metrics, Exchange.Recorder recorder) {
         this.listener = listener;
         this.sslContext = sslContext;
+        this.anchors = anchors;
         this.xfccBy = xfccBy;
         this.runtime = runtime;
         this.connector = connector;
@@ -60,11 +63,11 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         ChannelPipeline p = ch.pipeline();
         p.addLast("idle", new IdleStateHandler(0, 0, listener.idleTimeout().toNanos(), TimeUnit.NANOSECONDS));
         p.addLast("tls", tls);
-        p.addLast("identity", new IdentityHandler(listener.name(), handshakes));
+        p.addLast("identity", new IdentityHandler(listener.name(), handshakes, anchors));
         p.addLast("http", new StrictHttpServerCodec(listener.limits()));
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));
-        p.addLast("authorize", new AuthorizationHandler(runtime, metrics));
+        p.addLast("authorize", new AuthorizationHandler(listener.name(), runtime, metrics));
         p.addLast("forward", new ForwardingHandler(runtime, connector, xfccBy, metrics));
     }
 }

@@ -74,7 +74,7 @@ public final class ProxyServer implements AutoCloseable {
         HandshakeObserver handshakes = new HandshakeObserver(metrics, () -> runtime, clock);
         Map<String, ListenerTls> tls = new LinkedHashMap<>();
         for (ListenerConfig listener : config.listeners()) {
-            tls.put(listener.name(), ListenerTls.load(listener.tls()));
+            tls.put(listener.name(), ListenerTls.load(listener.tls(), config.trustAnchors()));
         }
         registerMetrics(tls, runtime, metrics, clock);
         int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
@@ -93,7 +93,8 @@ public final class ProxyServer implements AutoCloseable {
                         .option(ChannelOption.SO_BACKLOG, 1024)
                         .childOption(ChannelOption.AUTO_READ, false)
                         .childOption(ChannelOption.TCP_NODELAY, true)
-                        .childHandler(new ProxyChannelInitializer(listener, sslContext, by, () -> runtime,
+                        .childHandler(new ProxyChannelInitializer(listener, sslContext,
+                                tls.get(listener.name()).trustAnchors(), by, () -> runtime,
                                 connector, handshakes, metrics, recorder));
                 Channel channel = bootstrap.bind(listener.address().host(), listener.address().port()).sync()
                         .channel();

@@ -16,7 +16,6 @@ import java.security.cert.PKIXReason;
 import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Date;
 import java.util.HashSet;
@@ -69,12 +68,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
                     HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null, null);
         }
         // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
-        List<X509Certificate> path = new ArrayList<>(chain.length);
-        for (X509Certificate c : chain) {
-            if (!anchorCertificates.contains(c) || path.isEmpty()) {
-                path.add(c);
-            }
-        }
+        List<X509Certificate> path = TrustAnchors.pathBelow(chain, anchorCertificates);
         if (path.size() > MAX_CHAIN_LENGTH) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
                     "client sent " + path.size() + " certificates below the root, at most " + MAX_CHAIN_LENGTH

@@ -3,11 +3,15 @@ package dev.mtlsproxy.core.tls;
 import dev.mtlsproxy.config.Pem;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ServerTlsConfig;
+import dev.mtlsproxy.config.TrustAnchorConfig;
 import java.nio.file.Path;
 import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * A listener's key material, read from disk once per configuration and shared by everything that needs it: the
@@ -16,8 +20,8 @@ import java.util.List;
  */
 public final class ListenerTls {
 
-    /** A certificate and the file it came from. */
-    public record SourcedCertificate(Path file, X509Certificate certificate) {
+    /** A client CA, the file it came from, and the trust anchor it belongs to. */
+    public record SourcedCertificate(Path file, X509Certificate certificate, String anchor) {
     }
 
     private final ServerTlsConfig config;
@@ -33,11 +37,17 @@ public final class ListenerTls {
         this.clientCAs = List.copyOf(clientCAs);
     }
 
-    public static ListenerTls load(ServerTlsConfig config) throws PemException {
+    /** Reads the listener's files and the CA bundles of the anchors it trusts (all of them unless it names some). */
+    public static ListenerTls load(ServerTlsConfig config, Map<String, TrustAnchorConfig> anchors)
+            throws PemException {
         List<SourcedCertificate> cas = new ArrayList<>();
-        for (Path bundle : config.clientCAs()) {
+        for (Map.Entry<String, TrustAnchorConfig> anchor : new TreeMap<>(anchors).entrySet()) {
+            if (!config.trustAnchors().isEmpty() && !config.trustAnchors().contains(anchor.getKey())) {
+                continue;
+            }
+            Path bundle = anchor.getValue().caBundle();
             for (X509Certificate ca : Pem.readCertificates(bundle)) {
-                cas.add(new SourcedCertificate(bundle, ca));
+                cas.add(new SourcedCertificate(bundle, ca, anchor.getKey()));
             }
         }
         return new ListenerTls(config, Pem.readCertificates(config.certificate()), Pem.readPrivateKey(
@@ -59,6 +69,15 @@ public final class ListenerTls {
 
     public List<SourcedCertificate> clientCAs() {
         return clientCAs;
+    }
+
+    /** The client CAs by anchor, for attributing verified chains. */
+    public TrustAnchors trustAnchors() {
+        Map<X509Certificate, String> anchorOf = new HashMap<>();
+        for (SourcedCertificate ca : clientCAs) {
+            anchorOf.put(ca.certificate(), ca.anchor());
+        }
+        return new TrustAnchors(anchorOf);
     }
 
     @Override

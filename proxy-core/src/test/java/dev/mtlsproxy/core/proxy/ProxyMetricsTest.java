@@ -82,7 +82,7 @@ class ProxyMetricsTest {
         assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "deny",
                 "rule", "default-deny")).isEqualTo(1);
         assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "allow",
-                "rule", "allow:orders")).isEqualTo(2);
+                "rule", "rule-1")).isEqualTo(2);
         assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "down", "reason", "refused"))
                 .isEqualTo(1);
         assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok")).isEqualTo(2);

@@ -9,6 +9,7 @@ import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
+import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
@@ -80,18 +81,25 @@ public final class RunningProxy implements AutoCloseable {
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
+        private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
 
         private Builder(TestPki pki) {
             this.pki = pki;
         }
 
         public Builder identity(String name, String spiffeId) {
-            identities.put(name, new IdentityConfig(spiffeId, null, null));
+            identities.put(name, IdentityConfig.spiffe(spiffeId));
             return this;
         }
 
         public Builder identity(String name, IdentityConfig identity) {
             identities.put(name, identity);
+            return this;
+        }
+
+        /** Trusts a second CA, as its own anchor; the test PKI's CA is anchor {@link TestPki#ANCHOR}. */
+        public Builder trustAnchor(String name, java.nio.file.Path caBundle) {
+            extraAnchors.put(name, new TrustAnchorConfig(caBundle));
             return this;
         }
 
@@ -126,15 +134,18 @@ public final class RunningProxy implements AutoCloseable {
         }
 
         public RunningProxy start() throws Exception {
-            ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(),
-                    List.of(pki.caPem()), minVersion);
+            ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
+                    minVersion);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
                     null, null);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
-            ProxyConfig config = new ProxyConfig(List.of(listener), identities, routes, backends,
-                    new AccessLogConfig(true, "stdout"), null);
+            Map<String, TrustAnchorConfig> anchors = new LinkedHashMap<>();
+            anchors.put(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem()));
+            anchors.putAll(extraAnchors);
+            ProxyConfig config = new ProxyConfig(anchors, List.of(listener), identities, routes, backends,
+                    new AccessLogConfig(true, "stdout"), null, null);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
             MeterRegistry registry = new SimpleMeterRegistry();

@@ -18,6 +18,8 @@ import java.util.function.UnaryOperator;
 public final class TestPki {
 
     public static final String SERVER_SPIFFE_ID = "spiffe://proxy.test/mtls-proxy";
+    /** The trust anchor name under which {@link RunningProxy} trusts this PKI's CA. */
+    public static final String ANCHOR = "test-ca";
 
     private final Path dir;
     private final X509Bundle root;
