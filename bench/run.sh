@@ -166,13 +166,14 @@ http {
 EOF
 
 cat >"$WORK/ours/bench.yaml" <<EOF
+trustAnchors:
+  bench-ca: { caBundle: $PKI/ca.pem }
 listeners:
   - name: bench
     address: 127.0.0.1:$PORT_OURS
     tls:
       certificate: $PKI/server.pem
       privateKey: $PKI/server.key
-      clientCAs: [$PKI/ca.pem]
 identities:
   allowed:
     spiffeId: spiffe://bench.local/allowed

@@ -32,12 +32,12 @@ class CommandLineTest {
     void validateListsEveryProblemWithItsPathAndExits1() throws Exception {
         Path config = dir.resolve("broken.yaml");
         Files.writeString(config, """
+                trustAnchors: {}
                 listeners:
                   - address: 127.0.0.1:99999
                     tls:
                       certificate: missing.pem
                       privateKey: missing.key
-                      clientCAs: []
                     idleTimout: 5s
                 identities:
                   orders: { spiffeId: "spiffe://td/orders" }
@@ -56,10 +56,10 @@ class CommandLineTest {
                 .contains("listeners[0].address: \"127.0.0.1:99999\"")
                 .contains("listeners[0].idleTimout: unknown key")
                 .contains("listeners[0].tls.certificate: " + dir.resolve("missing.pem") + " (expected: a readable PEM file) - no such file")
-                .contains("listeners[0].tls.clientCAs: [] (expected: at least one CA bundle; client certificates are always required)")
+                .contains("trustAnchors: {} (expected: at least one trust anchor with a caBundle; client certificates are always required)")
                 .contains("routes[0].allow[0]: \"billing\" (expected: a name under identities:, known: orders)")
                 .contains("routes[0].backend: \"nowhere\" (expected: a name under backends:, known: shop)")
-                .contains("at line 2, column");
+                .contains("at line 3, column");
     }
 
     @Test

@@ -21,6 +21,7 @@ import javax.net.ssl.KeyManager;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.X509ExtendedKeyManager;
+import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
@@ -55,6 +56,12 @@ public final class MtlsClient implements AutoCloseable {
     /** @param protocol force one TLS version ("TLSv1.2"), or null for the default */
     public static MtlsClient connect(InetSocketAddress proxy, X509Bundle trustedRoot, X509Bundle certificate,
             String protocol) throws Exception {
+        return connect(proxy, trustedRoot, certificate, protocol, null);
+    }
+
+    /** @param serverName the SNI host name to send, or null to send none */
+    public static MtlsClient connect(InetSocketAddress proxy, X509Bundle trustedRoot, X509Bundle certificate,
+            String protocol, String serverName) throws Exception {
         SSLContext context = SSLContext.getInstance("TLS");
         KeyManagerFactory kmf = null;
         if (certificate != null) {
@@ -74,6 +81,9 @@ public final class MtlsClient implements AutoCloseable {
         }
         var params = socket.getSSLParameters();
         params.setEndpointIdentificationAlgorithm("HTTPS");
+        if (serverName != null) {
+            params.setServerNames(List.of(new SNIHostName(serverName)));
+        }
         socket.setSSLParameters(params);
         socket.startHandshake();
         return new MtlsClient(socket);

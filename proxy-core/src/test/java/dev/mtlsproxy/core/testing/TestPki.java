@@ -116,7 +116,21 @@ public final class TestPki {
         }
     }
 
-    private static X509Bundle issue(X509Bundle issuer, String spiffeId, UnaryOperator<CertificateBuilder> customise) {
+    /** A second, independent root CA: trust it as another anchor to test CA scoping. */
+    public static X509Bundle otherAuthority(String commonName) {
+        try {
+            return new CertificateBuilder()
+                    .subject("CN=" + commonName)
+                    .setIsCertificateAuthority(true)
+                    .ecp256()
+                    .buildSelfSigned();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** A client certificate issued by any CA, e.g. one from {@link #otherAuthority}. */
+    public static X509Bundle issue(X509Bundle issuer, String spiffeId, UnaryOperator<CertificateBuilder> customise) {
         return issue(issuer, spiffeId, customise, true);
     }
 

@@ -1,0 +1,230 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.config.CertificateRequirements;
+import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.PolicyMode;
+import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.config.RuleConfig;
+import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The policy through the running proxy: clients with real certificates try to reach what they are not granted,
+ * by path tricks, look-alike names, another CA's copy of a name, or a server name for another host. Every attempt
+ * must be refused and nothing of it may reach the backend; the positive controls prove the same requests pass when
+ * they should.
+ */
+class PolicyEnforcementEndToEndTest {
+
+    static final String ORDERS = "spiffe://prod.test/orders";
+    static final String OPS = "spiffe://prod.test/ops";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static X509Bundle partnersCa;
+    static TestBackend backend;
+    static RunningProxy proxy;
+    static ListAppender<ILoggingEvent> audit;
+
+    @BeforeAll
+    static void start() throws Exception {
+        pki = TestPki.create(dir);
+        partnersCa = TestPki.otherAuthority("partners root CA");
+        Path partnersPem = Files.writeString(dir.resolve("partners.pem"), partnersCa.getCertificatePEM());
+        backend = TestBackend.start();
+        audit = new ListAppender<>();
+        audit.start();
+        ((Logger) LoggerFactory.getLogger("dev.mtlsproxy.audit")).addAppender(audit);
+        proxy = RunningProxy.builder(pki)
+                .trustAnchor("partners", partnersPem)
+                .identity("orders", scoped().spiffeId(ORDERS).build())
+                .identity("ops", scoped().spiffeId(OPS).build())
+                .identity("ns-a", scoped().spiffeIdPrefix("spiffe://prod.test/ns/a").build())
+                .identity("svc", scoped().dnsSan("*.svc.test").build())
+                .identity("short-lived", scoped().trustDomain("short.test")
+                        .require(new CertificateRequirements(true, null, Duration.ofHours(1), null)).build())
+                .identity("partner", IdentityConfig.builder().trustAnchor("partners")
+                        .spiffeId("spiffe://partners.test/app").build())
+                .backend("shop", backend.url())
+                .route("public", "/public", "shop", "orders")
+                .route("admin", "/admin", "shop", "ops")
+                .route("api", "/api", "shop", "orders", "ns-a", "svc", "short-lived")
+                .route("partner", "/partner", "shop", "partner")
+                .route(new RouteConfig("dry", null, "/dry", List.of(), "shop", List.of(),
+                        List.of(RuleConfig.allow("ops")), PolicyMode.DRY_RUN, null))
+                .route(new RouteConfig("a-host", "a.test", "/", List.of(), "shop", List.of("orders")))
+                .route(new RouteConfig("b-host", "b.test", "/", List.of(), "shop", List.of("orders")))
+                .start();
+    }
+
+    static IdentityConfig.Builder scoped() {
+        return IdentityConfig.builder().trustAnchor(TestPki.ANCHOR);
+    }
+
+    @AfterAll
+    static void stop() {
+        ((Logger) LoggerFactory.getLogger("dev.mtlsproxy.audit")).detachAppender(audit);
+        proxy.close();
+        backend.close();
+    }
+
+    @BeforeEach
+    void drain() throws InterruptedException {
+        while (backend.nextRequest(0, TimeUnit.MILLISECONDS) != null) {
+            // requests of earlier tests
+        }
+        proxy.accessLog().clear();
+        audit.list.clear();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/admin/../admin", "/%2e%2e/admin", "//admin", "/ADMIN", "/admin%2f", "/admin%2F",
+            "/admin;x", "/public/..%2fadmin", "/public/%2e%2e/admin", "/public/..%5cadmin", "/admin%00",
+            "/./admin", "/public/../admin", "/api/../admin", "http://localhost/admin", "*", "/apiary"})
+    void pathTricksNeverReachAnotherRoute(String target) throws Exception {
+        try (MtlsClient orders = connect(pki.client(ORDERS))) {
+            Response response = orders.send("GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n").readResponse();
+
+            assertThat(response.status()).isIn(400, 403, 404);
+        }
+        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).as("forwarded to the backend").isNull();
+    }
+
+    @Test
+    void theBackendReceivesExactlyThePathThatWasChecked() throws Exception {
+        try (MtlsClient ops = connect(pki.client(OPS))) {
+            assertThat(ops.get("/admin/./x/../users//7?q=1").status()).isEqualTo(200);
+        }
+
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/admin/users/7?q=1");
+    }
+
+    @Test
+    void spiffePrefixGrantsItsSubtreeButNotASiblingThatSharesItsLetters() throws Exception {
+        assertThat(status(pki.client("spiffe://prod.test/ns/a/sa/x"), "/api/1")).isEqualTo(200);
+        assertThat(status(pki.client("spiffe://prod.test/ns/ab"), "/api/1")).isEqualTo(403);
+    }
+
+    @Test
+    void dnsWildcardCoversOneLabelOnly() throws Exception {
+        X509Bundle oneLabel = pki.client("spiffe://prod.test/dns-one", b -> b.addSanDnsName("orders.svc.test"));
+        X509Bundle twoLabels = pki.client("spiffe://prod.test/dns-two", b -> b.addSanDnsName("a.orders.svc.test"));
+
+        assertThat(status(oneLabel, "/api/1")).isEqualTo(200);
+        assertThat(status(twoLabels, "/api/1")).isEqualTo(403);
+    }
+
+    @Test
+    void aSecondTrustedCaCannotMintANameThatBelongsToTheFirst() throws Exception {
+        X509Bundle forgedOrders = TestPki.issue(partnersCa, ORDERS, b -> b);
+        X509Bundle realPartner = TestPki.issue(partnersCa, "spiffe://partners.test/app", b -> b);
+
+        assertThat(status(forgedOrders, "/public/x")).isEqualTo(403);
+        assertThat(status(realPartner, "/partner/x")).isEqualTo(200);
+        assertThat(status(pki.client(ORDERS), "/public/x")).isEqualTo(200);
+    }
+
+    @Test
+    void certificateRequirementsRefuseALongLivedCertificate() throws Exception {
+        X509Bundle twelveHours = pki.client("spiffe://short.test/job");
+        X509Bundle thirtyMinutes = pki.client("spiffe://short.test/job",
+                b -> b.notAfter(java.time.Instant.now().plus(Duration.ofMinutes(30))));
+
+        assertThat(status(thirtyMinutes, "/api/1")).isEqualTo(200);
+        assertThat(status(twelveHours, "/api/1")).isEqualTo(403);
+        assertThat(auditLines()).anySatisfy(line -> {
+            assertThat(line.get("reason").asText()).isEqualTo("certificate lifetime too long");
+            assertThat(line.get("route").asText()).isEqualTo("api");
+        });
+    }
+
+    @Test
+    void aDenyIsAnAuditLineWithIdentityFingerprintRuleAndReason() throws Exception {
+        X509Bundle opsCert = pki.client(OPS);
+
+        assertThat(status(opsCert, "/public/x")).isEqualTo(403);
+
+        JsonNode line = auditLines().get(0);
+        assertThat(line.get("event").asText()).isEqualTo("denied");
+        assertThat(line.get("identity").asText()).isEqualTo("ops");
+        assertThat(line.get("fingerprint").asText()).hasSize(64);
+        assertThat(line.get("trustAnchor").asText()).isEqualTo(TestPki.ANCHOR);
+        assertThat(line.get("route").asText()).isEqualTo("public");
+        assertThat(line.get("rule").asText()).isEqualTo("default-deny");
+        assertThat(line.get("reason").asText()).isEqualTo("no rule matched");
+        assertThat(line.get("path").asText()).isEqualTo("/public/x");
+    }
+
+    @Test
+    void aDryRunRouteForwardsButLogsAndCountsTheDenyItWouldHaveMade() throws Exception {
+        assertThat(status(pki.client(ORDERS), "/dry/x")).isEqualTo(200);
+
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/dry/x");
+        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "dry", "decision", "dry_run_deny"))
+                .isEqualTo(1);
+        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        assertThat(entry.decision()).isEqualTo("dry_run_deny");
+        assertThat(auditLines()).singleElement()
+                .satisfies(line -> assertThat(line.get("event").asText()).isEqualTo("dry_run_denied"));
+    }
+
+    @Test
+    void aServerNameForOneHostAndAHostHeaderForAnotherIs421() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS), null,
+                "a.test")) {
+            assertThat(client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").readResponse().status())
+                    .isEqualTo(421);
+            assertThat(client.send("GET / HTTP/1.1\r\nHost: A.TEST.:8443\r\n\r\n").readResponse().status())
+                    .isEqualTo(200);
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("host")).isEqualTo("A.TEST.:8443");
+        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    private static int status(X509Bundle certificate, String path) throws Exception {
+        try (MtlsClient client = connect(certificate)) {
+            return client.get(path).status();
+        }
+    }
+
+    private static MtlsClient connect(X509Bundle certificate) throws Exception {
+        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
+    }
+
+    private static List<JsonNode> auditLines() {
+        ObjectMapper json = new ObjectMapper();
+        return audit.list.stream().map(e -> {
+            try {
+                return json.readTree(e.getFormattedMessage());
+            } catch (Exception ex) {
+                throw new AssertionError("audit line is not JSON: " + e.getFormattedMessage(), ex);
+            }
+        }).toList();
+    }
+}
