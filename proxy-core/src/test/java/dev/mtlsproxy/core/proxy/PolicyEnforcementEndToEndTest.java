@@ -22,6 +22,7 @@ import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -154,7 +155,8 @@ class PolicyEnforcementEndToEndTest {
     void certificateRequirementsRefuseALongLivedCertificate() throws Exception {
         X509Bundle twelveHours = pki.client("spiffe://short.test/job");
         X509Bundle thirtyMinutes = pki.client("spiffe://short.test/job",
-                b -> b.notAfter(java.time.Instant.now().plus(Duration.ofMinutes(30))));
+                b -> b.notBefore(Instant.now().minus(Duration.ofMinutes(5)))
+                        .notAfter(Instant.now().plus(Duration.ofMinutes(30))));
 
         assertThat(status(thirtyMinutes, "/api/1")).isEqualTo(200);
         assertThat(status(twelveHours, "/api/1")).isEqualTo(403);
