@@ -14,7 +14,12 @@ public final class Main {
 
             commands:
               run --config FILE        run the proxy; refuses to start on an invalid config
-              validate --config FILE   check a config; exit 0 when valid, 1 with every problem listed
+              validate --config FILE   check a config; exit 0 when valid, 1 with every problem listed;
+                                       warns about rules that can never match and unused identities
+              explain --config FILE --cert CLIENT.pem [--sni HOST] METHOD URL
+                                       the identity the certificate yields, the route, each rule in order
+                                       and the decision
+              test --config FILE       run the config's tests: section; exit 1 at the first wrong decision
               demo [--config FILE]     throwaway CA, certificates, echo backend and proxy on localhost
                                        (default config/demo.yaml); NOT for production
               health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
@@ -52,6 +57,9 @@ public final class Main {
                 case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
                 case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"));
                 case "health" -> HealthCommand.run(options.adminOr("127.0.0.1:9901"), out, err);
+                case "explain" -> new ExplainCommand(out, err).run(options.requireConfig(), options.requireCert(),
+                        options.sni(), options.requireArguments("METHOD URL", 2));
+                case "test" -> new PolicyTestCommand(out, err).run(options.requireConfig());
                 default -> {
                     err.println("unknown command: " + args[0]);
                     err.print(USAGE);

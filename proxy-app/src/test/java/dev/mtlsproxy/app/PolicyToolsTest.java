@@ -1,0 +1,167 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code explain} and {@code test}: the answers a policy author gets, from real certificates and configs. */
+class PolicyToolsTest {
+
+    /** Before the example's time-boxed grant lapses. */
+    static final Clock CLOCK = Clock.fixed(Instant.now(), ZoneOffset.UTC);
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+    @BeforeEach
+    void mintPki() {
+        pki = TestPki.create(dir);
+    }
+
+    @Test
+    void theShippedExamplePassesItsOwnPolicyTests() throws Exception {
+        Path configDir = Files.createDirectories(dir.resolve("config"));
+        Path example = Files.copy(Path.of("..", "config", "example.yaml"), configDir.resolve("example.yaml"));
+        Path certs = Files.createDirectories(configDir.resolve("certs"));
+        Files.copy(pki.serverCertificatePem(), certs.resolve("server.pem"));
+        Files.copy(pki.serverKeyPem(), certs.resolve("server.key"));
+        Files.copy(pki.caPem(), certs.resolve("clients-ca.pem"));
+
+        int code = new PolicyTestCommand(print(out), print(err), Clock.fixed(Instant.parse("2026-11-27T00:00:00Z"),
+                ZoneOffset.UTC)).run(example);
+
+        assertThat(code).as(stdout() + stderr()).isZero();
+        assertThat(stdout()).contains("ok   tests[0] checkout reads orders: allow").contains("tests passed");
+    }
+
+    @Test
+    void aWrongExpectationFailsPrintedLikeExplain() throws Exception {
+        Path config = config("""
+                tests:
+                  - name: billing reads orders
+                    peer: { uriSans: ["spiffe://other.test/billing"] }
+                    request: GET https://api.test/orders/1
+                    expect: allow
+                """);
+
+        int code = new PolicyTestCommand(print(out), print(err), CLOCK).run(config);
+
+        assertThat(code).isEqualTo(1);
+        assertThat(stdout()).contains("FAIL tests[0] billing reads orders: expected allow, got deny")
+                .contains("  identities: none")
+                .contains("  route orders-api (host api.test, pathPrefix /orders)")
+                .contains("  decision:   DENY (403) - no rule matched");
+    }
+
+    @Test
+    void aTestCanPresentARealCertificateChain() throws Exception {
+        Path client = write("orders.pem", pki.client("spiffe://prod.test/orders").getCertificatePEM());
+        Path untrusted = write("rogue.pem", TestPki.clientOfAnotherRoot("spiffe://prod.test/orders")
+                .getCertificatePEM());
+        Path config = config("""
+                tests:
+                  - { certificate: %s, request: "POST https://api.test/orders", expect: allow, rule: 2 }
+                  - { certificate: %s, request: "GET https://api.test/orders", expect: deny }
+                """.formatted(client, untrusted));
+
+        int code = new PolicyTestCommand(print(out), print(err), CLOCK).run(config);
+
+        assertThat(code).isEqualTo(1);
+        assertThat(stdout()).contains("ok   tests[0] POST https://api.test/orders: allow")
+                .contains("FAIL tests[1] GET https://api.test/orders: the handshake would be refused (unknown_ca),"
+                        + " expected deny");
+    }
+
+    @Test
+    void explainShowsTheIdentityTheRouteEachRuleAndTheDecision() throws Exception {
+        Path config = config("");
+        Path batch = write("batch.pem", pki.client("spiffe://prod.test/batch").getCertificatePEM());
+
+        int code = Main.run(new String[] {"explain", "--config", config.toString(), "--cert", batch.toString(),
+                "DELETE", "https://api.test/orders/7"}, print(out), print(err));
+
+        assertThat(code).as(stderr()).isZero();
+        assertThat(stdout()).contains("client:     spiffe://prod.test/batch")
+                .contains("anchor:     clients")
+                .contains("identities: batch, prod")
+                .contains("request:    DELETE api.test /orders/7  (server name api.test)")
+                .contains("route orders-api (host api.test, pathPrefix /orders)")
+                .contains("  rule 1 deny [batch] methods [DELETE]: DENY (client is batch)")
+                .contains("decision:   DENY (403) - denied by rule 1");
+    }
+
+    @Test
+    void explainSaysWhenTheHandshakeItselfWouldFail() throws Exception {
+        Path config = config("");
+        Path expired = write("expired.pem", pki.expiredClient("spiffe://prod.test/batch").getCertificatePEM());
+
+        int code = Main.run(new String[] {"explain", "--config", config.toString(), "--cert", expired.toString(),
+                "GET", "https://api.test/orders"}, print(out), print(err));
+
+        assertThat(code).isZero();
+        assertThat(stdout()).contains("handshake:  REFUSED (expired)");
+    }
+
+    @Test
+    void explainNeedsACertificateAndARequest() throws Exception {
+        Path config = config("");
+
+        assertThat(Main.run(new String[] {"explain", "--config", config.toString(), "GET", "/"}, print(out),
+                print(err))).isEqualTo(2);
+        assertThat(stderr()).contains("missing --cert CLIENT.pem");
+    }
+
+    /** One anchor, one route with a deny and an allow, plus what the test appends. */
+    private Path config(String more) throws Exception {
+        return write("proxy.yaml", """
+                trustAnchors:
+                  clients: { caBundle: %s }
+                listeners:
+                  - address: 127.0.0.1:0
+                    tls: { certificate: %s, privateKey: %s }
+                identities:
+                  prod: { trustDomain: prod.test }
+                  batch: { spiffeId: "spiffe://prod.test/batch" }
+                routes:
+                  - name: orders-api
+                    host: api.test
+                    pathPrefix: /orders
+                    backend: orders
+                    rules:
+                      - { deny: [batch], methods: [DELETE] }
+                      - { allow: [prod] }
+                backends:
+                  orders: { url: "http://127.0.0.1:9" }
+                """.formatted(pki.caPem(), pki.serverCertificatePem(), pki.serverKeyPem()) + more);
+    }
+
+    private Path write(String name, String text) throws Exception {
+        return Files.writeString(dir.resolve(name), text);
+    }
+
+    private static PrintStream print(ByteArrayOutputStream sink) {
+        return new PrintStream(sink, true, StandardCharsets.UTF_8);
+    }
+
+    private String stdout() {
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    private String stderr() {
+        return err.toString(StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,54 @@
+package dev.mtlsproxy.core.tls;
+
+import dev.mtlsproxy.config.Pem;
+import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.identity.PeerIdentities;
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import java.security.cert.CertificateParsingException;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Verifies a client chain away from any handshake, exactly as a listener would (same PKIX checks, same anchor
+ * attribution), for the tools that answer "what would the proxy do with this certificate": {@code explain} and
+ * {@code test}.
+ */
+public final class ClientChains {
+
+    private final ClientCertificateVerifier verifier;
+    private final TrustAnchors anchors;
+
+    private ClientChains(ClientCertificateVerifier verifier, TrustAnchors anchors) {
+        this.verifier = verifier;
+        this.anchors = anchors;
+    }
+
+    /** Trusts every configured anchor. */
+    public static ClientChains of(Map<String, TrustAnchorConfig> trustAnchors, Clock clock) throws PemException {
+        Map<X509Certificate, String> anchorOf = new HashMap<>();
+        for (Map.Entry<String, TrustAnchorConfig> anchor : trustAnchors.entrySet()) {
+            for (X509Certificate ca : Pem.readCertificates(anchor.getValue().caBundle())) {
+                anchorOf.put(ca, anchor.getKey());
+            }
+        }
+        return new ClientChains(new ClientCertificateVerifier(anchorOf.keySet(), clock), new TrustAnchors(anchorOf));
+    }
+
+    /**
+     * The identity a handshake with this chain would yield.
+     *
+     * @throws ClientCertificateRejectedException with the reason the handshake would fail
+     */
+    public PeerIdentity identify(X509Certificate[] chain) throws ClientCertificateRejectedException {
+        verifier.verify(chain);
+        try {
+            return PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(anchors.anchorOf(chain));
+        } catch (CertificateParsingException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "unreadable names", e,
+                    chain[0]);
+        }
+    }
+}
