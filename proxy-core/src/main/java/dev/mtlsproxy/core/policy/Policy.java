@@ -7,6 +7,7 @@ import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -30,11 +31,17 @@ import java.util.TreeMap;
  */
 public final class Policy {
 
-    private final List<List<Route>> routesBySpecificity;
+    /** Routes by exact host, by wildcard suffix (".example.com"), and for any host; each longest prefix first. */
+    private final Map<String, List<Route>> exactHosts;
+    private final Map<String, List<Route>> wildcardHosts;
+    private final List<Route> anyHost;
     private final List<Identity> identities;
 
-    private Policy(List<List<Route>> routesBySpecificity, List<Identity> identities) {
-        this.routesBySpecificity = routesBySpecificity;
+    private Policy(Map<String, List<Route>> exactHosts, Map<String, List<Route>> wildcardHosts, List<Route> anyHost,
+            List<Identity> identities) {
+        this.exactHosts = exactHosts;
+        this.wildcardHosts = wildcardHosts;
+        this.anyHost = anyHost;
         this.identities = identities;
     }
 
@@ -45,10 +52,7 @@ public final class Policy {
         for (Map.Entry<String, IdentityConfig> e : config.identities().entrySet()) {
             identities.put(e.getKey(), Identity.compile(e.getKey(), e.getValue(), onlyAnchor));
         }
-        Map<HostPattern, List<Route>> byHost = new TreeMap<>(
-                Comparator.comparing(HostPattern::kind)
-                        .thenComparing(h -> -h.value().length())
-                        .thenComparing(HostPattern::value));
+        Map<HostPattern, List<Route>> byHost = new HashMap<>();
         for (RouteConfig rc : config.routes()) {
             List<Rule> rules = new ArrayList<>();
             List<RuleConfig> configured = rc.effectiveRules();
@@ -61,12 +65,19 @@ public final class Policy {
                     CertificateCheck.of(rc.require()));
             byHost.computeIfAbsent(host, h -> new ArrayList<>()).add(route);
         }
-        List<List<Route>> ordered = new ArrayList<>();
-        for (List<Route> routes : byHost.values()) {
+        Map<String, List<Route>> exact = new HashMap<>();
+        Map<String, List<Route>> wildcard = new HashMap<>();
+        List<Route> any = List.of();
+        for (Map.Entry<HostPattern, List<Route>> group : byHost.entrySet()) {
+            List<Route> routes = new ArrayList<>(group.getValue());
             routes.sort(Comparator.comparingInt((Route r) -> -r.pathPrefix().length()));
-            ordered.add(List.copyOf(routes));
+            switch (group.getKey().kind()) {
+                case EXACT -> exact.put(group.getKey().value(), List.copyOf(routes));
+                case WILDCARD -> wildcard.put(group.getKey().value(), List.copyOf(routes));
+                case ANY -> any = List.copyOf(routes);
+            }
         }
-        return new Policy(List.copyOf(ordered), List.copyOf(identities.values()));
+        return new Policy(Map.copyOf(exact), Map.copyOf(wildcard), any, List.copyOf(identities.values()));
     }
 
     private static Rule compileRule(String route, int number, RuleConfig rc, Map<String, Identity> identities) {
@@ -101,10 +112,8 @@ public final class Policy {
             }
             return PolicyDecision.MISDIRECTED;
         }
-        for (List<Route> group : routesBySpecificity) {
-            if (!group.get(0).host().matches(request.host())) {
-                continue;
-            }
+        List<Route> group = routesFor(request.host());
+        if (group != null) {
             // Routes are sorted by prefix length: the first covering route fixes the prefix that decides. A
             // method it does not serve is a 405, never a fall-through to a shorter, possibly wider, prefix.
             Route longest = null;
@@ -255,13 +264,28 @@ public final class Policy {
 
     /** Whether some route names this host (exactly or by wildcard); "any host" routes name none. */
     public boolean namesHost(String host) {
-        for (List<Route> group : routesBySpecificity) {
-            HostPattern pattern = group.get(0).host();
-            if (pattern.kind() != HostPattern.Kind.ANY && pattern.matches(host)) {
-                return true;
+        List<Route> group = routesFor(host);
+        return group != null && group.get(0).host().kind() != HostPattern.Kind.ANY;
+    }
+
+    /**
+     * The routes of the most specific host pattern that matches: the exact host, else the wildcard one label up
+     * ({@code *.example.com} covers exactly one extra label), else any host; null when none has routes. Two map
+     * lookups, whatever the number of hosts.
+     */
+    private List<Route> routesFor(String host) {
+        List<Route> group = exactHosts.get(host);
+        if (group != null) {
+            return group;
+        }
+        int dot = host.indexOf('.');
+        if (dot > 0) {
+            group = wildcardHosts.get(host.substring(dot));
+            if (group != null) {
+                return group;
             }
         }
-        return false;
+        return anyHost.isEmpty() ? null : anyHost;
     }
 
     /**
