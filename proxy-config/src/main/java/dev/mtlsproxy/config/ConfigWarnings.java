@@ -4,6 +4,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
 /** Legal but probably unintended: worth saying at every load, never worth refusing to start. */
@@ -61,15 +62,15 @@ final class ConfigWarnings {
         return trusted;
     }
 
-    private static java.util.Optional<String> neverMatches(String path, RouteConfig route, RuleConfig rule,
+    private static Optional<String> neverMatches(String path, RouteConfig route, RuleConfig rule,
             Instant now) {
         if (!route.methods().isEmpty() && !rule.methods().isEmpty()
                 && rule.methods().stream().noneMatch(route.methods()::contains)) {
-            return java.util.Optional.of(path + ".methods: " + rule.methods() + " - the route serves only "
+            return Optional.of(path + ".methods: " + rule.methods() + " - the route serves only "
                     + route.methods() + ", so this rule never matches");
         }
         if (!rule.isDeny() && rule.expires() != null && !rule.expires().isAfter(now)) {
-            return java.util.Optional.of(path + ".expires: " + rule.expires() + " - already expired, so this "
+            return Optional.of(path + ".expires: " + rule.expires() + " - already expired, so this "
                     + "grant never matches");
         }
         if (!rule.isDeny()) {
@@ -77,12 +78,12 @@ final class ConfigWarnings {
                 // deny wins: a deny with no method or path condition that covers every identity of this grant
                 if (other.isDeny() && other.methods().isEmpty() && other.paths().isEmpty()
                         && (other.deny().contains(RuleConfig.ANYONE) || other.deny().containsAll(rule.allow()))) {
-                    return java.util.Optional.of(path + ": allow " + rule.allow() + " - every identity it grants "
+                    return Optional.of(path + ": allow " + rule.allow() + " - every identity it grants "
                             + "is denied by rule " + (route.rules().indexOf(other) + 1)
                             + " on the whole route (deny wins), so this grant never matches");
                 }
             }
         }
-        return java.util.Optional.empty();
+        return Optional.empty();
     }
 }

@@ -62,6 +62,12 @@ public record IdentityConfig(
         return new Builder();
     }
 
+    /** The same identity, scoped to this anchor. */
+    public IdentityConfig withTrustAnchor(String anchor) {
+        return new IdentityConfig(anchor, spiffeId, spiffeIdPrefix, trustDomain, uriSan, dnsSan, dnsSanSuffix,
+                emailSan, ipSan, subjectCn, subjectO, subjectOu, issuerDn, sha256, spkiSha256, allOf, anyOf, require);
+    }
+
     /** Whether any matcher is set on this level (requirements and anchor are not matchers). */
     public boolean hasMatcher() {
         return spiffeId != null || spiffeIdPrefix != null || trustDomain != null || uriSan != null || dnsSan != null

@@ -66,16 +66,8 @@ final class RouteValidator {
 
     /** A rule's path must lie below its route, or it could never apply; a deny that never applies is a hole. */
     private void rulePath(String path, String pattern, String routePrefix) {
-        if (!pattern.startsWith("/")) {
-            problems.add(path, Values.quote(pattern) + " (expected: " + RULE_PATH_EXPECTED + ")");
+        if (!safePath(path, pattern, RULE_PATH_EXPECTED)) {
             return;
-        }
-        for (String unsafe : UNSAFE_IN_PREFIX) {
-            if (pattern.contains(unsafe)) {
-                problems.add(path, Values.quote(pattern) + " (expected: " + RULE_PATH_EXPECTED + ") - contains "
-                        + Values.quote(unsafe));
-                return;
-            }
         }
         for (String segment : pattern.substring(1).split("/", -1)) {
             if (segment.contains("*") && !segment.equals("*")) {
@@ -153,17 +145,23 @@ final class RouteValidator {
     }
 
     private void pathPrefix(String path, String prefix) {
-        if (!prefix.startsWith("/")) {
-            problems.add(path, Values.quote(prefix) + " (expected: " + PATH_PREFIX_EXPECTED + ")");
-            return;
+        safePath(path, prefix, PATH_PREFIX_EXPECTED);
+    }
+
+    /** Absolute, and free of what a proxy and a backend may normalise differently (path confusion). */
+    private boolean safePath(String path, String value, String expected) {
+        if (!value.startsWith("/")) {
+            problems.add(path, Values.quote(value) + " (expected: " + expected + ")");
+            return false;
         }
         for (String unsafe : UNSAFE_IN_PREFIX) {
-            if (prefix.contains(unsafe)) {
-                problems.add(path, Values.quote(prefix) + " (expected: " + PATH_PREFIX_EXPECTED + ") - contains "
+            if (value.contains(unsafe)) {
+                problems.add(path, Values.quote(value) + " (expected: " + expected + ") - contains "
                         + Values.quote(unsafe));
-                return;
+                return false;
             }
         }
+        return true;
     }
 
     private void methods(String path, List<String> methods) {

@@ -173,11 +173,7 @@ public final class Policy {
             if (!rule.deny()) {
                 continue;
             }
-            if (!rule.covers(request.method(), request.path())) {
-                if (trace.enabled()) {
-                    trace.note("  rule " + rule.number() + " " + rule.describe() + ": does not cover "
-                            + request.method() + " " + request.path());
-                }
+            if (!covers(rule, request, trace)) {
                 continue;
             }
             if (rule.anyone()) {
@@ -204,11 +200,7 @@ public final class Policy {
             if (rule.deny()) {
                 continue;
             }
-            if (!rule.covers(request.method(), request.path())) {
-                if (trace.enabled()) {
-                    trace.note("  rule " + rule.number() + " " + rule.describe() + ": does not cover "
-                            + request.method() + " " + request.path());
-                }
+            if (!covers(rule, request, trace)) {
                 continue;
             }
             for (Identity identity : rule.identities()) {
@@ -247,6 +239,15 @@ public final class Policy {
             }
         }
         return nearMiss != null ? nearMiss : deny(route, 0, null, DenyReason.NO_RULE_MATCHED, "");
+    }
+
+    private static boolean covers(Rule rule, PolicyRequest request, PolicyTrace trace) {
+        boolean covers = rule.covers(request.method(), request.path());
+        if (!covers && trace.enabled()) {
+            trace.note("  rule " + rule.number() + " " + rule.describe() + ": does not cover " + request.method() + " "
+                    + request.path());
+        }
+        return covers;
     }
 
     /** An expired grant explains a refusal better than a failed requirement, which beats "no rule matched". */

@@ -460,12 +460,7 @@ class PolicyRulesTest {
 
         PolicyBuilder identity(String name, IdentityConfig identity) {
             // scoped to CORP unless the test says otherwise, as validation would require with two anchors
-            identities.put(name, identity.trustAnchor() != null ? identity : new IdentityConfig(CORP,
-                    identity.spiffeId(), identity.spiffeIdPrefix(), identity.trustDomain(), identity.uriSan(),
-                    identity.dnsSan(), identity.dnsSanSuffix(), identity.emailSan(), identity.ipSan(),
-                    identity.subjectCn(), identity.subjectO(), identity.subjectOu(), identity.issuerDn(),
-                    identity.sha256(), identity.spkiSha256(), identity.allOf(), identity.anyOf(),
-                    identity.require()));
+            identities.put(name, identity.trustAnchor() != null ? identity : identity.withTrustAnchor(CORP));
             return this;
         }
 
