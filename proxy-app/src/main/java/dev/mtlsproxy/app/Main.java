@@ -2,6 +2,7 @@ package dev.mtlsproxy.app;
 
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.function.IntConsumer;
 
 /**
  * {@code mtls-proxy COMMAND [options]}. The only class that reads the process environment (arguments, stdout,
@@ -13,7 +14,8 @@ public final class Main {
             usage: mtls-proxy COMMAND [options]
 
             commands:
-              run --config FILE        run the proxy; refuses to start on an invalid config
+              run --config FILE        run the proxy; refuses to start on an invalid config; reloads on
+                                       SIGHUP, file changes and POST /admin/reload; SIGTERM drains, exit 0
               validate --config FILE   check a config; exit 0 when valid, 1 with every problem listed;
                                        warns about rules that can never match and unused identities
               explain --config FILE --cert CLIENT.pem [--sni HOST] METHOD URL
@@ -38,13 +40,18 @@ public final class Main {
                 && System.getProperty("logback.configurationFile") == null) {
             System.setProperty("logback.configurationFile", "logback-json.xml");
         }
-        int code = run(args, System.out, System.err);
+        int code = run(args, System.out, System.err, System::exit);
         if (code != Command.KEEP_RUNNING) {
             System.exit(code);
         }
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
+        return run(args, out, err, null);
+    }
+
+    /** @param exit ends the process after a signal-driven shutdown; null inside tests (no signal handlers) */
+    static int run(String[] args, PrintStream out, PrintStream err, IntConsumer exit) {
         if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
             out.print(USAGE);
             return args.length == 0 ? 2 : 0;
@@ -53,7 +60,7 @@ public final class Main {
         try {
             Options options = Options.parse(rest);
             return switch (args[0]) {
-                case "run" -> new RunCommand(out, err).run(options.requireConfig());
+                case "run" -> new RunCommand(out, err, exit).run(options.requireConfig());
                 case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
                 case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"));
                 case "health" -> HealthCommand.run(options.adminOr("127.0.0.1:9901"), out, err);

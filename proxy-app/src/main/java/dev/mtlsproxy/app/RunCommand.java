@@ -28,17 +28,18 @@ import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.netty.buffer.PooledByteBufAllocator;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntConsumer;
 import java.time.Clock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** {@code mtls-proxy run}: loads, validates, starts, and stops cleanly on SIGTERM/SIGINT. */
+/**
+ * {@code mtls-proxy run}: loads, validates, starts; reloads on SIGHUP, file changes and {@code POST /admin/reload};
+ * on SIGTERM or SIGINT drains gracefully and exits 0.
+ */
 final class RunCommand {
 
     private static final Logger log = LoggerFactory.getLogger(RunCommand.class);
@@ -46,10 +47,17 @@ final class RunCommand {
 
     private final PrintStream out;
     private final PrintStream err;
+    /** How the process ends after a signal-driven drain; null when running inside another program (tests). */
+    private final IntConsumer exit;
 
     RunCommand(PrintStream out, PrintStream err) {
+        this(out, err, null);
+    }
+
+    RunCommand(PrintStream out, PrintStream err, IntConsumer exit) {
         this.out = out;
         this.err = err;
+        this.exit = exit;
     }
 
     int run(Path file) {
@@ -63,12 +71,34 @@ final class RunCommand {
         }
         try {
             Running running = start(file, config, out);
-            Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown"));
+            Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
+            if (exit != null) {
+                installSignals(running, exit);
+            }
             return Command.KEEP_RUNNING;
         } catch (Exception e) {
             err.println("not starting: " + e);
             return Command.INVALID;
         }
+    }
+
+    /**
+     * SIGHUP reloads; SIGTERM and SIGINT drain and exit 0. The JVM's default for SIGTERM (run the shutdown hooks,
+     * exit 143) would cut requests in flight; handling the signal ourselves lets them finish.
+     */
+    static void installSignals(Running running, IntConsumer exit) {
+        Signals.handle("HUP", () -> running.reloader().reload("sighup"));
+        Runnable drainAndExit = () -> {
+            if (running.beginShutdown()) {
+                Thread shutdown = new Thread(() -> {
+                    running.shutdownGracefully();
+                    exit.accept(Command.OK);
+                }, "shutdown");
+                shutdown.start();
+            }
+        };
+        Signals.handle("TERM", drainAndExit);
+        Signals.handle("INT", drainAndExit);
     }
 
     /** Starts the proxy with its access log and admin listener; shared with {@code demo}. */
@@ -84,18 +114,30 @@ final class RunCommand {
         AtomicBoolean ready = new AtomicBoolean();
         ProxyServer server = null;
         AdminServer admin = null;
+        ConfigReloader reloader = null;
         try {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC(), 0);
             server.bindEventLoopMetrics(registry);
-            var snapshot = new AdminEndpoints.ConfigSnapshot(config, 1, sha256(file));
-            admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get, snapshot,
-                    CertificateInventory.of(server), Clock.systemUTC()));
+            reloader = new ConfigReloader(file, server, metrics);
+            ProxyServer started = server;
+            admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
+                    reloader::snapshot, () -> CertificateInventory.of(started), reloader, Clock.systemUTC()));
             log.info("event=admin_listening address={}", admin.address());
+            if (config.reload().watch()) {
+                reloader.watch(config.reload().debounce());
+            }
             ready.set(true);
-            return new Running(server, admin, accessLog, ready, gcMetrics);
+            return new Running(server, admin, accessLog, ready, gcMetrics, reloader, new AtomicBoolean(),
+                    new AtomicBoolean());
         } catch (Exception e) {
             gcMetrics.close();
+            if (reloader != null) {
+                reloader.close();
+            }
+            if (admin != null) {
+                admin.close();
+            }
             if (server != null) {
                 server.close();
             }
@@ -133,10 +175,6 @@ final class RunCommand {
         return registry;
     }
 
-    private static String sha256(Path file) throws IOException, NoSuchAlgorithmException {
-        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
-    }
-
     private static AsyncJsonAccessLog openAccessLog(AccessLogConfig config, PrintStream stdout) throws IOException {
         if (!config.enabled()) {
             return null;
@@ -148,11 +186,51 @@ final class RunCommand {
 
     /** A started proxy and what must be closed with it. */
     record Running(ProxyServer server, AdminServer admin, AsyncJsonAccessLog accessLog, AtomicBoolean ready,
-            JvmGcMetrics gcMetrics) implements AutoCloseable {
+            JvmGcMetrics gcMetrics, ConfigReloader reloader, AtomicBoolean stopping, AtomicBoolean closed)
+            implements AutoCloseable {
+
+        /** Claims the one shutdown; false when one already started (a second SIGTERM changes nothing). */
+        boolean beginShutdown() {
+            return stopping.compareAndSet(false, true);
+        }
+
+        /**
+         * The graceful path: readiness 503 at once, keep accepting for drainDelay (load balancers deregister),
+         * stop accepting, let requests in flight finish up to drainTimeout, close idle keep-alives, then close.
+         */
+        void shutdownGracefully() {
+            var shutdown = server.config().shutdown();
+            log.info("event=shutdown_started drainDelay={} drainTimeout={}", shutdown.drainDelay(),
+                    shutdown.drainTimeout());
+            ready.set(false);
+            try {
+                // A plain wait on the shutdown thread: nothing else is to be done until load balancers notice.
+                TimeUnit.NANOSECONDS.sleep(shutdown.drainDelay().toNanos());
+                reloader.close();
+                server.stopAccepting();
+                boolean drained = server.drain(shutdown.drainTimeout());
+                log.info("event=shutdown_drained complete={}", drained);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            closeAll();
+        }
+
+        /** Immediate stop (shutdown hook, demo, tests); after a graceful shutdown it only finishes closing. */
         @Override
         public void close() {
+            stopping.set(true);
+            closeAll();
+        }
+
+        private synchronized void closeAll() {
+            if (closed.get()) {
+                return;
+            }
+            closed.set(true);
             log.info("event=stopping");
             ready.set(false);
+            reloader.close();
             server.close();
             admin.close();
             gcMetrics.close();

@@ -40,6 +40,7 @@ class PolicyToolsTest {
         Files.copy(pki.serverCertificatePem(), certs.resolve("server.pem"));
         Files.copy(pki.serverKeyPem(), certs.resolve("server.key"));
         Files.copy(pki.caPem(), certs.resolve("clients-ca.pem"));
+        Files.writeString(certs.resolve("clients-ca.crl"), pki.rootCrl());
 
         int code = new PolicyTestCommand(print(out), print(err), Clock.fixed(Instant.parse("2026-11-27T00:00:00Z"),
                 ZoneOffset.UTC)).run(example);

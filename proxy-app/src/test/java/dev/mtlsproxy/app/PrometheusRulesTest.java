@@ -60,7 +60,8 @@ class PrometheusRulesTest {
             "mtls_proxy_backend_connect_errors_total",
             "mtls_proxy_config_reloads_total",
             "mtls_proxy_access_log_dropped_total",
-            "mtls_proxy_handshake_log_suppressed_total");
+            "mtls_proxy_handshake_log_suppressed_total",
+            "mtls_proxy_crl_stale_accepted_total");
     static final List<String> GAUGES = List.of(
             "mtls_proxy_connections_open",
             "mtls_proxy_requests_in_flight",
@@ -68,7 +69,8 @@ class PrometheusRulesTest {
             "mtls_proxy_backend_healthy_endpoints",
             "mtls_proxy_certificate_expiry_timestamp_seconds",
             "mtls_proxy_config_last_reload_success_timestamp_seconds",
-            "mtls_proxy_config_generation");
+            "mtls_proxy_config_generation",
+            "mtls_proxy_crl_next_update_timestamp_seconds");
     static final List<String> HISTOGRAMS = List.of(
             "mtls_proxy_tls_handshake_duration_seconds",
             "mtls_proxy_request_duration_seconds",
@@ -189,6 +191,8 @@ class PrometheusRulesTest {
         metrics.configLoaded(1, 1_700_000_000L);
         metrics.accessLogDropped(new AtomicLong(), AtomicLong::doubleValue);
         metrics.handshakeLogSuppressed().increment();
+        metrics.crls(java.util.List.of(new ProxyMetrics.CrlNextUpdate("workloads", 0, 1_800_000_000L)));
+        metrics.staleCrlAccepted();
 
         Set<String> exposed = registry.scrape().lines()
                 .filter(line -> !line.startsWith("#") && !line.isBlank())

@@ -31,6 +31,10 @@ final class ConfigValidator {
         config.backends().forEach(this::backend);
         accessLog(config.accessLog());
         admin(config);
+        new RevocationValidator(problems).validate(config.trustAnchors(), config.revocation());
+        problems.nonNegative("shutdown.drainDelay", config.shutdown().drainDelay());
+        problems.positive("shutdown.drainTimeout", config.shutdown().drainTimeout());
+        problems.positive("reload.debounce", config.reload().debounce());
     }
 
     /** The admin endpoints must never be reachable on a public mTLS port. */

@@ -45,6 +45,12 @@ final class ConfigWarnings {
                         + " - no listener trusts this anchor, so the identity never matches");
             }
         });
+        config.trustAnchors().forEach((name, anchor) -> {
+            if (anchor.staleCrl() == StaleCrlPolicy.INSECURE_ALLOW) {
+                warnings.add(YamlPaths.key("trustAnchors", name) + ".staleCrl: insecureAllow - a client certificate"
+                        + " covered only by an expired CRL is accepted; a revocation published late is missed");
+            }
+        });
         warnings.sort(ConfigProblem::comparePaths);
         return List.copyOf(warnings);
     }

@@ -9,8 +9,10 @@ import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
 import java.security.PrivateKey;
 import java.security.Signature;
+import java.security.cert.CRLException;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
+import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
 import java.security.spec.InvalidKeySpecException;
 import java.security.spec.PKCS8EncodedKeySpec;
@@ -109,6 +111,53 @@ public final class Pem {
     }
 
     /**
+     * The certificate revocation lists of a file: {@code X509 CRL} PEM blocks, or one DER CRL (what most CAs publish
+     * at their distribution point). Signatures are checked later, against the issuing CA.
+     *
+     * @throws PemException when the file is unreadable or holds no valid CRL
+     */
+    public static List<X509CRL> readCrls(Path file) throws PemException {
+        byte[] raw;
+        try {
+            raw = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new PemException(file, FileChecks.describe(e, file));
+        }
+        CertificateFactory factory;
+        try {
+            factory = CertificateFactory.getInstance("X.509");
+        } catch (CertificateException e) {
+            throw new IllegalStateException("the JDK always has an X.509 certificate factory", e);
+        }
+        // DER starts with a SEQUENCE tag; anything else is read as PEM text
+        if (raw.length > 0 && raw[0] == 0x30) {
+            try {
+                return List.of((X509CRL) factory.generateCRL(new ByteArrayInputStream(raw)));
+            } catch (CRLException | ClassCastException e) {
+                throw new PemException(file, "not a valid DER X.509 CRL");
+            }
+        }
+        List<Block> blocks = blocks(new String(raw, StandardCharsets.ISO_8859_1));
+        List<X509CRL> crls = new ArrayList<>();
+        for (Block block : blocks) {
+            if (!block.label().equals("X509 CRL")) {
+                continue;
+            }
+            int n = crls.size() + 1;
+            byte[] der = decode(file, block, "X509 CRL block " + n);
+            try {
+                crls.add((X509CRL) factory.generateCRL(new ByteArrayInputStream(der)));
+            } catch (CRLException | ClassCastException e) {
+                throw new PemException(file, "X509 CRL block " + n + " is not a valid CRL");
+            }
+        }
+        if (crls.isEmpty()) {
+            throw new PemException(file, "no X509 CRL block found" + foundLabels(blocks));
+        }
+        return List.copyOf(crls);
+    }
+
+    /**
      * Whether the key is the private half of the certificate's public key: signs a fixed message with the key and
      * verifies it with the certificate, which works the same for every key type.
      */
@@ -144,6 +193,10 @@ public final class Pem {
         } catch (IOException e) {
             throw new PemException(file, FileChecks.describe(e, file));
         }
+        return blocks(text);
+    }
+
+    private static List<Block> blocks(String text) {
         List<Block> blocks = new ArrayList<>();
         Matcher m = BLOCK.matcher(text);
         while (m.find()) {

@@ -37,6 +37,12 @@ final class Problems {
         }
     }
 
+    void nonNegative(String path, Duration duration) {
+        if (duration.isNegative()) {
+            add(path, Durations.format(duration) + " (expected: zero or a positive duration)");
+        }
+    }
+
     void positive(String path, DataSize size) {
         if (size.bytes() <= 0) {
             add(path, size + " (expected: a positive size)");

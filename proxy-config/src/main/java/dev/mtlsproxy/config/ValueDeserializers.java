@@ -13,6 +13,7 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
 import java.util.Arrays;
+import java.util.function.Function;
 
 /**
  * Deserializers for every scalar in the config. On bad input they do not throw: they hand the value to
@@ -33,6 +34,10 @@ final class ValueDeserializers {
         module.addDeserializer(DataSize.class, new FromText<>(DataSize.class, true, (s, c) -> DataSize.parse(s)));
         module.addDeserializer(HostPort.class, new FromText<>(HostPort.class, false, (s, c) -> HostPort.parse(s)));
         module.addDeserializer(TlsVersion.class, new FromText<>(TlsVersion.class, false, (s, c) -> tlsVersion(s)));
+        module.addDeserializer(CrlScope.class, new FromText<>(CrlScope.class, false,
+                (s, c) -> yamlEnum(CrlScope.values(), CrlScope::yaml, s)));
+        module.addDeserializer(StaleCrlPolicy.class, new FromText<>(StaleCrlPolicy.class, false,
+                (s, c) -> yamlEnum(StaleCrlPolicy.values(), StaleCrlPolicy::yaml, s)));
         module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
         module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
         module.addDeserializer(Instant.class, new FromText<>(Instant.class, false, (s, c) -> instant(s)));
@@ -61,6 +66,13 @@ final class ValueDeserializers {
     private static PolicyMode policyMode(String text) {
         return Arrays.stream(PolicyMode.values())
                 .filter(m -> m.text().equals(text.trim()))
+                .findFirst()
+                .orElseThrow(IllegalArgumentException::new);
+    }
+
+    private static <E> E yamlEnum(E[] values, Function<E, String> spelling, String text) {
+        return Arrays.stream(values)
+                .filter(v -> spelling.apply(v).equals(text.trim()))
                 .findFirst()
                 .orElseThrow(IllegalArgumentException::new);
     }

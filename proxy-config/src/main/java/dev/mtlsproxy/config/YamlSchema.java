@@ -39,6 +39,10 @@ final class YamlSchema {
             Map.entry(PolicyMode.class, "one of " + String.join(", ",
                     Arrays.stream(PolicyMode.values()).map(PolicyMode::text).toList())),
             Map.entry(Instant.class, "a date and time with offset, like 2026-12-31T18:00:00Z"),
+            Map.entry(CrlScope.class, "one of " + String.join(", ",
+                    Arrays.stream(CrlScope.values()).map(CrlScope::yaml).toList())),
+            Map.entry(StaleCrlPolicy.class, "one of " + String.join(", ",
+                    Arrays.stream(StaleCrlPolicy.values()).map(StaleCrlPolicy::yaml).toList())),
             Map.entry(URI.class, "http://host:port"),
             Map.entry(Path.class, "a file path"));
 

@@ -80,6 +80,9 @@ class ExampleConfigsTest {
         for (JsonNode anchor : root.path("trustAnchors")) {
             X509Bundle anchorCa = n++ == 0 ? ca : TestPki.ca("example-anchor-" + n);
             TestPki.write(inCopy(configDir, anchor.path("caBundle").asText()), anchorCa.getCertificatePEM());
+            for (JsonNode crl : anchor.path("crls")) {
+                TestPki.write(inCopy(configDir, crl.asText()), TestPki.crl(anchorCa));
+            }
         }
         String accessLog = root.path("accessLog").path("path").asText("stdout");
         if (!accessLog.equals("stdout")) {

@@ -46,8 +46,8 @@ class MappingProblemsTest {
                         + " maxIdleConnections, responseTimeout, url)",
                 "identities.ops.subjectCN: unknown key (expected: one of "
                         + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
-                "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, routes, tests,"
-                        + " trustAnchors)");
+                "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, reload,"
+                        + " revocation, routes, shutdown, tests, trustAnchors)");
     }
 
     @Test
@@ -132,8 +132,8 @@ class MappingProblemsTest {
     @Test
     void aDocumentThatIsNotAMapping() {
         assertThat(fixture.problems("- listeners\n")).containsExactly(
-                "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, routes, tests,"
-                        + " trustAnchors)");
+                "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, reload,"
+                        + " revocation, routes, shutdown, tests, trustAnchors)");
     }
 
     @ParameterizedTest(name = "{0}")

@@ -44,6 +44,23 @@ final class TestPki {
         }
     }
 
+    /** A CRL from {@code ca}, valid for a day, revoking nothing, PEM-encoded. */
+    static String crl(X509Bundle ca) {
+        try {
+            java.time.Instant now = java.time.Instant.now();
+            var builder = new org.bouncycastle.cert.X509v2CRLBuilder(
+                    new org.bouncycastle.cert.jcajce.JcaX509CertificateHolder(ca.getCertificate()).getSubject(),
+                    java.util.Date.from(now.minusSeconds(60)));
+            builder.setNextUpdate(java.util.Date.from(now.plusSeconds(86_400)));
+            var signer = new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder(
+                    ca.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA" : "SHA256withRSA")
+                    .build(ca.getKeyPair().getPrivate());
+            return pem("X509 CRL", builder.build(signer).getEncoded());
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint CRL", e);
+        }
+    }
+
     static String pem(String label, byte[] der) {
         return "-----BEGIN " + label + "-----\n"
                 + Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(der)

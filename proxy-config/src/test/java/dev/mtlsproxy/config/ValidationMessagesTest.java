@@ -428,4 +428,86 @@ class ValidationMessagesTest {
             fixture.load(fixture.with("{ enabled: true, path: stdout }", "{ enabled: false, path: nope/x.log }"));
         }
     }
+
+    @Nested
+    class RevocationShutdownReload {
+
+        @Test
+        void everyCrlOfATrustAnchorIsReadableAndACrl() {
+            TestPki.write(dir.resolve("certs/ca.crl"), TestPki.crl(TestPki.ca("crl-ca")));
+            String yaml = fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/ca.pem, crls: [certs/ca.crl, certs/missing.crl, certs/ca.pem] }");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "trustAnchors.clients.crls[1]: " + fixture.abs("certs/missing.crl")
+                            + " (expected: a PEM or DER X.509 CRL) - no such file",
+                    "trustAnchors.clients.crls[2]: " + fixture.abs("certs/ca.pem")
+                            + " (expected: a PEM or DER X.509 CRL) - no X509 CRL block found (found: CERTIFICATE)");
+        }
+
+        @Test
+        void denyListEntriesHaveTheirForm() {
+            String yaml = ConfigFixture.VALID + """
+                    revocation:
+                      denySerials: ["4f:1a:09", "xyz"]
+                      denyFingerprints: ["ab:cd"]
+                      denySpkiPins: ["not base64!"]
+                    """;
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "revocation.denyFingerprints[0]: \"ab:cd\" (expected: a SHA-256 fingerprint, 64 hex digits,"
+                            + " colons allowed)",
+                    "revocation.denySerials[1]: \"xyz\" (expected: a certificate serial number in hex, e.g. 4f:1a:09"
+                            + " or 4F1A09)",
+                    "revocation.denySpkiPins[0]: \"not base64!\" (expected: a base64 SHA-256 of the"
+                            + " SubjectPublicKeyInfo, 44 characters)");
+        }
+
+        @Test
+        void scopeAndStalePolicyAreOneOfTheirWords() {
+            String yaml = fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/ca.pem, crlScope: all, staleCrl: allow }");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "trustAnchors.clients.crlScope: \"all\" (expected: one of chain, leaf)",
+                    "trustAnchors.clients.staleCrl: \"allow\" (expected: one of deny, insecureAllow)");
+        }
+
+        @Test
+        void insecurelyAllowingStaleCrlsIsWarnedAtEveryLoad() throws Exception {
+            ProxyConfig config = fixture.load(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/ca.pem, staleCrl: insecureAllow }"));
+
+            assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).contains("trustAnchors.clients.staleCrl:"
+                    + " insecureAllow - a client certificate covered only by an expired CRL is accepted; a revocation"
+                    + " published late is missed");
+        }
+
+        @Test
+        void drainAndDebounceDurations() {
+            String yaml = ConfigFixture.VALID + """
+                    shutdown: { drainDelay: -PT1S, drainTimeout: 0s }
+                    reload: { debounce: 0s }
+                    """;
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "reload.debounce: 0s (expected: a positive duration)",
+                    "shutdown.drainDelay: -1s (expected: zero or a positive duration)",
+                    "shutdown.drainTimeout: 0s (expected: a positive duration)");
+        }
+
+        @Test
+        void defaultsWhenOmitted() throws Exception {
+            ProxyConfig config = fixture.load(ConfigFixture.VALID);
+
+            assertThat(config.trustAnchors().get("clients").crls()).isEmpty();
+            assertThat(config.trustAnchors().get("clients").crlScope()).isEqualTo(CrlScope.CHAIN);
+            assertThat(config.trustAnchors().get("clients").staleCrl()).isEqualTo(StaleCrlPolicy.DENY);
+            assertThat(config.revocation().denySerials()).isEmpty();
+            assertThat(config.shutdown().drainDelay()).hasSeconds(5);
+            assertThat(config.shutdown().drainTimeout()).hasSeconds(20);
+            assertThat(config.reload().watch()).isTrue();
+            assertThat(config.reload().debounce()).hasMillis(500);
+        }
+    }
 }

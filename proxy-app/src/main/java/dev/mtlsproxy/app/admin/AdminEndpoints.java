@@ -30,11 +30,14 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * {@code /metrics} (Prometheus text, or OpenMetrics when the scraper asks for it), {@code /healthz},
- * {@code /readyz}, {@code /admin/certs}, {@code /admin/config}. Stateless and shared.
+ * {@code /readyz}, {@code /admin/certs}, {@code /admin/config}, and {@code POST /admin/reload}. Stateless and
+ * shared; a reload runs on the reloader's thread and is answered from there, so the admin loop never waits on it.
  */
 @Sharable
 public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRequest> {
@@ -43,23 +46,40 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     public record ConfigSnapshot(ProxyConfig config, long generation, String sha256) {
     }
 
+    /** Runs a reload off the admin event loop. */
+    public interface Reloader {
+        CompletableFuture<ReloadOutcome> reload(String trigger);
+    }
+
     /** The exposition formats' content types, as PrometheusMeterRegistry.scrape(String) expects them. */
     static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
     static final String OPENMETRICS_TEXT = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
     private final PrometheusMeterRegistry registry;
     private final BooleanSupplier ready;
-    private final ConfigSnapshot snapshot;
-    private final List<CertificateInventory.Entry> certificates;
+    private final Supplier<ConfigSnapshot> snapshot;
+    private final Supplier<List<CertificateInventory.Entry>> certificates;
+    private final Reloader reloader;
     private final Clock clock;
     private final ObjectMapper json;
 
     public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, ConfigSnapshot snapshot,
             List<CertificateInventory.Entry> certificates, Clock clock) {
+        this(registry, ready, () -> snapshot, () -> List.copyOf(certificates), null, clock);
+    }
+
+    /**
+     * @param snapshot     the configuration serving now, read per request (a reload replaces it)
+     * @param certificates what the current generation loaded, read per request
+     * @param reloader     what {@code POST /admin/reload} runs; null answers 404
+     */
+    public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, Supplier<ConfigSnapshot> snapshot,
+            Supplier<List<CertificateInventory.Entry>> certificates, Reloader reloader, Clock clock) {
         this.registry = registry;
         this.ready = ready;
         this.snapshot = snapshot;
-        this.certificates = List.copyOf(certificates);
+        this.certificates = certificates;
+        this.reloader = reloader;
         this.clock = clock;
         // Values with units and paths are shown as written in YAML, not as Jackson's object dumps.
         SimpleModule asText = new SimpleModule()
@@ -73,18 +93,57 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
         FullHttpResponse response;
+        boolean reload = "/admin/reload".equals(new QueryStringDecoder(request.uri()).path());
         if (!request.decoderResult().isSuccess()) {
             response = text(HttpResponseStatus.BAD_REQUEST, "bad request\n");
+        } else if (reload && reloader != null) {
+            if (!HttpMethod.POST.equals(request.method())) {
+                response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
+                response.headers().set(HttpHeaderNames.ALLOW, "POST");
+            } else {
+                boolean keepAlive = HttpUtil.isKeepAlive(request);
+                // Answered when the reload is done, from the reload thread; Netty hands the write to our loop.
+                reloader.reload("admin").whenComplete((outcome, failure) -> respond(ctx, keepAlive,
+                        reloadResponse(outcome, failure)));
+                return;
+            }
         } else if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
             response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
         } else {
             response = route(new QueryStringDecoder(request.uri()).path(), request);
         }
-        boolean keepAlive = HttpUtil.isKeepAlive(request);
+        respond(ctx, HttpUtil.isKeepAlive(request), response);
+    }
+
+    private static void respond(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response) {
         HttpUtil.setKeepAlive(response, keepAlive);
         var written = ctx.writeAndFlush(response);
         if (!keepAlive) {
             written.addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    /** 200 with the new generation, or 422 with the reason and every problem (the old generation still serves). */
+    private FullHttpResponse reloadResponse(ReloadOutcome outcome, Throwable failure) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        if (failure != null || outcome == null) {
+            out.put("result", "failure");
+            out.put("reason", "other");
+            out.put("problems", List.of(String.valueOf(failure)));
+        } else {
+            out.put("result", outcome.success() ? "success" : "failure");
+            out.put("generation", outcome.generation());
+            if (!outcome.success()) {
+                out.put("reason", outcome.reason());
+                out.put("problems", outcome.problems());
+            }
+        }
+        boolean ok = outcome != null && outcome.success();
+        try {
+            return body(ok ? HttpResponseStatus.OK : HttpResponseStatus.UNPROCESSABLE_ENTITY, "application/json",
+                    json.writeValueAsString(out) + "\n");
+        } catch (JsonProcessingException e) {
+            return text(HttpResponseStatus.INTERNAL_SERVER_ERROR, "reload outcome unavailable\n");
         }
     }
 
@@ -95,7 +154,7 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
             case "/readyz" -> ready.getAsBoolean()
                     ? text(HttpResponseStatus.OK, "ready\n")
                     : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "not ready\n");
-            case "/admin/certs" -> json(CertificateInventory.describe(certificates, clock.instant()));
+            case "/admin/certs" -> json(CertificateInventory.describe(certificates.get(), clock.instant()));
             case "/admin/config" -> json(config());
             default -> text(HttpResponseStatus.NOT_FOUND, "not found\n");
         };
@@ -108,11 +167,12 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     }
 
     private Map<String, Object> config() {
+        ConfigSnapshot current = snapshot.get();
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("generation", snapshot.generation());
-        out.put("sha256", snapshot.sha256());
+        out.put("generation", current.generation());
+        out.put("sha256", current.sha256());
         // Nothing secret is inlined in the configuration (keys are file paths), so the config is shown whole.
-        out.put("config", snapshot.config());
+        out.put("config", current.config());
         return out;
     }
 

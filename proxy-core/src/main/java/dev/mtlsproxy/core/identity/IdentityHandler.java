@@ -73,10 +73,12 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
     private void onSuccess(ChannelHandlerContext ctx) {
         SslHandler tls = ctx.pipeline().get(SslHandler.class);
         PeerIdentity identity;
+        X509Certificate[] x509Chain;
         SSLSession session = tls.engine().getSession();
         try {
             X509Certificate[] chain = x509(session.getPeerCertificates());
             identity = PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(anchors.anchorOf(chain));
+            x509Chain = chain;
         } catch (SSLPeerUnverifiedException | java.security.cert.CertificateParsingException | ClassCastException e) {
             // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
             log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,
@@ -86,6 +88,7 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
+        ctx.channel().attr(PeerChain.KEY).set(x509Chain);
         ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
                 serverName(session)));
         listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.metrics;
 
+import dev.mtlsproxy.core.proxy.ReloadFailureReason;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -50,10 +51,12 @@ public final class ProxyMetrics {
     private final Map<String, AtomicInteger> openConnections = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> requestsInFlight = new ConcurrentHashMap<>();
     private final Map<String, DistributionSummary> clientLifetimes = new ConcurrentHashMap<>();
+    private final Set<String> registeredBackends = ConcurrentHashMap.newKeySet();
 
     private final AtomicLong configGeneration = new AtomicLong();
     private final AtomicLong lastReloadSuccess = new AtomicLong();
     private final MultiGauge certificateExpiry;
+    private final MultiGauge crlNextUpdate;
 
     public ProxyMetrics(MeterRegistry registry) {
         this.registry = registry;
@@ -66,6 +69,11 @@ public final class ProxyMetrics {
                 .description("notAfter of a certificate in use, as Unix time")
                 .baseUnit("seconds")
                 .register(registry);
+        crlNextUpdate = MultiGauge.builder(PREFIX + "crl.next.update.timestamp")
+                .description("nextUpdate of a CRL in use, as Unix time; past it the CRL is stale")
+                .baseUnit("seconds")
+                .register(registry);
+        counter("crl.stale.accepted", Tags.empty());
     }
 
     public MeterRegistry registry() {
@@ -171,6 +179,9 @@ public final class ProxyMetrics {
     // ---- backends ----------------------------------------------------------------------------------------------
 
     public void backendRegistered(String backend, Supplier<Number> idleConnections, Supplier<Number> healthy) {
+        if (!registeredBackends.add(backend)) {
+            return; // once per name: a reload's suppliers read the current generation themselves
+        }
         // Supplier gauges hold their supplier strongly; the (obj, fn) form would keep only a weak reference to
         // these lambdas and report NaN after the next GC.
         Gauge.builder(PREFIX + "backend.pool.idle.connections", idleConnections)
@@ -219,12 +230,44 @@ public final class ProxyMetrics {
         certificateExpiry.register(gaugeRows, true);
     }
 
-    /** Records a configuration generation going live; the gauges read holders, so later reloads move them. */
+    /**
+     * Records a configuration generation going live; the gauges read holders, so later reloads move them. Every
+     * generation after the first is a successful reload.
+     */
     public void configLoaded(long generation, long epochSeconds) {
         configGeneration.set(generation);
         lastReloadSuccess.set(epochSeconds);
-        counter("config.reloads", Tags.of("result", "success"));
-        counter("config.reloads", Tags.of("result", "failure"));
+        Counter success = counter("config.reloads", Tags.of("result", "success", "reason", "none"));
+        for (ReloadFailureReason reason : ReloadFailureReason.values()) {
+            counter("config.reloads", Tags.of("result", "failure", "reason", reason.label()));
+        }
+        if (generation > 1) {
+            success.increment();
+        }
+    }
+
+    /** A reload that changed nothing; the old generation keeps serving. */
+    public void reloadFailed(ReloadFailureReason reason) {
+        counter("config.reloads", Tags.of("result", "failure", "reason", reason.label())).increment();
+    }
+
+    /** A handshake (or re-verification) accepted on a CRL past its nextUpdate, under staleCrl: insecureAllow. */
+    public void staleCrlAccepted() {
+        counter("crl.stale.accepted", Tags.empty()).increment();
+    }
+
+    /** One CRL in use: its trust anchor, its position among that anchor's CRLs, and its nextUpdate. */
+    public record CrlNextUpdate(String anchor, int index, long nextUpdateEpochSeconds) {
+    }
+
+    /** Replaces the CRL rows, so a renewed CRL shows its new nextUpdate and a removed one disappears. */
+    public void crls(List<CrlNextUpdate> crls) {
+        List<MultiGauge.Row<?>> rows = new ArrayList<>(crls.size());
+        for (CrlNextUpdate crl : crls) {
+            rows.add(MultiGauge.Row.of(Tags.of("anchor", crl.anchor(), "index", Integer.toString(crl.index())),
+                    crl.nextUpdateEpochSeconds()));
+        }
+        crlNextUpdate.register(rows, true);
     }
 
     public <T> void accessLogDropped(T log, ToDoubleFunction<T> dropped) {
@@ -259,6 +302,8 @@ public final class ProxyMetrics {
             case "authz.decisions" -> "Policy decisions by route and rule";
             case "backend.requests" -> "Requests sent to backends by result";
             case "backend.connect.errors" -> "Backend connection failures by reason";
+            case "config.reloads" -> "Configuration reloads by result and failure reason";
+            case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
             default -> name.replace('.', ' ').toLowerCase(Locale.ROOT);
         };
     }

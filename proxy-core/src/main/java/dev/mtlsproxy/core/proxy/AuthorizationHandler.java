@@ -85,6 +85,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
                 tls == null ? null : tls.serverName());
         PolicyDecision decision = rt.policy().decide(exchange.peer(), policyRequest, exchange.time());
         exchange.decision = decision;
+        exchange.runtime = rt;
         countDecision(decision);
         if (decision.outcome() == PolicyDecision.Outcome.DENY) {
             // Deny and dry-run deny alike leave an audit line: the point of dry-run is to see what would break.

@@ -37,6 +37,8 @@ final class Exchange {
     final String method;
     String path;
     PolicyDecision decision;
+    /** The generation that decided this request; forwarding uses its backends, whatever a reload did since. */
+    ProxyRuntime runtime;
     String backend;
     int status;
     long bytesIn;

@@ -1,11 +1,13 @@
 package dev.mtlsproxy.core.proxy;
 
 import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayDeque;
@@ -18,12 +20,17 @@ import java.util.ArrayDeque;
  *
  * <p>It also owns "read the next request": when a final response has been written, it either replays held messages
  * or asks the socket for more. State is per channel and event-loop confined.
+ *
+ * <p>Knowing whether a response is pending makes it the handler that drains a connection for shutdown
+ * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
+ * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would.
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
 
     private final ArrayDeque<Object> held = new ArrayDeque<>();
     private boolean responsePending;
     private boolean interimResponse;
+    private boolean draining;
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -38,15 +45,37 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     }
 
     @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt instanceof DrainEvent) {
+            draining = true;
+            if (!responsePending) {
+                ctx.close();
+            }
+            return;
+        }
+        ctx.fireUserEventTriggered(evt);
+    }
+
+    @Override
     public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
         boolean endsExchange = false;
         if (msg instanceof HttpResponse response) {
             // 100 Continue and friends precede the final response; they do not end the exchange.
             interimResponse = response.status().codeClass() == HttpStatusClass.INFORMATIONAL;
+            if (draining && !interimResponse) {
+                HttpUtil.setKeepAlive(response, false);
+            }
         }
         if (msg instanceof LastHttpContent) {
             endsExchange = !interimResponse;
             interimResponse = false;
+        }
+        if (endsExchange && draining) {
+            ChannelPromise written = promise.unvoid();
+            ctx.write(msg, written);
+            written.addListener(ChannelFutureListener.CLOSE);
+            responsePending = false;
+            return;
         }
         ctx.write(msg, promise);
         if (endsExchange) {

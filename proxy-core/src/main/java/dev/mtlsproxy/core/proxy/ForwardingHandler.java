@@ -107,8 +107,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void startExchange(HttpRequest request) {
-        rt = runtime.get();
         exchange = ctx.channel().attr(Exchange.KEY).get();
+        rt = exchange.runtime != null ? exchange.runtime : runtime.get();
         backend = rt.backend(exchange.decision.route().backend());
         exchange.backend = backend.endpoint();
         requestComplete = false;

@@ -4,14 +4,14 @@ import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import dev.mtlsproxy.core.identity.IdentityHandler;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
-import dev.mtlsproxy.core.tls.TrustAnchors;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
+import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.timeout.IdleStateHandler;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -27,47 +27,58 @@ import java.util.function.Supplier;
  *   forward    ForwardingHandler: backend connection and relay, auto-read off on both sides
  * </pre>
  * All handlers are new per channel: each keeps per-connection state, confined to the channel's event loop.
+ *
+ * <p>A connection takes the listener's generation current when it is accepted (TLS context, limits, XFCC "By") and
+ * keeps it; it joins the listener's channel group so a reload can re-verify it and a drain can close it.
  */
 final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
 
-    private final ListenerConfig listener;
-    private final SslContext sslContext;
-    private final TrustAnchors anchors;
-    private final String xfccBy;
+    private final String listenerName;
+    private final Supplier<ListenerGeneration> generation;
     private final Supplier<ProxyRuntime> runtime;
     private final ForwardingHandler.BackendConnector connector;
     private final IdentityHandler.HandshakeListener handshakes;
     private final ProxyMetrics metrics;
     private final Exchange.Recorder recorder;
+    private final ChannelGroup connections;
+    private final BooleanSupplier draining;
 
-    ProxyChannelInitializer(ListenerConfig listener, SslContext sslContext, TrustAnchors anchors, String xfccBy,
+    ProxyChannelInitializer(String listenerName, Supplier<ListenerGeneration> generation,
             Supplier<ProxyRuntime> runtime, ForwardingHandler.BackendConnector connector,
-            IdentityHandler.HandshakeListener handshakes, ProxyMetrics metrics, Exchange.Recorder recorder) {
-        this.listener = listener;
-        this.sslContext = sslContext;
-        this.anchors = anchors;
-        this.xfccBy = xfccBy;
+            IdentityHandler.HandshakeListener handshakes, ProxyMetrics metrics, Exchange.Recorder recorder,
+            ChannelGroup connections, BooleanSupplier draining) {
+        this.listenerName = listenerName;
+        this.generation = generation;
         this.runtime = runtime;
         this.connector = connector;
         this.handshakes = handshakes;
         this.metrics = metrics;
         this.recorder = recorder;
+        this.connections = connections;
+        this.draining = draining;
     }
 
     @Override
     protected void initChannel(SocketChannel ch) {
-        metrics.connectionOpened(listener.name());
-        ch.closeFuture().addListener(f -> metrics.connectionClosed(listener.name()));
-        SslHandler tls = sslContext.newHandler(ch.alloc());
+        ListenerGeneration current = generation.get();
+        ListenerConfig listener = current.config();
+        metrics.connectionOpened(listenerName);
+        ch.closeFuture().addListener(f -> metrics.connectionClosed(listenerName));
+        SslHandler tls = current.serverTls().context().newHandler(ch.alloc());
         tls.setHandshakeTimeoutMillis(listener.handshakeTimeout().toMillis());
         ChannelPipeline p = ch.pipeline();
         p.addLast("idle", new IdleStateHandler(0, 0, listener.idleTimeout().toNanos(), TimeUnit.NANOSECONDS));
         p.addLast("tls", tls);
-        p.addLast("identity", new IdentityHandler(listener.name(), handshakes, anchors));
+        p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.anchors()));
         p.addLast("http", new StrictHttpServerCodec(listener.limits()));
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));
-        p.addLast("authorize", new AuthorizationHandler(listener.name(), runtime, metrics));
-        p.addLast("forward", new ForwardingHandler(runtime, connector, xfccBy, metrics));
+        p.addLast("authorize", new AuthorizationHandler(listenerName, runtime, metrics));
+        p.addLast("forward", new ForwardingHandler(runtime, connector, current.xfccBy(), metrics));
+        connections.add(ch);
+        if (draining.getAsBoolean()) {
+            // Accepted in the instant before the listener closed: treated like every other idle connection.
+            p.fireUserEventTriggered(DrainEvent.INSTANCE);
+        }
     }
 }

@@ -20,8 +20,19 @@ import java.util.Map;
 record ProxyRuntime(ProxyConfig config, Policy policy, Map<String, Backend> backends, AccessLog accessLog) {
 
     static ProxyRuntime build(ProxyConfig config, AccessLog accessLog) {
+        return build(config, accessLog, Map.of());
+    }
+
+    /**
+     * Builds the runtime of a new generation. A backend whose configuration did not change is carried over with its
+     * pool, so a policy or certificate reload does not drop warm backend connections.
+     */
+    static ProxyRuntime build(ProxyConfig config, AccessLog accessLog, Map<String, Backend> previous) {
         Map<String, Backend> backends = new HashMap<>();
-        config.backends().forEach((name, bc) -> backends.put(name, Backend.of(name, bc)));
+        config.backends().forEach((name, bc) -> {
+            Backend old = previous.get(name);
+            backends.put(name, old != null && old.config().equals(bc) ? old : Backend.of(name, bc));
+        });
         return new ProxyRuntime(config, Policy.compile(config), Map.copyOf(backends), accessLog);
     }
 

@@ -9,7 +9,11 @@ import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.identity.PeerChain;
+import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
+import dev.mtlsproxy.core.tls.ClientChainVerifier;
 import dev.mtlsproxy.core.tls.ListenerTls;
+import dev.mtlsproxy.core.tls.RevocationChecker;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
@@ -19,6 +23,11 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.ChannelGroupFuture;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.timeout.IdleStateHandler;
@@ -28,38 +37,84 @@ import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * A running proxy: one event loop group sized to the cores, one server channel per listener, backend connections on
  * the same loops. Built from a validated {@link ProxyConfig}; everything it needs is passed in.
+ *
+ * <p>Everything built from one configuration (TLS contexts, client-chain checks, revocation data, policy, backends)
+ * is one {@link Generation}, held in one reference. {@link #reload} builds the next generation completely, off the
+ * event loops, and swaps that reference; a failure at any step leaves the old generation serving. New connections
+ * take the current generation's TLS context; requests read the current policy each time, so a removed grant denies
+ * the next request on an open connection. After a swap, open connections are re-verified against the new CAs and
+ * revocation data, and those that no longer pass are closed.
  */
 public final class ProxyServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ProxyServer.class);
 
-    private final EventLoopGroup group;
-    private final Map<String, Channel> listeners;
-    private final ProxyRuntime runtime;
-    private final Map<String, ListenerTls> tls;
-
-    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, ProxyRuntime runtime,
-            Map<String, ListenerTls> tls) {
-        this.group = group;
-        this.listeners = listeners;
-        this.runtime = runtime;
-        this.tls = tls;
+    /** Everything built from one configuration, swapped as one reference. */
+    private record Generation(long number, ProxyConfig config, ProxyRuntime runtime, RevocationChecker revocation,
+            Map<String, ListenerGeneration> listeners) {
     }
 
-    /** The key material of every listener by name, as loaded at start, for the admin certificate inventory. */
+    private final EventLoopGroup group;
+    private final Map<String, Channel> listeners;
+    private final Map<String, ChannelGroup> connections;
+    private final AtomicReference<Generation> current;
+    private final AccessLog accessLog;
+    private final ProxyMetrics metrics;
+    private final Clock clock;
+    /** Reloads are serialised; the event loops never take this lock. */
+    private final Object reloadLock = new Object();
+    private volatile boolean draining;
+
+    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, Map<String, ChannelGroup> connections,
+            AtomicReference<Generation> current, AccessLog accessLog, ProxyMetrics metrics, Clock clock) {
+        this.group = group;
+        this.listeners = listeners;
+        this.connections = connections;
+        this.current = current;
+        this.accessLog = accessLog;
+        this.metrics = metrics;
+        this.clock = clock;
+    }
+
+    /** The key material of every listener by name, as loaded by the current generation (admin inventory). */
     public Map<String, ListenerTls> listenerTls() {
+        Map<String, ListenerTls> tls = new LinkedHashMap<>();
+        current.get().listeners().forEach((name, l) -> tls.put(name, l.tls()));
         return tls;
+    }
+
+    /** The CRLs the current generation checks, for the admin inventory. */
+    public List<RevocationChecker.SourcedCrl> crls() {
+        return current.get().revocation().crls();
+    }
+
+    /** The configuration generation serving now: 1 at start, +1 per successful reload. */
+    public long generation() {
+        return current.get().number();
+    }
+
+    /** The configuration the current generation was built from. */
+    public ProxyConfig config() {
+        return current.get().config();
     }
 
     /**
@@ -70,69 +125,207 @@ public final class ProxyServer implements AutoCloseable {
     public static ProxyServer start(ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics, Clock clock,
             int threads) throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.best();
-        ProxyRuntime runtime = ProxyRuntime.build(config, accessLog);
-        HandshakeObserver handshakes = new HandshakeObserver(metrics, () -> runtime, clock);
-        Map<String, ListenerTls> tls = new LinkedHashMap<>();
-        for (ListenerConfig listener : config.listeners()) {
-            tls.put(listener.name(), ListenerTls.load(listener.tls(), config.trustAnchors()));
-        }
-        registerMetrics(tls, runtime, metrics, clock);
+        AtomicReference<Generation> current = new AtomicReference<>();
+        current.set(build(1, config, accessLog, metrics, clock, Map.of()));
+        Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
+        HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
+        registerMetrics(current, metrics, clock);
         int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         EventLoopGroup group = transport.newGroup(loops);
         Map<String, Channel> bound = new LinkedHashMap<>();
+        Map<String, ChannelGroup> connections = new LinkedHashMap<>();
+        for (ListenerConfig listener : config.listeners()) {
+            connections.put(listener.name(), new DefaultChannelGroup(listener.name(), GlobalEventExecutor.INSTANCE));
+        }
+        ProxyServer server = new ProxyServer(group, bound, Map.copyOf(connections), current, accessLog, metrics,
+                clock);
         try {
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
-                var sslContext = ServerTlsContexts.forListener(tls.get(listener.name()), clock);
-                String by = ownUriSan(tls.get(listener.name()));
-                metrics.listenerStarted(listener.name());
-                Exchange.Recorder recorder = new Exchange.Recorder(listener.name(), clock, accessLog, metrics);
+                String name = listener.name();
+                metrics.listenerStarted(name);
+                Exchange.Recorder recorder = new Exchange.Recorder(name, clock, accessLog, metrics);
                 ServerBootstrap bootstrap = new ServerBootstrap()
                         .group(group)
                         .channel(transport.serverChannel())
                         .option(ChannelOption.SO_BACKLOG, 1024)
                         .childOption(ChannelOption.AUTO_READ, false)
                         .childOption(ChannelOption.TCP_NODELAY, true)
-                        .childHandler(new ProxyChannelInitializer(listener, sslContext,
-                                tls.get(listener.name()).trustAnchors(), by, () -> runtime,
-                                connector, handshakes, metrics, recorder));
+                        .childHandler(new ProxyChannelInitializer(name, () -> current.get().listeners().get(name),
+                                runtime, connector, handshakes, metrics, recorder, connections.get(name),
+                                () -> server.draining));
                 Channel channel = bootstrap.bind(listener.address().host(), listener.address().port()).sync()
                         .channel();
-                bound.put(listener.name(), channel);
-                log.info("event=listening listener={} address={} transport={} tls=\"{}\"", listener.name(),
+                bound.put(name, channel);
+                log.info("event=listening listener={} address={} transport={} tls=\"{}\"", name,
                         channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription());
             }
-        } catch (IOException | GeneralSecurityException | InterruptedException | RuntimeException e) {
+        } catch (InterruptedException | RuntimeException e) {
             for (Channel c : bound.values()) {
                 c.close();
             }
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
-        return new ProxyServer(group, bound, runtime, Map.copyOf(tls));
+        return server;
     }
 
-    /** Meters whose values come from the configuration: certificates, backends, generation. */
-    private static void registerMetrics(Map<String, ListenerTls> tls, ProxyRuntime runtime, ProxyMetrics metrics,
-            Clock clock) {
+    /** Builds a complete generation: revocation data, every listener's key material and TLS context, runtime. */
+    private static Generation build(long number, ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics,
+            Clock clock, Map<String, Backend> previousBackends)
+            throws PemException, GeneralSecurityException, SSLException {
+        RevocationChecker revocation = RevocationChecker.load(config.trustAnchors(), config.revocation(),
+                staleCrlWarner(metrics), clock);
+        Map<String, ListenerGeneration> listeners = new LinkedHashMap<>();
+        for (ListenerConfig listener : config.listeners()) {
+            ListenerTls tls = ListenerTls.load(listener.tls(), config.trustAnchors());
+            listeners.put(listener.name(), new ListenerGeneration(listener, tls,
+                    ServerTlsContexts.forListener(tls, revocation, clock), tls.trustAnchors(), ownUriSan(tls)));
+        }
+        ProxyRuntime runtime = ProxyRuntime.build(config, accessLog, previousBackends);
+        return new Generation(number, config, runtime, revocation, Collections.unmodifiableMap(listeners));
+    }
+
+    /** Counts every stale CRL accepted under insecureAllow; logs each (issuer, nextUpdate) once per generation. */
+    private static RevocationChecker.StaleCrlListener staleCrlWarner(ProxyMetrics metrics) {
+        Set<String> warned = ConcurrentHashMap.newKeySet();
+        return (issuer, nextUpdate) -> {
+            metrics.staleCrlAccepted();
+            if (warned.add(issuer.getName() + nextUpdate)) {
+                log.warn("event=stale_crl_accepted issuer=\"{}\" nextUpdate={} policy=insecureAllow",
+                        issuer.getName(), nextUpdate);
+            }
+        };
+    }
+
+    /**
+     * Builds the next generation from {@code config} and makes it current. Runs on the caller's thread (never an
+     * event loop); concurrent calls are serialised.
+     *
+     * @return the new generation number
+     * @throws ReloadException when anything fails; the old generation keeps serving, untouched
+     */
+    public long reload(ProxyConfig config) throws ReloadException {
+        synchronized (reloadLock) {
+            Generation old = current.get();
+            Generation next;
+            try {
+                requireSameListeners(old.config(), config);
+                next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends());
+            } catch (ReloadException e) {
+                metrics.reloadFailed(e.reason());
+                throw e;
+            } catch (PemException | GeneralSecurityException | SSLException e) {
+                metrics.reloadFailed(ReloadFailureReason.TLS_MATERIAL);
+                throw new ReloadException(ReloadFailureReason.TLS_MATERIAL, e.getMessage(), e);
+            } catch (RuntimeException e) {
+                metrics.reloadFailed(ReloadFailureReason.OTHER);
+                throw new ReloadException(ReloadFailureReason.OTHER, e.toString(), e);
+            }
+            current.set(next);
+            registerMetrics(current, metrics, clock);
+            retire(old, next);
+            log.info("event=config_reloaded generation={}", next.number());
+            reverifyOpenConnections(next);
+            return next.number();
+        }
+    }
+
+    private static void requireSameListeners(ProxyConfig old, ProxyConfig next) throws ReloadException {
+        Map<String, Object> before = new LinkedHashMap<>();
+        old.listeners().forEach(l -> before.put(l.name(), l.address()));
+        Map<String, Object> after = new LinkedHashMap<>();
+        next.listeners().forEach(l -> after.put(l.name(), l.address()));
+        if (!before.equals(after)) {
+            throw new ReloadException(ReloadFailureReason.RESTART_REQUIRED, "listeners: names and addresses "
+                    + after + " differ from the running " + before + "; adding, removing or moving a listener"
+                    + " needs a restart", null);
+        }
+    }
+
+    /** Backends not carried over into the new generation lose their idle connections; busy ones finish. */
+    private static void retire(Generation old, Generation next) {
+        for (Backend b : old.runtime().backends().values()) {
+            if (next.runtime().backends().get(b.name()) != b) {
+                b.pool().closeAll();
+            }
+        }
+    }
+
+    /**
+     * Re-judges every open connection's client chain by the new generation's CAs and revocation data, and closes
+     * those that fail: revocation reaches live connections. A connection still in its handshake is judged when the
+     * handshake completes, since its context may be the old one.
+     */
+    private void reverifyOpenConnections(Generation next) {
+        connections.forEach((listener, channels) -> {
+            for (Channel channel : channels) {
+                X509Certificate[] chain = channel.attr(PeerChain.KEY).get();
+                if (chain != null) {
+                    reverify(listener, channel, chain, next.listeners().get(listener).serverTls().verifier());
+                    continue;
+                }
+                SslHandler tls = channel.pipeline().get(SslHandler.class);
+                if (tls != null) {
+                    tls.handshakeFuture().addListener(f -> {
+                        X509Certificate[] late = channel.attr(PeerChain.KEY).get();
+                        if (f.isSuccess() && late != null) {
+                            reverify(listener, channel, late,
+                                    current.get().listeners().get(listener).serverTls().verifier());
+                        }
+                    });
+                }
+            }
+        });
+    }
+
+    private static void reverify(String listener, Channel channel, X509Certificate[] chain,
+            ClientChainVerifier verifier) {
+        try {
+            verifier.verify(chain);
+        } catch (ClientCertificateRejectedException e) {
+            log.warn("event=connection_closed listener={} remote={} reason={} detail=\"{}\" cause=reload", listener,
+                    channel.remoteAddress(), e.reason().label(), e.getMessage().replace('"', '\''));
+            channel.close();
+        }
+    }
+
+    /** Meters whose values come from the configuration: certificates, CRLs, backends, generation. */
+    private static void registerMetrics(AtomicReference<Generation> current, ProxyMetrics metrics, Clock clock) {
+        Generation generation = current.get();
         List<ProxyMetrics.CertificateExpiry> certificates = new ArrayList<>();
-        tls.forEach((listener, material) -> {
+        generation.listeners().forEach((listener, l) -> {
             int i = 0;
-            for (X509Certificate c : material.chain()) {
+            for (X509Certificate c : l.tls().chain()) {
                 certificates.add(new ProxyMetrics.CertificateExpiry("server", listener, i++,
                         c.getNotAfter().toInstant().getEpochSecond()));
             }
             i = 0;
-            for (ListenerTls.SourcedCertificate ca : material.clientCAs()) {
+            for (ListenerTls.SourcedCertificate ca : l.tls().clientCAs()) {
                 certificates.add(new ProxyMetrics.CertificateExpiry("client_ca", listener, i++,
                         ca.certificate().getNotAfter().toInstant().getEpochSecond()));
             }
         });
         metrics.certificates(certificates);
-        for (Backend backend : runtime.backends().values()) {
-            metrics.backendRegistered(backend.name(), backend.pool()::idleConnections, backend::healthyEndpoints);
+        List<ProxyMetrics.CrlNextUpdate> crls = new ArrayList<>();
+        Map<String, Integer> perAnchor = new HashMap<>();
+        for (RevocationChecker.SourcedCrl crl : generation.revocation().crls()) {
+            int index = perAnchor.merge(crl.anchor(), 1, Integer::sum) - 1;
+            crls.add(new ProxyMetrics.CrlNextUpdate(crl.anchor(), index, crl.crl().getNextUpdate() == null ? 0L
+                    : crl.crl().getNextUpdate().toInstant().getEpochSecond()));
         }
-        metrics.configLoaded(1, clock.instant().getEpochSecond());
+        metrics.crls(crls);
+        for (String name : generation.runtime().backends().keySet()) {
+            // Registered once per name; the suppliers read whichever generation is current.
+            metrics.backendRegistered(name, () -> {
+                Backend b = current.get().runtime().backends().get(name);
+                return b == null ? 0 : b.pool().idleConnections();
+            }, () -> {
+                Backend b = current.get().runtime().backends().get(name);
+                return b == null ? 0 : b.healthyEndpoints();
+            });
+        }
+        metrics.configLoaded(generation.number(), clock.instant().getEpochSecond());
     }
 
     private static ForwardingHandler.BackendConnector backendConnector(Transport transport) {
@@ -199,13 +392,61 @@ public final class ProxyServer implements AutoCloseable {
         return all;
     }
 
-    /** Stops accepting, closes pooled backend connections and the event loops. */
-    @Override
-    public void close() {
+    /** Closes every listening socket: no new connections; open ones carry on. */
+    public void stopAccepting() {
+        draining = true;
         for (Channel c : listeners.values()) {
             c.close().syncUninterruptibly();
         }
-        runtime.backends().values().forEach(b -> b.pool().closeAll());
+    }
+
+    /**
+     * Drains client connections: idle keep-alive connections close now, connections with a request in flight close
+     * when its response is written. Call after {@link #stopAccepting()}.
+     *
+     * @return true when every connection closed within the timeout; false when the rest were cut at the deadline
+     */
+    public boolean drain(Duration timeout) throws InterruptedException {
+        draining = true;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<ChannelGroupFuture> closed = new ArrayList<>();
+        int open = 0;
+        for (ChannelGroup channels : connections.values()) {
+            closed.add(channels.newCloseFuture());
+            for (Channel channel : channels) {
+                open++;
+                channel.pipeline().fireUserEventTriggered(DrainEvent.INSTANCE);
+            }
+        }
+        log.info("event=draining connections={} timeout={}", open, timeout);
+        boolean drained = true;
+        for (ChannelGroupFuture f : closed) {
+            drained &= f.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        }
+        if (!drained) {
+            int cut = 0;
+            for (ChannelGroup channels : connections.values()) {
+                cut += channels.size();
+                channels.close();
+            }
+            log.warn("event=drain_timeout connections_cut={}", cut);
+        }
+        return drained;
+    }
+
+    /** Number of client connections open now, over all listeners. */
+    public int openConnections() {
+        return connections.values().stream().mapToInt(ChannelGroup::size).sum();
+    }
+
+    /** Stops accepting, closes client connections, pooled backend connections and the event loops. */
+    @Override
+    public void close() {
+        stopAccepting();
+        for (ChannelGroup channels : connections.values()) {
+            channels.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        }
+        current.get().runtime().backends().values().forEach(b -> b.pool().closeAll());
         group.shutdownGracefully(0, 5, TimeUnit.SECONDS).syncUninterruptibly();
     }
 }

@@ -11,6 +11,7 @@ import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.PKIXCertPathChecker;
+import java.security.cert.PKIXCertPathValidatorResult;
 import java.security.cert.PKIXParameters;
 import java.security.cert.PKIXReason;
 import java.security.cert.TrustAnchor;
@@ -21,6 +22,7 @@ import java.util.Date;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.X509ExtendedTrustManager;
@@ -31,11 +33,12 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * wherever a certificate of the chain restricts its usage (the Go/ghostunnel rule, stricter than OpenSSL's default).
  *
  * <p>Every rejection is a {@link ClientCertificateRejectedException} with a {@link HandshakeFailureReason}, so the
- * handshake outcome is classified by type. Revocation is not checked here yet (CRLs come with hot reload).
+ * handshake outcome is classified by type. Revocation (CRLs, deny-list) is the {@link RevocationChecker}'s job, asked
+ * once PKIX has accepted the path.
  *
  * <p>Thread-safe and shared by all connections of one TLS context.
  */
-final class ClientCertificateVerifier extends X509ExtendedTrustManager {
+final class ClientCertificateVerifier extends X509ExtendedTrustManager implements ClientChainVerifier {
 
     static final String EKU_OID = "2.5.29.37";
     private static final String CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
@@ -47,8 +50,16 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
     private final Set<X509Certificate> anchorCertificates;
     private final X509Certificate[] acceptedIssuers;
     private final Clock clock;
+    private final RevocationChecker revocation;
+    /** The configured trust anchor of each CA, so revocation applies that anchor's CRL settings. */
+    private final Map<X509Certificate, String> anchorNames;
 
     ClientCertificateVerifier(Collection<X509Certificate> trustedCAs, Clock clock) {
+        this(trustedCAs, Map.of(), RevocationChecker.NONE, clock);
+    }
+
+    ClientCertificateVerifier(Collection<X509Certificate> trustedCAs, Map<X509Certificate, String> anchorNames,
+            RevocationChecker revocation, Clock clock) {
         if (trustedCAs.isEmpty()) {
             throw new IllegalArgumentException("at least one trusted CA is required");
         }
@@ -60,9 +71,12 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
         this.anchorCertificates = Set.copyOf(new LinkedHashSet<>(trustedCAs));
         this.acceptedIssuers = trustedCAs.toArray(new X509Certificate[0]);
         this.clock = clock;
+        this.revocation = revocation;
+        this.anchorNames = Map.copyOf(anchorNames);
     }
 
-    void verify(X509Certificate[] chain) throws ClientCertificateRejectedException {
+    @Override
+    public void verify(X509Certificate[] chain) throws ClientCertificateRejectedException {
         if (chain == null || chain.length == 0) {
             throw new ClientCertificateRejectedException(
                     HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null, null);
@@ -74,6 +88,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
                     "client sent " + path.size() + " certificates below the root, at most " + MAX_CHAIN_LENGTH
                             + " accepted", null, chain[0]);
         }
+        PKIXCertPathValidatorResult result;
         try {
             CertificateFactory factory = CertificateFactory.getInstance("X.509");
             CertPath certPath = factory.generateCertPath(path);
@@ -81,13 +96,16 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager {
             params.setRevocationEnabled(false);
             params.setDate(Date.from(clock.instant()));
             params.addCertPathChecker(new ClientAuthUsageChecker());
-            CertPathValidator.getInstance("PKIX").validate(certPath, params);
+            result = (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
         } catch (CertPathValidatorException e) {
             throw new ClientCertificateRejectedException(classify(e), describe(e), e, chain[0]);
         } catch (GeneralSecurityException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
                     chain[0]);
         }
+        // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
+        X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
+        revocation.check(path, anchor, anchorNames.get(anchor));
     }
 
     private static HandshakeFailureReason classify(CertPathValidatorException e) {

@@ -5,6 +5,7 @@ import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import java.nio.file.Path;
+import java.security.InvalidKeyException;
 import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
@@ -37,9 +38,16 @@ public final class ListenerTls {
         this.clientCAs = List.copyOf(clientCAs);
     }
 
-    /** Reads the listener's files and the CA bundles of the anchors it trusts (all of them unless it names some). */
+    /**
+     * Reads the listener's files and the CA bundles of the anchors it trusts (all of them unless it names some). The
+     * key is checked against the certificate here as well as in validation: on a reload the files may change between
+     * the two reads (a rotation caught half-way).
+     *
+     * @throws PemException when a file is unreadable or invalid
+     * @throws InvalidKeyException when the key is not the certificate's
+     */
     public static ListenerTls load(ServerTlsConfig config, Map<String, TrustAnchorConfig> anchors)
-            throws PemException {
+            throws PemException, InvalidKeyException {
         List<SourcedCertificate> cas = new ArrayList<>();
         for (Map.Entry<String, TrustAnchorConfig> anchor : new TreeMap<>(anchors).entrySet()) {
             if (!config.trustAnchors().isEmpty() && !config.trustAnchors().contains(anchor.getKey())) {
@@ -50,8 +58,12 @@ public final class ListenerTls {
                 cas.add(new SourcedCertificate(bundle, ca, anchor.getKey()));
             }
         }
-        return new ListenerTls(config, Pem.readCertificates(config.certificate()), Pem.readPrivateKey(
-                config.privateKey()), cas);
+        List<X509Certificate> chain = Pem.readCertificates(config.certificate());
+        PrivateKey key = Pem.readPrivateKey(config.privateKey());
+        if (!Pem.keyMatchesCertificate(key, chain.get(0))) {
+            throw new InvalidKeyException(config.privateKey() + ": not the private key of " + config.certificate());
+        }
+        return new ListenerTls(config, chain, key, cas);
     }
 
     public ServerTlsConfig config() {

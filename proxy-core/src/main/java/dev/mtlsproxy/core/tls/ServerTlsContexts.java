@@ -9,7 +9,9 @@ import io.netty.handler.ssl.SslProvider;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import javax.net.ssl.SSLException;
 
 /** Builds the server-side {@link SslContext} of a listener: one per configuration, shared by its connections. */
@@ -40,18 +42,32 @@ public final class ServerTlsContexts {
      *                               silently to the JDK engine, whose behaviour and speed differ
      */
     public static SslContext forListener(ListenerTls tls, Clock clock) throws SSLException {
+        return forListener(tls, RevocationChecker.NONE, clock).context();
+    }
+
+    /** A listener's TLS context and the client-chain check inside it, which a reload re-runs on open connections. */
+    public record ServerTls(SslContext context, ClientChainVerifier verifier) {
+    }
+
+    /** As {@link #forListener(ListenerTls, Clock)}, with revocation checked after path validation. */
+    public static ServerTls forListener(ListenerTls tls, RevocationChecker revocation, Clock clock)
+            throws SSLException {
         TlsEngine.requireOpenSsl();
         List<X509Certificate> cas = new ArrayList<>();
+        Map<X509Certificate, String> anchorNames = new HashMap<>();
         for (ListenerTls.SourcedCertificate ca : tls.clientCAs()) {
             cas.add(ca.certificate());
+            anchorNames.put(ca.certificate(), ca.anchor());
         }
-        return SslContextBuilder.forServer(tls.key(), tls.chain())
+        ClientCertificateVerifier verifier = new ClientCertificateVerifier(cas, anchorNames, revocation, clock);
+        SslContext context = SslContextBuilder.forServer(tls.key(), tls.chain())
                 .sslProvider(SslProvider.OPENSSL)
                 .protocols(protocols(tls.config().minVersion()))
                 .ciphers(TLS12_CIPHERS)
                 .clientAuth(ClientAuth.REQUIRE)
-                .trustManager(new ClientCertificateVerifier(cas, clock))
+                .trustManager(verifier)
                 .build();
+        return new ServerTls(context, verifier);
     }
 
     static String[] protocols(TlsVersion minVersion) {

@@ -95,6 +95,11 @@ public final class MtlsClient implements AutoCloseable {
         return this;
     }
 
+    /** The certificate the proxy presented in this connection's handshake. */
+    public X509Certificate serverCertificate() throws IOException {
+        return (X509Certificate) socket.getSession().getPeerCertificates()[0];
+    }
+
     public OutputStream output() {
         return out;
     }
@@ -230,6 +235,26 @@ public final class MtlsClient implements AutoCloseable {
             return in.read() < 0;
         } catch (IOException e) {
             return true;
+        }
+    }
+
+    /**
+     * True when the proxy closes the connection (EOF or reset) within {@code millis}; false when the time passes
+     * with the connection still open: a timeout is never taken for a close.
+     */
+    public boolean closedWithin(int millis) throws IOException {
+        int previous = socket.getSoTimeout();
+        socket.setSoTimeout(millis);
+        try {
+            return in.read() < 0;
+        } catch (java.net.SocketTimeoutException e) {
+            return false;
+        } catch (IOException e) {
+            return true;
+        } finally {
+            if (!socket.isClosed()) {
+                socket.setSoTimeout(previous);
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.IdentityConfig;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
@@ -16,6 +17,7 @@ import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
+import dev.mtlsproxy.core.proxy.ReloadException;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.time.Clock;
@@ -26,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.function.UnaryOperator;
 
 /** Builds a configuration around a {@link TestPki} and runs the real proxy on 127.0.0.1:0. */
 public final class RunningProxy implements AutoCloseable {
@@ -38,6 +41,16 @@ public final class RunningProxy implements AutoCloseable {
         this.server = server;
         this.accessLog = accessLog;
         this.registry = registry;
+    }
+
+    /** The configuration serving now. */
+    public ProxyConfig config() {
+        return server.config();
+    }
+
+    /** Reloads with a changed configuration; returns the new generation. */
+    public long reload(UnaryOperator<ProxyConfig> change) throws ReloadException {
+        return server.reload(change.apply(server.config()));
     }
 
     /** The registry the proxy exports its metrics to. */
@@ -82,6 +95,7 @@ public final class RunningProxy implements AutoCloseable {
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
+        private RevocationConfig revocation;
 
         private Builder(TestPki pki) {
             this.pki = pki;
@@ -128,6 +142,11 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        public Builder revocation(RevocationConfig revocation) {
+            this.revocation = revocation;
+            return this;
+        }
+
         public Builder minVersion(TlsVersion version) {
             this.minVersion = version;
             return this;
@@ -145,7 +164,7 @@ public final class RunningProxy implements AutoCloseable {
             anchors.put(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem()));
             anchors.putAll(extraAnchors);
             ProxyConfig config = new ProxyConfig(anchors, List.of(listener), identities, routes, backends,
-                    new AccessLogConfig(true, "stdout"), null, null);
+                    new AccessLogConfig(true, "stdout"), null, null, revocation, null, null);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
             MeterRegistry registry = new SimpleMeterRegistry();

@@ -5,7 +5,17 @@ import io.netty.pkitesting.X509Bundle;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.cert.X509Certificate;
+import java.util.Base64;
+import java.util.Date;
+import org.bouncycastle.asn1.x509.CRLReason;
+import org.bouncycastle.cert.X509CRLHolder;
+import org.bouncycastle.cert.X509v2CRLBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateHolder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.function.UnaryOperator;
@@ -152,11 +162,120 @@ public final class TestPki {
         }
     }
 
-    private void write(String name, String pem) {
+    /**
+     * Writes a file of the PKI directory atomically (a temporary file moved over it), as a careful deploy tool or
+     * Kubernetes' symlink swap would: a reader sees the old content or the new, never half of it.
+     */
+    public Path write(String name, String content) {
         try {
-            Files.writeString(dir.resolve(name), pem);
+            Path target = dir.resolve(name);
+            Path tmp = Files.createTempFile(dir, "." + name, ".tmp");
+            Files.writeString(tmp, content);
+            return Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    /** A new server certificate for localhost from this root, with a new key; not written anywhere yet. */
+    public X509Bundle newServerCertificate() {
+        try {
+            Instant now = Instant.now();
+            return new CertificateBuilder()
+                    .subject("CN=localhost")
+                    .addSanDnsName("localhost")
+                    .addSanIpAddress("127.0.0.1")
+                    .addSanUriName(SERVER_SPIFFE_ID)
+                    .addExtendedKeyUsageServerAuth()
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(1)))
+                    .ecp256()
+                    .buildIssuedBy(root);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint server certificate", e);
+        }
+    }
+
+    /** Replaces server.pem and server.key with a new certificate and key (key first, as a rotation tool would). */
+    public X509Bundle rotateServerCertificate() {
+        X509Bundle next = newServerCertificate();
+        write("server.key", next.getPrivateKeyPEM());
+        write("server.pem", next.getCertificatePEM());
+        return next;
+    }
+
+    /** A new self-signed CA, e.g. the next root of a CA rotation. */
+    public static X509Bundle newRoot(String commonName) {
+        try {
+            Instant now = Instant.now();
+            return new CertificateBuilder()
+                    .subject("CN=" + commonName + ",O=mtls-proxy tests")
+                    .setIsCertificateAuthority(true)
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(2)))
+                    .ecp256()
+                    .buildSelfSigned();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint root", e);
+        }
+    }
+
+    /** A client certificate issued by another CA (for CA rotation tests). */
+    public static X509Bundle clientOf(X509Bundle issuer, String spiffeId) {
+        return issue(issuer, spiffeId, UnaryOperator.identity());
+    }
+
+    /** An intermediate CA below {@code issuer}. */
+    public static X509Bundle intermediate(X509Bundle issuer, String commonName) {
+        try {
+            Instant now = Instant.now();
+            return new CertificateBuilder()
+                    .subject("CN=" + commonName + ",O=mtls-proxy tests")
+                    .setIsCertificateAuthority(true)
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(2)))
+                    .ecp256()
+                    .buildIssuedBy(issuer);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint intermediate", e);
+        }
+    }
+
+    /**
+     * A CRL signed by {@code issuer}, PEM-encoded, revoking the given certificates.
+     *
+     * @param thisUpdate when it was issued
+     * @param nextUpdate when it goes stale
+     */
+    public static String crl(X509Bundle issuer, Instant thisUpdate, Instant nextUpdate,
+            X509Certificate... revoked) {
+        try {
+            X509v2CRLBuilder builder = new X509v2CRLBuilder(
+                    new JcaX509CertificateHolder(issuer.getCertificate()).getSubject(), Date.from(thisUpdate));
+            builder.setNextUpdate(Date.from(nextUpdate));
+            for (X509Certificate c : revoked) {
+                builder.addCRLEntry(c.getSerialNumber(), Date.from(thisUpdate), CRLReason.keyCompromise);
+            }
+            String algorithm = issuer.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA"
+                    : "SHA256withRSA";
+            X509CRLHolder holder = builder.build(new JcaContentSignerBuilder(algorithm)
+                    .build(issuer.getKeyPair().getPrivate()));
+            return "-----BEGIN X509 CRL-----\n"
+                    + Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII))
+                            .encodeToString(holder.getEncoded())
+                    + "\n-----END X509 CRL-----\n";
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint CRL", e);
+        }
+    }
+
+    /** A fresh CRL (valid for a day) from this PKI's root revoking the given certificates. */
+    public String rootCrl(X509Certificate... revoked) {
+        Instant now = Instant.now();
+        return crl(root, now.minus(Duration.ofMinutes(1)), now.plus(Duration.ofDays(1)), revoked);
     }
 }

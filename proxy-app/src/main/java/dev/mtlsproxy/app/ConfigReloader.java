@@ -1,0 +1,279 @@
+package dev.mtlsproxy.app;
+
+import dev.mtlsproxy.app.admin.AdminEndpoints;
+import dev.mtlsproxy.app.admin.ReloadOutcome;
+import dev.mtlsproxy.config.ConfigException;
+import dev.mtlsproxy.config.ConfigLoader;
+import dev.mtlsproxy.config.ConfigProblem;
+import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import dev.mtlsproxy.core.proxy.ProxyServer;
+import dev.mtlsproxy.core.proxy.ReloadException;
+import dev.mtlsproxy.core.proxy.ReloadFailureReason;
+import java.io.IOException;
+import java.nio.file.ClosedWatchServiceException;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardWatchEventKinds;
+import java.nio.file.WatchKey;
+import java.nio.file.WatchService;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reloads the configuration from its file: on a change to it or to any file it references (certificates, keys, CA
+ * bundles, CRLs), on SIGHUP, and on {@code POST /admin/reload}. Every reload runs on one thread, one at a time, never
+ * on an event loop; a failure at any step is logged with its YAML path or file, counted with its reason, and leaves
+ * the running generation untouched (readiness is not affected).
+ *
+ * <p>Watching: the parent directory of every referenced file (and of its resolved target, when it is a symlink) is
+ * watched, because Kubernetes updates a mounted ConfigMap or Secret by swapping a {@code ..data} symlink in that
+ * directory, which no watch on the file itself would see. Events only schedule a check after a quiet period (the
+ * debounce); the check compares SHA-256 hashes of the files' contents with those of the last reload, so a touch, a
+ * burst of writes or an unrelated file in the same directory does not reload.
+ */
+final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(ConfigReloader.class);
+
+    private final Path configFile;
+    private final ProxyServer server;
+    private final ProxyMetrics metrics;
+    private final ScheduledExecutorService worker;
+    /** Confined to the worker thread. */
+    private Map<Path, String> lastHashes;
+    private volatile AdminEndpoints.ConfigSnapshot snapshot;
+    private ScheduledFuture<?> pendingCheck;
+    private WatchService watchService;
+    private Thread watcher;
+    private final Set<Path> watchedDirectories = new HashSet<>();
+
+    ConfigReloader(Path configFile, ProxyServer server, ProxyMetrics metrics) throws IOException {
+        this.configFile = configFile.toAbsolutePath().normalize();
+        this.server = server;
+        this.metrics = metrics;
+        this.worker = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "config-reload");
+            t.setDaemon(true);
+            return t;
+        });
+        this.lastHashes = hashes(files(server.config()));
+        this.snapshot = new AdminEndpoints.ConfigSnapshot(server.config(), server.generation(),
+                lastHashes.get(this.configFile));
+    }
+
+    /** The configuration serving now, for {@code /admin/config}. */
+    AdminEndpoints.ConfigSnapshot snapshot() {
+        return snapshot;
+    }
+
+    /** Queues a reload; the future completes when it is done, successful or not. Never throws. */
+    @Override
+    public CompletableFuture<ReloadOutcome> reload(String trigger) {
+        try {
+            return CompletableFuture.supplyAsync(() -> reloadNow(trigger), worker);
+        } catch (RejectedExecutionException e) {
+            return CompletableFuture.completedFuture(new ReloadOutcome(false, server.generation(),
+                    ReloadFailureReason.OTHER.label(), List.of("the proxy is shutting down")));
+        }
+    }
+
+    /** Starts watching the config file and every file it references. */
+    void watch(Duration debounce) throws IOException {
+        watchService = FileSystems.getDefault().newWatchService();
+        CompletableFuture.runAsync(() -> registerDirectories(server.config()), worker).join();
+        watcher = new Thread(() -> watchLoop(debounce), "config-watch");
+        watcher.setDaemon(true);
+        watcher.start();
+    }
+
+    private void watchLoop(Duration debounce) {
+        try {
+            while (true) {
+                WatchKey key = watchService.take();
+                key.pollEvents();
+                key.reset();
+                worker.execute(() -> {
+                    // Each event restarts the quiet period: a burst of writes is one check, after it ends.
+                    if (pendingCheck != null) {
+                        pendingCheck.cancel(false);
+                    }
+                    pendingCheck = worker.schedule(this::reloadIfChanged, debounce.toNanos(), TimeUnit.NANOSECONDS);
+                });
+            }
+        } catch (InterruptedException | ClosedWatchServiceException e) {
+            // closing
+        } catch (RuntimeException e) {
+            log.error("event=config_watch_failed cause={}", e.toString());
+        }
+    }
+
+    private void reloadIfChanged() {
+        pendingCheck = null;
+        Map<Path, String> now = hashes(lastHashes.keySet());
+        if (!now.equals(lastHashes)) {
+            reloadNow("file_change");
+        }
+    }
+
+    private ReloadOutcome reloadNow(String trigger) {
+        try {
+            return reloadOnce(trigger);
+        } catch (RuntimeException e) {
+            // Never let a surprise kill the reload thread; the old generation keeps serving.
+            log.error("event=reload_failed trigger={} reason=other cause=\"{}\"", trigger, e.toString(), e);
+            metrics.reloadFailed(ReloadFailureReason.OTHER);
+            return new ReloadOutcome(false, server.generation(), ReloadFailureReason.OTHER.label(),
+                    List.of(e.toString()));
+        }
+    }
+
+    private ReloadOutcome reloadOnce(String trigger) {
+        ProxyConfig config;
+        try {
+            config = ConfigLoader.load(configFile);
+        } catch (ConfigException e) {
+            List<String> problems = new ArrayList<>();
+            for (ConfigProblem p : e.problems()) {
+                problems.add(p.toString());
+                log.error("event=reload_failed trigger={} reason=invalid_config file={} problem=\"{}\"", trigger,
+                        configFile, p.toString().replace('"', '\''));
+            }
+            metrics.reloadFailed(ReloadFailureReason.INVALID_CONFIG);
+            // Remember what failed so an unchanged bad file is not retried on every unrelated event.
+            lastHashes = hashes(lastHashes.keySet());
+            return failure(ReloadFailureReason.INVALID_CONFIG, problems);
+        }
+        ProxyConfig running = server.config();
+        warnRestartOnly(running, config);
+        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
+            log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
+        }
+        Set<Path> files = files(config);
+        Map<Path, String> hashes = hashes(files);
+        long generation;
+        try {
+            generation = server.reload(config);
+        } catch (ReloadException e) {
+            log.error("event=reload_failed trigger={} reason={} detail=\"{}\"", trigger, e.reason().label(),
+                    String.valueOf(e.getMessage()).replace('"', '\''));
+            lastHashes = hashes;
+            return failure(e.reason(), List.of(String.valueOf(e.getMessage())));
+        }
+        lastHashes = hashes;
+        snapshot = new AdminEndpoints.ConfigSnapshot(config, generation, hashes.get(configFile));
+        if (watchService != null) {
+            registerDirectories(config);
+        }
+        log.info("event=reload_succeeded trigger={} generation={}", trigger, generation);
+        return new ReloadOutcome(true, generation, null, List.of());
+    }
+
+    private ReloadOutcome failure(ReloadFailureReason reason, List<String> problems) {
+        return new ReloadOutcome(false, server.generation(), reason.label(), problems);
+    }
+
+    /** Settings read once at start: a change is logged, the rest of the reload goes ahead. */
+    private static void warnRestartOnly(ProxyConfig running, ProxyConfig next) {
+        if (!running.admin().equals(next.admin())) {
+            log.warn("event=config_restart_needed key=admin.address running={} configured={}",
+                    running.admin().address(), next.admin().address());
+        }
+        if (!running.accessLog().equals(next.accessLog())) {
+            log.warn("event=config_restart_needed key=accessLog running=\"{}\" configured=\"{}\"",
+                    running.accessLog().path(), next.accessLog().path());
+        }
+    }
+
+    /** The config file and every file it references. */
+    private Set<Path> files(ProxyConfig config) {
+        Set<Path> files = new LinkedHashSet<>();
+        files.add(configFile);
+        for (ListenerConfig l : config.listeners()) {
+            files.add(l.tls().certificate());
+            files.add(l.tls().privateKey());
+        }
+        for (TrustAnchorConfig anchor : config.trustAnchors().values()) {
+            files.add(anchor.caBundle());
+            files.addAll(anchor.crls());
+        }
+        files.removeIf(Objects::isNull);
+        return files;
+    }
+
+    private void registerDirectories(ProxyConfig config) {
+        for (Path file : files(config)) {
+            List<Path> dirs = new ArrayList<>();
+            dirs.add(file.toAbsolutePath().getParent());
+            try {
+                // A symlinked file (ConfigMap/Secret mounts: file -> ..data/file) changes where its target lives.
+                dirs.add(file.toRealPath().getParent());
+            } catch (IOException e) {
+                // missing right now; its directory is still watched
+            }
+            for (Path dir : dirs) {
+                if (dir != null && watchedDirectories.add(dir)) {
+                    try {
+                        dir.register(watchService, StandardWatchEventKinds.ENTRY_CREATE,
+                                StandardWatchEventKinds.ENTRY_MODIFY, StandardWatchEventKinds.ENTRY_DELETE);
+                    } catch (IOException e) {
+                        watchedDirectories.remove(dir);
+                        log.warn("event=config_watch_unavailable directory={} cause={}", dir, e.toString());
+                    }
+                }
+            }
+        }
+    }
+
+    /** SHA-256 of each file's content as it reads now (following symlinks); "missing" when it cannot be read. */
+    private static Map<Path, String> hashes(Set<Path> files) {
+        Map<Path, String> hashes = new LinkedHashMap<>();
+        for (Path file : files) {
+            try {
+                hashes.put(file, HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                        .digest(Files.readAllBytes(file))));
+            } catch (IOException e) {
+                hashes.put(file, "missing");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("the JDK always has SHA-256", e);
+            }
+        }
+        return hashes;
+    }
+
+    @Override
+    public void close() {
+        if (watcher != null) {
+            watcher.interrupt();
+        }
+        if (watchService != null) {
+            try {
+                watchService.close();
+            } catch (IOException e) {
+                log.debug("event=config_watch_close_failed cause={}", e.toString());
+            }
+        }
+        worker.shutdownNow();
+    }
+}

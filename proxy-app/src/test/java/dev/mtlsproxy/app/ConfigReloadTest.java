@@ -1,0 +1,232 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Reload triggers of the real application: file changes (including a Kubernetes-style {@code ..data} symlink swap),
+ * {@code POST /admin/reload}, and what a bad file does (nothing, loudly).
+ */
+class ConfigReloadTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
+
+    @TempDir
+    Path workspace;
+    TestPki pki;
+    TestBackend backend;
+    RunCommand.Running running;
+    final HttpClient http = HttpClient.newHttpClient();
+    /** Off in the admin tests: the endpoint is the trigger under test there, not the file watcher. */
+    boolean watch = true;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        pki = TestPki.create(Files.createDirectories(workspace.resolve("pki")));
+        backend = TestBackend.start();
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (running != null) {
+            running.close();
+        }
+        backend.close();
+    }
+
+    private String yaml(String billingAllow) {
+        return """
+                trustAnchors:
+                  clients: { caBundle: %3$s }
+                listeners:
+                  - name: main
+                    address: 127.0.0.1:0
+                    tls:
+                      certificate: %1$s
+                      privateKey: %2$s
+                identities:
+                  orders: { spiffeId: "%4$s" }
+                  billing: { spiffeId: "%5$s" }
+                routes:
+                  - name: orders-api
+                    pathPrefix: /orders
+                    backend: shop
+                    allow: [orders]
+                  - name: billing-api
+                    pathPrefix: /billing
+                    backend: shop
+                    allow: [%6$s]
+                backends:
+                  shop: { url: "%7$s" }
+                accessLog: { enabled: false }
+                admin: { address: 127.0.0.1:0 }
+                reload: { watch: %8$s, debounce: 200ms }
+                """.formatted(pki.serverCertificatePem(), pki.serverKeyPem(), pki.caPem(), ORDERS, BILLING,
+                billingAllow, backend.url(), watch);
+    }
+
+    private void start(Path config) throws Exception {
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet);
+    }
+
+    private int billingStatus() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(running.server().addresses().get(0), pki.root(),
+                pki.client(BILLING))) {
+            return client.get("/billing").status();
+        }
+    }
+
+    private HttpResponse<String> admin(String method, String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                + running.admin().address().getPort() + path))
+                .method(method, HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    private static void replace(Path file, String content) throws Exception {
+        Path tmp = Files.writeString(file.resolveSibling(file.getFileName() + ".tmp"), content);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    @Test
+    void editingTheConfigFileReloadsItAndTheAdminConfigShowsTheNewGeneration() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        assertThat(billingStatus()).isEqualTo(200);
+
+        replace(config, yaml(""));
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+        JsonNode shown = new ObjectMapper().readTree(admin("GET", "/admin/config").body());
+        assertThat(shown.get("generation").asLong()).isEqualTo(2);
+        assertThat(shown.at("/config/routes/1/allow")).isEmpty();
+    }
+
+    @Test
+    void aRotatedCaBundleIsPickedUpWithoutTouchingTheConfig() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        var nextRoot = TestPki.newRoot("next root");
+
+        pki.write("ca.pem", pki.root().getCertificatePEM() + nextRoot.getCertificatePEM());
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        try (MtlsClient client = MtlsClient.connect(running.server().addresses().get(0), pki.root(),
+                TestPki.clientOf(nextRoot, ORDERS))) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void aKubernetesSymlinkSwapOfTheMountedDirectoryReloads() throws Exception {
+        // The layout kubelet makes for a ConfigMap volume: proxy.yaml -> ..data/proxy.yaml, ..data -> ..v1
+        Path mount = Files.createDirectories(workspace.resolve("mount"));
+        Files.writeString(Files.createDirectories(mount.resolve("..v1")).resolve("proxy.yaml"), yaml("billing"));
+        Files.createSymbolicLink(mount.resolve("..data"), Path.of("..v1"));
+        Path config = Files.createSymbolicLink(mount.resolve("proxy.yaml"), Path.of("..data", "proxy.yaml"));
+        start(config);
+        assertThat(billingStatus()).isEqualTo(200);
+
+        Files.writeString(Files.createDirectories(mount.resolve("..v2")).resolve("proxy.yaml"), yaml(""));
+        Path tmp = Files.createSymbolicLink(mount.resolve("..data_tmp"), Path.of("..v2"));
+        Files.move(tmp, mount.resolve("..data"), StandardCopyOption.ATOMIC_MOVE);
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void aBurstOfWritesIsOneReload() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+
+        for (int i = 0; i < 5; i++) {
+            replace(config, yaml(i % 2 == 0 ? "" : "billing") + "# write " + i + "\n");
+        }
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() >= 2);
+        await().during(Duration.ofMillis(800)).atMost(Duration.ofSeconds(3))
+                .until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void anInvalidConfigViaAdminReloadChangesNothingAndSaysWhy() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Files.writeString(config, yaml("nobody"));
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(422);
+        JsonNode body = new ObjectMapper().readTree(response.body());
+        assertThat(body.get("result").asText()).isEqualTo("failure");
+        assertThat(body.get("reason").asText()).isEqualTo("invalid_config");
+        assertThat(body.get("generation").asLong()).isEqualTo(1);
+        assertThat(body.get("problems").get(0).asText())
+                .startsWith("routes[1].allow[0]: \"nobody\" (expected: a name under identities:");
+        assertThat(admin("GET", "/readyz").statusCode()).isEqualTo(200);
+        assertThat(billingStatus()).isEqualTo(200);
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"invalid_config\",result=\"failure\"} 1.0")
+                .contains("mtls_proxy_config_generation 1.0");
+        assertThat(admin("GET", "/admin/reload").statusCode()).isEqualTo(405);
+    }
+
+    @Test
+    void aTruncatedPemViaAdminReloadChangesNothing() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        String pem = pki.newServerCertificate().getCertificatePEM();
+        pki.write("server.pem", pem.substring(0, pem.length() - 40));
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(422);
+        JsonNode body = new ObjectMapper().readTree(response.body());
+        assertThat(body.get("problems").get(0).asText()).startsWith("listeners[0].tls.certificate: "
+                + pki.serverCertificatePem());
+        assertThat(billingStatus()).isEqualTo(200);
+    }
+
+    @Test
+    void aValidChangeViaAdminReloadAnswersWithTheNewGeneration() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Files.writeString(config, yaml(""));
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(200);
+        JsonNode body = new ObjectMapper().readTree(response.body());
+        assertThat(body.get("result").asText()).isEqualTo("success");
+        assertThat(body.get("generation").asLong()).isEqualTo(2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+}

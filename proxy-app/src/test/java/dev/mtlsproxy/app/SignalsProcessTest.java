@@ -1,0 +1,168 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.condition.EnabledOnOs;
+import org.junit.jupiter.api.condition.OS;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Signals to a real {@code mtls-proxy run} process: SIGHUP reloads; SIGTERM drains a slow request and exits 0. */
+@EnabledOnOs({OS.LINUX, OS.MAC})
+class SignalsProcessTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final Pattern ADDRESS = Pattern.compile("address=/127\\.0\\.0\\.1:(\\d+)");
+
+    @TempDir
+    Path workspace;
+    TestPki pki;
+    TestBackend backend;
+    Process process;
+    final BlockingQueue<String> stderr = new LinkedBlockingQueue<>();
+    final HttpClient http = HttpClient.newHttpClient();
+
+    @BeforeEach
+    void setUp() throws Exception {
+        pki = TestPki.create(Files.createDirectories(workspace.resolve("pki")));
+        backend = TestBackend.start();
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        if (process != null && process.isAlive()) {
+            process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+        backend.close();
+    }
+
+    private String yaml(String ordersAllow) {
+        return """
+                trustAnchors:
+                  clients: { caBundle: %3$s }
+                listeners:
+                  - name: main
+                    address: 127.0.0.1:0
+                    tls:
+                      certificate: %1$s
+                      privateKey: %2$s
+                identities:
+                  orders: { spiffeId: "%4$s" }
+                routes:
+                  - name: orders-api
+                    pathPrefix: /
+                    backend: shop
+                    allow: [%5$s]
+                backends:
+                  shop: { url: "%6$s", responseTimeout: 30s }
+                accessLog: { enabled: false }
+                admin: { address: 127.0.0.1:0 }
+                reload: { watch: false }
+                shutdown: { drainDelay: 1s, drainTimeout: 15s }
+                """.formatted(pki.serverCertificatePem(), pki.serverKeyPem(), pki.caPem(), ORDERS, ordersAllow,
+                backend.url());
+    }
+
+    /** The port in the next stderr line containing {@code event}. */
+    private int portOf(String event) throws InterruptedException {
+        while (true) {
+            String line = stderr.poll(30, TimeUnit.SECONDS);
+            assertThat(line).as("the process logs " + event).isNotNull();
+            Matcher m = ADDRESS.matcher(line);
+            if (line.contains(event) && m.find()) {
+                return Integer.parseInt(m.group(1));
+            }
+        }
+    }
+
+    private int readyz(int adminPort) {
+        try {
+            return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + "/readyz")).build(),
+                    HttpResponse.BodyHandlers.discarding()).statusCode();
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    private int status(InetSocketAddress proxy, String path) throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy, pki.root(), pki.client(ORDERS))) {
+            return client.get(path).status();
+        }
+    }
+
+    @Test
+    @Timeout(90)
+    void sighupReloadsAndSigtermLetsASlowRequestFinishThenExitsZero() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders"));
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "run", "--config",
+                config.toString());
+        pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        process = pb.start();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getErrorStream(),
+                    StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    stderr.add(line);
+                }
+            } catch (java.io.IOException e) {
+                // process ended
+            }
+        }, "stderr-reader");
+        reader.setDaemon(true);
+        reader.start();
+        InetSocketAddress proxy = new InetSocketAddress("127.0.0.1", portOf("event=listening"));
+        int admin = portOf("event=admin_listening");
+        assertThat(status(proxy, "/hello")).isEqualTo(200);
+
+        // SIGHUP: the edited file (watching is off) is applied.
+        Files.writeString(config, yaml(""));
+        assertThat(new ProcessBuilder("kill", "-HUP", Long.toString(process.pid())).start().waitFor()).isZero();
+        await().atMost(Duration.ofSeconds(15)).until(() -> status(proxy, "/hello") == 403);
+        Files.writeString(config, yaml("orders"));
+        assertThat(new ProcessBuilder("kill", "-HUP", Long.toString(process.pid())).start().waitFor()).isZero();
+        await().atMost(Duration.ofSeconds(15)).until(() -> status(proxy, "/hello") == 200);
+        while (backend.nextRequest(0, TimeUnit.SECONDS) != null) {
+            // forget the requests so far
+        }
+
+        // SIGTERM during a slow request.
+        try (MtlsClient slow = MtlsClient.connect(proxy, pki.root(), pki.client(ORDERS))) {
+            slow.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(backend.nextRequest(10, TimeUnit.SECONDS)).as("in flight at the backend").isNotNull();
+
+            process.destroy(); // SIGTERM
+
+            await().atMost(Duration.ofSeconds(5)).until(() -> readyz(admin) == 503);
+            MtlsClient.Response response = slow.readResponse();
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyText()).isEqualTo("slow hello\n");
+        }
+        assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(process.exitValue()).isZero();
+    }
+}

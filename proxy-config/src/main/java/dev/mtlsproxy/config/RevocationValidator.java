@@ -1,0 +1,65 @@
+package dev.mtlsproxy.config;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * Checks revocation settings: every trust anchor's CRLs readable and parseable now, every deny-list entry under
+ * {@code revocation:} in its form.
+ */
+final class RevocationValidator {
+
+    static final String CRL_EXPECTED = "a PEM or DER X.509 CRL";
+
+    private final Problems problems;
+
+    RevocationValidator(Problems problems) {
+        this.problems = problems;
+    }
+
+    void validate(Map<String, TrustAnchorConfig> anchors, RevocationConfig revocation) {
+        anchors.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
+            String path = YamlPaths.key("trustAnchors", e.getKey()) + ".crls";
+            if (problems.itemsIntact(path)) {
+                for (int i = 0; i < e.getValue().crls().size(); i++) {
+                    crl(YamlPaths.item(path, i), e.getValue().crls().get(i));
+                }
+            }
+        });
+        entries("revocation.denySerials", revocation.denySerials(), DenyListValues::serial,
+                DenyListValues.SERIAL_EXPECTED);
+        entries("revocation.denyFingerprints", revocation.denyFingerprints(), DenyListValues::fingerprint,
+                DenyListValues.FINGERPRINT_EXPECTED);
+        entries("revocation.denySpkiPins", revocation.denySpkiPins(), DenyListValues::spkiPin,
+                DenyListValues.SPKI_PIN_EXPECTED);
+    }
+
+    private void crl(String path, Path file) {
+        String reason = FileChecks.unreadable(file);
+        if (reason != null) {
+            problems.add(path, file + " (expected: " + CRL_EXPECTED + ") - " + reason);
+            return;
+        }
+        try {
+            Pem.readCrls(file);
+        } catch (PemException e) {
+            problems.add(path, file + " (expected: " + CRL_EXPECTED + ") - " + e.reason());
+        }
+    }
+
+    private void entries(String listPath, List<String> values, Function<String, ?> parser, String expected) {
+        if (!problems.itemsIntact(listPath)) {
+            return;
+        }
+        for (int i = 0; i < values.size(); i++) {
+            try {
+                parser.apply(values.get(i));
+            } catch (IllegalArgumentException e) {
+                problems.add(YamlPaths.item(listPath, i), Values.quote(values.get(i)) + " (expected: " + expected
+                        + ")");
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+package dev.mtlsproxy.config;
+
+import com.fasterxml.jackson.annotation.JsonValue;
+
+/** What a CRL past its nextUpdate means for the certificates it covers. */
+public enum StaleCrlPolicy {
+    /** Refuse: revocation status is unknown (the default, fail closed). */
+    DENY("deny"),
+    /** Accept, log a warning and count it: better than an outage when the CRL publisher is late. Warned at load. */
+    INSECURE_ALLOW("insecureAllow");
+
+    private final String yaml;
+
+    StaleCrlPolicy(String yaml) {
+        this.yaml = yaml;
+    }
+
+    /** How it is spelled in YAML. */
+    @JsonValue
+    public String yaml() {
+        return yaml;
+    }
+}

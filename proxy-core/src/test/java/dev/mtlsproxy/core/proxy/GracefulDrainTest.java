@@ -1,0 +1,99 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Shutdown drain: idle keep-alive connections close at once, a request in flight finishes, then nothing is left. */
+class GracefulDrainTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend.url())
+                .route("orders-api", "/", "shop", "orders")
+                .start();
+    }
+
+    @AfterEach
+    void stop() {
+        proxy.close();
+        backend.close();
+    }
+
+    private MtlsClient connect() throws Exception {
+        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+    }
+
+    @Test
+    void aSlowRequestCompletesWhileIdleKeepAlivesCloseAndNewConnectionsAreRefused() throws Exception {
+        var address = proxy.address();
+        try (MtlsClient idle = connect(); MtlsClient busy = connect()) {
+            assertThat(idle.get("/hello").status()).isEqualTo(200);
+            busy.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            // The request is at the backend (in flight) before the drain starts.
+            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+
+            proxy.server().stopAccepting();
+            CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return proxy.server().drain(Duration.ofSeconds(10));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            });
+
+            assertThat(idle.closedWithin(1_000)).as("idle keep-alive closed at once").isTrue();
+            MtlsClient.Response slow = busy.readResponse();
+            assertThat(slow.status()).isEqualTo(200);
+            assertThat(slow.bodyText()).isEqualTo("slow hello\n");
+            assertThat(slow.header("connection")).isEqualTo("close");
+            assertThat(busy.closedWithin(1_000)).isTrue();
+            assertThat(drained.get(10, TimeUnit.SECONDS)).as("drained before the deadline").isTrue();
+            assertThat(proxy.server().openConnections()).isZero();
+        }
+        assertThat(catchThrowable(() -> MtlsClient.connect(address, pki.root(), pki.client(ORDERS))))
+                .as("no longer accepting").isNotNull();
+    }
+
+    @Test
+    void requestsStillInFlightAtTheDeadlineAreCut() throws Exception {
+        try (MtlsClient busy = connect()) {
+            busy.send("GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            proxy.server().stopAccepting();
+
+            long started = System.nanoTime();
+            boolean drained = proxy.server().drain(Duration.ofMillis(300));
+
+            assertThat(drained).isFalse();
+            assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(5));
+            assertThat(busy.closedWithin(2_000)).isTrue();
+        }
+    }
+}

@@ -1,0 +1,116 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RevocationConfig;
+import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Revocation reaches connections that are already open: a reload closes those whose chain no longer passes. */
+class LiveRevocationTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend.url())
+                .route("orders-api", "/orders", "shop", "orders")
+                .start();
+    }
+
+    @AfterEach
+    void stop() {
+        proxy.close();
+        backend.close();
+    }
+
+    private MtlsClient connect(X509Bundle certificate) throws Exception {
+        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
+    }
+
+    /** The test CA's anchor with a CRL file. */
+    private ProxyConfig withCrl(ProxyConfig config, Path file) {
+        return config.withTrustAnchors(Map.of(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem(), List.of(file), null,
+                null)));
+    }
+
+    @Test
+    void aClientAddedToTheCrlHasItsOpenConnectionClosedWithinASecondOfTheReload() throws Exception {
+        X509Bundle revoked = pki.client(ORDERS);
+        X509Bundle kept = pki.client(ORDERS);
+        Path crlFile = pki.write("clients.crl", pki.rootCrl());
+        proxy.reload(c -> withCrl(c, crlFile));
+        try (MtlsClient victim = connect(revoked); MtlsClient bystander = connect(kept)) {
+            assertThat(victim.get("/orders").status()).isEqualTo(200);
+            assertThat(bystander.get("/orders").status()).isEqualTo(200);
+
+            pki.write("clients.crl", pki.rootCrl(revoked.getCertificate()));
+            long reloaded = System.nanoTime();
+            proxy.reload(c -> c);
+
+            assertThat(victim.closedWithin(1_000)).as("closed within a second of the reload").isTrue();
+            assertThat((System.nanoTime() - reloaded) / 1_000_000).isLessThan(1_000);
+            assertThat(bystander.get("/orders").status()).as("other clients keep their connection").isEqualTo(200);
+        }
+        assertThat(catchThrowable(() -> {
+            try (MtlsClient again = connect(revoked)) {
+                again.get("/orders");
+            }
+        })).as("a new handshake is refused").isNotNull();
+        assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
+    }
+
+    @Test
+    void aDenyListedFingerprintClosesTheOpenConnection() throws Exception {
+        X509Bundle compromised = pki.client(ORDERS);
+        try (MtlsClient client = connect(compromised)) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+            String fingerprint = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(compromised.getCertificate().getEncoded()));
+
+            proxy.reload(c -> c.withRevocation(new RevocationConfig(null, List.of(fingerprint), null)));
+
+            assertThat(client.closedWithin(1_000)).isTrue();
+        }
+    }
+
+    @Test
+    void removingTheClientsCaFromTheBundleClosesItsOpenConnection() throws Exception {
+        X509Bundle otherRoot = TestPki.newRoot("second root");
+        pki.write("ca.pem", pki.root().getCertificatePEM() + otherRoot.getCertificatePEM());
+        proxy.reload(c -> c);
+        try (MtlsClient fromOther = MtlsClient.connect(proxy.address(), pki.root(),
+                TestPki.clientOf(otherRoot, ORDERS)); MtlsClient fromRoot = connect(pki.client(ORDERS))) {
+            assertThat(fromOther.get("/orders").status()).isEqualTo(200);
+
+            pki.write("ca.pem", pki.root().getCertificatePEM());
+            proxy.reload(c -> c);
+
+            assertThat(fromOther.closedWithin(1_000)).isTrue();
+            assertThat(fromRoot.get("/orders").status()).isEqualTo(200);
+        }
+    }
+}
