@@ -75,17 +75,22 @@ debian_mirror() {
 }
 
 MIRROR=$(debian_mirror)
+# Where a machine reaches the internet through a TLS-inspecting proxy, its own CAs are in
+# /usr/local/share/ca-certificates; the stand-ins trust them too, or Maven could not download from Maven Central.
+LOCAL_CAS=(/usr/local/share/ca-certificates/*.crt)
+[ -e "${LOCAL_CAS[0]}" ] || LOCAL_CAS=()
 standin_containerfile() { # $1 = base image, $2 = packages
   cat <<EOF
 FROM $1
+COPY local-ca/ /usr/local/share/ca-certificates/
 RUN apt-get update -qq \\
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $2 >/dev/null \\
-    && apt-get clean && rm -rf /var/lib/apt/lists/*
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates $2 >/dev/null \\
+    && update-ca-certificates --fresh >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*
 EOF
 }
 # Every input of the stand-ins goes into their tag, so a change to any of them builds new ones.
-recipe_key=$(printf '%s\n' "recipe 1" "$SUITE" "$MIRROR" "$(standin_containerfile base "$JDK_PACKAGES")" \
-  "$(standin_containerfile base "$JRE_PACKAGES")" | sha256sum | cut -c1-12)
+recipe_key=$( (printf '%s\n' "recipe 2" "$SUITE" "$MIRROR" "$(standin_containerfile base "$JDK_PACKAGES")" \
+  "$(standin_containerfile base "$JRE_PACKAGES")"; cat "${LOCAL_CAS[@]}" /dev/null) | sha256sum | cut -c1-12)
 BASE_IMAGE=$STANDIN_REPO/debian-minbase:$SUITE-$recipe_key
 JDK_IMAGE=$STANDIN_REPO/jdk-maven:17-$recipe_key
 JRE_IMAGE=$STANDIN_REPO/jre:17-$recipe_key
@@ -106,11 +111,15 @@ else
     rm -rf "$rootfs" "$rootfs.log"
     trap - EXIT
   fi
+  context=$(mktemp -d /tmp/mtls-proxy-standin.XXXXXX)
+  mkdir "$context/local-ca"
+  [ ${#LOCAL_CAS[@]} -eq 0 ] || cp "${LOCAL_CAS[@]}" "$context/local-ca/"
   for pair in "$JDK_IMAGE|$JDK_PACKAGES" "$JRE_IMAGE|$JRE_PACKAGES"; do
     log "building ${pair%%|*} (${pair#*|})"
-    standin_containerfile "$BASE_IMAGE" "${pair#*|}" \
-      | pm build -q --network=host "${LIMITS[@]}" -t "${pair%%|*}" -f - . >/dev/null
+    standin_containerfile "$BASE_IMAGE" "${pair#*|}" >"$context/Containerfile"
+    pm build -q --network=host "${LIMITS[@]}" -t "${pair%%|*}" -f "$context/Containerfile" "$context" >/dev/null
   done
+  rm -rf "$context"
   # Older stand-ins (another recipe) are no longer used by anything.
   pm images --format '{{.Repository}}:{{.Tag}}' | grep "^$STANDIN_REPO/" \
     | grep -v -e "-$recipe_key\$" | xargs -r podman rmi >/dev/null 2>&1 || true
