@@ -38,11 +38,10 @@ COPY --from=build /mtls-proxy.jar /opt/mtls-proxy/mtls-proxy.jar
 COPY deploy/container/mtls-proxy /usr/local/bin/mtls-proxy
 RUN chmod 0755 /usr/local/bin/mtls-proxy && chmod 0644 /opt/mtls-proxy/mtls-proxy.jar
 
-# The config and everything it names (certificates, keys, CA bundles) are mounted here, read-only.
-VOLUME ["/etc/mtls-proxy"]
-# The only place the process writes: the JVM's perf data and netty-tcnative's native library, which is extracted
-# and loaded from here (so a tmpfs here must not be noexec). Everything else may be read-only (--read-only).
-VOLUME ["/tmp"]
+# /etc/mtls-proxy: the config and everything it names (certificates, keys, CA bundles), mounted read-only.
+# /tmp: the only place the process writes: the JVM's perf data and netty-tcnative's native library, which is
+# extracted and loaded from here (so a tmpfs here must not be noexec). All else may be read-only (--read-only).
+VOLUME ["/etc/mtls-proxy", "/tmp"]
 
 # Debian-based images have no UTF-8 locale by default; without one, Java 17 writes non-ASCII names in certificate
 # subjects to the logs as '?'.
