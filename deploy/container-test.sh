@@ -204,13 +204,14 @@ backend_port=$(sed -n 's/^port=//p' "$work/backend.out")
 
 cat >"$work/etc/mtls-proxy.yaml" <<EOF
 # deploy/container-test.sh: the container's config, mounted at /etc/mtls-proxy.
+trustAnchors:
+  test-ca: { caBundle: /etc/mtls-proxy/tls/ca.pem }
 listeners:
   - name: public
     address: 127.0.0.1:0     # host network: loopback only, any free port (read back from the log)
     tls:
       certificate: /etc/mtls-proxy/tls/server.pem
       privateKey: /etc/mtls-proxy/tls/server.key
-      clientCAs: [/etc/mtls-proxy/tls/ca.pem]
 identities:
   orders: { spiffeId: "spiffe://container-test.local/orders" }
 routes:

@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.time.Clock;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -118,7 +119,7 @@ class KubernetesManifestsTest {
         assertThat(args).as("container args").startsWith("run", "--config").hasSize(3);
         ProxyConfig config = ConfigLoader.load(under(root, args.get(2)));
 
-        assertThat(ConfigLoader.warnings(config)).isEmpty();
+        assertThat(ConfigLoader.warnings(config, Instant.now())).isEmpty();
         assertThat(config.listeners()).hasSize(1);
         assertThat(config.listeners().get(0).address().host()).isEqualTo("0.0.0.0");
         assertThat(config.admin().address().host()).as("admin reachable by probes").isEqualTo("0.0.0.0");
