@@ -13,6 +13,8 @@ ARG BUILD_IMAGE=maven:3.9-eclipse-temurin-17
 ARG RUNTIME_IMAGE=eclipse-temurin:17-jre
 
 FROM ${BUILD_IMAGE} AS build
+# Lets a builder find (and prune) its old build stages.
+LABEL dev.mtlsproxy.stage=build
 WORKDIR /src
 # Only the poms and main sources reach the build context (.dockerignore); tests run in CI, not in the image build.
 COPY pom.xml ./

@@ -132,7 +132,7 @@ work=$(mktemp -d /tmp/mtls-proxy-container-test.XXXXXX)
 container=mtls-proxy-container-test-$$
 backend_pid=""
 cleanup() {
-  [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null || true
+  if [ -n "$backend_pid" ]; then kill "$backend_pid" 2>/dev/null || true; fi
   if [ "${MTLS_PROXY_CT_KEEP:-0}" = 1 ]; then
     log "kept $work and container $container"
   else
@@ -147,12 +147,16 @@ log "podman build $IMAGE (BUILD_IMAGE=$JDK_IMAGE RUNTIME_IMAGE=$JRE_IMAGE)"
 previous=$(pm image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 # --format docker: the OCI image format has no HEALTHCHECK. Unchanged inputs reuse every layer; changed sources
 # rebuild from the Maven step, whose repository is a cache mount (/var/tmp/buildah-cache) that keeps downloads.
-pm build --network=host --format docker "${LIMITS[@]}" \
-  --build-arg "BUILD_IMAGE=$JDK_IMAGE" --build-arg "RUNTIME_IMAGE=$JRE_IMAGE" \
-  -t "$IMAGE" -f Dockerfile . >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
+build_args=(--network=host --format docker "${LIMITS[@]}"
+  --build-arg "BUILD_IMAGE=$JDK_IMAGE" --build-arg "RUNTIME_IMAGE=$JRE_IMAGE" -f Dockerfile)
+pm build "${build_args[@]}" -t "$IMAGE" . >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
+# Keep what the next run reuses and nothing older: the build stage is tagged (all cached, about a second), so the
+# superseded build stages are the only dangling ones with its label; the superseded image goes too.
+pm build "${build_args[@]}" --target build -t "$IMAGE-build" . >>"$work/build.log" 2>&1
+pm image prune -f --filter label=dev.mtlsproxy.stage=build >/dev/null 2>&1 || true
 current=$(pm image inspect -f '{{.Id}}' "$IMAGE")
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
-  pm rmi "$previous" >/dev/null 2>&1 || true # the image this run superseded; its shared layers stay
+  pm rmi "$previous" >/dev/null 2>&1 || true
 fi
 log "image built in $((SECONDS - t0))s"
 
@@ -316,6 +320,7 @@ else
   fail healthcheck "$hc"
 fi
 
+# shellcheck disable=SC2016 # a Go template, not shell
 config=$(pm image inspect -f '{{.Config.User}} {{.Config.StopSignal}} {{range $p, $v := .Config.ExposedPorts}}{{$p}} {{end}}' \
   "$IMAGE")
 if [ "$config" = "10001:10001 SIGTERM 8443/tcp 9901/tcp " ]; then
