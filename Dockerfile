@@ -21,13 +21,16 @@ COPY pom.xml ./
 COPY proxy-config/pom.xml proxy-config/
 COPY proxy-core/pom.xml proxy-core/
 COPY proxy-app/pom.xml proxy-app/
+# The benchmark module's pom only: the reactor must see every module, but the image builds proxy-app and what it
+# needs (-pl proxy-app -am), never the benchmarks.
+COPY proxy-bench/pom.xml proxy-bench/
 COPY proxy-config/src proxy-config/src
 COPY proxy-core/src proxy-core/src
 COPY proxy-app/src proxy-app/src
 # The local Maven repository is a build cache, not a layer: downloads are kept between builds on the same machine
 # and never end up in an image.
 RUN --mount=type=cache,id=mtls-proxy-m2,target=/root/.m2 \
-    mvn -B -ntp -q -DskipTests package \
+    mvn -B -ntp -q -DskipTests -pl proxy-app -am package \
     && cp proxy-app/target/mtls-proxy.jar /mtls-proxy.jar
 
 FROM ${RUNTIME_IMAGE}
