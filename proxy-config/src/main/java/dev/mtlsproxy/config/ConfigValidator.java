@@ -1,6 +1,5 @@
 package dev.mtlsproxy.config;
 
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -14,13 +13,17 @@ import java.util.regex.Pattern;
 final class ConfigValidator {
 
     static final String SPIFFE_EXPECTED = "spiffe://trust-domain/path";
-    static final String URL_EXPECTED = "http://host:port";
     static final String ACCESS_LOG_EXPECTED = "stdout or a file in an existing directory";
 
     /** SPIFFE ID syntax: lower-case trust domain, path segments of letters, digits, '.', '-', '_'. */
     private static final Pattern SPIFFE_ID = Pattern.compile("spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*");
 
     private final Problems problems;
+
+    /** SPIFFE ID syntax, for expected backend identities; identities: apply the same rule. */
+    static boolean isSpiffeId(String id) {
+        return SPIFFE_ID.matcher(id).matches() && !id.matches(".*/\\.{1,2}(/.*)?");
+    }
 
     ConfigValidator(Problems problems) {
         this.problems = problems;
@@ -31,7 +34,11 @@ final class ConfigValidator {
         config.identities().forEach(this::identity);
         new RouteValidator(problems, config.identities().keySet(), config.backends().keySet())
                 .validate(config.routes());
-        config.backends().forEach(this::backend);
+        BackendValidator backends = new BackendValidator(problems);
+        config.backends().forEach((name, backend) -> {
+            name(YamlPaths.key("backends", name), name);
+            backends.validate(name, backend);
+        });
         accessLog(config.accessLog());
         admin(config);
     }
@@ -71,37 +78,6 @@ final class ConfigValidator {
         }
         if (identity.subjectCn() != null && identity.subjectCn().isBlank()) {
             problems.add(path + ".subjectCn", Values.quote(identity.subjectCn()) + " (expected: a non-empty name)");
-        }
-    }
-
-    private void backend(String name, BackendConfig backend) {
-        String path = YamlPaths.key("backends", name);
-        name(path, name);
-        url(path + ".url", backend.url());
-        problems.positive(path + ".connectTimeout", backend.connectTimeout());
-        problems.positive(path + ".responseTimeout", backend.responseTimeout());
-        problems.positive(path + ".idleTimeout", backend.idleTimeout());
-        if (backend.maxIdleConnections() < 0) {
-            problems.add(path + ".maxIdleConnections", backend.maxIdleConnections() + " (expected: zero or more)");
-        }
-    }
-
-    private void url(String path, URI url) {
-        if (url == null) {
-            problems.add(path, "missing (expected: " + URL_EXPECTED + ")");
-            return;
-        }
-        String shown = Values.quote(url.toString()) + " (expected: " + URL_EXPECTED + ")";
-        if ("https".equalsIgnoreCase(url.getScheme())) {
-            problems.add(path, shown + " - TLS backends are not supported yet");
-        } else if (!"http".equalsIgnoreCase(url.getScheme())) {
-            problems.add(path, shown);
-        } else if (url.getHost() == null) {
-            problems.add(path, shown + " - no host");
-        } else if (url.getPort() > 65535) {
-            problems.add(path, shown + " - port out of range");
-        } else if (url.getRawUserInfo() != null || url.getRawQuery() != null || url.getRawFragment() != null) {
-            problems.add(path, shown + " - user info, query and fragment are not allowed");
         }
     }
 

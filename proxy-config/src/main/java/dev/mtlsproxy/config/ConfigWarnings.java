@@ -26,6 +26,13 @@ final class ConfigWarnings {
                 .filter(name -> !used.contains(name))
                 .sorted()
                 .forEach(name -> warnings.add(YamlPaths.key("identities", name) + ": not allowed on any route"));
+        config.backends().forEach((name, backend) -> {
+            BackendTlsConfig tls = backend.tls();
+            if (tls != null && !tls.verifyHostname() && tls.spiffeId() == null) {
+                warnings.add(YamlPaths.key("backends", name) + ".tls.verifyHostname: false - any certificate from"
+                        + " serverCAs is accepted as backend " + Values.quote(name) + "; set spiffeId to pin it");
+            }
+        });
         warnings.sort(ConfigProblem::comparePaths);
         return List.copyOf(warnings);
     }

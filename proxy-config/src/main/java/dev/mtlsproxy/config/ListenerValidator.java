@@ -57,7 +57,7 @@ final class ListenerValidator {
     }
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */
-    private static String whoseKey(PrivateKey key, List<X509Certificate> chain) {
+    static String whoseKey(PrivateKey key, List<X509Certificate> chain) {
         for (int i = 1; i < chain.size(); i++) {
             if (Pem.keyMatchesCertificate(key, chain.get(i))) {
                 return "it belongs to certificate " + (i + 1) + " in that file; the leaf must come first";
@@ -75,22 +75,26 @@ final class ListenerValidator {
             return;
         }
         for (int i = 0; i < bundles.size(); i++) {
-            String item = YamlPaths.item(path, i);
-            List<X509Certificate> cas = certificates(item, bundles.get(i), CA_BUNDLE_EXPECTED);
-            for (int n = 0; cas != null && n < cas.size(); n++) {
-                X509Certificate ca = cas.get(n);
-                // getBasicConstraints() is -1 unless the certificate says CA:true; only the first offender is named
-                if (ca.getBasicConstraints() < 0) {
-                    problems.add(item, bundles.get(i) + " (expected: " + CA_BUNDLE_EXPECTED + ") - certificate "
-                            + (n + 1) + " (" + ca.getSubjectX500Principal().getName() + ") is not a CA");
-                    break;
-                }
+            caBundle(YamlPaths.item(path, i), bundles.get(i));
+        }
+    }
+
+    /** One CA bundle: readable PEM, every certificate in it a CA. Also used for backends' {@code serverCAs}. */
+    void caBundle(String item, Path bundle) {
+        List<X509Certificate> cas = certificates(item, bundle, CA_BUNDLE_EXPECTED);
+        for (int n = 0; cas != null && n < cas.size(); n++) {
+            X509Certificate ca = cas.get(n);
+            // getBasicConstraints() is -1 unless the certificate says CA:true; only the first offender is named
+            if (ca.getBasicConstraints() < 0) {
+                problems.add(item, bundle + " (expected: " + CA_BUNDLE_EXPECTED + ") - certificate "
+                        + (n + 1) + " (" + ca.getSubjectX500Principal().getName() + ") is not a CA");
+                break;
             }
         }
     }
 
     /** The certificates of a PEM file, or null after reporting why there are none. */
-    private List<X509Certificate> certificates(String path, Path file, String expected) {
+    List<X509Certificate> certificates(String path, Path file, String expected) {
         if (file == null) {
             problems.add(path, "missing (expected: " + expected + ")");
             return null;
@@ -105,7 +109,7 @@ final class ListenerValidator {
         return null;
     }
 
-    private PrivateKey privateKey(String path, Path file) {
+    PrivateKey privateKey(String path, Path file) {
         if (file == null) {
             problems.add(path, "missing (expected: " + PRIVATE_KEY_EXPECTED + ")");
             return null;

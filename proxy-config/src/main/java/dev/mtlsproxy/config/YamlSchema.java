@@ -35,7 +35,7 @@ final class YamlSchema {
             HostPort.class, "host:port, e.g. 127.0.0.1:8443",
             TlsVersion.class, "one of " + String.join(", ",
                     Arrays.stream(TlsVersion.values()).map(TlsVersion::protocolName).toList()),
-            URI.class, "http://host:port",
+            URI.class, BackendValidator.URL_EXPECTED,
             Path.class, "a file path");
 
     private YamlSchema() {

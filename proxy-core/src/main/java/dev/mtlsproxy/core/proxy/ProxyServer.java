@@ -5,6 +5,7 @@ import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
+import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
@@ -13,7 +14,6 @@ import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
-import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
@@ -22,12 +22,12 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.timeout.IdleStateHandler;
-import io.netty.resolver.NoopAddressResolverGroup;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -81,6 +81,7 @@ public final class ProxyServer implements AutoCloseable {
         EventLoopGroup group = transport.newGroup(loops);
         Map<String, Channel> bound = new LinkedHashMap<>();
         try {
+            runtime.backends().start(group, transport.clientChannel());
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
                 var sslContext = ServerTlsContexts.forListener(tls.get(listener.name()), clock);
@@ -105,6 +106,7 @@ public final class ProxyServer implements AutoCloseable {
             for (Channel c : bound.values()) {
                 c.close();
             }
+            runtime.backends().close();
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
@@ -129,28 +131,22 @@ public final class ProxyServer implements AutoCloseable {
         });
         metrics.certificates(certificates);
         for (Backend backend : runtime.backends().values()) {
-            metrics.backendRegistered(backend.name(), backend.pool()::idleConnections, backend::healthyEndpoints);
+            metrics.backendRegistered(backend.name(), backend::idleConnections, backend::healthyEndpoints);
         }
         metrics.configLoaded(1, clock.instant().getEpochSecond());
     }
 
+    /** Connections to an endpoint: TCP, TLS for https endpoints, then the HTTP pipeline below. */
     private static ForwardingHandler.BackendConnector backendConnector(Transport transport) {
-        return (loop, backend) -> new Bootstrap()
-                .group(loop)
-                .channel(transport.clientChannel())
-                // Addresses were resolved when the configuration was built; never resolve on an event loop.
-                .resolver(NoopAddressResolverGroup.INSTANCE)
-                .option(ChannelOption.AUTO_READ, false)
-                .option(ChannelOption.TCP_NODELAY, true)
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) backend.connectTimeout().toMillis())
-                .handler(backendInitializer(backend))
-                .connect(backend.address());
+        return (loop, endpoint) -> endpoint.connect(loop, transport.clientChannel(), backendInitializer(endpoint));
     }
 
     /**
-     * Backend pipeline: idle (closes pooled connections unused for idleTimeout), http (strict client codec), relay.
+     * Backend pipeline after TLS: idle (closes pooled connections unused for idleTimeout), http (strict client
+     * codec), relay.
      */
-    private static ChannelInitializer<Channel> backendInitializer(Backend backend) {
+    private static ChannelInitializer<Channel> backendInitializer(Endpoint endpoint) {
+        Duration idleTimeout = endpoint.idleTimeout();
         return new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
@@ -162,10 +158,9 @@ public final class ProxyServer implements AutoCloseable {
                         .setStrictLineParsing(true)
                         .setValidateHeaders(true);
                 ch.pipeline()
-                        .addLast("idle", new IdleStateHandler(0, 0, backend.config().idleTimeout().toNanos(),
-                                TimeUnit.NANOSECONDS))
+                        .addLast("idle", new IdleStateHandler(0, 0, idleTimeout.toNanos(), TimeUnit.NANOSECONDS))
                         .addLast("http", new HttpClientCodec(decoder, false, false))
-                        .addLast("relay", new BackendHandler(backend.pool()));
+                        .addLast("relay", new BackendHandler(endpoint.pool()));
             }
         };
     }
@@ -204,7 +199,7 @@ public final class ProxyServer implements AutoCloseable {
         for (Channel c : listeners.values()) {
             c.close().syncUninterruptibly();
         }
-        runtime.backends().values().forEach(b -> b.pool().closeAll());
+        runtime.backends().close();
         group.shutdownGracefully(0, 5, TimeUnit.SECONDS).syncUninterruptibly();
     }
 }

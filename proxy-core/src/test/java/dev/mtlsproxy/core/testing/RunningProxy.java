@@ -77,6 +77,7 @@ public final class RunningProxy implements AutoCloseable {
         private final Map<String, IdentityConfig> identities = new LinkedHashMap<>();
         private final List<RouteConfig> routes = new ArrayList<>();
         private final Map<String, String> backendUrls = new LinkedHashMap<>();
+        private final Map<String, BackendConfig> backendConfigs = new LinkedHashMap<>();
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
@@ -97,6 +98,12 @@ public final class RunningProxy implements AutoCloseable {
 
         public Builder backend(String name, String url) {
             backendUrls.put(name, url);
+            return this;
+        }
+
+        /** A backend configured in full: endpoints, TLS, timeouts, health check. */
+        public Builder backend(String name, BackendConfig config) {
+            backendConfigs.put(name, config);
             return this;
         }
 
@@ -133,6 +140,7 @@ public final class RunningProxy implements AutoCloseable {
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
+            backends.putAll(backendConfigs);
             ProxyConfig config = new ProxyConfig(List.of(listener), identities, routes, backends,
                     new AccessLogConfig(true, "stdout"), null);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
