@@ -58,8 +58,4 @@ public final class Backends implements AutoCloseable {
         closed = true;
         byName.values().forEach(Backend::close);
     }
-
-    public boolean isClosed() {
-        return closed;
-    }
 }

@@ -72,14 +72,6 @@ public final class Endpoint {
         return display;
     }
 
-    public String backend() {
-        return backend;
-    }
-
-    public boolean tls() {
-        return ssl != null;
-    }
-
     public BackendPool pool() {
         return pool;
     }

@@ -214,6 +214,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void attach(Channel channel) {
+        if (!channel.isActive()) {
+            // Closed between connecting and now: nothing was written, so another endpoint may still be tried.
+            lastConnectFailure = "backend closed the connection";
+            connectNext();
+            return;
+        }
         upstream = channel;
         channel.pipeline().get(BackendHandler.class).owner = this;
         Object msg;

@@ -153,6 +153,18 @@ class WebSocketTunnelTest {
     }
 
     @Test
+    void aRequestPipelinedBehindADeclinedUpgradeIsReadOnceTheAnswerIsKnown() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            // The codec holds back what follows an upgrade request until the backend has answered it.
+            client.send(UPGRADE.replace("/ws", "/plain-http") + "GET /next HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+            assertThat(client.readResponse().bodyText()).isEqualTo("hello from backend\n");
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/plain-http");
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/next");
+    }
+
+    @Test
     void anH2cUpgradeIsNeverRelayed() throws Exception {
         try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
             Response response = client.get("/h2c", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings",

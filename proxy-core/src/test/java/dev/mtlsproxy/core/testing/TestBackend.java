@@ -304,7 +304,8 @@ public final class TestBackend implements AutoCloseable {
             } else if (frame instanceof PingWebSocketFrame ping) {
                 ctx.writeAndFlush(new PongWebSocketFrame(ping.content().retain()));
             } else if (frame instanceof CloseWebSocketFrame close) {
-                ctx.writeAndFlush(close.retain()).addListener(ChannelFutureListener.CLOSE);
+                // the close frame itself goes back: writing it hands it over
+                ctx.writeAndFlush(close).addListener(ChannelFutureListener.CLOSE);
                 return;
             }
             frame.release();
