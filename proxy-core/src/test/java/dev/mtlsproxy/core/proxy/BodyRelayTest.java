@@ -14,7 +14,6 @@ import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.EOFException;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -153,9 +152,5 @@ class BodyRelayTest {
         assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "plain", "result", "timeout"))
                 .isEqualTo(1);
         plain.nextRequest(5, TimeUnit.SECONDS);
-    }
-
-    static String ascii(byte[] b) {
-        return new String(b, StandardCharsets.US_ASCII);
     }
 }
