@@ -7,6 +7,7 @@ import dev.mtlsproxy.config.ProxyConfig;
 import java.io.PrintStream;
 import java.net.URI;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -48,8 +49,9 @@ final class DemoCommand {
         }
         var backendEntry = config.backends().entrySet().iterator().next();
         BackendConfig backendConfig = backendEntry.getValue();
-        EchoBackend backend = EchoBackend.start(backendConfig.url().getHost(), backendConfig.url().getPort());
-        if (backendConfig.url().getPort() == 0) {
+        URI url = backendConfig.endpointUrls().get(0);
+        EchoBackend backend = EchoBackend.start(url.getHost(), url.getPort());
+        if (url.getPort() == 0) {
             // Port 0 means "any free port", as for listeners: point the proxy at the port the backend got.
             config = withBackendPort(config, backendEntry.getKey(), backend.port());
         }
@@ -70,8 +72,8 @@ final class DemoCommand {
     private static ProxyConfig withBackendPort(ProxyConfig config, String name, int port) {
         Map<String, BackendConfig> backends = new HashMap<>(config.backends());
         BackendConfig b = backends.get(name);
-        backends.put(name, new BackendConfig(URI.create("http://" + b.url().getHost() + ":" + port),
-                b.connectTimeout(), b.responseTimeout(), b.maxIdleConnections(), b.idleTimeout()));
+        URI url = b.endpointUrls().get(0);
+        backends.put(name, b.withEndpoints(List.of(URI.create("http://" + url.getHost() + ":" + port))));
         return config.withBackends(backends);
     }
 

@@ -1,6 +1,5 @@
 package dev.mtlsproxy.config;
 
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -11,7 +10,6 @@ import java.nio.file.Path;
  */
 final class ConfigValidator {
 
-    static final String URL_EXPECTED = "http://host:port";
     static final String ACCESS_LOG_EXPECTED = "stdout or a file in an existing directory";
 
     private final Problems problems;
@@ -28,7 +26,11 @@ final class ConfigValidator {
         new RouteValidator(problems, config.identities().keySet(), config.backends().keySet(), identities)
                 .validate(config.routes());
         new PolicyTestValidator(problems, identities).validate(config.tests());
-        config.backends().forEach(this::backend);
+        BackendValidator backends = new BackendValidator(problems);
+        config.backends().forEach((name, backend) -> {
+            name(YamlPaths.key("backends", name), name);
+            backends.validate(name, backend);
+        });
         accessLog(config.accessLog());
         admin(config);
         new RevocationValidator(problems).validate(config.trustAnchors(), config.revocation());
@@ -53,37 +55,6 @@ final class ConfigValidator {
 
     private static boolean isWildcard(String host) {
         return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
-    }
-
-    private void backend(String name, BackendConfig backend) {
-        String path = YamlPaths.key("backends", name);
-        name(path, name);
-        url(path + ".url", backend.url());
-        problems.positive(path + ".connectTimeout", backend.connectTimeout());
-        problems.positive(path + ".responseTimeout", backend.responseTimeout());
-        problems.positive(path + ".idleTimeout", backend.idleTimeout());
-        if (backend.maxIdleConnections() < 0) {
-            problems.add(path + ".maxIdleConnections", backend.maxIdleConnections() + " (expected: zero or more)");
-        }
-    }
-
-    private void url(String path, URI url) {
-        if (url == null) {
-            problems.add(path, "missing (expected: " + URL_EXPECTED + ")");
-            return;
-        }
-        String shown = Values.quote(url.toString()) + " (expected: " + URL_EXPECTED + ")";
-        if ("https".equalsIgnoreCase(url.getScheme())) {
-            problems.add(path, shown + " - TLS backends are not supported yet");
-        } else if (!"http".equalsIgnoreCase(url.getScheme())) {
-            problems.add(path, shown);
-        } else if (url.getHost() == null) {
-            problems.add(path, shown + " - no host");
-        } else if (url.getPort() > 65535) {
-            problems.add(path, shown + " - port out of range");
-        } else if (url.getRawUserInfo() != null || url.getRawQuery() != null || url.getRawFragment() != null) {
-            problems.add(path, shown + " - user info, query and fragment are not allowed");
-        }
     }
 
     private void accessLog(AccessLogConfig log) {

@@ -51,6 +51,13 @@ final class ConfigWarnings {
                         + " covered only by an expired CRL is accepted; a revocation published late is missed");
             }
         });
+        config.backends().forEach((name, backend) -> {
+            BackendTlsConfig tls = backend.tls();
+            if (tls != null && !tls.verifyHostname() && tls.spiffeId() == null) {
+                warnings.add(YamlPaths.key("backends", name) + ".tls.verifyHostname: false - any certificate from"
+                        + " serverCAs is accepted as backend " + Values.quote(name) + "; set spiffeId to pin it");
+            }
+        });
         warnings.sort(ConfigProblem::comparePaths);
         return List.copyOf(warnings);
     }

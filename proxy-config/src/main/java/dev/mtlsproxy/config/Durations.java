@@ -7,7 +7,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** Durations as written in the config: {@code 500ms}, {@code 10s}, {@code 1m30s}, or ISO-8601 such as {@code PT10S}. */
-final class Durations {
+public final class Durations {
 
     static final String EXPECTED = "a duration like 500ms, 10s, 5m, 1h";
 
@@ -50,7 +50,7 @@ final class Durations {
     }
 
     /** The shortest exact form in the config's own units, so messages echo what a user would write. */
-    static String format(Duration d) {
+    public static String format(Duration d) {
         if (d.isNegative()) {
             return "-" + format(d.negated());
         }

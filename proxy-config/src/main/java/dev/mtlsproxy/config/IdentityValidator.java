@@ -153,10 +153,15 @@ final class IdentityValidator {
     }
 
     private void spiffeId(String path, String spiffeId) {
-        // "." and ".." segments are syntactically paths but never valid in a SPIFFE ID
-        if (spiffeId != null && (!SPIFFE_ID.matcher(spiffeId).matches() || spiffeId.matches(".*/\\.{1,2}(/.*)?"))) {
+        if (spiffeId != null && !isSpiffeId(spiffeId)) {
             problems.add(path, Values.quote(spiffeId) + " (expected: " + SPIFFE_EXPECTED + ")");
         }
+    }
+
+    /** SPIFFE ID syntax, for identities and for the expected identity of a TLS backend. */
+    static boolean isSpiffeId(String id) {
+        // "." and ".." segments are syntactically paths but never valid in a SPIFFE ID
+        return SPIFFE_ID.matcher(id).matches() && !id.matches(".*/\\.{1,2}(/.*)?");
     }
 
     private void nonBlank(String path, String value) {

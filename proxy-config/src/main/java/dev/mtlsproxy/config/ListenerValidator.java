@@ -64,13 +64,28 @@ final class ListenerValidator {
     }
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */
-    private static String whoseKey(PrivateKey key, List<X509Certificate> chain) {
+    static String whoseKey(PrivateKey key, List<X509Certificate> chain) {
         for (int i = 1; i < chain.size(); i++) {
             if (Pem.keyMatchesCertificate(key, chain.get(i))) {
                 return "it belongs to certificate " + (i + 1) + " in that file; the leaf must come first";
             }
         }
         return "it belongs to another certificate";
+    }
+
+    /** One CA bundle: readable PEM, every certificate in it a CA. Used for backends' {@code serverCAs}. */
+    void caBundle(String item, Path bundle) {
+        List<X509Certificate> cas = certificates(problems, item, bundle, TrustAnchorValidator.CA_BUNDLE_EXPECTED);
+        for (int n = 0; cas != null && n < cas.size(); n++) {
+            X509Certificate ca = cas.get(n);
+            // getBasicConstraints() is -1 unless the certificate says CA:true; only the first offender is named
+            if (ca.getBasicConstraints() < 0) {
+                problems.add(item, bundle + " (expected: " + TrustAnchorValidator.CA_BUNDLE_EXPECTED
+                        + ") - certificate " + (n + 1) + " (" + ca.getSubjectX500Principal().getName()
+                        + ") is not a CA");
+                break;
+            }
+        }
     }
 
     /** The certificates of a PEM file, or null after reporting why there are none. */
@@ -89,7 +104,7 @@ final class ListenerValidator {
         return null;
     }
 
-    private PrivateKey privateKey(String path, Path file) {
+    PrivateKey privateKey(String path, Path file) {
         if (file == null) {
             problems.add(path, "missing (expected: " + PRIVATE_KEY_EXPECTED + ")");
             return null;

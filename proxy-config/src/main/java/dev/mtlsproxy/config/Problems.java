@@ -49,6 +49,11 @@ final class Problems {
         }
     }
 
+    /** Whether the file has a value at this path (an empty list included). */
+    boolean isPresent(String path) {
+        return positions.containsKey(path);
+    }
+
     List<ConfigProblem> all() {
         return problems;
     }

@@ -43,7 +43,7 @@ final class YamlSchema {
                     Arrays.stream(CrlScope.values()).map(CrlScope::yaml).toList())),
             Map.entry(StaleCrlPolicy.class, "one of " + String.join(", ",
                     Arrays.stream(StaleCrlPolicy.values()).map(StaleCrlPolicy::yaml).toList())),
-            Map.entry(URI.class, "http://host:port"),
+            Map.entry(URI.class, BackendValidator.URL_EXPECTED),
             Map.entry(Path.class, "a file path"));
 
     private YamlSchema() {

@@ -59,7 +59,10 @@ class ExampleConfigsTest {
         assertThat(config.backends()).hasSize(2);
     }
 
-    /** Copies config/ to tmp/config/ (so "../x" stays inside tmp) and mints the files the example names. */
+    /**
+     * Copies config/ to tmp/config/ (so "../x" stays inside tmp) and mints the files the example names: listener
+     * certificates and client CAs, backend CAs and the proxy's client certificate for backends.
+     */
     private Path copyWithCertificates(Path example) throws IOException {
         Path configDir = tmp.resolve("config");
         Files.createDirectories(configDir);
@@ -82,6 +85,18 @@ class ExampleConfigsTest {
             TestPki.write(inCopy(configDir, anchor.path("caBundle").asText()), anchorCa.getCertificatePEM());
             for (JsonNode crl : anchor.path("crls")) {
                 TestPki.write(inCopy(configDir, crl.asText()), TestPki.crl(anchorCa));
+            }
+        }
+        X509Bundle backendCa = TestPki.ca("example-backend-ca");
+        X509Bundle proxyClient = TestPki.leaf(backendCa, "example-proxy-client");
+        for (JsonNode backend : root.path("backends")) {
+            JsonNode tls = backend.path("tls");
+            for (JsonNode bundle : tls.path("serverCAs")) {
+                TestPki.write(inCopy(configDir, bundle.asText()), backendCa.getCertificatePEM());
+            }
+            if (tls.has("certificate")) {
+                TestPki.write(inCopy(configDir, tls.path("certificate").asText()), proxyClient.getCertificatePEM());
+                TestPki.write(inCopy(configDir, tls.path("privateKey").asText()), proxyClient.getPrivateKeyPEM());
             }
         }
         String accessLog = root.path("accessLog").path("path").asText("stdout");

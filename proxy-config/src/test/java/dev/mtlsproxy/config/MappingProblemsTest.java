@@ -38,12 +38,13 @@ class MappingProblemsTest {
     @Test
     void unknownKeysAreFoundAtEveryLevel() {
         String yaml = fixture.with("accessLog:", "metrics: on\naccessLog:")
-                .replace("    url: http://localhost:9001", "    url: http://localhost:9001\n    tls: {}")
+                .replace("    url: http://localhost:9001", "    url: http://localhost:9001\n    retries: 2")
                 .replace("ops: { subjectCn: alice,", "ops: { subjectCN: alice,");
 
         assertThat(fixture.problems(yaml)).containsExactly(
-                "backends.inventory.tls: unknown key (expected: one of connectTimeout, idleTimeout,"
-                        + " maxIdleConnections, responseTimeout, url)",
+                "backends.inventory.retries: unknown key (expected: one of bodyIdleTimeout, connectTimeout,"
+                        + " coolDown, endpoints, healthCheck, idleTimeout, maxIdleConnections, responseTimeout, tls,"
+                        + " url)",
                 "identities.ops.subjectCN: unknown key (expected: one of "
                         + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
                 "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, reload,"
@@ -145,7 +146,7 @@ class MappingProblemsTest {
             address: 127.0.0.1:8443    | address: 127.0.0.1          | listeners[0].address: "127.0.0.1" (expected: host:port, with IPv6 as [::1]:8443)
             address: 127.0.0.1:8443    | address: 127.0.0.1:70000    | listeners[0].address: "127.0.0.1:70000" (expected: host:port with a port from 0 to 65535)
             address: 127.0.0.1:8443    | address: 8443               | listeners[0].address: 8443 (expected: host:port, e.g. 127.0.0.1:8443)
-            url: http://127.0.0.1:9000 | url: 'http://bad host:9000' | backends.orders.url: "http://bad host:9000" (expected: http://host:port)
+            url: http://127.0.0.1:9000 | url: 'http://bad host:9000' | backends.orders.url: "http://bad host:9000" (expected: http://host:port or https://host:port)
             maxIdleConnections: 8      | maxIdleConnections: 8.5     | backends.orders.maxIdleConnections: 8.5 (expected: an integer)
             maxIdleConnections: 8      | maxIdleConnections: 9999999999 | backends.orders.maxIdleConnections: 9999999999 (expected: an integer)
             maxIdleConnections: 8      | maxIdleConnections: eight   | backends.orders.maxIdleConnections: "eight" (expected: an integer)

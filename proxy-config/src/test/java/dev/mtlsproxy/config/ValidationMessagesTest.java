@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -359,9 +361,30 @@ class ValidationMessagesTest {
     @Nested
     class Backends {
 
+        static final String URL = " (expected: http://host:port or https://host:port)";
+
+        /** The fixture with backend "orders" replaced by this YAML body (indented four spaces per line). */
+        String orders(String body) {
+            return fixture.with("""
+                    url: http://127.0.0.1:9000
+                    connectTimeout: 1s
+                    responseTimeout: 10s
+                    maxIdleConnections: 8
+                    idleTimeout: 30s
+                """, body.indent(4));
+        }
+
+        /** Certificates for TLS to a backend: a CA bundle, and a client certificate with its key. */
+        void backendFiles() {
+            X509Bundle ca = TestPki.ca("backend-ca");
+            TestPki.write(dir.resolve("certs/backend-ca.pem"), ca.getCertificatePEM());
+            X509Bundle client = TestPki.leaf(TestPki.ca("proxy-client-ca"), "proxy");
+            TestPki.write(dir.resolve("certs/proxy.pem"), client.getCertificatePEM());
+            TestPki.write(dir.resolve("certs/proxy.key"), client.getPrivateKeyPEM());
+        }
+
         @ParameterizedTest
         @CsvSource(delimiter = '|', textBlock = """
-                https://127.0.0.1:9443     | ' - TLS backends are not supported yet'
                 ftp://127.0.0.1:9000       | ''
                 127.0.0.1:9000             | ''
                 http:/orders               | ' - no host'
@@ -369,26 +392,171 @@ class ValidationMessagesTest {
                 http://u:p@127.0.0.1:9000  | ' - user info, query and fragment are not allowed'
                 http://127.0.0.1:9000/?x=1 | ' - user info, query and fragment are not allowed'
                 """)
-        void urlsArePlainHttp(String url, String detail) {
+        void urlsAreHttpOrHttps(String url, String detail) {
             assertThat(fixture.problems(fixture.with("url: http://127.0.0.1:9000", "url: '" + url + "'")))
-                    .containsExactly("backends.orders.url: \"" + url + "\" (expected: http://host:port)" + detail);
+                    .containsExactly("backends.orders.url: \"" + url + "\"" + URL + detail);
         }
 
         @Test
-        void urlIsRequired() {
-            assertThat(fixture.problems(fixture.with("    url: http://127.0.0.1:9000\n", "")))
-                    .containsExactly("backends.orders.url: missing (expected: http://host:port)");
+        void everyEndpointIsCheckedAndNamedByItsIndex() {
+            String yaml = orders("endpoints: [http://127.0.0.1:9000, 'ftp://x:1', 'http://127.0.0.1:9000',"
+                    + " https://127.0.0.1:9443]\n");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.endpoints[1]: \"ftp://x:1\"" + URL,
+                    "backends.orders.endpoints[2]: \"http://127.0.0.1:9000\" (expected: each endpoint once)"
+                            + " - same as backends.orders.endpoints[0]",
+                    "backends.orders.endpoints[3]: \"https://127.0.0.1:9443\" (expected: http:// like"
+                            + " backends.orders.endpoints[0]) - a backend's endpoints are all https or all http");
+        }
+
+        @Test
+        void anEndpointIsRequired() {
+            assertThat(fixture.problems(fixture.with("    url: http://127.0.0.1:9000\n", ""))).containsExactly(
+                    "backends.orders.endpoints: missing (expected: at least one http://host:port or"
+                            + " https://host:port; or url: for a single one)");
+            assertThat(fixture.problems(orders("endpoints: []\n"))).containsExactly(
+                    "backends.orders.endpoints: [] (expected: at least one http://host:port or"
+                            + " https://host:port; or url: for a single one)");
+        }
+
+        @Test
+        void urlOrEndpointsNotBoth() {
+            String yaml = fixture.with("url: http://127.0.0.1:9000", "url: http://127.0.0.1:9000\n"
+                    + "    endpoints: [http://127.0.0.1:9001]");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.url: \"http://127.0.0.1:9000\" (expected: url or endpoints, not both)");
+        }
+
+        @Test
+        void httpsEndpointsNeedTheCasToVerifyTheBackend() {
+            assertThat(fixture.problems(orders("endpoints: [https://orders.internal:9443]\n"))).containsExactly(
+                    "backends.orders.tls: missing (expected: serverCAs for the https endpoints;"
+                            + " backend certificates are always verified)");
+            assertThat(fixture.problems(orders("endpoints: [https://orders.internal:9443]\ntls: { serverCAs: [] }\n")))
+                    .containsExactly("backends.orders.tls.serverCAs: [] (expected: at least one CA bundle;"
+                            + " backend certificates are always verified)");
+        }
+
+        @Test
+        void serverCaBundlesAreReadableBundlesOfCas() {
+            String yaml = orders("""
+                    endpoints: [https://orders.internal:9443]
+                    tls: { serverCAs: [certs/none.pem, certs/server.pem] }
+                    """);
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.tls.serverCAs[0]: " + fixture.abs("certs/none.pem")
+                            + " (expected: a readable PEM file) - no such file",
+                    "backends.orders.tls.serverCAs[1]: " + fixture.abs("certs/server.pem")
+                            + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=server.local)"
+                            + " is not a CA");
+        }
+
+        @Test
+        void tlsSettingsForPlainHttpEndpointsAreAMistake() {
+            backendFiles();
+
+            assertThat(fixture.problems(orders("url: http://127.0.0.1:9000\ntls: { serverCAs: [certs/backend-ca.pem] }\n")))
+                    .containsExactly("backends.orders.tls: given for http:// endpoints"
+                            + " (expected: https:// endpoints, or no tls)");
+        }
+
+        @Test
+        void serverNameAndSpiffeIdAreChecked() {
+            backendFiles();
+            String yaml = orders("""
+                    url: https://10.0.0.1:9443
+                    tls:
+                      serverCAs: [certs/backend-ca.pem]
+                      serverName: orders_internal
+                      spiffeId: spiffe://Demo/orders
+                      minVersion: TLSv1.3
+                    """);
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.tls.serverName: \"orders_internal\""
+                            + " (expected: a DNS name like orders.internal.example.com)",
+                    "backends.orders.tls.spiffeId: \"spiffe://Demo/orders\" (expected: spiffe://trust-domain/path)");
+        }
+
+        @Test
+        void aClientCertificateComesWithItsKey() {
+            backendFiles();
+            String tls = """
+                    url: https://orders.internal:9443
+                    tls:
+                      serverCAs: [certs/backend-ca.pem]
+                      %s
+                    """;
+
+            assertThat(fixture.problems(orders(tls.formatted("certificate: certs/proxy.pem")))).containsExactly(
+                    "backends.orders.tls.privateKey: missing (expected: the private key of"
+                            + " backends.orders.tls.certificate)");
+            assertThat(fixture.problems(orders(tls.formatted("privateKey: certs/proxy.key")))).containsExactly(
+                    "backends.orders.tls.certificate: missing (expected: the certificate of"
+                            + " backends.orders.tls.privateKey, for mTLS to the backend)");
+            assertThat(fixture.problems(orders(tls.formatted("certificate: certs/proxy.pem\n  privateKey: certs/server.key"))))
+                    .containsExactly(
+                    "backends.orders.tls.privateKey: " + fixture.abs("certs/server.key")
+                            + " (expected: the private key of backends.orders.tls.certificate)"
+                            + " - it belongs to another certificate");
+        }
+
+        @Test
+        void aCompleteTlsBackendLoads() throws Exception {
+            backendFiles();
+            ProxyConfig config = fixture.load(orders("""
+                    endpoints: [https://10.0.0.1:9443, https://10.0.0.2:9443]
+                    tls:
+                      serverCAs: [certs/backend-ca.pem]
+                      serverName: orders.internal
+                      spiffeId: spiffe://demo.local/orders-backend
+                      certificate: certs/proxy.pem
+                      privateKey: certs/proxy.key
+                      minVersion: TLSv1.3
+                    bodyIdleTimeout: 20s
+                    coolDown: 3s
+                    healthCheck: { path: /healthz, interval: 5s, timeout: 1s }
+                    """));
+
+            BackendConfig orders = config.backends().get("orders");
+            assertThat(orders.endpointUrls()).extracting(Object::toString)
+                    .containsExactly("https://10.0.0.1:9443", "https://10.0.0.2:9443");
+            assertThat(orders.tls()).isEqualTo(new BackendTlsConfig(List.of(Path.of(fixture.abs("certs/backend-ca.pem"))),
+                    "orders.internal", true, "spiffe://demo.local/orders-backend",
+                    Path.of(fixture.abs("certs/proxy.pem")), Path.of(fixture.abs("certs/proxy.key")),
+                    TlsVersion.TLS_1_3));
+            assertThat(orders.bodyIdleTimeout()).isEqualTo(Duration.ofSeconds(20));
+            assertThat(orders.coolDown()).isEqualTo(Duration.ofSeconds(3));
+            assertThat(orders.healthCheck()).isEqualTo(new HealthCheckConfig("/healthz", Duration.ofSeconds(5),
+                    Duration.ofSeconds(1)));
+            assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).isEmpty();
+        }
+
+        @Test
+        void healthChecksNeedAPath() {
+            assertThat(fixture.problems(orders("url: http://127.0.0.1:9000\nhealthCheck: { interval: 0s }\n")))
+                    .containsExactly(
+                            "backends.orders.healthCheck.interval: 0s (expected: a positive duration)",
+                            "backends.orders.healthCheck.path: missing (expected: a path starting with /, like /healthz)");
+            assertThat(fixture.problems(orders("url: http://127.0.0.1:9000\nhealthCheck: { path: 'health check' }\n")))
+                    .containsExactly("backends.orders.healthCheck.path: \"health check\""
+                            + " (expected: a path starting with /, like /healthz)");
         }
 
         @Test
         void timeoutsArePositiveAndPoolsNotNegative() {
             String yaml = fixture.with("connectTimeout: 1s", "connectTimeout: 0ms")
-                    .replace("responseTimeout: 10s", "responseTimeout: 0s")
+                    .replace("responseTimeout: 10s", "responseTimeout: 0s\n    bodyIdleTimeout: 0s\n    coolDown: 0s")
                     .replace("idleTimeout: 30s", "idleTimeout: 0d")
                     .replace("maxIdleConnections: 8", "maxIdleConnections: -1");
 
             assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.bodyIdleTimeout: 0s (expected: a positive duration)",
                     "backends.orders.connectTimeout: 0s (expected: a positive duration)",
+                    "backends.orders.coolDown: 0s (expected: a positive duration)",
                     "backends.orders.idleTimeout: 0s (expected: a positive duration)",
                     "backends.orders.maxIdleConnections: -1 (expected: zero or more)",
                     "backends.orders.responseTimeout: 0s (expected: a positive duration)");

@@ -27,6 +27,19 @@ class WarningsTest {
     }
 
     @Test
+    void aTlsBackendWhoseNameIsNotVerifiedAndNotPinnedIsWarnedAbout() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        TestPki.write(dir.resolve("certs/backend-ca.pem"), TestPki.ca("backend-ca").getCertificatePEM());
+        String tls = "    url: https://10.0.0.1:9443\n    tls: { serverCAs: [certs/backend-ca.pem], verifyHostname: false%s }\n";
+        String yaml = fixture.with("    url: http://localhost:9001\n", tls.formatted(""));
+
+        assertThat(ConfigLoader.warnings(fixture.load(yaml), java.time.Instant.now())).containsExactly("backends.inventory.tls.verifyHostname:"
+                + " false - any certificate from serverCAs is accepted as backend \"inventory\"; set spiffeId to pin it");
+        assertThat(ConfigLoader.warnings(fixture.load(fixture.with("    url: http://localhost:9001\n",
+                tls.formatted(", spiffeId: \"spiffe://demo.local/inventory\""))), java.time.Instant.now())).isEmpty();
+    }
+
+    @Test
     void aConfigUsingEverythingHasNoWarnings() throws Exception {
         ConfigFixture fixture = new ConfigFixture(dir);
 

@@ -1,43 +1,119 @@
 package dev.mtlsproxy.core.backend;
 
 import dev.mtlsproxy.config.BackendConfig;
-import java.net.InetSocketAddress;
+import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.core.tls.BackendTlsContexts;
+import io.netty.channel.Channel;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.ssl.SslContext;
+import java.net.URI;
+import java.security.GeneralSecurityException;
 import java.time.Duration;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLException;
 
 /**
- * A configured upstream with its connection pool. One per backend per configuration generation.
- *
- * @param name     the backend's name in the config
- * @param address  the endpoint, resolved once when the configuration is built: never on an event loop
- * @param config   timeouts and pool limits
- * @param pool     idle keep-alive connections, per event loop
- * @param health   passive health: whether the last connection attempt succeeded
+ * A configured upstream: its endpoints, their pools and health, and the one TLS context they share. One per backend
+ * per configuration generation; everything here is built when the configuration is, never per connection.
  */
-public record Backend(String name, InetSocketAddress address, BackendConfig config, BackendPool pool,
-        AtomicBoolean health) {
+public final class Backend {
 
-    public static Backend of(String name, BackendConfig config) {
-        int port = config.url().getPort() > 0 ? config.url().getPort() : 80;
-        return new Backend(name, new InetSocketAddress(config.url().getHost(), port), config,
-                new BackendPool(config.maxIdleConnections()), new AtomicBoolean(true));
+    private final String name;
+    private final BackendConfig config;
+    private final List<Endpoint> endpoints;
+    private final AtomicInteger next = new AtomicInteger();
+    private final HealthChecker healthChecker;
+
+    private Backend(String name, BackendConfig config, List<Endpoint> endpoints) {
+        this.name = name;
+        this.config = config;
+        this.endpoints = List.copyOf(endpoints);
+        this.healthChecker = config.healthCheck() == null ? null : new HealthChecker(this, config.healthCheck());
     }
 
-    /** 1 or 0 for now: one endpoint per backend, healthy until a connection attempt fails. */
+    /** Resolves the endpoints' addresses and builds the TLS context: call off the event loops. */
+    public static Backend build(String name, BackendConfig config) throws PemException, GeneralSecurityException,
+            SSLException {
+        SslContext ssl = null;
+        boolean https = config.endpointUrls().stream().anyMatch(u -> "https".equalsIgnoreCase(u.getScheme()));
+        if (https) {
+            ssl = BackendTlsContexts.forBackend(config.tls());
+        }
+        String serverName = config.tls() == null ? null : config.tls().serverName();
+        List<Endpoint> endpoints = new ArrayList<>();
+        for (URI url : config.endpointUrls()) {
+            endpoints.add(new Endpoint(name, url, ssl, serverName, config.connectTimeout(), config.coolDown(),
+                    config.maxIdleConnections(), config.idleTimeout()));
+        }
+        return new Backend(name, config, endpoints);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public BackendConfig config() {
+        return config;
+    }
+
+    public List<Endpoint> endpoints() {
+        return endpoints;
+    }
+
+    /**
+     * The next healthy endpoint in round-robin order that is not in {@code exclude} (the endpoints this request has
+     * already tried), or null when there is none.
+     */
+    public Endpoint pick(List<Endpoint> exclude) {
+        int n = endpoints.size();
+        int start = Math.floorMod(next.getAndIncrement(), n);
+        for (int i = 0; i < n; i++) {
+            Endpoint candidate = endpoints.get((start + i) % n);
+            if (candidate.isHealthy() && !exclude.contains(candidate)) {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
     public int healthyEndpoints() {
-        return health.get() ? 1 : 0;
+        int healthy = 0;
+        for (Endpoint e : endpoints) {
+            healthy += e.isHealthy() ? 1 : 0;
+        }
+        return healthy;
     }
 
-    /** {@code host:port}, as logs show it. */
-    public String endpoint() {
-        return address.getHostString() + ":" + address.getPort();
-    }
-
-    public Duration connectTimeout() {
-        return config.connectTimeout();
+    public int idleConnections() {
+        int idle = 0;
+        for (Endpoint e : endpoints) {
+            idle += e.pool().idleConnections();
+        }
+        return idle;
     }
 
     public Duration responseTimeout() {
         return config.responseTimeout();
+    }
+
+    public Duration bodyIdleTimeout() {
+        return config.bodyIdleTimeout();
+    }
+
+    void startHealthChecks(EventLoopGroup group, Class<? extends Channel> channelType) {
+        if (healthChecker != null) {
+            healthChecker.start(group.next(), channelType);
+        }
+    }
+
+    void close() {
+        if (healthChecker != null) {
+            healthChecker.stop();
+        }
+        for (Endpoint e : endpoints) {
+            e.pool().closeAll();
+        }
     }
 }

@@ -8,7 +8,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Idle keep-alive connections to one backend, kept per event loop: a connection is only ever reused by requests on
+ * Idle keep-alive connections to one backend endpoint, kept per event loop: a connection is only ever reused by requests on
  * the loop that owns it, so the relay needs no locks and no cross-thread hand-off. Each deque is touched only by
  * its own event loop; the map itself is concurrent because loops create their deque lazily.
  */
@@ -18,6 +18,8 @@ public final class BackendPool {
     private final Map<EventLoop, ArrayDeque<Channel>> idle = new ConcurrentHashMap<>();
     /** Total idle connections over all loops, for the metric; the deques themselves are loop-confined. */
     private final AtomicInteger idleCount = new AtomicInteger();
+    /** Set when the configuration generation retires: nothing is pooled any more. */
+    private volatile boolean closed;
 
     BackendPool(int maxIdlePerLoop) {
         this.maxIdlePerLoop = maxIdlePerLoop;
@@ -45,7 +47,7 @@ public final class BackendPool {
      * @return false when the pool is full; the caller closes the connection
      */
     public boolean release(Channel channel) {
-        if (!channel.isActive()) {
+        if (closed || !channel.isActive()) {
             return false;
         }
         ArrayDeque<Channel> deque = idle.computeIfAbsent(channel.eventLoop(), l -> new ArrayDeque<>());
@@ -71,6 +73,7 @@ public final class BackendPool {
 
     /** Closes every idle connection, on shutdown or when a configuration generation retires. */
     public void closeAll() {
+        closed = true;
         for (Map.Entry<EventLoop, ArrayDeque<Channel>> e : idle.entrySet()) {
             e.getKey().execute(() -> {
                 Channel c;

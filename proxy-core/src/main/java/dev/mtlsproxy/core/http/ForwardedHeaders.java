@@ -75,7 +75,25 @@ public final class ForwardedHeaders {
         headers.set(XFCC, clientCertHeader(peer, by));
     }
 
-    /** Prepares response headers for the client. */
+    /**
+     * Prepares the trailer fields of a chunked request for the backend. A client could otherwise deliver an identity
+     * header after the body, to a backend that merges trailers into headers. Framing fields never appear here (the
+     * decoder drops them).
+     */
+    public static void trailersForBackend(HttpHeaders trailers) {
+        if (trailers.isEmpty()) {
+            return;
+        }
+        for (AsciiString name : IDENTITY_HEADERS) {
+            trailers.remove(name);
+        }
+        for (AsciiString name : List.of(XFF, XFP, XFH, HttpHeaderNames.HOST)) {
+            trailers.remove(name);
+        }
+        removeHopByHop(trailers);
+    }
+
+    /** Prepares response headers (or trailers) for the client. */
     public static void forClient(HttpHeaders headers) {
         removeHopByHop(headers);
     }

@@ -12,6 +12,7 @@ import io.netty.handler.codec.http.HttpRequestDecoder;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseEncoder;
 import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.LastHttpContent;
 import java.util.ArrayDeque;
 import java.util.List;
 
@@ -31,6 +32,7 @@ public final class StrictHttpServerCodec
 
     /** Methods of decoded requests whose final response is not yet encoded. Event-loop confined. */
     private final ArrayDeque<HttpMethod> methods = new ArrayDeque<>();
+    private final Decoder decoder;
 
     public StrictHttpServerCodec(HttpLimits limits) {
         HttpDecoderConfig config = new HttpDecoderConfig()
@@ -41,10 +43,20 @@ public final class StrictHttpServerCodec
                 .setStrictLineParsing(true)
                 .setUseRfc9112TransferEncoding(true)
                 .setValidateHeaders(true);
-        init(new Decoder(config), new Encoder());
+        decoder = new Decoder(config);
+        init(decoder, new Encoder());
     }
 
+    /**
+     * Decodes requests, and stops after a WebSocket upgrade request: whatever the client sends after it stays
+     * undecoded until the answer is known. On 101 the codec is removed and those bytes go to the tunnel as they
+     * are; on any other answer decoding resumes, and they are read as the next request.
+     */
     private final class Decoder extends HttpRequestDecoder {
+        private boolean upgradeRequested;
+        private boolean paused;
+        private ChannelHandlerContext ctx;
+
         Decoder(HttpDecoderConfig config) {
             super(config);
         }
@@ -52,12 +64,44 @@ public final class StrictHttpServerCodec
         @Override
         protected void decode(ChannelHandlerContext ctx, io.netty.buffer.ByteBuf buffer, List<Object> out)
                 throws Exception {
+            this.ctx = ctx;
+            if (paused) {
+                return;
+            }
             int before = out.size();
             super.decode(ctx, buffer, out);
             for (int i = before; i < out.size(); i++) {
-                if (out.get(i) instanceof HttpRequest request) {
+                Object decoded = out.get(i);
+                if (decoded instanceof HttpRequest request) {
                     methods.add(request.method());
+                    upgradeRequested = Upgrades.isWebSocketRequest(request);
                 }
+                if (decoded instanceof LastHttpContent && upgradeRequested) {
+                    upgradeRequested = false;
+                    paused = true;
+                }
+            }
+        }
+
+        /** The upgrade was declined or refused: decode what the client sent meanwhile, if anything. */
+        void resume() {
+            if (!paused) {
+                return;
+            }
+            paused = false;
+            ChannelHandlerContext decoderCtx = ctx;
+            if (decoderCtx != null && internalBuffer().isReadable()) {
+                // Deferred: this runs inside a write; decoding fires reads through the pipeline.
+                decoderCtx.executor().execute(() -> {
+                    if (!decoderCtx.isRemoved() && !paused) {
+                        try {
+                            channelRead(decoderCtx, io.netty.buffer.Unpooled.EMPTY_BUFFER);
+                            channelReadComplete(decoderCtx);
+                        } catch (Exception e) {
+                            decoderCtx.fireExceptionCaught(e);
+                        }
+                    }
+                });
             }
         }
 
@@ -75,6 +119,10 @@ public final class StrictHttpServerCodec
             if (msg instanceof HttpResponse response
                     && response.status().codeClass() != HttpStatusClass.INFORMATIONAL) {
                 current = methods.poll();
+                if (methods.isEmpty()) {
+                    // the answer to the last request decoded: if that asked for an upgrade, it was not 101
+                    decoder.resume();
+                }
             }
             super.write(ctx, msg, promise);
         }

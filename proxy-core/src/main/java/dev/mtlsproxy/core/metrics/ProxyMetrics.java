@@ -190,9 +190,10 @@ public final class ProxyMetrics {
         Gauge.builder(PREFIX + "backend.healthy.endpoints", healthy)
                 .description("Endpoints considered healthy; 0 means the backend is down").tag("backend", backend)
                 .register(registry);
-        for (String result : new String[] {"ok", "connect_error", "timeout", "failed"}) {
+        for (String result : new String[] {"ok", "connect_error", "timeout", "failed", "unavailable"}) {
             counter("backend.requests", Tags.of("backend", backend, "result", result));
         }
+        counter("backend.retries", Tags.of("backend", backend));
     }
 
     public void backendResponse(String backend, long nanosToHeaders) {
@@ -201,12 +202,17 @@ public final class ProxyMetrics {
                 .record(nanosToHeaders, TimeUnit.NANOSECONDS);
     }
 
-    /** @param result connect_error, timeout or failed */
+    /** @param result connect_error, timeout, failed or unavailable */
     public void backendFailed(String backend, String result) {
         counter("backend.requests", Tags.of("backend", backend, "result", result)).increment();
     }
 
-    /** @param reason refused, timeout or other */
+    /** A request sent to another endpoint because connecting to the previous one failed. */
+    public void backendRetried(String backend) {
+        counter("backend.retries", Tags.of("backend", backend)).increment();
+    }
+
+    /** @param reason refused, timeout, tls or other */
     public void backendConnectError(String backend, String reason) {
         counter("backend.connect.errors", Tags.of("backend", backend, "reason", reason)).increment();
     }
@@ -304,6 +310,7 @@ public final class ProxyMetrics {
             case "backend.connect.errors" -> "Backend connection failures by reason";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
+            case "backend.retries" -> "Requests retried on another endpoint after a failed connection attempt";
             default -> name.replace('.', ' ').toLowerCase(Locale.ROOT);
         };
     }

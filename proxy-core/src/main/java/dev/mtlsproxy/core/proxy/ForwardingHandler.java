@@ -1,15 +1,20 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.core.backend.Backend;
+import dev.mtlsproxy.core.backend.BackendFailures;
+import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
+import dev.mtlsproxy.core.http.Upgrades;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ConnectTimeoutException;
+import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -23,29 +28,38 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
-import java.net.ConnectException;
+import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Relays an authorised exchange to its backend and the response back, streaming both bodies with back-pressure.
+ * Relays an authorised exchange to an endpoint of its backend and the response back, streaming both bodies with
+ * back-pressure; relays a WebSocket upgrade as a byte tunnel.
  *
- * <p>The backend connection lives on this connection's event loop (pooled per loop), so both channels are driven
- * from one thread and every field here is event-loop confined. Neither side auto-reads: the client is read only
- * while the backend accepts writes, the backend only while the client does, so a slow reader on either side stops
- * the other instead of growing the heap. Writes are flushed once per read batch.
+ * <p>The backend connection lives on this connection's event loop (pooled per endpoint and loop), so both channels
+ * are driven from one thread and every field here is event-loop confined. Neither side auto-reads: the client is
+ * read only while the backend accepts writes, the backend only while the client does, so a slow reader on either
+ * side stops the other instead of growing the heap. Writes are flushed once per read batch.
  *
- * <p>Failures map to statuses while no response byte has been sent: connect failure 502, no response headers in
- * time 504. After that the only honest signal is closing the client connection, which a client sees as a
- * truncated response, never as a complete one.
+ * <p>Endpoints are picked round robin among the healthy ones. A request whose connection attempt fails (TCP or TLS)
+ * is retried on another endpoint, since nothing of it was sent; once any of it has been written to a backend it is
+ * never retried. Failures map to statuses while no response byte has been sent: no healthy endpoint 503, connect or
+ * TLS failure 502, no response headers in time 504. After that the only honest signal is closing the client
+ * connection, which a client sees as a truncated response, never as a complete one.
  */
 final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(ForwardingHandler.class);
+
+    /** Client pipeline handlers that only make sense for HTTP; a WebSocket tunnel removes them. */
+    private static final List<String> HTTP_ONLY_HANDLERS = List.of("sequence", "guard", "authorize", "http");
 
     private final Supplier<ProxyRuntime> runtime;
     private final BackendConnector connector;
@@ -53,19 +67,34 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private final ProxyMetrics metrics;
 
     private ChannelHandlerContext ctx;
-    private ProxyRuntime rt;
     private Exchange exchange;
     private Backend backend;
+    /** The endpoint of the current attempt; endpoints already tried for this request are in {@link #tried}. */
+    private Endpoint endpoint;
+    private final List<Endpoint> tried = new ArrayList<>(2);
+    /** Increments per connection attempt, so a late connect result for an abandoned attempt is recognised. */
+    private int attempt;
+    /** Why the last connection attempt failed, for the 502 when no endpoint is left to try. */
+    private String lastConnectFailure;
     /** The leased backend connection; null before it is connected and after the exchange. */
     private Channel upstream;
-    /** Request parts that arrived while the backend connection was being established (at most one read's worth). */
+    /** The request head and body parts that arrived before a connection was ready (at most one read's worth). */
     private final ArrayDeque<Object> pendingUntilConnected = new ArrayDeque<>();
     private boolean requestComplete;
+    /** The request announced no body: once answered, nothing of it is left unread on the connection. */
+    private boolean requestBodiless;
     private boolean clientKeepAlive;
     private boolean clientHttp10;
     private boolean backendKeepAlive;
     private boolean skippingInterim;
+    /** The request asked for a WebSocket upgrade, which the backend may accept with 101. */
+    private boolean webSocketRequested;
+    /** Raw bytes both ways: the backend switched to WebSocket. */
+    private boolean tunnel;
     private ScheduledFuture<?> responseTimeout;
+    private ScheduledFuture<?> bodyIdleTimer;
+    /** Since when the response body has been waited for without any bytes arriving. */
+    private long bodyIdleSince;
     /** When the request head went to the backend, for the backend response-time metric. */
     private long sentNanos;
 
@@ -86,6 +115,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (tunnel) {
+            tunnelFromClient(msg);
+            return;
+        }
         if (msg instanceof HttpRequest request) {
             startExchange(request);
         }
@@ -97,7 +130,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             exchange.bytesIn += content.content().readableBytes();
-            requestComplete = content instanceof LastHttpContent;
+            if (content instanceof LastHttpContent last) {
+                ForwardedHeaders.trailersForBackend(last.trailingHeaders());
+                requestComplete = true;
+            }
             if (upstream != null) {
                 upstream.write(content);
             } else {
@@ -108,38 +144,82 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     private void startExchange(HttpRequest request) {
         exchange = ctx.channel().attr(Exchange.KEY).get();
-        rt = exchange.runtime != null ? exchange.runtime : runtime.get();
+        ProxyRuntime rt = exchange.runtime != null ? exchange.runtime : runtime.get();
         backend = rt.backend(exchange.decision.route().backend());
-        exchange.backend = backend.endpoint();
+        endpoint = null;
+        tried.clear();
+        lastConnectFailure = null;
         requestComplete = false;
+        requestBodiless = !HttpUtil.isTransferEncodingChunked(request) && HttpUtil.getContentLength(request, 0L) == 0;
         skippingInterim = false;
         clientKeepAlive = HttpUtil.isKeepAlive(request);
         clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
+        webSocketRequested = Upgrades.isWebSocketRequest(request);
         ForwardedHeaders.forBackend(request.headers(), ctx.channel().remoteAddress(), exchange.peer(), xfccBy);
+        if (webSocketRequested) {
+            Upgrades.keepWebSocketUpgrade(request.headers());
+        }
         // Backend connections are always HTTP/1.1 keep-alive, whatever the client speaks.
         request.setProtocolVersion(HttpVersion.HTTP_1_1);
         pendingUntilConnected.add(request);
+        connectNext();
+    }
 
-        Channel pooled = backend.pool().acquire(ctx.channel().eventLoop());
+    /**
+     * Leases a connection to the next healthy endpoint this request has not tried, or answers 503 (none was
+     * healthy) or 502 (every one failed to connect).
+     */
+    private void connectNext() {
+        Endpoint next = backend.pick(tried);
+        if (next == null) {
+            if (tried.isEmpty()) {
+                fail("no healthy endpoint", "unavailable", HttpResponseStatus.SERVICE_UNAVAILABLE);
+            } else {
+                fail(lastConnectFailure, "connect_error", HttpResponseStatus.BAD_GATEWAY);
+            }
+            return;
+        }
+        if (endpoint != null) {
+            metrics.backendRetried(backend.name());
+            log.warn("event=backend_retry backend={} endpoint={} cause=\"{}\" next={}", backend.name(),
+                    endpoint.display(), lastConnectFailure, next.display());
+        }
+        endpoint = next;
+        tried.add(next);
+        exchange.backend = next.display();
+        EventLoop loop = ctx.channel().eventLoop();
+        Channel pooled = next.pool().acquire(loop);
         if (pooled != null) {
             attach(pooled);
             return;
         }
-        ChannelFuture connect = connector.connect(ctx.channel().eventLoop(), backend);
-        connect.addListener((ChannelFutureListener) f -> {
-            backend.health().set(f.isSuccess());
+        int thisAttempt = ++attempt;
+        Exchange forExchange = exchange;
+        Future<Channel> connect = connector.connect(loop, next);
+        connect.addListener(f -> {
+            boolean current = thisAttempt == attempt && exchange == forExchange && ctx.channel().isActive();
             if (!f.isSuccess()) {
-                metrics.backendConnectError(backend.name(), connectErrorReason(f.cause()));
-                backendFailed(f.cause(), "connect");
-            } else if (exchange == null || !ctx.channel().isActive()) {
-                f.channel().close();
+                next.connectFailed();
+                metrics.backendConnectError(backend.name(), BackendFailures.connectReason(f.cause()));
+                if (current) {
+                    lastConnectFailure = BackendFailures.describe(f.cause());
+                    connectNext();
+                }
+            } else if (current) {
+                attach(connect.getNow());
             } else {
-                attach(f.channel());
+                connect.getNow().close();
             }
         });
     }
 
     private void attach(Channel channel) {
+        if (!channel.isActive()) {
+            // Closed between connecting and now: nothing was written, so another endpoint may still be tried.
+            lastConnectFailure = "backend closed the connection";
+            connectNext();
+            return;
+        }
         upstream = channel;
         channel.pipeline().get(BackendHandler.class).owner = this;
         Object msg;
@@ -161,7 +241,11 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     public void channelReadComplete(ChannelHandlerContext ctx) {
         if (upstream != null) {
             upstream.flush();
-            if (requestComplete) {
+            if (tunnel) {
+                if (upstream.isWritable()) {
+                    ctx.read();
+                }
+            } else if (requestComplete) {
                 armResponseTimeout();
             } else if (upstream.isWritable()) {
                 ctx.read();
@@ -170,9 +254,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         ctx.fireChannelReadComplete();
     }
 
-    /** The backend drained its write buffer: resume reading the request body. */
+    /** The backend drained its write buffer: resume reading the request body (or the client's tunnel bytes). */
     void backendWritable() {
-        if (exchange != null && !requestComplete && upstream != null && upstream.isWritable()) {
+        if (upstream != null && upstream.isWritable() && (tunnel || (exchange != null && !requestComplete))) {
             ctx.read();
         }
     }
@@ -181,13 +265,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (responseTimeout != null || exchange == null || exchange.responseStarted) {
             return;
         }
-        long nanos = backend.responseTimeout().toNanos();
+        Duration timeout = backend.responseTimeout();
         responseTimeout = ctx.executor().schedule(() -> {
             responseTimeout = null;
             if (exchange != null && !exchange.responseStarted) {
-                backendFailed(null, "response timeout after " + backend.responseTimeout());
+                fail("response timeout: no response headers within " + Durations.format(timeout), "timeout",
+                        HttpResponseStatus.GATEWAY_TIMEOUT);
             }
-        }, nanos, TimeUnit.NANOSECONDS);
+        }, timeout.toNanos(), TimeUnit.NANOSECONDS);
     }
 
     // ---- backend -> client -------------------------------------------------------------------------------------
@@ -197,9 +282,17 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             ReferenceCountUtil.release(msg);
             return;
         }
+        if (tunnel) {
+            tunnelFromBackend(msg);
+            return;
+        }
         if (msg instanceof HttpResponse response) {
+            if (response.status().code() == HttpResponseStatus.SWITCHING_PROTOCOLS.code()) {
+                switchingProtocols(response);
+                return;
+            }
             if (response.status().codeClass() == HttpStatusClass.INFORMATIONAL) {
-                // 1xx from the backend: the proxy already answered any Expect itself; 101 is not offered upstream.
+                // 1xx from the backend: the proxy already answered any Expect itself.
                 skippingInterim = true;
                 ReferenceCountUtil.release(msg);
                 return;
@@ -209,6 +302,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             exchange.responseStarted = true;
             backendKeepAlive = HttpUtil.isKeepAlive(response);
             prepareForClient(response);
+            armBodyIdleTimer();
         }
         if (msg instanceof HttpContent content) {
             if (skippingInterim) {
@@ -216,8 +310,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 content.release();
                 return;
             }
+            bodyIdleSince = System.nanoTime();
             exchange.bytesOut += content.content().readableBytes();
-            if (content instanceof LastHttpContent) {
+            if (content instanceof LastHttpContent last) {
+                if (!last.trailingHeaders().isEmpty()) {
+                    ForwardedHeaders.forClient(last.trailingHeaders());
+                }
                 ctx.write(content);
                 responseComplete();
                 return;
@@ -255,7 +353,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     void backendReadComplete() {
         ctx.flush();
-        if (upstream != null && exchange != null && exchange.responseStarted && ctx.channel().isWritable()) {
+        if (upstream != null && exchange != null && (tunnel || exchange.responseStarted)
+                && ctx.channel().isWritable()) {
             upstream.read();
         }
     }
@@ -263,37 +362,141 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
         // The client drained: resume reading the response.
-        if (ctx.channel().isWritable() && upstream != null && exchange != null && exchange.responseStarted) {
+        if (ctx.channel().isWritable() && upstream != null && exchange != null
+                && (tunnel || exchange.responseStarted)) {
+            bodyIdleSince = System.nanoTime();
             upstream.read();
         }
         ctx.fireChannelWritabilityChanged();
     }
 
+    /**
+     * Arms the body idle timeout: a backend that stops sending in the middle of a body, while the client is ready
+     * for more, ends the response. Time spent waiting for a slow client does not count.
+     */
+    private void armBodyIdleTimer() {
+        bodyIdleSince = System.nanoTime();
+        scheduleBodyIdleCheck(backend.bodyIdleTimeout().toNanos());
+    }
+
+    private void scheduleBodyIdleCheck(long delayNanos) {
+        Exchange forExchange = exchange;
+        bodyIdleTimer = ctx.executor().schedule(() -> {
+            bodyIdleTimer = null;
+            if (exchange != forExchange || tunnel) {
+                return;
+            }
+            long timeout = backend.bodyIdleTimeout().toNanos();
+            long idle = System.nanoTime() - bodyIdleSince;
+            if (!ctx.channel().isWritable()) {
+                // The client is the slow side: the backend is not being read, so it cannot be blamed.
+                scheduleBodyIdleCheck(timeout);
+            } else if (idle >= timeout) {
+                fail("response body idle for " + Durations.format(backend.bodyIdleTimeout()), "timeout",
+                        HttpResponseStatus.GATEWAY_TIMEOUT);
+            } else {
+                scheduleBodyIdleCheck(timeout - idle);
+            }
+        }, delayNanos, TimeUnit.NANOSECONDS);
+    }
+
     private void responseComplete() {
         Channel used = upstream;
+        Endpoint usedEndpoint = endpoint;
         boolean reusable = backendKeepAlive && requestComplete;
         boolean closeClient = !clientKeepAlive || !requestComplete;
         exchange.finish(exchange.status);
         endExchange();
+        ctx.flush();
         if (closeClient) {
-            ctx.flush();
             ctx.channel().close();
-        } else {
-            ctx.flush();
         }
-        release(used, reusable);
+        release(used, usedEndpoint, reusable);
     }
 
-    private void release(Channel channel, boolean reusable) {
+    private static void release(Channel channel, Endpoint endpoint, boolean reusable) {
         if (channel == null) {
             return;
         }
         channel.pipeline().get(BackendHandler.class).owner = null;
-        if (reusable && backend.pool().release(channel)) {
+        if (reusable && endpoint.pool().release(channel)) {
             // An idle pooled connection keeps a read pending so a close by the backend is noticed while idle.
             channel.read();
         } else {
             channel.close();
+        }
+    }
+
+    // ---- WebSocket tunnel --------------------------------------------------------------------------------------
+
+    /**
+     * 101 from the backend. Accepted only as the answer to a WebSocket upgrade request (anything else is a backend
+     * out of step with the protocol); then the 101 goes to the client and both connections become byte tunnels.
+     */
+    private void switchingProtocols(HttpResponse response) {
+        if (!webSocketRequested || !requestComplete || !Upgrades.isWebSocketAccepted(response)) {
+            ReferenceCountUtil.release(response);
+            fail("backend switched protocols unasked", "failed", HttpResponseStatus.BAD_GATEWAY);
+            return;
+        }
+        cancelResponseTimeout();
+        metrics.backendResponse(backend.name(), System.nanoTime() - sentNanos);
+        exchange.responseStarted = true;
+        exchange.status = response.status().code();
+        tunnel = true;
+        ForwardedHeaders.forClient(response.headers());
+        Upgrades.keepWebSocketUpgrade(response.headers());
+        response.setProtocolVersion(HttpVersion.HTTP_1_1);
+        ctx.write(response);
+        ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
+        // The backend side first: it must take raw bytes before any arrive from the client.
+        ChannelPipeline server = upstream.pipeline();
+        for (String name : List.of("http", "idle")) {
+            if (server.get(name) != null) {
+                server.remove(name);
+            }
+        }
+        // Bytes the client sent after its request are still undecoded in the codec (it stops after an upgrade
+        // request); removing it hands them on as they are, to the tunnel.
+        ChannelPipeline client = ctx.pipeline();
+        for (String name : HTTP_ONLY_HANDLERS) {
+            if (client.get(name) != null) {
+                client.remove(name);
+            }
+        }
+        log.debug("event=websocket_tunnel backend={} endpoint={}", backend.name(), endpoint.display());
+        ctx.read();
+        upstream.read();
+    }
+
+    private void tunnelFromClient(Object msg) {
+        if (msg instanceof ByteBuf bytes && upstream != null && exchange != null) {
+            exchange.bytesIn += bytes.readableBytes();
+            upstream.write(bytes);
+        } else {
+            ReferenceCountUtil.release(msg);
+        }
+    }
+
+    private void tunnelFromBackend(Object msg) {
+        if (msg instanceof ByteBuf bytes) {
+            exchange.bytesOut += bytes.readableBytes();
+            ctx.write(bytes);
+        } else {
+            // the codec's end marker of the 101 response; there is no HTTP any more
+            ReferenceCountUtil.release(msg);
+        }
+    }
+
+    /** Either side of a tunnel closed or failed: what was already relayed is flushed, then both close. */
+    private void closeTunnel() {
+        Channel backendSide = upstream;
+        exchange.finish(exchange.status);
+        endExchange();
+        ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+        if (backendSide != null) {
+            backendSide.pipeline().get(BackendHandler.class).owner = null;
+            backendSide.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
         }
     }
 
@@ -304,22 +507,33 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (exchange == null) {
             return;
         }
-        String reason = describe(cause, what);
-        metrics.backendFailed(backend.name(), what.equals("connect") ? "connect_error"
-                : what.startsWith("response timeout") ? "timeout" : "failed");
+        if (tunnel) {
+            closeTunnel();
+            return;
+        }
+        fail(cause == null ? what : BackendFailures.describe(cause), "failed", HttpResponseStatus.BAD_GATEWAY);
+    }
+
+    /**
+     * Ends the exchange on a failure: with {@code status} while nothing of the response has been sent, else by
+     * closing the client connection. The backend connection, if any, is closed: its state is unknown.
+     *
+     * @param result the {@code backend_requests_total} result label
+     */
+    private void fail(String cause, String result, HttpResponseStatus status) {
+        metrics.backendFailed(backend.name(), result);
+        String at = endpoint == null ? "-" : endpoint.display();
         Channel failed = upstream;
         if (exchange.responseStarted) {
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" after=response_started",
-                    backend.name(), backend.endpoint(), reason);
+                    backend.name(), at, cause);
             exchange.finish(exchange.status);
             endExchange();
             ctx.channel().close();
         } else {
-            boolean timeout = what.startsWith("response timeout");
-            HttpResponseStatus status = timeout ? HttpResponseStatus.GATEWAY_TIMEOUT : HttpResponseStatus.BAD_GATEWAY;
-            log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}",
-                    backend.name(), backend.endpoint(), reason, status.code());
-            boolean keepAlive = clientKeepAlive && requestComplete;
+            log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}", backend.name(), at, cause,
+                    status.code());
+            boolean keepAlive = clientKeepAlive && (requestComplete || requestBodiless);
             Exchange failedExchange = exchange;
             endExchange();
             failedExchange.answerLocally(ctx, ErrorResponses.of(status, keepAlive), keepAlive);
@@ -330,29 +544,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private static String connectErrorReason(Throwable cause) {
-        if (cause instanceof ConnectTimeoutException) {
-            return "timeout";
-        }
-        return cause instanceof ConnectException ? "refused" : "other";
-    }
-
-    private static String describe(Throwable cause, String what) {
-        if (cause instanceof ConnectTimeoutException) {
-            return "connect timeout";
-        }
-        if (cause instanceof ConnectException) {
-            return "connection refused";
-        }
-        if (cause == null) {
-            return what;
-        }
-        return what + ": " + cause.getClass().getSimpleName()
-                + (cause.getMessage() == null ? "" : " " + cause.getMessage().replace('"', '\''));
-    }
-
     private void endExchange() {
         cancelResponseTimeout();
+        if (bodyIdleTimer != null) {
+            bodyIdleTimer.cancel(false);
+            bodyIdleTimer = null;
+        }
         Object msg;
         while ((msg = pendingUntilConnected.poll()) != null) {
             ReferenceCountUtil.release(msg);
@@ -372,7 +569,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt instanceof IdleStateEvent) {
             if (exchange != null && !exchange.responseStarted) {
-                backendFailed(null, "response timeout: connection idle");
+                fail("response timeout: client connection idle", "timeout", HttpResponseStatus.GATEWAY_TIMEOUT);
             }
             ctx.close();
             return;
@@ -383,13 +580,17 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         if (exchange != null) {
-            // Client went away mid-exchange: the backend connection is in an unknown state, never reuse it.
-            exchange.finish(0, "client_closed");
-            Channel abandoned = upstream;
-            endExchange();
-            if (abandoned != null) {
-                abandoned.pipeline().get(BackendHandler.class).owner = null;
-                abandoned.close();
+            if (tunnel) {
+                closeTunnel();
+            } else {
+                // Client went away mid-exchange: the backend connection is in an unknown state, never reuse it.
+                exchange.finish(0, "client_closed");
+                Channel abandoned = upstream;
+                endExchange();
+                if (abandoned != null) {
+                    abandoned.pipeline().get(BackendHandler.class).owner = null;
+                    abandoned.close();
+                }
             }
         }
         ctx.fireChannelInactive();
@@ -402,8 +603,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         ctx.close();
     }
 
-    /** Opens backend connections on a given event loop. */
+    /** Opens backend connections on a given event loop; the future completes once the connection speaks HTTP. */
     interface BackendConnector {
-        ChannelFuture connect(EventLoop loop, Backend backend);
+        Future<Channel> connect(EventLoop loop, Endpoint endpoint);
     }
 }

@@ -1,11 +1,13 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
+import dev.mtlsproxy.core.backend.Backends;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.policy.Policy;
-import java.util.HashMap;
-import java.util.Map;
+import java.security.GeneralSecurityException;
+import javax.net.ssl.SSLException;
 
 /**
  * Everything a request needs that comes from one configuration generation: compiled policy and backends. Handlers
@@ -14,26 +16,25 @@ import java.util.Map;
  *
  * @param config    the configuration it was built from
  * @param policy    compiled routes and grants
- * @param backends  by name
+ * @param backends  by name, with their pools, health and TLS contexts; closed when the generation retires
  * @param accessLog where finished requests go
  */
-record ProxyRuntime(ProxyConfig config, Policy policy, Map<String, Backend> backends, AccessLog accessLog) {
+record ProxyRuntime(ProxyConfig config, Policy policy, Backends backends, AccessLog accessLog) {
 
-    static ProxyRuntime build(ProxyConfig config, AccessLog accessLog) {
-        return build(config, accessLog, Map.of());
+    /** Builds everything off the event loops: backend addresses are resolved and TLS contexts made here. */
+    static ProxyRuntime build(ProxyConfig config, AccessLog accessLog) throws PemException,
+            GeneralSecurityException, SSLException {
+        return build(config, accessLog, null);
     }
 
     /**
-     * Builds the runtime of a new generation. A backend whose configuration did not change is carried over with its
-     * pool, so a policy or certificate reload does not drop warm backend connections.
+     * Builds the runtime of a new generation, off the event loops: backend addresses are resolved and TLS contexts
+     * made here. Backends whose configuration did not change are carried over from {@code previous} (may be null).
      */
-    static ProxyRuntime build(ProxyConfig config, AccessLog accessLog, Map<String, Backend> previous) {
-        Map<String, Backend> backends = new HashMap<>();
-        config.backends().forEach((name, bc) -> {
-            Backend old = previous.get(name);
-            backends.put(name, old != null && old.config().equals(bc) ? old : Backend.of(name, bc));
-        });
-        return new ProxyRuntime(config, Policy.compile(config), Map.copyOf(backends), accessLog);
+    static ProxyRuntime build(ProxyConfig config, AccessLog accessLog, Backends previous) throws PemException,
+            GeneralSecurityException, SSLException {
+        return new ProxyRuntime(config, Policy.compile(config), Backends.build(config.backends(), previous),
+                accessLog);
     }
 
     Backend backend(String name) {

@@ -5,6 +5,8 @@ import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
+import dev.mtlsproxy.core.backend.Backends;
+import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
@@ -17,7 +19,6 @@ import dev.mtlsproxy.core.tls.RevocationChecker;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
-import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
@@ -31,7 +32,6 @@ import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.timeout.IdleStateHandler;
-import io.netty.resolver.NoopAddressResolverGroup;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
@@ -74,6 +74,7 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     private final EventLoopGroup group;
+    private final Transport transport;
     private final Map<String, Channel> listeners;
     private final Map<String, ChannelGroup> connections;
     private final AtomicReference<Generation> current;
@@ -84,9 +85,11 @@ public final class ProxyServer implements AutoCloseable {
     private final Object reloadLock = new Object();
     private volatile boolean draining;
 
-    private ProxyServer(EventLoopGroup group, Map<String, Channel> listeners, Map<String, ChannelGroup> connections,
-            AtomicReference<Generation> current, AccessLog accessLog, ProxyMetrics metrics, Clock clock) {
+    private ProxyServer(EventLoopGroup group, Transport transport, Map<String, Channel> listeners,
+            Map<String, ChannelGroup> connections, AtomicReference<Generation> current, AccessLog accessLog,
+            ProxyMetrics metrics, Clock clock) {
         this.group = group;
+        this.transport = transport;
         this.listeners = listeners;
         this.connections = connections;
         this.current = current;
@@ -126,7 +129,7 @@ public final class ProxyServer implements AutoCloseable {
             int threads) throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.best();
         AtomicReference<Generation> current = new AtomicReference<>();
-        current.set(build(1, config, accessLog, metrics, clock, Map.of()));
+        current.set(build(1, config, accessLog, metrics, clock, null));
         Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
         HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
         registerMetrics(current, metrics, clock);
@@ -137,9 +140,10 @@ public final class ProxyServer implements AutoCloseable {
         for (ListenerConfig listener : config.listeners()) {
             connections.put(listener.name(), new DefaultChannelGroup(listener.name(), GlobalEventExecutor.INSTANCE));
         }
-        ProxyServer server = new ProxyServer(group, bound, Map.copyOf(connections), current, accessLog, metrics,
-                clock);
+        ProxyServer server = new ProxyServer(group, transport, bound, Map.copyOf(connections), current, accessLog,
+                metrics, clock);
         try {
+            current.get().runtime().backends().start(group, transport.clientChannel());
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
                 String name = listener.name();
@@ -164,6 +168,7 @@ public final class ProxyServer implements AutoCloseable {
             for (Channel c : bound.values()) {
                 c.close();
             }
+            current.get().runtime().backends().close();
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
@@ -172,7 +177,7 @@ public final class ProxyServer implements AutoCloseable {
 
     /** Builds a complete generation: revocation data, every listener's key material and TLS context, runtime. */
     private static Generation build(long number, ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics,
-            Clock clock, Map<String, Backend> previousBackends)
+            Clock clock, Backends previousBackends)
             throws PemException, GeneralSecurityException, SSLException {
         RevocationChecker revocation = RevocationChecker.load(config.trustAnchors(), config.revocation(),
                 staleCrlWarner(metrics), clock);
@@ -222,9 +227,11 @@ public final class ProxyServer implements AutoCloseable {
                 metrics.reloadFailed(ReloadFailureReason.OTHER);
                 throw new ReloadException(ReloadFailureReason.OTHER, e.toString(), e);
             }
+            next.runtime().backends().start(group, transport.clientChannel());
             current.set(next);
             registerMetrics(current, metrics, clock);
-            retire(old, next);
+            // Backends not carried over lose their health checks and idle connections; busy ones finish.
+            old.runtime().backends().retireInto(next.runtime().backends());
             log.info("event=config_reloaded generation={}", next.number());
             reverifyOpenConnections(next);
             return next.number();
@@ -240,15 +247,6 @@ public final class ProxyServer implements AutoCloseable {
             throw new ReloadException(ReloadFailureReason.RESTART_REQUIRED, "listeners: names and addresses "
                     + after + " differ from the running " + before + "; adding, removing or moving a listener"
                     + " needs a restart", null);
-        }
-    }
-
-    /** Backends not carried over into the new generation lose their idle connections; busy ones finish. */
-    private static void retire(Generation old, Generation next) {
-        for (Backend b : old.runtime().backends().values()) {
-            if (next.runtime().backends().get(b.name()) != b) {
-                b.pool().closeAll();
-            }
         }
     }
 
@@ -315,11 +313,12 @@ public final class ProxyServer implements AutoCloseable {
                     : crl.crl().getNextUpdate().toInstant().getEpochSecond()));
         }
         metrics.crls(crls);
-        for (String name : generation.runtime().backends().keySet()) {
+        for (Backend backend : generation.runtime().backends().values()) {
+            String name = backend.name();
             // Registered once per name; the suppliers read whichever generation is current.
             metrics.backendRegistered(name, () -> {
                 Backend b = current.get().runtime().backends().get(name);
-                return b == null ? 0 : b.pool().idleConnections();
+                return b == null ? 0 : b.idleConnections();
             }, () -> {
                 Backend b = current.get().runtime().backends().get(name);
                 return b == null ? 0 : b.healthyEndpoints();
@@ -328,23 +327,17 @@ public final class ProxyServer implements AutoCloseable {
         metrics.configLoaded(generation.number(), clock.instant().getEpochSecond());
     }
 
+    /** Connections to an endpoint: TCP, TLS for https endpoints, then the HTTP pipeline below. */
     private static ForwardingHandler.BackendConnector backendConnector(Transport transport) {
-        return (loop, backend) -> new Bootstrap()
-                .group(loop)
-                .channel(transport.clientChannel())
-                // Addresses were resolved when the configuration was built; never resolve on an event loop.
-                .resolver(NoopAddressResolverGroup.INSTANCE)
-                .option(ChannelOption.AUTO_READ, false)
-                .option(ChannelOption.TCP_NODELAY, true)
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) backend.connectTimeout().toMillis())
-                .handler(backendInitializer(backend))
-                .connect(backend.address());
+        return (loop, endpoint) -> endpoint.connect(loop, transport.clientChannel(), backendInitializer(endpoint));
     }
 
     /**
-     * Backend pipeline: idle (closes pooled connections unused for idleTimeout), http (strict client codec), relay.
+     * Backend pipeline after TLS: idle (closes pooled connections unused for idleTimeout), http (strict client
+     * codec), relay.
      */
-    private static ChannelInitializer<Channel> backendInitializer(Backend backend) {
+    private static ChannelInitializer<Channel> backendInitializer(Endpoint endpoint) {
+        Duration idleTimeout = endpoint.idleTimeout();
         return new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
@@ -356,10 +349,9 @@ public final class ProxyServer implements AutoCloseable {
                         .setStrictLineParsing(true)
                         .setValidateHeaders(true);
                 ch.pipeline()
-                        .addLast("idle", new IdleStateHandler(0, 0, backend.config().idleTimeout().toNanos(),
-                                TimeUnit.NANOSECONDS))
+                        .addLast("idle", new IdleStateHandler(0, 0, idleTimeout.toNanos(), TimeUnit.NANOSECONDS))
                         .addLast("http", new HttpClientCodec(decoder, false, false))
-                        .addLast("relay", new BackendHandler(backend.pool()));
+                        .addLast("relay", new BackendHandler(endpoint.pool()));
             }
         };
     }
@@ -446,7 +438,7 @@ public final class ProxyServer implements AutoCloseable {
         for (ChannelGroup channels : connections.values()) {
             channels.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         }
-        current.get().runtime().backends().values().forEach(b -> b.pool().closeAll());
+        current.get().runtime().backends().close();
         group.shutdownGracefully(0, 5, TimeUnit.SECONDS).syncUninterruptibly();
     }
 }

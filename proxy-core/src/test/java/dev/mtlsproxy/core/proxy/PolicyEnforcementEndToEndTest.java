@@ -56,7 +56,7 @@ class PolicyEnforcementEndToEndTest {
     @BeforeAll
     static void start() throws Exception {
         pki = TestPki.create(dir);
-        partnersCa = TestPki.otherAuthority("partners root CA");
+        partnersCa = TestPki.newRoot("partners root CA");
         Path partnersPem = Files.writeString(dir.resolve("partners.pem"), partnersCa.getCertificatePEM());
         backend = TestBackend.start();
         audit = new ListAppender<>();

@@ -133,28 +133,35 @@ public final class MtlsClient implements AutoCloseable {
         if (statusLine == null) {
             throw new java.io.EOFException("connection closed before a response");
         }
-        Map<String, List<String>> headers = new LinkedHashMap<>();
-        String line;
-        while ((line = readLine()) != null && !line.isEmpty()) {
-            int colon = line.indexOf(':');
-            headers.computeIfAbsent(line.substring(0, colon).trim().toLowerCase(Locale.ROOT),
-                    k -> new java.util.ArrayList<>()).add(line.substring(colon + 1).trim());
-        }
+        Map<String, List<String>> headers = readFields();
         int status = Integer.parseInt(statusLine.split(" ")[1]);
         ByteArrayOutputStream body = new ByteArrayOutputStream();
         String te = first(headers, "transfer-encoding");
         String cl = first(headers, "content-length");
-        if (!withBody) {
-            return new Response(status, headers, new byte[0]);
+        if (!withBody || status == 101) {
+            return new Response(status, headers, new byte[0], Map.of());
         }
+        Map<String, List<String>> trailers = Map.of();
         if (te != null && te.equalsIgnoreCase("chunked")) {
-            readChunked(body);
+            trailers = readChunked(body);
         } else if (cl != null) {
             copy(body, Long.parseLong(cl));
         } else if (status >= 200 && status != 204 && status != 304) {
             in.transferTo(body);
         }
-        return new Response(status, headers, body.toByteArray());
+        return new Response(status, headers, body.toByteArray(), trailers);
+    }
+
+    /** Header (or trailer) fields up to the empty line; names lower-cased. */
+    private Map<String, List<String>> readFields() throws IOException {
+        Map<String, List<String>> fields = new LinkedHashMap<>();
+        String line;
+        while ((line = readLine()) != null && !line.isEmpty()) {
+            int colon = line.indexOf(':');
+            fields.computeIfAbsent(line.substring(0, colon).trim().toLowerCase(Locale.ROOT),
+                    k -> new java.util.ArrayList<>()).add(line.substring(colon + 1).trim());
+        }
+        return fields;
     }
 
     /** Reads a response head, then streams a chunked or sized body into {@code sink}; returns the body length. */
@@ -183,7 +190,8 @@ public final class MtlsClient implements AutoCloseable {
         return counter.count;
     }
 
-    private void readChunked(OutputStream body) throws IOException {
+    /** Reads a chunked body into {@code body}; returns its trailer fields. */
+    private Map<String, List<String>> readChunked(OutputStream body) throws IOException {
         while (true) {
             String sizeLine = readLine();
             if (sizeLine == null) {
@@ -192,11 +200,7 @@ public final class MtlsClient implements AutoCloseable {
             int semi = sizeLine.indexOf(';');
             long size = Long.parseLong((semi >= 0 ? sizeLine.substring(0, semi) : sizeLine).trim(), 16);
             if (size == 0) {
-                String trailer;
-                while ((trailer = readLine()) != null && !trailer.isEmpty()) {
-                    // trailers ignored
-                }
-                return;
+                return readFields();
             }
             copy(body, size);
             readLine();
@@ -268,10 +272,16 @@ public final class MtlsClient implements AutoCloseable {
         socket.close();
     }
 
-    /** A response as received. Header names lower-cased. */
-    public record Response(int status, Map<String, List<String>> headers, byte[] body) {
+    /** A response as received. Header and trailer names lower-cased. */
+    public record Response(int status, Map<String, List<String>> headers, byte[] body,
+            Map<String, List<String>> trailers) {
         public String header(String name) {
             List<String> values = headers.get(name.toLowerCase(Locale.ROOT));
+            return values == null ? null : values.get(0);
+        }
+
+        public String trailer(String name) {
+            List<String> values = trailers.get(name.toLowerCase(Locale.ROOT));
             return values == null ? null : values.get(0);
         }
 

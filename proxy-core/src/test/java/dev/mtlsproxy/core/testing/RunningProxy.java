@@ -91,6 +91,7 @@ public final class RunningProxy implements AutoCloseable {
         private final Map<String, IdentityConfig> identities = new LinkedHashMap<>();
         private final List<RouteConfig> routes = new ArrayList<>();
         private final Map<String, String> backendUrls = new LinkedHashMap<>();
+        private final Map<String, BackendConfig> backendConfigs = new LinkedHashMap<>();
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
@@ -119,6 +120,12 @@ public final class RunningProxy implements AutoCloseable {
 
         public Builder backend(String name, String url) {
             backendUrls.put(name, url);
+            return this;
+        }
+
+        /** A backend configured in full: endpoints, TLS, timeouts, health check. */
+        public Builder backend(String name, BackendConfig config) {
+            backendConfigs.put(name, config);
             return this;
         }
 
@@ -160,6 +167,7 @@ public final class RunningProxy implements AutoCloseable {
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
+            backends.putAll(backendConfigs);
             Map<String, TrustAnchorConfig> anchors = new LinkedHashMap<>();
             anchors.put(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem()));
             anchors.putAll(extraAnchors);

@@ -13,10 +13,13 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpContent;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.DefaultLastHttpContent;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpChunkedInput;
 import io.netty.handler.codec.http.HttpContent;
@@ -30,43 +33,80 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.QueryStringDecoder;
+import io.netty.handler.codec.http.websocketx.BinaryWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.CloseWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.PingWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.PongWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.TextWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocketServerHandshakerFactory;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
+import io.netty.pkitesting.X509Bundle;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLPeerUnverifiedException;
 
 /**
- * A real HTTP/1.1 backend on a loopback port that records every request it receives. Behaviour by path:
+ * A real HTTP/1.1 backend on a loopback port, plain or TLS (optionally requiring a client certificate), that records
+ * every request it receives. Behaviour by path:
  * <ul>
  *   <li>{@code /echo}: streams the request body back, chunked</li>
  *   <li>{@code /download?bytes=N}: streams N bytes of a known pattern, with back-pressure</li>
+ *   <li>{@code /stall?bytes=N}: sends N bytes of a chunked body, then nothing more, never ending it</li>
+ *   <li>{@code /trailers}: a chunked body followed by the trailer {@code x-checksum: c0ffee}</li>
  *   <li>{@code /slow?ms=N}: answers after N ms</li>
  *   <li>{@code /hang}: never answers</li>
+ *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
+ *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
+ *   <li>{@code /ws}: a WebSocket echo (text, binary, fragments, ping)</li>
  *   <li>anything else: {@code 200 hello from backend}, after counting the body</li>
  * </ul>
  */
 public final class TestBackend implements AutoCloseable {
 
-    /** What the backend saw of one request. Headers are a copy. */
-    public record Recorded(String method, String uri, HttpHeaders headers, long bodyBytes) {
+    /**
+     * What the backend saw of one request. Headers and trailers are copies; {@code clientCertificate} is the subject
+     * of the certificate the proxy presented over TLS, or null.
+     */
+    public record Recorded(String method, String uri, HttpHeaders headers, long bodyBytes, HttpHeaders trailers,
+            String clientCertificate) {
     }
 
     private final EventLoopGroup group;
     private final Channel server;
     private final BlockingQueue<Recorded> requests = new LinkedBlockingQueue<>();
     private final AtomicInteger connections = new AtomicInteger();
+    private final AtomicInteger open = new AtomicInteger();
+    private final AtomicLong downloadBytes = new AtomicLong();
+    private volatile boolean healthy = true;
+    private final String scheme;
 
-    private TestBackend(EventLoopGroup group, Channel server) {
+    private TestBackend(EventLoopGroup group, Channel server, String scheme) {
         this.group = group;
         this.server = server;
+        this.scheme = scheme;
     }
 
     public static TestBackend start() throws InterruptedException {
+        return start(null);
+    }
+
+    /** @param tls a server context, see {@link #tlsContext}; null for plain HTTP */
+    public static TestBackend start(SslContext tls) throws InterruptedException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         TestBackend[] self = new TestBackend[1];
         Channel server = new ServerBootstrap()
@@ -76,21 +116,44 @@ public final class TestBackend implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         self[0].connections.incrementAndGet();
-                        ch.pipeline().addLast(new HttpServerCodec(), new ChunkedWriteHandler(),
-                                self[0].new Handler());
+                        self[0].open.incrementAndGet();
+                        ch.closeFuture().addListener(f -> self[0].open.decrementAndGet());
+                        if (tls != null) {
+                            ch.pipeline().addLast(tls.newHandler(ch.alloc()));
+                        }
+                        ch.pipeline().addLast("http", new HttpServerCodec());
+                        ch.pipeline().addLast(new ChunkedWriteHandler(), self[0].new Handler());
                     }
                 })
                 .bind("127.0.0.1", 0).sync().channel();
-        self[0] = new TestBackend(group, server);
+        self[0] = new TestBackend(group, server, tls == null ? "http" : "https");
         return self[0];
+    }
+
+    /**
+     * A server TLS context with this certificate; with {@code clientCa} set, a client certificate issued by it is
+     * required.
+     */
+    public static SslContext tlsContext(TestPki.Issued certificate, X509Bundle clientCa) {
+        try {
+            SslContextBuilder builder = SslContextBuilder.forServer(certificate.bundle().getKeyPair().getPrivate(),
+                    certificate.bundle().getCertificatePath());
+            if (clientCa != null) {
+                builder.clientAuth(ClientAuth.REQUIRE).trustManager(clientCa.getCertificate());
+            }
+            return builder.build();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot build the test backend's TLS context", e);
+        }
     }
 
     public int port() {
         return ((InetSocketAddress) server.localAddress()).getPort();
     }
 
+    /** {@code http://127.0.0.1:port} or {@code https://127.0.0.1:port}. */
     public String url() {
-        return "http://127.0.0.1:" + port();
+        return scheme + "://127.0.0.1:" + port();
     }
 
     /** The next request the backend received, or null if none arrives within the timeout. */
@@ -108,6 +171,21 @@ public final class TestBackend implements AutoCloseable {
         return connections.get();
     }
 
+    /** TCP connections open now. */
+    public int openConnections() {
+        return open.get();
+    }
+
+    /** Bytes of {@code /download} bodies handed to the network so far, over all requests. */
+    public long downloadBytesProduced() {
+        return downloadBytes.get();
+    }
+
+    /** What {@code /health} answers from now on. */
+    public void healthy(boolean healthy) {
+        this.healthy = healthy;
+    }
+
     @Override
     public void close() {
         server.close().syncUninterruptibly();
@@ -121,6 +199,10 @@ public final class TestBackend implements AutoCloseable {
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (msg instanceof WebSocketFrame frame) {
+                webSocket(ctx, frame);
+                return;
+            }
             if (msg instanceof HttpRequest r) {
                 request = r;
                 bodyBytes = 0;
@@ -141,10 +223,13 @@ public final class TestBackend implements AutoCloseable {
                         ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
                     }
                 }
+                HttpHeaders trailers = last ? new DefaultHttpHeaders().add(((LastHttpContent) content)
+                        .trailingHeaders()) : null;
                 content.release();
                 if (last) {
                     requests.add(new Recorded(request.method().name(), request.uri(),
-                            new DefaultHttpHeaders().add(request.headers()), bodyBytes));
+                            new DefaultHttpHeaders().add(request.headers()), bodyBytes, trailers,
+                            clientCertificate(ctx)));
                     respond(ctx);
                 }
             }
@@ -173,8 +258,33 @@ public final class TestBackend implements AutoCloseable {
                     HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
                     HttpUtil.setTransferEncodingChunked(head, true);
                     ctx.write(head);
-                    ctx.writeAndFlush(new HttpChunkedInput(new ChunkedStream(new PatternStream(param("bytes")),
-                            64 * 1024)));
+                    ctx.writeAndFlush(new HttpChunkedInput(new ChunkedStream(new PatternStream(param("bytes"),
+                            downloadBytes), 64 * 1024)));
+                }
+                case "/stall" -> {
+                    HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+                    HttpUtil.setTransferEncodingChunked(head, true);
+                    ctx.write(head);
+                    ctx.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(new byte[(int) param("bytes")])));
+                }
+                case "/trailers" -> {
+                    HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+                    HttpUtil.setTransferEncodingChunked(head, true);
+                    ctx.write(head);
+                    LastHttpContent last = new DefaultLastHttpContent(Unpooled.copiedBuffer("trailers follow\n",
+                            StandardCharsets.UTF_8));
+                    last.trailingHeaders().set("x-checksum", "c0ffee");
+                    ctx.writeAndFlush(last);
+                }
+                case "/close" -> ctx.close();
+                case "/health" -> ctx.writeAndFlush(healthy ? text("ok\n")
+                        : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "unhealthy\n"));
+                case "/ws" -> {
+                    DefaultFullHttpRequest upgrade = new DefaultFullHttpRequest(request.protocolVersion(),
+                            request.method(), request.uri(), Unpooled.EMPTY_BUFFER, request.headers(),
+                            EmptyHttpHeaders.INSTANCE);
+                    new WebSocketServerHandshakerFactory("ws://localhost/ws", null, false, 1 << 20)
+                            .newHandshaker(upgrade).handshake(ctx.channel(), upgrade);
                 }
                 case "/slow" -> ctx.executor().schedule(() -> ctx.writeAndFlush(text("slow hello\n")),
                         param("ms"), TimeUnit.MILLISECONDS);
@@ -182,9 +292,45 @@ public final class TestBackend implements AutoCloseable {
             }
         }
 
+        private void webSocket(ChannelHandlerContext ctx, WebSocketFrame frame) {
+            // Fragments are echoed as fragments: a message split over several frames comes back the same way.
+            if (frame instanceof TextWebSocketFrame) {
+                ctx.writeAndFlush(new TextWebSocketFrame(frame.isFinalFragment(), 0, frame.content().retain()));
+            } else if (frame instanceof BinaryWebSocketFrame) {
+                ctx.writeAndFlush(new BinaryWebSocketFrame(frame.isFinalFragment(), 0, frame.content().retain()));
+            } else if (frame instanceof ContinuationWebSocketFrame) {
+                ctx.writeAndFlush(new ContinuationWebSocketFrame(frame.isFinalFragment(), 0,
+                        frame.content().retain()));
+            } else if (frame instanceof PingWebSocketFrame ping) {
+                ctx.writeAndFlush(new PongWebSocketFrame(ping.content().retain()));
+            } else if (frame instanceof CloseWebSocketFrame close) {
+                // the close frame itself goes back: writing it hands it over
+                ctx.writeAndFlush(close).addListener(ChannelFutureListener.CLOSE);
+                return;
+            }
+            frame.release();
+        }
+
+        private String clientCertificate(ChannelHandlerContext ctx) {
+            SslHandler tls = ctx.pipeline().get(SslHandler.class);
+            if (tls == null) {
+                return null;
+            }
+            try {
+                Certificate[] chain = tls.engine().getSession().getPeerCertificates();
+                return ((X509Certificate) chain[0]).getSubjectX500Principal().getName();
+            } catch (SSLPeerUnverifiedException e) {
+                return null;
+            }
+        }
+
         private FullHttpResponse text(String body) {
+            return text(HttpResponseStatus.OK, body);
+        }
+
+        private FullHttpResponse text(HttpResponseStatus status, String body) {
             ByteBuf content = Unpooled.copiedBuffer(body, StandardCharsets.UTF_8);
-            FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, content);
+            FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, content);
             r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain")
                     .setInt(HttpHeaderNames.CONTENT_LENGTH, content.readableBytes())
                     .set("x-backend", "test");
@@ -200,15 +346,25 @@ public final class TestBackend implements AutoCloseable {
     /** The bytes of {@code /download}: byte i is {@code (byte) i}, so a test can check any prefix cheaply. */
     public static final class PatternStream extends InputStream {
         private final long length;
+        private final AtomicLong produced;
         private long position;
 
         public PatternStream(long length) {
+            this(length, new AtomicLong());
+        }
+
+        PatternStream(long length, AtomicLong produced) {
             this.length = length;
+            this.produced = produced;
         }
 
         @Override
         public int read() {
-            return position < length ? (int) (position++ & 0xff) : -1;
+            if (position >= length) {
+                return -1;
+            }
+            produced.incrementAndGet();
+            return (int) (position++ & 0xff);
         }
 
         /**
@@ -230,6 +386,7 @@ public final class TestBackend implements AutoCloseable {
                 b[off + i] = (byte) (position + i);
             }
             position += n;
+            produced.addAndGet(n);
             return n;
         }
     }

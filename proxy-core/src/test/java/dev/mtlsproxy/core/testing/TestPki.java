@@ -126,20 +126,7 @@ public final class TestPki {
         }
     }
 
-    /** A second, independent root CA: trust it as another anchor to test CA scoping. */
-    public static X509Bundle otherAuthority(String commonName) {
-        try {
-            return new CertificateBuilder()
-                    .subject("CN=" + commonName)
-                    .setIsCertificateAuthority(true)
-                    .ecp256()
-                    .buildSelfSigned();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** A client certificate issued by any CA, e.g. one from {@link #otherAuthority}. */
+    /** A client certificate issued by any CA, e.g. one from {@link #newRoot}. */
     public static X509Bundle issue(X509Bundle issuer, String spiffeId, UnaryOperator<CertificateBuilder> customise) {
         return issue(issuer, spiffeId, customise, true);
     }
@@ -159,6 +146,64 @@ public final class TestPki {
             return customise.apply(b).buildIssuedBy(issuer);
         } catch (Exception e) {
             throw new IllegalStateException("cannot mint client certificate", e);
+        }
+    }
+
+    /** Adjusts a certificate being built; may throw, as the builder's SAN methods do. */
+    @FunctionalInterface
+    public interface Customiser {
+        CertificateBuilder apply(CertificateBuilder builder) throws Exception;
+    }
+
+    /** A certificate and key written as PEM files, with the bundle for building TLS contexts in tests. */
+    public record Issued(X509Bundle bundle, Path certificate, Path privateKey) {
+    }
+
+    /**
+     * A backend's server certificate issued by this run's root, for localhost and 127.0.0.1 unless
+     * {@code customise} says otherwise, written to {@code name.pem} and {@code name.key}.
+     */
+    public Issued backendServer(String name, Customiser customise) {
+        return issueTo(root, name, b -> customise.apply(b
+                .subject("CN=" + name + ",O=mtls-proxy test backends")
+                .addExtendedKeyUsageServerAuth()));
+    }
+
+    /** The same as {@link #backendServer}, issued by another root: nothing configured trusts it. */
+    public Issued backendServerOfAnotherRoot(String name) {
+        return issueTo(newRoot("rogue backend CA"), name, b -> b
+                .subject("CN=" + name + ",O=rogue")
+                .addSanDnsName("localhost")
+                .addSanIpAddress("127.0.0.1")
+                .addExtendedKeyUsageServerAuth());
+    }
+
+    /** The proxy's own client certificate for mTLS to backends, issued by this run's root. */
+    public Issued proxyClient(String spiffeId) {
+        return issueTo(root, "proxy-client", b -> b
+                .subject("CN=mtls-proxy,O=mtls-proxy tests")
+                .addSanUriName(spiffeId)
+                .addExtendedKeyUsageClientAuth());
+    }
+
+    /** Writes a CA certificate as a PEM bundle file named {@code name}. */
+    public Path writeCa(String name, X509Bundle ca) {
+        write(name, ca.getCertificatePEM());
+        return dir.resolve(name);
+    }
+
+    private Issued issueTo(X509Bundle issuer, String name, Customiser customise) {
+        try {
+            Instant now = Instant.now();
+            X509Bundle bundle = customise.apply(new CertificateBuilder()
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofHours(12)))
+                    .ecp256()).buildIssuedBy(issuer);
+            write(name + ".pem", bundle.getCertificatePEM());
+            write(name + ".key", bundle.getPrivateKeyPEM());
+            return new Issued(bundle, dir.resolve(name + ".pem"), dir.resolve(name + ".key"));
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint " + name, e);
         }
     }
 
@@ -208,7 +253,7 @@ public final class TestPki {
         return next;
     }
 
-    /** A new self-signed CA, e.g. the next root of a CA rotation. */
+    /** A new self-signed CA, trusted by nothing until a test says so: the next root of a rotation, a partner CA. */
     public static X509Bundle newRoot(String commonName) {
         try {
             Instant now = Instant.now();

@@ -1,0 +1,188 @@
+package dev.mtlsproxy.config;
+
+import java.net.URI;
+import java.nio.file.Path;
+import java.security.PrivateKey;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Set;
+import java.util.Locale;
+import java.util.Map;
+
+/** Checks {@code backends:}: endpoints, TLS (every file readable now), timeouts, pool and health check settings. */
+final class BackendValidator {
+
+    static final String URL_EXPECTED = "http://host:port or https://host:port";
+    static final String SERVER_NAME_EXPECTED = "a DNS name like orders.internal.example.com";
+    static final String HEALTH_PATH_EXPECTED = "a path starting with /, like /healthz";
+
+    private final Problems problems;
+    private final ListenerValidator files;
+
+    BackendValidator(Problems problems) {
+        this.problems = problems;
+        this.files = new ListenerValidator(problems, Set.of());
+    }
+
+    void validate(String name, BackendConfig backend) {
+        String path = YamlPaths.key("backends", name);
+        List<URI> endpoints = endpoints(path, backend);
+        tls(path, backend.tls(), endpoints);
+        problems.positive(path + ".connectTimeout", backend.connectTimeout());
+        problems.positive(path + ".responseTimeout", backend.responseTimeout());
+        problems.positive(path + ".bodyIdleTimeout", backend.bodyIdleTimeout());
+        problems.positive(path + ".idleTimeout", backend.idleTimeout());
+        problems.positive(path + ".coolDown", backend.coolDown());
+        if (backend.maxIdleConnections() < 0) {
+            problems.add(path + ".maxIdleConnections", backend.maxIdleConnections() + " (expected: zero or more)");
+        }
+        healthCheck(path + ".healthCheck", backend.healthCheck());
+    }
+
+    /** The endpoints whose URLs are valid, after reporting every one that is not. */
+    private List<URI> endpoints(String path, BackendConfig backend) {
+        if (backend.url() != null && !backend.endpoints().isEmpty()) {
+            problems.add(path + ".url", Values.quote(backend.url().toString())
+                    + " (expected: url or endpoints, not both)");
+            return List.of();
+        }
+        if (backend.url() != null) {
+            return url(path + ".url", backend.url()) ? List.of(backend.url()) : List.of();
+        }
+        String list = path + ".endpoints";
+        if (backend.endpoints().isEmpty() && problems.isPresent(path + ".url")) {
+            return List.of(); // a url that could not be read, reported already
+        }
+        if (backend.endpoints().isEmpty()) {
+            problems.add(list, (problems.isPresent(list) ? "[]" : "missing") + " (expected: at least one "
+                    + URL_EXPECTED + "; or url: for a single one)");
+            return List.of();
+        }
+        if (!problems.itemsIntact(list)) {
+            return List.of();
+        }
+        Map<String, String> seen = new HashMap<>();
+        String firstScheme = null;
+        String firstPath = null;
+        List<URI> valid = new ArrayList<>();
+        for (int i = 0; i < backend.endpoints().size(); i++) {
+            String item = YamlPaths.item(list, i);
+            URI url = backend.endpoints().get(i);
+            if (!url(item, url)) {
+                continue;
+            }
+            String scheme = url.getScheme().toLowerCase(Locale.ROOT);
+            String key = scheme + "://" + url.getHost().toLowerCase(Locale.ROOT) + ":" + port(url);
+            String earlier = seen.putIfAbsent(key, item);
+            if (earlier != null) {
+                problems.add(item, Values.quote(url.toString()) + " (expected: each endpoint once) - same as "
+                        + earlier);
+            } else if (firstScheme != null && !firstScheme.equals(scheme)) {
+                problems.add(item, Values.quote(url.toString()) + " (expected: " + firstScheme + ":// like "
+                        + firstPath + ") - a backend's endpoints are all https or all http");
+            } else {
+                firstScheme = firstScheme == null ? scheme : firstScheme;
+                firstPath = firstPath == null ? item : firstPath;
+                valid.add(url);
+            }
+        }
+        return valid;
+    }
+
+    private static int port(URI url) {
+        return url.getPort() >= 0 ? url.getPort() : "https".equalsIgnoreCase(url.getScheme()) ? 443 : 80;
+    }
+
+    private boolean url(String path, URI url) {
+        String shown = Values.quote(url.toString()) + " (expected: " + URL_EXPECTED + ")";
+        String scheme = url.getScheme();
+        if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme)) {
+            problems.add(path, shown);
+        } else if (url.getHost() == null) {
+            problems.add(path, shown + " - no host");
+        } else if (url.getPort() > 65535) {
+            problems.add(path, shown + " - port out of range");
+        } else if (url.getRawUserInfo() != null || url.getRawQuery() != null || url.getRawFragment() != null) {
+            problems.add(path, shown + " - user info, query and fragment are not allowed");
+        } else {
+            return true;
+        }
+        return false;
+    }
+
+    private void tls(String backendPath, BackendTlsConfig tls, List<URI> endpoints) {
+        String path = backendPath + ".tls";
+        boolean https = endpoints.stream().anyMatch(u -> "https".equalsIgnoreCase(u.getScheme()));
+        boolean http = endpoints.stream().anyMatch(u -> "http".equalsIgnoreCase(u.getScheme()));
+        if (tls == null) {
+            if (https) {
+                problems.add(path, "missing (expected: serverCAs for the https endpoints;"
+                        + " backend certificates are always verified)");
+            }
+            return;
+        }
+        if (http && !https) {
+            problems.add(path, "given for http:// endpoints (expected: https:// endpoints, or no tls)");
+            return;
+        }
+        String cas = path + ".serverCAs";
+        if (tls.serverCAs().isEmpty()) {
+            problems.add(cas, "[] (expected: at least one CA bundle; backend certificates are always verified)");
+        } else if (problems.itemsIntact(cas)) {
+            for (int i = 0; i < tls.serverCAs().size(); i++) {
+                files.caBundle(YamlPaths.item(cas, i), tls.serverCAs().get(i));
+            }
+        }
+        String serverName = tls.serverName();
+        if (serverName != null && !RouteValidator.isHostName(serverName.toLowerCase(Locale.ROOT))) {
+            problems.add(path + ".serverName", Values.quote(serverName) + " (expected: " + SERVER_NAME_EXPECTED
+                    + ")");
+        }
+        if (tls.spiffeId() != null && !IdentityValidator.isSpiffeId(tls.spiffeId())) {
+            problems.add(path + ".spiffeId", Values.quote(tls.spiffeId()) + " (expected: "
+                    + IdentityValidator.SPIFFE_EXPECTED + ")");
+        }
+        clientCertificate(path, tls.certificate(), tls.privateKey());
+    }
+
+    /** The proxy's own certificate for mTLS to the backend: both files or neither, and the key must fit. */
+    private void clientCertificate(String path, Path certificateFile, Path keyFile) {
+        if (certificateFile == null && keyFile == null) {
+            return;
+        }
+        if (certificateFile == null) {
+            problems.add(path + ".certificate", "missing (expected: the certificate of " + path
+                    + ".privateKey, for mTLS to the backend)");
+            return;
+        }
+        if (keyFile == null) {
+            problems.add(path + ".privateKey", "missing (expected: the private key of " + path
+                    + ".certificate)");
+            return;
+        }
+        List<X509Certificate> chain = ListenerValidator.certificates(problems, path + ".certificate", certificateFile,
+                ListenerValidator.CERTIFICATE_EXPECTED);
+        PrivateKey key = files.privateKey(path + ".privateKey", keyFile);
+        if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
+            problems.add(path + ".privateKey", keyFile + " (expected: the private key of " + path
+                    + ".certificate) - " + ListenerValidator.whoseKey(key, chain));
+        }
+    }
+
+    private void healthCheck(String path, HealthCheckConfig check) {
+        if (check == null) {
+            return;
+        }
+        String checkPath = check.path();
+        if (checkPath == null) {
+            problems.add(path + ".path", "missing (expected: " + HEALTH_PATH_EXPECTED + ")");
+        } else if (!checkPath.startsWith("/") || !checkPath.chars().allMatch(c -> c > 0x20 && c < 0x7f)
+                || checkPath.contains("#")) {
+            problems.add(path + ".path", Values.quote(checkPath) + " (expected: " + HEALTH_PATH_EXPECTED + ")");
+        }
+        problems.positive(path + ".interval", check.interval());
+        problems.positive(path + ".timeout", check.timeout());
+    }
+}

@@ -1,0 +1,176 @@
+package dev.mtlsproxy.core.backend;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.resolver.NoopAddressResolverGroup;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.time.Duration;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One address of a backend, with its connection pool and health. Built once per configuration generation; its
+ * address is resolved then, never on an event loop.
+ *
+ * <p>Health is two independent verdicts, both thread-safe: passive (a failed connection attempt takes the endpoint
+ * out for the backend's {@code coolDown}) and active (the last health check, when one is configured). The endpoint
+ * gets requests only while both say healthy.
+ */
+public final class Endpoint {
+
+    private static final Logger log = LoggerFactory.getLogger(Endpoint.class);
+
+    private final String backend;
+    private final String display;
+    private final InetSocketAddress address;
+    /** The name for SNI and host name verification: the configured serverName, else the URL's host. */
+    private final String tlsHost;
+    private final SslContext ssl;
+    private final int connectTimeoutMillis;
+    private final long coolDownNanos;
+    private final Duration idleTimeout;
+    private final BackendPool pool;
+    /** System.nanoTime() until which the endpoint cools down after a failed connection; 0 when it does not. */
+    private volatile long coolingUntil;
+    private volatile boolean activelyHealthy = true;
+
+    Endpoint(String backend, URI url, SslContext ssl, String serverName, Duration connectTimeout, Duration coolDown,
+            int maxIdle, Duration idleTimeout) {
+        boolean https = "https".equalsIgnoreCase(url.getScheme());
+        int port = url.getPort() >= 0 ? url.getPort() : https ? 443 : 80;
+        String host = url.getHost();
+        this.backend = backend;
+        this.display = host.toLowerCase(Locale.ROOT) + ":" + port;
+        String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        this.address = new InetSocketAddress(bare, port);
+        if (address.isUnresolved()) {
+            // Resolution happens here, at load, never on an event loop; connections to it will fail until a reload.
+            log.warn("event=backend_unresolved backend={} endpoint={}", backend, display);
+        }
+        this.tlsHost = serverName != null ? serverName : bare;
+        this.ssl = https ? ssl : null;
+        this.connectTimeoutMillis = (int) Math.min(Integer.MAX_VALUE, connectTimeout.toMillis());
+        this.coolDownNanos = coolDown.toNanos();
+        this.idleTimeout = idleTimeout;
+        this.pool = new BackendPool(maxIdle);
+    }
+
+    /** {@code host:port} as configured, for logs and the access log. */
+    public String display() {
+        return display;
+    }
+
+    public BackendPool pool() {
+        return pool;
+    }
+
+    /** How long a pooled connection may stay unused before it is closed. */
+    public Duration idleTimeout() {
+        return idleTimeout;
+    }
+
+    public InetSocketAddress address() {
+        return address;
+    }
+
+    /** The host header a health check sends, and the name TLS verifies: configured serverName, else the URL host. */
+    String tlsHost() {
+        return tlsHost;
+    }
+
+    public boolean isHealthy() {
+        long until = coolingUntil;
+        return activelyHealthy && (until == 0 || System.nanoTime() - until >= 0);
+    }
+
+    /** Passive health: a connection attempt (TCP or TLS) failed; no requests for the cool-down. */
+    public void connectFailed() {
+        long until = System.nanoTime() + coolDownNanos;
+        coolingUntil = until == 0 ? 1 : until;
+    }
+
+    /** Active health: the verdict of a health check. Logs transitions only. */
+    void checked(boolean healthy, String cause) {
+        boolean was = activelyHealthy;
+        activelyHealthy = healthy;
+        if (was && !healthy) {
+            log.warn("event=backend_health backend={} endpoint={} healthy=false cause=\"{}\"", backend, display,
+                    cause);
+        } else if (!was && healthy) {
+            log.info("event=backend_health backend={} endpoint={} healthy=true", backend, display);
+        }
+    }
+
+    /**
+     * Opens a connection on {@code loop}: TCP, then the TLS handshake for https endpoints (verifying the backend
+     * and presenting the proxy's certificate if one is configured). The future completes when the connection is
+     * ready for HTTP, and fails without anything of a request having been sent.
+     *
+     * @param tail handlers after TLS, typically a {@link ChannelInitializer}
+     */
+    public Future<Channel> connect(EventLoop loop, Class<? extends Channel> channelType, ChannelHandler tail) {
+        Promise<Channel> ready = loop.newPromise();
+        ChannelFuture connect = new Bootstrap()
+                .group(loop)
+                .channel(channelType)
+                // Addresses were resolved when the configuration was built; never resolve on an event loop.
+                .resolver(NoopAddressResolverGroup.INSTANCE)
+                .option(ChannelOption.AUTO_READ, false)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
+                .handler(new ChannelInitializer<>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        if (ssl != null) {
+                            // Host and port give SNI (for names, not IP addresses), the name to verify and the
+                            // session-resumption key.
+                            SslHandler tls = ssl.newHandler(ch.alloc(), tlsHost, address.getPort());
+                            tls.setHandshakeTimeoutMillis(connectTimeoutMillis);
+                            ch.pipeline().addLast("tls", tls);
+                        }
+                        ch.pipeline().addLast(tail);
+                    }
+                })
+                .connect(address);
+        connect.addListener((ChannelFutureListener) f -> {
+            if (!f.isSuccess()) {
+                ready.tryFailure(f.cause());
+                return;
+            }
+            Channel channel = f.channel();
+            SslHandler tls = channel.pipeline().get(SslHandler.class);
+            if (tls == null) {
+                ready.trySuccess(channel);
+                return;
+            }
+            tls.handshakeFuture().addListener(h -> {
+                if (h.isSuccess()) {
+                    ready.trySuccess(channel);
+                } else {
+                    ready.tryFailure(h.cause());
+                    channel.close();
+                }
+            });
+            // Auto-read is off: the handshake needs a first read, SslHandler asks for the rest until it is done.
+            channel.read();
+        });
+        return ready;
+    }
+
+    @Override
+    public String toString() {
+        return backend + "/" + display;
+    }
+}

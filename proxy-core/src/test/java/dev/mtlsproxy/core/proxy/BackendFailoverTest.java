@@ -1,0 +1,192 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.HealthCheckConfig;
+import dev.mtlsproxy.core.backend.Endpoint;
+import dev.mtlsproxy.core.testing.LogCapture;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Backends with several endpoints, on loopback: round robin, failover when an endpoint is down, passive and active
+ * health, and the one rule for retries: only a request of which nothing was sent is tried elsewhere.
+ */
+class BackendFailoverTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend a;
+    TestBackend b;
+    String down;
+    RunningProxy proxy;
+    LogCapture log;
+    LogCapture healthLog;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        a = TestBackend.start();
+        b = TestBackend.start();
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            down = "http://127.0.0.1:" + s.getLocalPort();
+        }
+        log = LogCapture.of(ForwardingHandler.class);
+        healthLog = LogCapture.of(Endpoint.class);
+    }
+
+    @AfterEach
+    void stop() {
+        if (proxy != null) {
+            proxy.close();
+        }
+        a.close();
+        b.close();
+        log.close();
+        healthLog.close();
+    }
+
+    private void proxyTo(BackendConfig backend) throws Exception {
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend)
+                .route("all", "/", "shop", "orders")
+                .start();
+    }
+
+    private static BackendConfig endpoints(String... urls) {
+        return BackendConfig.of(Arrays.stream(urls).map(URI::create).toList(), null);
+    }
+
+    private MtlsClient client() throws Exception {
+        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+    }
+
+    private double healthyEndpoints() {
+        return proxy.metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "shop").gauge().value();
+    }
+
+    @Test
+    void requestsAreSpreadRoundRobin() throws Exception {
+        proxyTo(endpoints(a.url(), b.url()));
+        try (MtlsClient client = client()) {
+            for (int i = 0; i < 6; i++) {
+                assertThat(client.get("/orders/" + i).status()).isEqualTo(200);
+            }
+        }
+        assertThat(a.pendingRequests()).isEqualTo(3);
+        assertThat(b.pendingRequests()).isEqualTo(3);
+    }
+
+    @Test
+    void anEndpointThatIsDownIsSkippedAfterOneFailedConnectionAndTheRequestIsRetried() throws Exception {
+        proxyTo(endpoints(down, b.url()));
+        try (MtlsClient client = client()) {
+            for (int i = 0; i < 10; i++) {
+                assertThat(client.get("/orders/" + i).status()).isEqualTo(200);
+            }
+        }
+        assertThat(b.pendingRequests()).isEqualTo(10);
+        assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "shop", "reason", "refused"))
+                .as("in cool-down, the endpoint is not tried again").isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+        assertThat(healthyEndpoints()).isEqualTo(1);
+        assertThat(log.await("event=backend_retry")).isEqualTo("event=backend_retry backend=shop endpoint="
+                + down.substring(7) + " cause=\"connection refused\" next=" + b.url().substring(7));
+    }
+
+    @Test
+    void aRequestBodyIsKeptUntilAnEndpointAcceptsTheConnection() throws Exception {
+        proxyTo(endpoints(down, b.url()));
+        byte[] body = new byte[1 << 20];
+        try (MtlsClient client = client()) {
+            client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + body.length + "\r\n\r\n");
+            client.output().write(body);
+            client.output().flush();
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(b.nextRequest(5, TimeUnit.SECONDS).bodyBytes()).isEqualTo(body.length);
+    }
+
+    @Test
+    void aRequestAlreadySentIsNeverRetriedElsewhere() throws Exception {
+        proxyTo(endpoints(a.url(), b.url()));
+        try (MtlsClient client = client()) {
+            client.send("POST /close HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
+            assertThat(client.readResponse().status()).isEqualTo(502);
+        }
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).bodyBytes()).isEqualTo(5);
+        assertThat(b.nextRequest(300, TimeUnit.MILLISECONDS)).as("the other endpoint never sees it").isNull();
+        assertThat(log.await("backend=shop", "status=502")).contains("cause=\"backend closed the connection\"");
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isZero();
+        assertThat(healthyEndpoints()).as("it connected fine: no cool-down").isEqualTo(2);
+    }
+
+    @Test
+    void noHealthyEndpointIs503UntilTheCoolDownEnds() throws Exception {
+        proxyTo(endpoints(down).withCoolDown(Duration.ofMillis(500)));
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/a").status()).isEqualTo(502);
+            assertThat(client.get("/b").status()).isEqualTo(503);
+            assertThat(log.await("status=503")).isEqualTo(
+                    "event=backend_failed backend=shop endpoint=- cause=\"no healthy endpoint\" status=503");
+            Thread.sleep(600);
+            assertThat(client.get("/c").status()).as("tried again after the cool-down").isEqualTo(502);
+        }
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "unavailable"))
+                .isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "connect_error"))
+                .isEqualTo(2);
+    }
+
+    @Test
+    void anActiveHealthCheckTakesAnEndpointOutAndBackIn() throws Exception {
+        proxyTo(endpoints(a.url(), b.url())
+                .withHealthCheck(new HealthCheckConfig("/health", Duration.ofMillis(100), Duration.ofSeconds(1))));
+        await().atMost(Duration.ofSeconds(5)).until(() -> a.pendingRequests() > 0 && b.pendingRequests() > 0);
+        a.healthy(false);
+        await().atMost(Duration.ofSeconds(5)).until(() -> healthyEndpoints() == 1);
+        assertThat(healthLog.await("healthy=false")).isEqualTo("event=backend_health backend=shop endpoint="
+                + a.url().substring(7) + " healthy=false cause=\"health check answered 503\"");
+        drain(a);
+        drain(b);
+        try (MtlsClient client = client()) {
+            for (int i = 0; i < 4; i++) {
+                assertThat(client.get("/orders/" + i).status()).isEqualTo(200);
+            }
+        }
+        assertThat(drain(a)).as("no traffic to the unhealthy endpoint").isZero();
+        assertThat(drain(b)).isEqualTo(4);
+
+        a.healthy(true);
+        await().atMost(Duration.ofSeconds(5)).until(() -> healthyEndpoints() == 2);
+    }
+
+    /** Takes every recorded request; returns how many were not health checks. */
+    private static int drain(TestBackend backend) throws InterruptedException {
+        int requests = 0;
+        TestBackend.Recorded r;
+        while ((r = backend.nextRequest(50, TimeUnit.MILLISECONDS)) != null) {
+            requests += r.uri().equals("/health") ? 0 : 1;
+        }
+        return requests;
+    }
+}

@@ -1,0 +1,252 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.WebSocket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * WebSocket through the proxy: the upgrade is authorised like any request, then frames flow both ways until either
+ * side closes. Other upgrades (h2c) are never relayed: a tunnel of another HTTP would carry unchecked requests.
+ */
+class WebSocketTunnelTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
+    static final String UPGRADE = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static TestBackend backend;
+    static RunningProxy proxy;
+
+    @BeforeAll
+    static void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start(TestBackend.tlsContext(pki.backendServer("ws-backend", b -> b
+                .addSanIpAddress("127.0.0.1")), null));
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .identity("billing", BILLING)
+                .backend("chat", BackendConfig.of(List.of(URI.create(backend.url())),
+                        BackendTlsConfig.trusting(pki.caPem())))
+                .route("ws", "/ws", "chat", "orders")
+                .route("other", "/", "chat", "orders", "billing")
+                .start();
+    }
+
+    /** Each test reads what the backend saw of its own requests only. */
+    @org.junit.jupiter.api.BeforeEach
+    void forgetEarlierRequests() throws InterruptedException {
+        while (backend.nextRequest(100, TimeUnit.MILLISECONDS) != null) {
+            // drained
+        }
+        proxy.accessLog().clear();
+    }
+
+    @AfterAll
+    static void stop() {
+        proxy.close();
+        backend.close();
+    }
+
+    @Test
+    void aWebSocketClientTalksToTheBackendThroughTheProxy() throws Exception {
+        BlockingQueue<String> received = new LinkedBlockingQueue<>();
+        WebSocket ws = HttpClient.newBuilder().sslContext(clientContext()).build().newWebSocketBuilder()
+                .buildAsync(URI.create("wss://localhost:" + proxy.address().getPort() + "/ws"), new Collector(received))
+                .get(10, TimeUnit.SECONDS);
+
+        ws.sendText("hello through the proxy", true).get(5, TimeUnit.SECONDS);
+        assertThat(received.poll(5, TimeUnit.SECONDS)).isEqualTo("hello through the proxy");
+        String large = "x".repeat(200_000);
+        ws.sendText(large, true).get(5, TimeUnit.SECONDS);
+        String echoed = received.poll(5, TimeUnit.SECONDS);
+        assertThat(echoed).hasSize(large.length());
+        assertThat(echoed.equals(large)).isTrue();
+        ws.sendClose(WebSocket.NORMAL_CLOSURE, "done").get(5, TimeUnit.SECONDS);
+        assertThat(received.poll(5, TimeUnit.SECONDS)).isEqualTo("closed 1000");
+
+        TestBackend.Recorded upgrade = backend.nextRequest(5, TimeUnit.SECONDS);
+        assertThat(upgrade.headers().get("upgrade")).isEqualToIgnoringCase("websocket");
+        assertThat(upgrade.headers().get("x-forwarded-client-cert")).endsWith(";URI=" + ORDERS);
+        AccessLogEntry logged = logged("/ws");
+        assertThat(logged.status()).isEqualTo(101);
+        assertThat(logged.bytesIn()).isGreaterThan(200_000);
+        assertThat(logged.bytesOut()).isGreaterThan(200_000);
+    }
+
+    @Test
+    void anUpgradeIsAuthorisedLikeAnyRequestAndARefusalLeavesAnHttpConnection() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(BILLING))) {
+            client.send(UPGRADE);
+            assertThat(client.readResponse().status()).isEqualTo(403);
+            assertThat(client.get("/hello").status()).as("the same connection, back to HTTP").isEqualTo(200);
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/hello");
+    }
+
+    @Test
+    void framesSentRightAfterTheUpgradeRequestReachTheBackendIntact() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            // A client that does not wait for 101: its first frame is in the same write as the request.
+            ByteArrayOutputStream both = new ByteArrayOutputStream();
+            both.write(UPGRADE.getBytes(StandardCharsets.US_ASCII));
+            both.write(maskedTextFrame("early"));
+            client.output().write(both.toByteArray());
+            client.output().flush();
+
+            Response switched = client.readResponse();
+            assertThat(switched.status()).isEqualTo(101);
+            assertThat(switched.header("upgrade")).isEqualToIgnoringCase("websocket");
+            assertThat(switched.header("connection")).isEqualToIgnoringCase("upgrade");
+            assertThat(switched.header("sec-websocket-accept")).isEqualTo("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+            assertThat(readTextFrame(client.input())).isEqualTo("early");
+            client.output().write(maskedTextFrame("later"));
+            client.output().flush();
+            assertThat(readTextFrame(client.input())).isEqualTo("later");
+        }
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void aDeclinedUpgradeIsAnOrdinaryResponse() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(UPGRADE.replace("/ws", "/plain-http"));
+            Response response = client.readResponse();
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyText()).isEqualTo("hello from backend\n");
+            assertThat(client.get("/after").status()).isEqualTo(200);
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("upgrade")).isEqualTo("websocket");
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void aRequestPipelinedBehindADeclinedUpgradeIsReadOnceTheAnswerIsKnown() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            // The codec holds back what follows an upgrade request until the backend has answered it.
+            client.send(UPGRADE.replace("/ws", "/plain-http") + "GET /next HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+            assertThat(client.readResponse().bodyText()).isEqualTo("hello from backend\n");
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/plain-http");
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/next");
+    }
+
+    @Test
+    void anH2cUpgradeIsNeverRelayed() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            Response response = client.get("/h2c", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings",
+                    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
+            assertThat(response.status()).isEqualTo(200);
+        }
+        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        assertThat(seen.headers().contains("upgrade")).isFalse();
+        assertThat(seen.headers().contains("http2-settings")).isFalse();
+    }
+
+    private static SSLContext clientContext() throws Exception {
+        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        KeyStore keys = pki.client(ORDERS).toKeyStore(new char[0]);
+        kmf.init(keys, new char[0]);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(kmf.getKeyManagers(), pki.root().toTrustManagerFactory().getTrustManagers(), null);
+        return context;
+    }
+
+    /** A client frame: FIN, text, masked (clients must mask), payload under 126 bytes. */
+    static byte[] maskedTextFrame(String text) {
+        byte[] payload = text.getBytes(StandardCharsets.UTF_8);
+        byte[] mask = {0x11, 0x22, 0x33, 0x44};
+        byte[] frame = new byte[6 + payload.length];
+        frame[0] = (byte) 0x81;
+        frame[1] = (byte) (0x80 | payload.length);
+        System.arraycopy(mask, 0, frame, 2, 4);
+        for (int i = 0; i < payload.length; i++) {
+            frame[6 + i] = (byte) (payload[i] ^ mask[i % 4]);
+        }
+        return frame;
+    }
+
+    /** A server frame: unmasked text under 126 bytes. */
+    static String readTextFrame(InputStream in) throws IOException {
+        int first = in.read();
+        int length = in.read() & 0x7f;
+        assertThat(first).as("FIN + text").isEqualTo(0x81);
+        return new String(in.readNBytes(length), StandardCharsets.UTF_8);
+    }
+
+    private AccessLogEntry logged(String path) throws InterruptedException {
+        AccessLogEntry e;
+        while ((e = proxy.accessLog().poll(5, TimeUnit.SECONDS)) != null) {
+            if (e.path().equals(path)) {
+                return e;
+            }
+        }
+        throw new AssertionError("no access log entry for " + path);
+    }
+
+    /** Collects whole text messages, and the close. */
+    private static final class Collector implements WebSocket.Listener {
+        private final BlockingQueue<String> received;
+        private final StringBuilder partial = new StringBuilder();
+
+        Collector(BlockingQueue<String> received) {
+            this.received = received;
+        }
+
+        @Override
+        public CompletionStage<?> onText(WebSocket webSocket, CharSequence data, boolean last) {
+            partial.append(data);
+            if (last) {
+                received.add(partial.toString());
+                partial.setLength(0);
+            }
+            webSocket.request(1);
+            return null;
+        }
+
+        @Override
+        public CompletionStage<?> onBinary(WebSocket webSocket, ByteBuffer data, boolean last) {
+            webSocket.request(1);
+            return null;
+        }
+
+        @Override
+        public CompletionStage<?> onClose(WebSocket webSocket, int statusCode, String reason) {
+            received.add("closed " + statusCode);
+            return CompletableFuture.completedFuture(null);
+        }
+    }
+}
