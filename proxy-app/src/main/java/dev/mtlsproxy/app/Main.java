@@ -31,6 +31,8 @@ public final class Main {
               MTLS_PROXY_LOG_FORMAT=json   application log as JSON lines on stderr (default: text)
             """;
 
+    static final String LEAK_DETECTION = "io.netty.leakDetection.level";
+
     private Main() {
     }
 
@@ -39,6 +41,12 @@ public final class Main {
         if ("json".equalsIgnoreCase(System.getenv("MTLS_PROXY_LOG_FORMAT"))
                 && System.getProperty("logback.configurationFile") == null) {
             System.setProperty("logback.configurationFile", "logback-json.xml");
+        }
+        // Netty's leak detector is a test-time tool (the tests run it at paranoid); by default it samples buffer
+        // allocations and records access traces, which costs CPU on every request in production. Off unless asked
+        // for with -Dio.netty.leakDetection.level=...; set before Netty's first class reads it.
+        if (System.getProperty(LEAK_DETECTION) == null) {
+            System.setProperty(LEAK_DETECTION, "disabled");
         }
         int code = run(args, System.out, System.err, System::exit);
         if (code != Command.KEEP_RUNNING) {

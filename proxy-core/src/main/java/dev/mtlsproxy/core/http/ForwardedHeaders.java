@@ -42,6 +42,7 @@ public final class ForwardedHeaders {
     private static final AsciiString XFF = AsciiString.cached("x-forwarded-for");
     private static final AsciiString XFP = AsciiString.cached("x-forwarded-proto");
     private static final AsciiString XFH = AsciiString.cached("x-forwarded-host");
+    private static final AsciiString HTTPS = AsciiString.cached("https");
 
     private ForwardedHeaders() {
     }
@@ -52,27 +53,45 @@ public final class ForwardedHeaders {
      * @param by the proxy's own URI SAN for the XFCC {@code By} element, or null
      */
     public static void forBackend(HttpHeaders headers, SocketAddress client, PeerIdentity peer, String by) {
+        forBackend(headers, clientIp(client), clientCertHeader(peer, by));
+    }
+
+    /**
+     * As {@link #forBackend(HttpHeaders, SocketAddress, PeerIdentity, String)}, with the parts that are fixed for a
+     * connection (the client's address and certificate) computed once by the caller: {@link #clientIp} and
+     * {@link #clientCertHeader}.
+     */
+    public static void forBackend(HttpHeaders headers, String clientIp, String xfcc) {
         removeHopByHop(headers);
         for (AsciiString name : IDENTITY_HEADERS) {
             headers.remove(name);
         }
-        String clientIp = client instanceof InetSocketAddress inet && inet.getAddress() != null
-                ? inet.getAddress().getHostAddress() : String.valueOf(client);
-        StringBuilder chain = new StringBuilder();
-        for (String prior : headers.getAll(XFF)) {
-            if (!prior.isBlank()) {
-                chain.append(prior.trim()).append(", ");
+        List<String> priorHops = headers.getAll(XFF);
+        if (priorHops.isEmpty()) {
+            headers.set(XFF, clientIp);
+        } else {
+            StringBuilder chain = new StringBuilder();
+            for (String prior : priorHops) {
+                if (!prior.isBlank()) {
+                    chain.append(prior.trim()).append(", ");
+                }
             }
+            headers.set(XFF, chain.append(clientIp).toString());
         }
-        headers.set(XFF, chain.append(clientIp).toString());
-        headers.set(XFP, "https");
+        headers.set(XFP, HTTPS);
         String host = headers.get(HttpHeaderNames.HOST);
         if (host != null) {
             headers.set(XFH, host);
         } else {
             headers.remove(XFH);
         }
-        headers.set(XFCC, clientCertHeader(peer, by));
+        headers.set(XFCC, xfcc);
+    }
+
+    /** The client's address as X-Forwarded-For carries it. */
+    public static String clientIp(SocketAddress client) {
+        return client instanceof InetSocketAddress inet && inet.getAddress() != null
+                ? inet.getAddress().getHostAddress() : String.valueOf(client);
     }
 
     /**
@@ -128,7 +147,7 @@ public final class ForwardedHeaders {
      * Envoy's {@code x-forwarded-client-cert} format: {@code By=..;Hash=..;Subject="..";URI=..;DNS=..}. Values that
      * contain {@code , ; = "} are quoted, with {@code "} escaped, so a crafted SAN cannot inject elements.
      */
-    static String clientCertHeader(PeerIdentity peer, String by) {
+    public static String clientCertHeader(PeerIdentity peer, String by) {
         StringBuilder b = new StringBuilder(256);
         if (by != null) {
             element(b, "By", by, false);

@@ -6,5 +6,19 @@ public interface AccessLog {
 
     void log(AccessLogEntry entry);
 
-    AccessLog DISABLED = entry -> { };
+    /** False when entries are discarded, so callers can skip building them (the per-request path does). */
+    default boolean enabled() {
+        return true;
+    }
+
+    AccessLog DISABLED = new AccessLog() {
+        @Override
+        public void log(AccessLogEntry entry) {
+        }
+
+        @Override
+        public boolean enabled() {
+            return false;
+        }
+    };
 }

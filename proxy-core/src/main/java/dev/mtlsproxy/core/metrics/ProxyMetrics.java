@@ -12,6 +12,7 @@ import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -28,7 +29,8 @@ import java.util.function.ToDoubleFunction;
  * (docs/METRICS.md, the alert rules and the dashboard use them). Label values come only from enums and configured
  * names, never from paths, SANs, DNs or addresses, so cardinality is bounded by the configuration.
  *
- * <p>Thread-safe: meters are looked up in concurrent maps, so the hot path does not rebuild meter ids.
+ * <p>Thread-safe: meters are looked up in concurrent maps. The per-request path finds its meters by route or
+ * backend name and a small key of label values, never by building {@link Tags} (which sorts and copies).
  */
 public final class ProxyMetrics {
 
@@ -41,6 +43,7 @@ public final class ProxyMetrics {
         Duration.ofNanos(2_500_000), Duration.ofMillis(5), Duration.ofMillis(10), Duration.ofMillis(25),
         Duration.ofMillis(50), Duration.ofMillis(100), Duration.ofMillis(250), Duration.ofMillis(500),
         Duration.ofSeconds(1), Duration.ofMillis(2_500), Duration.ofSeconds(5), Duration.ofSeconds(10)};
+    private static final String[] STATUS_CLASSES = {"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"};
     private static final double DAY = 86_400;
     private static final double[] LIFETIME_BUCKETS_SECONDS = {
         3_600, 6 * 3_600, DAY, 3 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 90 * DAY, 365 * DAY};
@@ -50,6 +53,9 @@ public final class ProxyMetrics {
     private final Map<Tags, Timer> timers = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> openConnections = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> requestsInFlight = new ConcurrentHashMap<>();
+    private final Map<String, ListenerMeters> listenerMeters = new ConcurrentHashMap<>();
+    private final Map<String, RouteMeters> routeMeters = new ConcurrentHashMap<>();
+    private final Map<String, BackendMeters> backendMeters = new ConcurrentHashMap<>();
     private final Map<String, DistributionSummary> clientLifetimes = new ConcurrentHashMap<>();
     private final Set<String> registeredBackends = ConcurrentHashMap.newKeySet();
 
@@ -94,20 +100,60 @@ public final class ProxyMetrics {
     }
 
     public void handshakeSucceeded(String listener, long nanos, String identity, Duration remainingLifetime) {
-        handshakeCounter(listener, "success", "none").increment();
-        latency("tls.handshake.duration", "Connection accepted to TLS handshake complete, successful handshakes",
-                "listener", listener).record(nanos, TimeUnit.NANOSECONDS);
-        clientLifetimes.computeIfAbsent(identity, name -> DistributionSummary
-                .builder(PREFIX + "client.certificate.remaining")
-                .description("Remaining lifetime of client certificates presented at handshake")
-                .baseUnit("seconds")
-                .tag("identity", name)
-                .serviceLevelObjectives(LIFETIME_BUCKETS_SECONDS)
-                .register(registry)).record(Math.max(0, remainingLifetime.toSeconds()));
+        ListenerMeters meters = listenerMeters(listener);
+        meters.handshakes.increment();
+        meters.handshakeDuration().record(nanos, TimeUnit.NANOSECONDS);
+        DistributionSummary lifetimes = clientLifetimes.get(identity);
+        if (lifetimes == null) {
+            lifetimes = clientLifetimes.computeIfAbsent(identity, name -> DistributionSummary
+                    .builder(PREFIX + "client.certificate.remaining")
+                    .description("Remaining lifetime of client certificates presented at handshake")
+                    .baseUnit("seconds")
+                    .tag("identity", name)
+                    .serviceLevelObjectives(LIFETIME_BUCKETS_SECONDS)
+                    .register(registry));
+        }
+        lifetimes.record(Math.max(0, remainingLifetime.toSeconds()));
     }
 
     public void handshakeFailed(String listener, HandshakeFailureReason reason) {
-        handshakeCounter(listener, "failure", reason.label()).increment();
+        listenerMeters(listener).failures.get(reason).increment();
+    }
+
+    private ListenerMeters listenerMeters(String listener) {
+        ListenerMeters meters = listenerMeters.get(listener);
+        return meters != null ? meters : listenerMeters.computeIfAbsent(listener, l -> {
+            Map<HandshakeFailureReason, Counter> failures = new EnumMap<>(HandshakeFailureReason.class);
+            for (HandshakeFailureReason reason : HandshakeFailureReason.values()) {
+                failures.put(reason, handshakeCounter(l, "failure", reason.label()));
+            }
+            return new ListenerMeters(l, handshakeCounter(l, "success", "none"), failures);
+        });
+    }
+
+    /** The per-handshake meters of a listener, found by its name alone (see {@link RouteMeters}). */
+    private final class ListenerMeters {
+        private final String listener;
+        private final Counter handshakes;
+        private final Map<HandshakeFailureReason, Counter> failures;
+        /** Registered at the first successful handshake, as before the cache. */
+        private volatile Timer handshakeDuration;
+
+        ListenerMeters(String listener, Counter handshakes, Map<HandshakeFailureReason, Counter> failures) {
+            this.listener = listener;
+            this.handshakes = handshakes;
+            this.failures = failures;
+        }
+
+        Timer handshakeDuration() {
+            Timer timer = handshakeDuration;
+            if (timer == null) {
+                timer = latency("tls.handshake.duration",
+                        "Connection accepted to TLS handshake complete, successful handshakes", "listener", listener);
+                handshakeDuration = timer;
+            }
+            return timer;
+        }
     }
 
     private Counter handshakeCounter(String listener, String result, String reason) {
@@ -134,6 +180,10 @@ public final class ProxyMetrics {
     }
 
     private AtomicInteger requestsInFlight(String listener) {
+        AtomicInteger existing = requestsInFlight.get(listener);
+        if (existing != null) {
+            return existing;
+        }
         return requestsInFlight.computeIfAbsent(listener, l -> {
             AtomicInteger value = new AtomicInteger();
             Gauge.builder(PREFIX + "requests.in.flight", value, AtomicInteger::get)
@@ -154,21 +204,91 @@ public final class ProxyMetrics {
     public void requestFinished(String listener, String route, String method, int status, String decision,
             long nanos, long bytesIn, long bytesOut) {
         requestsInFlight(listener).decrementAndGet();
-        String statusClass = status <= 0 ? "none" : (status / 100) + "xx";
-        counter("requests", Tags.of("route", route, "method", method(method), "status_class", statusClass,
-                "decision", decision)).increment();
-        latency("request.duration", "Request head to end of response", "route", route)
-                .record(nanos, TimeUnit.NANOSECONDS);
+        RouteMeters meters = routeMeters(route);
+        meters.requests(method(method), statusClass(status), decision).increment();
+        meters.duration.record(nanos, TimeUnit.NANOSECONDS);
         if (bytesIn > 0) {
-            counter("request.body.bytes", Tags.of("route", route)).increment(bytesIn);
+            meters.bodyIn().increment(bytesIn);
         }
         if (bytesOut > 0) {
-            counter("response.body.bytes", Tags.of("route", route)).increment(bytesOut);
+            meters.bodyOut().increment(bytesOut);
         }
     }
 
     public void decision(String route, String rule, String decision) {
-        counter("authz.decisions", Tags.of("route", route, "rule", rule, "decision", decision)).increment();
+        routeMeters(route).decisions(rule, decision).increment();
+    }
+
+    static String statusClass(int status) {
+        if (status <= 0) {
+            return "none";
+        }
+        int statusClass = status / 100;
+        return statusClass < STATUS_CLASSES.length ? STATUS_CLASSES[statusClass] : statusClass + "xx";
+    }
+
+    private RouteMeters routeMeters(String route) {
+        RouteMeters meters = routeMeters.get(route);
+        return meters != null ? meters : routeMeters.computeIfAbsent(route, RouteMeters::new);
+    }
+
+    /** Label values of the requests counter; every part is an interned label value, so equality is cheap. */
+    private record RequestKey(String method, String statusClass, String decision) {
+    }
+
+    private record DecisionKey(String rule, String decision) {
+    }
+
+    /**
+     * The meters of one route, found by the route's name alone on the per-request path: building {@link Tags} and
+     * looking each meter up by them cost several sorted copies per request. The meters themselves are the same
+     * ones {@link #counter} registers, created on first use exactly as before (byte counters only once a body was
+     * seen).
+     */
+    private final class RouteMeters {
+        private final String route;
+        private final Timer duration;
+        private final Map<RequestKey, Counter> requests = new ConcurrentHashMap<>();
+        private final Map<DecisionKey, Counter> decisions = new ConcurrentHashMap<>();
+        private volatile Counter bodyIn;
+        private volatile Counter bodyOut;
+
+        RouteMeters(String route) {
+            this.route = route;
+            this.duration = latency("request.duration", "Request head to end of response", "route", route);
+        }
+
+        Counter requests(String method, String statusClass, String decision) {
+            RequestKey key = new RequestKey(method, statusClass, decision);
+            Counter counter = requests.get(key);
+            return counter != null ? counter : requests.computeIfAbsent(key, k -> counter("requests",
+                    Tags.of("route", route, "method", method, "status_class", statusClass, "decision", decision)));
+        }
+
+        Counter decisions(String rule, String decision) {
+            DecisionKey key = new DecisionKey(rule, decision);
+            Counter counter = decisions.get(key);
+            return counter != null ? counter : decisions.computeIfAbsent(key, k -> counter("authz.decisions",
+                    Tags.of("route", route, "rule", rule, "decision", decision)));
+        }
+
+        Counter bodyIn() {
+            Counter counter = bodyIn;
+            if (counter == null) {
+                counter = counter("request.body.bytes", Tags.of("route", route));
+                bodyIn = counter;
+            }
+            return counter;
+        }
+
+        Counter bodyOut() {
+            Counter counter = bodyOut;
+            if (counter == null) {
+                counter = counter("response.body.bytes", Tags.of("route", route));
+                bodyOut = counter;
+            }
+            return counter;
+        }
     }
 
     /** Methods are client-chosen tokens: anything unusual shares one label value. */
@@ -197,9 +317,18 @@ public final class ProxyMetrics {
     }
 
     public void backendResponse(String backend, long nanosToHeaders) {
-        counter("backend.requests", Tags.of("backend", backend, "result", "ok")).increment();
-        latency("backend.response", "Request sent to backend response headers received", "backend", backend)
-                .record(nanosToHeaders, TimeUnit.NANOSECONDS);
+        BackendMeters meters = backendMeters.get(backend);
+        if (meters == null) {
+            meters = backendMeters.computeIfAbsent(backend, b -> new BackendMeters(
+                    counter("backend.requests", Tags.of("backend", b, "result", "ok")),
+                    latency("backend.response", "Request sent to backend response headers received", "backend", b)));
+        }
+        meters.ok().increment();
+        meters.response().record(nanosToHeaders, TimeUnit.NANOSECONDS);
+    }
+
+    /** The per-response meters of a backend, found by its name alone (see {@link RouteMeters}). */
+    private record BackendMeters(Counter ok, Timer response) {
     }
 
     /** @param result connect_error, timeout, failed or unavailable */

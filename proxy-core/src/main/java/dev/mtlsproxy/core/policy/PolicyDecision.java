@@ -14,7 +14,19 @@ public record PolicyDecision(
         Outcome outcome, Route route, int rule, String identity, DenyReason reason, String detail) {
 
     public enum Outcome {
-        ALLOW, DENY, NO_ROUTE, METHOD_NOT_ALLOWED, MISDIRECTED
+        ALLOW, DENY, NO_ROUTE, METHOD_NOT_ALLOWED, MISDIRECTED;
+
+        /** The lower-case label, computed once: labels are read on every request. */
+        private final String label = name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** {@code rule-N} for the rule numbers that real routes have, so the per-request label allocates nothing. */
+    private static final String[] RULE_LABELS = new String[64];
+
+    static {
+        for (int i = 1; i < RULE_LABELS.length; i++) {
+            RULE_LABELS[i] = "rule-" + i;
+        }
     }
 
     static final PolicyDecision NO_ROUTE =
@@ -42,14 +54,14 @@ public record PolicyDecision(
      */
     public String ruleLabel() {
         if (rule > 0) {
-            return "rule-" + rule;
+            return rule < RULE_LABELS.length ? RULE_LABELS[rule] : "rule-" + rule;
         }
         return outcome == Outcome.DENY ? "default-deny" : "-";
     }
 
     /** The decision label of logs and metrics: allow, deny, dry_run_deny, no_route, method_not_allowed, ... */
     public String label() {
-        return dryRunDeny() ? "dry_run_deny" : outcome.name().toLowerCase(java.util.Locale.ROOT);
+        return dryRunDeny() ? "dry_run_deny" : outcome.label;
     }
 
     /** The reason as one phrase: "denied by rule 2", "grant expired (rule 1)", "no rule matched". */

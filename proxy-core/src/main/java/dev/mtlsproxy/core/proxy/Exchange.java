@@ -12,6 +12,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.AttributeKey;
+import java.net.SocketAddress;
 import java.time.Clock;
 import java.time.Instant;
 
@@ -31,7 +32,7 @@ final class Exchange {
     private final Instant time;
     private final long startNanos;
     private final String connectionId;
-    private final String client;
+    private final SocketAddress client;
     private final PeerIdentity peer;
     private final NegotiatedTls tls;
     final String method;
@@ -52,7 +53,7 @@ final class Exchange {
         this.time = recorder.clock().instant();
         this.startNanos = System.nanoTime();
         this.connectionId = channel.id().asShortText();
-        this.client = String.valueOf(channel.remoteAddress());
+        this.client = channel.remoteAddress();
         this.peer = channel.attr(PeerIdentity.KEY).get();
         this.tls = channel.attr(NegotiatedTls.KEY).get();
         this.method = method;
@@ -100,7 +101,10 @@ final class Exchange {
         String route = decision == null ? "-" : decision.routeName();
         recorder.metrics().requestFinished(recorder.listener(), route, method, status, decisionLabel, nanos,
                 bytesIn, bytesOut);
-        recorder.accessLog().log(new AccessLogEntry(time, connectionId, client,
+        if (!recorder.accessLog().enabled()) {
+            return;
+        }
+        recorder.accessLog().log(new AccessLogEntry(time, connectionId, String.valueOf(client),
                 decision == null ? null : decision.identity(),
                 peer == null ? null : peer.displayName(),
                 peer == null ? null : peer.sha256(),

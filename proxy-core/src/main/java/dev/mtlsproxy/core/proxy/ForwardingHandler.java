@@ -7,6 +7,7 @@ import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.http.Upgrades;
+import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -91,12 +92,30 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private boolean webSocketRequested;
     /** Raw bytes both ways: the backend switched to WebSocket. */
     private boolean tunnel;
-    private ScheduledFuture<?> responseTimeout;
+    /*
+     * Timers are lazy: one scheduled check per kind per connection, moved only when a deadline comes sooner, and
+     * disarmed by a flag rather than cancelled. Scheduling and cancelling a task per request cost two priority-queue
+     * operations each on every keep-alive request; now a check is scheduled about once per timeout period, and a
+     * check that finds nothing armed ends. Closing the connection cancels what is scheduled.
+     */
+    /** The current exchange waits for response headers until responseDeadline (System.nanoTime). */
+    private boolean responseArmed;
+    private long responseDeadline;
+    private Duration responseTimeoutValue;
+    private ScheduledFuture<?> responseTimer;
+    private long responseTimerAt;
+    /** The current exchange's response body is watched for idleness. */
+    private boolean bodyIdleArmed;
     private ScheduledFuture<?> bodyIdleTimer;
+    private long bodyIdleTimerAt;
     /** Since when the response body has been waited for without any bytes arriving. */
     private long bodyIdleSince;
     /** When the request head went to the backend, for the backend response-time metric. */
     private long sentNanos;
+    /** Per-connection parts of the forwarded headers, built on the first request. */
+    private String clientIp;
+    private PeerIdentity xfccPeer;
+    private String xfcc;
 
     ForwardingHandler(Supplier<ProxyRuntime> runtime, BackendConnector connector, String xfccBy,
             ProxyMetrics metrics) {
@@ -142,6 +161,26 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
+    /** The client's address for X-Forwarded-For: fixed for the connection, so formatted once. */
+    private String clientIp() {
+        if (clientIp == null) {
+            clientIp = ForwardedHeaders.clientIp(ctx.channel().remoteAddress());
+        }
+        return clientIp;
+    }
+
+    /**
+     * The XFCC value: the identity is captured once per connection (and never changes on it), so the header is
+     * built once, not per request.
+     */
+    private String xfcc(PeerIdentity peer) {
+        if (peer != xfccPeer || xfcc == null) {
+            xfcc = ForwardedHeaders.clientCertHeader(peer, xfccBy);
+            xfccPeer = peer;
+        }
+        return xfcc;
+    }
+
     private void startExchange(HttpRequest request) {
         exchange = ctx.channel().attr(Exchange.KEY).get();
         ProxyRuntime rt = exchange.runtime != null ? exchange.runtime : runtime.get();
@@ -155,7 +194,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         clientKeepAlive = HttpUtil.isKeepAlive(request);
         clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
         webSocketRequested = Upgrades.isWebSocketRequest(request);
-        ForwardedHeaders.forBackend(request.headers(), ctx.channel().remoteAddress(), exchange.peer(), xfccBy);
+        ForwardedHeaders.forBackend(request.headers(), clientIp(), xfcc(exchange.peer()));
         if (webSocketRequested) {
             Upgrades.keepWebSocketUpgrade(request.headers());
         }
@@ -247,11 +286,28 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 }
             } else if (requestComplete) {
                 armResponseTimeout();
+                keepReadArmed();
             } else if (upstream.isWritable()) {
                 ctx.read();
             }
         }
         ctx.fireChannelReadComplete();
+    }
+
+    /**
+     * The request is complete: asks for the client's next bytes now rather than when the response has been
+     * written. With auto-read off, a read loop that ends with no read pending makes the epoll transport drop the
+     * socket's read interest, and the next read adds it back: two {@code epoll_ctl} calls per request on every
+     * keep-alive connection. Asking here, before the loop ends, keeps the interest. It reads nothing early in the
+     * usual case (a client waits for its response); a pipelined request that does arrive is held by the
+     * {@link ExchangeSequencer}, which then declines further reads, so what is held stays bounded by one read.
+     * Not after a WebSocket upgrade request: the codec keeps what follows it undecoded, so nothing would hold the
+     * reads back.
+     */
+    private void keepReadArmed() {
+        if (!webSocketRequested && clientKeepAlive) {
+            ctx.read();
+        }
     }
 
     /** The backend drained its write buffer: resume reading the request body (or the client's tunnel bytes). */
@@ -262,17 +318,41 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void armResponseTimeout() {
-        if (responseTimeout != null || exchange == null || exchange.responseStarted) {
+        if (responseArmed || exchange == null || exchange.responseStarted) {
             return;
         }
-        Duration timeout = backend.responseTimeout();
-        responseTimeout = ctx.executor().schedule(() -> {
-            responseTimeout = null;
-            if (exchange != null && !exchange.responseStarted) {
-                fail("response timeout: no response headers within " + Durations.format(timeout), "timeout",
-                        HttpResponseStatus.GATEWAY_TIMEOUT);
+        responseArmed = true;
+        responseTimeoutValue = backend.responseTimeout();
+        responseDeadline = System.nanoTime() + responseTimeoutValue.toNanos();
+        scheduleResponseCheck(responseDeadline);
+    }
+
+    private void scheduleResponseCheck(long at) {
+        if (responseTimer != null) {
+            if (responseTimerAt - at <= 0) {
+                return; // the scheduled check comes first and re-schedules itself for what remains
             }
-        }, timeout.toNanos(), TimeUnit.NANOSECONDS);
+            responseTimer.cancel(false);
+        }
+        responseTimerAt = at;
+        responseTimer = ctx.executor().schedule(this::checkResponseDeadline, at - System.nanoTime(),
+                TimeUnit.NANOSECONDS);
+    }
+
+    private void checkResponseDeadline() {
+        responseTimer = null;
+        if (!responseArmed) {
+            return;
+        }
+        if (responseDeadline - System.nanoTime() > 0) {
+            scheduleResponseCheck(responseDeadline);
+            return;
+        }
+        responseArmed = false;
+        if (exchange != null && !exchange.responseStarted) {
+            fail("response timeout: no response headers within " + Durations.format(responseTimeoutValue),
+                    "timeout", HttpResponseStatus.GATEWAY_TIMEOUT);
+        }
     }
 
     // ---- backend -> client -------------------------------------------------------------------------------------
@@ -376,28 +456,38 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
      */
     private void armBodyIdleTimer() {
         bodyIdleSince = System.nanoTime();
-        scheduleBodyIdleCheck(backend.bodyIdleTimeout().toNanos());
+        bodyIdleArmed = true;
+        scheduleBodyIdleCheck(bodyIdleSince + backend.bodyIdleTimeout().toNanos());
     }
 
-    private void scheduleBodyIdleCheck(long delayNanos) {
-        Exchange forExchange = exchange;
-        bodyIdleTimer = ctx.executor().schedule(() -> {
-            bodyIdleTimer = null;
-            if (exchange != forExchange || tunnel) {
-                return;
+    private void scheduleBodyIdleCheck(long at) {
+        if (bodyIdleTimer != null) {
+            if (bodyIdleTimerAt - at <= 0) {
+                return; // the scheduled check comes first and re-schedules itself for what remains
             }
-            long timeout = backend.bodyIdleTimeout().toNanos();
-            long idle = System.nanoTime() - bodyIdleSince;
-            if (!ctx.channel().isWritable()) {
-                // The client is the slow side: the backend is not being read, so it cannot be blamed.
-                scheduleBodyIdleCheck(timeout);
-            } else if (idle >= timeout) {
-                fail("response body idle for " + Durations.format(backend.bodyIdleTimeout()), "timeout",
-                        HttpResponseStatus.GATEWAY_TIMEOUT);
-            } else {
-                scheduleBodyIdleCheck(timeout - idle);
-            }
-        }, delayNanos, TimeUnit.NANOSECONDS);
+            bodyIdleTimer.cancel(false);
+        }
+        bodyIdleTimerAt = at;
+        bodyIdleTimer = ctx.executor().schedule(this::checkBodyIdle, at - System.nanoTime(), TimeUnit.NANOSECONDS);
+    }
+
+    private void checkBodyIdle() {
+        bodyIdleTimer = null;
+        if (!bodyIdleArmed || exchange == null || tunnel) {
+            return;
+        }
+        long timeout = backend.bodyIdleTimeout().toNanos();
+        long now = System.nanoTime();
+        long idle = now - bodyIdleSince;
+        if (!ctx.channel().isWritable()) {
+            // The client is the slow side: the backend is not being read, so it cannot be blamed.
+            scheduleBodyIdleCheck(now + timeout);
+        } else if (idle >= timeout) {
+            fail("response body idle for " + Durations.format(backend.bodyIdleTimeout()), "timeout",
+                    HttpResponseStatus.GATEWAY_TIMEOUT);
+        } else {
+            scheduleBodyIdleCheck(now + timeout - idle);
+        }
     }
 
     private void responseComplete() {
@@ -546,10 +636,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     private void endExchange() {
         cancelResponseTimeout();
-        if (bodyIdleTimer != null) {
-            bodyIdleTimer.cancel(false);
-            bodyIdleTimer = null;
-        }
+        bodyIdleArmed = false;
         Object msg;
         while ((msg = pendingUntilConnected.poll()) != null) {
             ReferenceCountUtil.release(msg);
@@ -558,10 +645,22 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         upstream = null;
     }
 
+    /** Disarms the response deadline; a scheduled check, if any, finds nothing to do and ends. */
     private void cancelResponseTimeout() {
-        if (responseTimeout != null) {
-            responseTimeout.cancel(false);
-            responseTimeout = null;
+        responseArmed = false;
+    }
+
+    /** The connection is closed: nothing scheduled may keep this handler (and its pipeline) reachable. */
+    private void cancelTimers() {
+        responseArmed = false;
+        bodyIdleArmed = false;
+        if (responseTimer != null) {
+            responseTimer.cancel(false);
+            responseTimer = null;
+        }
+        if (bodyIdleTimer != null) {
+            bodyIdleTimer.cancel(false);
+            bodyIdleTimer = null;
         }
     }
 
@@ -579,6 +678,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        cancelTimers();
         if (exchange != null) {
             if (tunnel) {
                 closeTunnel();
