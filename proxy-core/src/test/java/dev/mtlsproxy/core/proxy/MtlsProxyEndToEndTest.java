@@ -117,6 +117,24 @@ class MtlsProxyEndToEndTest {
     }
 
     @Test
+    void everyRequestOnAKeptAliveConnectionGetsTheSameIdentityHeadersAndLosesSpoofedOnes() throws Exception {
+        // The XFCC value and client address are built once per connection (issue #8); the stripping stays per
+        // request.
+        try (MtlsClient client = connect(pki.client(ORDERS))) {
+            assertThat(client.get("/orders/first").status()).isEqualTo(200);
+            assertThat(client.get("/orders/second",
+                    "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin").status()).isEqualTo(200);
+        }
+        TestBackend.Recorded first = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded second = backend.nextRequest(5, TimeUnit.SECONDS);
+        assertThat(second.headers().getAll("x-forwarded-client-cert"))
+                .containsExactlyElementsOf(first.headers().getAll("x-forwarded-client-cert"))
+                .singleElement().asString().endsWith(";URI=" + ORDERS).doesNotContain("admin");
+        assertThat(second.headers().getAll("x-forwarded-for"))
+                .containsExactlyElementsOf(first.headers().getAll("x-forwarded-for"));
+    }
+
+    @Test
     void anAllowedIdentityOnARouteItIsNotGrantedGets403AndTheBackendSeesNothing() throws Exception {
         try (MtlsClient client = connect(pki.client(ORDERS))) {
             Response response = client.get("/billing/invoices");
