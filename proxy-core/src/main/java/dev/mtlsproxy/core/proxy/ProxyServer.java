@@ -121,6 +121,16 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /**
+     * Loads the native libraries (BoringSSL through netty-tcnative, the epoll transport) now, so that a caller can
+     * do it on another thread while it reads its configuration: they are the largest single step of start-up.
+     * Reports nothing: {@link #start} reports an engine that cannot load.
+     */
+    public static void loadNativeLibraries() {
+        Transport.best();
+        ServerTlsContexts.engineDescription();
+    }
+
+    /**
      * Builds TLS contexts and the runtime (off any event loop), then binds every listener.
      *
      * @param threads event loop threads; 0 means one per core
