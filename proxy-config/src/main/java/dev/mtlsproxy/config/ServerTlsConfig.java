@@ -11,11 +11,18 @@ import java.util.List;
  * @param privateKey   PEM file with the matching PKCS#8 private key
  * @param trustAnchors names under {@code trustAnchors:} whose CAs this listener accepts; empty means all of them
  * @param minVersion   lowest TLS version accepted; TLS 1.2 unless raised to 1.3
+ * @param sessionResumption whether clients may resume sessions; none unless set to tickets
  */
-public record ServerTlsConfig(Path certificate, Path privateKey, List<String> trustAnchors, TlsVersion minVersion) {
+public record ServerTlsConfig(Path certificate, Path privateKey, List<String> trustAnchors, TlsVersion minVersion,
+        SessionResumption sessionResumption) {
 
     public ServerTlsConfig {
         trustAnchors = trustAnchors == null ? List.of() : List.copyOf(trustAnchors);
         minVersion = minVersion == null ? TlsVersion.TLS_1_2 : minVersion;
+        sessionResumption = sessionResumption == null ? SessionResumption.NONE : sessionResumption;
+    }
+
+    public ServerTlsConfig(Path certificate, Path privateKey, List<String> trustAnchors, TlsVersion minVersion) {
+        this(certificate, privateKey, trustAnchors, minVersion, null);
     }
 }

@@ -38,6 +38,8 @@ final class ValueDeserializers {
                 (s, c) -> yamlEnum(CrlScope.values(), CrlScope::yaml, s)));
         module.addDeserializer(StaleCrlPolicy.class, new FromText<>(StaleCrlPolicy.class, false,
                 (s, c) -> yamlEnum(StaleCrlPolicy.values(), StaleCrlPolicy::yaml, s)));
+        module.addDeserializer(SessionResumption.class, new FromText<>(SessionResumption.class, false,
+                (s, c) -> yamlEnum(SessionResumption.values(), SessionResumption::yaml, s)));
         module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
         module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
         module.addDeserializer(Instant.class, new FromText<>(Instant.class, false, (s, c) -> instant(s)));

@@ -43,6 +43,8 @@ final class YamlSchema {
                     Arrays.stream(CrlScope.values()).map(CrlScope::yaml).toList())),
             Map.entry(StaleCrlPolicy.class, "one of " + String.join(", ",
                     Arrays.stream(StaleCrlPolicy.values()).map(StaleCrlPolicy::yaml).toList())),
+            Map.entry(SessionResumption.class, "one of " + String.join(", ",
+                    Arrays.stream(SessionResumption.values()).map(SessionResumption::yaml).toList())),
             Map.entry(URI.class, BackendValidator.URL_EXPECTED),
             Map.entry(Path.class, "a file path"));
 

@@ -67,7 +67,7 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(withoutTls)).containsExactly(
                     "listeners[0].address: missing (expected: host:port, e.g. 127.0.0.1:8443)",
                     "listeners[0].tls: missing (expected: a mapping with keys certificate, minVersion, privateKey,"
-                            + " trustAnchors)");
+                            + " sessionResumption, trustAnchors)");
         }
 
         @Test
@@ -165,6 +165,13 @@ class ValidationMessagesTest {
                     "trustAnchors.clients.caBundle: " + fixture.abs("certs/server.key")
                             + " (expected: a PEM bundle of CA certificates) - no CERTIFICATE block found"
                             + " (found: PRIVATE KEY)");
+        }
+
+        @Test
+        void sessionResumptionIsOffOrTickets() {
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      sessionResumption: cache"))).containsExactly(
+                    "listeners[0].tls.sessionResumption: \"cache\" (expected: one of none, tickets)");
         }
 
         @Test

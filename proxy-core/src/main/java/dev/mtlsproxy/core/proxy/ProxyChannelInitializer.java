@@ -64,7 +64,7 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         ListenerConfig listener = current.config();
         metrics.connectionOpened(listenerName);
         ch.closeFuture().addListener(f -> metrics.connectionClosed(listenerName));
-        SslHandler tls = current.serverTls().context().newHandler(ch.alloc());
+        SslHandler tls = current.serverTls().newHandler(ch.alloc());
         tls.setHandshakeTimeoutMillis(listener.handshakeTimeout().toMillis());
         ChannelPipeline p = ch.pipeline();
         p.addLast("idle", new IdleStateHandler(0, 0, listener.idleTimeout().toNanos(), TimeUnit.NANOSECONDS));

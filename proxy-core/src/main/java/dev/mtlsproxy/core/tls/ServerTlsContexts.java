@@ -1,11 +1,17 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TlsVersion;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.OpenSslSessionContext;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
+import io.netty.internal.tcnative.SSL;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -45,8 +51,23 @@ public final class ServerTlsContexts {
         return forListener(tls, RevocationChecker.NONE, clock).context();
     }
 
-    /** A listener's TLS context and the client-chain check inside it, which a reload re-runs on open connections. */
-    public record ServerTls(SslContext context, ClientChainVerifier verifier) {
+    /**
+     * A listener's TLS context and the client-chain check inside it, which a reload re-runs on open connections.
+     *
+     * @param tickets whether clients get session tickets ({@code sessionResumption: tickets})
+     */
+    public record ServerTls(SslContext context, ClientChainVerifier verifier, boolean tickets) {
+
+        /** The TLS handler of one client connection. */
+        public SslHandler newHandler(ByteBufAllocator alloc) {
+            SslHandler handler = context.newHandler(alloc);
+            if (!tickets) {
+                // Per connection: netty-tcnative sets options on an SSL, not on a context Netty has built.
+                // BoringSSL then sends no NewSessionTicket (TLS 1.3) and accepts none.
+                SSL.setOptions(((ReferenceCountedOpenSslEngine) handler.engine()).sslPointer(), SSL.SSL_OP_NO_TICKET);
+            }
+            return handler;
+        }
     }
 
     /** As {@link #forListener(ListenerTls, Clock)}, with revocation checked after path validation. */
@@ -67,7 +88,10 @@ public final class ServerTlsContexts {
                 .clientAuth(ClientAuth.REQUIRE)
                 .trustManager(verifier)
                 .build();
-        return new ServerTls(context, verifier);
+        // No server-side session cache, whatever the resumption setting: tickets need none, and a cache would keep
+        // every client's session (with its certificate) in native memory for its lifetime, per listener.
+        ((OpenSslSessionContext) context.sessionContext()).setSessionCacheEnabled(false);
+        return new ServerTls(context, verifier, tls.config().sessionResumption() == SessionResumption.TICKETS);
     }
 
     static String[] protocols(TlsVersion minVersion) {

@@ -62,6 +62,14 @@ public final class MtlsClient implements AutoCloseable {
     /** @param serverName the SNI host name to send, or null to send none */
     public static MtlsClient connect(InetSocketAddress proxy, X509Bundle trustedRoot, X509Bundle certificate,
             String protocol, String serverName) throws Exception {
+        return connect(proxy, clientContext(trustedRoot, certificate), protocol, serverName);
+    }
+
+    /**
+     * A client TLS context presenting {@code certificate} (or none when null). Connections made from one context
+     * share its session cache, so they may resume each other's sessions.
+     */
+    public static SSLContext clientContext(X509Bundle trustedRoot, X509Bundle certificate) throws Exception {
         SSLContext context = SSLContext.getInstance("TLS");
         KeyManagerFactory kmf = null;
         if (certificate != null) {
@@ -73,6 +81,12 @@ public final class MtlsClient implements AutoCloseable {
         KeyManager[] keyManagers = kmf == null ? null
                 : new KeyManager[] {new AlwaysPresent((X509ExtendedKeyManager) kmf.getKeyManagers()[0])};
         context.init(keyManagers, tmf.getTrustManagers(), null);
+        return context;
+    }
+
+    /** Connects with a given client context (see {@link #clientContext}). */
+    public static MtlsClient connect(InetSocketAddress proxy, SSLContext context, String protocol, String serverName)
+            throws Exception {
         SSLSocket socket = (SSLSocket) context.getSocketFactory()
                 .createSocket(proxy.getAddress(), proxy.getPort());
         socket.setSoTimeout(20_000);
@@ -93,6 +107,11 @@ public final class MtlsClient implements AutoCloseable {
         out.write(raw.getBytes(StandardCharsets.ISO_8859_1));
         out.flush();
         return this;
+    }
+
+    /** The TLS session of this connection; a resumed one keeps the creation time of the session it resumed. */
+    public javax.net.ssl.SSLSession session() {
+        return socket.getSession();
     }
 
     /** The certificate the proxy presented in this connection's handshake. */

@@ -9,6 +9,7 @@ import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.ServerTlsConfig;
+import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TlsVersion;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.log.AccessLog;
@@ -93,6 +94,7 @@ public final class RunningProxy implements AutoCloseable {
         private final Map<String, String> backendUrls = new LinkedHashMap<>();
         private final Map<String, BackendConfig> backendConfigs = new LinkedHashMap<>();
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
+        private SessionResumption sessionResumption = SessionResumption.NONE;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
@@ -154,6 +156,11 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        public Builder sessionResumption(SessionResumption resumption) {
+            this.sessionResumption = resumption;
+            return this;
+        }
+
         public Builder minVersion(TlsVersion version) {
             this.minVersion = version;
             return this;
@@ -161,7 +168,7 @@ public final class RunningProxy implements AutoCloseable {
 
         public RunningProxy start() throws Exception {
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
-                    minVersion);
+                    minVersion, sessionResumption);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
                     null, null);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();

@@ -1,0 +1,93 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.config.SessionResumption;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code sessionResumption}: off by default (no ticket is ever issued, so every connection is a full handshake with
+ * the client chain validated), stateless tickets when asked for.
+ */
+class SessionResumptionTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+    }
+
+    @AfterEach
+    void stop() {
+        if (proxy != null) {
+            proxy.close();
+        }
+        backend.close();
+    }
+
+    private void startProxy(SessionResumption resumption) throws Exception {
+        RunningProxy.Builder builder = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend.url())
+                .route("orders-api", "/orders", "shop", "orders");
+        if (resumption != null) {
+            builder.sessionResumption(resumption);
+        }
+        proxy = builder.start();
+    }
+
+    /**
+     * One TLS 1.3 connection and request. Returns the creation time of the connection's TLS session: a resumed
+     * session keeps that of the session it resumed, a full handshake makes a new one.
+     */
+    private long request(SSLContext client) throws Exception {
+        long created;
+        try (MtlsClient connection = MtlsClient.connect(proxy.address(), client, "TLSv1.3", null)) {
+            // Reading the response also reads the tickets, which the server sends after the handshake.
+            assertThat(connection.get("/orders/1").status()).isEqualTo(200);
+            created = connection.session().getCreationTime();
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("x-forwarded-client-cert"))
+                .endsWith(";URI=" + ORDERS);
+        // The next session, if new, is visibly younger.
+        await().atMost(Duration.ofSeconds(1)).until(() -> System.currentTimeMillis() > created + 2);
+        return created;
+    }
+
+    @Test
+    void byDefaultEveryConnectionIsAFullHandshake() throws Exception {
+        startProxy(null);
+        SSLContext client = MtlsClient.clientContext(pki.root(), pki.client(ORDERS));
+        long first = request(client);
+        assertThat(request(client)).isGreaterThan(first);
+    }
+
+    @Test
+    void withTicketsAClientResumesAndIsStillServedAsItsIdentity() throws Exception {
+        startProxy(SessionResumption.TICKETS);
+        SSLContext client = MtlsClient.clientContext(pki.root(), pki.client(ORDERS));
+        long first = request(client);
+        // The identity of the resumed connection comes from the session; request() checks the XFCC.
+        assertThat(request(client)).isEqualTo(first);
+    }
+}
