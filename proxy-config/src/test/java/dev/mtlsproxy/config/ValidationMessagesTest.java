@@ -168,7 +168,7 @@ class ValidationMessagesTest {
         }
 
         @Test
-        void sessionResumptionIsOffOrTickets() {
+        void sessionResumptionIsNoneOrTickets() {
             assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.3\n      sessionResumption: cache"))).containsExactly(
                     "listeners[0].tls.sessionResumption: \"cache\" (expected: one of none, tickets)");
