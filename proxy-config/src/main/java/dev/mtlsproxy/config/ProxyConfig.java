@@ -68,6 +68,11 @@ public record ProxyConfig(
                 revocation, shutdown, reload);
     }
 
+    public ProxyConfig withIdentities(Map<String, IdentityConfig> replaced) {
+        return new ProxyConfig(trustAnchors, listeners, replaced, routes, backends, accessLog, admin, tests,
+                revocation, shutdown, reload);
+    }
+
     public ProxyConfig withRoutes(List<RouteConfig> replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, replaced, backends, accessLog, admin, tests,
                 revocation, shutdown, reload);

@@ -13,7 +13,6 @@ import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.PeerChain;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
-import dev.mtlsproxy.core.tls.ClientChainVerifier;
 import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.RevocationChecker;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
@@ -44,6 +43,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -270,7 +270,7 @@ public final class ProxyServer implements AutoCloseable {
             for (Channel channel : channels) {
                 X509Certificate[] chain = channel.attr(PeerChain.KEY).get();
                 if (chain != null) {
-                    reverify(listener, channel, chain, next.listeners().get(listener).serverTls().verifier());
+                    reverify(listener, channel, chain, next.listeners().get(listener));
                     continue;
                 }
                 SslHandler tls = channel.pipeline().get(SslHandler.class);
@@ -278,8 +278,7 @@ public final class ProxyServer implements AutoCloseable {
                     tls.handshakeFuture().addListener(f -> {
                         X509Certificate[] late = channel.attr(PeerChain.KEY).get();
                         if (f.isSuccess() && late != null) {
-                            reverify(listener, channel, late,
-                                    current.get().listeners().get(listener).serverTls().verifier());
+                            reverify(listener, channel, late, current.get().listeners().get(listener));
                         }
                     });
                 }
@@ -288,12 +287,23 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     private static void reverify(String listener, Channel channel, X509Certificate[] chain,
-            ClientChainVerifier verifier) {
+            ListenerGeneration generation) {
         try {
-            verifier.verify(chain);
+            generation.serverTls().verifier().verify(chain);
         } catch (ClientCertificateRejectedException e) {
             log.warn("event=connection_closed listener={} remote={} reason={} detail=\"{}\" cause=reload", listener,
                     channel.remoteAddress(), e.reason().label(), e.getMessage().replace('"', '\''));
+            channel.close();
+            return;
+        }
+        // Identities are scoped to anchors: a chain whose CA now belongs to another anchor (or none) would keep the
+        // names of the old one for as long as the connection lives. Closing makes the client come back attributed
+        // anew, as any new connection is.
+        PeerIdentity peer = channel.attr(PeerIdentity.KEY).get();
+        String anchor = generation.anchors().anchorOf(chain);
+        if (peer != null && !Objects.equals(anchor, peer.trustAnchor())) {
+            log.warn("event=connection_closed listener={} remote={} reason=trust_anchor_changed detail=\"{} -> {}\""
+                    + " cause=reload", listener, channel.remoteAddress(), peer.trustAnchor(), anchor);
             channel.close();
         }
     }

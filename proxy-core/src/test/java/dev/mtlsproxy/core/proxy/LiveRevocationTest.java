@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 
+import dev.mtlsproxy.config.IdentityConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
@@ -111,6 +112,25 @@ class LiveRevocationTest {
 
             assertThat(fromOther.closedWithin(1_000)).isTrue();
             assertThat(fromRoot.get("/orders").status()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void movingTheClientsCaToAnotherAnchorClosesItsOpenConnection() throws Exception {
+        Path corpRoot = pki.writeCa("corp-2.pem", TestPki.newRoot("corp root 2"));
+        try (MtlsClient client = connect(pki.client(ORDERS))) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+
+            // The test CA stays trusted, but as a partner's anchor: it no longer speaks for names scoped to ours.
+            proxy.reload(c -> c
+                    .withTrustAnchors(Map.of(TestPki.ANCHOR, new TrustAnchorConfig(corpRoot, null, null, null),
+                            "partners", new TrustAnchorConfig(pki.caPem(), null, null, null)))
+                    .withIdentities(Map.of("orders", IdentityConfig.spiffe(ORDERS).withTrustAnchor(TestPki.ANCHOR))));
+
+            assertThat(client.closedWithin(1_000)).as("attributed to the old anchor, so closed").isTrue();
+        }
+        try (MtlsClient again = connect(pki.client(ORDERS))) {
+            assertThat(again.get("/orders").status()).as("a new connection is the partners' now").isEqualTo(403);
         }
     }
 }
