@@ -1,9 +1,7 @@
 package dev.mtlsproxy.config;
 
-import com.fasterxml.jackson.annotation.JsonValue;
-
 /** Which certificates of a client's chain are checked against CRLs. */
-public enum CrlScope {
+public enum CrlScope implements YamlEnum {
     /** The client certificate and every intermediate CA below the trust anchor. */
     CHAIN("chain"),
     /** The client certificate only; intermediates are trusted as long as they chain. */
@@ -15,8 +13,7 @@ public enum CrlScope {
         this.yaml = yaml;
     }
 
-    /** How it is spelled in YAML. */
-    @JsonValue
+    @Override
     public String yaml() {
         return yaml;
     }

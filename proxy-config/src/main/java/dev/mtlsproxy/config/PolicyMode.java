@@ -1,9 +1,7 @@
 package dev.mtlsproxy.config;
 
-import com.fasterxml.jackson.annotation.JsonValue;
-
 /** Whether a route's decisions are applied, or only logged and counted while every request is forwarded. */
-public enum PolicyMode {
+public enum PolicyMode implements YamlEnum {
     ENFORCE("enforce"),
     DRY_RUN("dry-run");
 
@@ -13,8 +11,8 @@ public enum PolicyMode {
         this.text = text;
     }
 
-    @JsonValue
-    public String text() {
+    @Override
+    public String yaml() {
         return text;
     }
 }

@@ -1,12 +1,10 @@
 package dev.mtlsproxy.config;
 
-import com.fasterxml.jackson.annotation.JsonValue;
-
 /**
  * Whether a listener lets clients resume TLS sessions. A resumed handshake skips the client chain validation (the
  * certificate was validated when the session was made), so resumption is off unless asked for.
  */
-public enum SessionResumption {
+public enum SessionResumption implements YamlEnum {
     /** Every connection is a full handshake with the client chain validated (the default). */
     NONE("none"),
     /**
@@ -23,8 +21,7 @@ public enum SessionResumption {
         this.yaml = yaml;
     }
 
-    /** How it is spelled in YAML. */
-    @JsonValue
+    @Override
     public String yaml() {
         return yaml;
     }

@@ -1,9 +1,7 @@
 package dev.mtlsproxy.config;
 
-import com.fasterxml.jackson.annotation.JsonValue;
-
 /** What a CRL past its nextUpdate means for the certificates it covers. */
-public enum StaleCrlPolicy {
+public enum StaleCrlPolicy implements YamlEnum {
     /** Refuse: revocation status is unknown (the default, fail closed). */
     DENY("deny"),
     /** Accept, log a warning and count it: better than an outage when the CRL publisher is late. Warned at load. */
@@ -15,8 +13,7 @@ public enum StaleCrlPolicy {
         this.yaml = yaml;
     }
 
-    /** How it is spelled in YAML. */
-    @JsonValue
+    @Override
     public String yaml() {
         return yaml;
     }

@@ -1,9 +1,7 @@
 package dev.mtlsproxy.config;
 
-import com.fasterxml.jackson.annotation.JsonValue;
-
 /** The TLS versions the proxy speaks. Anything older than 1.2 is not representable. */
-public enum TlsVersion {
+public enum TlsVersion implements YamlEnum {
     TLS_1_2("TLSv1.2"),
     TLS_1_3("TLSv1.3");
 
@@ -14,8 +12,12 @@ public enum TlsVersion {
     }
 
     /** The JSSE/OpenSSL protocol name, which is also how it is spelled in YAML. */
-    @JsonValue
     public String protocolName() {
+        return protocolName;
+    }
+
+    @Override
+    public String yaml() {
         return protocolName;
     }
 }

@@ -13,7 +13,6 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
 import java.util.Arrays;
-import java.util.function.Function;
 
 /**
  * Deserializers for every scalar in the config. On bad input they do not throw: they hand the value to
@@ -33,27 +32,17 @@ final class ValueDeserializers {
         module.addDeserializer(Duration.class, new FromText<>(Duration.class, false, (s, c) -> Durations.parse(s)));
         module.addDeserializer(DataSize.class, new FromText<>(DataSize.class, true, (s, c) -> DataSize.parse(s)));
         module.addDeserializer(HostPort.class, new FromText<>(HostPort.class, false, (s, c) -> HostPort.parse(s)));
-        module.addDeserializer(TlsVersion.class, new FromText<>(TlsVersion.class, false, (s, c) -> tlsVersion(s)));
-        module.addDeserializer(CrlScope.class, new FromText<>(CrlScope.class, false,
-                (s, c) -> yamlEnum(CrlScope.values(), CrlScope::yaml, s)));
-        module.addDeserializer(StaleCrlPolicy.class, new FromText<>(StaleCrlPolicy.class, false,
-                (s, c) -> yamlEnum(StaleCrlPolicy.values(), StaleCrlPolicy::yaml, s)));
-        module.addDeserializer(SessionResumption.class, new FromText<>(SessionResumption.class, false,
-                (s, c) -> yamlEnum(SessionResumption.values(), SessionResumption::yaml, s)));
+        yamlEnum(module, TlsVersion.class);
+        yamlEnum(module, PolicyMode.class);
+        yamlEnum(module, CrlScope.class);
+        yamlEnum(module, StaleCrlPolicy.class);
+        yamlEnum(module, SessionResumption.class);
         module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
         module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
         module.addDeserializer(Instant.class, new FromText<>(Instant.class, false, (s, c) -> instant(s)));
-        module.addDeserializer(PolicyMode.class, new FromText<>(PolicyMode.class, false, (s, c) -> policyMode(s)));
         module.addDeserializer(Integer.class, new IntegerDeserializer());
         module.addDeserializer(Boolean.class, new BooleanDeserializer());
         return module;
-    }
-
-    private static TlsVersion tlsVersion(String text) {
-        return Arrays.stream(TlsVersion.values())
-                .filter(v -> v.protocolName().equals(text.trim()))
-                .findFirst()
-                .orElseThrow(IllegalArgumentException::new);
     }
 
     /** An instant with its offset spelled out: a bare date or local time would depend on the machine's zone. */
@@ -65,18 +54,12 @@ final class ValueDeserializers {
         }
     }
 
-    private static PolicyMode policyMode(String text) {
-        return Arrays.stream(PolicyMode.values())
-                .filter(m -> m.text().equals(text.trim()))
+    /** Registers the one deserializer of {@link YamlEnum}s: the constant whose {@code yaml()} is the text. */
+    private static <E extends Enum<E> & YamlEnum> void yamlEnum(SimpleModule module, Class<E> type) {
+        module.addDeserializer(type, new FromText<>(type, false, (s, c) -> Arrays.stream(type.getEnumConstants())
+                .filter(v -> v.yaml().equals(s.trim()))
                 .findFirst()
-                .orElseThrow(IllegalArgumentException::new);
-    }
-
-    private static <E> E yamlEnum(E[] values, Function<E, String> spelling, String text) {
-        return Arrays.stream(values)
-                .filter(v -> spelling.apply(v).equals(text.trim()))
-                .findFirst()
-                .orElseThrow(IllegalArgumentException::new);
+                .orElseThrow(IllegalArgumentException::new)));
     }
 
     private static Path path(String text, DeserializationContext ctxt) {

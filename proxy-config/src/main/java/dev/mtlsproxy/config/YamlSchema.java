@@ -34,17 +34,7 @@ final class YamlSchema {
             Map.entry(Duration.class, Durations.EXPECTED),
             Map.entry(DataSize.class, "a size like 512B, 16KiB, 1MiB, 2GiB"),
             Map.entry(HostPort.class, "host:port, e.g. 127.0.0.1:8443"),
-            Map.entry(TlsVersion.class, "one of " + String.join(", ",
-                    Arrays.stream(TlsVersion.values()).map(TlsVersion::protocolName).toList())),
-            Map.entry(PolicyMode.class, "one of " + String.join(", ",
-                    Arrays.stream(PolicyMode.values()).map(PolicyMode::text).toList())),
             Map.entry(Instant.class, "a date and time with offset, like 2026-12-31T18:00:00Z"),
-            Map.entry(CrlScope.class, "one of " + String.join(", ",
-                    Arrays.stream(CrlScope.values()).map(CrlScope::yaml).toList())),
-            Map.entry(StaleCrlPolicy.class, "one of " + String.join(", ",
-                    Arrays.stream(StaleCrlPolicy.values()).map(StaleCrlPolicy::yaml).toList())),
-            Map.entry(SessionResumption.class, "one of " + String.join(", ",
-                    Arrays.stream(SessionResumption.values()).map(SessionResumption::yaml).toList())),
             Map.entry(URI.class, BackendValidator.URL_EXPECTED),
             Map.entry(Path.class, "a file path"));
 
@@ -93,6 +83,10 @@ final class YamlSchema {
         String scalar = SCALARS.get(raw);
         if (scalar != null) {
             return scalar;
+        }
+        if (raw.isEnum() && YamlEnum.class.isAssignableFrom(raw)) {
+            return "one of " + String.join(", ",
+                    Arrays.stream(raw.getEnumConstants()).map(e -> ((YamlEnum) e).yaml()).toList());
         }
         if (isMapping(raw)) {
             return "a mapping with keys " + String.join(", ", keys(raw));
