@@ -60,6 +60,6 @@ final class ExplainCommand {
     /** The identity a handshake with this chain would yield, verified against every configured anchor. */
     static PeerIdentity identify(ProxyConfig config, List<X509Certificate> chain, Clock clock)
             throws PemException, ClientCertificateRejectedException {
-        return ClientChains.of(config.trustAnchors(), clock).identify(chain.toArray(new X509Certificate[0]));
+        return ClientChains.of(config.trustAnchors(), config.revocation(), clock).identify(chain.toArray(new X509Certificate[0]));
     }
 }

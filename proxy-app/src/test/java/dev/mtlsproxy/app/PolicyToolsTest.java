@@ -3,14 +3,17 @@ package dev.mtlsproxy.app;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;
+import java.util.HexFormat;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -119,6 +122,21 @@ class PolicyToolsTest {
 
         assertThat(code).isZero();
         assertThat(stdout()).contains("handshake:  REFUSED (expired)");
+    }
+
+    @Test
+    void explainChecksRevocationAsTheHandshakeWould() throws Exception {
+        X509Bundle compromised = pki.client("spiffe://prod.test/batch");
+        String fingerprint = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                .digest(compromised.getCertificate().getEncoded()));
+        Path config = config("revocation: { denyFingerprints: [\"" + fingerprint + "\"] }\n");
+        Path cert = write("compromised.pem", compromised.getCertificatePEM());
+
+        int code = Main.run(new String[] {"explain", "--config", config.toString(), "--cert", cert.toString(),
+                "GET", "https://api.test/orders"}, print(out), print(err));
+
+        assertThat(code).as(stderr()).isZero();
+        assertThat(stdout()).contains("handshake:  REFUSED (revoked)");
     }
 
     @Test

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.config.Pem;
 import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
@@ -26,15 +27,19 @@ public final class ClientChains {
         this.anchors = anchors;
     }
 
-    /** Trusts every configured anchor. */
-    public static ClientChains of(Map<String, TrustAnchorConfig> trustAnchors, Clock clock) throws PemException {
+    /** Trusts every configured anchor, with its CRLs, and the deny-list: what any listener would refuse, this does. */
+    public static ClientChains of(Map<String, TrustAnchorConfig> trustAnchors, RevocationConfig revocation,
+            Clock clock) throws PemException {
         Map<X509Certificate, String> anchorOf = new HashMap<>();
         for (Map.Entry<String, TrustAnchorConfig> anchor : trustAnchors.entrySet()) {
             for (X509Certificate ca : Pem.readCertificates(anchor.getValue().caBundle())) {
                 anchorOf.put(ca, anchor.getKey());
             }
         }
-        return new ClientChains(new ClientCertificateVerifier(anchorOf.keySet(), clock), new TrustAnchors(anchorOf));
+        RevocationChecker checker = RevocationChecker.load(trustAnchors, revocation, (issuer, nextUpdate) -> { },
+                clock);
+        return new ClientChains(new ClientCertificateVerifier(anchorOf.keySet(), anchorOf, checker, clock),
+                new TrustAnchors(anchorOf));
     }
 
     /**
