@@ -43,7 +43,7 @@ PORT_NGINX=$((BASE_PORT + 3))
 PORT_HAPROXY=$((BASE_PORT + 4))
 PORT_ADMIN=$((BASE_PORT + 5))
 read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to compare
-read -r -a SCENARIOS <<<"${SCENARIOS:-backend keepalive handshake untrusted idle}"
+read -r -a SCENARIOS <<<"${SCENARIOS:-backend keepalive handshake untrusted flood idle}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }

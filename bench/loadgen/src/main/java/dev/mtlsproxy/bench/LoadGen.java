@@ -65,7 +65,7 @@ public final class LoadGen {
                 for (int round = 1; round <= options.rounds(); round++) {
                     print("result", "keepalive", options.backend(), round, timed(options,
                             new Load.Run(Load.Mode.KEEPALIVE, options.backend(), null, options.connections(), 0),
-                            options.warmup(), options.duration()));
+                            null, options.warmup(), options.duration()));
                 }
                 continue;
             }
@@ -83,10 +83,17 @@ public final class LoadGen {
                                 options.connections(), 0);
                         case "handshake" -> new Load.Run(Load.Mode.HANDSHAKE, target, allowed,
                                 options.concurrency(), 0);
+                        // A few allowed clients, measured while the untrusted flood below runs against the same
+                        // server: does a flood of refused handshakes starve the workloads it is there to protect?
+                        case "flood" -> new Load.Run(Load.Mode.KEEPALIVE, target, allowed,
+                                Math.max(1, options.connections() / 8), 0);
                         default -> new Load.Run(Load.Mode.UNTRUSTED, target, untrusted, options.concurrency(), 0);
                     };
+                    Load.Run background = scenario.equals("flood")
+                            ? new Load.Run(Load.Mode.UNTRUSTED, target, untrusted, options.concurrency(), 0) : null;
                     Duration window = scenario.equals("untrusted") ? options.untrustedDuration() : options.duration();
-                    print("result", scenario, target, round, timed(options, run, options.warmup(), window));
+                    print("result", scenario, target, round, timed(options, run, background, options.warmup(),
+                            window));
                 }
             }
         }
@@ -113,7 +120,7 @@ public final class LoadGen {
     private static void warmPath(Options options, Load.Run run, String scenario, Duration window, Duration share) {
         int windows = (int) Math.max(1, share.toMillis() / window.toMillis());
         for (int i = 1; i <= windows; i++) {
-            print("warmup", scenario, run.target(), i, timed(options, run, Duration.ZERO, window));
+            print("warmup", scenario, run.target(), i, timed(options, run, null, Duration.ZERO, window));
         }
     }
 
@@ -127,18 +134,35 @@ public final class LoadGen {
         System.out.flush();
     }
 
-    private static Map<String, String> timed(Options options, Load.Run run, Duration warmup, Duration duration) {
+    /**
+     * Runs {@code run} and measures it over {@code duration}, after {@code warmup}. A {@code background} run (or
+     * null) goes on against the same server for the whole time; its refusals are reported as
+     * {@code background_refused_rate}, and the proxy CPU then covers both.
+     */
+    private static Map<String, String> timed(Options options, Load.Run run, Load.Run background, Duration warmup,
+            Duration duration) {
         Map<String, String> out = new LinkedHashMap<>();
         Options.Target target = run.target();
-        try (Load load = new Load(options, run)) {
+        try (Load load = new Load(options, run); Load flood = background == null ? null : new Load(options, background)) {
+            if (flood != null) {
+                flood.start();
+            }
             load.start();
             sleep(warmup);
             Snapshot start = Snapshot.take(load, options, target);
+            long floodStart = flood == null ? 0 : flood.refused.sum();
             load.latency.reset();
             sleep(duration);
             Snapshot end = Snapshot.take(load, options, target);
             Histogram latency = load.latency.getIntervalHistogram();
             load.stop();
+            if (flood != null) {
+                flood.stop();
+                out.put("background_refused_rate", fmt((flood.refused.sum() - floodStart)
+                        / ((end.nanos - start.nanos) / 1e9)));
+                // untrusted clients that reached the backend: must stay 0, as in the untrusted scenario
+                out.put("accepted", Long.toString(flood.accepted.sum()));
+            }
 
             double seconds = (end.nanos - start.nanos) / 1e9;
             long responses = (end.ok - start.ok) + (end.non200 - start.non200);

@@ -35,7 +35,7 @@ record Options(
         Duration hold,
         int clockTicksPerSecond) {
 
-    static final List<String> SCENARIOS = List.of("backend", "keepalive", "handshake", "untrusted", "idle");
+    static final List<String> SCENARIOS = List.of("backend", "keepalive", "handshake", "untrusted", "flood", "idle");
 
     /** A server under test: a label, its port on the loopback address, and the processes whose CPU is its cost. */
     record Target(String name, int port, List<Integer> pids) {

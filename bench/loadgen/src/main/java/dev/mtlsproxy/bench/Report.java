@@ -38,6 +38,10 @@ final class Report {
             new Metric("handshake", "cpu_cores", "handshake: proxy CPU used (cores)", 1, 2, "-"),
             new Metric("untrusted", "rate", "untrusted CA: refused connections/s", 1, 0, "higher"),
             new Metric("untrusted", "cpu_us_per_op", "untrusted CA: proxy CPU per refusal (µs)", 1, 0, "lower"),
+            new Metric("flood", "rate", "untrusted flood: allowed keep-alive requests/s during it (1/8 of the connections)",
+                    1, 0, "higher"),
+            new Metric("flood", "p99_us", "untrusted flood: allowed latency p99 during it (ms)", 1e-3, 2, "lower"),
+            new Metric("flood", "background_refused_rate", "untrusted flood: refusals/s meanwhile", 1, 0, "higher"),
             new Metric("idle", "pss_before_kib", "idle: memory before (MiB, PSS)", 1 / 1024.0, 1, "lower"),
             new Metric("idle", "pss_after_kib", "idle: memory holding the idle connections (MiB, PSS)", 1 / 1024.0, 1,
                     "lower"),
@@ -135,8 +139,8 @@ final class Report {
         }
         for (String field : List.of("non200", "errors", "accepted")) {
             // An untrusted client's 400 from nginx is a refusal, not a failed request: non200 counts the others.
-            List<String> scenarios = field.equals("non200") ? List.of("keepalive", "handshake")
-                    : List.of("keepalive", "handshake", "untrusted");
+            List<String> scenarios = field.equals("non200") ? List.of("keepalive", "handshake", "flood")
+                    : List.of("keepalive", "handshake", "untrusted", "flood");
             long ours = sum(results, scenarios, OURS, field);
             long nginx = sum(results, scenarios, NGINX, field);
             long haproxy = sum(results, scenarios, HAPROXY, field);
