@@ -23,6 +23,7 @@ import java.nio.file.WatchService;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.HexFormat;
@@ -167,7 +168,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
         ProxyConfig running = server.config();
         warnRestartOnly(running, config);
-        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
+        for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
         }
         Set<Path> files = files(config);

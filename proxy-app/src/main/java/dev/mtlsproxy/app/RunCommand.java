@@ -29,6 +29,7 @@ import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.netty.buffer.PooledByteBufAllocator;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
@@ -78,7 +79,7 @@ final class RunCommand {
             err.println("not starting: fix the problems above");
             return Command.INVALID;
         }
-        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
+        for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {

@@ -6,6 +6,7 @@ import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.ProxyConfig;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.time.Instant;
 
 /** {@code mtls-proxy validate}: every problem, one per line with its YAML path; warnings do not fail. */
 final class ValidateCommand {
@@ -23,7 +24,7 @@ final class ValidateCommand {
         if (config == null) {
             return Command.INVALID;
         }
-        for (String warning : ConfigLoader.warnings(config, java.time.Instant.now())) {
+        for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             err.println("warning: " + warning);
         }
         out.println(file + ": valid");

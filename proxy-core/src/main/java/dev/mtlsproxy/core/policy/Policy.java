@@ -1,14 +1,15 @@
 package dev.mtlsproxy.core.policy;
 
 import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.PolicyMode;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -61,7 +62,7 @@ public final class Policy {
             }
             HostPattern host = HostPattern.of(rc.host());
             Route route = new Route(rc.name(), host, rc.pathPrefix(), new LinkedHashSet<>(rc.methods()),
-                    rc.backend(), List.copyOf(rules), rc.mode() == dev.mtlsproxy.config.PolicyMode.DRY_RUN,
+                    rc.backend(), List.copyOf(rules), rc.mode() == PolicyMode.DRY_RUN,
                     CertificateCheck.of(rc.require()));
             byHost.computeIfAbsent(host, h -> new ArrayList<>()).add(route);
         }
