@@ -43,24 +43,8 @@ public final class TestPki {
 
     public static TestPki create(Path dir) {
         try {
-            Instant now = Instant.now();
-            X509Bundle root = new CertificateBuilder()
-                    .subject("CN=test root CA,O=mtls-proxy tests")
-                    .setIsCertificateAuthority(true)
-                    .notBefore(now.minus(Duration.ofHours(1)))
-                    .notAfter(now.plus(Duration.ofDays(2)))
-                    .ecp256()
-                    .buildSelfSigned();
-            X509Bundle server = new CertificateBuilder()
-                    .subject("CN=localhost")
-                    .addSanDnsName("localhost")
-                    .addSanIpAddress("127.0.0.1")
-                    .addSanUriName(SERVER_SPIFFE_ID)
-                    .addExtendedKeyUsageServerAuth()
-                    .notBefore(now.minus(Duration.ofHours(1)))
-                    .notAfter(now.plus(Duration.ofDays(1)))
-                    .ecp256()
-                    .buildIssuedBy(root);
+            X509Bundle root = newRoot("test root CA");
+            X509Bundle server = serverCertificate(root);
             TestPki pki = new TestPki(dir, root, server);
             pki.write("ca.pem", root.getCertificatePEM());
             pki.write("server.pem", server.getCertificatePEM());
@@ -228,6 +212,10 @@ public final class TestPki {
 
     /** A new server certificate for localhost from this root, with a new key; not written anywhere yet. */
     public X509Bundle newServerCertificate() {
+        return serverCertificate(root);
+    }
+
+    private static X509Bundle serverCertificate(X509Bundle root) {
         try {
             Instant now = Instant.now();
             return new CertificateBuilder()
