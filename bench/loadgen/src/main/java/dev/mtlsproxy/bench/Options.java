@@ -92,7 +92,7 @@ record Options(
                 Path.of(required(values, "untrusted-key")),
                 integer(values, "connections", 64, 1, 1_000),
                 integer(values, "concurrency", 16, 1, 1_000),
-                integer(values, "idle-connections", 2_000, 1, MAX_CONNECTIONS),
+                integer(values, "idle-connections", 2_000, 0, MAX_CONNECTIONS),
                 integer(values, "threads", 2, 1, 64),
                 seconds(values.getOrDefault("warmup", "3")),
                 seconds(values.getOrDefault("duration", "10")),

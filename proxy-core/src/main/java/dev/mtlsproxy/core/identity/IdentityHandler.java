@@ -1,8 +1,10 @@
 package dev.mtlsproxy.core.identity;
 
+import dev.mtlsproxy.core.tls.ClientChainVerifier;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import dev.mtlsproxy.core.tls.HandshakeFailures;
 import dev.mtlsproxy.core.tls.TrustAnchors;
+import dev.mtlsproxy.core.tls.VerifiedChain;
 import dev.mtlsproxy.core.http.Hosts;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -20,7 +22,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Captures the peer's identity once, when the handshake completes, then removes itself: nothing re-parses
- * certificates per request. On a failed handshake it logs the classified reason (SslHandler closes the channel).
+ * certificates per request. The identity usually comes ready-made from the verifier, which derived it once for every
+ * connection presenting the same chain. On a failed handshake it logs the classified reason (SslHandler closes the channel).
  *
  * <p>New per channel, but stateless. The channel does not auto-read, so this handler also starts reading: once for
  * the handshake (SslHandler keeps reading until it completes) and once for the first request after it.
@@ -41,13 +44,19 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
 
     private final String listener;
     private final HandshakeListener listenerCallback;
+    private final ClientChainVerifier verifier;
     private final TrustAnchors anchors;
     private long acceptedNanos;
 
-    /** @param anchors the CAs of the TLS context that verified this connection, to scope its identity */
-    public IdentityHandler(String listener, HandshakeListener listenerCallback, TrustAnchors anchors) {
+    /**
+     * @param verifier the client-chain check of the TLS context that verifies this connection
+     * @param anchors  that context's CAs, to scope the identity when the verifier no longer holds the chain
+     */
+    public IdentityHandler(String listener, HandshakeListener listenerCallback, ClientChainVerifier verifier,
+            TrustAnchors anchors) {
         this.listener = listener;
         this.listenerCallback = listenerCallback;
+        this.verifier = verifier;
         this.anchors = anchors;
     }
 
@@ -76,9 +85,15 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         X509Certificate[] x509Chain;
         SSLSession session = tls.engine().getSession();
         try {
-            X509Certificate[] chain = x509(session.getPeerCertificates());
-            identity = PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(anchors.anchorOf(chain));
-            x509Chain = chain;
+            Certificate[] presented = session.getPeerCertificates();
+            VerifiedChain verified = verifier.recall(presented);
+            if (verified != null) {
+                x509Chain = verified.chain();
+                identity = verified.identity();
+            } else {
+                x509Chain = x509(presented);
+                identity = PeerIdentities.fromCertificate(x509Chain[0]).withTrustAnchor(anchors.anchorOf(x509Chain));
+            }
         } catch (SSLPeerUnverifiedException | java.security.cert.CertificateParsingException | ClassCastException e) {
             // Cannot happen with client auth REQUIRED; if it does, refuse rather than serve an anonymous peer.
             log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,

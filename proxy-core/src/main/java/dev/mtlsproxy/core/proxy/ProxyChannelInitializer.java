@@ -69,7 +69,8 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         ChannelPipeline p = ch.pipeline();
         p.addLast("idle", new IdleStateHandler(0, 0, listener.idleTimeout().toNanos(), TimeUnit.NANOSECONDS));
         p.addLast("tls", tls);
-        p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.anchors()));
+        p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.serverTls().verifier(),
+                current.anchors()));
         p.addLast("http", new StrictHttpServerCodec(listener.limits()));
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));

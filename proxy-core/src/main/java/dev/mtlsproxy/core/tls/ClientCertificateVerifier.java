@@ -1,5 +1,7 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.core.identity.PeerIdentities;
+import dev.mtlsproxy.core.identity.PeerIdentity;
 import java.net.Socket;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertPath;
@@ -36,6 +38,9 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * handshake outcome is classified by type. Revocation (CRLs, deny-list) is the {@link RevocationChecker}'s job, asked
  * once PKIX has accepted the path.
  *
+ * <p>A chain that passes is kept in {@link VerifiedChains}, with its identity, so that the same bytes presented again
+ * skip PKIX and parsing; dates and revocation are judged on every handshake all the same.
+ *
  * <p>Thread-safe and shared by all connections of one TLS context.
  */
 final class ClientCertificateVerifier extends X509ExtendedTrustManager implements ClientChainVerifier {
@@ -53,6 +58,8 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
     private final RevocationChecker revocation;
     /** The configured trust anchor of each CA, so revocation applies that anchor's CRL settings. */
     private final Map<X509Certificate, String> anchorNames;
+    private final TrustAnchors attribution;
+    private final VerifiedChains verified = new VerifiedChains();
 
     ClientCertificateVerifier(Collection<X509Certificate> trustedCAs, Clock clock) {
         this(trustedCAs, Map.of(), RevocationChecker.NONE, clock);
@@ -73,13 +80,30 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         this.clock = clock;
         this.revocation = revocation;
         this.anchorNames = Map.copyOf(anchorNames);
+        this.attribution = new TrustAnchors(this.anchorNames);
     }
 
     @Override
     public void verify(X509Certificate[] chain) throws ClientCertificateRejectedException {
+        verified(chain);
+    }
+
+    @Override
+    public VerifiedChain recall(Certificate[] presented) {
+        return verified.get(VerifiedChains.keyOf(presented));
+    }
+
+    /** Verifies the chain and returns what was derived from it, shared with every earlier identical chain. */
+    VerifiedChain verified(X509Certificate[] chain) throws ClientCertificateRejectedException {
         if (chain == null || chain.length == 0) {
             throw new ClientCertificateRejectedException(
                     HandshakeFailureReason.NO_CERTIFICATE, "client sent no certificate", null, null);
+        }
+        VerifiedChains.Key key = VerifiedChains.keyOf(chain);
+        VerifiedChain known = verified.get(key);
+        if (known != null && known.validAt(clock.millis())) {
+            revocation.check(known.path(), known.anchor(), known.anchorName());
+            return known;
         }
         // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
         List<X509Certificate> path = TrustAnchors.pathBelow(chain, anchorCertificates);
@@ -106,6 +130,22 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
         X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
         revocation.check(path, anchor, anchorNames.get(anchor));
+        X509Certificate[] parsed = chain.clone();
+        PeerIdentity identity = identityOf(parsed);
+        VerifiedChain passed = VerifiedChain.of(parsed, path, anchor, anchorNames.get(anchor), identity);
+        if (identity != null) {
+            verified.put(key, passed);
+        }
+        return passed;
+    }
+
+    /** Null when the leaf's names cannot be read: such a chain is not kept, and the identity layer refuses it. */
+    private PeerIdentity identityOf(X509Certificate[] chain) {
+        try {
+            return PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(attribution.anchorOf(chain));
+        } catch (CertificateParsingException e) {
+            return null;
+        }
     }
 
     private static HandshakeFailureReason classify(CertPathValidatorException e) {

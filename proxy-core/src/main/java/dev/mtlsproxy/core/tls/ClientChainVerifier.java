@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
+import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 
 /**
@@ -13,4 +14,13 @@ public interface ClientChainVerifier {
      * @throws ClientCertificateRejectedException with the classified reason
      */
     void verify(X509Certificate[] chain) throws ClientCertificateRejectedException;
+
+    /**
+     * What the handshake that just accepted this chain derived from it: parsed certificates and identity, shared
+     * with every connection presenting the same bytes. No check is repeated here.
+     *
+     * @param presented the peer certificates of a handshake this verifier accepted, leaf first
+     * @return null when the chain is not (or no longer) kept; the caller then derives the identity itself
+     */
+    VerifiedChain recall(Certificate[] presented);
 }

@@ -4,9 +4,7 @@ import dev.mtlsproxy.config.Pem;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
-import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
-import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.util.HashMap;
@@ -20,11 +18,9 @@ import java.util.Map;
 public final class ClientChains {
 
     private final ClientCertificateVerifier verifier;
-    private final TrustAnchors anchors;
 
-    private ClientChains(ClientCertificateVerifier verifier, TrustAnchors anchors) {
+    private ClientChains(ClientCertificateVerifier verifier) {
         this.verifier = verifier;
-        this.anchors = anchors;
     }
 
     /** Trusts every configured anchor, with its CRLs, and the deny-list: what any listener would refuse, this does. */
@@ -38,8 +34,7 @@ public final class ClientChains {
         }
         RevocationChecker checker = RevocationChecker.load(trustAnchors, revocation, (issuer, nextUpdate) -> { },
                 clock);
-        return new ClientChains(new ClientCertificateVerifier(anchorOf.keySet(), anchorOf, checker, clock),
-                new TrustAnchors(anchorOf));
+        return new ClientChains(new ClientCertificateVerifier(anchorOf.keySet(), anchorOf, checker, clock));
     }
 
     /**
@@ -48,12 +43,11 @@ public final class ClientChains {
      * @throws ClientCertificateRejectedException with the reason the handshake would fail
      */
     public PeerIdentity identify(X509Certificate[] chain) throws ClientCertificateRejectedException {
-        verifier.verify(chain);
-        try {
-            return PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(anchors.anchorOf(chain));
-        } catch (CertificateParsingException e) {
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "unreadable names", e,
+        PeerIdentity identity = verifier.verified(chain).identity();
+        if (identity == null) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "unreadable names", null,
                     chain[0]);
         }
+        return identity;
     }
 }
