@@ -64,18 +64,28 @@ public final class Backend {
 
     /**
      * The next healthy endpoint in round-robin order that is not in {@code exclude} (the endpoints this request has
-     * already tried), or null when there is none.
+     * already tried). When every such endpoint is only cooling down after a failed connect, one of them anyway: a
+     * passive verdict steers traffic between endpoints but never refuses it on its own, so a lone backend that
+     * restarts for a second does not turn into a cool-down of 503s (nginx never marks a single server down; Envoy
+     * routes to all hosts in panic). Null when none is left, or when the active health check failed them all.
      */
     public Endpoint pick(List<Endpoint> exclude) {
         int n = endpoints.size();
         int start = Math.floorMod(next.getAndIncrement(), n);
+        Endpoint cooling = null;
         for (int i = 0; i < n; i++) {
             Endpoint candidate = endpoints.get((start + i) % n);
-            if (candidate.isHealthy() && !exclude.contains(candidate)) {
+            if (exclude.contains(candidate) || !candidate.isActivelyHealthy()) {
+                continue;
+            }
+            if (candidate.isHealthy()) {
                 return candidate;
             }
+            if (cooling == null) {
+                cooling = candidate;
+            }
         }
-        return null;
+        return cooling;
     }
 
     public int healthyEndpoints() {

@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Health is two independent verdicts, both thread-safe: passive (a failed connection attempt takes the endpoint
  * out for the backend's {@code coolDown}) and active (the last health check, when one is configured). The endpoint
- * gets requests only while both say healthy.
+ * gets requests while both say healthy, or, when every endpoint of its backend is cooling down, while the active
+ * check does (see {@link Backend#pick}).
  */
 public final class Endpoint {
 
@@ -93,6 +94,11 @@ public final class Endpoint {
     public boolean isHealthy() {
         long until = coolingUntil;
         return activelyHealthy && (until == 0 || System.nanoTime() - until >= 0);
+    }
+
+    /** The active health check's verdict alone (true when none is configured). */
+    boolean isActivelyHealthy() {
+        return activelyHealthy;
     }
 
     /** Passive health: a connection attempt (TCP or TLS) failed; no requests for the cool-down. */

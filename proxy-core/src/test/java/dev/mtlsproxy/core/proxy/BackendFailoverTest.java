@@ -141,20 +141,57 @@ class BackendFailoverTest {
     }
 
     @Test
-    void noHealthyEndpointIs503UntilTheCoolDownEnds() throws Exception {
-        proxyTo(endpoints(down).withCoolDown(Duration.ofMillis(500)));
+    void aLoneEndpointThatFailedIsTriedAgainAtOnceAndServesWhenItIsBack() throws Exception {
+        // A cool-down of 10 s (the default) must not turn one failed connect into 10 s of refusals.
+        proxyTo(endpoints(down));
         try (MtlsClient client = client()) {
             assertThat(client.get("/a").status()).isEqualTo(502);
-            assertThat(client.get("/b").status()).isEqualTo(503);
-            assertThat(log.await("status=503")).isEqualTo(
-                    "event=backend_failed backend=shop endpoint=- cause=\"no healthy endpoint\" status=503");
-            Thread.sleep(600);
-            assertThat(client.get("/c").status()).as("tried again after the cool-down").isEqualTo(502);
+            assertThat(client.get("/b").status()).as("still down: tried again, not refused").isEqualTo(502);
+            TestBackend restarted = TestBackend.startOn(URI.create(down).getPort());
+            try {
+                assertThat(client.get("/c").status()).as("back up, within the cool-down").isEqualTo(200);
+                assertThat(restarted.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/c");
+            } finally {
+                restarted.close();
+            }
         }
-        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "unavailable"))
-                .isEqualTo(1);
         assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "connect_error"))
                 .isEqualTo(2);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "unavailable"))
+                .isZero();
+    }
+
+    @Test
+    void whenEveryEndpointIsCoolingDownTheRequestStillGoesToOne() throws Exception {
+        proxyTo(endpoints(down, b.url()));
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/warm").status()).isEqualTo(200);
+            b.close();
+            // Both endpoints now refuse; each failure starts a cool-down, none turns into a 503.
+            for (int i = 0; i < 3; i++) {
+                assertThat(client.get("/orders/" + i).status()).isEqualTo(502);
+            }
+        }
+        assertThat(healthyEndpoints()).as("passive health still reports them down").isZero();
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "unavailable"))
+                .isZero();
+    }
+
+    @Test
+    void noEndpointPassingTheActiveHealthCheckIs503() throws Exception {
+        proxyTo(endpoints(a.url())
+                .withHealthCheck(new HealthCheckConfig("/health", Duration.ofMillis(100), Duration.ofSeconds(1))));
+        a.healthy(false);
+        await().atMost(Duration.ofSeconds(5)).until(() -> healthyEndpoints() == 0);
+        drain(a);
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/orders/1").status()).isEqualTo(503);
+        }
+        assertThat(log.await("status=503")).isEqualTo(
+                "event=backend_failed backend=shop endpoint=- cause=\"no healthy endpoint\" status=503");
+        assertThat(drain(a)).as("the failing endpoint gets no request").isZero();
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "unavailable"))
+                .isEqualTo(1);
     }
 
     @Test

@@ -10,6 +10,8 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -48,6 +50,7 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
 import io.netty.pkitesting.X509Bundle;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -91,6 +94,8 @@ public final class TestBackend implements AutoCloseable {
     private final BlockingQueue<Recorded> requests = new LinkedBlockingQueue<>();
     private final AtomicInteger connections = new AtomicInteger();
     private final AtomicInteger open = new AtomicInteger();
+    /** Accepted connections, closed with the server: a stopped backend must not keep them open and silent. */
+    private final ChannelGroup accepted = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final AtomicLong downloadBytes = new AtomicLong();
     private volatile boolean healthy = true;
     private final String scheme;
@@ -107,6 +112,15 @@ public final class TestBackend implements AutoCloseable {
 
     /** @param tls a server context, see {@link #tlsContext}; null for plain HTTP */
     public static TestBackend start(SslContext tls) throws InterruptedException {
+        return start(tls, 0);
+    }
+
+    /** A plain HTTP backend on a given loopback port: a backend coming (back) up where the proxy expects it. */
+    public static TestBackend startOn(int port) throws InterruptedException {
+        return start(null, port);
+    }
+
+    private static TestBackend start(SslContext tls, int port) throws InterruptedException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         TestBackend[] self = new TestBackend[1];
         Channel server = new ServerBootstrap()
@@ -116,6 +130,7 @@ public final class TestBackend implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         self[0].connections.incrementAndGet();
+                        self[0].accepted.add(ch);
                         self[0].open.incrementAndGet();
                         ch.closeFuture().addListener(f -> self[0].open.decrementAndGet());
                         if (tls != null) {
@@ -125,7 +140,7 @@ public final class TestBackend implements AutoCloseable {
                         ch.pipeline().addLast(new ChunkedWriteHandler(), self[0].new Handler());
                     }
                 })
-                .bind("127.0.0.1", 0).sync().channel();
+                .bind("127.0.0.1", port).sync().channel();
         self[0] = new TestBackend(group, server, tls == null ? "http" : "https");
         return self[0];
     }
@@ -188,7 +203,11 @@ public final class TestBackend implements AutoCloseable {
 
     @Override
     public void close() {
+        if (group.isShuttingDown()) {
+            return; // a test stopped it already, to see the proxy cope
+        }
         server.close().syncUninterruptibly();
+        accepted.close().syncUninterruptibly();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     }
 
