@@ -1,5 +1,6 @@
 package dev.mtlsproxy.app;
 
+import dev.mtlsproxy.app.demo.DemoCheck;
 import dev.mtlsproxy.app.demo.DemoPki;
 import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
@@ -28,15 +29,31 @@ final class DemoCommand {
         this.err = err;
     }
 
-    int run(Path configFile) {
+    /** @param check make the three requests, print what happened, stop, and exit 0 only if all behaved */
+    int run(Path configFile, boolean check) {
         try {
             Demo demo = start(configFile, out, err);
+            if (check) {
+                try (demo) {
+                    return check(demo, configFile);
+                }
+            }
             Runtime.getRuntime().addShutdownHook(new Thread(demo::close, "shutdown"));
             return Command.KEEP_RUNNING;
         } catch (Exception e) {
             err.println("demo failed: " + e);
             return Command.INVALID;
         }
+    }
+
+    private int check(Demo demo, Path configFile) throws Exception {
+        DemoPki pki = DemoPki.ensure(pkiDirFor(configFile), Clock.systemUTC());
+        InetSocketAddress address = demo.proxy().server().addresses().get(0);
+        DemoCheck.Result result = DemoCheck.run(pki, address);
+        result.lines().forEach(line -> out.println("check: " + line));
+        out.println(result.passed() ? "check: passed" : "check: FAILED");
+        out.flush();
+        return result.passed() ? 0 : 1;
     }
 
     /** Starts everything and prints the instructions; the caller owns the result. */

@@ -22,8 +22,11 @@ public final class Main {
                                        the identity the certificate yields, the route, each rule in order
                                        and the decision
               test --config FILE       run the config's tests: section; exit 1 at the first wrong decision
-              demo [--config FILE]     throwaway CA, certificates, echo backend and proxy on localhost
-                                       (default config/demo.yaml); NOT for production
+              demo [--config FILE] [--check]
+                                       throwaway CA, certificates, echo backend and proxy on localhost
+                                       (default config/demo.yaml); NOT for production. --check makes the
+                                       three demo requests itself, prints the outcome and exits (0 when all
+                                       three behave)
               health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
                                        for container health checks
 
@@ -70,7 +73,7 @@ public final class Main {
             return switch (args[0]) {
                 case "run" -> new RunCommand(out, err, exit).run(options.requireConfig());
                 case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
-                case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"));
+                case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"), options.check());
                 case "health" -> HealthCommand.run(options.adminOr("127.0.0.1:9901"), out, err);
                 case "explain" -> new ExplainCommand(out, err).run(options.requireConfig(), options.requireCert(),
                         options.sni(), options.requireArguments("METHOD URL", 2));

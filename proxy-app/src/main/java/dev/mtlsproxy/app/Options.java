@@ -6,9 +6,10 @@ import java.util.List;
 
 /**
  * The few command-line options there are: {@code --config FILE} (or the file alone), {@code --admin ADDR},
- * {@code --cert FILE}, {@code --sni HOST}, and plain arguments after them ({@code explain}'s METHOD URL).
+ * {@code --cert FILE}, {@code --sni HOST}, {@code --check} (demo), and plain arguments after them
+ * ({@code explain}'s METHOD URL).
  */
-record Options(Path config, String admin, Path cert, String sni, List<String> arguments) {
+record Options(Path config, String admin, Path cert, String sni, boolean check, List<String> arguments) {
 
     static final class UsageException extends Exception {
         private static final long serialVersionUID = 1L;
@@ -23,10 +24,13 @@ record Options(Path config, String admin, Path cert, String sni, List<String> ar
         String admin = null;
         Path cert = null;
         String sni = null;
+        boolean check = false;
         List<String> arguments = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
-            if (a.equals("--cert")) {
+            if (a.equals("--check")) {
+                check = true;
+            } else if (a.equals("--cert")) {
                 if (i + 1 >= args.length) {
                     throw new UsageException("--cert needs a PEM file");
                 }
@@ -56,7 +60,7 @@ record Options(Path config, String admin, Path cert, String sni, List<String> ar
                 throw new UsageException("unknown option: " + a);
             }
         }
-        return new Options(config, admin, cert, sni, List.copyOf(arguments));
+        return new Options(config, admin, cert, sni, check, List.copyOf(arguments));
     }
 
     Path requireConfig() throws UsageException {

@@ -3,12 +3,14 @@ package dev.mtlsproxy.app;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,13 +25,7 @@ class DemoCommandTest {
 
     @Test
     void theThreePrintedCurlCommandsBehaveAsPrinted() throws Exception {
-        // The shipped demo config, with ports 0 so the test never collides with anything on the machine.
-        Path configDir = Files.createDirectories(workspace.resolve("config"));
-        String demoYaml = Files.readString(Path.of("..", "config", "demo.yaml"))
-                .replace("127.0.0.1:8443", "127.0.0.1:0")
-                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0")
-                .replace("127.0.0.1:9901", "127.0.0.1:0");
-        Path config = Files.writeString(configDir.resolve("demo.yaml"), demoYaml);
+        Path config = demoConfigOnFreePorts(workspace, yaml -> yaml);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
 
@@ -55,6 +51,44 @@ class DemoCommandTest {
             assertThat(anonymous.exit).as("curl fails on the refused handshake").isNotZero();
             assertThat(anonymous.output).doesNotContain("HTTP/1.1");
         }
+    }
+
+    @Test
+    void demoCheckMakesTheThreeRequestsItselfAndExitsZeroWhenTheyBehave() throws Exception {
+        Path config = demoConfigOnFreePorts(workspace.resolve("ok"), yaml -> yaml);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+        int exit = Main.run(new String[] {"demo", "--config", config.toString(), "--check"},
+                new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(OutputStream.nullOutputStream()));
+
+        assertThat(out.toString(StandardCharsets.UTF_8).lines().filter(l -> l.startsWith("check: ")))
+                .containsExactly("check: allowed client: 200", "check: denied client: 403",
+                        "check: no client certificate: refused", "check: passed");
+        assertThat(exit).isZero();
+    }
+
+    @Test
+    void demoCheckFailsWhenTheAllowedClientIsRefused() throws Exception {
+        Path config = demoConfigOnFreePorts(workspace.resolve("broken"), yaml -> yaml.replace("allow: [orders]",
+                "allow: []"));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+        int exit = Main.run(new String[] {"demo", "--config", config.toString(), "--check"},
+                new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(OutputStream.nullOutputStream()));
+
+        assertThat(out.toString(StandardCharsets.UTF_8)).contains("check: allowed client: 403 (expected 200)",
+                "check: FAILED");
+        assertThat(exit).isEqualTo(1);
+    }
+
+    /** The shipped demo config, with ports 0 so the test never collides with anything on the machine. */
+    private static Path demoConfigOnFreePorts(Path root, UnaryOperator<String> edit) throws Exception {
+        Path configDir = Files.createDirectories(root.resolve("config"));
+        String demoYaml = Files.readString(Path.of("..", "config", "demo.yaml"))
+                .replace("127.0.0.1:8443", "127.0.0.1:0")
+                .replace("http://127.0.0.1:18080", "http://127.0.0.1:0")
+                .replace("127.0.0.1:9901", "127.0.0.1:0");
+        return Files.writeString(configDir.resolve("demo.yaml"), edit.apply(demoYaml));
     }
 
     private record Curl(int exit, String output) {
