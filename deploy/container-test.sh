@@ -11,8 +11,9 @@
 #      with the config and certificates mounted at /etc/mtls-proxy and a memory limit;
 #   4. checks, through the running container: an allowed client certificate gets 200 from the backend, a denied one
 #      403, no certificate is refused in the handshake (and counted as no_certificate); /metrics answers; the heap
-#      follows the container's memory limit; the process UID is 10001; the image's HEALTHCHECK succeeds; SIGTERM
-#      stops it with exit code 0 within the drain time.
+#      follows the container's memory limit; the process UID is 10001; the image's HEALTHCHECK succeeds; the
+#      class-data sharing archive fits the image's JVM (-Xshare:on); SIGTERM stops it with exit code 0 within the
+#      drain time.
 #
 # Every check prints PASS or FAIL with its name; the last line is "N passed, M failed" and the exit code is 1 when
 # any check failed. Environment (all optional):
@@ -327,6 +328,18 @@ if [ "$config" = "10001:10001 SIGTERM 8443/tcp 9901/tcp " ]; then
   pass "image-config (user, stop signal, ports: $config)"
 else
   fail image-config "$config"
+fi
+
+# The class-data sharing archive trained at image build fits the image's JVM and jar: -Xshare:on turns any mismatch,
+# which would otherwise only cost start-up time, into a failure to start, and our own classes come from the
+# archive's top layer (without it they would be loaded from the jar).
+cds_run=(pm run --rm --no-healthcheck "${LIMITS[@]}" --network=none --read-only
+  --tmpfs /tmp:rw,exec,nosuid,nodev,size=64m -e "JAVA_OPTS=-Xshare:on -Xlog:class+load=info"
+  -v "$work/etc:/etc/mtls-proxy:ro" "$IMAGE" validate --config /etc/mtls-proxy/mtls-proxy.yaml)
+if cds=$("${cds_run[@]}" 2>&1) && grep -q 'dev.mtlsproxy.app.Main source: shared objects file (top)' <<<"$cds"; then
+  pass "class-data-archive (starts with -Xshare:on; the app's classes come from the archive)"
+else
+  fail class-data-archive "$(echo "$cds" | grep -v 'class,load' | tail -5)"
 fi
 
 # SIGTERM (the image's STOPSIGNAL, which `podman stop` sends): the graceful drain must end with exit code 0 within
