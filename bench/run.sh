@@ -30,6 +30,8 @@ STARTUP_ROUNDS=${STARTUP_ROUNDS:-3}         # cold starts per server for start-u
 CLIENT_THREADS=${CLIENT_THREADS:-2}         # load client event loops
 BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; 127.0.0.1
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
+CDS=${CDS:-1}                               # 1: our JVM maps a class-data sharing archive trained here first, as
+                                            # the container image does (Dockerfile); 0: plain `java -jar`
 read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
@@ -101,6 +103,16 @@ trap 'exit 130' INT TERM
 
 # Our jar is copied so that a rebuild in the work tree during the run cannot change what is measured.
 cp "$PROXY_JAR" "$WORK/mtls-proxy.jar"
+if [ "$CDS" = 1 ]; then
+  # The image build's training run, repeated here: the archive is only valid for this JVM and this jar path.
+  log "training our class-data sharing archive (demo --check, as the image build does)"
+  mkdir -p "$WORK/cds/config"
+  sed 's/127\.0\.0\.1:[0-9][0-9]*/127.0.0.1:0/' "$ROOT/config/demo.yaml" >"$WORK/cds/config/demo.yaml"
+  java "${PROXY_JVM[@]}" -XX:ArchiveClassesAtExit="$WORK/mtls-proxy.jsa" -Xlog:cds=error -jar "$WORK/mtls-proxy.jar" \
+    demo --check --config "$WORK/cds/config/demo.yaml" >"$WORK/cds/train.log" 2>&1 \
+    || die "the class-data sharing training run failed (CDS=0 skips it): $(tail -5 "$WORK/cds/train.log")"
+  PROXY_JVM=("-XX:SharedArchiveFile=$WORK/mtls-proxy.jsa" "${PROXY_JVM[@]}")
+fi
 
 for port in "$PORT_BACKEND" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_ADMIN"; do
   if ss -Hltn "sport = :$port" | grep -q .; then
@@ -189,12 +201,8 @@ accessLog:
   enabled: false
 EOF
 # The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
-# cannot collide with the benchmark's; a jar older than the admin listener rejects the key and runs without it.
-cp "$WORK/ours/bench.yaml" "$WORK/ours/bench-no-admin.yaml"
+# cannot collide with the benchmark's.
 printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yaml"
-if ! java -jar "$WORK/mtls-proxy.jar" validate --config "$WORK/ours/bench.yaml" >/dev/null 2>&1; then
-  mv "$WORK/ours/bench-no-admin.yaml" "$WORK/ours/bench.yaml"
-fi
 
 # nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
 cat >"$WORK/nginx/allowed.conf" <<'EOF'
@@ -397,7 +405,7 @@ info nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
 info haproxy "$(haproxy -v | head -1 | awk '{print $3}')"
 info openssl "$(openssl version) (used by nginx and HAProxy)"
 info java "$(java -version 2>&1 | head -1)"
-info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
+info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, class-data sharing: $([ "$CDS" = 1 ] && echo "archive trained by demo --check" || echo "JDK default only"), TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
 flags=$(java "${PROXY_JVM[@]}" -XX:+PrintFlagsFinal -version 2>/dev/null)
 info ours-jvm "max heap $(awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}' <<<"$flags"), $(awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}' <<<"$flags")"
 info load-client "Netty 4.2.18 + $(java -jar "$LOADGEN_JAR" engine), $CLIENT_THREADS event loops, same machine"
