@@ -252,15 +252,6 @@ public final class MtlsClient implements AutoCloseable {
         return b.length() == 0 ? null : b.toString();
     }
 
-    /** True when the server closed the connection (EOF or reset) within the socket timeout. */
-    public boolean closedByPeer() {
-        try {
-            return in.read() < 0;
-        } catch (IOException e) {
-            return true;
-        }
-    }
-
     /**
      * True when the proxy closes the connection (EOF or reset) within {@code millis}; false when the time passes
      * with the connection still open: a timeout is never taken for a close.
