@@ -158,10 +158,34 @@ class KubernetesManifestsTest {
         for (JsonNode selector : List.of(deployment.at("/spec/selector/matchLabels"),
                 only("PodDisruptionBudget", "mtls-proxy").at("/spec/selector/matchLabels"),
                 only("PodMonitor", "mtls-proxy").at("/spec/selector/matchLabels"),
+                only("NetworkPolicy", "mtls-proxy").at("/spec/podSelector/matchLabels"),
                 only("Service", "mtls-proxy").at("/spec/selector"))) {
             assertThat(selector.isEmpty()).isFalse();
             selector.properties().forEach(e -> assertThat(podLabels.path(e.getKey())).isEqualTo(e.getValue()));
         }
+    }
+
+    @Test
+    void theAdminPortIsOpenOnlyToPrometheusAndTheMtlsPortToEveryone() {
+        JsonNode policy = only("NetworkPolicy", "mtls-proxy");
+        assertThat(texts(policy.at("/spec/policyTypes"))).contains("Ingress");
+        List<String> reachable = new ArrayList<>();
+        for (JsonNode rule : policy.at("/spec/ingress")) {
+            for (JsonNode port : rule.path("ports")) {
+                String name = port.path("port").asText();
+                containerPort(name);
+                reachable.add(name);
+                if (name.equals("admin")) {
+                    assertThat(rule.path("from").isEmpty()).as("admin open to every source").isFalse();
+                    rule.path("from").forEach(peer -> assertThat(peer.path("ipBlock").isMissingNode())
+                            .as("admin opened to an address block").isTrue());
+                } else {
+                    assertThat(name).isEqualTo("https");
+                }
+            }
+            assertThat(rule.path("ports").isEmpty()).as("a rule opening every port").isFalse();
+        }
+        assertThat(reachable).containsExactlyInAnyOrder("https", "admin");
     }
 
     @Test
