@@ -1,8 +1,8 @@
 package dev.mtlsproxy.core.tls;
 
+import static dev.mtlsproxy.core.tls.Rejections.rejection;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
-import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.mtlsproxy.config.CrlScope;
 import dev.mtlsproxy.config.DenyListValues;
@@ -96,13 +96,6 @@ class RevocationCheckerTest {
             chain[i] = bundles[i].getCertificate();
         }
         return chain;
-    }
-
-    private static HandshakeFailureReason rejection(ClientCertificateVerifier v, X509Certificate[] chain) {
-        ClientCertificateRejectedException e = catchThrowableOfType(ClientCertificateRejectedException.class,
-                () -> v.verify(chain));
-        assertThat(e).as("expected a rejection").isNotNull();
-        return e.reason();
     }
 
     @Test

@@ -1,8 +1,8 @@
 package dev.mtlsproxy.core.tls;
 
+import static dev.mtlsproxy.core.tls.Rejections.rejection;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
-import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.mtlsproxy.config.CrlScope;
 import dev.mtlsproxy.config.RevocationConfig;
@@ -166,13 +166,6 @@ class VerifiedChainsTest {
                     new ByteArrayInputStream(bundles[i].getCertificate().getEncoded()));
         }
         return chain;
-    }
-
-    private static HandshakeFailureReason rejection(ClientCertificateVerifier verifier, X509Certificate[] chain) {
-        ClientCertificateRejectedException e = catchThrowableOfType(ClientCertificateRejectedException.class,
-                () -> verifier.verify(chain));
-        assertThat(e).as("expected a rejection").isNotNull();
-        return e.reason();
     }
 
     private static final class MovableClock extends Clock {
