@@ -2,6 +2,7 @@ package dev.mtlsproxy.app;
 
 import dev.mtlsproxy.app.admin.AdminEndpoints;
 import dev.mtlsproxy.app.admin.ReloadOutcome;
+import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.ConfigException;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ConfigProblem;
@@ -218,6 +219,14 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         for (TrustAnchorConfig anchor : config.trustAnchors().values()) {
             files.add(anchor.caBundle());
             files.addAll(anchor.crls());
+        }
+        // A backend's client certificate rotated in place must reach the connections before the old one expires.
+        for (BackendConfig backend : config.backends().values()) {
+            if (backend.tls() != null) {
+                files.addAll(backend.tls().serverCAs());
+                files.add(backend.tls().certificate());
+                files.add(backend.tls().privateKey());
+            }
         }
         files.removeIf(Objects::isNull);
         return files;

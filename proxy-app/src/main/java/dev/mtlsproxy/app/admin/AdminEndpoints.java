@@ -58,23 +58,24 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     private final PrometheusMeterRegistry registry;
     private final BooleanSupplier ready;
     private final Supplier<ConfigSnapshot> snapshot;
-    private final Supplier<List<CertificateInventory.Entry>> certificates;
+    private final Supplier<CertificateInventory> certificates;
     private final Reloader reloader;
     private final Clock clock;
     private final ObjectMapper json;
 
     public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, ConfigSnapshot snapshot,
-            List<CertificateInventory.Entry> certificates, Clock clock) {
-        this(registry, ready, () -> snapshot, () -> List.copyOf(certificates), null, clock);
+            CertificateInventory certificates, Clock clock) {
+        this(registry, ready, () -> snapshot, () -> certificates, null, clock);
     }
 
     /**
      * @param snapshot     the configuration serving now, read per request (a reload replaces it)
-     * @param certificates what the current generation loaded, read per request
+     * @param certificates the certificates and CRLs the current generation loaded, read per request (a reload
+     *                     replaces them)
      * @param reloader     what {@code POST /admin/reload} runs; null answers 404
      */
     public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, Supplier<ConfigSnapshot> snapshot,
-            Supplier<List<CertificateInventory.Entry>> certificates, Reloader reloader, Clock clock) {
+            Supplier<CertificateInventory> certificates, Reloader reloader, Clock clock) {
         this.registry = registry;
         this.ready = ready;
         this.snapshot = snapshot;
@@ -154,7 +155,7 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
             case "/readyz" -> ready.getAsBoolean()
                     ? text(HttpResponseStatus.OK, "ready\n")
                     : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "not ready\n");
-            case "/admin/certs" -> json(CertificateInventory.describe(certificates.get(), clock.instant()));
+            case "/admin/certs" -> json(certificates.get().describe(clock.instant()));
             case "/admin/config" -> json(config());
             default -> text(HttpResponseStatus.NOT_FOUND, "not found\n");
         };

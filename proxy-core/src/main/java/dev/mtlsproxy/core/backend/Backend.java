@@ -2,10 +2,9 @@ package dev.mtlsproxy.core.backend;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.PemException;
-import dev.mtlsproxy.core.tls.BackendTlsContexts;
+import dev.mtlsproxy.core.tls.BackendTls;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
-import io.netty.handler.ssl.SslContext;
 import java.net.URI;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
@@ -22,13 +21,15 @@ public final class Backend {
 
     private final String name;
     private final BackendConfig config;
+    private final BackendTls tls;
     private final List<Endpoint> endpoints;
     private final AtomicInteger next = new AtomicInteger();
     private final HealthChecker healthChecker;
 
-    private Backend(String name, BackendConfig config, List<Endpoint> endpoints) {
+    private Backend(String name, BackendConfig config, BackendTls tls, List<Endpoint> endpoints) {
         this.name = name;
         this.config = config;
+        this.tls = tls;
         this.endpoints = List.copyOf(endpoints);
         this.healthChecker = config.healthCheck() == null ? null : new HealthChecker(this, config.healthCheck());
     }
@@ -36,18 +37,34 @@ public final class Backend {
     /** Resolves the endpoints' addresses and builds the TLS context: call off the event loops. */
     public static Backend build(String name, BackendConfig config) throws PemException, GeneralSecurityException,
             SSLException {
-        SslContext ssl = null;
+        return build(name, config, null);
+    }
+
+    /**
+     * As {@link #build(String, BackendConfig)}, but returns {@code previous} itself when its configuration is the
+     * same and its TLS files still hold the same certificates and key, so that its pools and health carry over. A
+     * certificate rotated in place (same path, new content) makes a new backend with the new material.
+     *
+     * @param previous the running generation's backend of the same name, or null
+     */
+    public static Backend build(String name, BackendConfig config, Backend previous) throws PemException,
+            GeneralSecurityException, SSLException {
+        boolean same = previous != null && previous.config.equals(config);
+        BackendTls tls = null;
         boolean https = config.endpointUrls().stream().anyMatch(u -> "https".equalsIgnoreCase(u.getScheme()));
         if (https) {
-            ssl = BackendTlsContexts.forBackend(config.tls());
+            tls = BackendTls.load(config.tls(), same ? previous.tls : null);
+        }
+        if (same && tls == previous.tls) {
+            return previous;
         }
         String serverName = config.tls() == null ? null : config.tls().serverName();
         List<Endpoint> endpoints = new ArrayList<>();
         for (URI url : config.endpointUrls()) {
-            endpoints.add(new Endpoint(name, url, ssl, serverName, config.connectTimeout(), config.coolDown(),
-                    config.maxIdleConnections(), config.idleTimeout()));
+            endpoints.add(new Endpoint(name, url, tls == null ? null : tls.context(), serverName,
+                    config.connectTimeout(), config.coolDown(), config.maxIdleConnections(), config.idleTimeout()));
         }
-        return new Backend(name, config, endpoints);
+        return new Backend(name, config, tls, endpoints);
     }
 
     public String name() {
@@ -56,6 +73,11 @@ public final class Backend {
 
     public BackendConfig config() {
         return config;
+    }
+
+    /** The TLS material and context of the https endpoints; null when every endpoint is plain http. */
+    public BackendTls tls() {
+        return tls;
     }
 
     public List<Endpoint> endpoints() {

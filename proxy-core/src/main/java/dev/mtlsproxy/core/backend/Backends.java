@@ -30,8 +30,10 @@ public final class Backends implements AutoCloseable {
     }
 
     /**
-     * Builds the backends of a new generation. A backend whose configuration did not change is carried over as it
-     * is, pools, health and all, so that a policy or certificate reload does not drop warm backend connections.
+     * Builds the backends of a new generation. A backend whose configuration and TLS files did not change is carried
+     * over as it is, pools, health and all, so that a policy or listener certificate reload does not drop warm
+     * backend connections; one whose certificate, key or CA bundle was rewritten in place is rebuilt with the new
+     * material (see {@link Backend#build(String, BackendConfig, Backend)}).
      *
      * @param previous the current generation's backends, or null
      */
@@ -40,8 +42,7 @@ public final class Backends implements AutoCloseable {
         Map<String, Backend> built = new LinkedHashMap<>();
         for (Map.Entry<String, BackendConfig> e : configs.entrySet()) {
             Backend old = previous == null ? null : previous.get(e.getKey());
-            built.put(e.getKey(), old != null && old.config().equals(e.getValue()) ? old
-                    : Backend.build(e.getKey(), e.getValue()));
+            built.put(e.getKey(), Backend.build(e.getKey(), e.getValue(), old));
         }
         return new Backends(Map.copyOf(built));
     }

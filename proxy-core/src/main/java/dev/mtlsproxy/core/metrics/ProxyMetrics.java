@@ -348,8 +348,29 @@ public final class ProxyMetrics {
 
     // ---- certificates, configuration, logs ---------------------------------------------------------------------
 
-    /** One certificate in use, as the expiry gauge labels it; index is its position within its role. */
-    public record CertificateExpiry(String role, String listener, int index, long notAfterEpochSeconds) {
+    /**
+     * One certificate in use, as the expiry gauge labels it. A certificate belongs to a listener (roles
+     * {@code server}, {@code client_ca}) or to a backend (roles {@code backend_client}, {@code backend_ca}); the
+     * other label is empty, which Prometheus treats as absent. Index is its position within its role.
+     */
+    public record CertificateExpiry(String role, String listener, String backend, int index,
+            long notAfterEpochSeconds) {
+
+        public CertificateExpiry {
+            listener = listener == null ? "" : listener;
+            backend = backend == null ? "" : backend;
+        }
+
+        /** A certificate of a listener: {@code server} or {@code client_ca}. */
+        public CertificateExpiry(String role, String listener, int index, long notAfterEpochSeconds) {
+            this(role, listener, "", index, notAfterEpochSeconds);
+        }
+
+        /** A certificate of a backend: {@code backend_client} or {@code backend_ca}. */
+        public static CertificateExpiry ofBackend(String role, String backend, int index,
+                long notAfterEpochSeconds) {
+            return new CertificateExpiry(role, "", backend, index, notAfterEpochSeconds);
+        }
     }
 
     /**
@@ -359,8 +380,9 @@ public final class ProxyMetrics {
     public void certificates(List<CertificateExpiry> rows) {
         List<MultiGauge.Row<?>> gaugeRows = new ArrayList<>(rows.size());
         for (CertificateExpiry row : rows) {
-            gaugeRows.add(MultiGauge.Row.of(Tags.of("role", row.role(), "listener", row.listener(), "index",
-                    Integer.toString(row.index())), row.notAfterEpochSeconds()));
+            // Every row has the same label names: Prometheus needs one label set per metric name.
+            gaugeRows.add(MultiGauge.Row.of(Tags.of("role", row.role(), "listener", row.listener(), "backend",
+                    row.backend(), "index", Integer.toString(row.index())), row.notAfterEpochSeconds()));
         }
         certificateExpiry.register(gaugeRows, true);
     }

@@ -12,6 +12,7 @@ import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.PeerChain;
+import dev.mtlsproxy.core.tls.BackendTls;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.RevocationChecker;
@@ -45,6 +46,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -102,6 +104,20 @@ public final class ProxyServer implements AutoCloseable {
     public Map<String, ListenerTls> listenerTls() {
         Map<String, ListenerTls> tls = new LinkedHashMap<>();
         current.get().listeners().forEach((name, l) -> tls.put(name, l.tls()));
+        return tls;
+    }
+
+    /**
+     * The TLS material of every backend with https endpoints, by name, as loaded by the current generation (admin
+     * inventory).
+     */
+    public Map<String, BackendTls> backendTls() {
+        Map<String, BackendTls> tls = new TreeMap<>();
+        for (Backend backend : current.get().runtime().backends().values()) {
+            if (backend.tls() != null) {
+                tls.put(backend.name(), backend.tls());
+            }
+        }
         return tls;
     }
 
@@ -324,6 +340,22 @@ public final class ProxyServer implements AutoCloseable {
                         ca.certificate().getNotAfter().toInstant().getEpochSecond()));
             }
         });
+        for (Backend backend : generation.runtime().backends().values()) {
+            BackendTls tls = backend.tls();
+            if (tls == null) {
+                continue;
+            }
+            int i = 0;
+            for (X509Certificate c : tls.clientChain()) {
+                certificates.add(ProxyMetrics.CertificateExpiry.ofBackend("backend_client", backend.name(), i++,
+                        c.getNotAfter().toInstant().getEpochSecond()));
+            }
+            i = 0;
+            for (BackendTls.SourcedCertificate ca : tls.serverCAs()) {
+                certificates.add(ProxyMetrics.CertificateExpiry.ofBackend("backend_ca", backend.name(), i++,
+                        ca.certificate().getNotAfter().toInstant().getEpochSecond()));
+            }
+        }
         metrics.certificates(certificates);
         List<ProxyMetrics.CrlNextUpdate> crls = new ArrayList<>();
         Map<String, Integer> perAnchor = new HashMap<>();
