@@ -62,7 +62,7 @@ class AdminEndpointsTest {
         assertThat(response.headers().firstValue("content-type")).hasValue("text/plain; version=0.0.4; charset=utf-8");
         assertThat(response.body())
                 .contains("mtls_proxy_tls_handshakes_total{listener=\"demo\",reason=\"expired\",result=\"failure\"} 0.0")
-                .contains("mtls_proxy_certificate_expiry_timestamp_seconds{index=\"0\",listener=\"demo\",role=\"server\"}")
+                .contains("mtls_proxy_certificate_expiry_timestamp_seconds{backend=\"\",index=\"0\",listener=\"demo\",role=\"server\"}")
                 .contains("mtls_proxy_config_generation 1.0")
                 .contains("jvm_memory_used_bytes")
                 .contains("netty_allocator_memory_used");
