@@ -9,6 +9,8 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import javax.net.ssl.SSLException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Every backend of one configuration generation. A generation's backends are built (off the event loops), then
@@ -16,6 +18,8 @@ import javax.net.ssl.SSLException;
  * connections close; connections in use finish their exchange and are closed instead of pooled.
  */
 public final class Backends implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(Backends.class);
 
     private final Map<String, Backend> byName;
     private volatile boolean closed;
@@ -42,7 +46,11 @@ public final class Backends implements AutoCloseable {
         Map<String, Backend> built = new LinkedHashMap<>();
         for (Map.Entry<String, BackendConfig> e : configs.entrySet()) {
             Backend old = previous == null ? null : previous.get(e.getKey());
-            built.put(e.getKey(), Backend.build(e.getKey(), e.getValue(), old));
+            Backend next = Backend.build(e.getKey(), e.getValue(), old);
+            if (old != null && next != old && old.config().equals(e.getValue())) {
+                log.info("event=backend_tls_reloaded backend={} reason=files_changed", e.getKey());
+            }
+            built.put(e.getKey(), next);
         }
         return new Backends(Map.copyOf(built));
     }

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.Pem;
+import dev.mtlsproxy.core.backend.Backends;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -117,7 +119,10 @@ class BackendCertificatesTest {
         assertThat(requestThroughMtlsBackend().clientCertificate()).contains("CN=mtls-proxy");
         X509Bundle next = rotateProxyClient("mtls-proxy rotated", Duration.ofDays(30));
 
-        assertThat(proxy.reload(c -> c)).isEqualTo(2);
+        try (LogCapture log = LogCapture.of(Backends.class)) {
+            assertThat(proxy.reload(c -> c)).isEqualTo(2);
+            assertThat(log.lines()).containsExactly("event=backend_tls_reloaded backend=mtls reason=files_changed");
+        }
 
         assertThat(requestThroughMtlsBackend().clientCertificate()).contains("CN=mtls-proxy rotated");
         assertThat(expiryRows()).containsEntry("backend_client listener= backend=mtls index=0", notAfter(next));
@@ -129,7 +134,10 @@ class BackendCertificatesTest {
             assertThat(client.get("/mtls/1").status()).isEqualTo(200);
             int connections = mtls.connectionsAccepted();
 
-            proxy.reload(c -> c);
+            try (LogCapture log = LogCapture.of(Backends.class)) {
+                proxy.reload(c -> c);
+                assertThat(log.lines()).isEmpty();
+            }
 
             assertThat(client.get("/mtls/2").status()).isEqualTo(200);
             assertThat(mtls.connectionsAccepted()).as("the pooled backend connection is reused").isEqualTo(connections);
