@@ -22,8 +22,13 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Date;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.bouncycastle.cert.X509v2CRLBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateHolder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -203,5 +208,33 @@ class AdminCertsTest {
         assertThat(certs("crl").get(0).get("daysLeft").asLong()).isBetween(6L, 7L);
         assertThat(admin("/metrics")).contains("mtls_proxy_crl_next_update_timestamp_seconds{anchor=\"clients\","
                 + "index=\"0\"} " + (double) nextUpdate.getEpochSecond());
+    }
+
+    @Test
+    void aCrlWithoutNextUpdateIsNeverStaleAndSaysSo() throws Exception {
+        pki.write("ca.crl", crlWithoutNextUpdate(pki.root()));
+
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(certs("crl").get(0)
+                .get("nextUpdate").isNull()).isTrue());
+        assertThat(certs("crl").get(0).get("daysLeft").isNull()).isTrue();
+        assertThat(admin("/metrics")).as("+Inf, not 0: a 0 would page as a CRL stale since 1970")
+                .contains("mtls_proxy_crl_next_update_timestamp_seconds{anchor=\"clients\",index=\"0\"} +Inf");
+        try (MtlsClient client = MtlsClient.connect(running.server().addresses().get(0), pki.root(),
+                pki.client(ORDERS))) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+        }
+    }
+
+    /** nextUpdate is optional in X.509 CRLs (RFC 5280 requires it, some CAs omit it); TestPki always sets one. */
+    private static String crlWithoutNextUpdate(X509Bundle issuer) throws Exception {
+        X509v2CRLBuilder builder = new X509v2CRLBuilder(
+                new JcaX509CertificateHolder(issuer.getCertificate()).getSubject(),
+                Date.from(Instant.now().minusSeconds(60)));
+        String algorithm = issuer.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA"
+                : "SHA256withRSA";
+        byte[] der = builder.build(new JcaContentSignerBuilder(algorithm).build(issuer.getKeyPair().getPrivate()))
+                .getEncoded();
+        return "-----BEGIN X509 CRL-----\n" + Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(der)
+                + "\n-----END X509 CRL-----\n";
     }
 }

@@ -413,8 +413,11 @@ public final class ProxyMetrics {
         counter("crl.stale.accepted", Tags.empty()).increment();
     }
 
-    /** One CRL in use: its trust anchor, its position among that anchor's CRLs, and its nextUpdate. */
-    public record CrlNextUpdate(String anchor, int index, long nextUpdateEpochSeconds) {
+    /**
+     * One CRL in use: its trust anchor, its position among that anchor's CRLs, and its nextUpdate; positive infinity
+     * for a CRL without one (optional in X.509), which never goes stale.
+     */
+    public record CrlNextUpdate(String anchor, int index, double nextUpdateEpochSeconds) {
     }
 
     /** Replaces the CRL rows, so a renewed CRL shows its new nextUpdate and a removed one disappears. */

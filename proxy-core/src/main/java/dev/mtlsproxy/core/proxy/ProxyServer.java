@@ -361,8 +361,9 @@ public final class ProxyServer implements AutoCloseable {
         Map<String, Integer> perAnchor = new HashMap<>();
         for (RevocationChecker.SourcedCrl crl : generation.revocation().crls()) {
             int index = perAnchor.merge(crl.anchor(), 1, Integer::sum) - 1;
-            crls.add(new ProxyMetrics.CrlNextUpdate(crl.anchor(), index, crl.crl().getNextUpdate() == null ? 0L
-                    : crl.crl().getNextUpdate().toInstant().getEpochSecond()));
+            // No nextUpdate: never stale (RevocationChecker), so +Inf, never 0 (which would read as long stale).
+            crls.add(new ProxyMetrics.CrlNextUpdate(crl.anchor(), index, crl.crl().getNextUpdate() == null
+                    ? Double.POSITIVE_INFINITY : crl.crl().getNextUpdate().toInstant().getEpochSecond()));
         }
         metrics.crls(crls);
         for (Backend backend : generation.runtime().backends().values()) {
