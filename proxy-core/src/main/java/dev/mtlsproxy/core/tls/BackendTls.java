@@ -8,7 +8,6 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.InvalidKeyException;
 import java.security.PrivateKey;
-import java.security.cert.CertificateEncodingException;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -84,10 +83,10 @@ public final class BackendTls {
                 key));
     }
 
+    /** Certificates compare by their encoding ({@link java.security.cert.Certificate#equals}), keys likewise. */
     private static boolean sameMaterial(BackendTls previous, List<SourcedCertificate> cas,
-            List<X509Certificate> chain, PrivateKey key) throws CertificateEncodingException {
-        if (!encoded(certificates(previous.serverCAs)).equals(encoded(certificates(cas)))
-                || !encoded(previous.clientChain).equals(encoded(chain))) {
+            List<X509Certificate> chain, PrivateKey key) {
+        if (!certificates(previous.serverCAs).equals(certificates(cas)) || !previous.clientChain.equals(chain)) {
             return false;
         }
         if (previous.clientKey == null || key == null) {
@@ -98,14 +97,6 @@ public final class BackendTls {
 
     private static List<X509Certificate> certificates(List<SourcedCertificate> sourced) {
         return sourced.stream().map(SourcedCertificate::certificate).toList();
-    }
-
-    private static List<String> encoded(List<X509Certificate> certificates) throws CertificateEncodingException {
-        List<String> out = new ArrayList<>(certificates.size());
-        for (X509Certificate c : certificates) {
-            out.add(Arrays.toString(c.getEncoded()));
-        }
-        return out;
     }
 
     public BackendTlsConfig config() {
