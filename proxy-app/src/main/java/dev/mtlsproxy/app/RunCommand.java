@@ -2,7 +2,6 @@ package dev.mtlsproxy.app;
 
 import dev.mtlsproxy.app.admin.AdminEndpoints;
 import dev.mtlsproxy.app.admin.AdminServer;
-import dev.mtlsproxy.app.admin.CertificateInventory;
 import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
@@ -142,7 +141,7 @@ final class RunCommand {
             reloader = new ConfigReloader(file, server, metrics);
             ProxyServer started = server;
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
-                    reloader::snapshot, () -> CertificateInventory.of(started), reloader, Clock.systemUTC()));
+                    reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()));
             log.info("event=admin_listening address={}", admin.address());
             if (config.reload().watch()) {
                 reloader.watch(config.reload().debounce());

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ser.std.ToStringSerializer;
 import dev.mtlsproxy.config.DataSize;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.proxy.TlsInventory;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
@@ -58,15 +59,10 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     private final PrometheusMeterRegistry registry;
     private final BooleanSupplier ready;
     private final Supplier<ConfigSnapshot> snapshot;
-    private final Supplier<CertificateInventory> certificates;
+    private final Supplier<TlsInventory> certificates;
     private final Reloader reloader;
     private final Clock clock;
     private final ObjectMapper json;
-
-    public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, ConfigSnapshot snapshot,
-            CertificateInventory certificates, Clock clock) {
-        this(registry, ready, () -> snapshot, () -> certificates, null, clock);
-    }
 
     /**
      * @param snapshot     the configuration serving now, read per request (a reload replaces it)
@@ -75,7 +71,7 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
      * @param reloader     what {@code POST /admin/reload} runs; null answers 404
      */
     public AdminEndpoints(PrometheusMeterRegistry registry, BooleanSupplier ready, Supplier<ConfigSnapshot> snapshot,
-            Supplier<CertificateInventory> certificates, Reloader reloader, Clock clock) {
+            Supplier<TlsInventory> certificates, Reloader reloader, Clock clock) {
         this.registry = registry;
         this.ready = ready;
         this.snapshot = snapshot;
@@ -155,7 +151,7 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
             case "/readyz" -> ready.getAsBoolean()
                     ? text(HttpResponseStatus.OK, "ready\n")
                     : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "not ready\n");
-            case "/admin/certs" -> json(certificates.get().describe(clock.instant()));
+            case "/admin/certs" -> json(CertificateInventory.describe(certificates.get(), clock.instant()));
             case "/admin/config" -> json(config());
             default -> text(HttpResponseStatus.NOT_FOUND, "not found\n");
         };

@@ -1,10 +1,6 @@
 package dev.mtlsproxy.app.admin;
 
-import dev.mtlsproxy.core.proxy.ProxyServer;
-import dev.mtlsproxy.core.tls.BackendTls;
-import dev.mtlsproxy.core.tls.ListenerTls;
-import dev.mtlsproxy.core.tls.RevocationChecker;
-import java.nio.file.Path;
+import dev.mtlsproxy.core.proxy.TlsInventory;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
@@ -12,88 +8,30 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import javax.security.auth.x500.X500Principal;
 
 /**
- * Every certificate and CRL the proxy depends on, for {@code /admin/certs}: what the current configuration
- * generation loaded (taken per request, so a reload shows at once; no file is read here), days left computed per
- * call. Listener certificates ({@code server}, {@code client_ca}), backend certificates ({@code backend_client},
- * {@code backend_ca}) and CRLs ({@code crl}), in the order and with the indexes of the expiry gauges.
- *
- * @param certificates every certificate in use
- * @param crls         every CRL checked, by anchor, in file order
+ * {@code /admin/certs}: every certificate and CRL the current configuration generation loaded ({@link TlsInventory},
+ * taken per request, so a reload shows at once; no file is read here), with days left computed per call. Listener
+ * certificates ({@code server}, {@code client_ca}), backend certificates ({@code backend_client},
+ * {@code backend_ca}) and CRLs ({@code crl}), in the order and with the indexes of the expiry gauges, which read the
+ * same inventory.
  */
-public record CertificateInventory(List<Entry> certificates, List<Crl> crls) {
+final class CertificateInventory {
 
-    /**
-     * One certificate in use, owned by a listener or a backend (the other is null).
-     *
-     * @param index its position within its role and owner, as the expiry gauge's {@code index} label
-     */
-    public record Entry(String role, String listener, String backend, int index, Path file,
-            X509Certificate certificate) {
-    }
-
-    /**
-     * One CRL in use.
-     *
-     * @param index its position among its anchor's CRLs, as the nextUpdate gauge's {@code index} label
-     */
-    public record Crl(String anchor, int index, Path file, X509CRL crl) {
-    }
-
-    public CertificateInventory {
-        certificates = List.copyOf(certificates);
-        crls = List.copyOf(crls);
-    }
-
-    /** What the running proxy's current generation loaded; no file is read again. */
-    public static CertificateInventory of(ProxyServer server) {
-        List<Entry> entries = new ArrayList<>();
-        for (var named : server.listenerTls().entrySet()) {
-            String listener = named.getKey();
-            ListenerTls tls = named.getValue();
-            int i = 0;
-            for (X509Certificate c : tls.chain()) {
-                entries.add(new Entry("server", listener, null, i++, tls.config().certificate(), c));
-            }
-            i = 0;
-            for (ListenerTls.SourcedCertificate ca : tls.clientCAs()) {
-                entries.add(new Entry("client_ca", listener, null, i++, ca.file(), ca.certificate()));
-            }
-        }
-        for (var named : server.backendTls().entrySet()) {
-            String backend = named.getKey();
-            BackendTls tls = named.getValue();
-            int i = 0;
-            for (X509Certificate c : tls.clientChain()) {
-                entries.add(new Entry("backend_client", null, backend, i++, tls.config().certificate(), c));
-            }
-            i = 0;
-            for (BackendTls.SourcedCertificate ca : tls.serverCAs()) {
-                entries.add(new Entry("backend_ca", null, backend, i++, ca.file(), ca.certificate()));
-            }
-        }
-        List<Crl> crls = new ArrayList<>();
-        Map<String, Integer> perAnchor = new HashMap<>();
-        for (RevocationChecker.SourcedCrl crl : server.crls()) {
-            int index = perAnchor.merge(crl.anchor(), 1, Integer::sum) - 1;
-            crls.add(new Crl(crl.anchor(), index, crl.file(), crl.crl()));
-        }
-        return new CertificateInventory(entries, crls);
+    private CertificateInventory() {
     }
 
     /**
      * One JSON object per certificate, then one per CRL. Public material only: names, serials, dates, file paths;
      * never a key, never a PEM.
      */
-    List<Map<String, Object>> describe(Instant now) {
+    static List<Map<String, Object>> describe(TlsInventory inventory, Instant now) {
         List<Map<String, Object>> out = new ArrayList<>();
-        for (Entry e : certificates) {
+        for (TlsInventory.Entry e : inventory.certificates()) {
             X509Certificate c = e.certificate();
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("role", e.role());
@@ -113,7 +51,7 @@ public record CertificateInventory(List<Entry> certificates, List<Crl> crls) {
             m.put("daysLeft", Duration.between(now, c.getNotAfter().toInstant()).toDays());
             out.add(m);
         }
-        for (Crl crl : crls) {
+        for (TlsInventory.Crl crl : inventory.crls()) {
             X509CRL c = crl.crl();
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("role", "crl");

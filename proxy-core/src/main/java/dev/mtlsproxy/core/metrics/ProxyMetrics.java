@@ -365,12 +365,6 @@ public final class ProxyMetrics {
         public CertificateExpiry(String role, String listener, int index, long notAfterEpochSeconds) {
             this(role, listener, "", index, notAfterEpochSeconds);
         }
-
-        /** A certificate of a backend: {@code backend_client} or {@code backend_ca}. */
-        public static CertificateExpiry ofBackend(String role, String backend, int index,
-                long notAfterEpochSeconds) {
-            return new CertificateExpiry(role, "", backend, index, notAfterEpochSeconds);
-        }
     }
 
     /**

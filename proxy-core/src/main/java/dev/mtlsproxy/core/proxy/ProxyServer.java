@@ -12,7 +12,6 @@ import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.PeerChain;
-import dev.mtlsproxy.core.tls.BackendTls;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.RevocationChecker;
@@ -40,13 +39,11 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
@@ -73,6 +70,10 @@ public final class ProxyServer implements AutoCloseable {
     /** Everything built from one configuration, swapped as one reference. */
     private record Generation(long number, ProxyConfig config, ProxyRuntime runtime, RevocationChecker revocation,
             Map<String, ListenerGeneration> listeners) {
+
+        TlsInventory tlsInventory() {
+            return TlsInventory.of(listeners, runtime.backends().values(), revocation);
+        }
     }
 
     private final EventLoopGroup group;
@@ -100,30 +101,9 @@ public final class ProxyServer implements AutoCloseable {
         this.clock = clock;
     }
 
-    /** The key material of every listener by name, as loaded by the current generation (admin inventory). */
-    public Map<String, ListenerTls> listenerTls() {
-        Map<String, ListenerTls> tls = new LinkedHashMap<>();
-        current.get().listeners().forEach((name, l) -> tls.put(name, l.tls()));
-        return tls;
-    }
-
-    /**
-     * The TLS material of every backend with https endpoints, by name, as loaded by the current generation (admin
-     * inventory).
-     */
-    public Map<String, BackendTls> backendTls() {
-        Map<String, BackendTls> tls = new TreeMap<>();
-        for (Backend backend : current.get().runtime().backends().values()) {
-            if (backend.tls() != null) {
-                tls.put(backend.name(), backend.tls());
-            }
-        }
-        return tls;
-    }
-
-    /** The CRLs the current generation checks, for the admin inventory. */
-    public List<RevocationChecker.SourcedCrl> crls() {
-        return current.get().revocation().crls();
+    /** Every certificate and CRL the current generation loaded (admin inventory; the expiry gauges read the same). */
+    public TlsInventory tlsInventory() {
+        return current.get().tlsInventory();
     }
 
     /** The configuration generation serving now: 1 at start, +1 per successful reload. */
@@ -327,42 +307,17 @@ public final class ProxyServer implements AutoCloseable {
     /** Meters whose values come from the configuration: certificates, CRLs, backends, generation. */
     private static void registerMetrics(AtomicReference<Generation> current, ProxyMetrics metrics, Clock clock) {
         Generation generation = current.get();
+        TlsInventory inventory = generation.tlsInventory();
         List<ProxyMetrics.CertificateExpiry> certificates = new ArrayList<>();
-        generation.listeners().forEach((listener, l) -> {
-            int i = 0;
-            for (X509Certificate c : l.tls().chain()) {
-                certificates.add(new ProxyMetrics.CertificateExpiry("server", listener, i++,
-                        c.getNotAfter().toInstant().getEpochSecond()));
-            }
-            i = 0;
-            for (ListenerTls.SourcedCertificate ca : l.tls().clientCAs()) {
-                certificates.add(new ProxyMetrics.CertificateExpiry("client_ca", listener, i++,
-                        ca.certificate().getNotAfter().toInstant().getEpochSecond()));
-            }
-        });
-        for (Backend backend : generation.runtime().backends().values()) {
-            BackendTls tls = backend.tls();
-            if (tls == null) {
-                continue;
-            }
-            int i = 0;
-            for (X509Certificate c : tls.clientChain()) {
-                certificates.add(ProxyMetrics.CertificateExpiry.ofBackend("backend_client", backend.name(), i++,
-                        c.getNotAfter().toInstant().getEpochSecond()));
-            }
-            i = 0;
-            for (BackendTls.SourcedCertificate ca : tls.serverCAs()) {
-                certificates.add(ProxyMetrics.CertificateExpiry.ofBackend("backend_ca", backend.name(), i++,
-                        ca.certificate().getNotAfter().toInstant().getEpochSecond()));
-            }
+        for (TlsInventory.Entry e : inventory.certificates()) {
+            certificates.add(new ProxyMetrics.CertificateExpiry(e.role(), e.listener(), e.backend(), e.index(),
+                    e.certificate().getNotAfter().toInstant().getEpochSecond()));
         }
         metrics.certificates(certificates);
         List<ProxyMetrics.CrlNextUpdate> crls = new ArrayList<>();
-        Map<String, Integer> perAnchor = new HashMap<>();
-        for (RevocationChecker.SourcedCrl crl : generation.revocation().crls()) {
-            int index = perAnchor.merge(crl.anchor(), 1, Integer::sum) - 1;
+        for (TlsInventory.Crl crl : inventory.crls()) {
             // No nextUpdate: never stale (RevocationChecker), so +Inf, never 0 (which would read as long stale).
-            crls.add(new ProxyMetrics.CrlNextUpdate(crl.anchor(), index, crl.crl().getNextUpdate() == null
+            crls.add(new ProxyMetrics.CrlNextUpdate(crl.anchor(), crl.index(), crl.crl().getNextUpdate() == null
                     ? Double.POSITIVE_INFINITY : crl.crl().getNextUpdate().toInstant().getEpochSecond()));
         }
         metrics.crls(crls);
