@@ -51,8 +51,8 @@ RUN chmod 0755 /usr/local/bin/mtls-proxy && chmod 0644 /opt/mtls-proxy/mtls-prox
 # The demo's ports become 0 (any free port): a build may share the host's network, where 8443 may be taken.
 COPY config/demo.yaml /opt/mtls-proxy/training/config/demo.yaml
 RUN sed -i -e 's/127\.0\.0\.1:[0-9][0-9]*/127.0.0.1:0/' /opt/mtls-proxy/training/config/demo.yaml \
-    && java -XX:ArchiveClassesAtExit=/opt/mtls-proxy/mtls-proxy.jsa -Xlog:cds=error -jar /opt/mtls-proxy/mtls-proxy.jar \
-        demo --check --config /opt/mtls-proxy/training/config/demo.yaml \
+    && java -XX:ArchiveClassesAtExit=/opt/mtls-proxy/mtls-proxy.jsa -Xlog:cds=error \
+        -jar /opt/mtls-proxy/mtls-proxy.jar demo --check --config /opt/mtls-proxy/training/config/demo.yaml \
     && rm -rf /opt/mtls-proxy/training /tmp/* \
     && chmod 0644 /opt/mtls-proxy/mtls-proxy.jsa
 

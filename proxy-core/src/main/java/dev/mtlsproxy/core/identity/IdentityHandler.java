@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Captures the peer's identity once, when the handshake completes, then removes itself: nothing re-parses
  * certificates per request. The identity usually comes ready-made from the verifier, which derived it once for every
- * connection presenting the same chain. On a failed handshake it logs the classified reason (SslHandler closes the channel).
+ * connection presenting the same chain. On a failed handshake it logs the classified reason (SslHandler closes the
+ * channel).
  *
  * <p>New per channel, but stateless. The channel does not auto-read, so this handler also starts reading: once for
  * the handshake (SslHandler keeps reading until it completes) and once for the first request after it.
