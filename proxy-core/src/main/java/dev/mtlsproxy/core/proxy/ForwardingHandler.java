@@ -20,6 +20,7 @@ import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -35,6 +36,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -51,7 +53,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Endpoints are picked round robin among the healthy ones. A request whose connection attempt fails (TCP or TLS)
  * is retried on another endpoint, since nothing of it was sent; once any of it has been written to a backend it is
- * never retried. Failures map to statuses while no response byte has been sent: no healthy endpoint 503, connect or
+ * not retried, with one exception: a bodiless request with an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT,
+ * DELETE) sent on a pooled connection that the backend closed before answering is sent once more, on a new
+ * connection to the same endpoint. That is the race of a backend's keep-alive timeout with the reuse of its idle
+ * connection, which RFC 9110 (section 9.2.2) lets a client retry, and which nginx retries too. Failures map to statuses while no response byte has been sent: no healthy endpoint 503, connect or
  * TLS failure 502, no response headers in time 504. After that the only honest signal is closing the client
  * connection, which a client sees as a truncated response, never as a complete one.
  */
@@ -61,6 +66,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     /** Client pipeline handlers that only make sense for HTTP; a WebSocket tunnel removes them. */
     private static final List<String> HTTP_ONLY_HANDLERS = List.of("sequence", "guard", "authorize", "http");
+    /** RFC 9110, section 9.2.2. */
+    private static final Set<HttpMethod> IDEMPOTENT = Set.of(HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS,
+            HttpMethod.TRACE, HttpMethod.PUT, HttpMethod.DELETE);
 
     private final Supplier<ProxyRuntime> runtime;
     private final BackendConnector connector;
@@ -77,6 +85,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private int attempt;
     /** Why the last connection attempt failed, for the 502 when no endpoint is left to try. */
     private String lastConnectFailure;
+    /** The current backend connection came from the pool: the backend may have closed it as it was reused. */
+    private boolean upstreamReused;
+    /**
+     * The request head while the exchange may still be sent once more (see the class comment): bodiless,
+     * idempotent, not yet replayed, and nothing received from the backend.
+     */
+    private HttpRequest replayable;
     /** The leased backend connection; null before it is connected and after the exchange. */
     private Channel upstream;
     /** The request head and body parts that arrived before a connection was ready (at most one read's worth). */
@@ -194,6 +209,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         clientKeepAlive = HttpUtil.isKeepAlive(request);
         clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
         webSocketRequested = Upgrades.isWebSocketRequest(request);
+        replayable = requestBodiless && !webSocketRequested && !(request instanceof HttpContent)
+                && IDEMPOTENT.contains(request.method()) ? request : null;
         ForwardedHeaders.forBackend(request.headers(), clientIp(), xfcc(exchange.peer()));
         if (webSocketRequested) {
             Upgrades.keepWebSocketUpgrade(request.headers());
@@ -229,9 +246,16 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         EventLoop loop = ctx.channel().eventLoop();
         Channel pooled = next.pool().acquire(loop);
         if (pooled != null) {
+            upstreamReused = true;
             attach(pooled);
             return;
         }
+        connect(next, loop);
+    }
+
+    /** Opens a new connection to {@code next}; the request waits in {@link #pendingUntilConnected} meanwhile. */
+    private void connect(Endpoint next, EventLoop loop) {
+        upstreamReused = false;
         int thisAttempt = ++attempt;
         Exchange forExchange = exchange;
         Future<Channel> connect = connector.connect(loop, next);
@@ -362,6 +386,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             ReferenceCountUtil.release(msg);
             return;
         }
+        replayable = null; // the backend has answered something: it has the request
         if (tunnel) {
             tunnelFromBackend(msg);
             return;
@@ -601,7 +626,30 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             closeTunnel();
             return;
         }
+        if (replayable != null && upstreamReused && !exchange.responseStarted) {
+            replayOnNewConnection(cause == null ? what : BackendFailures.describe(cause));
+            return;
+        }
         fail(cause == null ? what : BackendFailures.describe(cause), "failed", HttpResponseStatus.BAD_GATEWAY);
+    }
+
+    /**
+     * The backend closed a reused connection before answering a request that may be sent again: sends it once more
+     * on a new connection to the same endpoint (other pooled connections to it may be just as stale). Not a connect
+     * failure: the endpoint stays in rotation.
+     */
+    private void replayOnNewConnection(String cause) {
+        Channel stale = upstream;
+        upstream = null;
+        stale.pipeline().get(BackendHandler.class).owner = null;
+        stale.close();
+        metrics.backendRetried(backend.name());
+        log.warn("event=backend_retry backend={} endpoint={} cause=\"reused connection: {}\" next={}",
+                backend.name(), endpoint.display(), cause, endpoint.display());
+        pendingUntilConnected.add(replayable);
+        pendingUntilConnected.add(LastHttpContent.EMPTY_LAST_CONTENT);
+        replayable = null;
+        connect(endpoint, ctx.channel().eventLoop());
     }
 
     /**
@@ -643,6 +691,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         exchange = null;
         upstream = null;
+        replayable = null;
     }
 
     /** Disarms the response deadline; a scheduled check, if any, finds nothing to do and ends. */

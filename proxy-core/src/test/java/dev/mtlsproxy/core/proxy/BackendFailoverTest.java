@@ -141,6 +141,56 @@ class BackendFailoverTest {
     }
 
     @Test
+    void aGetOnAPooledConnectionTheBackendClosedIsSentOnceMoreOnANewConnection() throws Exception {
+        // The keep-alive race: the backend closes its idle connection just as the proxy reuses it.
+        proxyTo(endpoints(a.url()));
+        a.closeReusedConnections(true);
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/first").status()).isEqualTo(200);
+            assertThat(client.get("/second").status()).as("sent again on a new connection").isEqualTo(200);
+        }
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/first");
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/second");
+        assertThat(a.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(a.connectionsAccepted()).isEqualTo(2);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+        assertThat(log.await("event=backend_retry")).isEqualTo("event=backend_retry backend=shop endpoint="
+                + a.url().substring(7) + " cause=\"reused connection: backend closed the connection\" next="
+                + a.url().substring(7));
+        assertThat(healthyEndpoints()).as("not a connect failure: no cool-down").isEqualTo(1);
+    }
+
+    @Test
+    void aPostOnAPooledConnectionTheBackendClosedIsNotSentAgain() throws Exception {
+        proxyTo(endpoints(a.url()));
+        a.closeReusedConnections(true);
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/first").status()).isEqualTo(200);
+            client.send("POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
+            assertThat(client.readResponse().status()).isEqualTo(502);
+        }
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/first");
+        assertThat(a.nextRequest(300, TimeUnit.MILLISECONDS)).as("never sent on a new connection").isNull();
+        assertThat(a.connectionsAccepted()).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isZero();
+    }
+
+    @Test
+    void aRequestIsSentOnceMoreAtMostThenTheFailureIsAnswered() throws Exception {
+        proxyTo(endpoints(a.url()));
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/first").status()).isEqualTo(200);
+            // /close: the backend reads the request and closes without an answer, on the new connection too.
+            assertThat(client.get("/close").status()).isEqualTo(502);
+        }
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/first");
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/close");
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).as("once more, on a new connection").isEqualTo("/close");
+        assertThat(a.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+    }
+
+    @Test
     void aLoneEndpointThatFailedIsTriedAgainAtOnceAndServesWhenItIsBack() throws Exception {
         // A cool-down of 10 s (the default) must not turn one failed connect into 10 s of refusals.
         proxyTo(endpoints(down));

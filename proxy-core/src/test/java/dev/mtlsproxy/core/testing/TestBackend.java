@@ -50,6 +50,7 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
 import io.netty.pkitesting.X509Bundle;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
@@ -78,6 +79,9 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /ws}: a WebSocket echo (text, binary, fragments, ping)</li>
  *   <li>anything else: {@code 200 hello from backend}, after counting the body</li>
  * </ul>
+ * With {@link #closeReusedConnections(boolean) closeReusedConnections(true)}, a request arriving on a connection
+ * that already served one is neither answered nor recorded: the connection is closed, as by a keep-alive timeout
+ * that fired while the request was on its way.
  */
 public final class TestBackend implements AutoCloseable {
 
@@ -98,6 +102,7 @@ public final class TestBackend implements AutoCloseable {
     private final ChannelGroup accepted = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final AtomicLong downloadBytes = new AtomicLong();
     private volatile boolean healthy = true;
+    private volatile boolean closeReusedConnections;
     private final String scheme;
 
     private TestBackend(EventLoopGroup group, Channel server, String scheme) {
@@ -201,6 +206,11 @@ public final class TestBackend implements AutoCloseable {
         this.healthy = healthy;
     }
 
+    /** See the class comment: the keep-alive race, on every reused connection. */
+    public void closeReusedConnections(boolean close) {
+        this.closeReusedConnections = close;
+    }
+
     @Override
     public void close() {
         if (group.isShuttingDown()) {
@@ -215,11 +225,18 @@ public final class TestBackend implements AutoCloseable {
     private final class Handler extends ChannelInboundHandlerAdapter {
         private HttpRequest request;
         private long bodyBytes;
+        private int requestsOnConnection;
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             if (msg instanceof WebSocketFrame frame) {
                 webSocket(ctx, frame);
+                return;
+            }
+            if (msg instanceof HttpRequest && ++requestsOnConnection > 1 && closeReusedConnections
+                    || !ctx.channel().isActive()) {
+                ReferenceCountUtil.release(msg);
+                ctx.close();
                 return;
             }
             if (msg instanceof HttpRequest r) {
