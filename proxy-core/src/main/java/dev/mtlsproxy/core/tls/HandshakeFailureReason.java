@@ -13,6 +13,8 @@ public enum HandshakeFailureReason {
     NOT_YET_VALID,
     REVOKED,
     BAD_EKU,
+    /** The client's handshake signature does not verify with its certificate's key: it lacks the private key. */
+    BAD_SIGNATURE,
     CHAIN_TOO_LONG,
     PROTOCOL_VERSION,
     HANDSHAKE_TIMEOUT,

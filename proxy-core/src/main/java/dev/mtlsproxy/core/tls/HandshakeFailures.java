@@ -19,7 +19,9 @@ public final class HandshakeFailures {
             "UNSUPPORTED_PROTOCOL", HandshakeFailureReason.PROTOCOL_VERSION,
             "TLSV1_ALERT_PROTOCOL_VERSION", HandshakeFailureReason.PROTOCOL_VERSION,
             "WRONG_VERSION_NUMBER", HandshakeFailureReason.PROTOCOL_VERSION,
-            "NO_SHARED_CIPHER", HandshakeFailureReason.PROTOCOL_VERSION);
+            "NO_SHARED_CIPHER", HandshakeFailureReason.PROTOCOL_VERSION,
+            // Raised while checking the client's CertificateVerify, the only peer signature a server verifies.
+            "BAD_SIGNATURE", HandshakeFailureReason.BAD_SIGNATURE);
 
     private HandshakeFailures() {
     }

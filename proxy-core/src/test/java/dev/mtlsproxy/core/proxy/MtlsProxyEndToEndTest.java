@@ -14,6 +14,8 @@ import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.KeyPairGenerator;
+import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -257,6 +259,23 @@ class MtlsProxyEndToEndTest {
         assertRefused(pki.notYetValidClient(ORDERS), HandshakeFailureReason.NOT_YET_VALID);
         assertRefused(pki.serverOnlyEkuClient(ORDERS), HandshakeFailureReason.BAD_EKU);
         assertThat(backend.nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    @Test
+    void aCertificateTheProxyHasAlreadyVerifiedIsWorthNothingWithoutItsPrivateKey() throws Exception {
+        // The proxy remembers chains it verified; a copy of the certificate must still not pass the handshake.
+        X509Bundle orders = pki.client(ORDERS);
+        try (MtlsClient owner = connect(orders)) {
+            assertThat(owner.get("/orders/1").status()).isEqualTo(200);
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/1");
+        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+        generator.initialize(new ECGenParameterSpec("secp256r1"));
+        X509Bundle copy = X509Bundle.fromCertificatePath(orders.getCertificatePath(), pki.root().getCertificate(),
+                generator.generateKeyPair());
+
+        assertRefused(copy, HandshakeFailureReason.BAD_SIGNATURE);
+        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
     }
 
     /**

@@ -60,6 +60,7 @@ class HandshakeFailuresTest {
         "error:100000fc:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER              | PROTOCOL_VERSION",
         "error:100000b8:SSL routines:OPENSSL_internal:NO_SHARED_CIPHER                  | PROTOCOL_VERSION",
         "error:100000c7:ssl routines:openssl_internal:peer_did_not_return_a_certificate | NO_CERTIFICATE",
+        "error:1a000064:ECDSA routines:OPENSSL_internal:BAD_SIGNATURE                   | BAD_SIGNATURE",
     })
     void boringSslReasonCodeInTheMessageIsClassified(String message, HandshakeFailureReason reason) {
         var handshake = new SSLHandshakeException(message);
