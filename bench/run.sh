@@ -32,6 +32,9 @@ BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAP
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
 CDS=${CDS:-1}                               # 1: our JVM maps a class-data sharing archive trained here first, as
                                             # the container image does (Dockerfile); 0: plain `java -jar`
+OURS_GROUPS=${OURS_GROUPS:-[X25519, P-256, P-384]}  # our listener's key exchange groups: X25519 first, as OpenSSL
+                                            # 3.0 (nginx, HAProxy) negotiates, so the handshakes compare like for
+                                            # like; "default" keeps ours post-quantum first (X25519MLKEM768)
 read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
@@ -185,7 +188,7 @@ listeners:
     address: 127.0.0.1:$PORT_OURS
     tls:
       certificate: $PKI/server.pem
-      privateKey: $PKI/server.key
+      privateKey: $PKI/server.key$([ "$OURS_GROUPS" = default ] || printf '\n      groups: %s' "$OURS_GROUPS")
 identities:
   allowed:
     spiffeId: spiffe://bench.local/allowed
@@ -405,7 +408,7 @@ info nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
 info haproxy "$(haproxy -v | head -1 | awk '{print $3}')"
 info openssl "$(openssl version) (used by nginx and HAProxy)"
 info java "$(java -version 2>&1 | head -1)"
-info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, class-data sharing: $([ "$CDS" = 1 ] && echo "archive trained by demo --check" || echo "JDK default only"), TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
+info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, key exchange groups: $OURS_GROUPS, class-data sharing: $([ "$CDS" = 1 ] && echo "archive trained by demo --check" || echo "JDK default only"), TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
 flags=$(java "${PROXY_JVM[@]}" -XX:+PrintFlagsFinal -version 2>/dev/null)
 info ours-jvm "max heap $(awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}' <<<"$flags"), $(awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}' <<<"$flags")"
 info load-client "Netty 4.2.18 + $(java -jar "$LOADGEN_JAR" engine), $CLIENT_THREADS event loops, same machine"

@@ -17,6 +17,8 @@ import java.util.List;
  *                       (mTLS to the backend); with {@code privateKey}
  * @param privateKey     the PKCS#8 key of {@code certificate}
  * @param minVersion     lowest TLS version offered; TLS 1.2 unless raised to 1.3
+ * @param groups         key exchange groups offered, most preferred first; {@link KeyExchangeGroup#DEFAULTS} unless
+ *                       set
  */
 public record BackendTlsConfig(
         List<Path> serverCAs,
@@ -25,31 +27,33 @@ public record BackendTlsConfig(
         String spiffeId,
         Path certificate,
         Path privateKey,
-        TlsVersion minVersion) {
+        TlsVersion minVersion,
+        List<KeyExchangeGroup> groups) {
 
     public BackendTlsConfig {
         serverCAs = serverCAs == null ? List.of() : List.copyOf(serverCAs);
         verifyHostname = verifyHostname == null ? Boolean.TRUE : verifyHostname;
         minVersion = minVersion == null ? TlsVersion.TLS_1_2 : minVersion;
+        groups = groups == null ? KeyExchangeGroup.DEFAULTS : List.copyOf(groups);
     }
 
     /** Verifies the backend against these CAs, with every other setting at its default. */
     public static BackendTlsConfig trusting(Path... serverCAs) {
-        return new BackendTlsConfig(List.of(serverCAs), null, null, null, null, null, null);
+        return new BackendTlsConfig(List.of(serverCAs), null, null, null, null, null, null, null);
     }
 
     public BackendTlsConfig withClientCertificate(Path replacedCertificate, Path replacedKey) {
         return new BackendTlsConfig(serverCAs, serverName, verifyHostname, spiffeId, replacedCertificate, replacedKey,
-                minVersion);
+                minVersion, groups);
     }
 
     public BackendTlsConfig withServerName(String replaced) {
         return new BackendTlsConfig(serverCAs, replaced, verifyHostname, spiffeId, certificate, privateKey,
-                minVersion);
+                minVersion, groups);
     }
 
     public BackendTlsConfig withSpiffeId(String replaced, boolean verifyHostnameToo) {
         return new BackendTlsConfig(serverCAs, serverName, verifyHostnameToo, replaced, certificate, privateKey,
-                minVersion);
+                minVersion, groups);
     }
 }

@@ -145,6 +145,7 @@ final class BackendValidator {
                     + IdentityValidator.SPIFFE_EXPECTED + ")");
         }
         clientCertificate(path, tls.certificate(), tls.privateKey());
+        KeyExchangeGroups.check(problems, path + ".groups", tls.groups(), tls.minVersion());
     }
 
     /** The proxy's own certificate for mTLS to the backend: both files or neither, and the key must fit. */

@@ -61,6 +61,7 @@ final class ListenerValidator {
                         "trustAnchors", trustAnchors);
             }
         }
+        KeyExchangeGroups.check(problems, path + ".groups", tls.groups(), tls.minVersion());
     }
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */

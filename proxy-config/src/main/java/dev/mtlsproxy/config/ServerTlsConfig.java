@@ -12,17 +12,20 @@ import java.util.List;
  * @param trustAnchors names under {@code trustAnchors:} whose CAs this listener accepts; empty means all of them
  * @param minVersion   lowest TLS version accepted; TLS 1.2 unless raised to 1.3
  * @param sessionResumption whether clients may resume sessions; none unless set to tickets
+ * @param groups       key exchange groups, most preferred first; {@link KeyExchangeGroup#DEFAULTS} unless set
  */
 public record ServerTlsConfig(Path certificate, Path privateKey, List<String> trustAnchors, TlsVersion minVersion,
-        SessionResumption sessionResumption) {
+        SessionResumption sessionResumption, List<KeyExchangeGroup> groups) {
 
     public ServerTlsConfig {
         trustAnchors = trustAnchors == null ? List.of() : List.copyOf(trustAnchors);
         minVersion = minVersion == null ? TlsVersion.TLS_1_2 : minVersion;
         sessionResumption = sessionResumption == null ? SessionResumption.NONE : sessionResumption;
+        // An explicit [] stays empty, for validation to report; only an absent list means the defaults.
+        groups = groups == null ? KeyExchangeGroup.DEFAULTS : List.copyOf(groups);
     }
 
     public ServerTlsConfig(Path certificate, Path privateKey, List<String> trustAnchors, TlsVersion minVersion) {
-        this(certificate, privateKey, trustAnchors, minVersion, null);
+        this(certificate, privateKey, trustAnchors, minVersion, null, null);
     }
 }

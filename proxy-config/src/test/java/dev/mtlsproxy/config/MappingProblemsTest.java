@@ -32,7 +32,7 @@ class MappingProblemsTest {
     void unknownKeysListTheKnownOnes() {
         assertThat(fixture.problems(fixture.with("      minVersion:", "      ciphers: [x]\n      minVersion:")))
                 .containsExactly("listeners[0].tls.ciphers: unknown key"
-                        + " (expected: one of certificate, minVersion, privateKey, sessionResumption, trustAnchors)");
+                        + " (expected: one of certificate, groups, minVersion, privateKey, sessionResumption, trustAnchors)");
     }
 
     @Test

@@ -66,7 +66,7 @@ class ValidationMessagesTest {
 
             assertThat(fixture.problems(withoutTls)).containsExactly(
                     "listeners[0].address: missing (expected: host:port, e.g. 127.0.0.1:8443)",
-                    "listeners[0].tls: missing (expected: a mapping with keys certificate, minVersion, privateKey,"
+                    "listeners[0].tls: missing (expected: a mapping with keys certificate, groups, minVersion, privateKey,"
                             + " sessionResumption, trustAnchors)");
         }
 
@@ -172,6 +172,45 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.3\n      sessionResumption: cache"))).containsExactly(
                     "listeners[0].tls.sessionResumption: \"cache\" (expected: one of none, tickets)");
+        }
+
+        @Test
+        void keyExchangeGroupsDefaultToPostQuantumFirstAndKeepTheirOrder() throws Exception {
+            assertThat(fixture.load(ConfigFixture.VALID).listeners().get(0).tls().groups()).containsExactly(
+                    KeyExchangeGroup.X25519_MLKEM768, KeyExchangeGroup.X25519, KeyExchangeGroup.P_256,
+                    KeyExchangeGroup.P_384);
+            assertThat(fixture.load(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      groups: [P-256, X25519]")).listeners().get(0).tls().groups())
+                    .containsExactly(KeyExchangeGroup.P_256, KeyExchangeGroup.X25519);
+        }
+
+        @Test
+        void keyExchangeGroupsAreKnownAndEachListedOnce() {
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      groups: [X25519, secp256k1]"))).containsExactly(
+                    "listeners[0].tls.groups[1]: \"secp256k1\" (expected: one of X25519MLKEM768, X25519, P-256,"
+                            + " P-384)");
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      groups: [X25519, P-256, X25519]"))).containsExactly(
+                    "listeners[0].tls.groups[2]: \"X25519\" (expected: each group once) - also"
+                            + " listeners[0].tls.groups[0]");
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n      groups: []"))).containsExactly(
+                    "listeners[0].tls.groups: [] (expected: at least one key exchange group; leave groups out for"
+                            + " the default [X25519MLKEM768, X25519, P-256, P-384])");
+        }
+
+        @Test
+        void tls12ClientsNeedAGroupTls12CanUse() throws Exception {
+            String postQuantumOnly = "      groups: [X25519MLKEM768]";
+
+            assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.2\n" + postQuantumOnly))).containsExactly(
+                    "listeners[0].tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
+                            + " X25519, P-256, P-384, or minVersion: TLSv1.3)");
+            assertThat(fixture.load(fixture.with("      minVersion: TLSv1.3",
+                    "      minVersion: TLSv1.3\n" + postQuantumOnly)).listeners().get(0).tls().groups())
+                    .containsExactly(KeyExchangeGroup.X25519_MLKEM768);
         }
 
         @Test
@@ -489,6 +528,24 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void backendKeyExchangeGroupsAreCheckedAsAListenersAre() {
+            backendFiles();
+            String tls = """
+                    url: https://orders.internal:9443
+                    tls:
+                      serverCAs: [certs/backend-ca.pem]
+                      %s
+                    """;
+
+            assertThat(fixture.problems(orders(tls.formatted("groups: [P-384, P-384]")))).containsExactly(
+                    "backends.orders.tls.groups[1]: \"P-384\" (expected: each group once) - also"
+                            + " backends.orders.tls.groups[0]");
+            assertThat(fixture.problems(orders(tls.formatted("groups: [X25519MLKEM768]")))).containsExactly(
+                    "backends.orders.tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
+                            + " X25519, P-256, P-384, or minVersion: TLSv1.3)");
+        }
+
+        @Test
         void aClientCertificateComesWithItsKey() {
             backendFiles();
             String tls = """
@@ -534,7 +591,7 @@ class ValidationMessagesTest {
             assertThat(orders.tls()).isEqualTo(new BackendTlsConfig(List.of(Path.of(fixture.abs("certs/backend-ca.pem"))),
                     "orders.internal", true, "spiffe://demo.local/orders-backend",
                     Path.of(fixture.abs("certs/proxy.pem")), Path.of(fixture.abs("certs/proxy.key")),
-                    TlsVersion.TLS_1_3));
+                    TlsVersion.TLS_1_3, null));
             assertThat(orders.bodyIdleTimeout()).isEqualTo(Duration.ofSeconds(20));
             assertThat(orders.coolDown()).isEqualTo(Duration.ofSeconds(3));
             assertThat(orders.healthCheck()).isEqualTo(new HealthCheckConfig("/healthz", Duration.ofSeconds(5),

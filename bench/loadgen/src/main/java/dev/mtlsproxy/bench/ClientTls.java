@@ -2,11 +2,14 @@ package dev.mtlsproxy.bench;
 
 import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.OpenSslCachingX509KeyManagerFactory;
+import io.netty.handler.ssl.OpenSslContextOption;
 import io.netty.handler.ssl.OpenSslSessionContext;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.util.KeyManagerFactoryWrapper;
+import io.netty.internal.tcnative.SSL;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
@@ -56,11 +59,24 @@ final class ClientTls {
                 .trustManager(new VerifiedOnce(trustManager(ca)))
                 .endpointIdentificationAlgorithm("HTTPS")
                 .protocols("TLSv1.3", "TLSv1.2")
+                // What Chrome, Go and OpenSSL 3.5 offer: hybrid post-quantum first, with a second key share for
+                // X25519, so a server without ML-KEM (OpenSSL 3.0) answers X25519 without a retry. Each server's
+                // own list decides; the report's TLS column shows what each one picked.
+                .option(OpenSslContextOption.GROUPS, new String[] {"X25519MLKEM768", "X25519", "P-256", "P-384"})
                 .build();
         // Every new connection is a full handshake: the client keeps no sessions, so it offers no resumption
         // (neither a session ID nor a TLS 1.3 ticket), whatever the server would accept.
         ((OpenSslSessionContext) context.sessionContext()).setSessionCacheEnabled(false);
         return context;
+    }
+
+    /** The key exchange group a handshake settled on, e.g. X25519. */
+    static String group(SSLEngine engine) {
+        try {
+            return SSL.getGroupName(((ReferenceCountedOpenSslEngine) engine).sslPointer());
+        } catch (Exception e) {   // ClassCastException included: not a BoringSSL engine
+            return "?";
+        }
     }
 
     static String engine() {

@@ -206,8 +206,9 @@ final class Load implements AutoCloseable {
                 if (event.isSuccess()) {
                     handshakes.increment();
                     if ("-".equals(session)) {
-                        var s = ctx.pipeline().get(SslHandler.class).engine().getSession();
-                        session = s.getProtocol() + "/" + s.getCipherSuite();
+                        var engine = ctx.pipeline().get(SslHandler.class).engine();
+                        session = engine.getSession().getProtocol() + "/" + engine.getSession().getCipherSuite()
+                                + "/" + ClientTls.group(engine);
                     }
                     send(ctx);
                 } else {

@@ -8,8 +8,10 @@ import dev.mtlsproxy.core.tls.VerifiedChain;
 import dev.mtlsproxy.core.http.Hosts;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import io.netty.internal.tcnative.SSL;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import javax.net.ssl.ExtendedSSLSession;
@@ -106,10 +108,22 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
         ctx.channel().attr(PeerChain.KEY).set(x509Chain);
         ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
-                serverName(session)));
+                serverName(session), group(tls)));
         listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
+    }
+
+    /** Read once per connection: the JDK's SSLSession has no accessor for it. */
+    private static String group(SslHandler tls) {
+        if (!(tls.engine() instanceof ReferenceCountedOpenSslEngine engine)) {
+            return null;
+        }
+        try {
+            return SSL.getGroupName(engine.sslPointer());
+        } catch (Exception e) {
+            return null;
+        }
     }
 
     private static X509Certificate[] x509(Certificate[] chain) {

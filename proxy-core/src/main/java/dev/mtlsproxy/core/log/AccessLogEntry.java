@@ -23,9 +23,12 @@ import java.time.Instant;
  * @param backend       backend endpoint, or null when none was contacted
  * @param tlsVersion    negotiated TLS protocol
  * @param cipher        negotiated cipher suite
+ * @param tlsGroup      negotiated key exchange group (e.g. X25519MLKEM768); null for a resumed session, which
+ *                      made none
  */
 public record AccessLogEntry(
         Instant time, String connectionId, String client, String identity, String peer, String fingerprint,
         String route, String rule, String decision, String method, String path, int status, long bytesIn,
-        long bytesOut, long durationMicros, String backend, String tlsVersion, String cipher) {
+        long bytesOut, long durationMicros, String backend, String tlsVersion, String cipher,
+        String tlsGroup) {
 }

@@ -97,6 +97,7 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             g.writeStringField("backend", e.backend());
             g.writeStringField("tlsVersion", e.tlsVersion());
             g.writeStringField("cipher", e.cipher());
+            g.writeStringField("tlsGroup", e.tlsGroup());
             g.writeEndObject();
         }
         out.write('\n');

@@ -110,6 +110,6 @@ final class Exchange {
                 peer == null ? null : peer.sha256(),
                 route, decision == null ? "-" : decision.ruleLabel(), decisionLabel, method, path, status, bytesIn,
                 bytesOut, nanos / 1_000, backend, tls == null ? null : tls.protocol(),
-                tls == null ? null : tls.cipher()));
+                tls == null ? null : tls.cipher(), tls == null ? null : tls.group()));
     }
 }

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.config.BackendTlsConfig;
 import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.OpenSslContextOption;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import java.security.GeneralSecurityException;
@@ -32,6 +33,7 @@ final class BackendTlsContexts {
                 .sslProvider(SslProvider.OPENSSL)
                 .protocols(ServerTlsContexts.protocols(tls.minVersion()))
                 .ciphers(ServerTlsContexts.TLS12_CIPHERS)
+                .option(OpenSslContextOption.GROUPS, ServerTlsContexts.groups(tls.groups()))
                 .trustManager(new BackendCertificateVerifier(serverCAs, tls.spiffeId()))
                 // Netty 4.2 verifies host names by default; say so explicitly, and turn it off only when asked.
                 .endpointIdentificationAlgorithm(tls.verifyHostname() ? "HTTPS" : null);

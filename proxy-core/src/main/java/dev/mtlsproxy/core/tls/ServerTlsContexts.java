@@ -1,10 +1,12 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.config.KeyExchangeGroup;
 import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TlsVersion;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.OpenSslContextOption;
 import io.netty.handler.ssl.OpenSslSessionContext;
 import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslContext;
@@ -87,6 +89,7 @@ public final class ServerTlsContexts {
                 .ciphers(TLS12_CIPHERS)
                 .clientAuth(ClientAuth.REQUIRE)
                 .trustManager(verifier)
+                .option(OpenSslContextOption.GROUPS, groups(tls.config().groups()))
                 .build();
         // No server-side session cache, whatever the resumption setting: tickets need none, and a cache would keep
         // every client's session (with its certificate) in native memory for its lifetime, per listener.
@@ -98,6 +101,14 @@ public final class ServerTlsContexts {
         return minVersion == TlsVersion.TLS_1_3
                 ? new String[] {TlsVersion.TLS_1_3.protocolName()}
                 : new String[] {TlsVersion.TLS_1_3.protocolName(), TlsVersion.TLS_1_2.protocolName()};
+    }
+
+    /**
+     * Our own list, never Netty's default: that one changes between Netty releases (X25519MLKEM768 came first in
+     * one), and what a listener negotiates must follow from its config alone.
+     */
+    static String[] groups(List<KeyExchangeGroup> groups) {
+        return groups.stream().map(KeyExchangeGroup::boringSslName).toArray(String[]::new);
     }
 
     /** For the start-up log line. */

@@ -17,7 +17,7 @@ class AsyncJsonAccessLogTest {
     static AccessLogEntry entry(String path, int status) {
         return new AccessLogEntry(Instant.parse("2026-11-24T10:00:00Z"), "c0ffee", "/127.0.0.1:5000", "orders",
                 "spiffe://td/orders", "ab12", "orders-api", "allow:orders", "allow", "GET", path, status, 10, 20, 1234,
-                "127.0.0.1:9000", "TLSv1.3", "TLS_AES_128_GCM_SHA256");
+                "127.0.0.1:9000", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "X25519MLKEM768");
     }
 
     @Test
@@ -37,7 +37,7 @@ class AsyncJsonAccessLogTest {
         assertThat(first.get("durationMicros").asLong()).isEqualTo(1234);
         assertThat(first.fieldNames()).toIterable().containsExactly("time", "connection", "client", "identity",
                 "peer", "fingerprint", "route", "rule", "decision", "method", "path", "status", "bytesIn", "bytesOut",
-                "durationMicros", "backend", "tlsVersion", "cipher");
+                "durationMicros", "backend", "tlsVersion", "cipher", "tlsGroup");
         assertThat(new ObjectMapper().readTree(lines.get(1)).get("status").asInt()).isEqualTo(403);
     }
 

@@ -4,6 +4,7 @@ import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.KeyExchangeGroup;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RevocationConfig;
@@ -95,6 +96,7 @@ public final class RunningProxy implements AutoCloseable {
         private final Map<String, BackendConfig> backendConfigs = new LinkedHashMap<>();
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private SessionResumption sessionResumption = SessionResumption.NONE;
+        private List<KeyExchangeGroup> groups;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
@@ -166,9 +168,15 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /** The listener's key exchange groups; the config's default unless set. */
+        public Builder groups(KeyExchangeGroup... preferred) {
+            this.groups = List.of(preferred);
+            return this;
+        }
+
         public RunningProxy start() throws Exception {
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
-                    minVersion, sessionResumption);
+                    minVersion, sessionResumption, groups);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
                     null, null);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();

@@ -44,8 +44,10 @@ import io.netty.handler.codec.http.websocketx.TextWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.WebSocketFrame;
 import io.netty.handler.codec.http.websocketx.WebSocketServerHandshakerFactory;
 import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSslContextOption;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
@@ -155,9 +157,17 @@ public final class TestBackend implements AutoCloseable {
      * required.
      */
     public static SslContext tlsContext(TestPki.Issued certificate, X509Bundle clientCa) {
+        return tlsContext(certificate, clientCa, new String[0]);
+    }
+
+    /** As {@link #tlsContext(TestPki.Issued, X509Bundle)}, accepting only these key exchange groups (BoringSSL). */
+    public static SslContext tlsContext(TestPki.Issued certificate, X509Bundle clientCa, String... groups) {
         try {
             SslContextBuilder builder = SslContextBuilder.forServer(certificate.bundle().getKeyPair().getPrivate(),
                     certificate.bundle().getCertificatePath());
+            if (groups.length > 0) {
+                builder.sslProvider(SslProvider.OPENSSL).option(OpenSslContextOption.GROUPS, groups);
+            }
             if (clientCa != null) {
                 builder.clientAuth(ClientAuth.REQUIRE).trustManager(clientCa.getCertificate());
             }

@@ -1,0 +1,239 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.config.KeyExchangeGroup;
+import dev.mtlsproxy.config.TlsVersion;
+import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.ssl.OpenSslContextOption;
+import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.internal.tcnative.SSL;
+import io.netty.pkitesting.X509Bundle;
+import io.netty.util.ReferenceCountUtil;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code groups:}, the key exchange groups, on both sides of the proxy: what a listener negotiates follows from its
+ * list (hybrid post-quantum first by default) and shows in the access log; a backend is offered exactly its list.
+ * The clients and backends here are BoringSSL, as modern TLS stacks are, so they can offer X25519MLKEM768.
+ */
+class KeyExchangeGroupsTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+    EventLoopGroup clients;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+        clients = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+    }
+
+    @AfterEach
+    void stop() {
+        if (proxy != null) {
+            proxy.close();
+        }
+        backend.close();
+        clients.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+
+    private void startProxy(KeyExchangeGroup... groups) throws Exception {
+        RunningProxy.Builder builder = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", backend.url())
+                .route("orders-api", "/orders", "shop", "orders");
+        if (groups.length > 0) {
+            builder.groups(groups);
+        }
+        proxy = builder.start();
+    }
+
+    @Test
+    void byDefaultAClientOfferingPostQuantumGetsIt() throws Exception {
+        startProxy();
+
+        Exchanged exchanged = request("/orders/1", "X25519MLKEM768", "X25519");
+
+        assertThat(exchanged.clientSawGroup()).isEqualTo("X25519MLKEM768");
+        assertThat(exchanged.status()).isEqualTo(200);
+        assertThat(nextLogged().tlsGroup()).isEqualTo("X25519MLKEM768");
+    }
+
+    @Test
+    void byDefaultAClassicalClientIsServedWithX25519() throws Exception {
+        startProxy();
+
+        Exchanged exchanged = request("/orders/1", "X25519", "P-256");
+
+        assertThat(exchanged.status()).isEqualTo(200);
+        assertThat(nextLogged().tlsGroup()).isEqualTo("X25519");
+    }
+
+    @Test
+    void theListenersListDecidesEvenAgainstTheClientsPreference() throws Exception {
+        startProxy(KeyExchangeGroup.P_256);
+
+        Exchanged exchanged = request("/orders/1", "X25519MLKEM768", "X25519", "P-256");
+
+        assertThat(exchanged.clientSawGroup()).isEqualTo("P-256");
+        assertThat(exchanged.status()).isEqualTo(200);
+        assertThat(nextLogged().tlsGroup()).isEqualTo("P-256");
+    }
+
+    @Test
+    void aClientWithNoGroupInCommonIsRefusedAtTheHandshake() throws Exception {
+        startProxy(KeyExchangeGroup.X25519_MLKEM768);
+
+        Exchanged exchanged = request("/orders/1", "X25519", "P-256");
+
+        assertThat(exchanged.status()).as("no HTTP exchange").isZero();
+        assertThat(exchanged.handshakeFailure()).isNotNull();
+        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    @Test
+    void aJdkClientWithoutPostQuantumSupportIsServedByDefault() throws Exception {
+        startProxy();
+
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            assertThat(client.get("/orders/1").status()).isEqualTo(200);
+        }
+        assertThat(nextLogged().tlsGroup()).isIn("X25519", "P-256");
+    }
+
+    @Test
+    void aBackendIsOfferedExactlyItsGroups() throws Exception {
+        TestPki.Issued certificate = pki.backendServer("p384", b -> b.addSanIpAddress("127.0.0.1"));
+        try (TestBackend p384Only = TestBackend.start(TestBackend.tlsContext(certificate, null, "P-384"))) {
+            proxy = RunningProxy.builder(pki)
+                    .identity("orders", ORDERS)
+                    .backend("defaults", backendOffering(p384Only, null))
+                    .backend("x25519-only", backendOffering(p384Only, List.of(KeyExchangeGroup.X25519)))
+                    .route("defaults", "/defaults", "defaults", "orders")
+                    .route("x25519-only", "/x25519-only", "x25519-only", "orders")
+                    .start();
+
+            // The defaults include P-384, so the backend gets it (after a HelloRetryRequest); X25519 alone cannot.
+            assertThat(request("/defaults", "X25519").status()).isEqualTo(200);
+            assertThat(request("/x25519-only", "X25519").status()).isEqualTo(502);
+        }
+    }
+
+    private BackendConfig backendOffering(TestBackend tlsBackend, List<KeyExchangeGroup> groups) throws Exception {
+        BackendTlsConfig tls = new BackendTlsConfig(List.of(pki.writeCa("backend-ca", pki.root())), null, null, null,
+                null, null, TlsVersion.TLS_1_2, groups);
+        return BackendConfig.of(List.of(URI.create(tlsBackend.url())), tls);
+    }
+
+    private AccessLogEntry nextLogged() throws InterruptedException {
+        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        assertThat(entry).as("an access log entry").isNotNull();
+        return entry;
+    }
+
+    /**
+     * One connection from a BoringSSL client offering these groups, in this order, and one GET on it.
+     *
+     * @param clientSawGroup   the group the client's handshake settled on; null when it failed
+     * @param handshakeFailure why the client's handshake failed; null when it succeeded
+     * @param status           the response's status; 0 when none came
+     */
+    record Exchanged(String clientSawGroup, Throwable handshakeFailure, int status) {
+    }
+
+    private Exchanged request(String path, String... groups) throws Exception {
+        X509Bundle client = pki.client(ORDERS);
+        SslContext context = SslContextBuilder.forClient()
+                .sslProvider(SslProvider.OPENSSL)
+                .keyManager(client.getKeyPair().getPrivate(), client.getCertificatePath())
+                .trustManager(pki.root().getCertificate())
+                .option(OpenSslContextOption.GROUPS, groups)
+                .build();
+        BlockingQueue<Integer> statuses = new ArrayBlockingQueue<>(1);
+        InetSocketAddress address = proxy.address();
+        Channel channel = new Bootstrap().group(clients).channel(NioSocketChannel.class)
+                .handler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        ch.pipeline().addLast(context.newHandler(ch.alloc(), "localhost", address.getPort()),
+                                new HttpClientCodec(), new HttpObjectAggregator(1 << 16),
+                                new SimpleChannelInboundHandler<FullHttpResponse>() {
+                                    @Override
+                                    protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse r) {
+                                        statuses.add(r.status().code());
+                                    }
+
+                                    @Override
+                                    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                                        // A refused handshake is what some tests expect; the future reports it.
+                                        ctx.close();
+                                    }
+                                });
+                    }
+                })
+                .connect(address).sync().channel();
+        try {
+            SslHandler tls = channel.pipeline().get(SslHandler.class);
+            if (!tls.handshakeFuture().await(5, TimeUnit.SECONDS)) {
+                throw new AssertionError("the handshake neither completed nor failed within 5 s");
+            }
+            if (!tls.handshakeFuture().isSuccess()) {
+                return new Exchanged(null, tls.handshakeFuture().cause(), 0);
+            }
+            String group = SSL.getGroupName(((ReferenceCountedOpenSslEngine) tls.engine()).sslPointer());
+            FullHttpRequest get = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, path);
+            get.headers().set(HttpHeaderNames.HOST, "localhost");
+            channel.writeAndFlush(get);
+            Integer status = statuses.poll(5, TimeUnit.SECONDS);
+            return new Exchanged(group, null, status == null ? 0 : status);
+        } finally {
+            channel.close().sync();
+            ReferenceCountUtil.release(context);
+        }
+    }
+}
