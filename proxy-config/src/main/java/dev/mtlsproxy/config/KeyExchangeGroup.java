@@ -10,7 +10,7 @@ public enum KeyExchangeGroup implements YamlEnum {
     /**
      * Hybrid post-quantum: X25519 and ML-KEM-768 together (draft-ietf-tls-ecdhe-mlkem), as Chrome, Firefox, Go 1.24+
      * and OpenSSL 3.5+ offer by default. Recorded traffic stays secret even against a future quantum computer,
-     * for about 60 µs more CPU per full handshake on the proxy (docs/BENCHMARKS.md). TLS 1.3 only.
+     * for about a fifth more CPU per full handshake on the proxy (docs/BENCHMARKS.md). TLS 1.3 only.
      */
     X25519_MLKEM768("X25519MLKEM768", true),
     X25519("X25519", false),
