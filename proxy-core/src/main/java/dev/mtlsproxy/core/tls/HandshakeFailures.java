@@ -20,6 +20,8 @@ public final class HandshakeFailures {
             "TLSV1_ALERT_PROTOCOL_VERSION", HandshakeFailureReason.PROTOCOL_VERSION,
             "WRONG_VERSION_NUMBER", HandshakeFailureReason.PROTOCOL_VERSION,
             "NO_SHARED_CIPHER", HandshakeFailureReason.PROTOCOL_VERSION,
+            // None of the listener's key exchange groups is offered (groups: without a classical one, say).
+            "NO_SHARED_GROUP", HandshakeFailureReason.PROTOCOL_VERSION,
             // Raised while checking the client's CertificateVerify, the only peer signature a server verifies.
             "BAD_SIGNATURE", HandshakeFailureReason.BAD_SIGNATURE);
 

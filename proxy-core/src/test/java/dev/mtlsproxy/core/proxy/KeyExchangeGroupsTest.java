@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
@@ -11,6 +12,7 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
@@ -41,6 +43,7 @@ import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -134,6 +137,9 @@ class KeyExchangeGroupsTest {
         assertThat(exchanged.status()).as("no HTTP exchange").isZero();
         assertThat(exchanged.handshakeFailure()).isNotNull();
         assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+        // Counted with the other "no common TLS parameters" refusals, not as other.
+        await().atMost(Duration.ofSeconds(5)).until(() -> proxy.count("mtls.proxy.tls.handshakes", "result", "failure",
+                "reason", HandshakeFailureReason.PROTOCOL_VERSION.label()) == 1);
     }
 
     @Test
