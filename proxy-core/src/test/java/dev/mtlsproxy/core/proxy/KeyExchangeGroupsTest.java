@@ -153,6 +153,19 @@ class KeyExchangeGroupsTest {
     }
 
     @Test
+    void aTls12ClientGetsAClassicalGroupByDefault() throws Exception {
+        startProxy();
+
+        // X25519MLKEM768 comes first in the list, but TLS 1.2 cannot use it: the listener must pass over it.
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS), "TLSv1.2")) {
+            assertThat(client.get("/orders/1").status()).isEqualTo(200);
+        }
+        AccessLogEntry logged = nextLogged();
+        assertThat(logged.tlsVersion()).isEqualTo("TLSv1.2");
+        assertThat(logged.tlsGroup()).isIn("X25519", "P-256");
+    }
+
+    @Test
     void aBackendIsOfferedExactlyItsGroups() throws Exception {
         TestPki.Issued certificate = pki.backendServer("p384", b -> b.addSanIpAddress("127.0.0.1"));
         try (TestBackend p384Only = TestBackend.start(TestBackend.tlsContext(certificate, null, "P-384"))) {
