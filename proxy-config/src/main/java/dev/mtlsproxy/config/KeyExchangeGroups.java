@@ -1,5 +1,6 @@
 package dev.mtlsproxy.config;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -31,9 +32,9 @@ final class KeyExchangeGroups {
         }
         // Without this, every TLS 1.2 client fails its handshake with nothing in the config to say why.
         if (minVersion == TlsVersion.TLS_1_2 && groups.stream().allMatch(KeyExchangeGroup::tls13Only)) {
-            List<KeyExchangeGroup> classical = KeyExchangeGroup.DEFAULTS.stream().filter(g -> !g.tls13Only()).toList();
-            problems.add(path, yamlList(groups) + " (expected: also a group TLS 1.2 can use, one of "
-                    + classical.stream().map(KeyExchangeGroup::yaml).collect(Collectors.joining(", "))
+            String classical = Arrays.stream(KeyExchangeGroup.values()).filter(g -> !g.tls13Only())
+                    .map(KeyExchangeGroup::yaml).collect(Collectors.joining(", "));
+            problems.add(path, yamlList(groups) + " (expected: also a group TLS 1.2 can use, one of " + classical
                     + ", or minVersion: TLSv1.3)");
         }
     }

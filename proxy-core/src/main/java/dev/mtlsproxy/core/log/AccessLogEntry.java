@@ -23,8 +23,8 @@ import java.time.Instant;
  * @param backend       backend endpoint, or null when none was contacted
  * @param tlsVersion    negotiated TLS protocol
  * @param cipher        negotiated cipher suite
- * @param tlsGroup      negotiated key exchange group (e.g. X25519MLKEM768); null for a resumed session, which
- *                      made none
+ * @param tlsGroup      negotiated key exchange group (e.g. X25519MLKEM768); null when BoringSSL names none (a
+ *                      resumed TLS 1.2 session makes no key exchange)
  */
 public record AccessLogEntry(
         Instant time, String connectionId, String client, String identity, String peer, String fingerprint,
