@@ -527,20 +527,21 @@ class ValidationMessagesTest {
                     "backends.orders.tls.spiffeId: \"spiffe://Demo/orders\" (expected: spiffe://trust-domain/path)");
         }
 
+        /** An https backend whose tls: has one more line, given by {@code formatted}. */
+        static final String TLS_BACKEND = """
+                url: https://orders.internal:9443
+                tls:
+                  serverCAs: [certs/backend-ca.pem]
+                  %s
+                """;
+
         @Test
         void backendKeyExchangeGroupsAreCheckedAsAListenersAre() {
             backendFiles();
-            String tls = """
-                    url: https://orders.internal:9443
-                    tls:
-                      serverCAs: [certs/backend-ca.pem]
-                      %s
-                    """;
-
-            assertThat(fixture.problems(orders(tls.formatted("groups: [P-384, P-384]")))).containsExactly(
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted("groups: [P-384, P-384]")))).containsExactly(
                     "backends.orders.tls.groups[1]: \"P-384\" (expected: each group once) - also"
                             + " backends.orders.tls.groups[0]");
-            assertThat(fixture.problems(orders(tls.formatted("groups: [X25519MLKEM768]")))).containsExactly(
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted("groups: [X25519MLKEM768]")))).containsExactly(
                     "backends.orders.tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
                             + " X25519, P-256, P-384, or minVersion: TLSv1.3)");
         }
@@ -548,20 +549,13 @@ class ValidationMessagesTest {
         @Test
         void aClientCertificateComesWithItsKey() {
             backendFiles();
-            String tls = """
-                    url: https://orders.internal:9443
-                    tls:
-                      serverCAs: [certs/backend-ca.pem]
-                      %s
-                    """;
-
-            assertThat(fixture.problems(orders(tls.formatted("certificate: certs/proxy.pem")))).containsExactly(
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted("certificate: certs/proxy.pem")))).containsExactly(
                     "backends.orders.tls.privateKey: missing (expected: the private key of"
                             + " backends.orders.tls.certificate)");
-            assertThat(fixture.problems(orders(tls.formatted("privateKey: certs/proxy.key")))).containsExactly(
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted("privateKey: certs/proxy.key")))).containsExactly(
                     "backends.orders.tls.certificate: missing (expected: the certificate of"
                             + " backends.orders.tls.privateKey, for mTLS to the backend)");
-            assertThat(fixture.problems(orders(tls.formatted("certificate: certs/proxy.pem\n  privateKey: certs/server.key"))))
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted("certificate: certs/proxy.pem\n  privateKey: certs/server.key"))))
                     .containsExactly(
                     "backends.orders.tls.privateKey: " + fixture.abs("certs/server.key")
                             + " (expected: the private key of backends.orders.tls.certificate)"
