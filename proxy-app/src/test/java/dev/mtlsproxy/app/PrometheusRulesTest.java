@@ -50,6 +50,7 @@ class PrometheusRulesTest {
     // The proxy's metrics as Prometheus names them: docs/METRICS.md is the contract.
     static final List<String> COUNTERS = List.of(
             "mtls_proxy_tls_handshakes_total",
+            "mtls_proxy_tls_key_exchanges_total",
             "mtls_proxy_connections_accepted_total",
             "mtls_proxy_connections_closed_total",
             "mtls_proxy_requests_total",
@@ -181,7 +182,7 @@ class PrometheusRulesTest {
         // Touch every meter once: some register only on first use.
         metrics.listenerStarted("public");
         metrics.connectionOpened("public");
-        metrics.handshakeSucceeded("public", 1_000_000, "orders", Duration.ofDays(30));
+        metrics.handshakeSucceeded("public", 1_000_000, "orders", "X25519MLKEM768", Duration.ofDays(30));
         metrics.requestStarted("public");
         metrics.requestFinished("public", "orders-api", "GET", 200, "allow", 1_000_000, 10, 20);
         metrics.decision("orders-api", "allow:orders", "allow");

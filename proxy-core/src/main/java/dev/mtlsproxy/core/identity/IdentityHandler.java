@@ -37,7 +37,8 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
 
     /** Told of every handshake outcome, from any event loop. */
     public interface HandshakeListener {
-        void succeeded(String listener, PeerIdentity identity, long handshakeNanos);
+        /** @param group the key exchange group, as in {@link NegotiatedTls#group()} */
+        void succeeded(String listener, PeerIdentity identity, String group, long handshakeNanos);
 
         void failed(String listener, HandshakeFailureReason reason);
 
@@ -107,9 +108,10 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
         ctx.channel().attr(PeerChain.KEY).set(x509Chain);
-        ctx.channel().attr(NegotiatedTls.KEY).set(new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
-                serverName(session), group(tls)));
-        listenerCallback.succeeded(listener, identity, System.nanoTime() - acceptedNanos);
+        NegotiatedTls negotiated = new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
+                serverName(session), group(tls));
+        ctx.channel().attr(NegotiatedTls.KEY).set(negotiated);
+        listenerCallback.succeeded(listener, identity, negotiated.group(), System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
     }

@@ -99,10 +99,16 @@ public final class ProxyMetrics {
         counter("connections.closed", Tags.of("listener", listener));
     }
 
-    public void handshakeSucceeded(String listener, long nanos, String identity, Duration remainingLifetime) {
+    /**
+     * @param group the key exchange group the handshake settled on (X25519MLKEM768, X25519...), or null when there
+     *              was none
+     */
+    public void handshakeSucceeded(String listener, long nanos, String identity, String group,
+            Duration remainingLifetime) {
         ListenerMeters meters = listenerMeters(listener);
         meters.handshakes.increment();
         meters.handshakeDuration().record(nanos, TimeUnit.NANOSECONDS);
+        meters.keyExchange(group == null ? "none" : group).increment();
         DistributionSummary lifetimes = clientLifetimes.get(identity);
         if (lifetimes == null) {
             lifetimes = clientLifetimes.computeIfAbsent(identity, name -> DistributionSummary
@@ -138,6 +144,8 @@ public final class ProxyMetrics {
         private final Map<HandshakeFailureReason, Counter> failures;
         /** Registered at the first successful handshake, as before the cache. */
         private volatile Timer handshakeDuration;
+        /** By group; a handful at most, as many as the listener's {@code groups:}. */
+        private final Map<String, Counter> keyExchanges = new ConcurrentHashMap<>();
 
         ListenerMeters(String listener, Counter handshakes, Map<HandshakeFailureReason, Counter> failures) {
             this.listener = listener;
@@ -153,6 +161,12 @@ public final class ProxyMetrics {
                 handshakeDuration = timer;
             }
             return timer;
+        }
+
+        Counter keyExchange(String group) {
+            Counter counter = keyExchanges.get(group);
+            return counter != null ? counter : keyExchanges.computeIfAbsent(group,
+                    g -> counter("tls.key.exchanges", Tags.of("listener", listener, "group", g)));
         }
     }
 
@@ -452,6 +466,7 @@ public final class ProxyMetrics {
     private static String describe(String name) {
         return switch (name) {
             case "tls.handshakes" -> "TLS handshakes by result and failure reason";
+            case "tls.key.exchanges" -> "Successful TLS handshakes by key exchange group";
             case "requests" -> "Requests by route, method, status class and decision";
             case "authz.decisions" -> "Policy decisions by route and rule";
             case "backend.requests" -> "Requests sent to backends by result";

@@ -35,8 +35,8 @@ final class HandshakeObserver implements IdentityHandler.HandshakeListener {
     }
 
     @Override
-    public void succeeded(String listener, PeerIdentity identity, long handshakeNanos) {
-        metrics.handshakeSucceeded(listener, handshakeNanos, runtime.get().policy().identify(identity),
+    public void succeeded(String listener, PeerIdentity identity, String group, long handshakeNanos) {
+        metrics.handshakeSucceeded(listener, handshakeNanos, runtime.get().policy().identify(identity), group,
                 Duration.between(clock.instant(), identity.notAfter()));
     }
 

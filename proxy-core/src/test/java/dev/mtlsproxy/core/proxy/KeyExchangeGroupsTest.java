@@ -105,6 +105,8 @@ class KeyExchangeGroupsTest {
         assertThat(exchanged.clientSawGroup()).isEqualTo("X25519MLKEM768");
         assertThat(exchanged.status()).isEqualTo(200);
         assertThat(nextLogged().tlsGroup()).isEqualTo("X25519MLKEM768");
+        assertThat(keyExchanges("X25519MLKEM768")).isEqualTo(1);
+        assertThat(keyExchanges("X25519")).isZero();
     }
 
     @Test
@@ -115,6 +117,8 @@ class KeyExchangeGroupsTest {
 
         assertThat(exchanged.status()).isEqualTo(200);
         assertThat(nextLogged().tlsGroup()).isEqualTo("X25519");
+        assertThat(keyExchanges("X25519")).isEqualTo(1);
+        assertThat(keyExchanges("X25519MLKEM768")).isZero();
     }
 
     @Test
@@ -187,6 +191,11 @@ class KeyExchangeGroupsTest {
         BackendTlsConfig tls = new BackendTlsConfig(List.of(pki.writeCa("backend-ca", pki.root())), null, null, null,
                 null, null, TlsVersion.TLS_1_2, groups);
         return BackendConfig.of(List.of(URI.create(tlsBackend.url())), tls);
+    }
+
+    /** Successful handshakes the proxy counted with this key exchange group. */
+    private double keyExchanges(String group) {
+        return proxy.count("mtls.proxy.tls.key.exchanges", "listener", "main", "group", group);
     }
 
     private AccessLogEntry nextLogged() throws InterruptedException {
