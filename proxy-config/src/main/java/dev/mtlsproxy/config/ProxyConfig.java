@@ -53,6 +53,11 @@ public record ProxyConfig(
         this(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests, null, null, null);
     }
 
+    public ProxyConfig withListeners(List<ListenerConfig> replaced) {
+        return new ProxyConfig(trustAnchors, replaced, identities, routes, backends, accessLog, admin, tests,
+                revocation, shutdown, reload);
+    }
+
     public ProxyConfig withBackends(Map<String, BackendConfig> replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, routes, replaced, accessLog, admin, tests,
                 revocation, shutdown, reload);

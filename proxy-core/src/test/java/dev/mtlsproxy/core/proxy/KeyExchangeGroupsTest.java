@@ -6,6 +6,8 @@ import static org.awaitility.Awaitility.await;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.KeyExchangeGroup;
+import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -144,6 +146,23 @@ class KeyExchangeGroupsTest {
         // Counted with the other "no common TLS parameters" refusals, not as other.
         await().atMost(Duration.ofSeconds(5)).until(() -> proxy.count("mtls.proxy.tls.handshakes", "result", "failure",
                 "reason", HandshakeFailureReason.PROTOCOL_VERSION.label()) == 1);
+    }
+
+    @Test
+    void aReloadChangesWhatNewConnectionsNegotiate() throws Exception {
+        startProxy();
+        assertThat(request("/orders/1", "X25519MLKEM768", "X25519").clientSawGroup()).isEqualTo("X25519MLKEM768");
+
+        proxy.reload(config -> config.withListeners(config.listeners().stream().map(l -> {
+            ServerTlsConfig tls = l.tls();
+            return new ListenerConfig(l.name(), l.address(), new ServerTlsConfig(tls.certificate(), tls.privateKey(),
+                    tls.trustAnchors(), tls.minVersion(), tls.sessionResumption(), List.of(KeyExchangeGroup.X25519)),
+                    l.limits(), l.idleTimeout(), l.handshakeTimeout());
+        }).toList()));
+
+        Exchanged afterReload = request("/orders/1", "X25519MLKEM768", "X25519");
+        assertThat(afterReload.clientSawGroup()).isEqualTo("X25519");
+        assertThat(afterReload.status()).isEqualTo(200);
     }
 
     @Test
