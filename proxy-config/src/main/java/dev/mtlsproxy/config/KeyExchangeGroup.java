@@ -15,7 +15,9 @@ public enum KeyExchangeGroup implements YamlEnum {
     X25519_MLKEM768("X25519MLKEM768", true),
     X25519("X25519", false),
     P_256("P-256", false),
-    P_384("P-384", false);
+    P_384("P-384", false),
+    /** Only when listed: no mainstream client needs it (Envoy leaves it out too); Netty's own default had it. */
+    P_521("P-521", false);
 
     /** Post-quantum first; the classical groups after it serve every client that lacks it, without a retry. */
     public static final List<KeyExchangeGroup> DEFAULTS = List.of(X25519_MLKEM768, X25519, P_256, P_384);

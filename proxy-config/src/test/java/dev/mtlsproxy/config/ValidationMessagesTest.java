@@ -189,7 +189,7 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.3\n      groups: [X25519, secp256k1]"))).containsExactly(
                     "listeners[0].tls.groups[1]: \"secp256k1\" (expected: one of X25519MLKEM768, X25519, P-256,"
-                            + " P-384)");
+                            + " P-384, P-521)");
             assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.3\n      groups: [X25519, P-256, X25519]"))).containsExactly(
                     "listeners[0].tls.groups[2]: \"X25519\" (expected: each group once) - also"
@@ -207,7 +207,7 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.2\n" + postQuantumOnly))).containsExactly(
                     "listeners[0].tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
-                            + " X25519, P-256, P-384, or minVersion: TLSv1.3)");
+                            + " X25519, P-256, P-384, P-521, or minVersion: TLSv1.3)");
             assertThat(fixture.load(fixture.with("      minVersion: TLSv1.3",
                     "      minVersion: TLSv1.3\n" + postQuantumOnly)).listeners().get(0).tls().groups())
                     .containsExactly(KeyExchangeGroup.X25519_MLKEM768);
@@ -543,7 +543,7 @@ class ValidationMessagesTest {
                             + " backends.orders.tls.groups[0]");
             assertThat(fixture.problems(orders(TLS_BACKEND.formatted("groups: [X25519MLKEM768]")))).containsExactly(
                     "backends.orders.tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
-                            + " X25519, P-256, P-384, or minVersion: TLSv1.3)");
+                            + " X25519, P-256, P-384, P-521, or minVersion: TLSv1.3)");
         }
 
         @Test

@@ -135,6 +135,18 @@ class KeyExchangeGroupsTest {
     }
 
     @Test
+    void p521IsNotOfferedByDefaultButWorksWhenListed() throws Exception {
+        startProxy();
+        assertThat(request("/orders/1", "P-521").handshakeFailure()).isNotNull();
+        proxy.close();
+
+        startProxy(KeyExchangeGroup.X25519, KeyExchangeGroup.P_521);
+        Exchanged exchanged = request("/orders/1", "P-521");
+        assertThat(exchanged.clientSawGroup()).isEqualTo("P-521");
+        assertThat(exchanged.status()).isEqualTo(200);
+    }
+
+    @Test
     void aClientWithNoGroupInCommonIsRefusedAtTheHandshake() throws Exception {
         startProxy(KeyExchangeGroup.X25519_MLKEM768);
 
