@@ -97,6 +97,7 @@ public final class RunningProxy implements AutoCloseable {
         private TlsVersion minVersion = TlsVersion.TLS_1_2;
         private SessionResumption sessionResumption = SessionResumption.NONE;
         private List<KeyExchangeGroup> groups;
+        private Duration idleTimeout;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
@@ -174,11 +175,17 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /** The listener's idle timeout; the config's default unless set. */
+        public Builder idleTimeout(Duration timeout) {
+            this.idleTimeout = timeout;
+            return this;
+        }
+
         public RunningProxy start() throws Exception {
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
                     minVersion, sessionResumption, groups);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
-                    null, null);
+                    idleTimeout, null);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
