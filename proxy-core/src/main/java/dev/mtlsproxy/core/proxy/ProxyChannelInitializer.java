@@ -9,15 +9,13 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.timeout.IdleStateHandler;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
 /**
  * The one place where a client connection's pipeline is assembled. In order:
  * <pre>
- *   idle       IdleStateHandler: a connection silent for idleTimeout is closed
+ *   idle       IdleTimeoutHandler: a connection silent for idleTimeout is closed
  *   tls        SslHandler, client certificate required   (first codec: all after it is plaintext)
  *   identity   handshake complete -&gt; PeerIdentity attribute, first read; then removes itself
  *   http       StrictHttpServerCodec: ambiguous framing becomes a decoder failure, never a guess
@@ -67,7 +65,7 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         SslHandler tls = current.serverTls().newHandler(ch.alloc());
         tls.setHandshakeTimeoutMillis(listener.handshakeTimeout().toMillis());
         ChannelPipeline p = ch.pipeline();
-        p.addLast("idle", new IdleStateHandler(0, 0, listener.idleTimeout().toNanos(), TimeUnit.NANOSECONDS));
+        p.addLast("idle", new IdleTimeoutHandler(listener.idleTimeout()));
         p.addLast("tls", tls);
         p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.serverTls().verifier(),
                 current.anchors()));

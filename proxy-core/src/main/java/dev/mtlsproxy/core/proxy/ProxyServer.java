@@ -30,7 +30,6 @@ import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpDecoderConfig;
-import io.netty.handler.timeout.IdleStateHandler;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
@@ -357,7 +356,7 @@ public final class ProxyServer implements AutoCloseable {
                         .setStrictLineParsing(true)
                         .setValidateHeaders(true);
                 ch.pipeline()
-                        .addLast("idle", new IdleStateHandler(0, 0, idleTimeout.toNanos(), TimeUnit.NANOSECONDS))
+                        .addLast("idle", new IdleTimeoutHandler(idleTimeout))
                         .addLast("http", new HttpClientCodec(decoder, false, false))
                         .addLast("relay", new BackendHandler(endpoint.pool()));
             }
