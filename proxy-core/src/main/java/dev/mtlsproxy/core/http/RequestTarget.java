@@ -69,6 +69,37 @@ public record RequestTarget(String path, String query, String authority) {
         if (decoded.indexOf(';') >= 0) {
             throw new InvalidTargetException("path parameter (;) in path");
         }
+        return isNormal(decoded) ? decoded : normaliseSegments(decoded);
+    }
+
+    /**
+     * True when {@link #normaliseSegments} would return the path unchanged: it starts with "/" and no segment is
+     * empty (except after a trailing slash), "." or "..". Nearly every request's path is like this, and a scan is
+     * cheaper than splitting and joining it again.
+     */
+    static boolean isNormal(String path) {
+        int length = path.length();
+        if (length == 0 || path.charAt(0) != '/') {
+            return false;
+        }
+        int start = 1;
+        for (int i = 1; i <= length; i++) {
+            if (i < length && path.charAt(i) != '/') {
+                continue;
+            }
+            int segment = i - start;
+            if ((segment == 0 && i < length)
+                    || (segment == 1 && path.charAt(start) == '.')
+                    || (segment == 2 && path.charAt(start) == '.' && path.charAt(start + 1) == '.')) {
+                return false;
+            }
+            start = i + 1;
+        }
+        return true;
+    }
+
+    /** Resolves "." and ".." and merges repeated slashes; a trailing slash stays. */
+    static String normaliseSegments(String decoded) throws InvalidTargetException {
         List<String> segments = new ArrayList<>();
         for (String segment : decoded.split("/", -1)) {
             if (segment.isEmpty() || segment.equals(".")) {

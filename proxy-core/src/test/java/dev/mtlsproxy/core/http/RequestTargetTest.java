@@ -188,4 +188,33 @@ class RequestTargetTest {
                 .isInstanceOf(InvalidTargetException.class)
                 .hasMessage("malformed percent-escape");
     }
+
+    @Test
+    void theShortcutForAnAlreadyNormalPathAgreesWithFullNormalisationOnEveryShortPath() throws Exception {
+        // Every path of up to eight characters over "/", "." and "a": all the ways segments can be empty, dots,
+        // or neither. The shortcut may only answer "unchanged" where the segment walk would return the same path.
+        char[] alphabet = {'/', '.', 'a'};
+        int checked = 0;
+        for (int length = 1; length <= 8; length++) {
+            int combinations = (int) Math.pow(alphabet.length, length - 1);
+            for (int n = 0; n < combinations; n++) {
+                StringBuilder path = new StringBuilder("/");
+                for (int i = 0, rest = n; i < length - 1; i++, rest /= alphabet.length) {
+                    path.append(alphabet[rest % alphabet.length]);
+                }
+                String candidate = path.toString();
+                String full;
+                try {
+                    full = RequestTarget.normaliseSegments(candidate);
+                } catch (InvalidTargetException climbsAboveRoot) {
+                    assertThat(RequestTarget.isNormal(candidate)).as(candidate).isFalse();
+                    continue;
+                }
+                assertThat(RequestTarget.isNormal(candidate)).as(candidate).isEqualTo(full.equals(candidate));
+                assertThat(RequestTarget.normalisePath(candidate)).as(candidate).isEqualTo(full);
+                checked++;
+            }
+        }
+        assertThat(checked).isGreaterThan(1_000);
+    }
 }
