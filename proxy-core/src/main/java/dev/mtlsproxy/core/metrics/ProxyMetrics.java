@@ -21,6 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
 import java.util.function.ToDoubleFunction;
 
@@ -52,7 +53,11 @@ public final class ProxyMetrics {
     private final Map<Tags, Counter> counters = new ConcurrentHashMap<>();
     private final Map<Tags, Timer> timers = new ConcurrentHashMap<>();
     private final Map<String, AtomicInteger> openConnections = new ConcurrentHashMap<>();
-    private final Map<String, AtomicInteger> requestsInFlight = new ConcurrentHashMap<>();
+    /*
+     * Both event loops change this gauge on every request: a LongAdder gives each thread its own cell instead of
+     * one cache line that bounces between the cores twice per request (issue #8).
+     */
+    private final Map<String, LongAdder> requestsInFlight = new ConcurrentHashMap<>();
     private final Map<String, ListenerMeters> listenerMeters = new ConcurrentHashMap<>();
     private final Map<String, RouteMeters> routeMeters = new ConcurrentHashMap<>();
     private final Map<String, BackendMeters> backendMeters = new ConcurrentHashMap<>();
@@ -193,14 +198,14 @@ public final class ProxyMetrics {
         });
     }
 
-    private AtomicInteger requestsInFlight(String listener) {
-        AtomicInteger existing = requestsInFlight.get(listener);
+    private LongAdder requestsInFlight(String listener) {
+        LongAdder existing = requestsInFlight.get(listener);
         if (existing != null) {
             return existing;
         }
         return requestsInFlight.computeIfAbsent(listener, l -> {
-            AtomicInteger value = new AtomicInteger();
-            Gauge.builder(PREFIX + "requests.in.flight", value, AtomicInteger::get)
+            LongAdder value = new LongAdder();
+            Gauge.builder(PREFIX + "requests.in.flight", value, LongAdder::sum)
                     .description("Requests received and not yet answered").tag("listener", l).register(registry);
             return value;
         });
@@ -209,7 +214,7 @@ public final class ProxyMetrics {
     // ---- requests and decisions --------------------------------------------------------------------------------
 
     public void requestStarted(String listener) {
-        requestsInFlight(listener).incrementAndGet();
+        requestsInFlight(listener).increment();
     }
 
     /**
@@ -217,7 +222,7 @@ public final class ProxyMetrics {
      */
     public void requestFinished(String listener, String route, String method, int status, String decision,
             long nanos, long bytesIn, long bytesOut) {
-        requestsInFlight(listener).decrementAndGet();
+        requestsInFlight(listener).decrement();
         RouteMeters meters = routeMeters(route);
         meters.requests(method(method), statusClass(status), decision).increment();
         meters.duration.record(nanos, TimeUnit.NANOSECONDS);
