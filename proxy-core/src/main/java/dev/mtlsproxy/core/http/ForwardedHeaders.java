@@ -66,12 +66,11 @@ public final class ForwardedHeaders {
         for (AsciiString name : IDENTITY_HEADERS) {
             headers.remove(name);
         }
-        List<String> priorHops = headers.getAll(XFF);
-        if (priorHops.isEmpty()) {
+        if (!headers.contains(XFF)) {
             headers.set(XFF, clientIp);
         } else {
             StringBuilder chain = new StringBuilder();
-            for (String prior : priorHops) {
+            for (String prior : headers.getAll(XFF)) {
                 if (!prior.isBlank()) {
                     chain.append(prior.trim()).append(", ");
                 }
@@ -129,8 +128,11 @@ public final class ForwardedHeaders {
     }
 
     private static void removeHopByHop(HttpHeaders headers) {
-        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones.
-        for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
+        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones. Most messages
+        // have no Connection field, and getAll builds a list even for none.
+        List<String> connections = headers.contains(HttpHeaderNames.CONNECTION)
+                ? headers.getAll(HttpHeaderNames.CONNECTION) : List.of();
+        for (String connection : connections) {
             for (String token : connection.split(",")) {
                 String name = token.trim();
                 if (!name.isEmpty() && !isProtectedFromConnection(name)) {

@@ -7,11 +7,13 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.util.ReferenceCountUtil;
+import java.util.Iterator;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -67,23 +69,39 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         if (!(msg instanceof HttpRequest request)) {
             return null;
         }
-        List<String> transferEncodings = request.headers().getAll(HttpHeaderNames.TRANSFER_ENCODING);
-        if (!transferEncodings.isEmpty()
-                && (transferEncodings.size() > 1 || !transferEncodings.get(0).trim().equalsIgnoreCase("chunked"))) {
-            return "unsupported Transfer-Encoding";
+        // contains() first: most requests have neither field, and getAll builds a list even for none.
+        HttpHeaders headers = request.headers();
+        if (headers.contains(HttpHeaderNames.TRANSFER_ENCODING)) {
+            List<String> transferEncodings = headers.getAll(HttpHeaderNames.TRANSFER_ENCODING);
+            if (transferEncodings.size() > 1 || !transferEncodings.get(0).trim().equalsIgnoreCase("chunked")) {
+                return "unsupported Transfer-Encoding";
+            }
         }
-        for (String connection : request.headers().getAll(HttpHeaderNames.CONNECTION)) {
-            for (String token : connection.split(",")) {
-                if (ForwardedHeaders.isProtectedFromConnection(token.trim())) {
-                    return "Connection names " + token.trim();
+        if (headers.contains(HttpHeaderNames.CONNECTION)) {
+            for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
+                for (String token : connection.split(",")) {
+                    if (ForwardedHeaders.isProtectedFromConnection(token.trim())) {
+                        return "Connection names " + token.trim();
+                    }
                 }
             }
         }
-        int hosts = request.headers().getAll(HttpHeaderNames.HOST).size();
+        int hosts = hostFields(headers);
         if (hosts > 1 || (hosts == 0 && request.protocolVersion().equals(HttpVersion.HTTP_1_1))) {
             return "missing or repeated Host";
         }
         return null;
+    }
+
+    /** How many Host fields: 0, 1, or 2 for more than one. */
+    private static int hostFields(HttpHeaders headers) {
+        Iterator<String> values = headers.valueStringIterator(HttpHeaderNames.HOST);
+        int fields = 0;
+        while (fields < 2 && values.hasNext()) {
+            values.next();
+            fields++;
+        }
+        return fields;
     }
 
     /** Answers 400 unless a response has already begun, where closing is the only signal left. */
