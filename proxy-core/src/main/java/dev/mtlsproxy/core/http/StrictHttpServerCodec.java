@@ -1,9 +1,14 @@
 package dev.mtlsproxy.core.http;
 
 import dev.mtlsproxy.config.HttpLimits;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.CombinedChannelDuplexHandler;
+import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpMessage;
 import io.netty.handler.codec.http.HttpMethod;
@@ -70,6 +75,7 @@ public final class StrictHttpServerCodec
             }
             int before = out.size();
             super.decode(ctx, buffer, out);
+            joinBodilessRequests(out, before);
             for (int i = before; i < out.size(); i++) {
                 Object decoded = out.get(i);
                 if (decoded instanceof HttpRequest request) {
@@ -79,6 +85,24 @@ public final class StrictHttpServerCodec
                 if (decoded instanceof LastHttpContent && upgradeRequested) {
                     upgradeRequested = false;
                     paused = true;
+                }
+            }
+        }
+
+        /**
+         * A request without a body decodes as its head followed by an empty end marker; they become one
+         * {@link FullHttpRequest}. Every handler after the codec, and the backend's encoder, then deals with one
+         * message instead of two, on the most common kind of request (issue #8). Only a head that decoded cleanly
+         * is joined: a failed one stays as the decoder made it, for {@link RequestGuard} to refuse.
+         */
+        private void joinBodilessRequests(List<Object> out, int from) {
+            for (int i = from; i + 1 < out.size(); i++) {
+                if (out.get(i + 1) == LastHttpContent.EMPTY_LAST_CONTENT
+                        && out.get(i) instanceof HttpRequest head && !(head instanceof HttpContent)
+                        && head.decoderResult().isSuccess()) {
+                    out.set(i, new DefaultFullHttpRequest(head.protocolVersion(), head.method(), head.uri(),
+                            Unpooled.EMPTY_BUFFER, head.headers(), EmptyHttpHeaders.INSTANCE));
+                    out.remove(i + 1);
                 }
             }
         }

@@ -49,7 +49,9 @@ import org.slf4j.LoggerFactory;
  * <p>The backend connection lives on this connection's event loop (pooled per endpoint and loop), so both channels
  * are driven from one thread and every field here is event-loop confined. Neither side auto-reads: the client is
  * read only while the backend accepts writes, the backend only while the client does, so a slow reader on either
- * side stops the other instead of growing the heap. Writes are flushed once per read batch.
+ * side stops the other instead of growing the heap. Writes are flushed once per read batch. Relayed writes carry
+ * void promises: nothing waits on a single write (writability is the flow control), and a write that fails
+ * surfaces as {@code exceptionCaught} on its channel, which ends the exchange as the close that follows would.
  *
  * <p>Endpoints are picked round robin among the healthy ones. A request whose connection attempt fails (TCP or TLS)
  * is retried on another endpoint, since nothing of it was sent; once any of it has been written to a backend it is
@@ -155,6 +157,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         if (msg instanceof HttpRequest request) {
             startExchange(request);
+            return;
         }
         if (msg instanceof HttpContent content) {
             if (exchange == null) {
@@ -169,7 +172,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 requestComplete = true;
             }
             if (upstream != null) {
-                upstream.write(content);
+                upstream.write(content, upstream.voidPromise());
             } else {
                 pendingUntilConnected.add(content);
             }
@@ -209,7 +212,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         clientKeepAlive = HttpUtil.isKeepAlive(request);
         clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
         webSocketRequested = Upgrades.isWebSocketRequest(request);
-        replayable = requestBodiless && !webSocketRequested && !(request instanceof HttpContent)
+        // A bodiless request the decoder joined with its end (StrictHttpServerCodec) has the shared empty buffer for
+        // content, which survives being written twice; any other content would not.
+        replayable = requestBodiless && !webSocketRequested
+                && (!(request instanceof HttpContent whole) || whole.content() == Unpooled.EMPTY_BUFFER)
                 && IDEMPOTENT.contains(request.method()) ? request : null;
         ForwardedHeaders.forBackend(request.headers(), clientIp(), xfcc(exchange.peer()));
         if (webSocketRequested) {
@@ -217,6 +223,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         // Backend connections are always HTTP/1.1 keep-alive, whatever the client speaks.
         request.setProtocolVersion(HttpVersion.HTTP_1_1);
+        if (request instanceof LastHttpContent whole) {
+            // Head and end in one message: the request is complete before a connection is chosen.
+            exchange.bytesIn += whole.content().readableBytes();
+            ForwardedHeaders.trailersForBackend(whole.trailingHeaders());
+            requestComplete = true;
+        }
         pendingUntilConnected.add(request);
         connectNext();
     }
@@ -287,7 +299,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         channel.pipeline().get(BackendHandler.class).owner = this;
         Object msg;
         while ((msg = pendingUntilConnected.poll()) != null) {
-            channel.write(msg);
+            channel.write(msg, channel.voidPromise());
         }
         channel.flush();
         sentNanos = System.nanoTime();
@@ -421,13 +433,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 if (!last.trailingHeaders().isEmpty()) {
                     ForwardedHeaders.forClient(last.trailingHeaders());
                 }
-                ctx.write(content);
+                ctx.write(content, ctx.voidPromise());
                 responseComplete();
                 return;
             }
-            ctx.write(content);
+            ctx.write(content, ctx.voidPromise());
         } else {
-            ctx.write(msg);
+            ctx.write(msg, ctx.voidPromise());
         }
     }
 
@@ -587,7 +599,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private void tunnelFromClient(Object msg) {
         if (msg instanceof ByteBuf bytes && upstream != null && exchange != null) {
             exchange.bytesIn += bytes.readableBytes();
-            upstream.write(bytes);
+            upstream.write(bytes, upstream.voidPromise());
         } else {
             ReferenceCountUtil.release(msg);
         }
@@ -596,7 +608,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private void tunnelFromBackend(Object msg) {
         if (msg instanceof ByteBuf bytes) {
             exchange.bytesOut += bytes.readableBytes();
-            ctx.write(bytes);
+            ctx.write(bytes, ctx.voidPromise());
         } else {
             // the codec's end marker of the 101 response; there is no HTTP any more
             ReferenceCountUtil.release(msg);
@@ -647,7 +659,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         log.warn("event=backend_retry backend={} endpoint={} cause=\"reused connection: {}\" next={}",
                 backend.name(), endpoint.display(), cause, endpoint.display());
         pendingUntilConnected.add(replayable);
-        pendingUntilConnected.add(LastHttpContent.EMPTY_LAST_CONTENT);
+        if (!(replayable instanceof LastHttpContent)) {
+            pendingUntilConnected.add(LastHttpContent.EMPTY_LAST_CONTENT);
+        }
         replayable = null;
         connect(endpoint, ctx.channel().eventLoop());
     }

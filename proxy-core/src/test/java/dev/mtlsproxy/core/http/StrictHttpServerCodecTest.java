@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.http;
 
 import static java.nio.charset.StandardCharsets.US_ASCII;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.groups.Tuple.tuple;
 
 import dev.mtlsproxy.config.HttpLimits;
 import io.netty.buffer.ByteBuf;
@@ -50,18 +51,30 @@ class StrictHttpServerCodecTest {
     // ---- what decodes -------------------------------------------------------------------------------------------
 
     @Test
-    void cleanRequestDecodesWithSuccess() {
+    void aCleanBodilessRequestDecodesAsOneCompleteMessage() {
         List<Decoded> decoded = decode("GET /orders?id=7 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\n\r\n");
 
-        assertThat(decoded).hasSize(2);
+        assertThat(decoded).hasSize(1);
         Decoded request = decoded.get(0);
         assertThat(request.result().isSuccess()).isTrue();
         assertThat(request.method()).isEqualTo(HttpMethod.GET);
         assertThat(request.uri()).isEqualTo("/orders?id=7");
         assertThat(request.host()).isEqualTo("api.example.com");
-        assertThat(decoded.get(1).last()).isTrue();
-        assertThat(decoded.get(1).result().isSuccess()).isTrue();
-        assertThat(decoded.get(1).body()).isEmpty();
+        assertThat(request.last()).as("head and end in one message").isTrue();
+    }
+
+    @Test
+    void pipelinedBodilessRequestsDecodeAsOneCompleteMessageEach() {
+        List<Decoded> decoded = decode("GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
+                + "DELETE /c HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+
+        assertThat(decoded).extracting(Decoded::isRequest, Decoded::uri, Decoded::last).containsExactly(
+                tuple(true, "/a", true),
+                tuple(true, "/b", false),
+                tuple(false, null, true),
+                tuple(true, "/c", true));
+        assertThat(decoded.get(2).body()).isEqualTo("hi");
     }
 
     @Test
