@@ -4,6 +4,11 @@ import dev.mtlsproxy.core.backend.BackendPool;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.util.ReferenceCountUtil;
 
@@ -17,6 +22,13 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
     /** The exchange using this connection; null while idle in the pool. */
     ForwardingHandler owner;
     private final BackendPool pool;
+    /**
+     * A final response head, held until the next message of the same read. When that is the response's end (the
+     * whole body, or none, arrived in one read: the common case), the two go on as one FullHttpResponse, which the
+     * client side encodes and writes as one message instead of two (issue #8). Anything else, or the end of the
+     * read, sends the head on alone; nothing is flushed in between either way, so the client sees the same bytes.
+     */
+    private HttpResponse head;
 
     BackendHandler(BackendPool pool) {
         this.pool = pool;
@@ -31,9 +43,31 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         if (msg instanceof DecoderResultProvider provider && provider.decoderResult().isFailure()) {
+            // A head still held never reached the client, so the failure can still be answered with a status.
+            head = null;
             ReferenceCountUtil.release(msg);
             owner.backendFailed(provider.decoderResult().cause(), "invalid response");
             ctx.close();
+            return;
+        }
+        if (head != null) {
+            HttpResponse held = head;
+            head = null;
+            if (msg instanceof LastHttpContent last) {
+                owner.backendRead(new DefaultFullHttpResponse(held.protocolVersion(), held.status(), last.content(),
+                        held.headers(), last.trailingHeaders()));
+                return;
+            }
+            owner.backendRead(held);
+            if (owner == null) {
+                // the head ended the exchange (a refused 101, say): the rest has no one to go to
+                ReferenceCountUtil.release(msg);
+                return;
+            }
+        }
+        if (msg instanceof HttpResponse response && !(msg instanceof HttpContent)
+                && response.status().codeClass() != HttpStatusClass.INFORMATIONAL) {
+            head = response;
             return;
         }
         owner.backendRead(msg);
@@ -41,6 +75,13 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (head != null) {
+            HttpResponse held = head;
+            head = null;
+            if (owner != null) {
+                owner.backendRead(held);
+            }
+        }
         if (owner != null) {
             owner.backendReadComplete();
         }
@@ -55,6 +96,7 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        head = null; // a response cut off after its head: the owner answers 502 while nothing was sent
         if (owner != null) {
             owner.backendFailed(null, "backend closed the connection");
         } else {

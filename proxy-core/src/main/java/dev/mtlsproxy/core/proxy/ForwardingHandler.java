@@ -419,7 +419,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             exchange.responseStarted = true;
             backendKeepAlive = HttpUtil.isKeepAlive(response);
             prepareForClient(response);
-            armBodyIdleTimer();
+            if (!(msg instanceof LastHttpContent)) {
+                armBodyIdleTimer(); // a whole response has no body left to wait for
+            }
         }
         if (msg instanceof HttpContent content) {
             if (skippingInterim) {

@@ -1,0 +1,144 @@
+package dev.mtlsproxy.core.proxy;
+
+import static java.nio.charset.StandardCharsets.US_ASCII;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A backend whose response turns out malformed after its head. While nothing of the response has reached the
+ * client the proxy can still answer 502; once the head and part of the body have gone out, the only honest signal
+ * left is a closed connection. Either way the client never receives something that looks like a complete response.
+ */
+class BrokenBackendResponseTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String CHUNKED_HEAD = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    ScriptedBackend backend;
+    RunningProxy proxy;
+    LogCapture log;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        log = LogCapture.of(ForwardingHandler.class);
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        if (proxy != null) {
+            proxy.close();
+        }
+        if (backend != null) {
+            backend.close();
+        }
+        log.close();
+    }
+
+    private MtlsClient clientOf(ScriptedBackend scripted) throws Exception {
+        backend = scripted;
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", BackendConfig.of(List.of(URI.create(backend.url())), null))
+                .route("all", "/", "shop", "orders")
+                .start();
+        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+    }
+
+    @Test
+    void aBadChunkArrivingWithTheHeadIsAnsweredWith502() throws Exception {
+        try (MtlsClient client = clientOf(ScriptedBackend.start(CHUNKED_HEAD + "zz\r\nhello\r\n0\r\n\r\n"))) {
+            assertThat(client.get("/orders").status()).isEqualTo(502);
+        }
+        assertThat(log.await("backend=shop", "status=502")).contains("Invalid character in chunk size");
+    }
+
+    @Test
+    void aBadChunkAfterPartOfTheBodyWentOutClosesTheClientConnection() throws Exception {
+        try (MtlsClient client = clientOf(ScriptedBackend.start(CHUNKED_HEAD + "5\r\nhello\r\n", "zz\r\n"))) {
+            client.send("GET /orders HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            Throwable cut = catchThrowable(client::readResponse);
+            assertThat(cut).as("a truncated response, never a complete one").isInstanceOf(IOException.class);
+        }
+        assertThat(log.await("backend=shop", "after=response_started")).contains("Invalid character in chunk size");
+    }
+
+    /**
+     * A plain socket backend: reads one request head per connection, then writes each part of its script, a pause
+     * between parts so that each arrives in a read of its own, and closes.
+     */
+    static final class ScriptedBackend implements AutoCloseable {
+        private final ServerSocket socket;
+        private final Thread thread;
+
+        private ScriptedBackend(ServerSocket socket, String... parts) {
+            this.socket = socket;
+            this.thread = new Thread(() -> serve(parts), "scripted-backend");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        static ScriptedBackend start(String... parts) throws IOException {
+            return new ScriptedBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()), parts);
+        }
+
+        String url() {
+            return "http://127.0.0.1:" + socket.getLocalPort();
+        }
+
+        private void serve(String... parts) {
+            while (!socket.isClosed()) {
+                try (Socket connection = socket.accept()) {
+                    readHead(connection.getInputStream());
+                    OutputStream out = connection.getOutputStream();
+                    for (String part : parts) {
+                        out.write(part.getBytes(US_ASCII));
+                        out.flush();
+                        Thread.sleep(200);
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // closed by the test, or by the proxy: nothing more to serve
+                }
+            }
+        }
+
+        private static void readHead(InputStream in) throws IOException {
+            ByteArrayOutputStream head = new ByteArrayOutputStream();
+            while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
+                int b = in.read();
+                if (b < 0) {
+                    throw new IOException("connection closed before a request head");
+                }
+                head.write(b);
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+}
