@@ -80,8 +80,14 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
         ctx.write(msg, promise);
         if (endsExchange) {
             responsePending = false;
-            // Deferred: we are inside a write, possibly deep in another handler's call stack.
-            ctx.executor().execute(() -> next(ctx));
+            if (held.isEmpty()) {
+                // Only a read request, which reads nothing until the event loop gets back to the socket: safe here,
+                // and a task per request less (issue #8).
+                ctx.read();
+            } else {
+                // Deferred: replaying held requests fires them through handlers that may be inside this write.
+                ctx.executor().execute(() -> next(ctx));
+            }
         }
     }
 
