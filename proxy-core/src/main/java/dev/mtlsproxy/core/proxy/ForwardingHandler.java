@@ -96,6 +96,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private HttpRequest replayable;
     /** The leased backend connection; null before it is connected and after the exchange. */
     private Channel upstream;
+    /*
+     * Written and not yet flushed, per side: a read batch ends with a flush only when it wrote something. Without
+     * these, every keep-alive request paid for two flushes through a pipeline with nothing to send (the request is
+     * flushed when the connection is attached, the response when it completes).
+     */
+    private boolean backendUnflushed;
+    private boolean clientUnflushed;
     /** The request head and body parts that arrived before a connection was ready (at most one read's worth). */
     private final ArrayDeque<Object> pendingUntilConnected = new ArrayDeque<>();
     private boolean requestComplete;
@@ -173,6 +180,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             }
             if (upstream != null) {
                 upstream.write(content, upstream.voidPromise());
+                backendUnflushed = true;
             } else {
                 pendingUntilConnected.add(content);
             }
@@ -302,6 +310,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             channel.write(msg, channel.voidPromise());
         }
         channel.flush();
+        backendUnflushed = false;
         sentNanos = System.nanoTime();
         // Read the response from now on, even while the request body still streams: a backend may answer early.
         channel.read();
@@ -315,7 +324,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelReadComplete(ChannelHandlerContext ctx) {
         if (upstream != null) {
-            upstream.flush();
+            if (backendUnflushed) {
+                backendUnflushed = false;
+                upstream.flush();
+            }
             if (tunnel) {
                 if (upstream.isWritable()) {
                     ctx.read();
@@ -443,6 +455,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         } else {
             ctx.write(msg, ctx.voidPromise());
         }
+        clientUnflushed = true;
     }
 
     private void prepareForClient(HttpResponse response) {
@@ -471,7 +484,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     void backendReadComplete() {
-        ctx.flush();
+        if (clientUnflushed) {
+            clientUnflushed = false;
+            ctx.flush();
+        }
         if (upstream != null && exchange != null && (tunnel || exchange.responseStarted)
                 && ctx.channel().isWritable()) {
             upstream.read();
@@ -536,6 +552,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         boolean closeClient = !clientKeepAlive || !requestComplete;
         exchange.finish(exchange.status);
         endExchange();
+        clientUnflushed = false;
         ctx.flush();
         if (closeClient) {
             ctx.channel().close();
@@ -602,6 +619,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (msg instanceof ByteBuf bytes && upstream != null && exchange != null) {
             exchange.bytesIn += bytes.readableBytes();
             upstream.write(bytes, upstream.voidPromise());
+            backendUnflushed = true;
         } else {
             ReferenceCountUtil.release(msg);
         }
@@ -611,6 +629,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (msg instanceof ByteBuf bytes) {
             exchange.bytesOut += bytes.readableBytes();
             ctx.write(bytes, ctx.voidPromise());
+            clientUnflushed = true;
         } else {
             // the codec's end marker of the 101 response; there is no HTTP any more
             ReferenceCountUtil.release(msg);
