@@ -315,7 +315,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         // Read the response from now on, even while the request body still streams: a backend may answer early.
         channel.read();
         if (requestComplete) {
-            armResponseTimeout();
+            armResponseTimeout(sentNanos);
         } else if (channel.isWritable()) {
             ctx.read();
         }
@@ -333,7 +333,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                     ctx.read();
                 }
             } else if (requestComplete) {
-                armResponseTimeout();
+                if (!responseArmed) {
+                    armResponseTimeout(System.nanoTime());
+                }
                 keepReadArmed();
             } else if (upstream.isWritable()) {
                 ctx.read();
@@ -365,13 +367,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void armResponseTimeout() {
+    /** @param now System.nanoTime(), from the caller: attaching a connection has just read it for the metric */
+    private void armResponseTimeout(long now) {
         if (responseArmed || exchange == null || exchange.responseStarted) {
             return;
         }
         responseArmed = true;
         responseTimeoutValue = backend.responseTimeout();
-        responseDeadline = System.nanoTime() + responseTimeoutValue.toNanos();
+        responseDeadline = now + responseTimeoutValue.toNanos();
         scheduleResponseCheck(responseDeadline);
     }
 
@@ -441,7 +444,6 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 content.release();
                 return;
             }
-            bodyIdleSince = System.nanoTime();
             exchange.bytesOut += content.content().readableBytes();
             if (content instanceof LastHttpContent last) {
                 if (!last.trailingHeaders().isEmpty()) {
@@ -451,6 +453,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 responseComplete();
                 return;
             }
+            bodyIdleSince = System.nanoTime(); // the body is still coming: its idle time counts from here
             ctx.write(content, ctx.voidPromise());
         } else {
             ctx.write(msg, ctx.voidPromise());
