@@ -59,9 +59,10 @@ public final class ForwardedHeaders {
     /**
      * As {@link #forBackend(HttpHeaders, SocketAddress, PeerIdentity, String)}, with the parts that are fixed for a
      * connection (the client's address and certificate) computed once by the caller: {@link #clientIp} and
-     * {@link #clientCertHeader}.
+     * {@link #clientCertHeader}. Pass them as {@link AsciiString}s where they are reused: the encoder copies those
+     * as bytes instead of character by character, and the XFCC value is most of a forwarded request head.
      */
-    public static void forBackend(HttpHeaders headers, String clientIp, String xfcc) {
+    public static void forBackend(HttpHeaders headers, CharSequence clientIp, CharSequence xfcc) {
         removeHopByHop(headers);
         for (AsciiString name : IDENTITY_HEADERS) {
             headers.remove(name);

@@ -29,6 +29,7 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -137,9 +138,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     /** When the request head went to the backend, for the backend response-time metric. */
     private long sentNanos;
     /** Per-connection parts of the forwarded headers, built on the first request. */
-    private String clientIp;
+    private AsciiString clientIp;
     private PeerIdentity xfccPeer;
-    private String xfcc;
+    private AsciiString xfcc;
 
     ForwardingHandler(Supplier<ProxyRuntime> runtime, BackendConnector connector, String xfccBy,
             ProxyMetrics metrics) {
@@ -188,9 +189,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     /** The client's address for X-Forwarded-For: fixed for the connection, so formatted once. */
-    private String clientIp() {
+    private AsciiString clientIp() {
         if (clientIp == null) {
-            clientIp = ForwardedHeaders.clientIp(ctx.channel().remoteAddress());
+            clientIp = new AsciiString(ForwardedHeaders.clientIp(ctx.channel().remoteAddress()));
         }
         return clientIp;
     }
@@ -199,9 +200,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
      * The XFCC value: the identity is captured once per connection (and never changes on it), so the header is
      * built once, not per request.
      */
-    private String xfcc(PeerIdentity peer) {
+    private AsciiString xfcc(PeerIdentity peer) {
         if (peer != xfccPeer || xfcc == null) {
-            xfcc = ForwardedHeaders.clientCertHeader(peer, xfccBy);
+            xfcc = new AsciiString(ForwardedHeaders.clientCertHeader(peer, xfccBy));
             xfccPeer = peer;
         }
         return xfcc;
