@@ -35,6 +35,9 @@ CDS=${CDS:-1}                               # 1: our JVM maps a class-data shari
 OURS_GROUPS=${OURS_GROUPS:-[X25519, P-256, P-384]}  # our listener's key exchange groups: X25519 first, as OpenSSL
                                             # 3.0 (nginx, HAProxy) negotiates, so the handshakes compare like for
                                             # like; "default" keeps ours post-quantum first (X25519MLKEM768)
+BACKEND_TLS=${BACKEND_TLS:-0}               # 1: the backend speaks TLS 1.3 (a certificate from the bench CA) and
+                                            # each proxy verifies it and keeps its connections alive; the plaintext
+                                            # "backend" ceiling scenario is then skipped
 read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
@@ -48,7 +51,13 @@ PORT_NGINX=$((BASE_PORT + 3))
 PORT_HAPROXY=$((BASE_PORT + 4))
 PORT_ADMIN=$((BASE_PORT + 5))
 read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to compare
-read -r -a SCENARIOS <<<"${SCENARIOS:-backend keepalive handshake untrusted flood idle}"
+read -r -a SCENARIOS <<<"${SCENARIOS:-$([ "$BACKEND_TLS" = 1 ] || echo backend) keepalive handshake untrusted flood idle}"
+if [ "$BACKEND_TLS" = 1 ]; then
+  BACKEND_SCHEME=https
+  [[ " ${SCENARIOS[*]} " != *" backend "* ]] || { echo "the backend scenario is plaintext: leave it out with BACKEND_TLS=1" >&2; exit 2; }
+else
+  BACKEND_SCHEME=http
+fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -145,6 +154,7 @@ mint_leaf() { # name subject ca eku san
 mint_ca ca "/O=bench/CN=bench CA"
 mint_ca other-ca "/O=elsewhere/CN=other CA"
 mint_leaf server "/O=bench/CN=localhost" ca serverAuth "DNS:localhost,IP:127.0.0.1"
+mint_leaf backend "/O=bench/CN=backend" ca serverAuth "DNS:localhost,IP:127.0.0.1"
 mint_leaf allowed "/O=bench/CN=allowed" ca clientAuth "URI:spiffe://bench.local/allowed"
 mint_leaf denied "/O=bench/CN=denied" ca clientAuth "URI:spiffe://bench.local/denied"
 # Claims the allowed identity, subject and SPIFFE ID alike, but from a CA nobody trusts.
@@ -157,8 +167,8 @@ cat "$PKI/server.pem" "$PKI/server.key" >"$PKI/server-bundle.pem"   # HAProxy wa
 # ---------------------------------------------------------------------------------------------------------------
 mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours"
 
-# The backend: nginx's own fast path, one worker, plaintext keep-alive, a 3-byte body. Its own process tree, so its
-# CPU is never counted as the nginx proxy's.
+# The backend: nginx's own fast path, one worker, plaintext keep-alive (TLS 1.3 with BACKEND_TLS=1), a 3-byte body.
+# Its own process tree, so its CPU is never counted as the nginx proxy's.
 cat >"$WORK/backend/nginx.conf" <<EOF
 worker_processes 1;
 pid $WORK/backend/nginx.pid;
@@ -174,7 +184,7 @@ http {
   uwsgi_temp_path $WORK/backend/uwsgi;
   scgi_temp_path $WORK/backend/scgi;
   server {
-    listen 127.0.0.1:$PORT_BACKEND reuseport backlog=4096;
+    listen 127.0.0.1:$PORT_BACKEND reuseport backlog=4096$([ "$BACKEND_TLS" = 1 ] && echo ' ssl');$([ "$BACKEND_TLS" = 1 ] && printf '\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    ssl_protocols TLSv1.3;' "$PKI/backend.pem" "$PKI/backend.key")
     location / { return 200 "ok\n"; }
   }
 }
@@ -199,7 +209,7 @@ routes:
     allow: [allowed]
 backends:
   origin:
-    url: http://127.0.0.1:$PORT_BACKEND
+    url: $BACKEND_SCHEME://127.0.0.1:$PORT_BACKEND$([ "$BACKEND_TLS" = 1 ] && printf '\n    tls:\n      serverCAs: [%s]' "$PKI/ca.pem")
 accessLog:
   enabled: false
 EOF
@@ -210,7 +220,6 @@ printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yam
 # nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
 cat >"$WORK/nginx/allowed.conf" <<'EOF'
 if ($ssl_client_s_dn != "CN=allowed,O=bench") { return 403; }
-proxy_pass http://origin;
 proxy_http_version 1.1;
 proxy_set_header Connection "";
 proxy_set_header Host $http_host;
@@ -218,6 +227,12 @@ proxy_set_header X-Client-DN $ssl_client_s_dn;
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 proxy_set_header X-Forwarded-Proto https;
 EOF
+echo "proxy_pass $BACKEND_SCHEME://origin;" >>"$WORK/nginx/allowed.conf"
+if [ "$BACKEND_TLS" = 1 ]; then
+  # Verified as ours and HAProxy verify it: the bench CA, the name localhost; sessions reused on new connections.
+  printf 'proxy_ssl_protocols TLSv1.3;\nproxy_ssl_trusted_certificate %s;\nproxy_ssl_verify on;\nproxy_ssl_name localhost;\nproxy_ssl_session_reuse on;\n' \
+    "$PKI/ca.pem" >>"$WORK/nginx/allowed.conf"
+fi
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 2;
 worker_rlimit_nofile 65536;
@@ -289,7 +304,7 @@ frontend mtls
   option forwardfor
   default_backend origin
 backend origin
-  server origin 127.0.0.1:$PORT_BACKEND
+  server origin 127.0.0.1:$PORT_BACKEND$([ "$BACKEND_TLS" = 1 ] && echo " ssl verify required ca-file $PKI/ca.pem verifyhost localhost ssl-min-ver TLSv1.3")
 EOF
 
 nginx -t -q -e "$WORK/nginx/test.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" || die "nginx config: $(cat "$WORK/nginx/test.log")"
@@ -363,7 +378,8 @@ info() { printf 'info %s %s\n' "$1" "$2" >>"$RESULTS"; }
 
 start_server backend
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT_BACKEND") 2>/dev/null && break; sleep 0.05; done
-[ "$(curl -s --max-time 2 "http://127.0.0.1:$PORT_BACKEND/")" = ok ] || die "backend not serving"
+[ "$(curl -s --max-time 2 --cacert "$PKI/ca.pem" "$BACKEND_SCHEME://127.0.0.1:$PORT_BACKEND/")" = ok ] \
+  || die "backend not serving"
 
 # Start-up: cold starts, process start to the first 200 for the allowed client (curl polling every ~10 ms, so the
 # resolution is some 10-20 ms). The last start of each server stays up for the load runs.
@@ -419,6 +435,7 @@ busy_after=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /p
 busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); split(b, y, " "); printf "%d", 100 * (y[1] - x[1]) / (y[2] - x[2])}')
 info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
 [ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
+info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 
 # ---------------------------------------------------------------------------------------------------------------
