@@ -54,13 +54,14 @@ read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to
 read -r -a SCENARIOS <<<"${SCENARIOS:-$([ "$BACKEND_TLS" = 1 ] || echo backend) keepalive handshake untrusted flood idle}"
 if [ "$BACKEND_TLS" = 1 ]; then
   BACKEND_SCHEME=https
-  [[ " ${SCENARIOS[*]} " != *" backend "* ]] || { echo "the backend scenario is plaintext: leave it out with BACKEND_TLS=1" >&2; exit 2; }
 else
   BACKEND_SCHEME=http
 fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
+[[ "$BACKEND_TLS" != 1 || " ${SCENARIOS[*]} " != *" backend "* ]] \
+  || die "the backend scenario is plaintext: leave it out with BACKEND_TLS=1"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Prerequisites
