@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.app.demo.DemoCheck;
+import dev.mtlsproxy.app.demo.DemoPki;
+import io.netty.buffer.ByteBufAllocator;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.net.URI;
@@ -13,6 +16,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -26,6 +30,7 @@ class AdminEndpointsTest {
     @TempDir
     static Path workspace;
     static DemoCommand.Demo demo;
+    static Path config;
     static String admin;
     static final HttpClient http = HttpClient.newHttpClient();
 
@@ -36,7 +41,7 @@ class AdminEndpointsTest {
                 .replace("127.0.0.1:8443", "127.0.0.1:0")
                 .replace("http://127.0.0.1:18080", "http://127.0.0.1:0")
                 .replace("127.0.0.1:9901", "127.0.0.1:0");
-        Path config = Files.writeString(configDir.resolve("demo.yaml"), yaml);
+        config = Files.writeString(configDir.resolve("demo.yaml"), yaml);
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         demo = DemoCommand.start(config, quiet, quiet);
         admin = "127.0.0.1:" + demo.proxy().admin().address().getPort();
@@ -66,6 +71,23 @@ class AdminEndpointsTest {
                 .contains("mtls_proxy_config_generation 1.0")
                 .contains("jvm_memory_used_bytes")
                 .contains("netty_allocator_memory_used");
+    }
+
+    @Test
+    void bufferMemoryMetricsDescribeTheAllocatorTheConnectionsUse() throws Exception {
+        // Real traffic through the proxy: TLS records and HTTP messages in pooled buffers.
+        DemoCheck.Result check = DemoCheck.run(DemoPki.ensure(DemoCommand.pkiDirFor(config), Clock.systemUTC()),
+                demo.proxy().server().addresses().get(0));
+        assertThat(check.failures()).isEmpty();
+
+        String metrics = get("/metrics").body();
+        String used = metrics.lines()
+                .filter(line -> line.startsWith("netty_allocator_memory_used{") && line.contains("memory_type=\"direct\""))
+                .findFirst().orElseThrow();
+        String allocatorType = ByteBufAllocator.DEFAULT.getClass().getSimpleName();
+        assertThat(used).contains("allocator_type=\"" + allocatorType + "\"");
+        // Bound to an allocator nobody uses, this stayed at 0 however much the proxy held.
+        assertThat(Double.parseDouble(used.substring(used.lastIndexOf(' ') + 1))).isPositive();
     }
 
     @Test
