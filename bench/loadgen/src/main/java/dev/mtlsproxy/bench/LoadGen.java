@@ -179,6 +179,9 @@ public final class LoadGen {
                 out.put("refused_over_http", Long.toString(end.refusedOverHttp - start.refusedOverHttp));
             }
             out.put("p50_us", Long.toString(latency.getValueAtPercentile(50)));
+            out.put("p90_us", Long.toString(latency.getValueAtPercentile(90)));
+            out.put("p95_us", Long.toString(latency.getValueAtPercentile(95)));
+            out.put("p98_us", Long.toString(latency.getValueAtPercentile(98)));
             out.put("p99_us", Long.toString(latency.getValueAtPercentile(99)));
             out.put("p999_us", Long.toString(latency.getValueAtPercentile(99.9)));
             out.put("max_us", Long.toString(latency.getMaxValue()));
