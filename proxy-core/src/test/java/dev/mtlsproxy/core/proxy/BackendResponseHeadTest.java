@@ -1,0 +1,172 @@
+package dev.mtlsproxy.core.proxy;
+
+import static java.nio.charset.StandardCharsets.US_ASCII;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * How the proxy reads a backend's response head: which responses have a body (a HEAD's does not, whatever length
+ * it announces), and what reaches the client (every field, spelled as the backend spelled it).
+ */
+class BackendResponseHeadTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path dir;
+    TestPki pki;
+    KeepAliveBackend backend;
+    RunningProxy proxy;
+    MtlsClient client;
+
+    @BeforeEach
+    void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = KeepAliveBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", BackendConfig.of(List.of(URI.create(backend.url())), null))
+                .route("all", "/", "shop", "orders")
+                .start();
+        client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        client.close();
+        proxy.close();
+        backend.close();
+    }
+
+    @Test
+    void aHeadResponseAnnouncingALengthHasNoBodyAndBothConnectionsCarryOn() throws Exception {
+        client.send("HEAD /report HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        MtlsClient.Response head = client.readHeadResponse();
+        assertThat(head.status()).isEqualTo(200);
+        assertThat(head.header("content-length")).isEqualTo("1000");
+
+        // Had the proxy waited for 1000 bytes of body, this GET's response would be taken for them, or time out.
+        MtlsClient.Response get = client.get("/report");
+        assertThat(get.status()).isEqualTo(200);
+        assertThat(get.bodyText()).isEqualTo("hello");
+        assertThat(backend.connections.get()).as("the backend connection was reused after the HEAD").isEqualTo(1);
+    }
+
+    @Test
+    void responseFieldNamesReachTheClientSpelledAsTheBackendWroteThem() throws Exception {
+        client.send("GET /report HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        String head = readRawHead(client.input());
+
+        assertThat(head).startsWith("HTTP/1.1 200 OK\r\n")
+                .contains("\r\nContent-Type: text/plain\r\n")
+                .contains("\r\ncache-control: no-store\r\n")
+                .contains("\r\nETag: \"v1\"\r\n")
+                .contains("\r\nX-Trace-Id: abc\r\n")
+                .contains("\r\nContent-Length: 5\r\n");
+    }
+
+    private static String readRawHead(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new IOException("connection closed before a response head");
+            }
+            head.write(b);
+        }
+        return head.toString(US_ASCII);
+    }
+
+    /**
+     * A plain socket backend that keeps each connection open and answers every request on it: to HEAD, the head
+     * its GET would have (Content-Length 1000) and no body; to anything else, a 5-byte body.
+     */
+    static final class KeepAliveBackend implements AutoCloseable {
+        static final String HEAD_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n";
+        static final String GET_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncache-control: no-store\r\n"
+                + "ETag: \"v1\"\r\nX-Trace-Id: abc\r\nContent-Length: 5\r\n\r\nhello";
+
+        final AtomicInteger connections = new AtomicInteger();
+        private final ServerSocket socket;
+
+        private KeepAliveBackend(ServerSocket socket) {
+            this.socket = socket;
+            Thread acceptor = new Thread(this::accept, "keep-alive-backend");
+            acceptor.setDaemon(true);
+            acceptor.start();
+        }
+
+        static KeepAliveBackend start() throws IOException {
+            return new KeepAliveBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()));
+        }
+
+        String url() {
+            return "http://127.0.0.1:" + socket.getLocalPort();
+        }
+
+        private void accept() {
+            while (!socket.isClosed()) {
+                try {
+                    Socket connection = socket.accept();
+                    connections.incrementAndGet();
+                    Thread serving = new Thread(() -> serve(connection), "keep-alive-backend-connection");
+                    serving.setDaemon(true);
+                    serving.start();
+                } catch (IOException e) {
+                    return; // closed by the test
+                }
+            }
+        }
+
+        private static void serve(Socket connection) {
+            try (connection) {
+                InputStream in = connection.getInputStream();
+                OutputStream out = connection.getOutputStream();
+                String head;
+                while ((head = readRequestHead(in)) != null) {
+                    out.write((head.startsWith("HEAD ") ? HEAD_RESPONSE : GET_RESPONSE).getBytes(US_ASCII));
+                    out.flush();
+                }
+            } catch (IOException e) {
+                // the proxy closed the connection
+            }
+        }
+
+        /** One request head, or null at the end of the connection. */
+        private static String readRequestHead(InputStream in) throws IOException {
+            ByteArrayOutputStream head = new ByteArrayOutputStream();
+            while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
+                int b = in.read();
+                if (b < 0) {
+                    return null;
+                }
+                head.write(b);
+            }
+            return head.toString(US_ASCII);
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+}
