@@ -1,12 +1,12 @@
 package dev.mtlsproxy.core.proxy;
 
-import dev.mtlsproxy.config.HttpLimits;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
 import dev.mtlsproxy.core.backend.Backends;
 import dev.mtlsproxy.core.backend.Endpoint;
+import dev.mtlsproxy.core.http.BackendHttpCodec;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
@@ -28,8 +28,6 @@ import io.netty.channel.group.ChannelGroupFuture;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
-import io.netty.handler.codec.http.HttpClientCodec;
-import io.netty.handler.codec.http.HttpDecoderConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
@@ -348,16 +346,9 @@ public final class ProxyServer implements AutoCloseable {
         return new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
-                HttpDecoderConfig decoder = new HttpDecoderConfig()
-                        .setMaxInitialLineLength(HttpLimits.DEFAULT.maxInitialLineLength().toIntBytes())
-                        .setMaxHeaderSize(64 * 1024)
-                        .setMaxChunkSize(64 * 1024)
-                        .setAllowDuplicateContentLengths(false)
-                        .setStrictLineParsing(true)
-                        .setValidateHeaders(true);
                 ch.pipeline()
                         .addLast("idle", new IdleTimeoutHandler(idleTimeout))
-                        .addLast("http", new HttpClientCodec(decoder, false, false))
+                        .addLast("http", new BackendHttpCodec())
                         .addLast("relay", new BackendHandler(endpoint.pool()));
             }
         };
