@@ -17,10 +17,11 @@ import java.util.List;
 public final class ForwardedHeaders {
 
     /** RFC 9110 7.6.1 hop-by-hop fields; framing (Transfer-Encoding, Content-Length) is handled by the codecs. */
-    private static final List<AsciiString> HOP_BY_HOP = List.of(
-            HttpHeaderNames.CONNECTION, AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"),
-            HttpHeaderNames.PROXY_AUTHENTICATE, HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE,
-            HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE);
+    // Arrays, not lists, for the loops that run on every message: iterating a List.of allocates an iterator.
+    private static final AsciiString[] HOP_BY_HOP = {
+        HttpHeaderNames.CONNECTION, AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"),
+        HttpHeaderNames.PROXY_AUTHENTICATE, HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE,
+        HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE};
 
     /**
      * Headers that carry a client identity in some proxy's convention (Envoy, nginx, HAProxy, cloud load balancers).
@@ -38,6 +39,7 @@ public final class ForwardedHeaders {
             AsciiString.cached("x-client-dn"),
             AsciiString.cached("ssl-client-cert"));
 
+    private static final AsciiString[] IDENTITY = IDENTITY_HEADERS.toArray(new AsciiString[0]);
     private static final AsciiString XFCC = IDENTITY_HEADERS.get(0);
     private static final AsciiString XFF = AsciiString.cached("x-forwarded-for");
     private static final AsciiString XFP = AsciiString.cached("x-forwarded-proto");
@@ -64,7 +66,7 @@ public final class ForwardedHeaders {
      */
     public static void forBackend(HttpHeaders headers, CharSequence clientIp, CharSequence xfcc) {
         removeHopByHop(headers);
-        for (AsciiString name : IDENTITY_HEADERS) {
+        for (AsciiString name : IDENTITY) {
             headers.remove(name);
         }
         if (!headers.contains(XFF)) {
@@ -103,7 +105,7 @@ public final class ForwardedHeaders {
         if (trailers.isEmpty()) {
             return;
         }
-        for (AsciiString name : IDENTITY_HEADERS) {
+        for (AsciiString name : IDENTITY) {
             trailers.remove(name);
         }
         for (AsciiString name : List.of(XFF, XFP, XFH, HttpHeaderNames.HOST)) {
@@ -129,15 +131,15 @@ public final class ForwardedHeaders {
     }
 
     private static void removeHopByHop(HttpHeaders headers) {
-        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones. Most messages
+        // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones. Most requests
         // have no Connection field, and getAll builds a list even for none.
-        List<String> connections = headers.contains(HttpHeaderNames.CONNECTION)
-                ? headers.getAll(HttpHeaderNames.CONNECTION) : List.of();
-        for (String connection : connections) {
-            for (String token : connection.split(",")) {
-                String name = token.trim();
-                if (!name.isEmpty() && !isProtectedFromConnection(name)) {
-                    headers.remove(name);
+        if (headers.contains(HttpHeaderNames.CONNECTION)) {
+            for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
+                for (String token : connection.split(",")) {
+                    String name = token.trim();
+                    if (!name.isEmpty() && !isProtectedFromConnection(name)) {
+                        headers.remove(name);
+                    }
                 }
             }
         }

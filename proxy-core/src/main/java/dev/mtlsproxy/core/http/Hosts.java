@@ -20,7 +20,7 @@ public final class Hosts {
         String h = hostHeader.trim().toLowerCase(Locale.ROOT);
         if (h.startsWith("[")) {
             int close = h.indexOf(']');
-            if (close < 0 || (close + 1 < h.length() && !validPort(h.substring(close + 1)))) {
+            if (close < 0 || (close + 1 < h.length() && !validPort(h, close + 1))) {
                 return null;
             }
             String literal = h.substring(1, close);
@@ -28,7 +28,7 @@ public final class Hosts {
         }
         int colon = h.indexOf(':');
         if (colon >= 0) {
-            if (!validPort(h.substring(colon))) {
+            if (!validPort(h, colon)) {
                 return null;
             }
             h = h.substring(0, colon);
@@ -61,16 +61,20 @@ public final class Hosts {
         return true;
     }
 
-    private static boolean validPort(String colonAndPort) {
-        if (colonAndPort.length() < 2 || colonAndPort.length() > 6 || colonAndPort.charAt(0) != ':') {
+    /** Whether {@code h} ends, from {@code colon} on, with a colon and a port: 1-5 ASCII digits, at most 65535. */
+    private static boolean validPort(String h, int colon) {
+        int digits = h.length() - colon - 1;
+        if (digits < 1 || digits > 5 || h.charAt(colon) != ':') {
             return false;
         }
-        for (int i = 1; i < colonAndPort.length(); i++) {
-            char c = colonAndPort.charAt(i);
+        int port = 0;
+        for (int i = colon + 1; i < h.length(); i++) {
+            char c = h.charAt(i);
             if (c < '0' || c > '9') {
                 return false;
             }
+            port = port * 10 + (c - '0');
         }
-        return Integer.parseInt(colonAndPort.substring(1)) <= 65535;
+        return port <= 65535;
     }
 }

@@ -85,11 +85,20 @@ class BackendResponseHeadTest {
     }
 
     private static String readRawHead(InputStream in) throws IOException {
+        String head = readHead(in);
+        if (head == null) {
+            throw new IOException("connection closed before a response head");
+        }
+        return head;
+    }
+
+    /** Bytes up to and including the blank line that ends a head, or null at the end of the stream. */
+    private static String readHead(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
         while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
             int b = in.read();
             if (b < 0) {
-                throw new IOException("connection closed before a response head");
+                return null;
             }
             head.write(b);
         }
@@ -142,26 +151,13 @@ class BackendResponseHeadTest {
                 InputStream in = connection.getInputStream();
                 OutputStream out = connection.getOutputStream();
                 String head;
-                while ((head = readRequestHead(in)) != null) {
+                while ((head = readHead(in)) != null) {
                     out.write((head.startsWith("HEAD ") ? HEAD_RESPONSE : GET_RESPONSE).getBytes(US_ASCII));
                     out.flush();
                 }
             } catch (IOException e) {
                 // the proxy closed the connection
             }
-        }
-
-        /** One request head, or null at the end of the connection. */
-        private static String readRequestHead(InputStream in) throws IOException {
-            ByteArrayOutputStream head = new ByteArrayOutputStream();
-            while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
-                int b = in.read();
-                if (b < 0) {
-                    return null;
-                }
-                head.write(b);
-            }
-            return head.toString(US_ASCII);
         }
 
         @Override
