@@ -38,6 +38,9 @@ OURS_GROUPS=${OURS_GROUPS:-[X25519, P-256, P-384]}  # our listener's key exchang
 BACKEND_TLS=${BACKEND_TLS:-0}               # 1: the backend speaks TLS 1.3 (a certificate from the bench CA) and
                                             # each proxy verifies it and keeps its connections alive; the plaintext
                                             # "backend" ceiling scenario is then skipped
+NGINX_REUSEPORT=${NGINX_REUSEPORT:-0}       # 1: nginx's listener has `reuseport`, so the kernel spreads connections
+                                            # over its workers; 0: as configured by default, the workers race for
+                                            # each one, and one may take all 64 (docs/BENCHMARKS.md)
 read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
@@ -255,7 +258,7 @@ http {
     keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:$PORT_NGINX ssl backlog=4096;
+    listen 127.0.0.1:$PORT_NGINX ssl backlog=4096$([ "$NGINX_REUSEPORT" = 1 ] && echo ' reuseport');
     server_name localhost;
     ssl_certificate $PKI/server.pem;
     ssl_certificate_key $PKI/server.key;
@@ -437,6 +440,7 @@ busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); 
 info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
 [ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
 info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
+info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 
 # ---------------------------------------------------------------------------------------------------------------
