@@ -8,6 +8,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
@@ -68,6 +69,11 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         }
         if (!(msg instanceof HttpRequest request)) {
             return null;
+        }
+        if (HttpMethod.CONNECT.equals(request.method())) {
+            // A reverse proxy has no tunnel to open. RequestTarget refuses CONNECT's authority-form target, but an
+            // absolute-form one would reach a backend, whose 2xx would end HTTP on that pooled connection.
+            return "CONNECT is not supported";
         }
         // contains() first: most requests have neither field, and getAll builds a list even for none.
         HttpHeaders headers = request.headers();

@@ -72,6 +72,10 @@ class RequestSmugglingTest {
         "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: host\r\n\r\n",
         // Bare LF line endings.
         "GET / HTTP/1.1\nHost: localhost\n\n",
+        // CONNECT: a reverse proxy has no tunnel to open, and a backend's 2xx to it would end HTTP on that
+        // connection. Authority-form, and absolute-form (which routes would otherwise match).
+        "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n",
+        "CONNECT http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
     })
     void ambiguousFramingIsRefusedAndNeverForwarded(String request) throws Exception {
         try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
