@@ -82,7 +82,8 @@ class AdminEndpointsTest {
 
         String metrics = get("/metrics").body();
         String used = metrics.lines()
-                .filter(line -> line.startsWith("netty_allocator_memory_used{") && line.contains("memory_type=\"direct\""))
+                .filter(line -> line.startsWith("netty_allocator_memory_used{"))
+                .filter(line -> line.contains("memory_type=\"direct\""))
                 .findFirst().orElseThrow();
         String allocatorType = ByteBufAllocator.DEFAULT.getClass().getSimpleName();
         assertThat(used).contains("allocator_type=\"" + allocatorType + "\"");

@@ -24,11 +24,14 @@ import java.util.Locale;
  * HEAD has no body, whatever length it announces; 1xx responses precede the final one), with a response decoder that
  * reuses one instance of the field names and status-line words backends send on nearly every response.
  *
- * <p>Netty's response decoder copies every field name into a new {@link AsciiString}, and the version and reason
- * phrase into new strings: a third of what the proxy allocated per request, and the reason its young-generation
- * pauses came about every second under load. Only bytes that match a known spelling exactly are replaced, so the
- * names reach the client as the backend wrote them. CONNECT is never forwarded (RequestTarget refuses anything but
- * origin-form), so unlike {@code HttpClientCodec} this codec has no tunnel mode after a 2xx to CONNECT.
+ * <p>Decoding the backend's response head was a third of what the proxy allocated per request, and young-generation
+ * pauses came about every 1.3 s under load. Netty's decoder copies every field name into a new {@link AsciiString}
+ * and the version, status code and reason phrase into new strings; sharing one instance of the common ones took the
+ * allocation per request down by 14% (docs/BENCHMARKS.md). Only bytes that match a known spelling exactly are
+ * replaced, so the names reach the client as the backend wrote them.
+ *
+ * <p>CONNECT is never forwarded (RequestGuard refuses it), so unlike {@code HttpClientCodec} this codec has no tunnel
+ * mode after a 2xx to CONNECT.
  */
 public final class BackendHttpCodec extends CombinedChannelDuplexHandler<HttpResponseDecoder, HttpRequestEncoder> {
 
@@ -112,7 +115,8 @@ public final class BackendHttpCodec extends CombinedChannelDuplexHandler<HttpRes
 
         @Override
         protected String splitFirstWordInitialLine(byte[] sb, int start, int length) {
-            return sameAscii(HTTP_1_1, sb, start, length) ? HTTP_1_1 : super.splitFirstWordInitialLine(sb, start, length);
+            return sameAscii(HTTP_1_1, sb, start, length)
+                    ? HTTP_1_1 : super.splitFirstWordInitialLine(sb, start, length);
         }
 
         @Override

@@ -59,8 +59,8 @@ class BackendHttpCodecTest {
     @Test
     void fieldNamesKeepTheBackendsSpellingWhetherKnownOrNot() {
         send(HttpMethod.GET);
-        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type: b\r\nCONTENT-TYPE: c\r\n"
-                + "content-Type: d\r\nX-Odd: e\r\nContent-Length: 2\r\n\r\nhi");
+        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type: b\r\n"
+                + "CONTENT-TYPE: c\r\ncontent-Type: d\r\nX-Odd: e\r\nContent-Length: 2\r\n\r\nhi");
 
         HttpResponse response = (HttpResponse) objects.get(0);
         List<String> names = new ArrayList<>();

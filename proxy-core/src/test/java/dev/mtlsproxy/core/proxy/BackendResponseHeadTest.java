@@ -110,7 +110,8 @@ class BackendResponseHeadTest {
      * its GET would have (Content-Length 1000) and no body; to anything else, a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
-        static final String HEAD_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n";
+        static final String HEAD_RESPONSE =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n";
         static final String GET_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncache-control: no-store\r\n"
                 + "ETag: \"v1\"\r\nX-Trace-Id: abc\r\nContent-Length: 5\r\n\r\nhello";
 
