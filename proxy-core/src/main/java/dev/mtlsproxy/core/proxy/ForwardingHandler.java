@@ -174,17 +174,22 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 content.release();
                 return;
             }
-            exchange.bytesIn += content.content().readableBytes();
-            if (content instanceof LastHttpContent last) {
-                ForwardedHeaders.trailersForBackend(last.trailingHeaders());
-                requestComplete = true;
-            }
+            requestPartRead(content);
             if (upstream != null) {
                 upstream.write(content, upstream.voidPromise());
                 backendUnflushed = true;
             } else {
                 pendingUntilConnected.add(content);
             }
+        }
+    }
+
+    /** Counts a part of the request's body; at its end, cleans the trailers and marks the request complete. */
+    private void requestPartRead(HttpContent content) {
+        exchange.bytesIn += content.content().readableBytes();
+        if (content instanceof LastHttpContent last) {
+            ForwardedHeaders.trailersForBackend(last.trailingHeaders());
+            requestComplete = true;
         }
     }
 
@@ -232,11 +237,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         // Backend connections are always HTTP/1.1 keep-alive, whatever the client speaks.
         request.setProtocolVersion(HttpVersion.HTTP_1_1);
-        if (request instanceof LastHttpContent whole) {
+        if (request instanceof HttpContent whole) {
             // Head and end in one message: the request is complete before a connection is chosen.
-            exchange.bytesIn += whole.content().readableBytes();
-            ForwardedHeaders.trailersForBackend(whole.trailingHeaders());
-            requestComplete = true;
+            requestPartRead(whole);
         }
         pendingUntilConnected.add(request);
         connectNext();
