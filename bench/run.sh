@@ -41,6 +41,9 @@ BACKEND_TLS=${BACKEND_TLS:-0}               # 1: the backend speaks TLS 1.3 (a c
 NGINX_REUSEPORT=${NGINX_REUSEPORT:-0}       # 1: nginx's listener has `reuseport`, so the kernel spreads connections
                                             # over its workers; 0: as configured by default, the workers race for
                                             # each one, and one may take all 64 (docs/BENCHMARKS.md)
+AFFINITY=${AFFINITY:-0}                     # 1: every server pins its two workers to CPUs 0 and 1 (ours
+                                            # workers.cpuAffinity: auto, nginx worker_cpu_affinity auto, HAProxy
+                                            # cpu-map); 0: none is pinned, as each is configured by default
 read -r -a PROXY_JVM <<<"$PROXY_JAVA_OPTS"
 
 PROXY_JAR=$ROOT/proxy-app/target/mtls-proxy.jar
@@ -220,6 +223,9 @@ EOF
 # The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
 # cannot collide with the benchmark's.
 printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yaml"
+if [ "$AFFINITY" = 1 ]; then
+  printf 'workers:\n  cpuAffinity: auto\n' >>"$WORK/ours/bench.yaml"
+fi
 
 # nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
 cat >"$WORK/nginx/allowed.conf" <<'EOF'
@@ -238,7 +244,7 @@ if [ "$BACKEND_TLS" = 1 ]; then
     "$PKI/ca.pem" >>"$WORK/nginx/allowed.conf"
 fi
 cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 2;
+worker_processes 2;$([ "$AFFINITY" = 1 ] && printf '\nworker_cpu_affinity auto;')
 worker_rlimit_nofile 65536;
 pid $WORK/nginx/nginx.pid;
 events { worker_connections 16384; }
@@ -282,7 +288,7 @@ EOF
 # HAProxy 2.6 has no fetch for URI SANs either (no ssl_c_san): it allows the allowed client by its subject CN.
 cat >"$WORK/haproxy/haproxy.cfg" <<EOF
 global
-  nbthread 2
+  nbthread 2$([ "$AFFINITY" = 1 ] && printf '\n  cpu-map auto:1/1-2 0-1')
   maxconn 8000
   tune.ssl.cachesize 0
   ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
@@ -440,6 +446,7 @@ busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); 
 info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
 [ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
 info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
+info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 

@@ -9,6 +9,7 @@ import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.proxy.ReloadException;
@@ -206,6 +207,15 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             log.warn("event=config_restart_needed key=accessLog running=\"{}\" configured=\"{}\"",
                     running.accessLog().path(), next.accessLog().path());
         }
+        if (!running.workers().equals(next.workers())) {
+            log.warn("event=config_restart_needed key=workers running=\"{}\" configured=\"{}\"",
+                    describe(running.workers()), describe(next.workers()));
+        }
+    }
+
+    private static String describe(WorkersConfig workers) {
+        return "threads: " + (workers.threads() == null ? "default" : workers.threads()) + ", cpuAffinity: "
+                + workers.cpuAffinity();
     }
 
     /** The config file and every file it references. */

@@ -137,7 +137,7 @@ final class RunCommand {
         ConfigReloader reloader = null;
         try {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
-                    metrics, Clock.systemUTC(), 0);
+                    metrics, Clock.systemUTC());
             server.bindEventLoopMetrics(registry);
             reloader = new ConfigReloader(file, server, metrics);
             ProxyServer started = server;

@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -228,5 +229,23 @@ class ConfigReloadTest {
         assertThat(body.get("result").asText()).isEqualTo("success");
         assertThat(body.get("generation").asLong()).isEqualTo(2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void changedWorkersAreLoggedAsNeedingARestartAndTheRestOfTheReloadApplies() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            Files.writeString(config, yaml("") + "workers: { threads: 3, cpuAffinity: auto }\n");
+
+            assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
+
+            assertThat(log.await("event=config_restart_needed", "key=workers")).contains(
+                    "running=\"threads: default, cpuAffinity: none\" configured=\"threads: 3, cpuAffinity: auto\"");
+            assertThat(billingStatus()).isEqualTo(403);
+            JsonNode shown = new ObjectMapper().readTree(admin("GET", "/admin/config").body());
+            assertThat(shown.at("/config/workers/cpuAffinity").asText()).as("as written in YAML").isEqualTo("auto");
+        }
     }
 }

@@ -37,10 +37,11 @@ class JsonLogFormatTest {
         Process process = pb.start();
         try (BufferedReader stderr = new BufferedReader(
                 new InputStreamReader(process.getErrorStream(), StandardCharsets.UTF_8))) {
-            String first = stderr.readLine();
-            JsonNode line = new ObjectMapper().readTree(first);
-            assertThat(line.get("level").asText()).isEqualTo("INFO");
-            assertThat(line.get("formattedMessage").asText()).startsWith("event=listening listener=demo");
+            JsonNode loops = new ObjectMapper().readTree(stderr.readLine());
+            JsonNode listening = new ObjectMapper().readTree(stderr.readLine());
+            assertThat(loops.get("level").asText()).isEqualTo("INFO");
+            assertThat(loops.get("formattedMessage").asText()).startsWith("event=event_loops threads=");
+            assertThat(listening.get("formattedMessage").asText()).startsWith("event=listening listener=demo");
         } finally {
             process.destroy();
             assertThat(process.waitFor(10, TimeUnit.SECONDS)).isTrue();

@@ -37,6 +37,15 @@ final class ConfigValidator {
         problems.nonNegative("shutdown.drainDelay", config.shutdown().drainDelay());
         problems.positive("shutdown.drainTimeout", config.shutdown().drainTimeout());
         problems.positive("reload.debounce", config.reload().debounce());
+        workers(config.workers());
+    }
+
+    private void workers(WorkersConfig workers) {
+        Integer threads = workers.threads();
+        if (threads != null && (threads < 1 || threads > WorkersConfig.MAX_THREADS)) {
+            problems.add("workers.threads", threads + " (expected: 1 to " + WorkersConfig.MAX_THREADS
+                    + ", or leave it out for one per CPU)");
+        }
     }
 
     /** The admin endpoints must never be reachable on a public mTLS port. */

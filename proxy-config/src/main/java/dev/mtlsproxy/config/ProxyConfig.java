@@ -18,6 +18,7 @@ import java.util.Map;
  * @param revocation the emergency deny-list for client certificates (CRLs belong to their trust anchor)
  * @param shutdown   graceful drain on SIGTERM
  * @param reload     automatic reload when a referenced file changes
+ * @param workers    the event loop threads and their CPU affinity; read at start only
  */
 public record ProxyConfig(
         Map<String, TrustAnchorConfig> trustAnchors,
@@ -30,7 +31,8 @@ public record ProxyConfig(
         List<PolicyTestConfig> tests,
         RevocationConfig revocation,
         ShutdownConfig shutdown,
-        ReloadConfig reload) {
+        ReloadConfig reload,
+        WorkersConfig workers) {
 
     public ProxyConfig {
         trustAnchors = trustAnchors == null ? Map.of() : Map.copyOf(trustAnchors);
@@ -44,47 +46,57 @@ public record ProxyConfig(
         revocation = revocation == null ? RevocationConfig.NONE : revocation;
         shutdown = shutdown == null ? ShutdownConfig.DEFAULT : shutdown;
         reload = reload == null ? ReloadConfig.DEFAULT : reload;
+        workers = workers == null ? WorkersConfig.DEFAULT : workers;
+    }
+
+    /** Without event loop settings: their defaults apply. */
+    public ProxyConfig(Map<String, TrustAnchorConfig> trustAnchors, List<ListenerConfig> listeners,
+            Map<String, IdentityConfig> identities, List<RouteConfig> routes, Map<String, BackendConfig> backends,
+            AccessLogConfig accessLog, AdminConfig admin, List<PolicyTestConfig> tests, RevocationConfig revocation,
+            ShutdownConfig shutdown, ReloadConfig reload) {
+        this(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests, revocation, shutdown,
+                reload, null);
     }
 
     /** Without deny-list, shutdown and reload settings: their defaults apply. */
     public ProxyConfig(Map<String, TrustAnchorConfig> trustAnchors, List<ListenerConfig> listeners,
             Map<String, IdentityConfig> identities, List<RouteConfig> routes, Map<String, BackendConfig> backends,
             AccessLogConfig accessLog, AdminConfig admin, List<PolicyTestConfig> tests) {
-        this(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests, null, null, null);
+        this(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests, null, null, null, null);
     }
 
     public ProxyConfig withListeners(List<ListenerConfig> replaced) {
         return new ProxyConfig(trustAnchors, replaced, identities, routes, backends, accessLog, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withBackends(Map<String, BackendConfig> replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, routes, replaced, accessLog, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withAccessLog(AccessLogConfig replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, routes, backends, replaced, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withTrustAnchors(Map<String, TrustAnchorConfig> replaced) {
         return new ProxyConfig(replaced, listeners, identities, routes, backends, accessLog, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withIdentities(Map<String, IdentityConfig> replaced) {
         return new ProxyConfig(trustAnchors, listeners, replaced, routes, backends, accessLog, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withRoutes(List<RouteConfig> replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, replaced, backends, accessLog, admin, tests,
-                revocation, shutdown, reload);
+                revocation, shutdown, reload, workers);
     }
 
     public ProxyConfig withRevocation(RevocationConfig replaced) {
         return new ProxyConfig(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests,
-                replaced, shutdown, reload);
+                replaced, shutdown, reload, workers);
     }
 }

@@ -32,6 +32,8 @@ final class ValueDeserializers {
         module.addDeserializer(Duration.class, new FromText<>(Duration.class, false, (s, c) -> Durations.parse(s)));
         module.addDeserializer(DataSize.class, new FromText<>(DataSize.class, true, (s, c) -> DataSize.parse(s)));
         module.addDeserializer(HostPort.class, new FromText<>(HostPort.class, false, (s, c) -> HostPort.parse(s)));
+        module.addDeserializer(CpuAffinity.class,
+                new FromText<>(CpuAffinity.class, true, (s, c) -> CpuAffinity.parse(s)));
         yamlEnum(module, TlsVersion.class);
         yamlEnum(module, PolicyMode.class);
         yamlEnum(module, CrlScope.class);

@@ -25,7 +25,7 @@ final class YamlSchema {
     static final String NAME_EXPECTED = "a name matching " + NAME.pattern();
 
     /** Records written as one scalar in YAML, e.g. {@code 16KiB} and {@code 127.0.0.1:8443}. */
-    private static final Set<Class<?>> SCALAR_RECORDS = Set.of(DataSize.class, HostPort.class);
+    private static final Set<Class<?>> SCALAR_RECORDS = Set.of(DataSize.class, HostPort.class, CpuAffinity.class);
 
     private static final Map<Class<?>, String> SCALARS = Map.ofEntries(
             Map.entry(String.class, "a string"),
@@ -34,6 +34,7 @@ final class YamlSchema {
             Map.entry(Duration.class, Durations.EXPECTED),
             Map.entry(DataSize.class, "a size like 512B, 16KiB, 1MiB, 2GiB"),
             Map.entry(HostPort.class, "host:port, e.g. 127.0.0.1:8443"),
+            Map.entry(CpuAffinity.class, CpuAffinity.EXPECTED),
             Map.entry(Instant.class, "a date and time with offset, like 2026-12-31T18:00:00Z"),
             Map.entry(URI.class, BackendValidator.URL_EXPECTED),
             Map.entry(Path.class, "a file path"));

@@ -185,7 +185,7 @@ class ConfigLoaderTest {
         for (String empty : List.of("", "# nothing yet\n", "---\n", "~\n")) {
             assertThat(fixture.problems(empty)).as(empty).containsExactly(
                     "empty configuration (expected: a mapping with keys accessLog, admin, backends, identities, listeners,"
-                            + " reload, revocation, routes, shutdown, tests, trustAnchors)");
+                            + " reload, revocation, routes, shutdown, tests, trustAnchors, workers)");
         }
     }
 

@@ -48,7 +48,7 @@ class MappingProblemsTest {
                 "identities.ops.subjectCN: unknown key (expected: one of "
                         + "allOf, anyOf, dnsSan, dnsSanSuffix, emailSan, ipSan, issuerDn, require, sha256, spiffeId, spiffeIdPrefix, spkiSha256, subjectCn, subjectO, subjectOu, trustAnchor, trustDomain, uriSan)",
                 "metrics: unknown key (expected: one of accessLog, admin, backends, identities, listeners, reload,"
-                        + " revocation, routes, shutdown, tests, trustAnchors)");
+                        + " revocation, routes, shutdown, tests, trustAnchors, workers)");
     }
 
     @Test
@@ -134,7 +134,7 @@ class MappingProblemsTest {
     void aDocumentThatIsNotAMapping() {
         assertThat(fixture.problems("- listeners\n")).containsExactly(
                 "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, reload,"
-                        + " revocation, routes, shutdown, tests, trustAnchors)");
+                        + " revocation, routes, shutdown, tests, trustAnchors, workers)");
     }
 
     @ParameterizedTest(name = "{0}")

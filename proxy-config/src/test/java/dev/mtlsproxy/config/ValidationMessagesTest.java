@@ -736,4 +736,54 @@ class ValidationMessagesTest {
             assertThat(config.reload().debounce()).hasMillis(500);
         }
     }
+
+    @Nested
+    class Workers {
+
+        @Test
+        void threadsAndAPinnedCpuListAreRead() throws Exception {
+            ProxyConfig config = fixture.load(ConfigFixture.VALID + "workers: { threads: 3, cpuAffinity: \"2-3,6\" }\n");
+
+            assertThat(config.workers().threads()).isEqualTo(3);
+            assertThat(config.workers().cpuAffinity().mode()).isEqualTo(CpuAffinity.Mode.LIST);
+            assertThat(config.workers().cpuAffinity().cpus()).containsExactly(2, 3, 6);
+        }
+
+        @Test
+        void aSingleCpuMayBeWrittenAsAPlainNumber() throws Exception {
+            ProxyConfig config = fixture.load(ConfigFixture.VALID + "workers: { cpuAffinity: 1 }\n");
+
+            assertThat(config.workers().cpuAffinity().cpus()).containsExactly(1);
+            assertThat(config.workers().threadCount(8)).as("one loop per listed CPU").isEqualTo(1);
+        }
+
+        @Test
+        void byDefaultOneUnpinnedLoopPerProcessor() throws Exception {
+            ProxyConfig config = fixture.load(ConfigFixture.VALID);
+
+            assertThat(config.workers().cpuAffinity()).isEqualTo(CpuAffinity.NONE);
+            assertThat(config.workers().threadCount(6)).isEqualTo(6);
+        }
+
+        @Test
+        void autoPinsOneLoopPerProcessorUnlessThreadsSaysOtherwise() throws Exception {
+            assertThat(fixture.load(ConfigFixture.VALID + "workers: { cpuAffinity: auto }\n").workers()
+                    .threadCount(4)).isEqualTo(4);
+            assertThat(fixture.load(ConfigFixture.VALID + "workers: { threads: 2, cpuAffinity: auto }\n").workers()
+                    .threadCount(4)).isEqualTo(2);
+        }
+
+        @Test
+        void everyBadValueIsReportedWithItsPath() {
+            assertThat(fixture.problems(ConfigFixture.VALID + "workers: { threads: 0, cpuAffinity: 3-1 }\n"))
+                    .containsExactly(
+                            "workers.cpuAffinity: \"3-1\" (expected: none, auto, or a CPU list like \"0-3,6\""
+                                    + " - a range runs from the lower CPU to the higher)",
+                            "workers.threads: 0 (expected: 1 to 1024, or leave it out for one per CPU)");
+            assertThat(fixture.problems(ConfigFixture.VALID + "workers: { threads: 5000, cpuAffinity: [0, 1] }\n"))
+                    .containsExactly(
+                            "workers.cpuAffinity: a list (expected: none, auto, or a CPU list like \"0-3,6\")",
+                            "workers.threads: 5000 (expected: 1 to 1024, or leave it out for one per CPU)");
+        }
+    }
 }

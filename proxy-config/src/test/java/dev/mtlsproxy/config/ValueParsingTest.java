@@ -86,4 +86,31 @@ class ValueParsingTest {
     void rejectsPortsOutOfRange(String text) {
         assertThatThrownBy(() -> HostPort.parse(text)).hasMessage("expected: host:port with a port from 0 to 65535");
     }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', textBlock = """
+            none         | none
+            AUTO         | auto
+            ' 0-3,6 '    | 0-3,6
+            3,1,2        | 1-3
+            0 - 1, 4-4   | 0-1,4
+            1023         | 1023
+            """)
+    void parsesCpuAffinity(String text, String normalised) {
+        assertThat(CpuAffinity.parse(text)).hasToString(normalised);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "x", "1-", "-1", "1-2-3", "0,,1", "1.5", "+1", "0x1", "1024", "99999", "0-1024"})
+    void rejectsOtherCpuLists(String text) {
+        assertThatThrownBy(() -> CpuAffinity.parse(text))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("expected: none, auto, or a CPU list like \"0-3,6\"");
+    }
+
+    @Test
+    void aCpuListedTwiceIsRefusedRatherThanSilentlyMerged() {
+        assertThatThrownBy(() -> CpuAffinity.parse("0-2,2"))
+                .hasMessage("expected: none, auto, or a CPU list like \"0-3,6\" - CPU 2 is listed twice");
+    }
 }

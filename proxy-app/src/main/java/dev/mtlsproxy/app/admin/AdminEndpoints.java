@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.module.SimpleModule;
 import com.fasterxml.jackson.databind.ser.std.ToStringSerializer;
+import dev.mtlsproxy.config.CpuAffinity;
 import dev.mtlsproxy.config.DataSize;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
@@ -83,7 +84,8 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
                 .addSerializer(Path.class, ToStringSerializer.instance)
                 .addSerializer(Duration.class, ToStringSerializer.instance)
                 .addSerializer(DataSize.class, ToStringSerializer.instance)
-                .addSerializer(HostPort.class, ToStringSerializer.instance);
+                .addSerializer(HostPort.class, ToStringSerializer.instance)
+                .addSerializer(CpuAffinity.class, ToStringSerializer.instance);
         this.json = new ObjectMapper().registerModule(asText).enable(SerializationFeature.INDENT_OUTPUT);
     }
 

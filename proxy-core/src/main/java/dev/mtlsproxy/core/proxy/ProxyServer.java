@@ -124,20 +124,19 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /**
-     * Builds TLS contexts and the runtime (off any event loop), then binds every listener.
-     *
-     * @param threads event loop threads; 0 means one per core
+     * Builds TLS contexts and the runtime (off any event loop), starts the event loops ({@code workers}: how many,
+     * pinned or not), then binds every listener.
      */
-    public static ProxyServer start(ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics, Clock clock,
-            int threads) throws PemException, IOException, GeneralSecurityException, InterruptedException {
+    public static ProxyServer start(ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics, Clock clock)
+            throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.best();
         AtomicReference<Generation> current = new AtomicReference<>();
         current.set(build(1, config, accessLog, metrics, clock, null));
         Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
         HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
         registerMetrics(current, metrics, clock);
-        int loops = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
-        EventLoopGroup group = transport.newGroup(loops);
+        int threads = config.workers().threadCount(Runtime.getRuntime().availableProcessors());
+        EventLoopGroup group = transport.newGroup(threads);
         Map<String, Channel> bound = new LinkedHashMap<>();
         Map<String, ChannelGroup> connections = new LinkedHashMap<>();
         for (ListenerConfig listener : config.listeners()) {
@@ -146,6 +145,9 @@ public final class ProxyServer implements AutoCloseable {
         ProxyServer server = new ProxyServer(group, transport, bound, Map.copyOf(connections), current, accessLog,
                 metrics, clock);
         try {
+            List<Integer> cpus = EventLoopAffinity.pin(config.workers().cpuAffinity(), group);
+            log.info("event=event_loops threads={} cpus={}", threads, cpus.isEmpty() ? "unpinned"
+                    : String.join(",", cpus.stream().map(String::valueOf).toList()));
             current.get().runtime().backends().start(group, transport.clientChannel());
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {
@@ -370,6 +372,11 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /** Event loop metrics (tasks pending, workers) for the proxy's own loops. */
+    /** The event loops, for tests that check where they run. */
+    EventLoopGroup eventLoops() {
+        return group;
+    }
+
     public void bindEventLoopMetrics(MeterRegistry registry) {
         new NettyEventExecutorMetrics(group).bindTo(registry);
     }

@@ -13,6 +13,7 @@ import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TlsVersion;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
@@ -102,6 +103,7 @@ public final class RunningProxy implements AutoCloseable {
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
         private RevocationConfig revocation;
+        private WorkersConfig workers = new WorkersConfig(2, null);
 
         private Builder(TestPki pki) {
             this.pki = pki;
@@ -176,6 +178,12 @@ public final class RunningProxy implements AutoCloseable {
         }
 
         /** The listener's idle timeout; the config's default unless set. */
+        /** Event loops; two unpinned ones unless a test says otherwise. */
+        public Builder workers(WorkersConfig workers) {
+            this.workers = workers;
+            return this;
+        }
+
         public Builder idleTimeout(Duration timeout) {
             this.idleTimeout = timeout;
             return this;
@@ -194,11 +202,11 @@ public final class RunningProxy implements AutoCloseable {
             anchors.put(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem()));
             anchors.putAll(extraAnchors);
             ProxyConfig config = new ProxyConfig(anchors, List.of(listener), identities, routes, backends,
-                    new AccessLogConfig(true, "stdout"), null, null, revocation, null, null);
+                    new AccessLogConfig(true, "stdout"), null, null, revocation, null, null, workers);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
             MeterRegistry registry = new SimpleMeterRegistry();
-            ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC(), 2);
+            ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC());
             return new RunningProxy(server, entries, registry);
         }
     }

@@ -1,0 +1,112 @@
+package dev.mtlsproxy.core.proxy;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Library;
+import com.sun.jna.Native;
+import com.sun.jna.NativeLong;
+import com.sun.jna.Platform;
+import dev.mtlsproxy.config.CpuAffinity;
+import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.Future;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Pins each event loop to one CPU ({@code workers.cpuAffinity}), as nginx's {@code worker_cpu_affinity} and HAProxy's
+ * {@code cpu-map} do. Unpinned, the scheduler now and then stacks both loops of a two-core machine on one CPU for
+ * hundreds of milliseconds while the other runs something else: in the benchmark that was most of the p99 gap to
+ * HAProxy (docs/BENCHMARKS.md). Java has no API for a thread's affinity, so this calls Linux's
+ * {@code sched_setaffinity} through JNA; nothing here is loaded unless pinning is configured.
+ */
+final class EventLoopAffinity {
+
+    /** Longs in the C library's cpu_set_t: {@link CpuAffinity#MAX_CPUS} bits. */
+    private static final int MASK_LONGS = CpuAffinity.MAX_CPUS / Long.SIZE;
+    /** Pid 0 is the calling thread for both calls. */
+    private static final int CALLING_THREAD = 0;
+
+    private EventLoopAffinity() {
+    }
+
+    /**
+     * Pins the group's loops, in order, to the configured CPUs, round robin. Runs on each loop and waits for it, so
+     * the proxy does not start half pinned.
+     *
+     * @return the CPU of each loop, in the group's order; empty when pinning is off
+     * @throws IllegalStateException when the platform cannot pin, or a listed CPU is not one this process may use
+     */
+    static List<Integer> pin(CpuAffinity affinity, EventLoopGroup group) throws InterruptedException {
+        if (affinity.mode() == CpuAffinity.Mode.NONE) {
+            return List.of();
+        }
+        if (!Platform.isLinux()) {
+            throw new IllegalStateException("workers.cpuAffinity: pinning event loops needs Linux; this is "
+                    + System.getProperty("os.name") + " (set cpuAffinity: none)");
+        }
+        CLibrary c = Native.load(Platform.C_LIBRARY_NAME, CLibrary.class);
+        // The starting thread's set is the process's: taskset, a container's cpuset, or Kubernetes' static policy.
+        List<Integer> allowed = cpus(getAffinity(c));
+        List<Integer> targets = affinity.mode() == CpuAffinity.Mode.AUTO ? allowed : affinity.cpus();
+        for (int cpu : targets) {
+            if (!allowed.contains(cpu)) {
+                throw new IllegalStateException("workers.cpuAffinity: CPU " + cpu + " is not one this process may"
+                        + " run on (it may run on " + new CpuAffinity(CpuAffinity.Mode.LIST, allowed) + ")");
+            }
+        }
+        List<Integer> assigned = new ArrayList<>();
+        List<Future<?>> pinned = new ArrayList<>();
+        for (EventExecutor loop : group) {
+            int cpu = targets.get(assigned.size() % targets.size());
+            assigned.add(cpu);
+            pinned.add(loop.submit(() -> setAffinity(c, cpu)));
+        }
+        for (Future<?> done : pinned) {
+            done.await();
+            if (!done.isSuccess()) {
+                throw new IllegalStateException("workers.cpuAffinity: pinning an event loop failed: "
+                        + done.cause().getMessage(), done.cause());
+            }
+        }
+        return List.copyOf(assigned);
+    }
+
+    private static long[] getAffinity(CLibrary c) {
+        long[] mask = new long[MASK_LONGS];
+        try {
+            c.sched_getaffinity(CALLING_THREAD, new NativeLong(mask.length * (long) Long.BYTES), mask);
+        } catch (LastErrorException e) {
+            throw new IllegalStateException("workers.cpuAffinity: cannot read this process's CPUs (errno "
+                    + e.getErrorCode() + ")", e);
+        }
+        return mask;
+    }
+
+    private static void setAffinity(CLibrary c, int cpu) {
+        long[] mask = new long[MASK_LONGS];
+        mask[cpu / Long.SIZE] = 1L << (cpu % Long.SIZE);
+        try {
+            c.sched_setaffinity(CALLING_THREAD, new NativeLong(mask.length * (long) Long.BYTES), mask);
+        } catch (LastErrorException e) {
+            throw new IllegalStateException("sched_setaffinity to CPU " + cpu + " failed (errno "
+                    + e.getErrorCode() + ")", e);
+        }
+    }
+
+    private static List<Integer> cpus(long[] mask) {
+        List<Integer> cpus = new ArrayList<>();
+        for (int cpu = 0; cpu < CpuAffinity.MAX_CPUS; cpu++) {
+            if ((mask[cpu / Long.SIZE] & (1L << (cpu % Long.SIZE))) != 0) {
+                cpus.add(cpu);
+            }
+        }
+        return cpus;
+    }
+
+    /** glibc's calls; a cpu_set_t is an array of unsigned longs, CPU n at bit n % 64 of element n / 64. */
+    interface CLibrary extends Library {
+        int sched_getaffinity(int pid, NativeLong cpuSetSize, long[] mask) throws LastErrorException;
+
+        int sched_setaffinity(int pid, NativeLong cpuSetSize, long[] mask) throws LastErrorException;
+    }
+}
