@@ -32,6 +32,10 @@ public record CpuAffinity(Mode mode, List<Integer> cpus) {
 
     public CpuAffinity {
         cpus = List.copyOf(cpus);
+        if ((mode == Mode.LIST) == cpus.isEmpty()) {
+            throw new IllegalArgumentException("a CPU list names at least one CPU, none and auto name none: "
+                    + mode + " " + cpus);
+        }
     }
 
     /**

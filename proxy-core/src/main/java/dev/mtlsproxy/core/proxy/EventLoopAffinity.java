@@ -11,6 +11,8 @@ import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.Future;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Pins each event loop to one CPU ({@code workers.cpuAffinity}), as nginx's {@code worker_cpu_affinity} and HAProxy's
@@ -20,6 +22,8 @@ import java.util.List;
  * {@code sched_setaffinity} through JNA; nothing here is loaded unless pinning is configured.
  */
 final class EventLoopAffinity {
+
+    private static final Logger log = LoggerFactory.getLogger(EventLoopAffinity.class);
 
     /** Longs in the C library's cpu_set_t: {@link CpuAffinity#MAX_CPUS} bits. */
     private static final int MASK_LONGS = CpuAffinity.MAX_CPUS / Long.SIZE;
@@ -54,9 +58,19 @@ final class EventLoopAffinity {
                         + " run on (it may run on " + new CpuAffinity(CpuAffinity.Mode.LIST, allowed) + ")");
             }
         }
+        List<EventExecutor> loops = new ArrayList<>();
+        group.forEach(loops::add);
+        if (affinity.mode() == CpuAffinity.Mode.AUTO && allowed.size() > loops.size()) {
+            // The telltale of a CPU quota without a cpuset (docker --cpus, Kubernetes limits): the JVM sized the
+            // loops from the quota, so auto holds them to the first CPUs of a machine shared with other workloads.
+            log.warn("event=cpu_affinity_partial detail=\"this process may run on CPUs {} but has fewer event loops;"
+                    + " auto pins them to the first of those, which other workloads on this machine may also use."
+                    + " Give the proxy a cpuset of its own, list its CPUs, or set cpuAffinity: none\"",
+                    new CpuAffinity(CpuAffinity.Mode.LIST, allowed));
+        }
         List<Integer> assigned = new ArrayList<>();
         List<Future<?>> pinned = new ArrayList<>();
-        for (EventExecutor loop : group) {
+        for (EventExecutor loop : loops) {
             int cpu = targets.get(assigned.size() % targets.size());
             assigned.add(cpu);
             pinned.add(loop.submit(() -> setAffinity(c, cpu)));

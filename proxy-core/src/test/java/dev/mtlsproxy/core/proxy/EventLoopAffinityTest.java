@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.mtlsproxy.config.CpuAffinity;
 import dev.mtlsproxy.config.WorkersConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -69,6 +70,26 @@ class EventLoopAffinityTest {
 
             assertThat(cpusOfEachLoop(proxy)).isEqualTo(expected);
             assertThat(ordersStatus(proxy)).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void autoWithFewerLoopsThanUsableCpusWarnsThatItPinsToCpusOthersMayUse() throws Exception {
+        assumeTrue(allowed.size() > 1, "this process may use one CPU only");
+        try (LogCapture log = LogCapture.of(EventLoopAffinity.class);
+                RunningProxy proxy = proxy(new WorkersConfig(1, CpuAffinity.AUTO))) {
+            assertThat(cpusOfEachLoop(proxy)).containsExactly(List.of(allowed.get(0)));
+            assertThat(log.lines()).singleElement().asString().contains("event=cpu_affinity_partial",
+                    "this process may run on CPUs " + new CpuAffinity(CpuAffinity.Mode.LIST, allowed));
+        }
+    }
+
+    @Test
+    void autoWithOneLoopPerUsableCpuSaysNothing() throws Exception {
+        try (LogCapture log = LogCapture.of(EventLoopAffinity.class);
+                RunningProxy proxy = proxy(new WorkersConfig(allowed.size(), CpuAffinity.AUTO))) {
+            assertThat(cpusOfEachLoop(proxy)).hasSize(allowed.size());
+            assertThat(log.lines()).isEmpty();
         }
     }
 
