@@ -49,16 +49,7 @@ public record ProxyConfig(
         workers = workers == null ? WorkersConfig.DEFAULT : workers;
     }
 
-    /** Without event loop settings: their defaults apply. */
-    public ProxyConfig(Map<String, TrustAnchorConfig> trustAnchors, List<ListenerConfig> listeners,
-            Map<String, IdentityConfig> identities, List<RouteConfig> routes, Map<String, BackendConfig> backends,
-            AccessLogConfig accessLog, AdminConfig admin, List<PolicyTestConfig> tests, RevocationConfig revocation,
-            ShutdownConfig shutdown, ReloadConfig reload) {
-        this(trustAnchors, listeners, identities, routes, backends, accessLog, admin, tests, revocation, shutdown,
-                reload, null);
-    }
-
-    /** Without deny-list, shutdown and reload settings: their defaults apply. */
+    /** Without deny-list, shutdown, reload and event loop settings: their defaults apply. */
     public ProxyConfig(Map<String, TrustAnchorConfig> trustAnchors, List<ListenerConfig> listeners,
             Map<String, IdentityConfig> identities, List<RouteConfig> routes, Map<String, BackendConfig> backends,
             AccessLogConfig accessLog, AdminConfig admin, List<PolicyTestConfig> tests) {
