@@ -205,8 +205,7 @@ class HotReloadTest {
             ListenerConfig l = c.listeners().get(0);
             ListenerConfig moved = new ListenerConfig(l.name(), new HostPort("127.0.0.1", 1), l.tls(), l.limits(),
                     l.idleTimeout(), l.handshakeTimeout());
-            return new ProxyConfig(c.trustAnchors(), List.of(moved), c.identities(), c.routes(), c.backends(),
-                    c.accessLog(), c.admin(), c.tests(), c.revocation(), c.shutdown(), c.reload());
+            return c.withListeners(List.of(moved));
         }));
 
         assertThat(e.reason()).isEqualTo(ReloadFailureReason.RESTART_REQUIRED);
