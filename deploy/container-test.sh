@@ -137,7 +137,7 @@ cleanup() {
   if [ "${MTLS_PROXY_CT_KEEP:-0}" = 1 ]; then
     log "kept $work and container $container"
   else
-    pm rm -f -t 0 "$container" >/dev/null 2>&1 || true
+    pm rm -f -t 0 "$container" "$container-pinned" >/dev/null 2>&1 || true
     rm -rf "$work"
   fi
 }
@@ -353,6 +353,30 @@ if [ "$exit_code" = 0 ]; then
 else
   fail sigterm-exit-0 "exit code $exit_code after ${took}s (limit ${STOP_LIMIT}s); 143 means the JVM's default SIGTERM exit, before the graceful drain of issue #6"
 fi
+
+# Pinned event loops in the image as shipped: JNA's native library loads for the non-root user under a read-only
+# root (it unpacks to the /tmp tmpfs), and in a one-CPU cpuset `cpuAffinity: auto` starts one loop on that CPU, which
+# serves. The CPU is the host's last, so "the first CPU" would not pass by chance.
+cpu=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status | awk -F, '{ print $NF }' | awk -F- '{ print $NF }')
+sed 's/^admin:/workers: { cpuAffinity: auto }\nadmin:/' "$work/etc/mtls-proxy.yaml" >"$work/etc/pinned.yaml"
+chmod 0640 "$work/etc/pinned.yaml" && chgrp "$UID_EXPECTED" "$work/etc/pinned.yaml"
+pm run -d --name "$container-pinned" --no-healthcheck --network=host "${LIMITS[@]}" --cpuset-cpus "$cpu" \
+  --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,exec,nosuid,nodev,size=64m --cap-drop=ALL \
+  --security-opt no-new-privileges -v "$work/etc:/etc/mtls-proxy:ro" "$IMAGE" run --config /etc/mtls-proxy/pinned.yaml \
+  >/dev/null 2>"$work/run-pinned.err" || cat "$work/run-pinned.err" >&2
+pinned_listening() { pm logs "$container-pinned" 2>&1 | grep -q 'event=listening listener=public'; }
+if wait_for 90 "the pinned proxy to listen" pinned_listening; then
+  url=https://127.0.0.1:$(pm logs "$container-pinned" 2>&1 \
+    | sed -n 's/.*event=listening listener=public address=[^ ]*:\([0-9]*\) .*/\1/p' | head -1)/orders/42
+  status=$(client orders)
+fi
+loops=$(pm logs "$container-pinned" 2>&1 | grep -o 'event=event_loops.*' | head -1)
+if [ "$loops" = "event=event_loops threads=1 cpus=$cpu" ] && [ "${status:-}" = 200 ]; then
+  pass "pinned-event-loops (cpuset $cpu, cpuAffinity auto: $loops; allowed client 200)"
+else
+  fail pinned-event-loops "cpuset $cpu: '${loops:-no event_loops line}', status ${status:-none}; $(pm logs "$container-pinned" 2>&1 | tail -5)"
+fi
+pm rm -f -t 0 "$container-pinned" >/dev/null 2>&1 || true
 
 log "done in $((SECONDS - started))s"
 echo "container-test: $passed passed, $failed failed"
