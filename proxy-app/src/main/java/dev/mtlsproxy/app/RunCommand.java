@@ -92,6 +92,10 @@ final class RunCommand {
         } catch (ExecutionException e) {
             err.println("not starting: " + e.getCause());
             return Command.INVALID;
+        } catch (IllegalStateException e) {
+            // Thrown with a message for the operator (workers.cpuAffinity on this machine): the class name is noise.
+            err.println("not starting: " + e.getMessage());
+            return Command.INVALID;
         } catch (Exception e) {
             err.println("not starting: " + e);
             return Command.INVALID;

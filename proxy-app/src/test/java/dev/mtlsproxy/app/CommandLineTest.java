@@ -2,6 +2,7 @@ package dev.mtlsproxy.app;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -69,6 +70,32 @@ class CommandLineTest {
 
         assertThat(run("run", "--config", config.toString())).isEqualTo(1);
         assertThat(stderr()).contains("listeners").contains("not starting: fix the problems above");
+    }
+
+    @Test
+    void aPinnedCpuThisProcessMayNotUseStopsTheStartAndSaysWhich() throws Exception {
+        TestPki pki = TestPki.create(Files.createDirectories(dir.resolve("pki")));
+        Path config = Files.writeString(dir.resolve("pinned.yaml"), """
+                trustAnchors:
+                  clients: { caBundle: %s }
+                listeners:
+                  - address: 127.0.0.1:0
+                    tls: { certificate: %s, privateKey: %s }
+                identities:
+                  orders: { spiffeId: "spiffe://td/orders" }
+                routes:
+                  - { name: orders, pathPrefix: /orders, backend: shop, allow: [orders] }
+                backends:
+                  shop: { url: "http://127.0.0.1:9" }
+                admin: { address: 127.0.0.1:0 }
+                accessLog: { enabled: false }
+                workers: { cpuAffinity: "1023" }
+                """.formatted(pki.caPem(), pki.serverCertificatePem(), pki.serverKeyPem()));
+
+        assertThat(run("run", "--config", config.toString())).isEqualTo(1);
+
+        assertThat(stderr()).startsWith("not starting: workers.cpuAffinity: CPU 1023 is not one this process may run"
+                + " on (it may run on ");
     }
 
     @Test
