@@ -17,8 +17,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Pins each event loop to one CPU ({@code workers.cpuAffinity}), as nginx's {@code worker_cpu_affinity} and HAProxy's
  * {@code cpu-map} do. Unpinned, the scheduler now and then stacks both loops of a two-core machine on one CPU for
- * hundreds of milliseconds while the other runs something else: in the benchmark that was most of the p99 gap to
- * HAProxy (docs/BENCHMARKS.md). Java has no API for a thread's affinity, so this calls Linux's
+ * tens to hundreds of milliseconds while the other CPU runs something else; in the benchmark, pinning closed the p99
+ * gap to HAProxy (docs/BENCHMARKS.md). Java has no API for a thread's affinity, so this calls Linux's
  * {@code sched_setaffinity} through JNA; nothing here is loaded unless pinning is configured.
  */
 final class EventLoopAffinity {
@@ -48,7 +48,15 @@ final class EventLoopAffinity {
             throw new IllegalStateException("workers.cpuAffinity: pinning event loops needs Linux; this is "
                     + System.getProperty("os.name") + " (set cpuAffinity: none)");
         }
-        CLibrary c = Native.load(Platform.C_LIBRARY_NAME, CLibrary.class);
+        CLibrary c;
+        try {
+            c = Native.load(Platform.C_LIBRARY_NAME, CLibrary.class);
+        } catch (LinkageError e) {
+            // JNA unpacks its own native library into java.io.tmpdir (or jna.tmpdir): a noexec /tmp ends here, as an
+            // UnsatisfiedLinkError the first time and a NoClassDefFoundError after it.
+            throw new IllegalStateException("workers.cpuAffinity: cannot load the native library that pins threads ("
+                    + e.getMessage() + ")", e);
+        }
         // The starting thread's set is the process's: taskset, a container's cpuset, or Kubernetes' static policy.
         List<Integer> allowed = cpus(getAffinity(c));
         List<Integer> targets = affinity.mode() == CpuAffinity.Mode.AUTO ? allowed : affinity.cpus();
