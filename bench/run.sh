@@ -41,6 +41,9 @@ BACKEND_TLS=${BACKEND_TLS:-0}               # 1: the backend speaks TLS 1.3 (a c
 NGINX_REUSEPORT=${NGINX_REUSEPORT:-0}       # 1: nginx's listener has `reuseport`, so the kernel spreads connections
                                             # over its workers; 0: as configured by default, the workers race for
                                             # each one, and one may take all 64 (docs/BENCHMARKS.md)
+ACCESS_LOG=${ACCESS_LOG:-0}                 # 1: every server writes an access log line per request to a file in
+                                            # the work directory (ours: JSON lines; nginx: its default combined
+                                            # format; HAProxy: option httplog to stdout); 0: no access logs
 AFFINITY=${AFFINITY:-0}                     # 1: every server pins its two workers to CPUs 0 and 1 (ours
                                             # workers.cpuAffinity: auto, nginx worker_cpu_affinity auto, HAProxy
                                             # cpu-map); 0: none is pinned, as each is configured by default
@@ -218,7 +221,7 @@ backends:
   origin:
     url: $BACKEND_SCHEME://127.0.0.1:$PORT_BACKEND$([ "$BACKEND_TLS" = 1 ] && printf '\n    tls:\n      serverCAs: [%s]' "$PKI/ca.pem")
 accessLog:
-  enabled: false
+  enabled: $([ "$ACCESS_LOG" = 1 ] && printf 'true\n  path: %s' "$WORK/ours/access.log" || echo false)
 EOF
 # The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
 # cannot collide with the benchmark's.
@@ -249,7 +252,7 @@ worker_rlimit_nofile 65536;
 pid $WORK/nginx/nginx.pid;
 events { worker_connections 16384; }
 http {
-  access_log off;
+  access_log $([ "$ACCESS_LOG" = 1 ] && echo "$WORK/nginx/access.log" || echo off);
   default_type text/plain;
   keepalive_requests 10000000;
   keepalive_timeout 60s;
@@ -288,14 +291,14 @@ EOF
 # HAProxy 2.6 has no fetch for URI SANs either (no ssl_c_san): it allows the allowed client by its subject CN.
 cat >"$WORK/haproxy/haproxy.cfg" <<EOF
 global
-  nbthread 2$([ "$AFFINITY" = 1 ] && printf '\n  cpu-map auto:1/1-2 0-1')
+  nbthread 2$([ "$AFFINITY" = 1 ] && printf '\n  cpu-map auto:1/1-2 0-1')$([ "$ACCESS_LOG" = 1 ] && printf '\n  log stdout format raw local0 info')
   maxconn 8000
   tune.ssl.cachesize 0
   ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
   ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
   ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 defaults
-  mode http
+  mode http$([ "$ACCESS_LOG" = 1 ] && printf '\n  log global\n  option httplog')
   timeout connect 5s
   timeout client 60s
   timeout server 30s
@@ -446,6 +449,7 @@ busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); 
 info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
 [ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
 info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
+info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one line per request to a file in the work directory, for each server" || echo "off for every server")"
 info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"

@@ -2,7 +2,10 @@ package dev.mtlsproxy.core.log;
 
 import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonFactoryBuilder;
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.StreamWriteFeature;
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.util.ArrayList;
@@ -17,13 +20,27 @@ import org.slf4j.LoggerFactory;
 /**
  * Writes access log entries as JSON lines from a dedicated thread. The event loop only offers to a bounded queue;
  * when the queue is full the entry is dropped and counted, so a slow disk or pipe never slows a request.
+ *
+ * <p>Lines go through a buffer that is flushed whenever the writer has caught up with the queue: under load one write
+ * call carries many lines, and a line written while the proxy is quiet still reaches the output within milliseconds.
+ * A writer that has caught up naps instead of waiting on the queue, because a waiting writer is woken by every offer:
+ * in the benchmark those wake-ups cost more than the writing (proxy CPU per request with the log on went from 21.5
+ * to 19.0 µs; issue #8).
  */
 public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(AsyncJsonAccessLog.class);
-    private static final JsonFactory JSON = new JsonFactory();
+    /** Closing a generator neither closes nor flushes the stream: the writer decides when bytes leave the buffer. */
+    private static final JsonFactory JSON = new JsonFactoryBuilder()
+            .disable(StreamWriteFeature.AUTO_CLOSE_TARGET)
+            .disable(StreamWriteFeature.FLUSH_PASSED_TO_STREAM)
+            .rootValueSeparator((String) null)
+            .build();
     /** Entries the writer takes from the queue at once; while stuck it may hold this many. */
     public static final int BATCH = 256;
+    private static final int BUFFER_BYTES = 64 * 1024;
+    /** How long a writer that has caught up sleeps before it looks again; a line reaches the file this much later. */
+    private static final long NAP_MILLIS = 1;
 
     private final BlockingQueue<AccessLogEntry> queue;
     private final OutputStream out;
@@ -33,7 +50,7 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
     public AsyncJsonAccessLog(OutputStream out, int capacity) {
         this.queue = new ArrayBlockingQueue<>(capacity);
-        this.out = out;
+        this.out = new BufferedOutputStream(out, BUFFER_BYTES);
         this.writer = new Thread(this::run, "access-log");
         this.writer.setDaemon(true);
         this.writer.start();
@@ -55,16 +72,23 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         List<AccessLogEntry> batch = new ArrayList<>(BATCH);
         while (!closed || !queue.isEmpty()) {
             try {
-                AccessLogEntry first = queue.poll(100, TimeUnit.MILLISECONDS);
-                if (first == null) {
-                    continue;
+                if (queue.drainTo(batch, BATCH) == 0) {
+                    out.flush();
+                    // Caught up. A nap rather than a wait on the queue: a waiting writer is woken by every offer,
+                    // and under load those wake-ups cost the event loops more than the writing did (issue #8).
+                    // Only a writer that found nothing after its nap waits, so an idle proxy does not poll.
+                    Thread.sleep(NAP_MILLIS);
+                    if (queue.isEmpty()) {
+                        AccessLogEntry first = queue.poll(100, TimeUnit.MILLISECONDS);
+                        if (first != null) {
+                            batch.add(first);
+                            queue.drainTo(batch, BATCH - 1);
+                        }
+                    }
                 }
-                batch.add(first);
-                queue.drainTo(batch, BATCH - 1);
-                for (AccessLogEntry e : batch) {
-                    write(e);
+                if (!batch.isEmpty()) {
+                    write(batch);
                 }
-                out.flush();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
@@ -74,33 +98,41 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
                 batch.clear();
             }
         }
+        try {
+            out.flush();
+        } catch (IOException e) {
+            log.warn("event=access_log_write_failed cause={}", e.toString());
+        }
     }
 
-    private void write(AccessLogEntry e) throws IOException {
-        try (JsonGenerator g = JSON.createGenerator(new NonClosing(out), JsonEncoding.UTF8)) {
-            g.writeStartObject();
-            g.writeStringField("time", e.time().toString());
-            g.writeStringField("connection", e.connectionId());
-            g.writeStringField("client", e.client());
-            g.writeStringField("identity", e.identity());
-            g.writeStringField("peer", e.peer());
-            g.writeStringField("fingerprint", e.fingerprint());
-            g.writeStringField("route", e.route());
-            g.writeStringField("rule", e.rule());
-            g.writeStringField("decision", e.decision());
-            g.writeStringField("method", e.method());
-            g.writeStringField("path", e.path());
-            g.writeNumberField("status", e.status());
-            g.writeNumberField("bytesIn", e.bytesIn());
-            g.writeNumberField("bytesOut", e.bytesOut());
-            g.writeNumberField("durationMicros", e.durationMicros());
-            g.writeStringField("backend", e.backend());
-            g.writeStringField("tlsVersion", e.tlsVersion());
-            g.writeStringField("cipher", e.cipher());
-            g.writeStringField("tlsGroup", e.tlsGroup());
-            g.writeEndObject();
+    /** One JSON object and a newline per entry, into the buffer. */
+    private void write(List<AccessLogEntry> batch) throws IOException {
+        try (JsonGenerator g = JSON.createGenerator(out, JsonEncoding.UTF8)) {
+            for (AccessLogEntry e : batch) {
+                g.writeStartObject();
+                g.writeStringField("time", e.time().toString());
+                g.writeStringField("connection", e.connectionId());
+                g.writeStringField("client", e.client());
+                g.writeStringField("identity", e.identity());
+                g.writeStringField("peer", e.peer());
+                g.writeStringField("fingerprint", e.fingerprint());
+                g.writeStringField("route", e.route());
+                g.writeStringField("rule", e.rule());
+                g.writeStringField("decision", e.decision());
+                g.writeStringField("method", e.method());
+                g.writeStringField("path", e.path());
+                g.writeNumberField("status", e.status());
+                g.writeNumberField("bytesIn", e.bytesIn());
+                g.writeNumberField("bytesOut", e.bytesOut());
+                g.writeNumberField("durationMicros", e.durationMicros());
+                g.writeStringField("backend", e.backend());
+                g.writeStringField("tlsVersion", e.tlsVersion());
+                g.writeStringField("cipher", e.cipher());
+                g.writeStringField("tlsGroup", e.tlsGroup());
+                g.writeEndObject();
+                g.writeRaw('\n');
+            }
         }
-        out.write('\n');
     }
 
     /** Drains what is queued, then stops the writer. */
@@ -111,23 +143,6 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             writer.join(TimeUnit.SECONDS.toMillis(5));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-    }
-
-    /** The generator closes its target when done; stdout must stay open. */
-    private static final class NonClosing extends java.io.FilterOutputStream {
-        NonClosing(OutputStream out) {
-            super(out);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-        }
-
-        @Override
-        public void close() throws IOException {
-            out.flush();
         }
     }
 }

@@ -1,12 +1,14 @@
 package dev.mtlsproxy.core.log;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -39,6 +41,38 @@ class AsyncJsonAccessLogTest {
                 "peer", "fingerprint", "route", "rule", "decision", "method", "path", "status", "bytesIn", "bytesOut",
                 "durationMicros", "backend", "tlsVersion", "cipher", "tlsGroup");
         assertThat(new ObjectMapper().readTree(lines.get(1)).get("status").asInt()).isEqualTo(403);
+    }
+
+    @Test
+    void aLineReachesTheOutputWhileTheLogStaysOpen() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
+        try {
+            log.log(entry("/quiet", 200));
+
+            await().atMost(Duration.ofSeconds(2)).until(() -> out.toString(StandardCharsets.UTF_8).endsWith("\n"));
+            assertThat(out.toString(StandardCharsets.UTF_8)).contains("\"path\":\"/quiet\"");
+        } finally {
+            log.close();
+        }
+    }
+
+    @Test
+    void everyLineOfABurstLargerThanTheBufferIsWrittenWhole() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 4096);
+        for (int i = 0; i < 2000; i++) {
+            log.log(entry("/burst/" + i, 200));
+        }
+        log.close();
+
+        List<String> lines = out.toString(StandardCharsets.UTF_8).lines().toList();
+        assertThat(log.dropped()).isZero();
+        assertThat(lines).hasSize(2000);
+        ObjectMapper json = new ObjectMapper();
+        for (int i = 0; i < lines.size(); i++) {
+            assertThat(json.readTree(lines.get(i)).get("path").asText()).isEqualTo("/burst/" + i);
+        }
     }
 
     @Test
