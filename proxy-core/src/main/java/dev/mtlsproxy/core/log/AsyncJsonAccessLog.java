@@ -24,8 +24,8 @@ import org.slf4j.LoggerFactory;
  * <p>Lines go through a buffer that is flushed whenever the writer has caught up with the queue: under load one write
  * call carries many lines, and a line written while the proxy is quiet still reaches the output within milliseconds.
  * A writer that has caught up naps instead of waiting on the queue, because a waiting writer is woken by every offer:
- * in the benchmark those wake-ups cost more than the writing (proxy CPU per request with the log on went from 21.5
- * to 19.0 µs; issue #8).
+ * in the benchmark those wake-ups cost more than the writing (with the log on, proxy CPU per request went from
+ * 29-32 to 20-21 µs; docs/BENCHMARKS.md, issue #8).
  */
 public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
