@@ -8,7 +8,10 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledOnOs;
+import org.junit.jupiter.api.condition.OS;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The command line as a user meets it: exit codes and what is printed. */
@@ -74,8 +77,46 @@ class CommandLineTest {
 
     @Test
     void aPinnedCpuThisProcessMayNotUseStopsTheStartAndSaysWhich() throws Exception {
+        Path config = pinnedConfig("\"1023\"");
+
+        assertThat(run("run", "--config", config.toString())).isEqualTo(1);
+
+        assertThat(stderr()).startsWith("not starting: workers.cpuAffinity: CPU 1023 is not one this process may run"
+                + " on (it may run on ");
+    }
+
+    /**
+     * In a real process that cannot load the native library pinning needs (as on a noexec /tmp, where JNA cannot
+     * unpack it), the start fails with one line and exit code 1. It used to end in an uncaught UnsatisfiedLinkError
+     * and its stack trace, past the clean-up of a failed start.
+     */
+    @Test
+    @EnabledOnOs(OS.LINUX)
+    void withoutItsNativeLibraryPinningStopsTheStartWithOneLine() throws Exception {
+        Path config = pinnedConfig("auto");
+        Path stderr = dir.resolve("stderr.txt");
+        // JNA may neither unpack its library nor take one from the system: loading it fails as on a noexec /tmp.
+        Process process = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Djna.nounpack=true", "-Djna.nosys=true", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName(), "run", "--config", config.toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(stderr.toFile())
+                .start();
+        try {
+            assertThat(process.waitFor(30, TimeUnit.SECONDS)).as("the process exits").isTrue();
+            assertThat(process.exitValue()).isEqualTo(1);
+            assertThat(Files.readString(stderr, StandardCharsets.UTF_8)).contains(
+                    "not starting: workers.cpuAffinity: cannot load the native library that pins threads (")
+                    .doesNotContain("Exception in thread");
+        } finally {
+            process.destroyForcibly();
+        }
+    }
+
+    /** A valid config whose event loops are pinned as given. */
+    private Path pinnedConfig(String cpuAffinity) throws Exception {
         TestPki pki = TestPki.create(Files.createDirectories(dir.resolve("pki")));
-        Path config = Files.writeString(dir.resolve("pinned.yaml"), """
+        return Files.writeString(dir.resolve("pinned.yaml"), """
                 trustAnchors:
                   clients: { caBundle: %s }
                 listeners:
@@ -89,13 +130,9 @@ class CommandLineTest {
                   shop: { url: "http://127.0.0.1:9" }
                 admin: { address: 127.0.0.1:0 }
                 accessLog: { enabled: false }
-                workers: { cpuAffinity: "1023" }
-                """.formatted(pki.caPem(), pki.serverCertificatePem(), pki.serverKeyPem()));
-
-        assertThat(run("run", "--config", config.toString())).isEqualTo(1);
-
-        assertThat(stderr()).startsWith("not starting: workers.cpuAffinity: CPU 1023 is not one this process may run"
-                + " on (it may run on ");
+                reload: { watch: false }
+                workers: { cpuAffinity: %s }
+                """.formatted(pki.caPem(), pki.serverCertificatePem(), pki.serverKeyPem(), cpuAffinity));
     }
 
     @Test
