@@ -41,6 +41,8 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
     private static final int BUFFER_BYTES = 64 * 1024;
     /** How long a writer that has caught up sleeps before it looks again; a line reaches the file this much later. */
     private static final long NAP_MILLIS = 1;
+    /** How long the writer waits after its output failed before it tries again. */
+    private static final long RETRY_MILLIS = 1000;
 
     private final BlockingQueue<AccessLogEntry> queue;
     private final OutputStream out;
@@ -94,6 +96,12 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
                 return;
             } catch (IOException e) {
                 log.warn("event=access_log_write_failed cause={}", e.toString());
+                // A full disk or a closed pipe. What is buffered stays for the next try, and meanwhile the queue
+                // fills and further entries are dropped and counted. Without a pause this loop would spin on the
+                // failing flush, a warning each time.
+                if (!pause(RETRY_MILLIS)) {
+                    return;
+                }
             } finally {
                 batch.clear();
             }
@@ -102,6 +110,17 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             out.flush();
         } catch (IOException e) {
             log.warn("event=access_log_write_failed cause={}", e.toString());
+        }
+    }
+
+    /** Sleeps; false when interrupted, and the writer then stops. */
+    private static boolean pause(long millis) {
+        try {
+            Thread.sleep(millis);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
         }
     }
 

@@ -6,12 +6,15 @@ import static org.awaitility.Awaitility.await;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class AsyncJsonAccessLogTest {
@@ -72,6 +75,44 @@ class AsyncJsonAccessLogTest {
         ObjectMapper json = new ObjectMapper();
         for (int i = 0; i < lines.size(); i++) {
             assertThat(json.readTree(lines.get(i)).get("path").asText()).isEqualTo("/burst/" + i);
+        }
+    }
+
+    @Test
+    void aFailingOutputIsRetriedAfterAPauseNotInALoopAndWhatWasBufferedArrivesOnceItRecovers() throws Exception {
+        AtomicInteger attempts = new AtomicInteger();
+        AtomicBoolean full = new AtomicBoolean(true);
+        ByteArrayOutputStream written = new ByteArrayOutputStream();
+        OutputStream disk = new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                attempts.incrementAndGet();
+                if (full.get()) {
+                    throw new IOException("No space left on device");
+                }
+                written.write(b, off, len);
+            }
+        };
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(disk, 16);
+        try {
+            log.log(entry("/while-full", 200));
+            await().atMost(Duration.ofSeconds(2)).until(() -> attempts.get() > 0);
+            Thread.sleep(500);
+
+            assertThat(attempts.get()).as("write attempts in the half second after the first failure").isLessThan(3);
+
+            full.set(false);
+            log.log(entry("/after", 200));
+            await().atMost(Duration.ofSeconds(5)).until(() -> written.toString(StandardCharsets.UTF_8)
+                    .contains("/after"));
+            assertThat(written.toString(StandardCharsets.UTF_8)).contains("\"path\":\"/while-full\"");
+        } finally {
+            log.close();
         }
     }
 
