@@ -20,6 +20,7 @@ import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardWatchEventKinds;
+import java.nio.file.WatchEvent;
 import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
 import java.security.MessageDigest;
@@ -52,13 +53,16 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Watching: the parent directory of every referenced file (and of its resolved target, when it is a symlink) is
  * watched, because Kubernetes updates a mounted ConfigMap or Secret by swapping a {@code ..data} symlink in that
- * directory, which no watch on the file itself would see. Events only schedule a check after a quiet period (the
- * debounce); the check compares SHA-256 hashes of the files' contents with those of the last reload, so a touch, a
- * burst of writes or an unrelated file in the same directory does not reload.
+ * directory, which no watch on the file itself would see. Only events on those files' names (and on the links
+ * leading to them) count, so a busy access log in the same directory can neither hold back a reload nor keep this
+ * thread awake. They schedule a check after a quiet period (the debounce); the check compares SHA-256 hashes of the
+ * files' contents with those of the last reload, so a touch or a burst of writes does not reload more than once.
  */
 final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ConfigReloader.class);
+    /** Linux gives up at 40 too (ELOOP). */
+    private static final int MAX_SYMLINK_HOPS = 40;
 
     private final Path configFile;
     private final ProxyServer server;
@@ -71,6 +75,11 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private WatchService watchService;
     private Thread watcher;
     private final Set<Path> watchedDirectories = new HashSet<>();
+    /**
+     * File names in the watched directories whose events schedule a check; written by the worker, read by the
+     * watcher. One set for all directories: a same-named file elsewhere costs at most a hash comparison.
+     */
+    private volatile Set<String> watchedNames = Set.of();
 
     ConfigReloader(Path configFile, ProxyServer server, ProxyMetrics metrics) throws IOException {
         this.configFile = configFile.toAbsolutePath().normalize();
@@ -115,8 +124,17 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         try {
             while (true) {
                 WatchKey key = watchService.take();
-                key.pollEvents();
+                boolean relevant = false;
+                for (WatchEvent<?> event : key.pollEvents()) {
+                    relevant |= event.kind() == StandardWatchEventKinds.OVERFLOW
+                            || watchedNames.contains(String.valueOf(event.context()));
+                }
                 key.reset();
+                if (!relevant) {
+                    // Another file in a watched directory, such as an access log written there: it must not
+                    // restart the quiet period, or a busy log would hold back every reload.
+                    continue;
+                }
                 worker.execute(() -> {
                     // Each event restarts the quiet period: a burst of writes is one check, after it ends.
                     if (pendingCheck != null) {
@@ -243,6 +261,11 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     }
 
     private void registerDirectories(ProxyConfig config) {
+        Set<String> names = new HashSet<>(watchedNames);
+        for (Path file : files(config)) {
+            names.addAll(namesToWatch(file));
+        }
+        watchedNames = Set.copyOf(names);
         for (Path file : files(config)) {
             List<Path> dirs = new ArrayList<>();
             dirs.add(file.toAbsolutePath().getParent());
@@ -264,6 +287,38 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * The names whose events in a watched directory can change what {@code file} reads: its own, and along its
+     * symlink chain each link's name and the first name of a relative target. For a Kubernetes volume
+     * ({@code proxy.yaml -> ..data/proxy.yaml}) that is {@code proxy.yaml} and {@code ..data}, the link kubelet swaps.
+     */
+    private static Set<String> namesToWatch(Path file) {
+        Set<String> names = new HashSet<>();
+        Path p = file.toAbsolutePath().normalize();
+        for (int hop = 0; hop < MAX_SYMLINK_HOPS && p.getFileName() != null; hop++) {
+            names.add(p.getFileName().toString());
+            if (!Files.isSymbolicLink(p)) {
+                break;
+            }
+            Path target;
+            try {
+                target = Files.readSymbolicLink(p);
+            } catch (IOException e) {
+                break;
+            }
+            if (!target.isAbsolute() && target.getNameCount() > 0) {
+                names.add(target.getName(0).toString());
+            }
+            p = p.resolveSibling(target);
+        }
+        try {
+            names.add(file.toRealPath().getFileName().toString());
+        } catch (IOException e) {
+            // missing right now: its own name is enough to see it appear
+        }
+        return names;
     }
 
     /** SHA-256 of each file's content as it reads now (following symlinks); "missing" when it cannot be read. */

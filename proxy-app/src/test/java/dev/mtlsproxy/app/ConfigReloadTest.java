@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -172,6 +173,35 @@ class ConfigReloadTest {
         await().during(Duration.ofMillis(800)).atMost(Duration.ofSeconds(3))
                 .until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void aLogWrittenWithoutPauseNextToTheConfigDoesNotHoldBackAReload() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        // An access log in the config's directory, appended to more often than the 200 ms debounce: every write
+        // used to restart the quiet period, so the edit below was never applied while the log was busy.
+        Path log = workspace.resolve("access.log");
+        Thread logger = new Thread(() -> {
+            try {
+                while (!Thread.currentThread().isInterrupted()) {
+                    Files.writeString(log, "{\"status\":200}\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                    Thread.sleep(20);
+                }
+            } catch (Exception stopped) {
+                // interrupted at the end of the test
+            }
+        }, "busy-log");
+        logger.start();
+        try {
+            replace(config, yaml(""));
+
+            await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+            assertThat(billingStatus()).isEqualTo(403);
+        } finally {
+            logger.interrupt();
+            logger.join();
+        }
     }
 
     @Test
