@@ -4,7 +4,9 @@ import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonFactoryBuilder;
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.SerializableString;
 import com.fasterxml.jackson.core.StreamWriteFeature;
+import com.fasterxml.jackson.core.io.SerializedString;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -44,10 +46,33 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
     /** How long the writer waits after its output failed before it tries again. */
     private static final long RETRY_MILLIS = 1000;
 
+    /* Field names quoted and encoded once, not on every line. */
+    private static final SerializableString TIME = new SerializedString("time");
+    private static final SerializableString CONNECTION = new SerializedString("connection");
+    private static final SerializableString CLIENT = new SerializedString("client");
+    private static final SerializableString IDENTITY = new SerializedString("identity");
+    private static final SerializableString PEER = new SerializedString("peer");
+    private static final SerializableString FINGERPRINT = new SerializedString("fingerprint");
+    private static final SerializableString ROUTE = new SerializedString("route");
+    private static final SerializableString RULE = new SerializedString("rule");
+    private static final SerializableString DECISION = new SerializedString("decision");
+    private static final SerializableString METHOD = new SerializedString("method");
+    private static final SerializableString PATH = new SerializedString("path");
+    private static final SerializableString STATUS = new SerializedString("status");
+    private static final SerializableString BYTES_IN = new SerializedString("bytesIn");
+    private static final SerializableString BYTES_OUT = new SerializedString("bytesOut");
+    private static final SerializableString DURATION_MICROS = new SerializedString("durationMicros");
+    private static final SerializableString BACKEND = new SerializedString("backend");
+    private static final SerializableString TLS_VERSION = new SerializedString("tlsVersion");
+    private static final SerializableString CIPHER = new SerializedString("cipher");
+    private static final SerializableString TLS_GROUP = new SerializedString("tlsGroup");
+
     private final BlockingQueue<AccessLogEntry> queue;
     private final OutputStream out;
     private final Thread writer;
     private final AtomicLong dropped = new AtomicLong();
+    /** Confined to the writer thread. */
+    private final TimestampText timestamps = new TimestampText();
     private volatile boolean closed;
 
     public AsyncJsonAccessLog(OutputStream out, int capacity) {
@@ -129,29 +154,41 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         try (JsonGenerator g = JSON.createGenerator(out, JsonEncoding.UTF8)) {
             for (AccessLogEntry e : batch) {
                 g.writeStartObject();
-                g.writeStringField("time", e.time().toString());
-                g.writeStringField("connection", e.connectionId());
-                g.writeStringField("client", e.client());
-                g.writeStringField("identity", e.identity());
-                g.writeStringField("peer", e.peer());
-                g.writeStringField("fingerprint", e.fingerprint());
-                g.writeStringField("route", e.route());
-                g.writeStringField("rule", e.rule());
-                g.writeStringField("decision", e.decision());
-                g.writeStringField("method", e.method());
-                g.writeStringField("path", e.path());
-                g.writeNumberField("status", e.status());
-                g.writeNumberField("bytesIn", e.bytesIn());
-                g.writeNumberField("bytesOut", e.bytesOut());
-                g.writeNumberField("durationMicros", e.durationMicros());
-                g.writeStringField("backend", e.backend());
-                g.writeStringField("tlsVersion", e.tlsVersion());
-                g.writeStringField("cipher", e.cipher());
-                g.writeStringField("tlsGroup", e.tlsGroup());
+                g.writeFieldName(TIME);
+                g.writeString(timestamps.chars(), 0, timestamps.format(e.time()));
+                field(g, CONNECTION, e.connectionId());
+                field(g, CLIENT, e.client());
+                field(g, IDENTITY, e.identity());
+                field(g, PEER, e.peer());
+                field(g, FINGERPRINT, e.fingerprint());
+                field(g, ROUTE, e.route());
+                field(g, RULE, e.rule());
+                field(g, DECISION, e.decision());
+                field(g, METHOD, e.method());
+                field(g, PATH, e.path());
+                field(g, STATUS, e.status());
+                field(g, BYTES_IN, e.bytesIn());
+                field(g, BYTES_OUT, e.bytesOut());
+                field(g, DURATION_MICROS, e.durationMicros());
+                field(g, BACKEND, e.backend());
+                field(g, TLS_VERSION, e.tlsVersion());
+                field(g, CIPHER, e.cipher());
+                field(g, TLS_GROUP, e.tlsGroup());
                 g.writeEndObject();
                 g.writeRaw('\n');
             }
         }
+    }
+
+    /** A null value is written as JSON null. */
+    private static void field(JsonGenerator g, SerializableString name, String value) throws IOException {
+        g.writeFieldName(name);
+        g.writeString(value);
+    }
+
+    private static void field(JsonGenerator g, SerializableString name, long value) throws IOException {
+        g.writeFieldName(name);
+        g.writeNumber(value);
     }
 
     /** Drains what is queued, then stops the writer. */

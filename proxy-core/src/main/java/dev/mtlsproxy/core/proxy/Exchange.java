@@ -12,7 +12,6 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.AttributeKey;
-import java.net.SocketAddress;
 import java.time.Clock;
 import java.time.Instant;
 
@@ -32,7 +31,7 @@ final class Exchange {
     private final Instant time;
     private final long startNanos;
     private final String connectionId;
-    private final SocketAddress client;
+    private final String client;
     private final PeerIdentity peer;
     private final NegotiatedTls tls;
     final String method;
@@ -48,12 +47,12 @@ final class Exchange {
     boolean responseStarted;
     private boolean finished;
 
-    Exchange(Channel channel, Recorder recorder, String method, String rawTarget) {
+    Exchange(Channel channel, String client, Recorder recorder, String method, String rawTarget) {
         this.recorder = recorder;
         this.time = recorder.clock().instant();
         this.startNanos = System.nanoTime();
         this.connectionId = channel.id().asShortText();
-        this.client = channel.remoteAddress();
+        this.client = client;
         this.peer = channel.attr(PeerIdentity.KEY).get();
         this.tls = channel.attr(NegotiatedTls.KEY).get();
         this.method = method;
@@ -104,7 +103,7 @@ final class Exchange {
         if (!recorder.accessLog().enabled()) {
             return;
         }
-        recorder.accessLog().log(new AccessLogEntry(time, connectionId, String.valueOf(client),
+        recorder.accessLog().log(new AccessLogEntry(time, connectionId, client,
                 decision == null ? null : decision.identity(),
                 peer == null ? null : peer.displayName(),
                 peer == null ? null : peer.sha256(),

@@ -37,6 +37,8 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
     private final Exchange.Recorder recorder;
     /** Once set, every further message is dropped while the connection closes. Event-loop confined. */
     private boolean rejected;
+    /** The client's address as the access log shows it: fixed for the connection, so formatted once. */
+    private String client;
 
     RequestGuard(Exchange.Recorder recorder) {
         this.recorder = recorder;
@@ -49,7 +51,11 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             return;
         }
         if (msg instanceof HttpRequest request) {
-            Exchange exchange = new Exchange(ctx.channel(), recorder, request.method().name(), request.uri());
+            if (client == null) {
+                client = String.valueOf(ctx.channel().remoteAddress());
+            }
+            Exchange exchange = new Exchange(ctx.channel(), client, recorder, request.method().name(),
+                    request.uri());
             ctx.channel().attr(Exchange.KEY).set(exchange);
         }
         String problem = problem(msg);

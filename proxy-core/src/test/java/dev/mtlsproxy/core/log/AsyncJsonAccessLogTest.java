@@ -47,6 +47,25 @@ class AsyncJsonAccessLogTest {
     }
 
     @Test
+    void aLineIsWrittenExactlyAsItWasBeforeTheWriterWasMadeFaster() throws Exception {
+        // Log shippers parse these lines; the pre-encoded field names and the timestamp formatter must not change a
+        // byte of them. Expected: what Instant.toString and writeStringField wrote, nulls and escapes included.
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
+        log.log(new AccessLogEntry(Instant.parse("2026-11-24T10:00:00.000123Z"), "c0ffee", "/[::1]:5000", null,
+                "CN=caf\u00e9", null, "-", "-", "no_route", "GET", "/x\u0001y", 404, 0, 9, 17, null, "TLSv1.2",
+                "ECDHE-ECDSA-AES128-GCM-SHA256", null));
+        log.close();
+
+        assertThat(out.toString(StandardCharsets.UTF_8)).isEqualTo("{\"time\":\"2026-11-24T10:00:00.000123Z\","
+                + "\"connection\":\"c0ffee\",\"client\":\"/[::1]:5000\",\"identity\":null,\"peer\":\"CN=caf\u00e9\","
+                + "\"fingerprint\":null,\"route\":\"-\",\"rule\":\"-\",\"decision\":\"no_route\",\"method\":\"GET\","
+                + "\"path\":\"/x\\u0001y\",\"status\":404,\"bytesIn\":0,\"bytesOut\":9,\"durationMicros\":17,"
+                + "\"backend\":null,\"tlsVersion\":\"TLSv1.2\",\"cipher\":\"ECDHE-ECDSA-AES128-GCM-SHA256\","
+                + "\"tlsGroup\":null}\n");
+    }
+
+    @Test
     void aLineReachesTheOutputWhileTheLogStaysOpen() throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);

@@ -122,7 +122,9 @@ class MtlsProxyEndToEndTest {
     void everyRequestOnAKeptAliveConnectionGetsTheSameIdentityHeadersAndLosesSpoofedOnes() throws Exception {
         // The XFCC value and client address are built once per connection (issue #8); the stripping stays per
         // request.
+        String clientAddress;
         try (MtlsClient client = connect(pki.client(ORDERS))) {
+            clientAddress = client.localAddress().toString();
             assertThat(client.get("/orders/first").status()).isEqualTo(200);
             assertThat(client.get("/orders/second",
                     "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin").status()).isEqualTo(200);
@@ -134,6 +136,11 @@ class MtlsProxyEndToEndTest {
                 .singleElement().asString().endsWith(";URI=" + ORDERS).doesNotContain("admin");
         assertThat(second.headers().getAll("x-forwarded-for"))
                 .containsExactlyElementsOf(first.headers().getAll("x-forwarded-for"));
+        AccessLogEntry firstLogged = logged("/orders/first");
+        AccessLogEntry secondLogged = logged("/orders/second");
+        assertThat(firstLogged.client()).isEqualTo(clientAddress).startsWith("/127.0.0.1:");
+        assertThat(secondLogged.client()).isEqualTo(clientAddress);
+        assertThat(secondLogged.connectionId()).isEqualTo(firstLogged.connectionId());
     }
 
     @Test

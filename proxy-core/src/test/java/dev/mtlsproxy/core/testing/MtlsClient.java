@@ -110,6 +110,11 @@ public final class MtlsClient implements AutoCloseable {
     }
 
     /** The TLS session of this connection; a resumed one keeps the creation time of the session it resumed. */
+    /** The client's end of the connection, as the proxy sees it as the remote address. */
+    public java.net.InetSocketAddress localAddress() {
+        return (java.net.InetSocketAddress) socket.getLocalSocketAddress();
+    }
+
     public javax.net.ssl.SSLSession session() {
         return socket.getSession();
     }
