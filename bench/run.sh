@@ -41,9 +41,12 @@ BACKEND_TLS=${BACKEND_TLS:-0}               # 1: the backend speaks TLS 1.3 (a c
 NGINX_REUSEPORT=${NGINX_REUSEPORT:-0}       # 1: nginx's listener has `reuseport`, so the kernel spreads connections
                                             # over its workers; 0: as configured by default, the workers race for
                                             # each one, and one may take all 64 (docs/BENCHMARKS.md)
-ACCESS_LOG=${ACCESS_LOG:-0}                 # 1: every server writes an access log line per request to a file in
-                                            # the work directory (ours: JSON lines; nginx: its default combined
-                                            # format; HAProxy: option httplog to stdout); 0: no access logs
+ACCESS_LOG=${ACCESS_LOG:-0}                 # 1: every server writes an access log line per request to a file of
+                                            # its own in one log directory, each the same JSON fields as ours as
+                                            # far as it has them (nginx log_format escape=json; HAProxy log-format
+                                            # to stdout); 0: no access logs
+NGINX_LOG_BUFFER=${NGINX_LOG_BUFFER:-}       # with ACCESS_LOG=1, e.g. 64k: nginx buffers its log lines (buffer=64k
+                                            # flush=1s); empty: one write per line, nginx's default
 AFFINITY=${AFFINITY:-0}                     # 1: every server pins its two workers to CPUs 0 and 1 (ours
                                             # workers.cpuAffinity: auto, nginx worker_cpu_affinity auto, HAProxy
                                             # cpu-map); 0: none is pinned, as each is configured by default
@@ -175,7 +178,7 @@ cat "$PKI/server.pem" "$PKI/server.key" >"$PKI/server-bundle.pem"   # HAProxy wa
 # ---------------------------------------------------------------------------------------------------------------
 # Configurations: the same policy three ways (docs/BENCHMARKS.md lists the differences)
 # ---------------------------------------------------------------------------------------------------------------
-mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours"
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours" "$WORK/logs"
 
 # The backend: nginx's own fast path, one worker, plaintext keep-alive (TLS 1.3 with BACKEND_TLS=1), a 3-byte body.
 # Its own process tree, so its CPU is never counted as the nginx proxy's.
@@ -221,7 +224,7 @@ backends:
   origin:
     url: $BACKEND_SCHEME://127.0.0.1:$PORT_BACKEND$([ "$BACKEND_TLS" = 1 ] && printf '\n    tls:\n      serverCAs: [%s]' "$PKI/ca.pem")
 accessLog:
-  enabled: $([ "$ACCESS_LOG" = 1 ] && printf 'true\n  path: %s' "$WORK/ours/access.log" || echo false)
+  enabled: $([ "$ACCESS_LOG" = 1 ] && printf 'true\n  path: %s' "$WORK/logs/ours-access.log" || echo false)
 EOF
 # The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
 # cannot collide with the benchmark's.
@@ -246,13 +249,24 @@ if [ "$BACKEND_TLS" = 1 ]; then
   printf 'proxy_ssl_protocols TLSv1.3;\nproxy_ssl_trusted_certificate %s;\nproxy_ssl_verify on;\nproxy_ssl_name localhost;\nproxy_ssl_session_reuse on;\n' \
     "$PKI/ca.pem" >>"$WORK/nginx/allowed.conf"
 fi
+# Access log lines with our fields, as JSON (nginx has no decision variable: the status stands in for it). The
+# differences that remain: the time has seconds, not microseconds; the fingerprint is SHA-1, not SHA-256.
+cat >"$WORK/nginx/log.conf" <<'EOF'
+map $status $mtls_identity { 403 ""; default allowed; }
+map $status $mtls_decision { 403 deny; default allow; }
+log_format mtls escape=json '{"time":"$time_iso8601","connection":"$connection","client":"$remote_addr:$remote_port",'
+  '"identity":"$mtls_identity","peer":"$ssl_client_s_dn","fingerprint":"$ssl_client_fingerprint","route":"allowed",'
+  '"rule":"allow:allowed","decision":"$mtls_decision","method":"$request_method","path":"$uri","status":$status,'
+  '"bytesIn":$request_length,"bytesOut":$body_bytes_sent,"durationMicros":$request_time,"backend":"$upstream_addr",'
+  '"tlsVersion":"$ssl_protocol","cipher":"$ssl_cipher","tlsGroup":"$ssl_curve"}';
+EOF
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 2;$([ "$AFFINITY" = 1 ] && printf '\nworker_cpu_affinity auto;')
 worker_rlimit_nofile 65536;
 pid $WORK/nginx/nginx.pid;
 events { worker_connections 16384; }
 http {
-  access_log $([ "$ACCESS_LOG" = 1 ] && echo "$WORK/nginx/access.log" || echo off);
+$([ "$ACCESS_LOG" = 1 ] && printf '  include %s;\n  access_log %s mtls%s;' "$WORK/nginx/log.conf" "$WORK/logs/nginx-access.log" "${NGINX_LOG_BUFFER:+ buffer=$NGINX_LOG_BUFFER flush=1s}" || echo '  access_log off;')
   default_type text/plain;
   keepalive_requests 10000000;
   keepalive_timeout 60s;
@@ -288,6 +302,9 @@ http {
 }
 EOF
 
+# Our fields again, as far as HAProxy 2.6 has them (no key exchange group; time in seconds; SHA-1 fingerprint; the
+# request counter for a connection id). Its stdout goes to a file in the log directory.
+HAPROXY_LOG_FORMAT='{"time":"%[date,utime(%Y-%m-%dT%H:%M:%SZ)]","connection":"%rt","client":"%ci:%cp","identity":"allowed","peer":"%[ssl_c_s_dn]","fingerprint":"%[ssl_c_sha1,hex]","route":"allowed","rule":"allow:allowed","decision":"allow","method":"%HM","path":"%HP","status":%ST,"bytesIn":%U,"bytesOut":%B,"durationMicros":%Ta,"backend":"%si:%sp","tlsVersion":"%sslv","cipher":"%sslc","tlsGroup":null}'
 # HAProxy 2.6 has no fetch for URI SANs either (no ssl_c_san): it allows the allowed client by its subject CN.
 cat >"$WORK/haproxy/haproxy.cfg" <<EOF
 global
@@ -298,7 +315,7 @@ global
   ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
   ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 defaults
-  mode http$([ "$ACCESS_LOG" = 1 ] && printf '\n  log global\n  option httplog')
+  mode http$([ "$ACCESS_LOG" = 1 ] && printf '\n  log global\n  log-format %s' "'$HAPROXY_LOG_FORMAT'")
   timeout connect 5s
   timeout client 60s
   timeout server 30s
@@ -336,7 +353,7 @@ start_server() { # target
                >>"$WORK/backend/out.log" 2>&1 & ;;
     nginx)   nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
                >>"$WORK/nginx/out.log" 2>&1 & ;;
-    haproxy) haproxy -db -f "$WORK/haproxy/haproxy.cfg" >>"$WORK/haproxy/out.log" 2>&1 & ;;
+    haproxy) haproxy -db -f "$WORK/haproxy/haproxy.cfg" >>"$([ "$ACCESS_LOG" = 1 ] && echo "$WORK/logs/haproxy-access.log" || echo "$WORK/haproxy/out.log")" 2>&1 & ;;
     ours)    java "${PROXY_JVM[@]}" -jar "$WORK/mtls-proxy.jar" run --config "$WORK/ours/bench.yaml" \
                >>"$WORK/ours/out.log" 2>&1 & ;;
   esac
@@ -449,7 +466,7 @@ busy_pct=$(awk -v a="$busy_before" -v b="$busy_after" 'BEGIN {split(a, x, " "); 
 info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the servers idle"
 [ "$busy_pct" -le 10 ] || log "WARNING: the machine is ${busy_pct}% busy before any load: results will be noisy"
 info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
-info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one line per request to a file in the work directory, for each server" || echo "off for every server")"
+info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one JSON line per request with the same fields, each server to its own file in a log directory no server watches; nginx $([ -n "$NGINX_LOG_BUFFER" ] && echo "buffer=$NGINX_LOG_BUFFER flush=1s" || echo "unbuffered (its default)"), ours a 64 KiB buffer flushed when its writer has caught up, HAProxy a write per line to stdout" || echo "off for every server")"
 info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
