@@ -371,7 +371,7 @@ if wait_for 90 "the pinned proxy to listen" pinned_listening; then
   status=$(client orders)
 fi
 loops=$(pm logs "$container-pinned" 2>&1 | grep -o 'event=event_loops.*' | head -1)
-if [ "$loops" = "event=event_loops threads=1 cpus=$cpu" ] && [ "${status:-}" = 200 ]; then
+if [ "$loops" = "event=event_loops threads=1 cpus=$cpu yield_after=500us" ] && [ "${status:-}" = 200 ]; then
   pass "pinned-event-loops (cpuset $cpu, cpuAffinity auto: $loops; allowed client 200)"
 else
   fail pinned-event-loops "cpuset $cpu: '${loops:-no event_loops line}', status ${status:-none}; $(pm logs "$container-pinned" 2>&1 | tail -5)"

@@ -6,6 +6,7 @@ import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.ConfigException;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ConfigProblem;
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
@@ -233,7 +234,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private static String describe(WorkersConfig workers) {
         return "threads: " + (workers.threads() == null ? "default" : workers.threads()) + ", cpuAffinity: "
-                + workers.cpuAffinity();
+                + workers.cpuAffinity() + ", yieldAfter: " + Durations.format(workers.yieldAfter());
     }
 
     /** The config file and every file it references. */

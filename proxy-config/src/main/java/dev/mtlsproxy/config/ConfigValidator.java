@@ -3,6 +3,7 @@ package dev.mtlsproxy.config;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * The one validation pass over mapped records: every check runs and reports to {@link Problems}, nothing stops at the
@@ -45,6 +46,11 @@ final class ConfigValidator {
         if (threads != null && (threads < 1 || threads > WorkersConfig.MAX_THREADS)) {
             problems.add("workers.threads", threads + " (expected: 1 to " + WorkersConfig.MAX_THREADS
                     + ", or leave it out for one per CPU)");
+        }
+        Duration yieldAfter = workers.yieldAfter();
+        if (yieldAfter.isNegative() || yieldAfter.compareTo(WorkersConfig.MAX_YIELD_AFTER) > 0) {
+            problems.add("workers.yieldAfter", Durations.format(yieldAfter) + " (expected: 0s to "
+                    + Durations.format(WorkersConfig.MAX_YIELD_AFTER) + "; 0s never yields)");
         }
     }
 

@@ -6,12 +6,15 @@ import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Durations as written in the config: {@code 500ms}, {@code 10s}, {@code 1m30s}, or ISO-8601 such as {@code PT10S}. */
+/**
+ * Durations as written in the config: {@code 500ms}, {@code 10s}, {@code 1m30s}, {@code 200us}, or ISO-8601 such as
+ * {@code PT10S}.
+ */
 public final class Durations {
 
     static final String EXPECTED = "a duration like 500ms, 10s, 5m, 1h";
 
-    private static final Pattern PART = Pattern.compile("(\\d+)(ms|s|m|h|d)");
+    private static final Pattern PART = Pattern.compile("(\\d+)(us|ms|s|m|h|d)");
     private static final long[] UNIT_MILLIS = {86_400_000L, 3_600_000L, 60_000L, 1_000L};
     private static final String[] UNIT_NAMES = {"d", "h", "m", "s"};
 
@@ -54,6 +57,9 @@ public final class Durations {
         if (d.isNegative()) {
             return "-" + format(d.negated());
         }
+        if (d.getSeconds() == 0 && d.getNano() % 1_000_000 != 0 && d.getNano() % 1_000 == 0) {
+            return d.toNanos() / 1_000 + "us";
+        }
         if (d.getNano() % 1_000_000 != 0 || d.getSeconds() > Long.MAX_VALUE / 1000) {
             return d.toString();
         }
@@ -71,6 +77,7 @@ public final class Durations {
 
     private static Duration of(long amount, String unit) {
         return switch (unit) {
+            case "us" -> Duration.ofNanos(Math.multiplyExact(amount, 1_000L));
             case "ms" -> Duration.ofMillis(amount);
             case "s" -> Duration.ofSeconds(amount);
             case "m" -> Duration.ofMinutes(amount);

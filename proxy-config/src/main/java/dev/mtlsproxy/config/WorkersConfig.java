@@ -1,5 +1,7 @@
 package dev.mtlsproxy.config;
 
+import java.time.Duration;
+
 /**
  * The event loops: the threads that do all TLS, HTTP and forwarding work, each serving its own connections (nginx's
  * {@code worker_processes} and {@code worker_cpu_affinity}, HAProxy's {@code nbthread} and {@code cpu-map}). Read at
@@ -9,14 +11,25 @@ package dev.mtlsproxy.config;
  * @param cpuAffinity which CPUs they are pinned to; none by default. Pinning keeps the loops from being stacked on one
  *                    CPU by the scheduler (a latency tail under load), but on a host shared under CPU quotas it holds
  *                    loops to CPUs other workloads use too: it is for machines or cpusets the proxy has to itself.
+ * @param yieldAfter  how long a loop may stay busy, never once finding nothing to do, before it offers its CPU to
+ *                    other threads once ({@code sched_yield}); zero never. When the scheduler has stacked two loops on
+ *                    one CPU, the waiting one otherwise waits for the running one's whole time slice (issue #8).
  */
-public record WorkersConfig(Integer threads, CpuAffinity cpuAffinity) {
+public record WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration yieldAfter) {
 
     public static final int MAX_THREADS = 1024;
-    public static final WorkersConfig DEFAULT = new WorkersConfig(null, null);
+    public static final Duration DEFAULT_YIELD_AFTER = Duration.ofNanos(500_000);
+    public static final Duration MAX_YIELD_AFTER = Duration.ofSeconds(1);
+    public static final WorkersConfig DEFAULT = new WorkersConfig(null, null, null);
 
     public WorkersConfig {
         cpuAffinity = cpuAffinity == null ? CpuAffinity.NONE : cpuAffinity;
+        yieldAfter = yieldAfter == null ? DEFAULT_YIELD_AFTER : yieldAfter;
+    }
+
+    /** The defaults for what is not given. */
+    public WorkersConfig(Integer threads, CpuAffinity cpuAffinity) {
+        this(threads, cpuAffinity, null);
     }
 
     /**

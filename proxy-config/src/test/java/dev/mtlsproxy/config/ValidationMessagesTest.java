@@ -758,11 +758,20 @@ class ValidationMessagesTest {
         }
 
         @Test
-        void byDefaultOneUnpinnedLoopPerProcessor() throws Exception {
+        void byDefaultOneUnpinnedLoopPerProcessorThatYieldsAfter500us() throws Exception {
             ProxyConfig config = fixture.load(ConfigFixture.VALID);
 
             assertThat(config.workers().cpuAffinity()).isEqualTo(CpuAffinity.NONE);
             assertThat(config.workers().threadCount(6)).isEqualTo(6);
+            assertThat(config.workers().yieldAfter()).isEqualTo(Duration.ofNanos(500_000));
+        }
+
+        @Test
+        void yieldAfterIsADurationAndZeroTurnsItOff() throws Exception {
+            assertThat(fixture.load(ConfigFixture.VALID + "workers: { yieldAfter: 200us }\n").workers().yieldAfter())
+                    .isEqualTo(Duration.ofNanos(200_000));
+            assertThat(fixture.load(ConfigFixture.VALID + "workers: { yieldAfter: 0s }\n").workers().yieldAfter())
+                    .isZero();
         }
 
         @Test
@@ -784,6 +793,10 @@ class ValidationMessagesTest {
                     .containsExactly(
                             "workers.cpuAffinity: a list (expected: none, auto, or a CPU list like \"0-3,6\")",
                             "workers.threads: 5000 (expected: 1 to 1024, or leave it out for one per CPU)");
+            assertThat(fixture.problems(ConfigFixture.VALID + "workers: { yieldAfter: 2s }\n"))
+                    .containsExactly("workers.yieldAfter: 2s (expected: 0s to 1s; 0s never yields)");
+            assertThat(fixture.problems(ConfigFixture.VALID + "workers: { yieldAfter: 500 }\n")).singleElement()
+                    .asString().startsWith("workers.yieldAfter: 500 (expected: a duration like 500ms");
         }
     }
 }

@@ -14,7 +14,7 @@ class ValueParsingTest {
 
     @ParameterizedTest
     @CsvSource({
-        "500ms, PT0.5S", "10s, PT10S", "5m, PT5M", "1h, PT1H", "1d, PT24H", "0s, PT0S", "1m30s, PT1M30S",
+        "500ms, PT0.5S", "200us, PT0.0002S", "10s, PT10S", "5m, PT5M", "1h, PT1H", "1d, PT24H", "0s, PT0S", "1m30s, PT1M30S",
         "' 10s ', PT10S", "PT10S, PT10S", "pt1m, PT1M", "P1D, PT24H", "PT-1S, PT-1S"
     })
     void parsesDurations(String text, String iso) {
@@ -33,7 +33,7 @@ class ValueParsingTest {
     @ParameterizedTest
     @CsvSource({
         "PT0S, 0s", "PT0.5S, 500ms", "PT10S, 10s", "PT90S, 90s", "PT5M, 5m", "PT2H, 2h", "PT48H, 2d",
-        "PT1.0005S, PT1.0005S", "PT-1S, -1s"
+        "PT0.0005S, 500us", "PT0.0000005S, PT0.0000005S", "PT1.0005S, PT1.0005S", "PT-1S, -1s"
     })
     void formatsDurationsAsTheyWouldBeWritten(String iso, String text) {
         assertThat(Durations.format(Duration.parse(iso))).isEqualTo(text);

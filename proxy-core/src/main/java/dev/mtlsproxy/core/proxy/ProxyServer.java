@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
@@ -136,7 +137,7 @@ public final class ProxyServer implements AutoCloseable {
         HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
         registerMetrics(current, metrics, clock);
         int threads = config.workers().threadCount(Runtime.getRuntime().availableProcessors());
-        EventLoopGroup group = transport.newGroup(threads);
+        EventLoopGroup group = transport.newGroup(threads, config.workers().yieldAfter());
         Map<String, Channel> bound = new LinkedHashMap<>();
         Map<String, ChannelGroup> connections = new LinkedHashMap<>();
         for (ListenerConfig listener : config.listeners()) {
@@ -146,8 +147,9 @@ public final class ProxyServer implements AutoCloseable {
                 metrics, clock);
         try {
             List<Integer> cpus = EventLoopAffinity.pin(config.workers().cpuAffinity(), group);
-            log.info("event=event_loops threads={} cpus={}", threads, cpus.isEmpty() ? "unpinned"
-                    : String.join(",", cpus.stream().map(String::valueOf).toList()));
+            log.info("event=event_loops threads={} cpus={} yield_after={}", threads, cpus.isEmpty() ? "unpinned"
+                    : String.join(",", cpus.stream().map(String::valueOf).toList()),
+                    Durations.format(config.workers().yieldAfter()));
             current.get().runtime().backends().start(group, transport.clientChannel());
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
             for (ListenerConfig listener : config.listeners()) {

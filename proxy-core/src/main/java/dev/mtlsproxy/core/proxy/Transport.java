@@ -12,6 +12,7 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
+import java.time.Duration;
 
 /** Native epoll where the platform has it, NIO otherwise. */
 record Transport(String name, IoHandlerFactory ioHandlerFactory, Class<? extends ServerChannel> serverChannel,
@@ -26,7 +27,8 @@ record Transport(String name, IoHandlerFactory ioHandlerFactory, Class<? extends
                 NioSocketChannel.class);
     }
 
-    EventLoopGroup newGroup(int threads) {
-        return new MultiThreadIoEventLoopGroup(threads, ioHandlerFactory);
+    /** @param yieldAfter see {@link YieldingIoHandler}; zero for plain loops */
+    EventLoopGroup newGroup(int threads, Duration yieldAfter) {
+        return new MultiThreadIoEventLoopGroup(threads, YieldingIoHandler.factory(ioHandlerFactory, yieldAfter));
     }
 }
