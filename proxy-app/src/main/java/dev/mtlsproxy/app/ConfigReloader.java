@@ -262,12 +262,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     }
 
     private void registerDirectories(ProxyConfig config) {
+        Set<Path> files = files(config);
         Set<String> names = new HashSet<>(watchedNames);
-        for (Path file : files(config)) {
+        for (Path file : files) {
             names.addAll(namesToWatch(file));
         }
         watchedNames = Set.copyOf(names);
-        for (Path file : files(config)) {
+        for (Path file : files) {
             List<Path> dirs = new ArrayList<>();
             dirs.add(file.toAbsolutePath().getParent());
             try {

@@ -22,8 +22,8 @@ final class TimestampText {
 
     /** Room for the longest text of any instant: {@code Instant.MAX} is "+1000000000-12-31T23:59:59.999999999Z". */
     private final char[] chars = new char[Instant.MAX.toString().length()];
+    /** The second whose date and time of day the buffer starts with. */
     private long second = Long.MIN_VALUE;
-    private int length;
 
     /** Formats {@code time} into {@link #chars()}; returns the number of characters. */
     int format(Instant time) {
@@ -35,16 +35,16 @@ final class TimestampText {
             SECONDS.format(time).getChars(0, PREFIX, chars, 0);
             second = s;
         }
-        length = PREFIX;
+        int length = PREFIX;
         int nano = time.getNano();
         if (nano != 0) {
             chars[length++] = '.';
             if (nano % 1_000_000 == 0) {
-                digits(nano / 1_000_000, 3);
+                length = digits(length, nano / 1_000_000, 3);
             } else if (nano % 1_000 == 0) {
-                digits(nano / 1_000, 6);
+                length = digits(length, nano / 1_000, 6);
             } else {
-                digits(nano, 9);
+                length = digits(length, nano, 9);
             }
         }
         chars[length++] = 'Z';
@@ -55,19 +55,18 @@ final class TimestampText {
         return chars;
     }
 
-    /** {@code value} as exactly {@code count} decimal digits, zero-padded. */
-    private void digits(int value, int count) {
-        for (int i = length + count - 1; i >= length; i--) {
+    /** Writes {@code value} at {@code at} as exactly {@code count} decimal digits, zero-padded; returns the end. */
+    private int digits(int at, int value, int count) {
+        for (int i = at + count - 1; i >= at; i--) {
             chars[i] = (char) ('0' + value % 10);
             value /= 10;
         }
-        length += count;
+        return at + count;
     }
 
     private int copy(String text) {
         text.getChars(0, text.length(), chars, 0);
-        second = Long.MIN_VALUE;
-        length = text.length();
-        return length;
+        second = Long.MIN_VALUE; // the date and time of day in the buffer are gone
+        return text.length();
     }
 }
