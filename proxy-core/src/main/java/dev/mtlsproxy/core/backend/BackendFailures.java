@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.backend;
 
+import dev.mtlsproxy.core.http.InvalidResponseException;
 import dev.mtlsproxy.core.tls.BackendCertificateException;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.ssl.NotSslRecordException;
@@ -50,6 +51,9 @@ public final class BackendFailures {
         SSLException tls = find(cause, SSLException.class);
         if (tls != null) {
             return tls(tls);
+        }
+        if (cause instanceof InvalidResponseException invalid) {
+            return "invalid response: " + invalid.getMessage();
         }
         if (cause instanceof ClosedChannelException) {
             return "backend closed the connection";

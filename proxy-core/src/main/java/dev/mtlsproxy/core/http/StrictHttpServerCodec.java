@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.http;
 
 import dev.mtlsproxy.config.HttpLimits;
+import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
@@ -10,6 +11,7 @@ import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMessage;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
@@ -149,6 +151,14 @@ public final class StrictHttpServerCodec
                 }
             }
             super.write(ctx, msg, promise);
+        }
+
+        @Override
+        protected void encodeHeaders(HttpHeaders headers, ByteBuf buf) {
+            if (headers instanceof RelayedHeaders relayed) {
+                relayed.writeVerbatim(buf);
+            }
+            super.encodeHeaders(headers, buf);
         }
 
         @Override

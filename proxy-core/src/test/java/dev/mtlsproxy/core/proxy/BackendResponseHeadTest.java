@@ -84,6 +84,17 @@ class BackendResponseHeadTest {
                 .contains("\r\nContent-Length: 5\r\n");
     }
 
+    @Test
+    void hopByHopFieldsAndTheOnesConnectionNamesStopAtTheProxyWhileTheRestKeepTheirOrder() throws Exception {
+        client.send("GET /report HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        String head = readRawHead(client.input());
+
+        assertThat(head).doesNotContainIgnoringCase("X-Hop").doesNotContainIgnoringCase("Keep-Alive")
+                .doesNotContainIgnoringCase("Connection:");
+        assertThat(head.indexOf("\r\nSet-Cookie: a=1\r\n")).as("same-name fields in the backend's order")
+                .isPositive().isLessThan(head.indexOf("\r\nSet-Cookie: b=2\r\n"));
+    }
+
     private static String readRawHead(InputStream in) throws IOException {
         String head = readHead(in);
         if (head == null) {
@@ -113,7 +124,8 @@ class BackendResponseHeadTest {
         static final String HEAD_RESPONSE =
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n";
         static final String GET_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncache-control: no-store\r\n"
-                + "ETag: \"v1\"\r\nX-Trace-Id: abc\r\nContent-Length: 5\r\n\r\nhello";
+                + "Set-Cookie: a=1\r\nConnection: X-Hop\r\nETag: \"v1\"\r\nX-Hop: backend-only\r\n"
+                + "Keep-Alive: timeout=5\r\nX-Trace-Id: abc\r\nSet-Cookie: b=2\r\nContent-Length: 5\r\n\r\nhello";
 
         final AtomicInteger connections = new AtomicInteger();
         private final ServerSocket socket;

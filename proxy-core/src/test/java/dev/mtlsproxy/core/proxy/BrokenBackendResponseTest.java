@@ -23,6 +23,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * A backend whose response turns out malformed after its head. While nothing of the response has reached the
@@ -73,7 +75,7 @@ class BrokenBackendResponseTest {
         try (MtlsClient client = clientOf(ScriptedBackend.start(CHUNKED_HEAD + "zz\r\nhello\r\n0\r\n\r\n"))) {
             assertThat(client.get("/orders").status()).isEqualTo(502);
         }
-        assertThat(log.await("backend=shop", "status=502")).contains("Invalid character in chunk size");
+        assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: invalid chunk size\"");
     }
 
     @Test
@@ -83,7 +85,27 @@ class BrokenBackendResponseTest {
             Throwable cut = catchThrowable(client::readResponse);
             assertThat(cut).as("a truncated response, never a complete one").isInstanceOf(IOException.class);
         }
-        assertThat(log.await("backend=shop", "after=response_started")).contains("Invalid character in chunk size");
+        assertThat(log.await("backend=shop", "after=response_started")).contains("cause=\"invalid response: invalid chunk size\"");
+    }
+
+    /** A response the client could frame differently from us is never relayed, in part or whole. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            length and chunks | Content-Length: 5\\r\\nTransfer-Encoding: chunked | both Content-Length and Transfer-Encoding
+            two lengths       | Content-Length: 5\\r\\nContent-Length: 50          | more than one Content-Length
+            a folded field    | X-A: 1\\r\\n\\tContent-Length: 50                  | folded field line (obs-fold)
+            a bare LF         | X-A: 1\\nContent-Length: 50                         | line ending in a bare LF
+            """)
+    void aResponseHeadThatCouldBeReadTwoWaysIsAnsweredWith502(String what, String fields, String reason)
+            throws Exception {
+        String head = "HTTP/1.1 200 OK\r\n" + fields.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t")
+                + "\r\n\r\n";
+        try (MtlsClient client = clientOf(ScriptedBackend.start(head + "hello" + "x".repeat(45)))) {
+            MtlsClient.Response response = client.get("/orders");
+            assertThat(response.status()).isEqualTo(502);
+            assertThat(response.bodyText()).doesNotContain("hello");
+        }
+        assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: " + reason + "\"");
     }
 
     /**

@@ -1,0 +1,627 @@
+package dev.mtlsproxy.core.http;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.handler.codec.DecoderResult;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.DefaultHttpResponse;
+import io.netty.handler.codec.http.DefaultLastHttpContent;
+import io.netty.handler.codec.http.EmptyHttpHeaders;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.AsciiString;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Queue;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * Decodes a backend's HTTP/1.1 responses into the objects the proxy relays ({@code HttpResponse}, then
+ * {@code HttpContent} up to a {@code LastHttpContent}), strictly: anything a client or another proxy could frame
+ * differently from us fails the response instead of being repaired, and the proxy answers 502.
+ *
+ * <p>Unlike Netty's {@code HttpResponseDecoder}, it does not turn every field into objects: the fields the proxy
+ * acts on are parsed into {@link RelayedHeaders}, the others are validated and kept as bytes (issue #8: decoding and
+ * re-encoding the response head was the largest part of the proxy's own CPU per request).
+ *
+ * <p>Refused, each with the reason in the failure: a status line other than {@code HTTP/1.0} or {@code HTTP/1.1},
+ * three digits and an optional reason phrase; a line ending in a bare LF or containing a bare CR; a field line
+ * folded onto the previous one (obs-fold), with whitespace before its colon, an empty or invalid name, or a control
+ * character in its value; more than one Content-Length, or one that is not a decimal number; Transfer-Encoding other
+ * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk); both
+ * Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed chunk size or chunk end. Empty lines before
+ * a status line are skipped, as Netty's decoder and browsers do.
+ *
+ * <p>Framing follows RFC 9112 section 6.3: no body after a 1xx, 204 or 304 or in answer to HEAD; chunked; a
+ * Content-Length; otherwise the body runs until the backend closes. After a 101 nothing more is decoded: the bytes
+ * stay here until the proxy removes the codec and they go to the tunnel as they are.
+ */
+final class BackendResponseDecoder extends ByteToMessageDecoder {
+
+    private static final int MAX_HEAD_BYTES = 64 * 1024;
+    private static final int MAX_CHUNK_LINE_BYTES = 4 * 1024;
+    /** A scratch array this size or smaller is kept for the next head. */
+    private static final int KEPT_SCRATCH_BYTES = 4 * 1024;
+    private static final byte CR = '\r';
+    private static final byte LF = '\n';
+    /** Ints per field line in {@link #lines}. */
+    private static final int LINE = 4;
+
+    /** Field names the proxy acts on (RFC 9110 7.6.1, and the framing fields), so never relayed as bytes. */
+    private static final AsciiString[] PARSED_NAMES = {
+        HttpHeaderNames.CONTENT_LENGTH, HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderNames.CONNECTION,
+        AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"), HttpHeaderNames.PROXY_AUTHENTICATE,
+        HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE, HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE};
+    /** The usual spellings of the parsed names, canonical and lower case: shared, not allocated per response. */
+    private static final AsciiString[] SPELLINGS = Stream.of(PARSED_NAMES)
+            .flatMap(name -> Stream.of(name, AsciiString.cached(canonical(name.toString()))))
+            .toArray(AsciiString[]::new);
+    /** Parsed values so common that they too are shared. */
+    private static final AsciiString[] VALUES = {
+        HttpHeaderValues.KEEP_ALIVE, HttpHeaderValues.CLOSE, HttpHeaderValues.CHUNKED, AsciiString.cached("Keep-Alive"),
+        AsciiString.cached("Close")};
+    /** Fields that must not appear in a trailer section; dropped there, as Netty's decoder does. */
+    private static final AsciiString[] NOT_IN_TRAILERS = {
+        HttpHeaderNames.CONTENT_LENGTH, HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderNames.TRAILER};
+    /** tchar of RFC 9110 5.6.2. */
+    private static final boolean[] TCHAR = new boolean[256];
+
+    static {
+        for (int c = '0'; c <= '9'; c++) {
+            TCHAR[c] = true;
+        }
+        for (int c = 'a'; c <= 'z'; c++) {
+            TCHAR[c] = true;
+            TCHAR[c - 'a' + 'A'] = true;
+        }
+        for (char c : "!#$%&'*+-.^_`|~".toCharArray()) {
+            TCHAR[c] = true;
+        }
+    }
+
+    private enum State { HEAD, FIXED_BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, UNTIL_CLOSE, UPGRADED, FAILED }
+
+    /** Methods of the requests sent whose final response is not decoded yet, shared with the request encoder. */
+    private final Queue<HttpMethod> methods;
+    private State state = State.HEAD;
+    /** Body bytes left in a Content-Length body or the current chunk. */
+    private long remaining;
+    /** Bytes after the reader index already searched for the end of the head or trailers without finding it. */
+    private int searched;
+    /** The head being parsed, copied out of the buffer once. */
+    private byte[] scratch = new byte[512];
+    /** Per field line of the head being parsed: line start, colon, line end (its CR), 1 if parsed. */
+    private int[] lines = new int[LINE * 16];
+
+    BackendResponseDecoder(Queue<HttpMethod> methods) {
+        this.methods = methods;
+    }
+
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+        try {
+            decodeAvailable(in, out);
+        } catch (InvalidResponseException e) {
+            state = State.FAILED;
+            in.skipBytes(in.readableBytes());
+            LastHttpContent failed = new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, EmptyHttpHeaders.INSTANCE);
+            failed.setDecoderResult(DecoderResult.failure(e));
+            out.add(failed);
+        }
+    }
+
+    private void decodeAvailable(ByteBuf in, List<Object> out) {
+        while (in.isReadable()) {
+            switch (state) {
+                case HEAD -> {
+                    if (!readHead(in, out)) {
+                        return;
+                    }
+                }
+                case FIXED_BODY, CHUNK_DATA -> {
+                    int n = (int) Math.min(remaining, in.readableBytes());
+                    remaining -= n;
+                    ByteBuf piece = in.readRetainedSlice(n);
+                    if (remaining > 0) {
+                        out.add(new DefaultHttpContent(piece));
+                    } else if (state == State.FIXED_BODY) {
+                        out.add(new DefaultLastHttpContent(piece, EmptyHttpHeaders.INSTANCE));
+                        state = State.HEAD;
+                    } else {
+                        out.add(new DefaultHttpContent(piece));
+                        state = State.CHUNK_END;
+                    }
+                }
+                case CHUNK_SIZE -> {
+                    if (!readChunkSize(in)) {
+                        return;
+                    }
+                }
+                case CHUNK_END -> {
+                    if (in.readableBytes() < 2) {
+                        return;
+                    }
+                    if (in.getByte(in.readerIndex()) != CR || in.getByte(in.readerIndex() + 1) != LF) {
+                        throw new InvalidResponseException("chunk data not followed by CRLF");
+                    }
+                    in.skipBytes(2);
+                    state = State.CHUNK_SIZE;
+                }
+                case TRAILERS -> {
+                    if (!readTrailers(in, out)) {
+                        return;
+                    }
+                }
+                case UNTIL_CLOSE -> out.add(new DefaultHttpContent(in.readRetainedSlice(in.readableBytes())));
+                case UPGRADED -> {
+                    return; // left for the tunnel
+                }
+                case FAILED -> in.skipBytes(in.readableBytes());
+                default -> throw new IllegalStateException(state.name());
+            }
+        }
+    }
+
+    @Override
+    protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) throws Exception {
+        super.decodeLast(ctx, in, out);
+        if (state == State.UNTIL_CLOSE) {
+            // The close is the end of this body. A head or a sized body cut short gets nothing: the connection's
+            // end, without a last piece, is what tells the proxy the response was truncated.
+            out.add(LastHttpContent.EMPTY_LAST_CONTENT);
+            state = State.HEAD;
+        }
+    }
+
+    // ---- the head -----------------------------------------------------------------------------------------------
+
+    private boolean readHead(ByteBuf in, List<Object> out) {
+        while (in.isReadable() && (in.getByte(in.readerIndex()) == CR || in.getByte(in.readerIndex()) == LF)) {
+            in.skipBytes(1); // empty lines before the status line
+            searched = 0;
+        }
+        int length = endOfSection(in, MAX_HEAD_BYTES, "response head");
+        if (length < 0) {
+            return false;
+        }
+        byte[] h = scratch(length);
+        in.readBytes(h, 0, length);
+        parseHead(h, length, out);
+        if (scratch.length > KEPT_SCRATCH_BYTES) {
+            scratch = new byte[512];
+        }
+        return true;
+    }
+
+    /**
+     * The length of the header section at the reader index up to and including its CRLF CRLF, or -1 while it is
+     * incomplete. Bytes already searched are not searched again when more arrive.
+     */
+    private int endOfSection(ByteBuf in, int limit, String what) {
+        int start = in.readerIndex();
+        int end = start + Math.min(in.readableBytes(), limit);
+        // (indexOf searches backwards when from > to, so the loop never lets it)
+        for (int from = start + Math.max(3, searched); from < end; ) {
+            int lf = in.indexOf(from, end, LF);
+            if (lf < 0) {
+                break;
+            }
+            if (in.getByte(lf - 1) == CR && in.getByte(lf - 2) == LF && in.getByte(lf - 3) == CR) {
+                searched = 0;
+                return lf - start + 1;
+            }
+            from = lf + 1;
+        }
+        if (in.readableBytes() >= limit) {
+            throw new InvalidResponseException(what + " larger than " + limit / 1024 + " KiB");
+        }
+        searched = end - start;
+        return -1;
+    }
+
+    private byte[] scratch(int length) {
+        if (scratch.length < length) {
+            scratch = new byte[Math.max(length, scratch.length * 2)];
+        }
+        return scratch;
+    }
+
+    private void parseHead(byte[] h, int length, List<Object> out) {
+        int statusEnd = lineEnd(h, 0, length);
+        if (statusEnd < 12 || h[0] != 'H' || h[1] != 'T' || h[2] != 'T' || h[3] != 'P' || h[4] != '/'
+                || h[5] != '1' || h[6] != '.' || (h[7] != '0' && h[7] != '1') || h[8] != ' '
+                || !digit(h[9]) || !digit(h[10]) || !digit(h[11]) || h[9] == '0'
+                || (statusEnd > 12 && h[12] != ' ')) {
+            throw new InvalidResponseException("invalid status line");
+        }
+        HttpVersion version = h[7] == '1' ? HttpVersion.HTTP_1_1 : HttpVersion.HTTP_1_0;
+        int code = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+        int reasonStart = Math.min(13, statusEnd);
+        for (int i = reasonStart; i < statusEnd; i++) {
+            if (!fieldValueByte(h[i])) {
+                throw new InvalidResponseException("invalid status line");
+            }
+        }
+        HttpResponseStatus status = status(code, h, reasonStart, statusEnd - reasonStart);
+
+        int fields = parseFieldLines(h, statusEnd + 2, length - 2);
+        // An interim response is dropped or, for 101, checked field by field: all of it is parsed.
+        boolean interim = code < 200;
+        Set<AsciiString> options = interim ? null : connectionOptions(h, fields);
+        int lengthField = -1;
+        int codingField = -1;
+        int verbatimLength = 0;
+        for (int f = 0; f < fields; f++) {
+            int start = lines[LINE * f];
+            int nameLength = lines[LINE * f + 1] - start;
+            if (sameName(HttpHeaderNames.CONTENT_LENGTH, h, start, nameLength)) {
+                if (lengthField >= 0) {
+                    throw new InvalidResponseException("more than one Content-Length");
+                }
+                lengthField = f;
+            } else if (sameName(HttpHeaderNames.TRANSFER_ENCODING, h, start, nameLength)) {
+                if (codingField >= 0) {
+                    throw new InvalidResponseException("more than one Transfer-Encoding");
+                }
+                codingField = f;
+            }
+            boolean parsed = interim || isAny(PARSED_NAMES, h, start, nameLength)
+                    || (options != null && options.contains(new AsciiString(h, start, nameLength, true).toLowerCase()));
+            lines[LINE * f + 3] = parsed ? 1 : 0;
+            if (!parsed) {
+                verbatimLength += lines[LINE * f + 2] + 2 - start;
+            }
+        }
+        long contentLength = lengthField < 0 ? -1 : contentLength(h, lengthField);
+        if (codingField >= 0) {
+            if (contentLength >= 0) {
+                throw new InvalidResponseException("both Content-Length and Transfer-Encoding");
+            }
+            if (!AsciiString.contentEqualsIgnoreCase(HttpHeaderValues.CHUNKED, value(h, codingField))) {
+                throw new InvalidResponseException("Transfer-Encoding other than chunked");
+            }
+        }
+
+        byte[] verbatim = new byte[verbatimLength];
+        RelayedHeaders headers = new RelayedHeaders(verbatim);
+        int at = 0;
+        for (int f = 0; f < fields; f++) {
+            int start = lines[LINE * f];
+            if (lines[LINE * f + 3] == 0) {
+                int lineLength = lines[LINE * f + 2] + 2 - start;
+                System.arraycopy(h, start, verbatim, at, lineLength);
+                at += lineLength;
+            } else {
+                headers.add(name(h, start, lines[LINE * f + 1]), value(h, f));
+            }
+        }
+        out.add(new DefaultHttpResponse(version, status, headers));
+        afterHead(code, codingField >= 0, contentLength, out);
+    }
+
+    /** Validates the field lines in [from, end) and records them in {@link #lines}; returns how many there are. */
+    private int parseFieldLines(byte[] h, int from, int end) {
+        int count = 0;
+        for (int start = from; start < end; count++) {
+            if (!TCHAR[h[start] & 0xff]) {
+                throw new InvalidResponseException(h[start] == ' ' || h[start] == '\t'
+                        ? "folded field line (obs-fold)" : "invalid field name");
+            }
+            int colon = start + 1;
+            while (TCHAR[h[colon] & 0xff]) {
+                colon++;
+            }
+            if (h[colon] != ':') {
+                throw new InvalidResponseException(h[colon] == ' ' || h[colon] == '\t'
+                        ? "whitespace between a field name and its colon" : "invalid field name");
+            }
+            int lineEnd = lineEnd(h, colon + 1, end + 2);
+            for (int i = colon + 1; i < lineEnd; i++) {
+                if (!fieldValueByte(h[i])) {
+                    throw new InvalidResponseException("control character in the value of a field");
+                }
+            }
+            if (lines.length < LINE * (count + 1)) {
+                lines = Arrays.copyOf(lines, lines.length * 2);
+            }
+            lines[LINE * count] = start;
+            lines[LINE * count + 1] = colon;
+            lines[LINE * count + 2] = lineEnd;
+            start = lineEnd + 2;
+        }
+        return count;
+    }
+
+    /** The index of the CR of the line starting at {@code from}; a bare CR or LF before it is refused. */
+    private static int lineEnd(byte[] h, int from, int limit) {
+        for (int i = from; i < limit; i++) {
+            if (h[i] == CR) {
+                if (i + 1 >= limit || h[i + 1] != LF) {
+                    throw new InvalidResponseException("bare CR in the response head");
+                }
+                return i;
+            }
+            if (h[i] == LF) {
+                throw new InvalidResponseException("line ending in a bare LF");
+            }
+        }
+        throw new InvalidResponseException("line without CRLF");
+    }
+
+    /**
+     * Field names, lower case, that this head's Connection fields list besides the ones always parsed (RFC 9110
+     * 7.6.1: they are hop-by-hop, and ForwardedHeaders removes them); null when there are none, the common case.
+     */
+    private Set<AsciiString> connectionOptions(byte[] h, int fields) {
+        Set<AsciiString> options = null;
+        for (int f = 0; f < fields; f++) {
+            int start = lines[LINE * f];
+            if (!sameName(HttpHeaderNames.CONNECTION, h, start, lines[LINE * f + 1] - start)) {
+                continue;
+            }
+            int end = lines[LINE * f + 2];
+            for (int i = lines[LINE * f + 1] + 1; i < end; ) {
+                while (i < end && (h[i] == ' ' || h[i] == '\t' || h[i] == ',')) {
+                    i++;
+                }
+                int tokenStart = i;
+                while (i < end && h[i] != ',') {
+                    i++;
+                }
+                int tokenEnd = i;
+                while (tokenEnd > tokenStart && (h[tokenEnd - 1] == ' ' || h[tokenEnd - 1] == '\t')) {
+                    tokenEnd--;
+                }
+                int length = tokenEnd - tokenStart;
+                if (length > 0 && !isAny(PARSED_NAMES, h, tokenStart, length)
+                        && !sameName(HttpHeaderValues.CLOSE, h, tokenStart, length)) {
+                    if (options == null) {
+                        options = new HashSet<>();
+                    }
+                    options.add(new AsciiString(h, tokenStart, length, true).toLowerCase());
+                }
+            }
+        }
+        return options;
+    }
+
+    /** Emits what follows the head at once, and sets how the body, if any, is read (RFC 9112 6.3). */
+    private void afterHead(int code, boolean chunked, long contentLength, List<Object> out) {
+        if (code == HttpResponseStatus.SWITCHING_PROTOCOLS.code()) {
+            out.add(LastHttpContent.EMPTY_LAST_CONTENT);
+            state = State.UPGRADED;
+            return;
+        }
+        if (code < 200) {
+            // Interim: the final response to the same request follows, so this does not use up its method.
+            out.add(LastHttpContent.EMPTY_LAST_CONTENT);
+            return;
+        }
+        HttpMethod method = methods.poll();
+        if (HttpMethod.HEAD.equals(method) || code == 204 || code == 304 || contentLength == 0) {
+            out.add(LastHttpContent.EMPTY_LAST_CONTENT);
+        } else if (chunked) {
+            state = State.CHUNK_SIZE;
+        } else if (contentLength > 0) {
+            remaining = contentLength;
+            state = State.FIXED_BODY;
+        } else {
+            state = State.UNTIL_CLOSE;
+        }
+    }
+
+    private long contentLength(byte[] h, int f) {
+        int from = lines[LINE * f + 1] + 1;
+        int to = lines[LINE * f + 2];
+        while (from < to && (h[from] == ' ' || h[from] == '\t')) {
+            from++;
+        }
+        while (to > from && (h[to - 1] == ' ' || h[to - 1] == '\t')) {
+            to--;
+        }
+        if (from == to || to - from > 18) {
+            throw new InvalidResponseException("invalid Content-Length");
+        }
+        long length = 0;
+        for (int i = from; i < to; i++) {
+            if (!digit(h[i])) {
+                throw new InvalidResponseException("invalid Content-Length");
+            }
+            length = length * 10 + (h[i] - '0');
+        }
+        return length;
+    }
+
+    // ---- chunks -------------------------------------------------------------------------------------------------
+
+    /** chunk-size [ chunk-ext ] CRLF (RFC 9112 7.1); extensions are validated and dropped, as Netty does. */
+    private boolean readChunkSize(ByteBuf in) {
+        int start = in.readerIndex();
+        int lf = in.indexOf(start, start + Math.min(in.readableBytes(), MAX_CHUNK_LINE_BYTES), LF);
+        if (lf < 0) {
+            if (in.readableBytes() >= MAX_CHUNK_LINE_BYTES) {
+                throw new InvalidResponseException("chunk size line too long");
+            }
+            return false;
+        }
+        int end = lf - 1;
+        if (end < start || in.getByte(end) != CR) {
+            throw new InvalidResponseException("chunk size line ending in a bare LF");
+        }
+        long size = 0;
+        int i = start;
+        for (; i < end; i++) {
+            int digit = Character.digit(in.getByte(i), 16);
+            if (digit < 0) {
+                break;
+            }
+            if (i - start == 15) {
+                throw new InvalidResponseException("chunk size too large");
+            }
+            size = size * 16 + digit;
+        }
+        if (i == start) {
+            throw new InvalidResponseException("invalid chunk size");
+        }
+        while (i < end && (in.getByte(i) == ' ' || in.getByte(i) == '\t')) {
+            i++;
+        }
+        if (i < end && in.getByte(i) != ';') {
+            throw new InvalidResponseException("invalid chunk size");
+        }
+        for (; i < end; i++) {
+            if (!fieldValueByte(in.getByte(i))) {
+                throw new InvalidResponseException("control character in a chunk extension");
+            }
+        }
+        in.readerIndex(lf + 1);
+        if (size == 0) {
+            state = State.TRAILERS;
+        } else {
+            remaining = size;
+            state = State.CHUNK_DATA;
+        }
+        return true;
+    }
+
+    private boolean readTrailers(ByteBuf in, List<Object> out) {
+        if (in.readableBytes() < 2) {
+            return false;
+        }
+        if (in.getByte(in.readerIndex()) == CR && in.getByte(in.readerIndex() + 1) == LF) {
+            in.skipBytes(2);
+            out.add(LastHttpContent.EMPTY_LAST_CONTENT);
+            state = State.HEAD;
+            return true;
+        }
+        int length = endOfSection(in, MAX_HEAD_BYTES, "trailer section");
+        if (length < 0) {
+            return false;
+        }
+        byte[] h = scratch(length);
+        in.readBytes(h, 0, length);
+        int fields = parseFieldLines(h, 0, length - 2);
+        HttpHeaders trailers = new DefaultHttpHeaders();
+        for (int f = 0; f < fields; f++) {
+            int start = lines[LINE * f];
+            int colon = lines[LINE * f + 1];
+            if (!isAny(NOT_IN_TRAILERS, h, start, colon - start)) {
+                trailers.add(name(h, start, colon), value(h, f));
+            }
+        }
+        out.add(new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, trailers));
+        state = State.HEAD;
+        return true;
+    }
+
+    // ---- bytes --------------------------------------------------------------------------------------------------
+
+    /** Netty's constant when the reason phrase is the usual one, so the common statuses allocate nothing. */
+    private static HttpResponseStatus status(int code, byte[] h, int reasonStart, int reasonLength) {
+        HttpResponseStatus known = HttpResponseStatus.valueOf(code);
+        String phrase = known.reasonPhrase();
+        if (phrase.length() == reasonLength) {
+            int i = 0;
+            while (i < reasonLength && phrase.charAt(i) == h[reasonStart + i]) {
+                i++;
+            }
+            if (i == reasonLength) {
+                return known;
+            }
+        }
+        return new HttpResponseStatus(code, new String(h, reasonStart, reasonLength, StandardCharsets.ISO_8859_1));
+    }
+
+    /** The name as the backend spelled it; the usual spellings of the parsed names are shared instances. */
+    private static AsciiString name(byte[] h, int start, int colon) {
+        for (AsciiString known : SPELLINGS) {
+            if (known.length() == colon - start && exact(known, h, start)) {
+                return known;
+            }
+        }
+        return new AsciiString(h, start, colon - start, true);
+    }
+
+    /** The value of field {@code f} without the optional whitespace at either end. */
+    private CharSequence value(byte[] h, int f) {
+        int from = lines[LINE * f + 1] + 1;
+        int to = lines[LINE * f + 2];
+        while (from < to && (h[from] == ' ' || h[from] == '\t')) {
+            from++;
+        }
+        while (to > from && (h[to - 1] == ' ' || h[to - 1] == '\t')) {
+            to--;
+        }
+        for (AsciiString known : VALUES) {
+            if (known.length() == to - from && exact(known, h, from)) {
+                return known;
+            }
+        }
+        return new String(h, from, to - from, StandardCharsets.ISO_8859_1);
+    }
+
+    private static boolean exact(AsciiString s, byte[] h, int start) {
+        for (int i = 0; i < s.length(); i++) {
+            if (s.byteAt(i) != h[start + i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean isAny(AsciiString[] names, byte[] h, int start, int length) {
+        for (AsciiString name : names) {
+            if (sameName(name, h, start, length)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean sameName(AsciiString name, byte[] h, int start, int length) {
+        if (name.length() != length) {
+            return false;
+        }
+        for (int i = 0; i < length; i++) {
+            if (lower(name.byteAt(i)) != lower(h[start + i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+
+    /** field-vchar, SP or HTAB (RFC 9110 5.5): anything but a control character; obs-text is allowed. */
+    private static boolean fieldValueByte(byte b) {
+        return b == '\t' || (b >= 0x20 && b != 0x7f) || b < 0;
+    }
+
+    private static String canonical(String lowerCase) {
+        StringBuilder b = new StringBuilder(lowerCase);
+        for (int i = 0; i < b.length(); i++) {
+            if (i == 0 || b.charAt(i - 1) == '-') {
+                b.setCharAt(i, Character.toUpperCase(b.charAt(i)));
+            }
+        }
+        return b.toString();
+    }
+
+    private static int lower(byte b) {
+        return b >= 'A' && b <= 'Z' ? b + ('a' - 'A') : b;
+    }
+
+    private static boolean digit(byte b) {
+        return b >= '0' && b <= '9';
+    }
+}
