@@ -63,10 +63,8 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         HttpHeaderNames.CONTENT_LENGTH, HttpHeaderNames.TRANSFER_ENCODING, HttpHeaderNames.CONNECTION,
         AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"), HttpHeaderNames.PROXY_AUTHENTICATE,
         HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE, HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE};
-    /** The usual spellings of the parsed names, canonical and lower case: shared, not allocated per response. */
-    private static final AsciiString[] SPELLINGS = Stream.of(PARSED_NAMES)
-            .flatMap(name -> Stream.of(name, AsciiString.cached(canonical(name.toString()))))
-            .toArray(AsciiString[]::new);
+    /** PARSED_NAMES by length, each with its canonical spelling: [length][k] = {lower case, Canonical-Case}. */
+    private static final AsciiString[][][] PARSED_BY_LENGTH = byLength(PARSED_NAMES);
     /** Parsed values so common that they too are shared. */
     private static final AsciiString[] VALUES = {
         HttpHeaderValues.KEEP_ALIVE, HttpHeaderValues.CLOSE, HttpHeaderValues.CHUNKED, AsciiString.cached("Keep-Alive"),
@@ -97,12 +95,17 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     private State state = State.HEAD;
     /** Body bytes left in a Content-Length body or the current chunk. */
     private long remaining;
-    /** Bytes after the reader index already searched for the end of the head or trailers without finding it. */
-    private int searched;
+    /**
+     * Bytes of the head or trailer section being read already copied into {@link #scratch} and searched for the
+     * section's end. The section is consumed only once complete, so these stay valid as more bytes arrive.
+     */
+    private int copied;
     /** The head being parsed, copied out of the buffer once. */
     private byte[] scratch = new byte[512];
     /** Per field line of the head being parsed: line start, colon, line end (its CR), 1 if parsed. */
     private int[] lines = new int[LINE * 16];
+    /** Per field line: which of {@link #PARSED_NAMES} its name is, or null. */
+    private AsciiString[] known = new AsciiString[16];
 
     BackendResponseDecoder(Queue<HttpMethod> methods) {
         this.methods = methods;
@@ -187,17 +190,16 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     // ---- the head -----------------------------------------------------------------------------------------------
 
     private boolean readHead(ByteBuf in, List<Object> out) {
-        while (in.isReadable() && (in.getByte(in.readerIndex()) == CR || in.getByte(in.readerIndex()) == LF)) {
-            in.skipBytes(1); // empty lines before the status line
-            searched = 0;
+        if (copied == 0) {
+            while (in.isReadable() && (in.getByte(in.readerIndex()) == CR || in.getByte(in.readerIndex()) == LF)) {
+                in.skipBytes(1); // empty lines before the status line
+            }
         }
-        int length = endOfSection(in, MAX_HEAD_BYTES, "response head");
+        int length = readSection(in, "response head");
         if (length < 0) {
             return false;
         }
-        byte[] h = scratch(length);
-        in.readBytes(h, 0, length);
-        parseHead(h, length, out);
+        parseHead(scratch, length, out);
         if (scratch.length > KEPT_SCRATCH_BYTES) {
             scratch = new byte[512];
         }
@@ -205,36 +207,32 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     }
 
     /**
-     * The length of the header section at the reader index up to and including its CRLF CRLF, or -1 while it is
-     * incomplete. Bytes already searched are not searched again when more arrive.
+     * Copies the header section at the reader index into {@link #scratch} and consumes it, once its CRLF CRLF has
+     * arrived; returns its length then, or -1 while it is incomplete. It is copied in growing steps, each searched
+     * as it is copied, so a body that came in the same read is not copied too, and nothing is searched twice.
      */
-    private int endOfSection(ByteBuf in, int limit, String what) {
-        int start = in.readerIndex();
-        int end = start + Math.min(in.readableBytes(), limit);
-        // (indexOf searches backwards when from > to, so the loop never lets it)
-        for (int from = start + Math.max(3, searched); from < end; ) {
-            int lf = in.indexOf(from, end, LF);
-            if (lf < 0) {
-                break;
+    private int readSection(ByteBuf in, String what) {
+        int available = Math.min(in.readableBytes(), MAX_HEAD_BYTES);
+        while (copied < available) {
+            int step = Math.min(available - copied, Math.max(256, copied));
+            if (scratch.length < copied + step) {
+                scratch = Arrays.copyOf(scratch, Math.max(copied + step, scratch.length * 2));
             }
-            if (in.getByte(lf - 1) == CR && in.getByte(lf - 2) == LF && in.getByte(lf - 3) == CR) {
-                searched = 0;
-                return lf - start + 1;
+            byte[] h = scratch;
+            in.getBytes(in.readerIndex() + copied, h, copied, step);
+            for (int i = Math.max(3, copied), end = copied + step; i < end; i++) {
+                if (h[i] == LF && h[i - 1] == CR && h[i - 2] == LF && h[i - 3] == CR) {
+                    copied = 0;
+                    in.skipBytes(i + 1);
+                    return i + 1;
+                }
             }
-            from = lf + 1;
+            copied += step;
         }
-        if (in.readableBytes() >= limit) {
-            throw new InvalidResponseException(what + " larger than " + limit / 1024 + " KiB");
+        if (copied >= MAX_HEAD_BYTES) {
+            throw new InvalidResponseException(what + " larger than " + MAX_HEAD_BYTES / 1024 + " KiB");
         }
-        searched = end - start;
         return -1;
-    }
-
-    private byte[] scratch(int length) {
-        if (scratch.length < length) {
-            scratch = new byte[Math.max(length, scratch.length * 2)];
-        }
-        return scratch;
     }
 
     private void parseHead(byte[] h, int length, List<Object> out) {
@@ -265,18 +263,19 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         for (int f = 0; f < fields; f++) {
             int start = lines[LINE * f];
             int nameLength = lines[LINE * f + 1] - start;
-            if (sameName(HttpHeaderNames.CONTENT_LENGTH, h, start, nameLength)) {
+            AsciiString name = known[f];
+            if (name == HttpHeaderNames.CONTENT_LENGTH) {
                 if (lengthField >= 0) {
                     throw new InvalidResponseException("more than one Content-Length");
                 }
                 lengthField = f;
-            } else if (sameName(HttpHeaderNames.TRANSFER_ENCODING, h, start, nameLength)) {
+            } else if (name == HttpHeaderNames.TRANSFER_ENCODING) {
                 if (codingField >= 0) {
                     throw new InvalidResponseException("more than one Transfer-Encoding");
                 }
                 codingField = f;
             }
-            boolean parsed = interim || isAny(PARSED_NAMES, h, start, nameLength)
+            boolean parsed = interim || name != null
                     || (options != null && options.contains(new AsciiString(h, start, nameLength, true).toLowerCase()));
             lines[LINE * f + 3] = parsed ? 1 : 0;
             if (!parsed) {
@@ -326,18 +325,24 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
                 throw new InvalidResponseException(h[colon] == ' ' || h[colon] == '\t'
                         ? "whitespace between a field name and its colon" : "invalid field name");
             }
-            int lineEnd = lineEnd(h, colon + 1, end + 2);
-            for (int i = colon + 1; i < lineEnd; i++) {
-                if (!fieldValueByte(h[i])) {
-                    throw new InvalidResponseException("control character in the value of a field");
-                }
+            // The section ends in CRLF CRLF, so this stops at the latest on its last CR.
+            int lineEnd = colon + 1;
+            while (fieldValueByte(h[lineEnd])) {
+                lineEnd++;
+            }
+            if (h[lineEnd] != CR || h[lineEnd + 1] != LF) {
+                throw new InvalidResponseException(h[lineEnd] == LF ? "line ending in a bare LF"
+                        : h[lineEnd] == CR ? "bare CR in the response head"
+                        : "control character in the value of a field");
             }
             if (lines.length < LINE * (count + 1)) {
                 lines = Arrays.copyOf(lines, lines.length * 2);
+                known = Arrays.copyOf(known, known.length * 2);
             }
             lines[LINE * count] = start;
             lines[LINE * count + 1] = colon;
             lines[LINE * count + 2] = lineEnd;
+            known[count] = parsedName(h, start, colon - start);
             start = lineEnd + 2;
         }
         return count;
@@ -366,8 +371,7 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     private Set<AsciiString> connectionOptions(byte[] h, int fields) {
         Set<AsciiString> options = null;
         for (int f = 0; f < fields; f++) {
-            int start = lines[LINE * f];
-            if (!sameName(HttpHeaderNames.CONNECTION, h, start, lines[LINE * f + 1] - start)) {
+            if (known[f] != HttpHeaderNames.CONNECTION) {
                 continue;
             }
             int end = lines[LINE * f + 2];
@@ -384,7 +388,7 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
                     tokenEnd--;
                 }
                 int length = tokenEnd - tokenStart;
-                if (length > 0 && !isAny(PARSED_NAMES, h, tokenStart, length)
+                if (length > 0 && parsedName(h, tokenStart, length) == null
                         && !sameName(HttpHeaderValues.CLOSE, h, tokenStart, length)) {
                     if (options == null) {
                         options = new HashSet<>();
@@ -505,12 +509,11 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
             state = State.HEAD;
             return true;
         }
-        int length = endOfSection(in, MAX_HEAD_BYTES, "trailer section");
+        int length = readSection(in, "trailer section");
         if (length < 0) {
             return false;
         }
-        byte[] h = scratch(length);
-        in.readBytes(h, 0, length);
+        byte[] h = scratch;
         int fields = parseFieldLines(h, 0, length - 2);
         HttpHeaders trailers = new DefaultHttpHeaders();
         for (int f = 0; f < fields; f++) {
@@ -545,12 +548,41 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
 
     /** The name as the backend spelled it; the usual spellings of the parsed names are shared instances. */
     private static AsciiString name(byte[] h, int start, int colon) {
-        for (AsciiString known : SPELLINGS) {
-            if (known.length() == colon - start && exact(known, h, start)) {
-                return known;
+        int length = colon - start;
+        if (length < PARSED_BY_LENGTH.length) {
+            for (AsciiString[] spellings : PARSED_BY_LENGTH[length]) {
+                for (AsciiString spelling : spellings) {
+                    if (exact(spelling, h, start)) {
+                        return spelling;
+                    }
+                }
             }
         }
-        return new AsciiString(h, start, colon - start, true);
+        return new AsciiString(h, start, length, true);
+    }
+
+    /** The lower-case constant of PARSED_NAMES this name is, ignoring case, or null. */
+    private static AsciiString parsedName(byte[] h, int start, int length) {
+        if (length < PARSED_BY_LENGTH.length) {
+            for (AsciiString[] spellings : PARSED_BY_LENGTH[length]) {
+                if (sameName(spellings[0], h, start, length)) {
+                    return spellings[0];
+                }
+            }
+        }
+        return null;
+    }
+
+    private static AsciiString[][][] byLength(AsciiString[] names) {
+        int longest = Stream.of(names).mapToInt(AsciiString::length).max().orElse(0);
+        AsciiString[][][] table = new AsciiString[longest + 1][][];
+        for (int length = 0; length <= longest; length++) {
+            int l = length;
+            table[length] = Stream.of(names).filter(n -> n.length() == l)
+                    .map(n -> new AsciiString[] {n, AsciiString.cached(canonical(n.toString()))})
+                    .toArray(AsciiString[][]::new);
+        }
+        return table;
     }
 
     /** The value of field {@code f} without the optional whitespace at either end. */

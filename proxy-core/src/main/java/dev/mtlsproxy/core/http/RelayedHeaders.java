@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.http;
 import io.netty.buffer.ByteBuf;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
 import java.nio.charset.StandardCharsets;
+import java.util.Objects;
 
 /**
  * The header section of a backend's response as the proxy relays it: the fields the proxy acts on (framing,
@@ -22,6 +23,8 @@ final class RelayedHeaders extends DefaultHttpHeaders {
     private final byte[] verbatim;
 
     RelayedHeaders(byte[] verbatim) {
+        // BackendResponseDecoder validated every field; what the proxy sets later are constants.
+        super(name -> Objects.requireNonNull(name, "name"), value -> { });
         this.verbatim = verbatim.length == 0 ? NONE : verbatim;
     }
 
