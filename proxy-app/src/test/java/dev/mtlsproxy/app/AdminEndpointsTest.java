@@ -124,7 +124,8 @@ class AdminEndpointsTest {
         assertThat(config.get("generation").asLong()).isEqualTo(1);
         assertThat(config.get("sha256").asText()).hasSize(64);
         assertThat(config.at("/config/listeners/0/tls/minVersion").asText()).isEqualTo("TLSv1.2");
-        assertThat(config.at("/config/listeners/0/idleTimeout").asText()).isEqualTo("PT1M");
+        assertThat(config.at("/config/listeners/0/idleTimeout").asText()).as("as YAML takes it").isEqualTo("1m");
+        assertThat(config.at("/config/workers/yieldAfter").asText()).isEqualTo("500us");
     }
 
     @Test

@@ -1,12 +1,16 @@
 package dev.mtlsproxy.app.admin;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.SerializerProvider;
 import com.fasterxml.jackson.databind.module.SimpleModule;
+import com.fasterxml.jackson.databind.ser.std.StdSerializer;
 import com.fasterxml.jackson.databind.ser.std.ToStringSerializer;
 import dev.mtlsproxy.config.CpuAffinity;
 import dev.mtlsproxy.config.DataSize;
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.proxy.TlsInventory;
@@ -25,6 +29,7 @@ import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -82,7 +87,7 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         // Values with units and paths are shown as written in YAML, not as Jackson's object dumps.
         SimpleModule asText = new SimpleModule()
                 .addSerializer(Path.class, ToStringSerializer.instance)
-                .addSerializer(Duration.class, ToStringSerializer.instance)
+                .addSerializer(Duration.class, new DurationAsWritten())
                 .addSerializer(DataSize.class, ToStringSerializer.instance)
                 .addSerializer(HostPort.class, ToStringSerializer.instance)
                 .addSerializer(CpuAffinity.class, ToStringSerializer.instance);
@@ -195,5 +200,19 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         ctx.close();
+    }
+
+    /** "1m", "500us": a duration as the YAML takes it, not Java's ISO form ("PT1M", "PT0.0005S"). */
+    private static final class DurationAsWritten extends StdSerializer<Duration> {
+        private static final long serialVersionUID = 1L;
+
+        DurationAsWritten() {
+            super(Duration.class);
+        }
+
+        @Override
+        public void serialize(Duration value, JsonGenerator out, SerializerProvider provider) throws IOException {
+            out.writeString(Durations.format(value));
+        }
     }
 }
