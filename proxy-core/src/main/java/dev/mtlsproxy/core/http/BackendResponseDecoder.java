@@ -39,9 +39,9 @@ import java.util.stream.Stream;
  * three digits and an optional reason phrase; a line ending in a bare LF or containing a bare CR; a field line
  * folded onto the previous one (obs-fold), with whitespace before its colon, an empty or invalid name, or a control
  * character in its value; more than one Content-Length, or one that is not a decimal number; Transfer-Encoding other
- * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk); both
- * Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed chunk size or chunk end. Empty lines before
- * a status line are skipped, as Netty's decoder and browsers do.
+ * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk), or any in
+ * an HTTP/1.0 response (RFC 9112 6.1); both Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed
+ * chunk size or chunk end. Empty lines before a status line are skipped, as Netty's decoder and browsers do.
  *
  * <p>Framing follows RFC 9112 section 6.3: no body after a 1xx, 204 or 304 or in answer to HEAD; chunked; a
  * Content-Length; otherwise the body runs until the backend closes. After a 101 nothing more is decoded: the bytes
@@ -200,10 +200,17 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
             return false;
         }
         parseHead(scratch, length, out);
+        shrinkAfterLargeSection();
+        return true;
+    }
+
+    /** A pooled connection keeps its decoder: one huge head must not keep its memory for good. */
+    private void shrinkAfterLargeSection() {
         if (scratch.length > KEPT_SCRATCH_BYTES) {
             scratch = new byte[512];
+            lines = new int[LINE * 16];
+            known = new AsciiString[16];
         }
-        return true;
     }
 
     /**
@@ -286,6 +293,10 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         if (codingField >= 0) {
             if (contentLength >= 0) {
                 throw new InvalidResponseException("both Content-Length and Transfer-Encoding");
+            }
+            if (version == HttpVersion.HTTP_1_0) {
+                // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding must be treated as badly framed.
+                throw new InvalidResponseException("Transfer-Encoding in an HTTP/1.0 response");
             }
             if (!AsciiString.contentEqualsIgnoreCase(HttpHeaderValues.CHUNKED, value(h, codingField))) {
                 throw new InvalidResponseException("Transfer-Encoding other than chunked");
@@ -523,6 +534,7 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
                 trailers.add(name(h, start, colon), value(h, f));
             }
         }
+        shrinkAfterLargeSection();
         out.add(new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, trailers));
         state = State.HEAD;
         return true;

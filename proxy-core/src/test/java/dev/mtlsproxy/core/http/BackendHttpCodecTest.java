@@ -166,6 +166,7 @@ class BackendHttpCodecTest {
             a huge Content-Length         | HTTP/1.1 200 OK\\r\\nContent-Length: 1234567890123456789\\r\\n\\r\\n | invalid Content-Length
             length and chunks             | HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n | both Content-Length and Transfer-Encoding
             a coding besides chunked      | HTTP/1.1 200 OK\\r\\nTransfer-Encoding: gzip, chunked\\r\\n\\r\\n0\\r\\n\\r\\n | Transfer-Encoding other than chunked
+            chunks in an HTTP/1.0 answer  | HTTP/1.0 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n | Transfer-Encoding in an HTTP/1.0 response
             two Transfer-Encodings        | HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n | more than one Transfer-Encoding
             a folded field                | HTTP/1.1 200 OK\\r\\nX-A: 1\\r\\n folded\\r\\nContent-Length: 0\\r\\n\\r\\n | folded field line (obs-fold)
             space before a colon          | HTTP/1.1 200 OK\\r\\nContent-Length : 5\\r\\n\\r\\nhello     | whitespace between a field name and its colon
