@@ -437,14 +437,8 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     }
 
     private long contentLength(byte[] h, int f) {
-        int from = lines[LINE * f + 1] + 1;
-        int to = lines[LINE * f + 2];
-        while (from < to && (h[from] == ' ' || h[from] == '\t')) {
-            from++;
-        }
-        while (to > from && (h[to - 1] == ' ' || h[to - 1] == '\t')) {
-            to--;
-        }
+        int from = valueFrom(h, f);
+        int to = valueTo(h, f, from);
         if (from == to || to - from > 18) {
             throw new InvalidResponseException("invalid Content-Length");
         }
@@ -597,16 +591,28 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         return table;
     }
 
-    /** The value of field {@code f} without the optional whitespace at either end. */
-    private CharSequence value(byte[] h, int f) {
+    /** Where the value of field {@code f} starts, after the optional whitespace. */
+    private int valueFrom(byte[] h, int f) {
         int from = lines[LINE * f + 1] + 1;
-        int to = lines[LINE * f + 2];
-        while (from < to && (h[from] == ' ' || h[from] == '\t')) {
+        while (from < lines[LINE * f + 2] && (h[from] == ' ' || h[from] == '\t')) {
             from++;
         }
+        return from;
+    }
+
+    /** Where the value of field {@code f} ends, before the optional whitespace. */
+    private int valueTo(byte[] h, int f, int from) {
+        int to = lines[LINE * f + 2];
         while (to > from && (h[to - 1] == ' ' || h[to - 1] == '\t')) {
             to--;
         }
+        return to;
+    }
+
+    /** The value of field {@code f} without the optional whitespace at either end. */
+    private CharSequence value(byte[] h, int f) {
+        int from = valueFrom(h, f);
+        int to = valueTo(h, f, from);
         for (AsciiString known : VALUES) {
             if (known.length() == to - from && exact(known, h, from)) {
                 return known;
