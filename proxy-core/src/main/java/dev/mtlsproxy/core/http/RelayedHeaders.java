@@ -23,8 +23,9 @@ final class RelayedHeaders extends DefaultHttpHeaders {
     private final byte[] verbatim;
 
     RelayedHeaders(byte[] verbatim) {
-        // BackendResponseDecoder validated every field; what the proxy sets later are constants.
-        super(name -> Objects.requireNonNull(name, "name"), value -> { });
+        // BackendResponseDecoder validated every field, and what the proxy sets later are constants. Four hash
+        // buckets, not sixteen: only a few fields are ever parsed.
+        super(name -> Objects.requireNonNull(name, "name"), value -> { }, 4);
         this.verbatim = verbatim.length == 0 ? NONE : verbatim;
     }
 
