@@ -48,6 +48,7 @@ ACCESS_LOG=${ACCESS_LOG:-0}                 # 1: every server writes an access l
 NGINX_LOG_BUFFER=${NGINX_LOG_BUFFER:-}       # with ACCESS_LOG=1, e.g. 64k: nginx buffers its log lines (buffer=64k
                                             # flush=1s); empty: one write per line, nginx's default
 OURS_YIELD_AFTER=${OURS_YIELD_AFTER:-}       # our workers.yieldAfter (e.g. 0s: never yield); empty: the default
+OURS_TRANSPORT=${OURS_TRANSPORT:-}           # our workers.transport (epoll, io_uring, nio); empty: the default (auto)
 AFFINITY=${AFFINITY:-0}                     # 1: every server pins its two workers to CPUs 0 and 1 (ours
                                             # workers.cpuAffinity: auto, nginx worker_cpu_affinity auto, HAProxy
                                             # cpu-map); 0: none is pinned, as each is configured by default
@@ -233,6 +234,9 @@ printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yam
 printf 'workers:\n  cpuAffinity: %s\n' "$([ "$AFFINITY" = 1 ] && echo auto || echo none)" >>"$WORK/ours/bench.yaml"
 if [ -n "$OURS_YIELD_AFTER" ]; then
   printf '  yieldAfter: %s\n' "$OURS_YIELD_AFTER" >>"$WORK/ours/bench.yaml"
+fi
+if [ -n "$OURS_TRANSPORT" ]; then
+  printf '  transport: %s\n' "$OURS_TRANSPORT" >>"$WORK/ours/bench.yaml"
 fi
 
 # nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
@@ -470,6 +474,7 @@ info "machine-busy-before-load" "${busy_pct}% of all cores over 2 s with the ser
 info backend "nginx, one worker, $([ "$BACKEND_TLS" = 1 ] && echo "TLS 1.3 (ECDSA P-256 certificate from the bench CA), verified by each proxy" || echo plaintext)"
 info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one JSON line per request with the same fields, each server to its own file in a log directory no server watches; nginx $([ -n "$NGINX_LOG_BUFFER" ] && echo "buffer=$NGINX_LOG_BUFFER flush=1s" || echo "unbuffered (its default)"), ours a 64 KiB buffer flushed when its writer has caught up, HAProxy a write per line to stdout" || echo "off for every server")"
 info ours-yield-after "${OURS_YIELD_AFTER:-default (500us)}"
+info ours-transport "${OURS_TRANSPORT:-default (auto: epoll)}"
 info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"

@@ -234,7 +234,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private static String describe(WorkersConfig workers) {
         return "threads: " + (workers.threads() == null ? "default" : workers.threads()) + ", cpuAffinity: "
-                + workers.cpuAffinity() + ", yieldAfter: " + Durations.format(workers.yieldAfter());
+                + workers.cpuAffinity() + ", yieldAfter: " + Durations.format(workers.yieldAfter()) + ", transport: "
+                + workers.transport().yaml();
     }
 
     /** The config file and every file it references. */

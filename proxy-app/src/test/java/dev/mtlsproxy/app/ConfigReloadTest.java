@@ -272,8 +272,8 @@ class ConfigReloadTest {
             assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
 
             assertThat(log.await("event=config_restart_needed", "key=workers")).contains(
-                    "running=\"threads: default, cpuAffinity: none, yieldAfter: 500us\" configured=\"threads: 3,"
-                            + " cpuAffinity: auto, yieldAfter: 500us\"");
+                    "running=\"threads: default, cpuAffinity: none, yieldAfter: 500us, transport: auto\""
+                            + " configured=\"threads: 3, cpuAffinity: auto, yieldAfter: 500us, transport: auto\"");
             assertThat(billingStatus()).isEqualTo(403);
             JsonNode shown = new ObjectMapper().readTree(admin("GET", "/admin/config").body());
             assertThat(shown.at("/config/workers/cpuAffinity").asText()).as("as written in YAML").isEqualTo("auto");

@@ -40,6 +40,7 @@ final class ValueDeserializers {
         yamlEnum(module, StaleCrlPolicy.class);
         yamlEnum(module, SessionResumption.class);
         yamlEnum(module, KeyExchangeGroup.class);
+        yamlEnum(module, IoTransport.class);
         module.addDeserializer(URI.class, new FromText<>(URI.class, false, (s, c) -> URI.create(s.trim())));
         module.addDeserializer(Path.class, new FromText<>(Path.class, false, ValueDeserializers::path));
         module.addDeserializer(Instant.class, new FromText<>(Instant.class, false, (s, c) -> instant(s)));

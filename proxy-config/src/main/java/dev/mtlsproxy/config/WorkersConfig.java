@@ -14,22 +14,29 @@ import java.time.Duration;
  * @param yieldAfter  how long a loop may stay busy, never once finding nothing to do, before it offers its CPU to
  *                    other threads once ({@code sched_yield}); zero never. When the scheduler has stacked two loops on
  *                    one CPU, the waiting one otherwise waits for the running one's whole time slice (issue #8).
+ * @param transport   how the loops do their I/O; {@code auto} (epoll, else NIO) by default, see {@link IoTransport}
  */
-public record WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration yieldAfter) {
+public record WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration yieldAfter, IoTransport transport) {
 
     public static final int MAX_THREADS = 1024;
     public static final Duration DEFAULT_YIELD_AFTER = Duration.ofNanos(500_000);
     public static final Duration MAX_YIELD_AFTER = Duration.ofSeconds(1);
-    public static final WorkersConfig DEFAULT = new WorkersConfig(null, null, null);
+    public static final WorkersConfig DEFAULT = new WorkersConfig(null, null, null, null);
 
     public WorkersConfig {
         cpuAffinity = cpuAffinity == null ? CpuAffinity.NONE : cpuAffinity;
         yieldAfter = yieldAfter == null ? DEFAULT_YIELD_AFTER : yieldAfter;
+        transport = transport == null ? IoTransport.AUTO : transport;
+    }
+
+    /** The defaults for what is not given. */
+    public WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration yieldAfter) {
+        this(threads, cpuAffinity, yieldAfter, null);
     }
 
     /** The defaults for what is not given. */
     public WorkersConfig(Integer threads, CpuAffinity cpuAffinity) {
-        this(threads, cpuAffinity, null);
+        this(threads, cpuAffinity, null, null);
     }
 
     /**

@@ -775,6 +775,15 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void theTransportIsAutoUnlessOneIsNamed() throws Exception {
+            assertThat(fixture.load(ConfigFixture.VALID).workers().transport()).isEqualTo(IoTransport.AUTO);
+            assertThat(fixture.load(ConfigFixture.VALID + "workers: { transport: io_uring }\n").workers().transport())
+                    .isEqualTo(IoTransport.IO_URING);
+            assertThat(fixture.problems(ConfigFixture.VALID + "workers: { transport: uring }\n")).containsExactly(
+                    "workers.transport: \"uring\" (expected: one of auto, epoll, io_uring, nio)");
+        }
+
+        @Test
         void autoPinsOneLoopPerProcessorUnlessThreadsSaysOtherwise() throws Exception {
             assertThat(fixture.load(ConfigFixture.VALID + "workers: { cpuAffinity: auto }\n").workers()
                     .threadCount(4)).isEqualTo(4);

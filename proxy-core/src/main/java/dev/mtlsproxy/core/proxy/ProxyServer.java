@@ -130,7 +130,7 @@ public final class ProxyServer implements AutoCloseable {
      */
     public static ProxyServer start(ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics, Clock clock)
             throws PemException, IOException, GeneralSecurityException, InterruptedException {
-        Transport transport = Transport.best();
+        Transport transport = Transport.of(config.workers().transport());
         AtomicReference<Generation> current = new AtomicReference<>();
         current.set(build(1, config, accessLog, metrics, clock, null));
         Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
