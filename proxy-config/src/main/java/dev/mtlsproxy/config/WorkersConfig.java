@@ -30,11 +30,6 @@ public record WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration y
     }
 
     /** The defaults for what is not given. */
-    public WorkersConfig(Integer threads, CpuAffinity cpuAffinity, Duration yieldAfter) {
-        this(threads, cpuAffinity, yieldAfter, null);
-    }
-
-    /** The defaults for what is not given. */
     public WorkersConfig(Integer threads, CpuAffinity cpuAffinity) {
         this(threads, cpuAffinity, null, null);
     }
