@@ -4,6 +4,7 @@ import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.IdentityConfig;
+import dev.mtlsproxy.config.IoTransport;
 import dev.mtlsproxy.config.KeyExchangeGroup;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
@@ -103,7 +104,12 @@ public final class RunningProxy implements AutoCloseable {
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
         private RevocationConfig revocation;
-        private WorkersConfig workers = new WorkersConfig(2, null);
+        /**
+         * Two loops on the default transport, or on the one {@code -Dmtlsproxy.test.transport=io_uring} (or
+         * epoll, nio) names: that runs every end-to-end test on it.
+         */
+        private WorkersConfig workers = new WorkersConfig(2, null, null, IoTransport.valueOf(
+                System.getProperty("mtlsproxy.test.transport", "auto").toUpperCase(java.util.Locale.ROOT)));
 
         private Builder(TestPki pki) {
             this.pki = pki;
