@@ -22,6 +22,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.proxy.ReloadException;
+import io.netty.channel.uring.IoUring;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.time.Clock;
@@ -33,6 +34,7 @@ import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.function.UnaryOperator;
+import org.junit.jupiter.api.Assumptions;
 
 /** Builds a configuration around a {@link TestPki} and runs the real proxy on 127.0.0.1:0. */
 public final class RunningProxy implements AutoCloseable {
@@ -196,6 +198,9 @@ public final class RunningProxy implements AutoCloseable {
         }
 
         public RunningProxy start() throws Exception {
+            // On a machine that does not allow io_uring, a run meant for it is skipped, not failed, and says why.
+            Assumptions.assumeTrue(workers.transport() != IoTransport.IO_URING || IoUring.isAvailable(),
+                    () -> "io_uring is not available here: " + IoUring.unavailabilityCause());
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
                     minVersion, sessionResumption, groups);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
