@@ -28,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * A backend's response relayed to the client, without I/O: its bytes decoded, the hop-by-hop fields removed, and
  * encoded again for the client. {@code relayed} is the proxy's path (BackendHttpCodec, whose decoder keeps the fields
  * it does not act on as bytes, and StrictHttpServerCodec's encoder); {@code decodedAndEncoded} is Netty's codecs,
- * every field decoded into objects and encoded again, as before issue #8's pass-through.
+ * every field decoded into objects and encoded again, as before issue #8's pass-through. The {@code ...DecodeOnly}
+ * pair times the decoders alone, and {@code channelOnly} the EmbeddedChannel they all pass through, for scale.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -63,7 +63,8 @@ class BackendHttpCodecTest {
     void fieldsTheProxyDoesNotActOnAreRelayedAsTheBackendsBytes() {
         send(HttpMethod.GET);
         List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type:b\r\n"
-                + "Set-Cookie: x=1\r\nCONTENT-TYPE: c  \r\nSet-Cookie: y=2\r\nX-Odd: \u00e9\r\nContent-Length: 2\r\n\r\nhi");
+                + "Set-Cookie: x=1\r\nCONTENT-TYPE: c  \r\nSet-Cookie: y=2\r\nX-Odd: \u00e9\r\n"
+                + "Content-Length: 2\r\n\r\nhi");
 
         HttpResponse response = (HttpResponse) objects.get(0);
         assertThat(((RelayedHeaders) response.headers()).verbatim()).isEqualTo("Content-Type: a\r\ncontent-type:b\r\n"
