@@ -28,7 +28,8 @@ CONCURRENCY=${CONCURRENCY:-16}              # concurrent new connections in the 
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}  # idle mTLS connections held for the memory measurement (0: skip)
 STARTUP_ROUNDS=${STARTUP_ROUNDS:-3}         # cold starts per server for start-up time (0: skip)
 CLIENT_THREADS=${CLIENT_THREADS:-2}         # load client event loops
-BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; 127.0.0.1
+BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; each server's
+                                            # listener with session resumption on: ours +6, nginx +7, HAProxy +8
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
 CDS=${CDS:-1}                               # 1: our JVM maps a class-data sharing archive trained here first, as
                                             # the container image does (Dockerfile); 0: plain `java -jar`
@@ -64,8 +65,11 @@ PORT_OURS=$((BASE_PORT + 2))
 PORT_NGINX=$((BASE_PORT + 3))
 PORT_HAPROXY=$((BASE_PORT + 4))
 PORT_ADMIN=$((BASE_PORT + 5))
+PORT_OURS_RESUME=$((BASE_PORT + 6))
+PORT_NGINX_RESUME=$((BASE_PORT + 7))
+PORT_HAPROXY_RESUME=$((BASE_PORT + 8))
 read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to compare
-read -r -a SCENARIOS <<<"${SCENARIOS:-$([ "$BACKEND_TLS" = 1 ] || echo backend) keepalive handshake untrusted flood idle}"
+read -r -a SCENARIOS <<<"${SCENARIOS:-$([ "$BACKEND_TLS" = 1 ] || echo backend) keepalive handshake resume untrusted flood idle}"
 if [ "$BACKEND_TLS" = 1 ]; then
   BACKEND_SCHEME=https
 else
@@ -141,7 +145,8 @@ if [ "$CDS" = 1 ]; then
   PROXY_JVM=("-XX:SharedArchiveFile=$WORK/mtls-proxy.jsa" "${PROXY_JVM[@]}")
 fi
 
-for port in "$PORT_BACKEND" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_ADMIN"; do
+for port in "$PORT_BACKEND" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_ADMIN" "$PORT_OURS_RESUME" \
+    "$PORT_NGINX_RESUME" "$PORT_HAPROXY_RESUME"; do
   if ss -Hltn "sport = :$port" | grep -q .; then
     die "port $port on this machine is in use; set BASE_PORT to a free range"
   fi
@@ -214,6 +219,13 @@ listeners:
     tls:
       certificate: $PKI/server.pem
       privateKey: $PKI/server.key$([ "$OURS_GROUPS" = default ] || printf '\n      groups: %s' "$OURS_GROUPS")
+  # The same, with session resumption on (stateless TLS 1.3 tickets): the "resume" scenario.
+  - name: bench-resume
+    address: 127.0.0.1:$PORT_OURS_RESUME
+    tls:
+      certificate: $PKI/server.pem
+      privateKey: $PKI/server.key$([ "$OURS_GROUPS" = default ] || printf '\n      groups: %s' "$OURS_GROUPS")
+      sessionResumption: tickets
 identities:
   allowed:
     spiffeId: spiffe://bench.local/allowed
@@ -288,24 +300,35 @@ $([ "$ACCESS_LOG" = 1 ] && printf '  include %s;\n  access_log %s mtls%s;' "$WOR
   }
   server {
     listen 127.0.0.1:$PORT_NGINX ssl backlog=4096$([ "$NGINX_REUSEPORT" = 1 ] && echo ' reuseport');
-    server_name localhost;
-    ssl_certificate $PKI/server.pem;
-    ssl_certificate_key $PKI/server.key;
-    ssl_client_certificate $PKI/ca.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 5;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
-    ssl_prefer_server_ciphers on;
-    # TLS 1.3: AES-128-GCM first, as BoringSSL (ours) picks it; OpenSSL's default would pick AES-256-GCM.
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    include $WORK/nginx/server.conf;
     ssl_session_cache off;
     ssl_session_tickets off;
-    location = /allowed { include $WORK/nginx/allowed.conf; }
-    location /allowed/ { include $WORK/nginx/allowed.conf; }
-    location / { return 403; }
+  }
+  # The same, with session resumption on: tickets (their keys made once, by the master, so each worker takes the
+  # other's), no server-side session cache, as ours. The "resume" scenario.
+  server {
+    listen 127.0.0.1:$PORT_NGINX_RESUME ssl backlog=4096$([ "$NGINX_REUSEPORT" = 1 ] && echo ' reuseport');
+    include $WORK/nginx/server.conf;
+    ssl_session_cache none;
+    ssl_session_tickets on;
   }
 }
+EOF
+cat >"$WORK/nginx/server.conf" <<EOF
+server_name localhost;
+ssl_certificate $PKI/server.pem;
+ssl_certificate_key $PKI/server.key;
+ssl_client_certificate $PKI/ca.pem;
+ssl_verify_client on;
+ssl_verify_depth 5;
+ssl_protocols TLSv1.2 TLSv1.3;
+ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+ssl_prefer_server_ciphers on;
+# TLS 1.3: AES-128-GCM first, as BoringSSL (ours) picks it; OpenSSL's default would pick AES-256-GCM.
+ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+location = /allowed { include $WORK/nginx/allowed.conf; }
+location /allowed/ { include $WORK/nginx/allowed.conf; }
+location / { return 403; }
 EOF
 
 # Our fields again, as far as HAProxy 2.6 has them (no key exchange group; time in seconds; SHA-1 fingerprint; the
@@ -317,7 +340,7 @@ global
   nbthread 2$([ "$AFFINITY" = 1 ] && printf '\n  cpu-map auto:1/1-2 0-1')$([ "$ACCESS_LOG" = 1 ] && printf '\n  log stdout format raw local0 info')
   maxconn 8000
   tune.ssl.cachesize 0
-  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+  ssl-default-bind-options ssl-min-ver TLSv1.2
   ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305
   ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 defaults
@@ -330,6 +353,8 @@ defaults
   http-reuse always
 frontend mtls
   bind 127.0.0.1:$PORT_HAPROXY ssl crt $PKI/server-bundle.pem ca-file $PKI/ca.pem verify required no-tls-tickets
+  # The same, with session resumption on: tickets, no session cache (tune.ssl.cachesize 0), as ours. "resume".
+  bind 127.0.0.1:$PORT_HAPROXY_RESUME ssl crt $PKI/server-bundle.pem ca-file $PKI/ca.pem verify required
   maxconn 8000
   acl allowed_path path /allowed
   acl allowed_path path_beg /allowed/
@@ -379,11 +404,12 @@ stop_server() { # target
 }
 
 port_of() { case $1 in backend) echo "$PORT_BACKEND" ;; ours) echo "$PORT_OURS" ;; nginx) echo "$PORT_NGINX" ;; haproxy) echo "$PORT_HAPROXY" ;; esac; }
+resume_port_of() { case $1 in ours) echo "$PORT_OURS_RESUME" ;; nginx) echo "$PORT_NGINX_RESUME" ;; haproxy) echo "$PORT_HAPROXY_RESUME" ;; esac; }
 
 # HTTP status a client gets for a path; 000 when there is no HTTP response at all (refused handshake).
-status() { # target client path
+status() { # target client path [port]
   local port
-  port=$(port_of "$1")
+  port=${4:-$(port_of "$1")}
   curl -s -o /dev/null -w '%{http_code}' --max-time 2 --resolve "localhost:$port:127.0.0.1" \
     --cacert "$PKI/ca.pem" ${2:+--cert "$PKI/$2.pem" --key "$PKI/$2.key"} "https://localhost:$port$3" || true
 }
@@ -444,8 +470,12 @@ for target in "${TARGETS[@]}"; do
   got="$(status "$target" allowed /allowed) $(status "$target" denied /allowed) $(status "$target" untrusted /allowed) $(status "$target" "" /allowed)"
   [ "$got" = "$expected" ] \
     || die "$target: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
+  port=$(resume_port_of "$target")
+  got="$(status "$target" allowed /allowed "$port") $(status "$target" denied /allowed "$port") $(status "$target" untrusted /allowed "$port") $(status "$target" "" /allowed "$port")"
+  [ "$got" = "$expected" ] \
+    || die "$target, its listener with resumption on: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
 done
-log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, by each server"
+log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, by each server, on both its listeners"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Machine and versions
@@ -476,6 +506,7 @@ info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one JSON line per request
 info ours-yield-after "${OURS_YIELD_AFTER:-default (500us)}"
 info ours-transport "${OURS_TRANSPORT:-default (auto: epoll)}"
 info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
+info session-resumption "off on the listeners of every scenario but resume; resume uses a second listener of each server with stateless TLS 1.3 tickets and no server-side session cache (ours sessionResumption: tickets; nginx ssl_session_tickets on, ssl_session_cache none; HAProxy tickets, tune.ssl.cachesize 0), and a client that offers the last session each listener gave it"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 
@@ -487,8 +518,10 @@ info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UN
 # nginx, HAProxy, ours; ...), so that drift (other work on the machine, thermal) hits all of them alike.
 specs=()
 warm=()
+resume_ports=()
 for target in "${TARGETS[@]}"; do
   specs+=(--target "$target:$(port_of "$target"):$(pids_of "$target")")
+  resume_ports+=("$target:$(resume_port_of "$target")")
   # A JVM compiles its hot paths under load: ours gets a longer warm-up than the C servers, which need none.
   if [ "$target" = ours ]; then warm+=("$target:$SERVER_WARMUP"); else warm+=("$target:10"); fi
 done
@@ -499,7 +532,7 @@ timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
     --backend "backend:$PORT_BACKEND:$(pids_of backend)" \
     --ca "$PKI/ca.pem" --cert "$PKI/allowed.pem" --key "$PKI/allowed.key" \
     --untrusted-cert "$PKI/untrusted.pem" --untrusted-key "$PKI/untrusted.key" \
-    --warm "$(IFS=,; echo "${warm[*]}")" --scenarios "$scenarios" --rounds "$ROUNDS" \
+    --resume-ports "$(IFS=,; echo "${resume_ports[*]}")" --warm "$(IFS=,; echo "${warm[*]}")" --scenarios "$scenarios" --rounds "$ROUNDS" \
     --connections "$CONNECTIONS" --concurrency "$CONCURRENCY" --idle-connections "$IDLE_CONNECTIONS" \
     --threads "$CLIENT_THREADS" --warmup "$WARMUP" --duration "$SECONDS_PER_RUN" \
     --untrusted-duration "$UNTRUSTED_SECONDS" --clk-tck "$(getconf CLK_TCK)" \

@@ -47,7 +47,12 @@ final class ClientTls {
     private ClientTls() {
     }
 
-    static SslContext create(Path ca, Path cert, Path key) throws GeneralSecurityException, IOException {
+    /**
+     * @param resume false: every new connection is a full handshake; true: the client keeps the sessions (TLS 1.3
+     *               tickets) servers give it, per host and port, and offers one on its next connection there
+     */
+    static SslContext create(Path ca, Path cert, Path key, boolean resume) throws GeneralSecurityException,
+            IOException {
         if (!OpenSsl.isAvailable()) {
             // The JDK engine would make the client, not the servers, the bottleneck on handshakes.
             throw new IllegalStateException("netty-tcnative (BoringSSL) is not available", OpenSsl.unavailabilityCause());
@@ -64,10 +69,19 @@ final class ClientTls {
                 // own list decides; the report's TLS column shows what each one picked.
                 .option(OpenSslContextOption.GROUPS, new String[] {"X25519MLKEM768", "X25519", "P-256", "P-384"})
                 .build();
-        // Every new connection is a full handshake: the client keeps no sessions, so it offers no resumption
-        // (neither a session ID nor a TLS 1.3 ticket), whatever the server would accept.
-        ((OpenSslSessionContext) context.sessionContext()).setSessionCacheEnabled(false);
+        // Without resumption the client keeps no sessions, so it offers none (neither a session ID nor a TLS 1.3
+        // ticket), whatever the server would accept.
+        ((OpenSslSessionContext) context.sessionContext()).setSessionCacheEnabled(resume);
         return context;
+    }
+
+    /** Whether the handshake just completed resumed a session rather than running in full. */
+    static boolean resumed(SSLEngine engine) {
+        try {
+            return SSL.isSessionReused(((ReferenceCountedOpenSslEngine) engine).sslPointer());
+        } catch (Exception e) {   // ClassCastException included: not a BoringSSL engine
+            return false;
+        }
     }
 
     /** The key exchange group a handshake settled on, e.g. X25519. */

@@ -51,7 +51,10 @@ final class Load implements AutoCloseable {
     enum Mode {
         /** Connections that each send requests back to back. */
         KEEPALIVE,
-        /** A new TLS connection with a full handshake per request. */
+        /**
+         * A new TLS connection per request: a full handshake, or a resumed one when the run's TLS context keeps
+         * sessions and the server accepts them.
+         */
         HANDSHAKE,
         /** A new connection per attempt with a client certificate the server must refuse. */
         UNTRUSTED,
@@ -83,6 +86,8 @@ final class Load implements AutoCloseable {
     /** UNTRUSTED mode: connections that got a 2xx or 3xx response, i.e. reached the backend. Must stay 0. */
     final LongAdder accepted = new LongAdder();
     final LongAdder handshakes = new LongAdder();
+    /** The part of {@link #handshakes} that resumed a session (an abbreviated handshake, no certificates sent). */
+    final LongAdder resumed = new LongAdder();
     /** Microseconds: per request (KEEPALIVE), connect to response end (HANDSHAKE), connect to refusal (UNTRUSTED). */
     final Recorder latency = new Recorder(3);
     final AtomicInteger open = new AtomicInteger();
@@ -205,8 +210,11 @@ final class Load implements AutoCloseable {
             if (evt instanceof SslHandshakeCompletionEvent event) {
                 if (event.isSuccess()) {
                     handshakes.increment();
+                    var engine = ctx.pipeline().get(SslHandler.class).engine();
+                    if (ClientTls.resumed(engine)) {
+                        resumed.increment();
+                    }
                     if ("-".equals(session)) {
-                        var engine = ctx.pipeline().get(SslHandler.class).engine();
                         session = engine.getSession().getProtocol() + "/" + engine.getSession().getCipherSuite()
                                 + "/" + ClientTls.group(engine);
                     }

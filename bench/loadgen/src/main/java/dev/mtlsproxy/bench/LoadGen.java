@@ -17,7 +17,8 @@ import org.HdrHistogram.Histogram;
  * <pre>
  *   java -jar loadgen.jar --target ours:18602:123 --target nginx:18603:456,457 --backend backend:18601:789 \
  *       --ca ca.pem --cert allowed.pem --key allowed.key --untrusted-cert u.pem --untrusted-key u.key \
- *       --warm ours:30,nginx:5 --rounds 3 --scenarios backend,keepalive,handshake,untrusted,idle
+ *       --resume-ports ours:18606,nginx:18607 --warm ours:30,nginx:5 --rounds 3 \
+ *       --scenarios backend,keepalive,handshake,resume,untrusted,idle
  *   java -jar loadgen.jar report results.txt     # the Markdown tables from collected lines
  *   java -jar loadgen.jar engine                 # the TLS engine this client uses
  * </pre>
@@ -39,8 +40,10 @@ public final class LoadGen {
             return;
         }
         Options options = Options.parse(args);
-        SslContext allowed = ClientTls.create(options.ca(), options.cert(), options.key());
-        SslContext untrusted = ClientTls.create(options.ca(), options.untrustedCert(), options.untrustedKey());
+        SslContext allowed = ClientTls.create(options.ca(), options.cert(), options.key(), false);
+        SslContext untrusted = ClientTls.create(options.ca(), options.untrustedCert(), options.untrustedKey(), false);
+        // The allowed client again, keeping the sessions each server gives it: the "resume" scenario.
+        SslContext resuming = ClientTls.create(options.ca(), options.cert(), options.key(), true);
 
         // Memory first, while the servers are fresh: a JVM's heap grows under load and is not given back at once,
         // so measured later its resident size would show the load that came before, not the idle connections.
@@ -55,7 +58,7 @@ public final class LoadGen {
         for (Options.Target target : options.targets()) {
             Duration budget = options.serverWarmup().getOrDefault(target.name(), Duration.ZERO);
             if (!budget.isZero()) {
-                warmUp(options, target, budget, allowed, untrusted);
+                warmUp(options, target, budget, allowed, untrusted, resuming);
             }
         }
 
@@ -83,6 +86,10 @@ public final class LoadGen {
                                 options.connections(), 0);
                         case "handshake" -> new Load.Run(Load.Mode.HANDSHAKE, target, allowed,
                                 options.concurrency(), 0);
+                        // New connections as in "handshake", to the server's listener with resumption on, from a
+                        // client that offers the session it was last given there.
+                        case "resume" -> new Load.Run(Load.Mode.HANDSHAKE,
+                                target.at(options.resumePorts().get(target.name())), resuming, options.concurrency(), 0);
                         // A few allowed clients, measured while the untrusted flood below runs against the same
                         // server: does a flood of refused handshakes starve the workloads it is there to protect?
                         case "flood" -> new Load.Run(Load.Mode.KEEPALIVE, target, allowed,
@@ -101,18 +108,24 @@ public final class LoadGen {
 
     /**
      * Exercises each path in turn, in windows of a few seconds: requests on kept-alive connections (40% of the
-     * budget), full handshakes (50%), refused handshakes (10%). There is no early exit on "looks steady": a JVM's
+     * budget), full handshakes (50%, or 40% and resumed ones 10% when the resume scenario is to run), refused
+     * handshakes (10%). There is no early exit on "looks steady": a JVM's
      * compiler works through its queue in steps, so two similar windows in a row do not mean it is done. Every window
      * is printed as a {@code warmup} line, since how long a server takes to reach its steady state is a result too.
      */
     private static void warmUp(Options options, Options.Target target, Duration budget, SslContext allowed,
-                               SslContext untrusted) {
+                               SslContext untrusted, SslContext resuming) {
         Duration window = budget.compareTo(Duration.ofSeconds(30)) >= 0 ? Duration.ofSeconds(5) : Duration.ofSeconds(2);
         Duration tenth = budget.dividedBy(10);
+        boolean resume = options.scenarios().contains("resume");
         warmPath(options, new Load.Run(Load.Mode.KEEPALIVE, target, allowed, options.connections(), 0), "keepalive",
                 window, tenth.multipliedBy(4));
         warmPath(options, new Load.Run(Load.Mode.HANDSHAKE, target, allowed, options.concurrency(), 0), "handshake",
-                window, tenth.multipliedBy(5));
+                window, tenth.multipliedBy(resume ? 4 : 5));
+        if (resume) {
+            warmPath(options, new Load.Run(Load.Mode.HANDSHAKE, target.at(options.resumePorts().get(target.name())),
+                    resuming, options.concurrency(), 0), "resume", window.compareTo(tenth) > 0 ? tenth : window, tenth);
+        }
         warmPath(options, new Load.Run(Load.Mode.UNTRUSTED, target, untrusted, options.concurrency(), 0),
                 "untrusted", window.compareTo(tenth) > 0 ? tenth : window, tenth);
     }
@@ -174,6 +187,10 @@ public final class LoadGen {
             out.put("ok", Long.toString(end.ok - start.ok));
             out.put("non200", Long.toString(end.non200 - start.non200));
             out.put("errors", Long.toString(end.errors - start.errors));
+            if (run.mode() == Load.Mode.HANDSHAKE) {
+                long handshakes = end.handshakes - start.handshakes;
+                out.put("resumed_pct", handshakes == 0 ? "nan" : fmt(100.0 * (end.resumed - start.resumed) / handshakes));
+            }
             if (run.mode() == Load.Mode.UNTRUSTED) {
                 out.put("accepted", Long.toString(end.accepted - start.accepted));
                 out.put("refused_over_http", Long.toString(end.refusedOverHttp - start.refusedOverHttp));
@@ -236,13 +253,14 @@ public final class LoadGen {
 
     /** Counters, CPU and time at one instant. */
     private record Snapshot(long nanos, long ok, long non200, long errors, long refused, long refusedOverHttp,
-                            long accepted,
+                            long accepted, long handshakes, long resumed,
                             long targetTicks, long backendTicks, long selfTicks, long machineBusy, long machineTotal) {
         static Snapshot take(Load load, Options options, Options.Target target) {
             List<Integer> backendPids = options.backend() == null ? List.of() : options.backend().pids();
             long[] machine = ProcStats.machineTicks();
             return new Snapshot(System.nanoTime(), load.ok.sum(), load.non200.sum(), load.errors.sum(),
-                    load.refused.sum(), load.refusedOverHttp.sum(), load.accepted.sum(), ProcStats.cpuTicks(target.pids()),
+                    load.refused.sum(), load.refusedOverHttp.sum(), load.accepted.sum(), load.handshakes.sum(),
+                    load.resumed.sum(), ProcStats.cpuTicks(target.pids()),
                     ProcStats.cpuTicks(backendPids), ProcStats.selfCpuTicks(), machine[0], machine[1]);
         }
     }

@@ -25,6 +25,7 @@ record Options(
         Path key,
         Path untrustedCert,
         Path untrustedKey,
+        Map<String, Integer> resumePorts,
         int connections,
         int concurrency,
         int idleConnections,
@@ -35,7 +36,8 @@ record Options(
         Duration hold,
         int clockTicksPerSecond) {
 
-    static final List<String> SCENARIOS = List.of("backend", "keepalive", "handshake", "untrusted", "flood", "idle");
+    static final List<String> SCENARIOS = List.of("backend", "keepalive", "handshake", "resume", "untrusted", "flood",
+            "idle");
 
     /** A server under test: a label, its port on the loopback address, and the processes whose CPU is its cost. */
     record Target(String name, int port, List<Integer> pids) {
@@ -46,6 +48,11 @@ record Options(
                 throw new IllegalArgumentException(option + ": " + spec + " (expected: NAME:PORT:PID[,PID...])");
             }
             return new Target(parts[0], Integer.parseInt(parts[1]), ints(parts[2]));
+        }
+
+        /** The same server (same processes, same CPU accounting) on another of its ports. */
+        Target at(int otherPort) {
+            return new Target(name, otherPort, pids);
         }
     }
 
@@ -90,6 +97,7 @@ record Options(
                 Path.of(required(values, "key")),
                 Path.of(required(values, "untrusted-cert")),
                 Path.of(required(values, "untrusted-key")),
+                ports(values.getOrDefault("resume-ports", "")),
                 integer(values, "connections", 64, 1, 1_000),
                 integer(values, "concurrency", 16, 1, 1_000),
                 integer(values, "idle-connections", 2_000, 0, MAX_CONNECTIONS),
@@ -105,6 +113,12 @@ record Options(
         }
         if (targets.isEmpty()) {
             throw new IllegalArgumentException("--target NAME:PORT:PIDS is required, at least once");
+        }
+        for (Target target : targets) {
+            if (scenarios.contains("resume") && !options.resumePorts().containsKey(target.name())) {
+                throw new IllegalArgumentException("--resume-ports: no port for " + target.name()
+                        + " (expected: NAME:PORT,... naming a listener of each target with session resumption on)");
+            }
         }
         if (scenarios.contains("backend") && backend == null) {
             throw new IllegalArgumentException("--backend NAME:PORT:PIDS is required for the backend scenario");
@@ -151,6 +165,22 @@ record Options(
                 throw new IllegalArgumentException("--warm: " + part + " (expected: NAME:SECONDS)");
             }
             out.put(nameSeconds[0], seconds(nameSeconds[1]));
+        }
+        return Map.copyOf(out);
+    }
+
+    /** {@code NAME:PORT,...}. */
+    private static Map<String, Integer> ports(String spec) {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        for (String part : spec.split(",")) {
+            if (part.isBlank()) {
+                continue;
+            }
+            String[] namePort = part.split(":");
+            if (namePort.length != 2) {
+                throw new IllegalArgumentException("--resume-ports: " + part + " (expected: NAME:PORT)");
+            }
+            out.put(namePort[0], Integer.parseInt(namePort[1]));
         }
         return Map.copyOf(out);
     }

@@ -36,6 +36,13 @@ final class Report {
             new Metric("handshake", "p99_us", "handshake: connect-to-response p99 (ms)", 1e-3, 2, "lower"),
             new Metric("handshake", "cpu_us_per_op", "handshake: proxy CPU per connection (µs)", 1, 0, "lower"),
             new Metric("handshake", "cpu_cores", "handshake: proxy CPU used (cores)", 1, 2, "-"),
+            new Metric("handshake", "resumed_pct", "handshake: connections resumed (%, must be 0)", 1, 0, "-"),
+            new Metric("resume", "rate", "resumption on: new connections/s (resumed handshake + 1 request)", 1, 0,
+                    "higher"),
+            new Metric("resume", "resumed_pct", "resumption on: connections that resumed a session (%)", 1, 0,
+                    "higher"),
+            new Metric("resume", "p99_us", "resumption on: connect-to-response p99 (ms)", 1e-3, 2, "lower"),
+            new Metric("resume", "cpu_us_per_op", "resumption on: proxy CPU per connection (µs)", 1, 0, "lower"),
             new Metric("untrusted", "rate", "untrusted CA: refused connections/s", 1, 0, "higher"),
             new Metric("untrusted", "cpu_us_per_op", "untrusted CA: proxy CPU per refusal (µs)", 1, 0, "lower"),
             new Metric("flood", "rate", "untrusted flood: allowed keep-alive requests/s during it (1/8 of the connections)",
@@ -139,8 +146,8 @@ final class Report {
         }
         for (String field : List.of("non200", "errors", "accepted")) {
             // An untrusted client's 400 from nginx is a refusal, not a failed request: non200 counts the others.
-            List<String> scenarios = field.equals("non200") ? List.of("keepalive", "handshake", "flood")
-                    : List.of("keepalive", "handshake", "untrusted", "flood");
+            List<String> scenarios = field.equals("non200") ? List.of("keepalive", "handshake", "resume", "flood")
+                    : List.of("keepalive", "handshake", "resume", "untrusted", "flood");
             long ours = sum(results, scenarios, OURS, field);
             long nginx = sum(results, scenarios, NGINX, field);
             long haproxy = sum(results, scenarios, HAPROXY, field);
@@ -171,8 +178,9 @@ final class Report {
     private static void rounds(StringBuilder out, List<Map<String, String>> results) {
         out.append("Every round (the medians above are taken over these):\n\n");
         out.append("| scenario | target | round | ops/s | p50 ms | p99 ms | max ms | proxy CPU µs/op | proxy cores "
-                + "| backend CPU µs/op | client CPU µs/op | machine busy % | other load (cores) | non-200 | errors | TLS |\n");
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+                + "| backend CPU µs/op | client CPU µs/op | machine busy % | other load (cores) | non-200 | errors | resumed % "
+                + "| TLS |\n");
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for (Map<String, String> r : results) {
             String scenario = r.getOrDefault("scenario", "?");
             if (scenario.equals("idle") || scenario.equals("startup")) {
@@ -193,6 +201,7 @@ final class Report {
                     // An untrusted client's 400 from nginx is its way of refusing, not a failed request.
                     .append(" | ").append(scenario.equals("untrusted") ? "-" : r.getOrDefault("non200", ""))
                     .append(" | ").append(r.getOrDefault("errors", ""))
+                    .append(" | ").append(num(r, "resumed_pct", 1, 0))
                     .append(" | ").append(r.getOrDefault("session", "")).append(" |\n");
         }
         out.append('\n');
