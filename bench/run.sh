@@ -2,7 +2,7 @@
 # Benchmark: mtls-proxy against nginx and HAProxy, each terminating mutual TLS in front of the same plaintext
 # backend, on this machine, in one run (issue #8). See docs/BENCHMARKS.md for what each scenario measures.
 #
-#   bench/run.sh                                  # everything, about 8 minutes on 2 cores
+#   bench/run.sh                                  # everything, about 12 minutes on 2 cores
 #   ROUNDS=1 SECONDS_PER_RUN=5 SERVER_WARMUP=20 STARTUP_ROUNDS=1 bench/run.sh   # a quick smoke run (~2 min)
 #   TARGETS="ours nginx" SCENARIOS="keepalive handshake" bench/run.sh           # a subset
 #
