@@ -506,7 +506,7 @@ info access-logs "$([ "$ACCESS_LOG" = 1 ] && echo "on: one JSON line per request
 info ours-yield-after "${OURS_YIELD_AFTER:-default (500us)}"
 info ours-transport "${OURS_TRANSPORT:-default (auto: epoll)}"
 info cpu-affinity "$([ "$AFFINITY" = 1 ] && echo "each server's two workers pinned to CPUs 0 and 1; the load client and backend are not pinned" || echo "none: the kernel places every thread")"
-info session-resumption "off on the listeners of every scenario but resume; resume uses a second listener of each server with stateless TLS 1.3 tickets and no server-side session cache (ours sessionResumption: tickets; nginx ssl_session_tickets on, ssl_session_cache none; HAProxy tickets, tune.ssl.cachesize 0), and a client that offers the last session each listener gave it"
+info session-resumption "off on the listeners of every scenario but resume; resume uses a second listener of each server with stateless TLS 1.3 tickets and no server-side session cache (ours sessionResumption: tickets; nginx ssl_session_tickets on, ssl_session_cache none; HAProxy tickets, tune.ssl.cachesize 0), and a client that offers a session each listener gave it"
 info nginx-listener "2 workers, $([ "$NGINX_REUSEPORT" = 1 ] && echo "reuseport: the kernel spreads connections over them" || echo "no reuseport: the workers race for each connection")"
 info parameters "rounds=$ROUNDS window=${SECONDS_PER_RUN}s untrusted-window=${UNTRUSTED_SECONDS}s warmup=${WARMUP}s keepalive-connections=$CONNECTIONS handshake-concurrency=$CONCURRENCY idle-connections=$IDLE_CONNECTIONS"
 

@@ -87,7 +87,7 @@ public final class LoadGen {
                         case "handshake" -> new Load.Run(Load.Mode.HANDSHAKE, target, allowed,
                                 options.concurrency(), 0);
                         // New connections as in "handshake", to the server's listener with resumption on, from a
-                        // client that offers the session it was last given there.
+                        // client that offers a session it was given there.
                         case "resume" -> new Load.Run(Load.Mode.HANDSHAKE,
                                 target.at(options.resumePorts().get(target.name())), resuming, options.concurrency(), 0);
                         // A few allowed clients, measured while the untrusted flood below runs against the same
@@ -109,9 +109,9 @@ public final class LoadGen {
     /**
      * Exercises each path in turn, in windows of a few seconds: requests on kept-alive connections (40% of the
      * budget), full handshakes (50%, or 40% and resumed ones 10% when the resume scenario is to run), refused
-     * handshakes (10%). There is no early exit on "looks steady": a JVM's
-     * compiler works through its queue in steps, so two similar windows in a row do not mean it is done. Every window
-     * is printed as a {@code warmup} line, since how long a server takes to reach its steady state is a result too.
+     * handshakes (10%). There is no early exit on "looks steady": a JVM's compiler works through its queue in steps,
+     * so two similar windows in a row do not mean it is done. Every window is printed as a {@code warmup} line, since
+     * how long a server takes to reach its steady state is a result too.
      */
     private static void warmUp(Options options, Options.Target target, Duration budget, SslContext allowed,
                                SslContext untrusted, SslContext resuming) {
