@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Command-line options of a suite: the servers, the scenarios, and their sizes. Every limit has a bound so that a
@@ -90,14 +91,14 @@ record Options(
                 List.copyOf(targets),
                 backend == null ? null : Target.parse("--backend", backend),
                 scenarios,
-                warmups(values.getOrDefault("warm", "")),
+                perServer("--warm", values.getOrDefault("warm", ""), "SECONDS", Options::seconds),
                 integer(values, "rounds", 3, 1, MAX_ROUNDS),
                 Path.of(required(values, "ca")),
                 Path.of(required(values, "cert")),
                 Path.of(required(values, "key")),
                 Path.of(required(values, "untrusted-cert")),
                 Path.of(required(values, "untrusted-key")),
-                ports(values.getOrDefault("resume-ports", "")),
+                perServer("--resume-ports", values.getOrDefault("resume-ports", ""), "PORT", Integer::parseInt),
                 integer(values, "connections", 64, 1, 1_000),
                 integer(values, "concurrency", 16, 1, 1_000),
                 integer(values, "idle-connections", 2_000, 0, MAX_CONNECTIONS),
@@ -153,34 +154,22 @@ record Options(
         return Duration.ofMillis(Math.round(Double.parseDouble(value) * 1000));
     }
 
-    /** {@code NAME:SECONDS,...}: how long each server is loaded before anything is measured. */
-    private static Map<String, Duration> warmups(String spec) {
-        Map<String, Duration> out = new LinkedHashMap<>();
+    /**
+     * {@code NAME:VALUE,...}, one value per server: {@code --warm NAME:SECONDS} (how long each server is loaded before
+     * anything is measured), {@code --resume-ports NAME:PORT}.
+     */
+    private static <T> Map<String, T> perServer(String option, String spec, String valueName,
+                                                Function<String, T> value) {
+        Map<String, T> out = new LinkedHashMap<>();
         for (String part : spec.split(",")) {
             if (part.isBlank()) {
                 continue;
             }
-            String[] nameSeconds = part.split(":");
-            if (nameSeconds.length != 2) {
-                throw new IllegalArgumentException("--warm: " + part + " (expected: NAME:SECONDS)");
+            String[] nameValue = part.split(":");
+            if (nameValue.length != 2) {
+                throw new IllegalArgumentException(option + ": " + part + " (expected: NAME:" + valueName + ")");
             }
-            out.put(nameSeconds[0], seconds(nameSeconds[1]));
-        }
-        return Map.copyOf(out);
-    }
-
-    /** {@code NAME:PORT,...}. */
-    private static Map<String, Integer> ports(String spec) {
-        Map<String, Integer> out = new LinkedHashMap<>();
-        for (String part : spec.split(",")) {
-            if (part.isBlank()) {
-                continue;
-            }
-            String[] namePort = part.split(":");
-            if (namePort.length != 2) {
-                throw new IllegalArgumentException("--resume-ports: " + part + " (expected: NAME:PORT)");
-            }
-            out.put(namePort[0], Integer.parseInt(namePort[1]));
+            out.put(nameValue[0], value.apply(nameValue[1]));
         }
         return Map.copyOf(out);
     }
