@@ -467,13 +467,11 @@ done
 for target in "${TARGETS[@]}"; do
   expected="200 403 000 000"
   [ "$target" = nginx ] && expected="200 403 400 400"
-  got="$(status "$target" allowed /allowed) $(status "$target" denied /allowed) $(status "$target" untrusted /allowed) $(status "$target" "" /allowed)"
-  [ "$got" = "$expected" ] \
-    || die "$target: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
-  port=$(resume_port_of "$target")
-  got="$(status "$target" allowed /allowed "$port") $(status "$target" denied /allowed "$port") $(status "$target" untrusted /allowed "$port") $(status "$target" "" /allowed "$port")"
-  [ "$got" = "$expected" ] \
-    || die "$target, its listener with resumption on: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
+  for port in "$(port_of "$target")" "$(resume_port_of "$target")"; do
+    got="$(status "$target" allowed /allowed "$port") $(status "$target" denied /allowed "$port") $(status "$target" untrusted /allowed "$port") $(status "$target" "" /allowed "$port")"
+    [ "$got" = "$expected" ] \
+      || die "$target on port $port: allowed/denied/untrusted/no-cert got '$got' (expected: $expected)"
+  done
 done
 log "behaviour check passed: allowed 200, denied 403, untrusted CA and no certificate refused, by each server, on both its listeners"
 
