@@ -18,6 +18,8 @@ import java.util.function.Supplier;
  *   idle       IdleTimeoutHandler: a connection silent for idleTimeout is closed
  *   tls        SslHandler, client certificate required   (first codec: all after it is plaintext)
  *   identity   handshake complete -&gt; PeerIdentity attribute, first read; then removes itself
+ *   generation HandshakeGenerationCheck: accepted before a reload, completed after it -&gt; judged anew; then removes
+ *              itself
  *   http       StrictHttpServerCodec: ambiguous framing becomes a decoder failure, never a guess
  *   sequence   ExchangeSequencer: one exchange in flight; pipelined requests wait their turn
  *   guard      RequestGuard: decoder failures, Transfer-Encoding, Host -&gt; 400 and close; opens the Exchange
@@ -69,6 +71,7 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         p.addLast("tls", tls);
         p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.serverTls().verifier(),
                 current.anchors()));
+        p.addLast("generation", new HandshakeGenerationCheck(listenerName, current, generation));
         p.addLast("http", new StrictHttpServerCodec(listener.limits()));
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));

@@ -13,7 +13,6 @@ import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.PeerChain;
-import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import dev.mtlsproxy.core.tls.ListenerTls;
 import dev.mtlsproxy.core.tls.RevocationChecker;
 import dev.mtlsproxy.core.tls.ServerTlsContexts;
@@ -27,7 +26,6 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.ChannelGroupFuture;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -40,7 +38,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -259,50 +256,18 @@ public final class ProxyServer implements AutoCloseable {
 
     /**
      * Re-judges every open connection's client chain by the new generation's CAs and revocation data, and closes
-     * those that fail: revocation reaches live connections. A connection still in its handshake is judged when the
-     * handshake completes, since its context may be the old one.
+     * those that fail: revocation reaches live connections. A connection still in its handshake has no chain yet;
+     * {@link HandshakeGenerationCheck} judges it by the then current generation when the handshake completes.
      */
     private void reverifyOpenConnections(Generation next) {
         connections.forEach((listener, channels) -> {
             for (Channel channel : channels) {
                 X509Certificate[] chain = channel.attr(PeerChain.KEY).get();
-                if (chain != null) {
-                    reverify(listener, channel, chain, next.listeners().get(listener));
-                    continue;
-                }
-                SslHandler tls = channel.pipeline().get(SslHandler.class);
-                if (tls != null) {
-                    tls.handshakeFuture().addListener(f -> {
-                        X509Certificate[] late = channel.attr(PeerChain.KEY).get();
-                        if (f.isSuccess() && late != null) {
-                            reverify(listener, channel, late, current.get().listeners().get(listener));
-                        }
-                    });
+                if (chain != null && !Reverification.passes(listener, channel, chain, next.listeners().get(listener))) {
+                    channel.close();
                 }
             }
         });
-    }
-
-    private static void reverify(String listener, Channel channel, X509Certificate[] chain,
-            ListenerGeneration generation) {
-        try {
-            generation.serverTls().verifier().verify(chain);
-        } catch (ClientCertificateRejectedException e) {
-            log.warn("event=connection_closed listener={} remote={} reason={} detail=\"{}\" cause=reload", listener,
-                    channel.remoteAddress(), e.reason().label(), e.getMessage().replace('"', '\''));
-            channel.close();
-            return;
-        }
-        // Identities are scoped to anchors: a chain whose CA now belongs to another anchor (or none) would keep the
-        // names of the old one for as long as the connection lives. Closing makes the client come back attributed
-        // anew, as any new connection is.
-        PeerIdentity peer = channel.attr(PeerIdentity.KEY).get();
-        String anchor = generation.anchors().anchorOf(chain);
-        if (peer != null && !Objects.equals(anchor, peer.trustAnchor())) {
-            log.warn("event=connection_closed listener={} remote={} reason=trust_anchor_changed detail=\"{} -> {}\""
-                    + " cause=reload", listener, channel.remoteAddress(), peer.trustAnchor(), anchor);
-            channel.close();
-        }
     }
 
     /** Meters whose values come from the configuration: certificates, CRLs, backends, generation. */

@@ -15,6 +15,10 @@ import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -82,6 +86,42 @@ class LiveRevocationTest {
             }
         })).as("a new handshake is refused").isNotNull();
         assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
+    }
+
+    @Test
+    void aClientThatStallsItsHandshakeAcrossTheReloadIsJudgedByTheNewCrl() throws Exception {
+        X509Bundle revoked = pki.client(ORDERS);
+        Path crlFile = pki.write("clients.crl", pki.rootCrl());
+        proxy.reload(c -> withCrl(c, crlFile));
+        CountDownLatch askedForCertificate = new CountDownLatch(1);
+        CountDownLatch resume = new CountDownLatch(1);
+        SSLContext stalling = MtlsClient.clientContext(pki.root(), revoked, () -> {
+            askedForCertificate.countDown();
+            try {
+                resume.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        CompletableFuture<MtlsClient> handshake = CompletableFuture.supplyAsync(() -> {
+            try {
+                return MtlsClient.connect(proxy.address(), stalling, null, null);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        assertThat(askedForCertificate.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
+
+        // Accepted under the old CRL; the certificate is revoked while the client holds its handshake open.
+        pki.write("clients.crl", pki.rootCrl(revoked.getCertificate()));
+        proxy.reload(c -> c);
+        resume.countDown();
+
+        // TLS 1.3: the client's side of the handshake completes before the proxy has judged its certificate.
+        try (MtlsClient client = handshake.get(10, TimeUnit.SECONDS)) {
+            assertThat(catchThrowable(() -> client.get("/orders")))
+                    .as("the request is never answered: the connection is closed").isNotNull();
+        }
     }
 
     @Test

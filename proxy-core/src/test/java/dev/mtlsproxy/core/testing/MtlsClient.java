@@ -70,6 +70,15 @@ public final class MtlsClient implements AutoCloseable {
      * share its session cache, so they may resume each other's sessions.
      */
     public static SSLContext clientContext(X509Bundle trustedRoot, X509Bundle certificate) throws Exception {
+        return clientContext(trustedRoot, certificate, () -> { });
+    }
+
+    /**
+     * As {@link #clientContext(X509Bundle, X509Bundle)}, running {@code beforePresenting} in the handshake when the
+     * server has asked for the certificate and before it is sent: a test can hold a handshake half done.
+     */
+    public static SSLContext clientContext(X509Bundle trustedRoot, X509Bundle certificate, Runnable beforePresenting)
+            throws Exception {
         SSLContext context = SSLContext.getInstance("TLS");
         KeyManagerFactory kmf = null;
         if (certificate != null) {
@@ -79,7 +88,8 @@ public final class MtlsClient implements AutoCloseable {
         }
         TrustManagerFactory tmf = trustedRoot.toTrustManagerFactory();
         KeyManager[] keyManagers = kmf == null ? null
-                : new KeyManager[] {new AlwaysPresent((X509ExtendedKeyManager) kmf.getKeyManagers()[0])};
+                : new KeyManager[] {new AlwaysPresent((X509ExtendedKeyManager) kmf.getKeyManagers()[0],
+                        beforePresenting)};
         context.init(keyManagers, tmf.getTrustManagers(), null);
         return context;
     }
@@ -312,9 +322,11 @@ public final class MtlsClient implements AutoCloseable {
     private static final class AlwaysPresent extends X509ExtendedKeyManager {
         private final X509ExtendedKeyManager delegate;
         private final String alias;
+        private final Runnable beforePresenting;
 
-        AlwaysPresent(X509ExtendedKeyManager delegate) {
+        AlwaysPresent(X509ExtendedKeyManager delegate, Runnable beforePresenting) {
             this.delegate = delegate;
+            this.beforePresenting = beforePresenting;
             String[] aliases = delegate.getClientAliases("EC", null);
             this.alias = aliases == null ? delegate.getClientAliases("RSA", null)[0] : aliases[0];
         }
@@ -326,6 +338,7 @@ public final class MtlsClient implements AutoCloseable {
 
         @Override
         public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
+            beforePresenting.run();
             return alias;
         }
 

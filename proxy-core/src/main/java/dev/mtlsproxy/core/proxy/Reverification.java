@@ -1,0 +1,43 @@
+package dev.mtlsproxy.core.proxy;
+
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
+import io.netty.channel.Channel;
+import java.security.cert.X509Certificate;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Judges an open connection's client chain by a generation newer than the one whose TLS context verified it, so
+ * that a reload's revocations, removed CAs and CAs moved to another anchor reach connections that are already open.
+ */
+final class Reverification {
+
+    private static final Logger log = LoggerFactory.getLogger(Reverification.class);
+
+    private Reverification() {
+    }
+
+    /** Whether {@code chain} still passes under {@code generation}; logs why when it does not. */
+    static boolean passes(String listener, Channel channel, X509Certificate[] chain, ListenerGeneration generation) {
+        try {
+            generation.serverTls().verifier().verify(chain);
+        } catch (ClientCertificateRejectedException e) {
+            log.warn("event=connection_closed listener={} remote={} reason={} detail=\"{}\" cause=reload", listener,
+                    channel.remoteAddress(), e.reason().label(), e.getMessage().replace('"', '\''));
+            return false;
+        }
+        // Identities are scoped to anchors: a chain whose CA now belongs to another anchor (or none) would keep the
+        // names of the old one for as long as the connection lives. Closing makes the client come back attributed
+        // anew, as any new connection is.
+        PeerIdentity peer = channel.attr(PeerIdentity.KEY).get();
+        String anchor = generation.anchors().anchorOf(chain);
+        if (peer != null && !Objects.equals(anchor, peer.trustAnchor())) {
+            log.warn("event=connection_closed listener={} remote={} reason=trust_anchor_changed detail=\"{} -> {}\""
+                    + " cause=reload", listener, channel.remoteAddress(), peer.trustAnchor(), anchor);
+            return false;
+        }
+        return true;
+    }
+}
