@@ -46,7 +46,7 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
             // A head still held never reached the client, so the failure can still be answered with a status.
             head = null;
             ReferenceCountUtil.release(msg);
-            owner.backendFailed(provider.decoderResult().cause(), "invalid response");
+            owner.backendAnsweredInvalidly(provider.decoderResult().cause());
             ctx.close();
             return;
         }

@@ -495,8 +495,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             clientUnflushed = false;
             ctx.flush();
         }
-        if (upstream != null && exchange != null && (tunnel || exchange.responseStarted)
-                && ctx.channel().isWritable()) {
+        if (upstream == null || exchange == null) {
+            return;
+        }
+        // Still waiting for the final head (a 1xx came first, and the decoder asks for more only when a read
+        // produced nothing), or relaying a body the client has room for.
+        boolean awaitingHead = !tunnel && !exchange.responseStarted;
+        if (awaitingHead || ctx.channel().isWritable()) {
             upstream.read();
         }
     }
@@ -671,6 +676,15 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         fail(cause == null ? what : BackendFailures.describe(cause), "failed", HttpResponseStatus.BAD_GATEWAY);
+    }
+
+    /**
+     * The backend answered with bytes that are not a response we can relay. It had the request, so this is a 502,
+     * never a replay: sending the request again would have the backend act on it twice.
+     */
+    void backendAnsweredInvalidly(Throwable cause) {
+        replayable = null;
+        backendFailed(cause, "invalid response");
     }
 
     /**

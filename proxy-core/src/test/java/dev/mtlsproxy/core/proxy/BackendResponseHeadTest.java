@@ -17,6 +17,8 @@ import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -95,6 +97,24 @@ class BackendResponseHeadTest {
                 .isPositive().isLessThan(head.indexOf("\r\nSet-Cookie: b=2\r\n"));
     }
 
+    @Test
+    void anEarlyHintsResponseIsDroppedAndTheFinalResponseArrivingInALaterReadIsRelayed() throws Exception {
+        MtlsClient.Response response = client.get("/hints");
+
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.bodyText()).isEqualTo("hello");
+        assertThat(response.header("link")).as("the 103's fields stay with the 103").isNull();
+    }
+
+    @Test
+    void aMalformedResponseOnAReusedConnectionIsA502AndTheRequestIsNotSentAgain() throws Exception {
+        assertThat(client.get("/report").status()).as("leaves a pooled backend connection").isEqualTo(200);
+
+        assertThat(client.get("/malformed").status()).isEqualTo(502);
+        assertThat(backend.requests("/malformed")).as("the backend had the request once, and answered it")
+                .isEqualTo(1);
+    }
+
     private static String readRawHead(InputStream in) throws IOException {
         String head = readHead(in);
         if (head == null) {
@@ -118,7 +138,8 @@ class BackendResponseHeadTest {
 
     /**
      * A plain socket backend that keeps each connection open and answers every request on it: to HEAD, the head
-     * its GET would have (Content-Length 1000) and no body; to anything else, a 5-byte body.
+     * its GET would have (Content-Length 1000) and no body; to /hints, a 103 and, in a later write, the 5-byte
+     * response; to /malformed, a response with two lengths; to anything else, a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
         static final String HEAD_RESPONSE =
@@ -127,7 +148,12 @@ class BackendResponseHeadTest {
                 + "Set-Cookie: a=1\r\nConnection: X-Hop\r\nETag: \"v1\"\r\nX-Hop: backend-only\r\n"
                 + "Keep-Alive: timeout=5\r\nX-Trace-Id: abc\r\nSet-Cookie: b=2\r\nContent-Length: 5\r\n\r\nhello";
 
+        static final String EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+        static final String MALFORMED_RESPONSE =
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+
         final AtomicInteger connections = new AtomicInteger();
+        private final Map<String, AtomicInteger> requests = new ConcurrentHashMap<>();
         private final ServerSocket socket;
 
         private KeepAliveBackend(ServerSocket socket) {
@@ -159,18 +185,39 @@ class BackendResponseHeadTest {
             }
         }
 
-        private static void serve(Socket connection) {
+        int requests(String path) {
+            AtomicInteger count = requests.get(path);
+            return count == null ? 0 : count.get();
+        }
+
+        private void serve(Socket connection) {
             try (connection) {
                 InputStream in = connection.getInputStream();
                 OutputStream out = connection.getOutputStream();
                 String head;
                 while ((head = readHead(in)) != null) {
-                    out.write((head.startsWith("HEAD ") ? HEAD_RESPONSE : GET_RESPONSE).getBytes(US_ASCII));
-                    out.flush();
+                    String path = head.split(" ", 3)[1];
+                    requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
+                    if (head.startsWith("HEAD ")) {
+                        write(out, HEAD_RESPONSE);
+                    } else if (path.equals("/hints")) {
+                        write(out, EARLY_HINTS);
+                        Thread.sleep(200); // the final response comes in a read of its own
+                        write(out, GET_RESPONSE);
+                    } else if (path.equals("/malformed")) {
+                        write(out, MALFORMED_RESPONSE);
+                    } else {
+                        write(out, GET_RESPONSE);
+                    }
                 }
-            } catch (IOException e) {
+            } catch (IOException | InterruptedException e) {
                 // the proxy closed the connection
             }
+        }
+
+        private static void write(OutputStream out, String response) throws IOException {
+            out.write(response.getBytes(US_ASCII));
+            out.flush();
         }
 
         @Override
