@@ -10,6 +10,8 @@ import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertPathValidatorException.BasicReason;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
+import java.security.cert.CertificateExpiredException;
+import java.security.cert.CertificateNotYetValidException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.PKIXCertPathChecker;
@@ -19,6 +21,7 @@ import java.security.cert.PKIXReason;
 import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Date;
 import java.util.HashSet;
@@ -31,8 +34,9 @@ import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * Verifies client certificate chains with full PKIX path validation against the listener's CA bundle: signatures,
- * validity dates at the injected clock, basic constraints and path length, and the clientAuth extended key usage
- * wherever a certificate of the chain restricts its usage (the Go/ghostunnel rule, stricter than OpenSSL's default).
+ * validity dates at the injected clock, basic constraints, path length and name constraints (the trusted CA's own
+ * included), and the clientAuth extended key usage wherever a certificate of the chain, CA included, restricts its
+ * usage (the Go/ghostunnel rule, stricter than OpenSSL's default).
  *
  * <p>Every rejection is a {@link ClientCertificateRejectedException} with a {@link HandshakeFailureReason}, so the
  * handshake outcome is classified by type. Revocation (CRLs, deny-list) is the {@link RevocationChecker}'s job, asked
@@ -46,6 +50,7 @@ import javax.net.ssl.X509ExtendedTrustManager;
 final class ClientCertificateVerifier extends X509ExtendedTrustManager implements ClientChainVerifier {
 
     static final String EKU_OID = "2.5.29.37";
+    private static final String NAME_CONSTRAINTS_OID = "2.5.29.30";
     private static final String CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
     private static final String ANY_EKU = "2.5.29.37.0";
     /** Leaf plus intermediates a client may send; deeper chains are refused before any signature is checked. */
@@ -112,23 +117,11 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
                     "client sent " + path.size() + " certificates below the root, at most " + MAX_CHAIN_LENGTH
                             + " accepted", null, chain[0]);
         }
-        PKIXCertPathValidatorResult result;
-        try {
-            CertificateFactory factory = CertificateFactory.getInstance("X.509");
-            CertPath certPath = factory.generateCertPath(path);
-            PKIXParameters params = new PKIXParameters(anchors);
-            params.setRevocationEnabled(false);
-            params.setDate(Date.from(clock.instant()));
-            params.addCertPathChecker(new ClientAuthUsageChecker());
-            result = (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
-        } catch (CertPathValidatorException e) {
-            throw new ClientCertificateRejectedException(classify(e), describe(e), e, chain[0]);
-        } catch (GeneralSecurityException e) {
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
-                    chain[0]);
-        }
-        // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
+        Date now = Date.from(clock.instant());
+        PKIXCertPathValidatorResult result = pkix(path, anchors, now, chain[0]);
         X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
+        judgeAnchor(path, anchor, now, chain[0]);
+        // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
         revocation.check(path, anchor, anchorNames.get(anchor));
         X509Certificate[] parsed = chain.clone();
         PeerIdentity identity = identityOf(parsed);
@@ -137,6 +130,57 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
             verified.put(key, passed);
         }
         return passed;
+    }
+
+    private static PKIXCertPathValidatorResult pkix(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
+            X509Certificate leaf) throws ClientCertificateRejectedException {
+        try {
+            CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(path);
+            PKIXParameters params = new PKIXParameters(anchors);
+            params.setRevocationEnabled(false);
+            params.setDate(now);
+            params.addCertPathChecker(new ClientAuthUsageChecker());
+            return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+        } catch (CertPathValidatorException e) {
+            throw new ClientCertificateRejectedException(classify(e), describe(e), e, leaf);
+        } catch (GeneralSecurityException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
+                    leaf);
+        }
+    }
+
+    /**
+     * The JDK's PKIX takes a trust anchor as given: it checks neither the CA certificate's dates nor its own
+     * extended key usage, path length and name constraints. OpenSSL and Go do, and a CA restricted to one domain, or
+     * to issuing no intermediates, is meant to be. Dates and usage are checked here; an anchor with constraints is
+     * put on top of the path for a second validation, where PKIX applies them as it does to any CA (a self-issued
+     * certificate does not count towards a path length, and its own names are exempt from its constraints).
+     */
+    private static void judgeAnchor(List<X509Certificate> path, X509Certificate anchor, Date now,
+            X509Certificate leaf) throws ClientCertificateRejectedException {
+        try {
+            anchor.checkValidity(now);
+        } catch (CertificateExpiredException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.EXPIRED, "trusted CA "
+                    + anchor.getSubjectX500Principal().getName() + " has expired", e, leaf);
+        } catch (CertificateNotYetValidException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.NOT_YET_VALID, "trusted CA "
+                    + anchor.getSubjectX500Principal().getName() + " is not yet valid", e, leaf);
+        }
+        try {
+            new ClientAuthUsageChecker().check(anchor, new HashSet<>());
+        } catch (CertPathValidatorException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.BAD_EKU, e.getMessage()
+                    + " in the trusted CA", e, leaf);
+        }
+        int pathLength = anchor.getBasicConstraints();
+        boolean constrained = (pathLength >= 0 && pathLength != Integer.MAX_VALUE)
+                || anchor.getExtensionValue(NAME_CONSTRAINTS_OID) != null;
+        if (constrained) {
+            List<X509Certificate> withAnchor = new ArrayList<>(path);
+            withAnchor.add(anchor);
+            pkix(withAnchor, Set.of(new TrustAnchor(anchor, null)), now, leaf);
+        }
     }
 
     /** Null when the leaf's names cannot be read: such a chain is not kept, and the identity layer refuses it. */

@@ -40,6 +40,9 @@ public record VerifiedChain(X509Certificate[] chain, List<X509Certificate> path,
             from = Math.max(from, c.getNotBefore().getTime());
             until = Math.min(until, c.getNotAfter().getTime());
         }
+        // The CA's own dates bound the chain's too (ClientCertificateVerifier checks them).
+        from = Math.max(from, anchor.getNotBefore().getTime());
+        until = Math.min(until, anchor.getNotAfter().getTime());
         return new VerifiedChain(chain, path, anchor, anchorName, identity, from, until);
     }
 }

@@ -8,10 +8,24 @@ import java.nio.file.Files;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.math.BigInteger;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
 import java.security.cert.X509Certificate;
+import java.security.spec.ECGenParameterSpec;
 import java.util.Base64;
 import java.util.Date;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.CRLReason;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralSubtree;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.asn1.x509.NameConstraints;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
 import org.bouncycastle.cert.X509CRLHolder;
 import org.bouncycastle.cert.X509v2CRLBuilder;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateHolder;
@@ -245,15 +259,44 @@ public final class TestPki {
     public static X509Bundle newRoot(String commonName) {
         try {
             Instant now = Instant.now();
+            // Valid well before any client certificate minted here, expired ones included: a CA's own dates bound
+            // every chain below it.
             return new CertificateBuilder()
                     .subject("CN=" + commonName + ",O=mtls-proxy tests")
                     .setIsCertificateAuthority(true)
-                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notBefore(now.minus(Duration.ofDays(7)))
                     .notAfter(now.plus(Duration.ofDays(2)))
                     .ecp256()
                     .buildSelfSigned();
         } catch (Exception e) {
             throw new IllegalStateException("cannot mint root", e);
+        }
+    }
+
+    /**
+     * A self-signed CA whose name constraints permit only URIs whose host is {@code domain}: a partner's CA, allowed
+     * to speak for its own SPIFFE trust domain and nothing else.
+     */
+    public static X509Bundle nameConstrainedRoot(String commonName, String domain) {
+        try {
+            Instant now = Instant.now();
+            KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+            generator.initialize(new ECGenParameterSpec("secp256r1"));
+            KeyPair keys = generator.generateKeyPair();
+            X500Name name = new X500Name("CN=" + commonName + ",O=mtls-proxy tests");
+            GeneralSubtree[] permitted = {
+                new GeneralSubtree(new GeneralName(GeneralName.uniformResourceIdentifier, domain))};
+            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,
+                    BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(2))), name,
+                    keys.getPublic())
+                    .addExtension(Extension.basicConstraints, true, new BasicConstraints(true))
+                    .addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign))
+                    .addExtension(Extension.nameConstraints, true, new NameConstraints(permitted, null));
+            X509Certificate certificate = new JcaX509CertificateConverter().getCertificate(
+                    builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(keys.getPrivate())));
+            return X509Bundle.fromRootCertificateAuthority(certificate, keys);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint name-constrained root", e);
         }
     }
 

@@ -229,6 +229,79 @@ class ClientCertificateVerifierTest {
                         e -> assertThat(e.getReason()).isEqualTo(PKIXReason.NOT_CA_CERT));
     }
 
+    // ---- the trusted CA's own limits ----------------------------------------------------------------------------
+
+    @Test
+    void aRootAllowingNoIntermediatesRefusesAChainThroughOne() throws Exception {
+        X509Bundle root = new CertificateBuilder()
+                .subject("CN=root allowing no intermediates")
+                .setIsCertificateAuthority(true)
+                .setPathLengthConstraint(OptionalInt.of(0))
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofDays(1)))
+                .ecp256()
+                .buildSelfSigned();
+        X509Bundle below = ca("CN=intermediate below a pathLen 0 root", root, b -> b);
+        X509Bundle viaIntermediate = leafIssuedBy(below, b -> b.addExtendedKeyUsageClientAuth());
+        X509Bundle direct = leafIssuedBy(root, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThatCode(() -> verifierAt(now, root).verify(chain(direct))).doesNotThrowAnyException();
+        assertThat(rejection(verifierAt(now, root), chain(viaIntermediate, below)))
+                .isEqualTo(HandshakeFailureReason.CHAIN_TOO_LONG);
+    }
+
+    @Test
+    void aPartnerRootConstrainedToItsDomainCannotVouchForOurs() {
+        X509Bundle partnerRoot = TestPki.nameConstrainedRoot("partner root", "partner.test");
+        X509Bundle theirs = TestPki.issue(partnerRoot, "spiffe://partner.test/ns/billing/sa/api", b -> b);
+        X509Bundle ours = TestPki.issue(partnerRoot, ORDERS, b -> b);
+
+        assertThatCode(() -> verifierAt(now, partnerRoot).verify(chain(theirs))).doesNotThrowAnyException();
+        ClientCertificateRejectedException rejected = catchThrowableOfType(ClientCertificateRejectedException.class,
+                () -> verifierAt(now, partnerRoot).verify(chain(ours)));
+        assertThat(rejected).as("a name outside the CA's constraints was accepted").isNotNull();
+        assertThat(rejected.getMessage()).contains("INVALID_NAME");
+    }
+
+    @Test
+    void anExpiredRootFailsEvenAChainThatIsOtherwiseValidAndAlreadyVerified() throws Exception {
+        X509Bundle shortLivedRoot = new CertificateBuilder()
+                .subject("CN=short-lived root")
+                .setIsCertificateAuthority(true)
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(2)))
+                .ecp256()
+                .buildSelfSigned();
+        X509Bundle leaf = leafIssuedBy(shortLivedRoot, b -> b.addExtendedKeyUsageClientAuth()
+                .notAfter(now.plus(Duration.ofHours(6))));
+        MutableClock clock = new MutableClock(now);
+        ClientCertificateVerifier verifier = new ClientCertificateVerifier(List.of(shortLivedRoot.getCertificate()),
+                clock);
+        verifier.verify(chain(leaf));
+
+        clock.instant = now.plus(Duration.ofHours(3));
+
+        assertThat(rejection(verifier, chain(leaf))).as("judged again although the chain is remembered")
+                .isEqualTo(HandshakeFailureReason.EXPIRED);
+        assertThat(rejection(verifierAt(now.plus(Duration.ofHours(3)), shortLivedRoot), chain(leaf)))
+                .isEqualTo(HandshakeFailureReason.EXPIRED);
+    }
+
+    @Test
+    void aRootWhoseEkuExcludesClientAuthIsBadEku() throws Exception {
+        X509Bundle serverOnlyRoot = new CertificateBuilder()
+                .subject("CN=server-only root")
+                .setIsCertificateAuthority(true)
+                .addExtendedKeyUsageServerAuth()
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofDays(1)))
+                .ecp256()
+                .buildSelfSigned();
+        X509Bundle leaf = leafIssuedBy(serverOnlyRoot, b -> b.addExtendedKeyUsageClientAuth());
+
+        assertThat(rejection(verifierAt(now, serverOnlyRoot), chain(leaf))).isEqualTo(HandshakeFailureReason.BAD_EKU);
+    }
+
     // ---- the TrustManager face ---------------------------------------------------------------------------------
 
     @Test
@@ -275,11 +348,43 @@ class ClientCertificateVerifierTest {
                 ZoneOffset.UTC));
     }
 
+    private static ClientCertificateVerifier verifierAt(Instant instant, X509Bundle root) {
+        return new ClientCertificateVerifier(List.of(root.getCertificate()), Clock.fixed(instant, ZoneOffset.UTC));
+    }
+
     private static HandshakeFailureReason rejection(X509Certificate[] chain, Instant at) {
+        return rejection(verifierAt(at), chain);
+    }
+
+    private static HandshakeFailureReason rejection(ClientCertificateVerifier verifier, X509Certificate[] chain) {
         ClientCertificateRejectedException rejected = catchThrowableOfType(ClientCertificateRejectedException.class,
-                () -> verifierAt(at).verify(chain));
+                () -> verifier.verify(chain));
         assertThat(rejected).as("chain was accepted").isNotNull();
         return rejected.reason();
+    }
+
+    /** A clock a test moves: the verifier keeps what it verified, so time must pass for the same instance. */
+    private static final class MutableClock extends Clock {
+        Instant instant;
+
+        MutableClock(Instant instant) {
+            this.instant = instant;
+        }
+
+        @Override
+        public Instant instant() {
+            return instant;
+        }
+
+        @Override
+        public java.time.ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+            return this;
+        }
     }
 
     private static X509Certificate[] chain(X509Bundle... certificates) {
