@@ -19,8 +19,6 @@ final class IdentityValidator {
     static final String MATCHERS = "spiffeId, spiffeIdPrefix, trustDomain, uriSan, dnsSan, dnsSanSuffix, emailSan, "
             + "ipSan, subjectCn, subjectO, subjectOu, issuerDn, sha256, spkiSha256, allOf, anyOf";
 
-    /** SPIFFE ID syntax: lower-case trust domain, path segments of letters, digits, '.', '-', '_'. */
-    private static final Pattern SPIFFE_ID = Pattern.compile("spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)*");
     private static final Pattern TRUST_DOMAIN = Pattern.compile("[a-z0-9._-]+");
 
     private final Problems problems;
@@ -160,8 +158,7 @@ final class IdentityValidator {
 
     /** SPIFFE ID syntax, for identities and for the expected identity of a TLS backend. */
     static boolean isSpiffeId(String id) {
-        // "." and ".." segments are syntactically paths but never valid in a SPIFFE ID
-        return SPIFFE_ID.matcher(id).matches() && !id.matches(".*/\\.{1,2}(/.*)?");
+        return SpiffeIds.isValid(id);
     }
 
     private void nonBlank(String path, String value) {

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.identity;
 
+import dev.mtlsproxy.config.SpiffeIds;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.cert.CertificateEncodingException;
@@ -97,7 +98,11 @@ public final class PeerIdentities {
         return usages != null && (usages.contains("1.3.6.1.5.5.7.3.2") || usages.contains("2.5.29.37.0"));
     }
 
-    /** An X.509-SVID carries exactly one SPIFFE URI; with two, neither is trusted as the identity. */
+    /**
+     * An X.509-SVID carries exactly one SPIFFE URI; with two, neither is trusted as the identity. One that breaks
+     * the SPIFFE ID syntax is no identity either: "spiffe://td/ns/shop/../ops" would pass a prefix grant for
+     * spiffe://td/ns/shop, and mean /ns/ops to a backend that normalises the XFCC URI it receives.
+     */
     private static String spiffeId(List<String> uris) {
         String found = null;
         for (String uri : uris) {
@@ -108,7 +113,7 @@ public final class PeerIdentities {
                 found = uri;
             }
         }
-        return found;
+        return found != null && SpiffeIds.isValid(found) ? found : null;
     }
 
     private static List<String> attribute(String rfc2253, String type) {

@@ -16,6 +16,8 @@ import java.util.Locale;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** What a verified client certificate says about its holder, read once into a {@link PeerIdentity}. */
 class PeerIdentitiesTest {
@@ -150,6 +152,29 @@ class PeerIdentitiesTest {
         X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("SPIFFE://prod.test/ns/ops/sa/admin")));
 
         assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).spiffeId()).isNull();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "spiffe://prod.test/ns/shop/../ops/sa/admin",
+        "spiffe://prod.test/ns/shop/./sa/orders",
+        "spiffe://prod.test/ns/shop/%2e%2e/ops",
+        "spiffe://prod.test/ns/shop//sa/orders",
+        "spiffe://prod.test/ns/shop/",
+        "spiffe://prod.test/ns/shop?sa=admin",
+        "spiffe://prod.test/ns/shop#admin",
+        "spiffe://Prod.test/ns/shop",
+        "SPIFFE://prod.test/ns/shop",
+        "spiffe://prod.test:8443/ns/shop",
+        "spiffe://admin@prod.test/ns/shop",
+        "spiffe:///ns/shop"})
+    void aSpiffeUriOutsideTheSpiffeIdSyntaxIsNoSpiffeId(String presented) throws Exception {
+        X509Bundle odd = TestPki.issue(pki.root(), presented, b -> b);
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(odd.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.uriSans()).as("still shown as it was presented").containsExactly(presented);
     }
 
     @Test

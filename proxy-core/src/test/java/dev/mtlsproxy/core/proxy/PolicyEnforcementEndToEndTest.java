@@ -106,7 +106,7 @@ class PolicyEnforcementEndToEndTest {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"/admin/../admin", "/%2e%2e/admin", "//admin", "/ADMIN", "/admin%2f", "/admin%2F",
-            "/admin;x", "/public/..%2fadmin", "/public/%2e%2e/admin", "/public/..%5cadmin", "/admin%00",
+            "/admin;x", "/public/..%2fadmin", "/public/%2e%2e/admin", "/public/..%5cadmin", "/admin%00", "/admin%0A",
             "/./admin", "/public/../admin", "/api/../admin", "http://localhost/admin", "*", "/apiary"})
     void pathTricksNeverReachAnotherRoute(String target) throws Exception {
         try (MtlsClient orders = connect(pki.client(ORDERS))) {
@@ -130,6 +130,8 @@ class PolicyEnforcementEndToEndTest {
     void spiffePrefixGrantsItsSubtreeButNotASiblingThatSharesItsLetters() throws Exception {
         assertThat(status(pki.client("spiffe://prod.test/ns/a/sa/x"), "/api/1")).isEqualTo(200);
         assertThat(status(pki.client("spiffe://prod.test/ns/ab"), "/api/1")).isEqualTo(403);
+        assertThat(status(pki.client("spiffe://prod.test/ns/a/../../ops/sa/admin"), "/api/1"))
+                .as("dot segments are outside the SPIFFE ID syntax: no identity at all").isEqualTo(403);
     }
 
     @Test
