@@ -6,7 +6,10 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.util.AsciiString;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Header rewriting at the proxy boundary, both directions.
@@ -46,6 +49,24 @@ public final class ForwardedHeaders {
     private static final AsciiString XFH = AsciiString.cached("x-forwarded-host");
     private static final AsciiString HTTPS = AsciiString.cached("https");
 
+    /**
+     * Fields about the hop into the proxy that the proxy does not set. A client sending them would speak for the
+     * proxy: Spring's ForwardedHeaderFilter, for one, reads Forwarded before any X-Forwarded-* field.
+     */
+    private static final AsciiString[] UNSET_FORWARDING = {
+        AsciiString.cached("forwarded"), AsciiString.cached("x-forwarded-port"),
+        AsciiString.cached("x-forwarded-prefix")};
+
+    /** Every name the proxy sets or removes as the backend's source of truth about the client. */
+    private static final AsciiString[] OWNED = owned();
+
+    private static AsciiString[] owned() {
+        List<AsciiString> names = new ArrayList<>(IDENTITY_HEADERS);
+        names.addAll(List.of(XFF, XFP, XFH));
+        names.addAll(List.of(UNSET_FORWARDING));
+        return names.toArray(new AsciiString[0]);
+    }
+
     private ForwardedHeaders() {
     }
 
@@ -69,6 +90,10 @@ public final class ForwardedHeaders {
         for (AsciiString name : IDENTITY) {
             headers.remove(name);
         }
+        for (AsciiString name : UNSET_FORWARDING) {
+            headers.remove(name);
+        }
+        removeUnderscoreSpellings(headers);
         if (!headers.contains(XFF)) {
             headers.set(XFF, clientIp);
         } else {
@@ -108,10 +133,53 @@ public final class ForwardedHeaders {
         for (AsciiString name : IDENTITY) {
             trailers.remove(name);
         }
-        for (AsciiString name : List.of(XFF, XFP, XFH, HttpHeaderNames.HOST)) {
+        for (AsciiString name : OWNED) {
             trailers.remove(name);
         }
+        trailers.remove(HttpHeaderNames.HOST);
+        removeUnderscoreSpellings(trailers);
         removeHopByHop(trailers);
+    }
+
+    /**
+     * Removes fields whose name is one the proxy owns with "_" in place of "-". Servers that turn field names into
+     * CGI-style variables (Rack and Puma, gunicorn, PHP) give {@code X_SSL_Client_DN} and {@code X-SSL-Client-DN}
+     * the same name, HTTP_X_SSL_CLIENT_DN; nginx drops every field with an underscore by default for this reason.
+     */
+    private static void removeUnderscoreSpellings(HttpHeaders headers) {
+        List<String> spoofed = null;
+        for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
+            CharSequence name = it.next().getKey();
+            if (AsciiString.indexOf(name, '_', 0) >= 0 && isOwnedWithUnderscores(name)) {
+                if (spoofed == null) {
+                    spoofed = new ArrayList<>(2);
+                }
+                spoofed.add(name.toString());
+            }
+        }
+        if (spoofed != null) {
+            spoofed.forEach(headers::remove);
+        }
+    }
+
+    private static boolean isOwnedWithUnderscores(CharSequence name) {
+        for (AsciiString owned : OWNED) {
+            if (owned.length() == name.length() && sameReadingUnderscoreAsHyphen(owned, name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean sameReadingUnderscoreAsHyphen(AsciiString owned, CharSequence name) {
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            char expected = (char) owned.byteAt(i);
+            if (c == '_' ? expected != '-' : AsciiString.toLowerCase(c) != expected) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Prepares response headers (or trailers) for the client. */

@@ -45,7 +45,9 @@ public record RequestTarget(String path, String query, String authority) {
             }
             int slash = uri.indexOf('/', schemeEnd);
             int question = uri.indexOf('?', schemeEnd);
-            int end = slash >= 0 ? slash : question >= 0 ? question : uri.length();
+            // The authority ends at the first "/" or "?", whichever comes first: "http://host?next=/x" is host "host".
+            int end = slash >= 0 && (question < 0 || slash < question) ? slash : question >= 0 ? question
+                    : uri.length();
             authority = uri.substring(schemeEnd, end);
             if (authority.isEmpty() || authority.indexOf('@') >= 0) {
                 throw new InvalidTargetException("absolute-form target without a usable authority");
@@ -148,8 +150,13 @@ public record RequestTarget(String path, String query, String authority) {
                 throw new InvalidTargetException("malformed percent-escape");
             }
             char decoded = (char) (hi << 4 | lo);
-            if (decoded == '/' || decoded == '\\' || decoded == 0) {
-                throw new InvalidTargetException("encoded slash, backslash or NUL in path");
+            if (decoded == '/' || decoded == '\\') {
+                throw new InvalidTargetException("encoded slash or backslash in path");
+            }
+            if (decoded < 0x20 || decoded == 0x7f) {
+                // Refused as their raw forms are: "/admin%0A" is not "/admin" to the policy, but it is to a backend
+                // that decodes the path and matches it with a "$"-anchored pattern (Django's CVE-2021-44420).
+                throw new InvalidTargetException("encoded control character in path");
             }
             if (isUnreserved(decoded)) {
                 out.append(decoded);

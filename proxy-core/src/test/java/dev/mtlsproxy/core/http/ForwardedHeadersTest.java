@@ -293,6 +293,61 @@ class ForwardedHeadersTest {
         assertThat(headers.contains("x-forwarded-host")).isFalse();
     }
 
+    @Test
+    void forwardedFieldsTheProxyDoesNotSetAreNotTheClientsToSet() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("Forwarded", "for=10.0.0.1;host=admin.internal;proto=https")
+                .set("X-Forwarded-Port", "9443")
+                .set("X-Forwarded-Prefix", "/admin");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.contains("forwarded")).isFalse();
+        assertThat(headers.contains("x-forwarded-port")).isFalse();
+        assertThat(headers.contains("x-forwarded-prefix")).isFalse();
+    }
+
+    // ---- the same names with "_" for "-" -----------------------------------------------------------------------
+
+    static Stream<String> ownedNames() {
+        return Stream.concat(IDENTITY_HEADERS_AS_STRINGS.stream(), Stream.of("x-forwarded-for", "x-forwarded-proto",
+                "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix"));
+    }
+
+    static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()
+            .map(AsciiString::toString).toList();
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("ownedNames")
+    void aNameSpelledWithUnderscoresCannotReachTheBackendInHeadersOrTrailers(String name) {
+        String underscored = name.replace('-', '_');
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .add(underscored, "spoofed")
+                .add(underscored.toUpperCase(Locale.ROOT), "spoofed");
+        HttpHeaders trailers = new DefaultHttpHeaders().add(underscored, "spoofed");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+        ForwardedHeaders.trailersForBackend(trailers);
+
+        assertThat(headers.toString()).doesNotContain("spoofed");
+        assertThat(trailers.isEmpty()).isTrue();
+    }
+
+    @Test
+    void otherNamesWithUnderscoresPassUntouched() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("X_Request_Id", "r-1")
+                .set("x_forwarded_for_x", "kept");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.get("x_request_id")).isEqualTo("r-1");
+        assertThat(headers.get("x_forwarded_for_x")).isEqualTo("kept");
+    }
+
     // ---- fixtures ----------------------------------------------------------------------------------------------
 
     static PeerIdentity peer(String spiffeId, List<String> uris, List<String> dns, String subject) {

@@ -54,6 +54,8 @@ class RequestTargetTest {
                 "api.example.com"));
         assertThat(RequestTarget.parse("http://api.example.com?page=2")).isEqualTo(new RequestTarget("/", "page=2",
                 "api.example.com"));
+        assertThat(RequestTarget.parse("http://api.example.com?next=/x")).as("a query holding a slash")
+                .isEqualTo(new RequestTarget("/", "next=/x", "api.example.com"));
     }
 
     @Test
@@ -104,12 +106,17 @@ class RequestTargetTest {
         "/a/../..             | path escapes the root",
         "/%2e%2e/admin        | path escapes the root",
         "/a/%2E%2E/%2e%2e/etc | path escapes the root",
-        "/admin%2f            | encoded slash, backslash or NUL in path",
-        "/admin%2F            | encoded slash, backslash or NUL in path",
-        "/public/..%2fadmin   | encoded slash, backslash or NUL in path",
-        "/a%5cb               | encoded slash, backslash or NUL in path",
-        "/a%5Cb               | encoded slash, backslash or NUL in path",
-        "/a%00b               | encoded slash, backslash or NUL in path",
+        "/admin%2f            | encoded slash or backslash in path",
+        "/admin%2F            | encoded slash or backslash in path",
+        "/public/..%2fadmin   | encoded slash or backslash in path",
+        "/a%5cb               | encoded slash or backslash in path",
+        "/a%5Cb               | encoded slash or backslash in path",
+        "/a%00b               | encoded control character in path",
+        "/admin%0A            | encoded control character in path",
+        "/admin%0d            | encoded control character in path",
+        "/a%09b               | encoded control character in path",
+        "/a%1Fb               | encoded control character in path",
+        "/a%7Fb               | encoded control character in path",
         "/a\\b                | backslash in path",
         "/admin;x             | path parameter (;) in path",
         "/admin;jsessionid=1  | path parameter (;) in path",

@@ -106,6 +106,8 @@ class MtlsProxyEndToEndTest {
             Response response = client.get("/orders",
                     "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin",
                     "X-SSL-Client-DN: CN=admin",
+                    "X_SSL_Client_DN: CN=admin",
+                    "Forwarded: for=10.0.0.1;host=admin.internal",
                     "Connection: x-custom-hop",
                     "X-Custom-Hop: dropped");
             assertThat(response.status()).isEqualTo(200);
@@ -115,6 +117,9 @@ class MtlsProxyEndToEndTest {
                 .endsWith(";URI=" + ORDERS)
                 .doesNotContain("admin");
         assertThat(seen.headers().contains("x-ssl-client-dn")).isFalse();
+        assertThat(seen.headers().contains("x_ssl_client_dn")).as("read as X-SSL-Client-DN by CGI-style servers")
+                .isFalse();
+        assertThat(seen.headers().contains("forwarded")).isFalse();
         assertThat(seen.headers().contains("x-custom-hop")).isFalse();
     }
 
