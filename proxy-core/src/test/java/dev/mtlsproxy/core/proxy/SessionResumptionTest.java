@@ -1,15 +1,20 @@
 package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.SessionResumption;
+import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.AfterEach;
@@ -89,5 +94,27 @@ class SessionResumptionTest {
         long first = request(client);
         // The identity of the resumed connection comes from the session; request() checks the XFCC.
         assertThat(request(client)).isEqualTo(first);
+    }
+
+    @Test
+    void aReloadMakesEveryEarlierTicketUselessSoARevokedClientCannotResumeIntoService() throws Exception {
+        startProxy(SessionResumption.TICKETS);
+        X509Bundle certificate = pki.client(ORDERS);
+        SSLContext client = MtlsClient.clientContext(pki.root(), certificate);
+        Path crl = pki.write("clients.crl", pki.rootCrl());
+        proxy.reload(c -> c.withTrustAnchors(Map.of(TestPki.ANCHOR,
+                new TrustAnchorConfig(pki.caPem(), List.of(crl), null, null))));
+        long first = request(client);
+        assertThat(request(client)).as("resumed before the reload").isEqualTo(first);
+
+        pki.write("clients.crl", pki.rootCrl(certificate.getCertificate()));
+        proxy.reload(c -> c);
+
+        assertThatThrownBy(() -> {
+            try (MtlsClient again = MtlsClient.connect(proxy.address(), client, "TLSv1.3", null)) {
+                again.get("/orders/1");
+            }
+        }).as("the ticket is not honoured: a full handshake, and the chain is revoked now").isNotNull();
+        assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
     }
 }
