@@ -35,6 +35,7 @@ public final class Main {
             """;
 
     static final String LEAK_DETECTION = "io.netty.leakDetection.level";
+    static final String NETTY_JFR = "io.netty.jfr.enabled";
 
     private Main() {
     }
@@ -50,6 +51,12 @@ public final class Main {
         // for with -Dio.netty.leakDetection.level=...; set before Netty's first class reads it.
         if (System.getProperty(LEAK_DETECTION) == null) {
             System.setProperty(LEAK_DETECTION, "disabled");
+        }
+        // Netty registers its buffer allocator's Flight Recorder event types when the allocator first loads, which
+        // loads JFR's own classes too: 30-50 ms of start-up for events JFR leaves disabled unless a recording asks.
+        // Off unless asked for with -Dio.netty.jfr.enabled=true.
+        if (System.getProperty(NETTY_JFR) == null) {
+            System.setProperty(NETTY_JFR, "false");
         }
         int code = run(args, System.out, System.err, System::exit);
         if (code != Command.KEEP_RUNNING) {

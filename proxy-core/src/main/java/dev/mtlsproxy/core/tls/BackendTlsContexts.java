@@ -38,7 +38,7 @@ final class BackendTlsContexts {
                 // Netty 4.2 verifies host names by default; say so explicitly, and turn it off only when asked.
                 .endpointIdentificationAlgorithm(tls.verifyHostname() ? "HTTPS" : null);
         if (!clientChain.isEmpty()) {
-            builder.keyManager(clientKey, clientChain);
+            builder.keyManager(clientKey, clientChain).keyStoreType(ServerTlsContexts.IN_MEMORY_KEY_STORE);
         }
         return builder.build();
     }
