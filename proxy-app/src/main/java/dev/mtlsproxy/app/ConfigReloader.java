@@ -172,6 +172,9 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     }
 
     private ReloadOutcome reloadOnce(String trigger) {
+        // Hashed before it is read: a write landing while this reload runs then shows as a change afterwards and
+        // is loaded by the next check, where hashing after reading would record content that never ran.
+        String configHash = hashes(Set.of(configFile)).get(configFile);
         ProxyConfig config;
         try {
             config = ConfigLoader.load(configFile);
@@ -183,8 +186,17 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                         configFile, p.toString().replace('"', '\''));
             }
             metrics.reloadFailed(ReloadFailureReason.INVALID_CONFIG);
-            // Remember what failed so an unchanged bad file is not retried on every unrelated event.
-            lastHashes = hashes(lastHashes.keySet());
+            // Remember what failed so an unchanged bad file is not retried on every unrelated event, and watch the
+            // files the failed config names too: the one it is missing may be about to appear.
+            Set<Path> watched = new LinkedHashSet<>(lastHashes.keySet());
+            e.attempted().ifPresent(attempted -> {
+                watched.addAll(files(attempted));
+                if (watchService != null) {
+                    registerDirectories(attempted);
+                }
+            });
+            lastHashes = hashes(watched);
+            lastHashes.put(configFile, configHash);
             return failure(ReloadFailureReason.INVALID_CONFIG, problems);
         }
         ProxyConfig running = server.config();
@@ -194,6 +206,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
         Set<Path> files = files(config);
         Map<Path, String> hashes = hashes(files);
+        hashes.put(configFile, configHash);
         long generation;
         try {
             generation = server.reload(config);
@@ -226,6 +239,11 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             log.warn("event=config_restart_needed key=accessLog running=\"{}\" configured=\"{}\"",
                     running.accessLog().path(), next.accessLog().path());
         }
+        if (!running.reload().equals(next.reload())) {
+            log.warn("event=config_restart_needed key=reload running=\"watch: {}, debounce: {}\" configured=\"watch: {},"
+                    + " debounce: {}\"", running.reload().watch(), Durations.format(running.reload().debounce()),
+                    next.reload().watch(), Durations.format(next.reload().debounce()));
+        }
         if (!running.workers().equals(next.workers())) {
             log.warn("event=config_restart_needed key=workers running=\"{}\" configured=\"{}\"",
                     describe(running.workers()), describe(next.workers()));
@@ -243,8 +261,10 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         Set<Path> files = new LinkedHashSet<>();
         files.add(configFile);
         for (ListenerConfig l : config.listeners()) {
-            files.add(l.tls().certificate());
-            files.add(l.tls().privateKey());
+            if (l.tls() != null) { // absent only in a config that failed validation
+                files.add(l.tls().certificate());
+                files.add(l.tls().privateKey());
+            }
         }
         for (TrustAnchorConfig anchor : config.trustAnchors().values()) {
             files.add(anchor.caBundle());

@@ -262,6 +262,40 @@ class ConfigReloadTest {
     }
 
     @Test
+    void aConfigNamingAFileThatIsNotThereYetIsLoadedWhenTheFileAppears() throws Exception {
+        // Kubernetes may update the ConfigMap before the Secret it now refers to is mounted.
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Path secrets = Files.createDirectories(workspace.resolve("secrets"));
+        Path notYet = secrets.resolve("clients-ca.pem");
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            replace(config, yaml("").replace(pki.caPem().toString(), notYet.toString()));
+            assertThat(log.await("event=reload_failed", "reason=invalid_config")).contains("clients-ca.pem");
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
+
+        Files.copy(pki.caPem(), notYet);
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void changedReloadSettingsAreLoggedAsNeedingARestart() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            Files.writeString(config, yaml("").replace("debounce: 200ms", "debounce: 2s"));
+
+            assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
+
+            assertThat(log.await("event=config_restart_needed", "key=reload")).contains(
+                    "running=\"watch: false, debounce: 200ms\" configured=\"watch: false, debounce: 2s\"");
+        }
+    }
+
+    @Test
     void changedWorkersAreLoggedAsNeedingARestartAndTheRestOfTheReloadApplies() throws Exception {
         watch = false;
         Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));

@@ -101,7 +101,7 @@ public final class ConfigLoader {
         new ConfigValidator(validation).validate(config);
         problems.addAll(validation.all());
         if (!problems.isEmpty()) {
-            throw new ConfigException(problems);
+            throw new ConfigException(problems, config);
         }
         return config;
     }
