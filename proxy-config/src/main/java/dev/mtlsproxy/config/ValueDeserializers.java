@@ -130,6 +130,11 @@ final class ValueDeserializers {
         @Override
         public Integer deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
             JsonToken token = p.currentToken();
+            if (token == JsonToken.VALUE_NUMBER_INT && !isPlainDecimal(p.getText())) {
+                // YAML 1.1 reads 010 as 8, 0x10 as 16 and 1_000 as 1000; nobody writing a limit means that.
+                return (Integer) ctxt.handleWeirdStringValue(Integer.class, p.getText(),
+                        ProblemCollector.EXPECTED_PREFIX + "an integer in decimal, without leading zeros");
+            }
             if (token == JsonToken.VALUE_NUMBER_INT && p.getNumberType() == JsonParser.NumberType.INT) {
                 return p.getIntValue();
             }
@@ -161,6 +166,11 @@ final class ValueDeserializers {
         public Boolean deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
             JsonToken token = p.currentToken();
             if (token == JsonToken.VALUE_TRUE || token == JsonToken.VALUE_FALSE) {
+                // YAML 1.1 also reads yes/no/on/off/y/n as booleans; we take YAML 1.2's true and false only, so
+                // "watch: no" or "enabled: on" is not a silent guess at what was meant.
+                if (!p.getText().equalsIgnoreCase(String.valueOf(token == JsonToken.VALUE_TRUE))) {
+                    return (Boolean) ctxt.handleWeirdStringValue(Boolean.class, p.getText(), expected(Boolean.class));
+                }
                 return token == JsonToken.VALUE_TRUE;
             }
             if (token == JsonToken.VALUE_STRING) {
@@ -175,6 +185,20 @@ final class ValueDeserializers {
             }
             return (Boolean) ctxt.handleUnexpectedToken(Boolean.class, p);
         }
+    }
+
+    /** Digits only, with an optional minus and no leading zero: what every reader takes for the same number. */
+    private static boolean isPlainDecimal(String text) {
+        int start = text.startsWith("-") ? 1 : 0;
+        if (text.length() == start || text.charAt(start) == '0' && text.length() > start + 1) {
+            return false;
+        }
+        for (int i = start; i < text.length(); i++) {
+            if (text.charAt(i) < '0' || text.charAt(i) > '9') {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static String expected(Class<?> type) {
