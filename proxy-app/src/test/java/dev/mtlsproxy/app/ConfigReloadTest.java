@@ -11,6 +11,8 @@ import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -278,6 +280,28 @@ class ConfigReloadTest {
 
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void aRequestPipelinedBehindAnAdminReloadIsAnsweredAfterIt() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Files.writeString(config, yaml(""));
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), running.admin().address().getPort())) {
+            socket.setSoTimeout(10_000);
+            socket.getOutputStream().write(("POST /admin/reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n"
+                    + "HEAD /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                    + "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+
+            String all = new String(socket.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+
+            assertThat(all).as("the reload's answer first, with its body; the HEAD's without one; then the GET's")
+                    .matches("(?s)HTTP/1.1 200 OK\r\n.*?\r\n\r\n\\{.*\"generation\" : 2.*?}\n"
+                            + "HTTP/1.1 200 OK\r\n[^{]*?\r\n\r\n"
+                            + "HTTP/1.1 200 OK\r\n.*?\r\n\r\nok\n");
+        }
     }
 
     @Test

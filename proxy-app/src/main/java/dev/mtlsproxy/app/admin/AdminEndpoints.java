@@ -29,6 +29,7 @@ import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
+import io.netty.util.AttributeKey;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -61,6 +62,10 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     /** The exposition formats' content types, as PrometheusMeterRegistry.scrape(String) expects them. */
     static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
     static final String OPENMETRICS_TEXT = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /** The write of the channel's latest response, which the next one waits for. */
+    private static final AttributeKey<CompletableFuture<Void>> LAST_RESPONSE =
+            AttributeKey.valueOf(AdminEndpoints.class, "lastResponse");
 
     private final PrometheusMeterRegistry registry;
     private final BooleanSupplier ready;
@@ -96,27 +101,38 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
-        FullHttpResponse response;
+        boolean keepAlive = HttpUtil.isKeepAlive(request);
+        CompletableFuture<FullHttpResponse> response = answer(request);
+        // Responses leave in request order (RFC 9112 9.3.2): a pipelined GET must not overtake a reload still
+        // running, and the codec pairs each response with the method of the request at the head of its queue.
+        CompletableFuture<Void> previous = ctx.channel().attr(LAST_RESPONSE).get();
+        CompletableFuture<Void> next = (previous == null ? response : previous.thenCombine(response, (done, r) -> r))
+                .thenAcceptAsync(r -> respond(ctx, keepAlive, r), ctx.executor());
+        ctx.channel().attr(LAST_RESPONSE).set(next);
+    }
+
+    private CompletableFuture<FullHttpResponse> answer(FullHttpRequest request) throws JsonProcessingException {
         boolean reload = "/admin/reload".equals(new QueryStringDecoder(request.uri()).path());
         if (!request.decoderResult().isSuccess()) {
-            response = text(HttpResponseStatus.BAD_REQUEST, "bad request\n");
-        } else if (reload && reloader != null) {
-            if (!HttpMethod.POST.equals(request.method())) {
-                response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
-                response.headers().set(HttpHeaderNames.ALLOW, "POST");
-            } else {
-                boolean keepAlive = HttpUtil.isKeepAlive(request);
-                // Answered when the reload is done, from the reload thread; Netty hands the write to our loop.
-                reloader.reload("admin").whenComplete((outcome, failure) -> respond(ctx, keepAlive,
-                        reloadResponse(outcome, failure)));
-                return;
-            }
-        } else if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
-            response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
-        } else {
-            response = route(new QueryStringDecoder(request.uri()).path(), request);
+            return done(text(HttpResponseStatus.BAD_REQUEST, "bad request\n"));
         }
-        respond(ctx, HttpUtil.isKeepAlive(request), response);
+        if (reload && reloader != null) {
+            if (!HttpMethod.POST.equals(request.method())) {
+                FullHttpResponse response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
+                response.headers().set(HttpHeaderNames.ALLOW, "POST");
+                return done(response);
+            }
+            // Completed on the reload thread when the reload is done; the write is handed to our loop.
+            return reloader.reload("admin").handle(this::reloadResponse);
+        }
+        if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
+            return done(text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n"));
+        }
+        return done(route(new QueryStringDecoder(request.uri()).path(), request));
+    }
+
+    private static CompletableFuture<FullHttpResponse> done(FullHttpResponse response) {
+        return CompletableFuture.completedFuture(response);
     }
 
     private static void respond(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response) {
