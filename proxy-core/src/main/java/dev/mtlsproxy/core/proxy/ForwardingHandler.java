@@ -117,6 +117,15 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private boolean webSocketRequested;
     /** Raw bytes both ways: the backend switched to WebSocket. */
     private boolean tunnel;
+    /**
+     * While {@link #switchingProtocols} takes the HTTP handlers out of both pipelines. A codec being removed hands
+     * on at once the bytes it read past the HTTP (a frame the backend sent with its 101, one the client sent with its
+     * request), when the other pipeline may still have its codec, whose encoder throws on raw bytes. Such bytes wait
+     * here, owned by this handler until relayed at the end of the switch or released by {@link #endExchange}.
+     */
+    private boolean switching;
+    private final ArrayDeque<ByteBuf> heldForClient = new ArrayDeque<>();
+    private final ArrayDeque<ByteBuf> heldForBackend = new ArrayDeque<>();
     /*
      * Timers are lazy: one scheduled check per kind per connection, moved only when a deadline comes sooner, and
      * disarmed by a flag rather than cancelled. Scheduling and cancelling a task per request cost two priority-queue
@@ -607,7 +616,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         response.setProtocolVersion(HttpVersion.HTTP_1_1);
         ctx.write(response);
         ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
-        // The backend side first: it must take raw bytes before any arrive from the client.
+        // Either side's leftover bytes may surface in either removal below: they are held until both are raw.
+        switching = true;
         ChannelPipeline server = upstream.pipeline();
         for (String name : List.of("http", "idle")) {
             if (server.get(name) != null) {
@@ -622,14 +632,39 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 client.remove(name);
             }
         }
+        switching = false;
+        if (exchange == null) {
+            return; // a side closed during the switch, and endExchange released what was held
+        }
+        relayHeld();
         log.debug("event=websocket_tunnel backend={} endpoint={}", backend.name(), endpoint.display());
         ctx.read();
         upstream.read();
     }
 
+    /** Both pipelines are raw now: what arrived during the switch goes on, in the order it arrived per side. */
+    private void relayHeld() {
+        if (!heldForClient.isEmpty()) {
+            while (!heldForClient.isEmpty()) {
+                ctx.write(heldForClient.poll(), ctx.voidPromise());
+            }
+            ctx.flush();
+        }
+        if (!heldForBackend.isEmpty()) {
+            while (!heldForBackend.isEmpty()) {
+                upstream.write(heldForBackend.poll(), upstream.voidPromise());
+            }
+            upstream.flush();
+        }
+    }
+
     private void tunnelFromClient(Object msg) {
         if (msg instanceof ByteBuf bytes && upstream != null && exchange != null) {
             exchange.bytesIn += bytes.readableBytes();
+            if (switching) {
+                heldForBackend.add(bytes);
+                return;
+            }
             upstream.write(bytes, upstream.voidPromise());
             backendUnflushed = true;
         } else {
@@ -640,6 +675,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private void tunnelFromBackend(Object msg) {
         if (msg instanceof ByteBuf bytes) {
             exchange.bytesOut += bytes.readableBytes();
+            if (switching) {
+                heldForClient.add(bytes);
+                return;
+            }
             ctx.write(bytes, ctx.voidPromise());
             clientUnflushed = true;
         } else {
@@ -741,13 +780,19 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private void endExchange() {
         cancelResponseTimeout();
         bodyIdleArmed = false;
-        Object msg;
-        while ((msg = pendingUntilConnected.poll()) != null) {
-            ReferenceCountUtil.release(msg);
-        }
+        releaseAll(pendingUntilConnected);
+        releaseAll(heldForClient);
+        releaseAll(heldForBackend);
         exchange = null;
         upstream = null;
         replayable = null;
+    }
+
+    private static void releaseAll(ArrayDeque<?> held) {
+        Object msg;
+        while ((msg = held.poll()) != null) {
+            ReferenceCountUtil.release(msg);
+        }
     }
 
     /** Disarms the response deadline; a scheduled check, if any, finds nothing to do and ends. */

@@ -140,6 +140,24 @@ class WebSocketTunnelTest {
     }
 
     @Test
+    void aFrameTheBackendSendsWithItsSwitchReachesTheClientFirst() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            // A backend that greets on connect: its 101 and first frame reach the proxy in one read.
+            client.send(UPGRADE.replace("/ws", "/ws-greets"));
+
+            Response switched = client.readResponse();
+            assertThat(switched.status()).isEqualTo(101);
+            assertThat(switched.header("sec-websocket-accept")).isEqualTo("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+            assertThat(readTextFrame(client.input())).isEqualTo("welcome");
+            client.output().write(maskedTextFrame("and back"));
+            client.output().flush();
+            assertThat(readTextFrame(client.input())).as("the tunnel still carries frames both ways")
+                    .isEqualTo("and back");
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws-greets");
+    }
+
+    @Test
     void aDeclinedUpgradeIsAnOrdinaryResponse() throws Exception {
         try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
             client.send(UPGRADE.replace("/ws", "/plain-http"));

@@ -8,6 +8,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
@@ -41,6 +42,8 @@ import io.netty.handler.codec.http.websocketx.ContinuationWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.PingWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.PongWebSocketFrame;
 import io.netty.handler.codec.http.websocketx.TextWebSocketFrame;
+import io.netty.handler.codec.http.websocketx.WebSocket13FrameDecoder;
+import io.netty.handler.codec.http.websocketx.WebSocket13FrameEncoder;
 import io.netty.handler.codec.http.websocketx.WebSocketFrame;
 import io.netty.handler.codec.http.websocketx.WebSocketServerHandshakerFactory;
 import io.netty.handler.ssl.ClientAuth;
@@ -57,8 +60,11 @@ import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
+import java.util.Base64;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -79,6 +85,8 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
  *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
  *   <li>{@code /ws}: a WebSocket echo (text, binary, fragments, ping)</li>
+ *   <li>{@code /ws-greets}: the same echo from a server that greets on connect: its 101 and a text frame
+ *       {@code welcome} go out in one write</li>
  *   <li>anything else: {@code 200 hello from backend}, after counting the body</li>
  * </ul>
  * With {@link #closeReusedConnections(boolean) closeReusedConnections(true)}, a request arriving on a connection
@@ -332,9 +340,40 @@ public final class TestBackend implements AutoCloseable {
                     new WebSocketServerHandshakerFactory("ws://localhost/ws", null, false, 1 << 20)
                             .newHandshaker(upgrade).handshake(ctx.channel(), upgrade);
                 }
+                case "/ws-greets" -> greetingUpgrade(ctx);
                 case "/slow" -> ctx.executor().schedule(() -> ctx.writeAndFlush(text("slow hello\n")),
                         param("ms"), TimeUnit.MILLISECONDS);
                 default -> ctx.writeAndFlush(text("hello from backend\n"));
+            }
+        }
+
+        /**
+         * Accepts the upgrade by hand, since the handshaker flushes its 101 alone: the 101 and the greeting share one
+         * buffer, so they share a TLS record and reach the proxy in one read. Written from the codec's context, past
+         * its encoder, which takes no raw bytes; then the codec makes way for the frame codec of {@code /ws}.
+         */
+        private void greetingUpgrade(ChannelHandlerContext ctx) {
+            ByteBuf both = ctx.alloc().buffer();
+            both.writeCharSequence("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Accept: " + webSocketAccept(request.headers().get("sec-websocket-key"))
+                    + "\r\n\r\n", StandardCharsets.US_ASCII);
+            byte[] greeting = "welcome".getBytes(StandardCharsets.UTF_8);
+            both.writeByte(0x81).writeByte(greeting.length).writeBytes(greeting); // FIN, text, unmasked
+            ChannelPipeline pipeline = ctx.pipeline();
+            pipeline.context("http").writeAndFlush(both);
+            pipeline.addAfter("http", "ws-encoder", new WebSocket13FrameEncoder(false));
+            pipeline.addAfter("http", "ws-decoder", new WebSocket13FrameDecoder(true, false, 1 << 20));
+            pipeline.remove("http");
+        }
+
+        /** RFC 6455 section 4.2.2: base64 of the SHA-1 of the client's key and the protocol's GUID. */
+        private static String webSocketAccept(String key) {
+            try {
+                byte[] digest = MessageDigest.getInstance("SHA-1").digest(
+                        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").getBytes(StandardCharsets.US_ASCII));
+                return Base64.getEncoder().encodeToString(digest);
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("every JDK has SHA-1", e);
             }
         }
 
