@@ -8,8 +8,9 @@ import java.util.List;
  * no way to trust every certificate, only a CA bundle that must be given.
  *
  * @param serverCAs      PEM bundles of the CAs the backend's certificate must chain to; at least one
- * @param serverName     the name sent in SNI and verified against the certificate's DNS SANs; default: each
- *                       endpoint's host (an IP address is then verified against the IP SANs, without SNI)
+ * @param serverName     the name sent in SNI and verified against the certificate's DNS SANs, never its subject CN;
+ *                       default: each endpoint's host (an IP address is then verified against the IP SANs, without
+ *                       SNI)
  * @param verifyHostname whether the certificate must be for {@code serverName} (or the endpoint's host); default
  *                       true. Turn off only together with {@code spiffeId}, for SPIFFE certificates without DNS SANs
  * @param spiffeId       when set, the backend's certificate must carry exactly this SPIFFE ID

@@ -1,6 +1,8 @@
 package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.core.identity.PeerIdentities;
+import dev.mtlsproxy.core.tls.AnchorRules.Usage;
+import io.netty.util.NetUtil;
 import java.net.Socket;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
@@ -9,25 +11,37 @@ import java.security.cert.CertPathValidatorException.BasicReason;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateExpiredException;
 import java.security.cert.CertificateNotYetValidException;
+import java.security.cert.CertificateParsingException;
+import java.security.cert.PKIXReason;
 import java.security.cert.X509Certificate;
 import java.util.Collection;
+import java.util.Date;
+import java.util.List;
 import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * Verifies a backend's certificate: PKIX path validation against the configured CAs only (never the JDK's default
- * trust store), the serverAuth usage, the host name (DNS or IP SAN, when the engine asks for endpoint
+ * trust store), the serverAuth usage, the trusted CA's own dates, usage, path length and name constraints (as for
+ * client CAs), the host name (DNS or IP SAN, never the subject CN, when the engine asks for endpoint
  * identification), and optionally the backend's SPIFFE ID.
  *
  * <p>Path validation and host name matching are the JDK's own PKIX trust manager, not a re-implementation; this class
- * adds the SPIFFE check and turns every refusal into a {@link BackendCertificateException} whose message says which
- * check failed, for the log line of the failed request. Thread-safe; one per backend TLS context.
+ * adds what it leaves out (the {@link AnchorRules}, the refusal of its CN fall-back, the SPIFFE check) and turns
+ * every refusal into a {@link BackendCertificateException} whose message says which check failed, for the log line
+ * of the failed request. Thread-safe; one per backend TLS context.
  */
 final class BackendCertificateVerifier extends X509ExtendedTrustManager {
 
+    /** The SAN type of a DNS name, as {@link X509Certificate#getSubjectAlternativeNames()} lists it. */
+    private static final int DNS_NAME = 2;
+
     private final X509ExtendedTrustManager pkix;
+    private final BackendAnchors anchors;
     private final String spiffeId;
 
     /**
@@ -61,6 +75,7 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             throw new GeneralSecurityException("the PKIX trust manager factory offers no X509ExtendedTrustManager");
         }
         this.pkix = found;
+        this.anchors = new BackendAnchors(trustedCAs);
         this.spiffeId = spiffeId;
     }
 
@@ -71,6 +86,10 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             pkix.checkServerTrusted(chain, authType, engine);
         } catch (CertificateException e) {
             throw classify(e, chain, authType, engine);
+        }
+        judgeAnchor(chain);
+        if (engine != null) {
+            refuseCnFallback(chain[0], engine.getSSLParameters(), engine.getPeerHost());
         }
         checkSpiffeId(chain[0]);
     }
@@ -83,6 +102,10 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
+        judgeAnchor(chain);
+        if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
+            refuseCnFallback(chain[0], tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
+        }
         checkSpiffeId(chain[0]);
     }
 
@@ -93,7 +116,95 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
+        judgeAnchor(chain);
         checkSpiffeId(chain[0]);
+    }
+
+    /**
+     * The {@link AnchorRules} for the CA the JDK accepted the chain under. Should several trusted CAs qualify (a
+     * renewed CA next to its expired self), one that passes is enough. A chain whose CA cannot be told is refused:
+     * not judging it would let a reordered chain walk past a CA's limits.
+     */
+    private void judgeAnchor(X509Certificate[] chain) throws BackendCertificateException {
+        BackendAnchors.Found found = anchors.find(chain);
+        // The JDK judged the rest of the path at the system clock just now; the anchor is judged at the same time.
+        Date now = new Date();
+        BackendCertificateException first = null;
+        for (X509Certificate anchor : found.anchors()) {
+            BackendCertificateException refused = anchorProblem(found.path(), anchor, now);
+            if (refused == null) {
+                return;
+            }
+            first = first == null ? refused : first;
+        }
+        throw first != null ? first
+                : new BackendCertificateException("backend certificate not trusted: its chain is not in issuing order",
+                        null);
+    }
+
+    private static BackendCertificateException anchorProblem(List<X509Certificate> path, X509Certificate anchor,
+            Date now) {
+        String ca = anchor.getSubjectX500Principal().getName();
+        try {
+            AnchorRules.checkAnchor(anchor, now, Usage.SERVER_AUTH);
+        } catch (CertificateExpiredException e) {
+            return new BackendCertificateException("backend CA expired: " + ca, e);
+        } catch (CertificateNotYetValidException e) {
+            return new BackendCertificateException("backend CA not yet valid: " + ca, e);
+        } catch (CertPathValidatorException e) {
+            return new BackendCertificateException("backend CA not for server authentication (extended key usage): "
+                    + ca, e);
+        }
+        try {
+            AnchorRules.checkConstraints(path, anchor, now, Usage.SERVER_AUTH);
+            return null;
+        } catch (CertPathValidatorException e) {
+            if (e.getReason() == PKIXReason.PATH_TOO_LONG) {
+                return new BackendCertificateException("backend certificate not trusted: more intermediates than the"
+                        + " path length of " + ca + " allows", e);
+            }
+            if (e.getReason() == PKIXReason.INVALID_NAME) {
+                return new BackendCertificateException("backend certificate not trusted: a name outside the name"
+                        + " constraints of " + ca, e);
+            }
+            if (e.getReason() == PKIXReason.INVALID_KEY_USAGE) {
+                return new BackendCertificateException(
+                        "backend certificate not for server authentication (extended key usage)", e);
+            }
+            return new BackendCertificateException("backend certificate not trusted: " + e.getReason() + " under "
+                    + ca, e);
+        } catch (GeneralSecurityException e) {
+            return new BackendCertificateException("backend certificate not trusted", e);
+        }
+    }
+
+    /**
+     * The JDK's host name check falls back to the subject CN when a certificate has no DNS SAN; RFC 6125 and the
+     * CA/Browser Forum retired that, and Go (so ghostunnel) and browsers refuse it. The JDK's matching, wildcard rules
+     * included, is kept: once it has accepted a host that is not an IP address, the certificate must have a DNS SAN,
+     * for then the JDK matched the host against its DNS SANs and not the CN. An IP address the JDK matches against
+     * the IP SANs only.
+     */
+    private static void refuseCnFallback(X509Certificate leaf, SSLParameters parameters, String host)
+            throws BackendCertificateException {
+        String identification = parameters.getEndpointIdentificationAlgorithm();
+        if (identification == null || identification.isEmpty() || host == null
+                || NetUtil.isValidIpV4Address(host) || NetUtil.isValidIpV6Address(host)) {
+            return;
+        }
+        if (!hasDnsSan(leaf)) {
+            throw new BackendCertificateException("hostname mismatch: the certificate is not for " + host, null);
+        }
+    }
+
+    /** False too when the SANs cannot be read: then no name of the certificate is known to be for any host. */
+    private static boolean hasDnsSan(X509Certificate leaf) {
+        try {
+            Collection<List<?>> names = leaf.getSubjectAlternativeNames();
+            return names != null && names.stream().anyMatch(n -> Integer.valueOf(DNS_NAME).equals(n.get(0)));
+        } catch (CertificateParsingException e) {
+            return false;
+        }
     }
 
     /**

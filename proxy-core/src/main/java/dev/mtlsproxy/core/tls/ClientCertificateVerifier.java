@@ -2,26 +2,21 @@ package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.tls.AnchorRules.Usage;
 import java.net.Socket;
 import java.security.GeneralSecurityException;
-import java.security.cert.CertPath;
-import java.security.cert.CertPathValidator;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertPathValidatorException.BasicReason;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateExpiredException;
 import java.security.cert.CertificateNotYetValidException;
-import java.security.cert.CertificateFactory;
 import java.security.cert.CertificateParsingException;
-import java.security.cert.PKIXCertPathChecker;
 import java.security.cert.PKIXCertPathValidatorResult;
-import java.security.cert.PKIXParameters;
 import java.security.cert.PKIXReason;
 import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Date;
 import java.util.HashSet;
@@ -49,10 +44,6 @@ import javax.net.ssl.X509ExtendedTrustManager;
  */
 final class ClientCertificateVerifier extends X509ExtendedTrustManager implements ClientChainVerifier {
 
-    static final String EKU_OID = "2.5.29.37";
-    private static final String NAME_CONSTRAINTS_OID = "2.5.29.30";
-    private static final String CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
-    private static final String ANY_EKU = "2.5.29.37.0";
     /** Leaf plus intermediates a client may send; deeper chains are refused before any signature is checked. */
     static final int MAX_CHAIN_LENGTH = 5;
 
@@ -135,12 +126,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
     private static PKIXCertPathValidatorResult pkix(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             X509Certificate leaf) throws ClientCertificateRejectedException {
         try {
-            CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(path);
-            PKIXParameters params = new PKIXParameters(anchors);
-            params.setRevocationEnabled(false);
-            params.setDate(now);
-            params.addCertPathChecker(new ClientAuthUsageChecker());
-            return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+            return AnchorRules.validate(path, anchors, now, Usage.CLIENT_AUTH);
         } catch (CertPathValidatorException e) {
             throw new ClientCertificateRejectedException(classify(e), describe(e), e, leaf);
         } catch (GeneralSecurityException e) {
@@ -149,37 +135,28 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         }
     }
 
-    /**
-     * The JDK's PKIX takes a trust anchor as given: it checks neither the CA certificate's dates nor its own
-     * extended key usage, path length and name constraints. OpenSSL and Go do, and a CA restricted to one domain, or
-     * to issuing no intermediates, is meant to be. Dates and usage are checked here; an anchor with constraints is
-     * put on top of the path for a second validation, where PKIX applies them as it does to any CA (a self-issued
-     * certificate does not count towards a path length, and its own names are exempt from its constraints).
-     */
+    /** What PKIX does not check of the anchor it accepted the path under: see {@link AnchorRules}. */
     private static void judgeAnchor(List<X509Certificate> path, X509Certificate anchor, Date now,
             X509Certificate leaf) throws ClientCertificateRejectedException {
         try {
-            anchor.checkValidity(now);
+            AnchorRules.checkAnchor(anchor, now, Usage.CLIENT_AUTH);
         } catch (CertificateExpiredException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.EXPIRED, "trusted CA "
                     + anchor.getSubjectX500Principal().getName() + " has expired", e, leaf);
         } catch (CertificateNotYetValidException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.NOT_YET_VALID, "trusted CA "
                     + anchor.getSubjectX500Principal().getName() + " is not yet valid", e, leaf);
-        }
-        try {
-            new ClientAuthUsageChecker().check(anchor, new HashSet<>());
         } catch (CertPathValidatorException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.BAD_EKU, e.getMessage()
                     + " in the trusted CA", e, leaf);
         }
-        int pathLength = anchor.getBasicConstraints();
-        boolean constrained = (pathLength >= 0 && pathLength != Integer.MAX_VALUE)
-                || anchor.getExtensionValue(NAME_CONSTRAINTS_OID) != null;
-        if (constrained) {
-            List<X509Certificate> withAnchor = new ArrayList<>(path);
-            withAnchor.add(anchor);
-            pkix(withAnchor, Set.of(new TrustAnchor(anchor, null)), now, leaf);
+        try {
+            AnchorRules.checkConstraints(path, anchor, now, Usage.CLIENT_AUTH);
+        } catch (CertPathValidatorException e) {
+            throw new ClientCertificateRejectedException(classify(e), describe(e), e, leaf);
+        } catch (GeneralSecurityException e) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
+                    leaf);
         }
     }
 
@@ -221,44 +198,6 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
     private static String describe(CertPathValidatorException e) {
         String at = e.getIndex() >= 0 ? " at chain index " + e.getIndex() : "";
         return e.getReason() + at;
-    }
-
-    /**
-     * Requires clientAuth (or anyExtendedKeyUsage) in every certificate of the path that carries an EKU extension.
-     * Claiming the EKU OID also stops PKIX from rejecting a critical EKU as "unrecognised".
-     */
-    private static final class ClientAuthUsageChecker extends PKIXCertPathChecker {
-
-        @Override
-        public void init(boolean forward) {
-            // Stateless: each certificate is judged on its own extension.
-        }
-
-        @Override
-        public boolean isForwardCheckingSupported() {
-            return true;
-        }
-
-        @Override
-        public Set<String> getSupportedExtensions() {
-            return Set.of(EKU_OID);
-        }
-
-        @Override
-        public void check(Certificate cert, Collection<String> unresolvedCritExts) throws CertPathValidatorException {
-            unresolvedCritExts.remove(EKU_OID);
-            List<String> usages;
-            try {
-                usages = ((X509Certificate) cert).getExtendedKeyUsage();
-            } catch (CertificateParsingException e) {
-                throw new CertPathValidatorException("unreadable extended key usage", e, null, -1,
-                        PKIXReason.INVALID_KEY_USAGE);
-            }
-            if (usages != null && !usages.contains(CLIENT_AUTH) && !usages.contains(ANY_EKU)) {
-                throw new CertPathValidatorException("extended key usage does not allow clientAuth", null, null, -1,
-                        PKIXReason.INVALID_KEY_USAGE);
-            }
-        }
     }
 
     @Override

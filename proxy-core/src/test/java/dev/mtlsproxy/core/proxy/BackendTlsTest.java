@@ -9,6 +9,7 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.file.Path;
@@ -16,7 +17,11 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalInt;
 import java.util.concurrent.TimeUnit;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -55,10 +60,38 @@ class BackendTlsTest {
         mtls = backend(TestBackend.tlsContext(pki.backendServer("mtls", b -> b.addSanIpAddress("127.0.0.1")),
                 pki.root()));
         Instant now = Instant.now();
+        X509Bundle expiredCa = TestPki.newRoot("expired backend CA", b -> b
+                .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));
+        X509Bundle noIntermediatesCa = TestPki.newRoot("backend CA allowing no intermediates", b -> b
+                .setPathLengthConstraint(OptionalInt.of(0)));
+        X509Bundle partnerCa = TestPki.dnsConstrainedRoot("partner backend CA", "partner.test");
         TestBackend expired = backend(TestBackend.tlsContext(pki.backendServer("expired", b -> b
                 .addSanIpAddress("127.0.0.1")
                 .notBefore(now.minus(Duration.ofDays(2))).notAfter(now.minus(Duration.ofDays(1)))), null));
         TestBackend plain = backend(null);
+        // Named only in its subject CN, as certificates were before SANs: reachable by its IP SAN, not by the CN.
+        TestBackend cnOnly = backend(TestBackend.tlsContext(pki.backendServer("cn-only", b -> b
+                .subject("CN=localhost,O=mtls-proxy test backends").addSanIpAddress("127.0.0.1")), null));
+        // The builder's addSanDnsName refuses a wildcard; the SAN extension is written as is.
+        TestBackend wildcard = backend(TestBackend.tlsContext(pki.backendServer("wildcard", b -> b
+                .addExtensionOctetString(Extension.subjectAlternativeName.getId(), false,
+                        new GeneralNames(new GeneralName(GeneralName.dNSName, "*.backend.test")).getEncoded())),
+                null));
+        BackendTlsConfig trustExpiredCa = BackendTlsConfig.trusting(pki.writeCa("expired-ca.pem", expiredCa));
+        TestBackend underExpiredCa = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(expiredCa,
+                "under-expired-ca", b -> b.addSanIpAddress("127.0.0.1")), null));
+        BackendTlsConfig trustNoIntermediatesCa = BackendTlsConfig.trusting(
+                pki.writeCa("no-intermediates-ca.pem", noIntermediatesCa));
+        TestBackend directlyUnderNoIntermediatesCa = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(
+                noIntermediatesCa, "direct", b -> b.addSanIpAddress("127.0.0.1")), null));
+        TestBackend viaIntermediate = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(
+                TestPki.intermediate(noIntermediatesCa, "intermediate below a pathLen 0 CA"), "via-intermediate",
+                b -> b.addSanIpAddress("127.0.0.1")), null));
+        BackendTlsConfig trustPartnerCa = BackendTlsConfig.trusting(pki.writeCa("partner-ca.pem", partnerCa));
+        TestBackend partnerHost = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(partnerCa,
+                "partner-host", b -> b.addSanDnsName("api.partner.test")), null));
+        TestBackend partnerForOurHost = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(partnerCa,
+                "partner-for-our-host", b -> b.addSanDnsName("orders.backend.test")), null));
         ServerSocket silent = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
         started.add(silent);
 
@@ -80,6 +113,17 @@ class BackendTlsTest {
                 .backend("plain", tls(plain.url().replace("http:", "https:"), trustRoot))
                 .backend("silent", tls("https://127.0.0.1:" + silent.getLocalPort(), trustRoot)
                         .withTimeouts(Duration.ofMillis(300), null, null))
+                .backend("cn-only", tls(cnOnly.url(), trustRoot.withServerName("localhost")))
+                .backend("ip-san", tls(cnOnly.url(), trustRoot))
+                .backend("wildcard", tls(wildcard.url(), trustRoot.withServerName("orders.backend.test")))
+                .backend("wildcard-two-labels", tls(wildcard.url(),
+                        trustRoot.withServerName("eu.orders.backend.test")))
+                .backend("lapsed-ca", tls(underExpiredCa.url(), trustExpiredCa))
+                .backend("pathlen-direct", tls(directlyUnderNoIntermediatesCa.url(), trustNoIntermediatesCa))
+                .backend("pathlen-intermediate", tls(viaIntermediate.url(), trustNoIntermediatesCa))
+                .backend("partner-own-host", tls(partnerHost.url(), trustPartnerCa.withServerName("api.partner.test")))
+                .backend("partner-our-host", tls(partnerForOurHost.url(),
+                        trustPartnerCa.withServerName("orders.backend.test")))
                 .route("good", "/good", "good", "orders")
                 .route("wrong-ca", "/wrong-ca", "wrong-ca", "orders")
                 .route("mismatch", "/mismatch", "mismatch", "orders")
@@ -91,6 +135,15 @@ class BackendTlsTest {
                 .route("expired", "/expired", "expired", "orders")
                 .route("plain", "/plain", "plain", "orders")
                 .route("silent", "/silent", "silent", "orders")
+                .route("cn-only", "/cn-only", "cn-only", "orders")
+                .route("ip-san", "/ip-san", "ip-san", "orders")
+                .route("wildcard", "/wildcard", "wildcard", "orders")
+                .route("wildcard-two-labels", "/wildcard-two-labels", "wildcard-two-labels", "orders")
+                .route("lapsed-ca", "/lapsed-ca", "lapsed-ca", "orders")
+                .route("pathlen-direct", "/pathlen-direct", "pathlen-direct", "orders")
+                .route("pathlen-intermediate", "/pathlen-intermediate", "pathlen-intermediate", "orders")
+                .route("partner-own-host", "/partner-own-host", "partner-own-host", "orders")
+                .route("partner-our-host", "/partner-our-host", "partner-our-host", "orders")
                 .start();
     }
 
@@ -157,6 +210,60 @@ class BackendTlsTest {
     @Test
     void serverNameSetsSniAndTheNameVerified() throws Exception {
         assertThat(get("/sni").status()).isEqualTo(200);
+    }
+
+    @Test
+    void aHostNameOnlyInTheSubjectCnIsNotAMatch() throws Exception {
+        // The JDK's checker falls back to the CN when a certificate has no DNS SAN; Go and browsers do not.
+        assertThat(get("/cn-only").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=cn-only", "status=502"))
+                .contains("cause=\"hostname mismatch: the certificate is not for localhost\"");
+    }
+
+    @Test
+    void anIpAddressIsStillMatchedAgainstTheIpSans() throws Exception {
+        assertThat(get("/ip-san").status()).isEqualTo(200);
+    }
+
+    @Test
+    void aWildcardSanCoversExactlyOneLabel() throws Exception {
+        assertThat(get("/wildcard").status()).isEqualTo(200);
+        assertThat(get("/wildcard-two-labels").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=wildcard-two-labels", "status=502"))
+                .contains("cause=\"hostname mismatch: the certificate is not for eu.orders.backend.test\"");
+    }
+
+    // ---- the trusted CA's own limits, as for client CAs ---------------------------------------------------------
+
+    @Test
+    void anExpiredServerCaIsRefusedEvenForACurrentCertificate() throws Exception {
+        assertThat(get("/lapsed-ca").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=lapsed-ca", "status=502"))
+                .contains("cause=\"backend CA expired: CN=expired backend CA,O=mtls-proxy tests\"");
+    }
+
+    @Test
+    void aServerCaAllowingNoIntermediatesRefusesAChainThroughOne() throws Exception {
+        assertThat(get("/pathlen-direct").status()).isEqualTo(200);
+        assertThat(get("/pathlen-intermediate").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=pathlen-intermediate", "status=502"))
+                .contains("cause=\"backend certificate not trusted: more intermediates than the path length of"
+                        + " CN=backend CA allowing no intermediates,O=mtls-proxy tests allows\"");
+    }
+
+    @Test
+    void aPartnerCaConstrainedToItsDomainCannotVouchForOurHosts() throws Exception {
+        assertThat(get("/partner-own-host").status()).isEqualTo(200);
+        assertThat(get("/partner-our-host").status()).isEqualTo(502);
+
+        // BouncyCastle, which minted this CA, encodes its name with O first.
+        assertThat(log.await("backend=partner-our-host", "status=502"))
+                .contains("cause=\"backend certificate not trusted: a name outside the name constraints of"
+                        + " O=mtls-proxy tests,CN=partner backend CA\"");
     }
 
     @Test

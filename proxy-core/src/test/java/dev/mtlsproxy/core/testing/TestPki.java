@@ -162,7 +162,12 @@ public final class TestPki {
      * {@code customise} says otherwise, written to {@code name.pem} and {@code name.key}.
      */
     public Issued backendServer(String name, Customiser customise) {
-        return issueTo(root, name, b -> customise.apply(b
+        return backendServerIssuedBy(root, name, customise);
+    }
+
+    /** As {@link #backendServer}, issued by any CA, e.g. one from {@link #newRoot} or {@link #intermediate}. */
+    public Issued backendServerIssuedBy(X509Bundle issuer, String name, Customiser customise) {
+        return issueTo(issuer, name, b -> customise.apply(b
                 .subject("CN=" + name + ",O=mtls-proxy test backends")
                 .addExtendedKeyUsageServerAuth()));
     }
@@ -257,16 +262,21 @@ public final class TestPki {
 
     /** A new self-signed CA, trusted by nothing until a test says so: the next root of a rotation, a partner CA. */
     public static X509Bundle newRoot(String commonName) {
+        return newRoot(commonName, UnaryOperator.identity());
+    }
+
+    /** A new self-signed CA as {@link #newRoot(String)} mints it, then adjusted: other dates, a path length. */
+    public static X509Bundle newRoot(String commonName, UnaryOperator<CertificateBuilder> customise) {
         try {
             Instant now = Instant.now();
             // Valid well before any client certificate minted here, expired ones included: a CA's own dates bound
             // every chain below it.
-            return new CertificateBuilder()
+            return customise.apply(new CertificateBuilder()
                     .subject("CN=" + commonName + ",O=mtls-proxy tests")
                     .setIsCertificateAuthority(true)
                     .notBefore(now.minus(Duration.ofDays(7)))
                     .notAfter(now.plus(Duration.ofDays(2)))
-                    .ecp256()
+                    .ecp256())
                     .buildSelfSigned();
         } catch (Exception e) {
             throw new IllegalStateException("cannot mint root", e);
@@ -278,14 +288,25 @@ public final class TestPki {
      * to speak for its own SPIFFE trust domain and nothing else.
      */
     public static X509Bundle nameConstrainedRoot(String commonName, String domain) {
+        return constrainedRoot(commonName, new GeneralName(GeneralName.uniformResourceIdentifier, domain));
+    }
+
+    /**
+     * A self-signed CA whose name constraints permit only DNS names in {@code domain} and below: a partner's CA,
+     * allowed to issue server certificates for its own hosts and nothing else.
+     */
+    public static X509Bundle dnsConstrainedRoot(String commonName, String domain) {
+        return constrainedRoot(commonName, new GeneralName(GeneralName.dNSName, domain));
+    }
+
+    private static X509Bundle constrainedRoot(String commonName, GeneralName permittedSubtree) {
         try {
             Instant now = Instant.now();
             KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
             generator.initialize(new ECGenParameterSpec("secp256r1"));
             KeyPair keys = generator.generateKeyPair();
             X500Name name = new X500Name("CN=" + commonName + ",O=mtls-proxy tests");
-            GeneralSubtree[] permitted = {
-                new GeneralSubtree(new GeneralName(GeneralName.uniformResourceIdentifier, domain))};
+            GeneralSubtree[] permitted = {new GeneralSubtree(permittedSubtree)};
             X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,
                     BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(2))), name,
                     keys.getPublic())
@@ -297,6 +318,27 @@ public final class TestPki {
             return X509Bundle.fromRootCertificateAuthority(certificate, keys);
         } catch (Exception e) {
             throw new IllegalStateException("cannot mint name-constrained root", e);
+        }
+    }
+
+    /**
+     * {@code ca} issued again with its own name and key but other dates, as a CA is renewed: both versions verify
+     * what that key signed. (The Netty builder cannot reuse a key for a self-signed certificate.)
+     */
+    public static X509Bundle reissued(X509Bundle ca, Instant notBefore, Instant notAfter) {
+        try {
+            KeyPair keys = ca.getKeyPair();
+            X500Name name = X500Name.getInstance(ca.getCertificate().getSubjectX500Principal().getEncoded());
+            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,
+                    BigInteger.valueOf(System.nanoTime()), Date.from(notBefore), Date.from(notAfter), name,
+                    keys.getPublic())
+                    .addExtension(Extension.basicConstraints, true, new BasicConstraints(true))
+                    .addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
+            X509Certificate certificate = new JcaX509CertificateConverter().getCertificate(
+                    builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(keys.getPrivate())));
+            return X509Bundle.fromRootCertificateAuthority(certificate, keys);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot reissue " + ca.getCertificate().getSubjectX500Principal(), e);
         }
     }
 

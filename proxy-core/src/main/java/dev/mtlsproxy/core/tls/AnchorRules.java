@@ -1,0 +1,146 @@
+package dev.mtlsproxy.core.tls;
+
+import java.security.GeneralSecurityException;
+import java.security.cert.CertPath;
+import java.security.cert.CertPathValidator;
+import java.security.cert.CertPathValidatorException;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateExpiredException;
+import java.security.cert.CertificateFactory;
+import java.security.cert.CertificateNotYetValidException;
+import java.security.cert.CertificateParsingException;
+import java.security.cert.PKIXCertPathChecker;
+import java.security.cert.PKIXCertPathValidatorResult;
+import java.security.cert.PKIXParameters;
+import java.security.cert.PKIXReason;
+import java.security.cert.TrustAnchor;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Date;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The rules a trusted CA is held to on both sides: the CAs client chains end at, and the {@code serverCAs} backend
+ * chains end at. The JDK's PKIX takes a trust anchor as given: it checks neither the CA certificate's own dates nor
+ * its extended key usage, path length and name constraints. OpenSSL and Go do, and a CA restricted to one domain, or
+ * to issuing no intermediates, is meant to be.
+ *
+ * <p>The usage is a parameter rather than left to each side: the rule is the same (a CA that restricts its usage
+ * must allow the chain's purpose), only the purpose differs, and the second validation of a constrained anchor needs
+ * the same checker anyway, or PKIX would refuse a critical EKU extension as unrecognised. Each side turns the
+ * exceptions into its own refusal.
+ */
+final class AnchorRules {
+
+    /** What a chain is verified for; a CA whose EKU names neither this nor anyExtendedKeyUsage is refused. */
+    enum Usage {
+        CLIENT_AUTH("1.3.6.1.5.5.7.3.2", "clientAuth"),
+        SERVER_AUTH("1.3.6.1.5.5.7.3.1", "serverAuth");
+
+        private final String oid;
+        private final String display;
+
+        Usage(String oid, String display) {
+            this.oid = oid;
+            this.display = display;
+        }
+    }
+
+    private static final String EKU_OID = "2.5.29.37";
+    private static final String ANY_EKU = "2.5.29.37.0";
+    private static final String NAME_CONSTRAINTS_OID = "2.5.29.30";
+
+    private AnchorRules() {
+    }
+
+    /**
+     * The anchor's own dates at {@code now} and, if it restricts its usage, its extended key usage.
+     *
+     * @throws CertPathValidatorException with {@link PKIXReason#INVALID_KEY_USAGE} when the EKU excludes {@code usage}
+     */
+    static void checkAnchor(X509Certificate anchor, Date now, Usage usage) throws CertificateExpiredException,
+            CertificateNotYetValidException, CertPathValidatorException {
+        anchor.checkValidity(now);
+        new UsageChecker(usage).check(anchor, new HashSet<>());
+    }
+
+    /**
+     * For an anchor with a path length or name constraints, validates the path again with the anchor on top, where
+     * PKIX applies them as it does to any CA (a self-issued certificate does not count towards a path length, and its
+     * own names are exempt from its constraints). Nothing to do for an unconstrained anchor, which most are.
+     *
+     * @param path the path PKIX accepted below {@code anchor}, leaf first; empty when the leaf is the anchor
+     */
+    static void checkConstraints(List<X509Certificate> path, X509Certificate anchor, Date now, Usage usage)
+            throws GeneralSecurityException {
+        int pathLength = anchor.getBasicConstraints();
+        boolean constrained = (pathLength >= 0 && pathLength != Integer.MAX_VALUE)
+                || anchor.getExtensionValue(NAME_CONSTRAINTS_OID) != null;
+        if (constrained) {
+            List<X509Certificate> withAnchor = new ArrayList<>(path);
+            withAnchor.add(anchor);
+            validate(withAnchor, Set.of(new TrustAnchor(anchor, null)), now, usage);
+        }
+    }
+
+    /**
+     * PKIX path validation at {@code now}, without revocation (each side has its own), requiring {@code usage} of
+     * every certificate of the path that carries an EKU extension.
+     */
+    static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
+            Usage usage) throws GeneralSecurityException {
+        CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(path);
+        PKIXParameters params = new PKIXParameters(anchors);
+        params.setRevocationEnabled(false);
+        params.setDate(now);
+        params.addCertPathChecker(new UsageChecker(usage));
+        return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+    }
+
+    /**
+     * Requires the usage (or anyExtendedKeyUsage) in every certificate that carries an EKU extension. Claiming the
+     * EKU OID also stops PKIX from rejecting a critical EKU as "unrecognised".
+     */
+    private static final class UsageChecker extends PKIXCertPathChecker {
+
+        private final Usage usage;
+
+        UsageChecker(Usage usage) {
+            this.usage = usage;
+        }
+
+        @Override
+        public void init(boolean forward) {
+            // Stateless: each certificate is judged on its own extension.
+        }
+
+        @Override
+        public boolean isForwardCheckingSupported() {
+            return true;
+        }
+
+        @Override
+        public Set<String> getSupportedExtensions() {
+            return Set.of(EKU_OID);
+        }
+
+        @Override
+        public void check(Certificate cert, Collection<String> unresolvedCritExts) throws CertPathValidatorException {
+            unresolvedCritExts.remove(EKU_OID);
+            List<String> usages;
+            try {
+                usages = ((X509Certificate) cert).getExtendedKeyUsage();
+            } catch (CertificateParsingException e) {
+                throw new CertPathValidatorException("unreadable extended key usage", e, null, -1,
+                        PKIXReason.INVALID_KEY_USAGE);
+            }
+            if (usages != null && !usages.contains(usage.oid) && !usages.contains(ANY_EKU)) {
+                throw new CertPathValidatorException("extended key usage does not allow " + usage.display, null,
+                        null, -1, PKIXReason.INVALID_KEY_USAGE);
+            }
+        }
+    }
+}

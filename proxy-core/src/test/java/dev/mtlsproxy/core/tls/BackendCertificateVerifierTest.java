@@ -1,0 +1,106 @@
+package dev.mtlsproxy.core.tls;
+
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.CertificateBuilder;
+import io.netty.pkitesting.X509Bundle;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.function.UnaryOperator;
+import org.junit.jupiter.api.Test;
+
+/**
+ * How the backend verifier finds the CA a chain ended at, so that CA's own limits can be judged (the JDK's trust
+ * manager accepts a chain without saying under which CA). The handshake-level scenarios are in BackendTlsTest; these
+ * use the trust manager without an engine, so no host name is checked.
+ */
+class BackendCertificateVerifierTest {
+
+    static final String AUTH_TYPE = "ECDHE_ECDSA";
+    final Instant now = Instant.now();
+
+    @Test
+    void aCaRenewedWithItsOwnKeyCarriesOnWhileItsExpiredSelfIsStillInTheBundle() throws Exception {
+        X509Bundle renewed = TestPki.newRoot("backend CA");
+        X509Bundle expired = TestPki.reissued(renewed, now.minus(Duration.ofDays(30)), now.minus(Duration.ofDays(1)));
+        X509Bundle backend = serverIssuedBy(renewed, b -> b);
+
+        assertThatCode(() -> verifier(expired, renewed).checkServerTrusted(chain(backend), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        assertThatThrownBy(() -> verifier(expired).checkServerTrusted(chain(backend), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA expired: CN=backend CA,O=mtls-proxy tests");
+    }
+
+    @Test
+    void aStrayCertificateAfterTheChainIsIgnoredButOneInsideItLeavesTheCaUnknownAndIsRefused() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle intermediate = TestPki.intermediate(root, "backend intermediate");
+        X509Bundle backend = serverIssuedBy(intermediate, b -> b);
+        X509Bundle stray = TestPki.newRoot("unrelated CA");
+
+        assertThatCode(() -> verifier(root).checkServerTrusted(chain(backend, intermediate, stray), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        // The JDK builds a path out of any order; the CA it ended at, whose limits must be judged, is then not known.
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(backend, stray, intermediate), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: its chain is not in issuing order");
+    }
+
+    @Test
+    void aPinnedSelfSignedBackendCertificateIsItsOwnCaAndHeldToItsDates() throws Exception {
+        X509Bundle pinned = selfSignedServer(b -> b);
+        X509Bundle pinnedExpired = selfSignedServer(b -> b
+                .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));
+
+        assertThatCode(() -> verifier(pinned).checkServerTrusted(chain(pinned), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        // The JDK accepts a certificate found among the anchors as it is, without looking at its dates.
+        assertThatThrownBy(() -> verifier(pinnedExpired).checkServerTrusted(chain(pinnedExpired), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA expired: CN=pinned backend");
+    }
+
+    @Test
+    void aCaWhoseUsageExcludesServerAuthCannotVouchForABackend() throws Exception {
+        X509Bundle clientsOnly = TestPki.newRoot("client-only CA", b -> b.addExtendedKeyUsageClientAuth());
+        X509Bundle backend = serverIssuedBy(clientsOnly, b -> b);
+
+        assertThatThrownBy(() -> verifier(clientsOnly).checkServerTrusted(chain(backend), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA not for server authentication (extended key usage): "
+                        + "CN=client-only CA,O=mtls-proxy tests");
+    }
+
+    private X509Bundle serverIssuedBy(X509Bundle issuer, UnaryOperator<CertificateBuilder> customise)
+            throws Exception {
+        return customise.apply(server("CN=backend")).buildIssuedBy(issuer);
+    }
+
+    /** A CA as well, as {@code openssl req -x509} makes one by default (and the Netty builder requires). */
+    private X509Bundle selfSignedServer(UnaryOperator<CertificateBuilder> customise) throws Exception {
+        return customise.apply(server("CN=pinned backend").setIsCertificateAuthority(true)).buildSelfSigned();
+    }
+
+    private CertificateBuilder server(String subject) {
+        return new CertificateBuilder()
+                .subject(subject)
+                .addSanDnsName("backend.test")
+                .addExtendedKeyUsageServerAuth()
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(12)))
+                .ecp256();
+    }
+
+    private static BackendCertificateVerifier verifier(X509Bundle... cas) throws Exception {
+        return new BackendCertificateVerifier(Arrays.stream(cas).map(X509Bundle::getCertificate).toList(), null);
+    }
+
+    private static X509Certificate[] chain(X509Bundle... certificates) {
+        return Arrays.stream(certificates).map(X509Bundle::getCertificate).toArray(X509Certificate[]::new);
+    }
+}
