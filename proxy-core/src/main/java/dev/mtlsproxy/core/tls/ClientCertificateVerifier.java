@@ -109,9 +109,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
                             + " accepted", null, chain[0]);
         }
         Date now = Date.from(clock.instant());
-        PKIXCertPathValidatorResult result = pkix(path, anchors, now, chain[0]);
-        X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
-        judgeAnchor(path, anchor, now, chain[0]);
+        X509Certificate anchor = acceptedAnchor(path, now, chain[0]);
         // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
         revocation.check(path, anchor, anchorNames.get(anchor));
         X509Certificate[] parsed = chain.clone();
@@ -121,6 +119,31 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
             verified.put(key, passed);
         }
         return passed;
+    }
+
+    /**
+     * The CA the path is accepted under. PKIX returns the first anchor whose key verifies the path, blind to the
+     * anchor's dates; a bundle in the middle of a CA renewal holds the old and the new certificate of one CA (same
+     * name, same key), so when the anchor it picked fails our rules, the others are tried before refusing.
+     */
+    private X509Certificate acceptedAnchor(List<X509Certificate> path, Date now, X509Certificate leaf)
+            throws ClientCertificateRejectedException {
+        PKIXCertPathValidatorResult result = pkix(path, anchors, now, leaf);
+        Set<TrustAnchor> untried = new HashSet<>(anchors);
+        while (true) {
+            X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
+            try {
+                judgeAnchor(path, anchor, now, leaf);
+                return anchor;
+            } catch (ClientCertificateRejectedException refused) {
+                untried.remove(result.getTrustAnchor());
+                try {
+                    result = pkix(path, untried, now, leaf);
+                } catch (ClientCertificateRejectedException noOther) {
+                    throw refused;
+                }
+            }
+        }
     }
 
     private static PKIXCertPathValidatorResult pkix(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,

@@ -8,7 +8,10 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
+import java.math.BigInteger;
 import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertPathValidatorException.BasicReason;
 import java.security.cert.CertificateException;
@@ -19,10 +22,24 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Date;
 import java.util.List;
 import java.util.OptionalInt;
 import java.util.function.UnaryOperator;
 import javax.net.ssl.SSLEngine;
+import javax.security.auth.x500.X500Principal;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509ExtensionUtils;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -288,6 +305,29 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void aCaReissuedToFixItsUsageStillAcceptsItsChainsWhileTheFaultyCopyIsInTheBundle() throws Exception {
+        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+        generator.initialize(256);
+        KeyPair key = generator.generateKeyPair();
+        X509Bundle faulty = selfSignedCa("CN=reissued root", key, true);
+        X509Bundle fixed = selfSignedCa("CN=reissued root", key, false);
+
+        // Most CAs name only their key in a leaf's authority key identifier, not their certificate's serial: the
+        // leaf does not say which of the two certificates issued it.
+        X509Certificate leaf = leafNamingOnlyTheIssuerKey(fixed);
+
+        // Same name, same key, same dates: PKIX takes whichever it meets first, in hash order. Enough fresh
+        // verifiers meet both orders; each must fall back from the faulty copy to the fixed one.
+        for (int i = 0; i < 20; i++) {
+            ClientCertificateVerifier verifier = new ClientCertificateVerifier(
+                    List.of(faulty.getCertificate(), fixed.getCertificate()), Clock.fixed(now, ZoneOffset.UTC));
+            assertThatCode(() -> verifier.verify(new X509Certificate[] {leaf})).doesNotThrowAnyException();
+        }
+        assertThat(rejection(verifierAt(now, faulty), new X509Certificate[] {leaf})).as("the faulty copy alone")
+                .isEqualTo(HandshakeFailureReason.BAD_EKU);
+    }
+
+    @Test
     void aRootWhoseEkuExcludesClientAuthIsBadEku() throws Exception {
         X509Bundle serverOnlyRoot = new CertificateBuilder()
                 .subject("CN=server-only root")
@@ -424,6 +464,42 @@ class ClientCertificateVerifierTest {
                         .notAfter(now.plus(Duration.ofDays(1)))
                         .ecp256())
                 .buildIssuedBy(issuer);
+    }
+
+    /** A CA certificate for a given key: reissuing a CA keeps its name and key. */
+    private static X509Bundle selfSignedCa(String subject, KeyPair key, boolean serverAuthOnly) throws Exception {
+        X500Principal name = new X500Principal(subject);
+        X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,
+                BigInteger.valueOf(System.nanoTime()), Date.from(now.minus(Duration.ofDays(30))),
+                Date.from(now.plus(Duration.ofDays(365))), name, key.getPublic())
+                .addExtension(Extension.basicConstraints, true, new BasicConstraints(true))
+                .addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign))
+                .addExtension(Extension.subjectKeyIdentifier, false,
+                        new JcaX509ExtensionUtils().createSubjectKeyIdentifier(key.getPublic()));
+        if (serverAuthOnly) {
+            builder.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_serverAuth));
+        }
+        return X509Bundle.fromRootCertificateAuthority(new JcaX509CertificateConverter().getCertificate(
+                builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(key.getPrivate()))), key);
+    }
+
+    /** A client leaf whose authority key identifier holds the issuer's key identifier only, as OpenSSL writes it. */
+    private static X509Certificate leafNamingOnlyTheIssuerKey(X509Bundle issuer) throws Exception {
+        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+        generator.initialize(256);
+        KeyPair leafKey = generator.generateKeyPair();
+        JcaX509ExtensionUtils extensions = new JcaX509ExtensionUtils();
+        X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer.getCertificate(),
+                BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))),
+                Date.from(now.plus(Duration.ofHours(12))), new X500Principal("CN=orders,O=mtls-proxy tests"),
+                leafKey.getPublic())
+                .addExtension(Extension.authorityKeyIdentifier, false,
+                        extensions.createAuthorityKeyIdentifier(issuer.getCertificate().getPublicKey()))
+                .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_clientAuth))
+                .addExtension(Extension.subjectAlternativeName, false,
+                        new GeneralNames(new GeneralName(GeneralName.uniformResourceIdentifier, ORDERS)));
+        return new JcaX509CertificateConverter().getCertificate(builder.build(
+                new JcaContentSignerBuilder("SHA256withECDSA").build(issuer.getKeyPair().getPrivate())));
     }
 
     private static X509Bundle leafIssuedBy(X509Bundle issuer,
