@@ -123,19 +123,22 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
 
     /**
      * The CA the path is accepted under. PKIX returns the first anchor whose key verifies the path, blind to the
-     * anchor's dates; a bundle in the middle of a CA renewal holds the old and the new certificate of one CA (same
-     * name, same key), so when the anchor it picked fails our rules, the others are tried before refusing.
+     * anchor's dates and usage; a bundle in the middle of a CA's renewal or reissue holds two certificates of one CA
+     * (same name, same key), so when the anchor it picked fails our rules, the others are tried before refusing.
      */
     private X509Certificate acceptedAnchor(List<X509Certificate> path, Date now, X509Certificate leaf)
             throws ClientCertificateRejectedException {
         PKIXCertPathValidatorResult result = pkix(path, anchors, now, leaf);
-        Set<TrustAnchor> untried = new HashSet<>(anchors);
+        Set<TrustAnchor> untried = null;
         while (true) {
             X509Certificate anchor = result.getTrustAnchor().getTrustedCert();
             try {
                 judgeAnchor(path, anchor, now, leaf);
                 return anchor;
             } catch (ClientCertificateRejectedException refused) {
+                if (untried == null) {
+                    untried = new HashSet<>(anchors);
+                }
                 untried.remove(result.getTrustAnchor());
                 try {
                     result = pkix(path, untried, now, leaf);
