@@ -62,6 +62,7 @@ import org.slf4j.LoggerFactory;
 final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ConfigReloader.class);
+    private static final String MISSING = "missing";
     /** Linux gives up at 40 too (ELOOP). */
     private static final int MAX_SYMLINK_HOPS = 40;
 
@@ -73,6 +74,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private Map<Path, String> lastHashes;
     private volatile AdminEndpoints.ConfigSnapshot snapshot;
     private ScheduledFuture<?> pendingCheck;
+    /** The quiet period after a file event; set before the watcher starts. */
+    private volatile Duration debounce;
     private WatchService watchService;
     private Thread watcher;
     private final Set<Path> watchedDirectories = new HashSet<>();
@@ -114,14 +117,15 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     /** Starts watching the config file and every file it references. */
     void watch(Duration debounce) throws IOException {
+        this.debounce = debounce;
         watchService = FileSystems.getDefault().newWatchService();
         CompletableFuture.runAsync(() -> registerDirectories(server.config()), worker).join();
-        watcher = new Thread(() -> watchLoop(debounce), "config-watch");
+        watcher = new Thread(this::watchLoop, "config-watch");
         watcher.setDaemon(true);
         watcher.start();
     }
 
-    private void watchLoop(Duration debounce) {
+    private void watchLoop() {
         try {
             while (true) {
                 WatchKey key = watchService.take();
@@ -136,19 +140,21 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                     // restart the quiet period, or a busy log would hold back every reload.
                     continue;
                 }
-                worker.execute(() -> {
-                    // Each event restarts the quiet period: a burst of writes is one check, after it ends.
-                    if (pendingCheck != null) {
-                        pendingCheck.cancel(false);
-                    }
-                    pendingCheck = worker.schedule(this::reloadIfChanged, debounce.toNanos(), TimeUnit.NANOSECONDS);
-                });
+                worker.execute(this::scheduleCheck);
             }
         } catch (InterruptedException | ClosedWatchServiceException e) {
             // closing
         } catch (RuntimeException e) {
             log.error("event=config_watch_failed cause={}", e.toString());
         }
+    }
+
+    /** On the worker. Each call restarts the quiet period: a burst of writes is one check, after it ends. */
+    private void scheduleCheck() {
+        if (pendingCheck != null) {
+            pendingCheck.cancel(false);
+        }
+        pendingCheck = worker.schedule(this::reloadIfChanged, debounce.toNanos(), TimeUnit.NANOSECONDS);
     }
 
     private void reloadIfChanged() {
@@ -188,15 +194,27 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             metrics.reloadFailed(ReloadFailureReason.INVALID_CONFIG);
             // Remember what failed so an unchanged bad file is not retried on every unrelated event, and watch the
             // files the failed config names too: the one it is missing may be about to appear.
+            Set<Path> named = e.attempted().map(this::files).orElse(Set.of());
             Set<Path> watched = new LinkedHashSet<>(lastHashes.keySet());
-            e.attempted().ifPresent(attempted -> {
-                watched.addAll(files(attempted));
-                if (watchService != null) {
-                    registerDirectories(attempted);
+            watched.addAll(named);
+            if (watchService != null) {
+                e.attempted().ifPresent(this::registerDirectories);
+            }
+            Map<Path, String> now = hashes(watched);
+            now.put(configFile, configHash);
+            // A newly named file that reads now may have appeared between the load and the watch just registered,
+            // with its event lost: it counts as changed, and one check is made after the quiet period.
+            boolean appeared = false;
+            for (Path file : named) {
+                if (!lastHashes.containsKey(file) && !MISSING.equals(now.get(file))) {
+                    now.put(file, "appeared after a failed reload");
+                    appeared = true;
                 }
-            });
-            lastHashes = hashes(watched);
-            lastHashes.put(configFile, configHash);
+            }
+            lastHashes = now;
+            if (appeared && watchService != null) {
+                scheduleCheck();
+            }
             return failure(ReloadFailureReason.INVALID_CONFIG, problems);
         }
         ProxyConfig running = server.config();
@@ -352,7 +370,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                 hashes.put(file, HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
                         .digest(Files.readAllBytes(file))));
             } catch (IOException e) {
-                hashes.put(file, "missing");
+                hashes.put(file, MISSING);
             } catch (NoSuchAlgorithmException e) {
                 throw new IllegalStateException("the JDK always has SHA-256", e);
             }
