@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.math.BigInteger;
+import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.cert.X509Certificate;
@@ -299,12 +300,17 @@ public final class TestPki {
         return constrainedRoot(commonName, new GeneralName(GeneralName.dNSName, domain));
     }
 
+    /** A P-256 key pair, for certificates minted with Bouncy Castle where netty-pkitesting cannot say enough. */
+    public static KeyPair newP256Key() throws GeneralSecurityException {
+        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+        generator.initialize(new ECGenParameterSpec("secp256r1"));
+        return generator.generateKeyPair();
+    }
+
     private static X509Bundle constrainedRoot(String commonName, GeneralName permittedSubtree) {
         try {
             Instant now = Instant.now();
-            KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
-            generator.initialize(new ECGenParameterSpec("secp256r1"));
-            KeyPair keys = generator.generateKeyPair();
+            KeyPair keys = newP256Key();
             X500Name name = new X500Name("CN=" + commonName + ",O=mtls-proxy tests");
             GeneralSubtree[] permitted = {new GeneralSubtree(permittedSubtree)};
             X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(name,

@@ -11,7 +11,6 @@ import io.netty.pkitesting.X509Bundle;
 import java.math.BigInteger;
 import java.nio.file.Path;
 import java.security.KeyPair;
-import java.security.KeyPairGenerator;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertPathValidatorException.BasicReason;
 import java.security.cert.CertificateException;
@@ -306,9 +305,7 @@ class ClientCertificateVerifierTest {
 
     @Test
     void aCaReissuedToFixItsUsageStillAcceptsItsChainsWhileTheFaultyCopyIsInTheBundle() throws Exception {
-        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
-        generator.initialize(256);
-        KeyPair key = generator.generateKeyPair();
+        KeyPair key = TestPki.newP256Key();
         X509Bundle faulty = selfSignedCa("CN=reissued root", key, true);
         X509Bundle fixed = selfSignedCa("CN=reissued root", key, false);
 
@@ -485,9 +482,7 @@ class ClientCertificateVerifierTest {
 
     /** A client leaf whose authority key identifier holds the issuer's key identifier only, as OpenSSL writes it. */
     private static X509Certificate leafNamingOnlyTheIssuerKey(X509Bundle issuer) throws Exception {
-        KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
-        generator.initialize(256);
-        KeyPair leafKey = generator.generateKeyPair();
+        KeyPair leafKey = TestPki.newP256Key();
         JcaX509ExtensionUtils extensions = new JcaX509ExtensionUtils();
         X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer.getCertificate(),
                 BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))),
