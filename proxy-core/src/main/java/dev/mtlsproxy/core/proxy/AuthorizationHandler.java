@@ -84,6 +84,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         PolicyRequest policyRequest = new PolicyRequest(request.method().name(), host, target.path(),
                 tls == null ? null : tls.serverName());
         PolicyDecision decision = rt.policy().decide(exchange.peer(), policyRequest, exchange.time());
+        exchange.request = policyRequest;
         exchange.decision = decision;
         exchange.runtime = rt;
         countDecision(decision);

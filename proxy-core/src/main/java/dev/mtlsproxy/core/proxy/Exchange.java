@@ -6,6 +6,7 @@ import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.policy.PolicyDecision;
+import dev.mtlsproxy.core.policy.PolicyRequest;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -36,6 +37,8 @@ final class Exchange {
     private final NegotiatedTls tls;
     final String method;
     String path;
+    /** What the policy judged, once the target parsed; a WebSocket tunnel is judged by it again at each reload. */
+    PolicyRequest request;
     PolicyDecision decision;
     /** The generation that decided this request; forwarding uses its backends, whatever a reload did since. */
     ProxyRuntime runtime;
@@ -62,6 +65,14 @@ final class Exchange {
 
     PeerIdentity peer() {
         return peer;
+    }
+
+    String listener() {
+        return recorder.listener();
+    }
+
+    Clock clock() {
+        return recorder.clock();
     }
 
     /** When the request arrived: the instant its policy decision is made at. */

@@ -7,6 +7,7 @@ import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.http.Upgrades;
+import dev.mtlsproxy.core.policy.PolicyRequest;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.netty.buffer.ByteBuf;
@@ -30,6 +31,7 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.util.AsciiString;
+import io.netty.util.AttributeKey;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -66,6 +68,13 @@ import org.slf4j.LoggerFactory;
 final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(ForwardingHandler.class);
+
+    /**
+     * On a client connection that became a WebSocket tunnel: the request that opened it, as the policy judged it.
+     * A tunnel has no next request to be refused, so a reload judges this one again (see {@link Reverification}).
+     */
+    static final AttributeKey<PolicyRequest> TUNNELLED_REQUEST =
+            AttributeKey.valueOf(ForwardingHandler.class, "tunnelledRequest");
 
     /** Client pipeline handlers that only make sense for HTTP; a WebSocket tunnel removes them. */
     private static final List<String> HTTP_ONLY_HANDLERS = List.of("sequence", "guard", "authorize", "http");
@@ -638,6 +647,15 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         relayHeld();
         log.debug("event=websocket_tunnel backend={} endpoint={}", backend.name(), endpoint.display());
+        ctx.channel().attr(TUNNELLED_REQUEST).set(exchange.request);
+        // A reload between the decision and now re-judged open connections before this one was a tunnel; set
+        // first, checked second, so that either that reload or this check sees the tunnel.
+        ProxyRuntime now = runtime.get();
+        if (now != exchange.runtime && !Reverification.tunnelStillAllowed(exchange.listener(), ctx.channel(),
+                now, exchange.clock().instant())) {
+            closeTunnel();
+            return;
+        }
         ctx.read();
         upstream.read();
     }

@@ -255,15 +255,16 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /**
-     * Re-judges every open connection's client chain by the new generation's CAs and revocation data, and closes
-     * those that fail: revocation reaches live connections. A connection still in its handshake has no chain yet;
+     * Re-judges every open connection's client chain by the new generation's CAs and revocation data, and each open
+     * WebSocket tunnel by its policy, and closes those that fail: revocation and removed grants reach live tunnels. A connection still in its handshake has no chain yet;
      * {@link HandshakeGenerationCheck} judges it by the then current generation when the handshake completes.
      */
     private void reverifyOpenConnections(Generation next) {
         connections.forEach((listener, channels) -> {
             for (Channel channel : channels) {
                 X509Certificate[] chain = channel.attr(PeerChain.KEY).get();
-                if (chain != null && !Reverification.passes(listener, channel, chain, next.listeners().get(listener))) {
+                if (chain != null && !Reverification.passes(listener, channel, chain, next.listeners().get(listener))
+                        || !Reverification.tunnelStillAllowed(listener, channel, next.runtime(), clock.instant())) {
                     channel.close();
                 }
             }

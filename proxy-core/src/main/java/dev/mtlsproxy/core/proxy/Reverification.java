@@ -1,9 +1,12 @@
 package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.policy.PolicyDecision;
+import dev.mtlsproxy.core.policy.PolicyRequest;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import io.netty.channel.Channel;
 import java.security.cert.X509Certificate;
+import java.time.Instant;
 import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -15,6 +18,7 @@ import org.slf4j.LoggerFactory;
 final class Reverification {
 
     private static final Logger log = LoggerFactory.getLogger(Reverification.class);
+    private static final Logger audit = LoggerFactory.getLogger("dev.mtlsproxy.audit");
 
     private Reverification() {
     }
@@ -39,5 +43,29 @@ final class Reverification {
             return false;
         }
         return true;
+    }
+
+    /**
+     * Whether the WebSocket tunnel on {@code channel}, if it is one, is still allowed by {@code runtime}'s policy.
+     * Any other request is judged by the generation current when it arrived and is over soon; a tunnel lives on,
+     * and without this a removed grant would never reach it. Logs and audits the refusal.
+     */
+    static boolean tunnelStillAllowed(String listener, Channel channel, ProxyRuntime runtime, Instant now) {
+        PolicyRequest tunnelled = channel.attr(ForwardingHandler.TUNNELLED_REQUEST).get();
+        PeerIdentity peer = channel.attr(PeerIdentity.KEY).get();
+        if (tunnelled == null || peer == null) {
+            return true;
+        }
+        PolicyDecision decision = runtime.policy().decide(peer, tunnelled, now);
+        if (decision.forwards()) {
+            return true;
+        }
+        String identity = decision.identity() != null ? decision.identity() : runtime.policy().identify(peer);
+        audit.info("{}", AuditLine.json(listener, String.valueOf(channel.remoteAddress()), peer, identity,
+                tunnelled.method(), tunnelled.path(), decision));
+        log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{} {}: {}\""
+                + " cause=reload", listener, channel.remoteAddress(), decision.label(), tunnelled.method(),
+                tunnelled.path(), decision.reasonText());
+        return false;
     }
 }

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
@@ -20,6 +22,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -180,6 +183,60 @@ class WebSocketTunnelTest {
         }
         assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/plain-http");
         assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/next");
+    }
+
+    @Test
+    void aReloadThatRemovesTheGrantClosesAnOpenTunnelAndOneThatKeepsItDoesNot() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(UPGRADE);
+            assertThat(client.readResponse().status()).isEqualTo(101);
+            try {
+                proxy.reload(c -> wsAllows(c, "orders", "billing"));
+                client.output().write(maskedTextFrame("still granted"));
+                client.output().flush();
+                assertThat(readTextFrame(client.input())).isEqualTo("still granted");
+
+                proxy.reload(c -> wsAllows(c, "billing"));
+
+                assertThat(client.closedWithin(5_000)).as("a tunnel has no next request to refuse").isTrue();
+            } finally {
+                proxy.reload(c -> wsAllows(c, "orders"));
+            }
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws");
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(UPGRADE);
+            assertThat(client.readResponse().status()).as("the grant restored").isEqualTo(101);
+        }
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void aGrantRemovedWhileTheBackendIsStillAcceptingTheUpgradeClosesTheTunnelAsItOpens() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(UPGRADE.replace("/ws", "/ws?ms=1000"));
+            assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).as("authorised and forwarded")
+                    .isEqualTo("/ws?ms=1000");
+            try {
+                // The reload re-judges open tunnels before this connection is one.
+                proxy.reload(c -> wsAllows(c, "billing"));
+
+                assertThat(client.readResponse().status()).isEqualTo(101);
+                assertThat(client.closedWithin(5_000)).isTrue();
+            } finally {
+                proxy.reload(c -> wsAllows(c, "orders"));
+            }
+        }
+    }
+
+    private static ProxyConfig wsAllows(ProxyConfig config, String... allow) {
+        List<RouteConfig> routes = new ArrayList<>();
+        for (RouteConfig r : config.routes()) {
+            routes.add(r.name().equals("ws")
+                    ? new RouteConfig(r.name(), r.host(), r.pathPrefix(), r.methods(), r.backend(), List.of(allow))
+                    : r);
+        }
+        return config.withRoutes(routes);
     }
 
     @Test

@@ -84,7 +84,7 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /hang}: never answers</li>
  *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
  *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
- *   <li>{@code /ws}: a WebSocket echo (text, binary, fragments, ping)</li>
+ *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0)</li>
  *   <li>{@code /ws-greets}: the same echo from a server that greets on connect: its 101 and a text frame
  *       {@code welcome} go out in one write</li>
  *   <li>anything else: {@code 200 hello from backend}, after counting the body</li>
@@ -337,8 +337,9 @@ public final class TestBackend implements AutoCloseable {
                     DefaultFullHttpRequest upgrade = new DefaultFullHttpRequest(request.protocolVersion(),
                             request.method(), request.uri(), Unpooled.EMPTY_BUFFER, request.headers(),
                             EmptyHttpHeaders.INSTANCE);
-                    new WebSocketServerHandshakerFactory("ws://localhost/ws", null, false, 1 << 20)
-                            .newHandshaker(upgrade).handshake(ctx.channel(), upgrade);
+                    ctx.executor().schedule(() -> new WebSocketServerHandshakerFactory("ws://localhost/ws", null,
+                            false, 1 << 20).newHandshaker(upgrade).handshake(ctx.channel(), upgrade),
+                            param("ms"), TimeUnit.MILLISECONDS);
                 }
                 case "/ws-greets" -> greetingUpgrade(ctx);
                 case "/slow" -> ctx.executor().schedule(() -> ctx.writeAndFlush(text("slow hello\n")),
