@@ -85,7 +85,28 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
      */
     private volatile Set<String> watchedNames = Set.of();
 
-    ConfigReloader(Path configFile, ProxyServer server, ProxyMetrics metrics) throws IOException {
+    /**
+     * What the files of a configuration held as it was loaded: the config file hashed before it was read, the files
+     * it names hashed before the server read them. A watch started later compares against this, so a write during
+     * start-up is a change, not the baseline.
+     */
+    record Fingerprint(Map<Path, String> byFile) {
+
+        /** Hashes {@code configFile} now: call it before loading the file. */
+        static String configHash(Path configFile) {
+            return ConfigReloader.hashes(Set.of(configFile.toAbsolutePath().normalize())).values().iterator().next();
+        }
+
+        /** {@code configHash} from before {@code config} was loaded; the files it names, hashed now. */
+        static Fingerprint of(Path configFile, String configHash, ProxyConfig config) {
+            Path file = configFile.toAbsolutePath().normalize();
+            Map<Path, String> hashes = ConfigReloader.hashes(files(file, config));
+            hashes.put(file, configHash);
+            return new Fingerprint(Map.copyOf(hashes));
+        }
+    }
+
+    ConfigReloader(Path configFile, Fingerprint loaded, ProxyServer server, ProxyMetrics metrics) {
         this.configFile = configFile.toAbsolutePath().normalize();
         this.server = server;
         this.metrics = metrics;
@@ -94,7 +115,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             t.setDaemon(true);
             return t;
         });
-        this.lastHashes = hashes(files(server.config()));
+        this.lastHashes = new LinkedHashMap<>(loaded.byFile());
         this.snapshot = new AdminEndpoints.ConfigSnapshot(server.config(), server.generation(),
                 lastHashes.get(this.configFile));
     }
@@ -123,6 +144,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         watcher = new Thread(this::watchLoop, "config-watch");
         watcher.setDaemon(true);
         watcher.start();
+        // A write between the load and the watch raised no event: compare once against what was loaded.
+        worker.execute(this::reloadIfChanged);
     }
 
     private void watchLoop() {
@@ -274,8 +297,12 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                 + workers.transport().yaml();
     }
 
-    /** The config file and every file it references. */
     private Set<Path> files(ProxyConfig config) {
+        return files(configFile, config);
+    }
+
+    /** The config file and every file it references. */
+    private static Set<Path> files(Path configFile, ProxyConfig config) {
         Set<Path> files = new LinkedHashSet<>();
         files.add(configFile);
         for (ListenerConfig l : config.listeners()) {

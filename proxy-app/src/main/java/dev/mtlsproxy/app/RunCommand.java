@@ -74,6 +74,8 @@ final class RunCommand {
         Thread prepare = new Thread(registry, "startup-prepare");
         prepare.setDaemon(true);
         prepare.start();
+        // Hashed before it is read, as a reload does: a write landing during start-up is then seen as a change.
+        String configHash = ConfigReloader.Fingerprint.configHash(file);
         ProxyConfig config = ValidateCommand.load(file, err);
         if (config == null) {
             err.println("not starting: fix the problems above");
@@ -83,7 +85,7 @@ final class RunCommand {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {
-            Running running = start(file, config, out, registry.get());
+            Running running = start(file, configHash, config, out, registry.get());
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
             if (exit != null) {
                 installSignals(running, exit);
@@ -121,13 +123,23 @@ final class RunCommand {
         Signals.handle("INT", drainAndExit);
     }
 
-    /** Starts the proxy with its access log and admin listener; shared with {@code demo}. */
+    /**
+     * Starts the proxy with its access log and admin listener; shared with {@code demo}. The file as it is now is
+     * taken for what {@code config} was loaded from.
+     */
     static Running start(Path file, ProxyConfig config, PrintStream stdout) throws Exception {
-        return start(file, config, stdout, newRegistry());
+        return start(file, ConfigReloader.Fingerprint.configHash(file), config, stdout);
     }
 
-    private static Running start(Path file, ProxyConfig config, PrintStream stdout,
+    /** As above, with the hash the config file had when {@code config} was loaded from it. */
+    static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout) throws Exception {
+        return start(file, configHash, config, stdout, newRegistry());
+    }
+
+    private static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout,
             PrometheusMeterRegistry registry) throws Exception {
+        // Before the server reads the certificates and keys: one rotated meanwhile is then a change to load.
+        ConfigReloader.Fingerprint loaded = ConfigReloader.Fingerprint.of(file, configHash, config);
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
         JvmGcMetrics gcMetrics = new JvmGcMetrics();
         gcMetrics.bindTo(registry);
@@ -143,7 +155,7 @@ final class RunCommand {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC());
             server.bindEventLoopMetrics(registry);
-            reloader = new ConfigReloader(file, server, metrics);
+            reloader = new ConfigReloader(file, loaded, server, metrics);
             ProxyServer started = server;
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
                     reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()));

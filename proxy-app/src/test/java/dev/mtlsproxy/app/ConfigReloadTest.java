@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -127,6 +128,20 @@ class ConfigReloadTest {
         JsonNode shown = new ObjectMapper().readTree(admin("GET", "/admin/config").body());
         assertThat(shown.get("generation").asLong()).isEqualTo(2);
         assertThat(shown.at("/config/routes/1/allow")).isEmpty();
+    }
+
+    @Test
+    void aConfigEditedWhileTheProxyStartsIsLoadedOnceTheWatchIsUp() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        String hashBeforeLoading = ConfigReloader.Fingerprint.configHash(config);
+        ProxyConfig loaded = ValidateCommand.load(config, quiet);
+
+        replace(config, yaml("")); // after the load, before any watch: no event will tell of it
+        running = RunCommand.start(config, hashBeforeLoading, loaded, quiet);
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
     }
 
     @Test
