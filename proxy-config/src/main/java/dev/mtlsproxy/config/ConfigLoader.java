@@ -33,7 +33,7 @@ import java.util.Set;
  */
 public final class ConfigLoader {
 
-    private static final ObjectMapper MAPPER = YAMLMapper.builder()
+    private static final ObjectMapper MAPPER = YAMLMapper.builder(new ConfigYamlFactory())
             .addModule(ValueDeserializers.module())
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             // strict lists: "methods: GET" is a type error rather than a guess

@@ -157,12 +157,28 @@ class MappingProblemsTest {
             maxIdleConnections: 8      | maxIdleConnections: 0x10    | backends.orders.maxIdleConnections: "0x10" (expected: an integer in decimal, without leading zeros)
             maxIdleConnections: 8      | maxIdleConnections: 1_0     | backends.orders.maxIdleConnections: "1_0" (expected: an integer in decimal, without leading zeros)
             enabled: true              | enabled: 1                  | accessLog.enabled: 1 (expected: true or false)
+            idleTimeout: 2m            | idleTimeout: .inf           | listeners[0].idleTimeout: ".inf" (expected: a duration like 500ms, 10s, 5m, 1h)
+            maxIdleConnections: 8      | maxIdleConnections: -.Inf   | backends.orders.maxIdleConnections: "-.Inf" (expected: an integer)
+            enabled: true              | enabled: .NaN               | accessLog.enabled: ".NaN" (expected: true or false)
             enabled: true              | enabled: {}                 | accessLog.enabled: a mapping (expected: true or false)
             certificate: certs/server.pem | certificate: ''          | listeners[0].tls.certificate: "" (expected: a file path)
             certificate: certs/server.pem | certificate: 42          | listeners[0].tls.certificate: 42 (expected: a file path)
             """)
     void badScalarValues(String target, String replacement, String expected) {
         assertThat(fixture.problems(fixture.with(target, replacement))).containsExactly(expected);
+    }
+
+    @Test
+    void infinityOrNaNStopsNothing() {
+        // Jackson reads these as floats it cannot parse, which used to end mapping at the first with a parse error.
+        String yaml = fixture.with("idleTimeout: 2m", "idleTimeout: .inf")
+                .replace("maxIdleConnections: 8", "maxIdleConnections: .nan")
+                .replace("enabled: true", "enabled: maybe");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "accessLog.enabled: \"maybe\" (expected: true or false)",
+                "backends.orders.maxIdleConnections: \".nan\" (expected: an integer)",
+                "listeners[0].idleTimeout: \".inf\" (expected: a duration like 500ms, 10s, 5m, 1h)");
     }
 
     @Test
