@@ -64,6 +64,7 @@ final class RunCommand {
     }
 
     int run(Path file) {
+        ProcessSignals signals = exit == null ? null : ProcessSignals.install(exit);
         // What does not depend on the configuration (native TLS and transport libraries, the metrics registry and
         // its JVM binders) is prepared on a second thread while the configuration is read and validated: about a
         // quarter of start-up on two cores (issue #8).
@@ -87,8 +88,8 @@ final class RunCommand {
         try {
             Running running = start(file, configHash, config, out, registry.get());
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
-            if (exit != null) {
-                installSignals(running, exit);
+            if (signals != null) {
+                signals.started(running);
             }
             return Command.KEEP_RUNNING;
         } catch (ExecutionException e) {
@@ -102,25 +103,6 @@ final class RunCommand {
             err.println("not starting: " + e);
             return Command.INVALID;
         }
-    }
-
-    /**
-     * SIGHUP reloads; SIGTERM and SIGINT drain and exit 0. The JVM's default for SIGTERM (run the shutdown hooks,
-     * exit 143) would cut requests in flight; handling the signal ourselves lets them finish.
-     */
-    static void installSignals(Running running, IntConsumer exit) {
-        Signals.handle("HUP", () -> running.reloader().reload("sighup"));
-        Runnable drainAndExit = () -> {
-            if (running.beginShutdown()) {
-                Thread shutdown = new Thread(() -> {
-                    running.shutdownGracefully();
-                    exit.accept(Command.OK);
-                }, "shutdown");
-                shutdown.start();
-            }
-        };
-        Signals.handle("TERM", drainAndExit);
-        Signals.handle("INT", drainAndExit);
     }
 
     /**

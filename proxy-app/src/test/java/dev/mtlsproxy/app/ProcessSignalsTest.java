@@ -1,0 +1,132 @@
+package dev.mtlsproxy.app;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Signals that arrive while the proxy is still starting: acted on once it has started, never lost and never the
+ * JVM's default (which for SIGHUP is to exit). The handlers are called as the JVM's signal thread would call them;
+ * {@link SignalsProcessTest} sends real signals to a real process.
+ */
+class ProcessSignalsTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+
+    @TempDir
+    Path workspace;
+    TestPki pki;
+    TestBackend backend;
+    RunCommand.Running running;
+    final CompletableFuture<Integer> exited = new CompletableFuture<>();
+    final ProcessSignals signals = new ProcessSignals(exited::complete);
+    final PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+
+    @BeforeEach
+    void setUp() throws Exception {
+        pki = TestPki.create(Files.createDirectories(workspace.resolve("pki")));
+        backend = TestBackend.start();
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (running != null) {
+            running.close();
+        }
+        backend.close();
+    }
+
+    private String yaml(String ordersAllow) {
+        return """
+                trustAnchors:
+                  clients: { caBundle: %3$s }
+                listeners:
+                  - name: main
+                    address: 127.0.0.1:0
+                    tls:
+                      certificate: %1$s
+                      privateKey: %2$s
+                identities:
+                  orders: { spiffeId: "%4$s" }
+                routes:
+                  - name: orders-api
+                    pathPrefix: /
+                    backend: shop
+                    allow: [%5$s]
+                backends:
+                  shop: { url: "%6$s" }
+                accessLog: { enabled: false }
+                admin: { address: 127.0.0.1:0 }
+                reload: { watch: false }
+                shutdown: { drainDelay: 0s, drainTimeout: 5s }
+                """.formatted(pki.serverCertificatePem(), pki.serverKeyPem(), pki.caPem(), ORDERS, ordersAllow,
+                backend.url());
+    }
+
+    private int ordersStatus() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(running.server().addresses().get(0), pki.root(),
+                pki.client(ORDERS))) {
+            return client.get("/hello").status();
+        }
+    }
+
+    @Test
+    void aSighupWhileStartingReloadsOnceStarted() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders"));
+        ProxyConfig loaded = ValidateCommand.load(config, quiet);
+        Files.writeString(config, yaml(""));
+        signals.hangUp(); // the edit's SIGHUP, while the proxy is still starting with what it loaded
+
+        running = RunCommand.start(config, loaded, quiet);
+        assertThat(running.server().generation()).isEqualTo(1);
+        signals.started(running);
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(ordersStatus()).isEqualTo(403);
+        assertThat(exited).isNotDone();
+    }
+
+    @Test
+    void aSigtermWhileStartingDrainsOnceStartedAndExitsZero() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders"));
+        ProxyConfig loaded = ValidateCommand.load(config, quiet);
+        signals.terminate();
+
+        running = RunCommand.start(config, loaded, quiet);
+        assertThat(ordersStatus()).as("serving until told it has started").isEqualTo(200);
+        signals.started(running);
+
+        assertThat(exited.get(10, TimeUnit.SECONDS)).isZero();
+        assertThat(running.server().generation()).isEqualTo(1);
+    }
+
+    @Test
+    void signalsAfterStartUpActAtOnce() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders"));
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet);
+        signals.started(running);
+
+        Files.writeString(config, yaml(""));
+        signals.hangUp();
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(exited).isNotDone();
+        signals.terminate();
+        assertThat(exited.get(10, TimeUnit.SECONDS)).isZero();
+    }
+}
