@@ -27,7 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ProcessSignalsTest {
 
-    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String ORDERS = SignalsProcessTest.ORDERS;
 
     @TempDir
     Path workspace;
@@ -53,30 +53,7 @@ class ProcessSignalsTest {
     }
 
     private String yaml(String ordersAllow) {
-        return """
-                trustAnchors:
-                  clients: { caBundle: %3$s }
-                listeners:
-                  - name: main
-                    address: 127.0.0.1:0
-                    tls:
-                      certificate: %1$s
-                      privateKey: %2$s
-                identities:
-                  orders: { spiffeId: "%4$s" }
-                routes:
-                  - name: orders-api
-                    pathPrefix: /
-                    backend: shop
-                    allow: [%5$s]
-                backends:
-                  shop: { url: "%6$s" }
-                accessLog: { enabled: false }
-                admin: { address: 127.0.0.1:0 }
-                reload: { watch: false }
-                shutdown: { drainDelay: 0s, drainTimeout: 5s }
-                """.formatted(pki.serverCertificatePem(), pki.serverKeyPem(), pki.caPem(), ORDERS, ordersAllow,
-                backend.url());
+        return SignalsProcessTest.yaml(pki, backend.url(), ordersAllow);
     }
 
     private int ordersStatus() throws Exception {

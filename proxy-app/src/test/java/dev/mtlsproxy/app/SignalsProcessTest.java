@@ -59,7 +59,8 @@ class SignalsProcessTest {
         backend.close();
     }
 
-    private String yaml(String ordersAllow) {
+    /** The config of both signal tests: one route for {@code orders}, no file watch, a short drain delay. */
+    static String yaml(TestPki pki, String backendUrl, String ordersAllow) {
         return """
                 trustAnchors:
                   clients: { caBundle: %3$s }
@@ -83,7 +84,11 @@ class SignalsProcessTest {
                 reload: { watch: false }
                 shutdown: { drainDelay: 1s, drainTimeout: 15s }
                 """.formatted(pki.serverCertificatePem(), pki.serverKeyPem(), pki.caPem(), ORDERS, ordersAllow,
-                backend.url());
+                backendUrl);
+    }
+
+    private String yaml(String ordersAllow) {
+        return yaml(pki, backend.url(), ordersAllow);
     }
 
     /** The port in the next stderr line containing {@code event}. */
