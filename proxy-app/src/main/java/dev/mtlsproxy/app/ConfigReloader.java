@@ -144,8 +144,9 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         watcher = new Thread(this::watchLoop, "config-watch");
         watcher.setDaemon(true);
         watcher.start();
-        // A write between the load and the watch raised no event: compare once against what was loaded.
-        worker.execute(this::reloadIfChanged);
+        // A write between the load and the watch raised no event: compare once against what was loaded, after the
+        // quiet period as for an event, so that a burst of writes already under way is still one reload.
+        worker.execute(this::scheduleCheck);
     }
 
     private void watchLoop() {
