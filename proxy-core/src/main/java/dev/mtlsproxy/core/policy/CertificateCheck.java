@@ -44,6 +44,13 @@ record CertificateCheck(CertificateRequirements requirements) {
         return null;
     }
 
+    /** When the certificate comes within the required remaining lifetime of its end; null when none is required. */
+    Instant lapsesAt(PeerIdentity peer) {
+        return requirements == null || requirements.minRemainingLifetime() == null || peer.notAfter() == null
+                ? null
+                : peer.notAfter().minus(requirements.minRemainingLifetime());
+    }
+
     record Failure(DenyReason reason, String detail) {
     }
 }

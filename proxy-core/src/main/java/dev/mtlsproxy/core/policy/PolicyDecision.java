@@ -1,5 +1,8 @@
 package dev.mtlsproxy.core.policy;
 
+import dev.mtlsproxy.core.identity.PeerIdentity;
+import java.time.Instant;
+
 /**
  * The outcome of checking one request.
  *
@@ -71,6 +74,29 @@ public record PolicyDecision(
             case GRANT_EXPIRED -> "grant expired (rule " + rule + ")";
             default -> reason.text();
         };
+    }
+
+    /**
+     * For an allow, the first instant at which time alone ends it: the grant expires, or the client's certificate
+     * comes within a remaining lifetime its route or identity requires. Null when neither can happen, and for every
+     * other outcome. A request is over long before; a WebSocket tunnel, one request that lasts, is judged again then.
+     */
+    public Instant lapsesAt(PeerIdentity peer) {
+        if (!allowed() || rule == 0) {
+            return null;
+        }
+        Rule granted = route.rules().get(rule - 1);
+        Instant at = earlier(granted.expires(), route.check().lapsesAt(peer));
+        for (Identity named : granted.identities()) {
+            if (named.name().equals(identity)) {
+                at = earlier(at, named.check().lapsesAt(peer));
+            }
+        }
+        return at;
+    }
+
+    private static Instant earlier(Instant a, Instant b) {
+        return a == null ? b : b == null || a.isBefore(b) ? a : b;
     }
 
     /** Route name for logs and metrics, {@code "-"} when none matched. */

@@ -7,6 +7,7 @@ import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.http.Upgrades;
+import dev.mtlsproxy.core.policy.PolicyDecision;
 import dev.mtlsproxy.core.policy.PolicyRequest;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
@@ -36,6 +37,7 @@ import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -75,6 +77,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
      */
     static final AttributeKey<PolicyRequest> TUNNELLED_REQUEST =
             AttributeKey.valueOf(ForwardingHandler.class, "tunnelledRequest");
+
+    /** User event: judge the WebSocket tunnel again by the current policy (a reload happened). */
+    static final Object REVIEW_TUNNEL = new Object() {
+        @Override
+        public String toString() {
+            return "REVIEW_TUNNEL";
+        }
+    };
 
     /** Client pipeline handlers that only make sense for HTTP; a WebSocket tunnel removes them. */
     private static final List<String> HTTP_ONLY_HANDLERS = List.of("sequence", "guard", "authorize", "http");
@@ -153,6 +163,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private long bodyIdleTimerAt;
     /** Since when the response body has been waited for without any bytes arriving. */
     private long bodyIdleSince;
+    /** The tunnel's next review by the policy, when its grant can lapse with time. */
+    private ScheduledFuture<?> tunnelReview;
     /** When the request head went to the backend, for the backend response-time metric. */
     private long sentNanos;
     /** Per-connection parts of the forwarded headers, built on the first request. */
@@ -647,17 +659,44 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         relayHeld();
         log.debug("event=websocket_tunnel backend={} endpoint={}", backend.name(), endpoint.display());
-        ctx.channel().attr(TUNNELLED_REQUEST).set(exchange.request);
         // A reload between the decision and now re-judged open connections before this one was a tunnel; set
-        // first, checked second, so that either that reload or this check sees the tunnel.
-        ProxyRuntime now = runtime.get();
-        if (now != exchange.runtime && !Reverification.tunnelStillAllowed(exchange.listener(), ctx.channel(),
-                now, exchange.clock().instant())) {
-            closeTunnel();
+        // first, judged second, so that either that reload or this review sees the tunnel.
+        ctx.channel().attr(TUNNELLED_REQUEST).set(exchange.request);
+        if (!reviewTunnel("upgrade")) {
             return;
         }
         ctx.read();
         upstream.read();
+    }
+
+    /**
+     * Judges the tunnel by the current policy now, closes it when that no longer forwards it, and otherwise arms a
+     * review for when the allowing grant expires or the client certificate gets too close to its end.
+     *
+     * @return whether the tunnel is still open
+     */
+    private boolean reviewTunnel(String cause) {
+        if (!tunnel || exchange == null) {
+            return false;
+        }
+        Instant now = exchange.clock().instant();
+        PolicyDecision decision = Reverification.judgeTunnel(exchange.listener(), ctx.channel(), runtime.get(), now,
+                cause);
+        if (decision != null && !decision.forwards()) {
+            closeTunnel();
+            return false;
+        }
+        if (tunnelReview != null) {
+            tunnelReview.cancel(false);
+            tunnelReview = null;
+        }
+        Instant lapses = decision == null ? null : decision.lapsesAt(exchange.peer());
+        if (lapses != null) {
+            // A millisecond past the instant: at it exactly, the grant or lifetime may still just hold.
+            long delay = Math.max(Duration.between(now, lapses).toNanos(), 0) + TimeUnit.MILLISECONDS.toNanos(1);
+            tunnelReview = ctx.executor().schedule(() -> reviewTunnel("expiry"), delay, TimeUnit.NANOSECONDS);
+        }
+        return true;
     }
 
     /** Both pipelines are raw now: what arrived during the switch goes on, in the order it arrived per side. */
@@ -830,10 +869,18 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             bodyIdleTimer.cancel(false);
             bodyIdleTimer = null;
         }
+        if (tunnelReview != null) {
+            tunnelReview.cancel(false);
+            tunnelReview = null;
+        }
     }
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt == REVIEW_TUNNEL) {
+            reviewTunnel("reload");
+            return;
+        }
         if (evt instanceof IdleStateEvent) {
             if (exchange != null && !exchange.responseStarted) {
                 fail("response timeout: client connection idle", "timeout", HttpResponseStatus.GATEWAY_TIMEOUT);

@@ -263,9 +263,11 @@ public final class ProxyServer implements AutoCloseable {
         connections.forEach((listener, channels) -> {
             for (Channel channel : channels) {
                 X509Certificate[] chain = channel.attr(PeerChain.KEY).get();
-                if (chain != null && !Reverification.passes(listener, channel, chain, next.listeners().get(listener))
-                        || !Reverification.tunnelStillAllowed(listener, channel, next.runtime(), clock.instant())) {
+                if (chain != null && !Reverification.passes(listener, channel, chain, next.listeners().get(listener))) {
                     channel.close();
+                } else if (channel.attr(ForwardingHandler.TUNNELLED_REQUEST).get() != null) {
+                    // judged on its event loop, where the tunnel's own review timer lives
+                    channel.pipeline().fireUserEventTriggered(ForwardingHandler.REVIEW_TUNNEL);
                 }
             }
         });

@@ -46,26 +46,28 @@ final class Reverification {
     }
 
     /**
-     * Whether the WebSocket tunnel on {@code channel}, if it is one, is still allowed by {@code runtime}'s policy.
-     * Any other request is judged by the generation current when it arrived and is over soon; a tunnel lives on,
-     * and without this a removed grant would never reach it. Logs and audits the refusal.
+     * The WebSocket tunnel on {@code channel} judged by {@code runtime}'s policy at {@code now}, as its upgrade
+     * request was when it arrived; null when the connection is no tunnel. Any other request is judged once and is
+     * soon over; a tunnel lives on, and without this neither a reload that removes its grant nor the grant's expiry
+     * would reach it. Logs and audits a decision that no longer forwards: the caller closes the tunnel.
      */
-    static boolean tunnelStillAllowed(String listener, Channel channel, ProxyRuntime runtime, Instant now) {
+    static PolicyDecision judgeTunnel(String listener, Channel channel, ProxyRuntime runtime, Instant now,
+            String cause) {
         PolicyRequest tunnelled = channel.attr(ForwardingHandler.TUNNELLED_REQUEST).get();
         PeerIdentity peer = channel.attr(PeerIdentity.KEY).get();
         if (tunnelled == null || peer == null) {
-            return true;
+            return null;
         }
         PolicyDecision decision = runtime.policy().decide(peer, tunnelled, now);
         if (decision.forwards()) {
-            return true;
+            return decision;
         }
         String identity = decision.identity() != null ? decision.identity() : runtime.policy().identify(peer);
         audit.info("{}", AuditLine.json(listener, String.valueOf(channel.remoteAddress()), peer, identity,
                 tunnelled.method(), tunnelled.path(), decision));
-        log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{} {}: {}\""
-                + " cause=reload", listener, channel.remoteAddress(), decision.label(), tunnelled.method(),
-                tunnelled.path(), decision.reasonText());
-        return false;
+        log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{} {}: {}\" cause={}",
+                listener, channel.remoteAddress(), decision.label(), tunnelled.method(), tunnelled.path(),
+                decision.reasonText(), cause);
+        return decision;
     }
 }

@@ -255,6 +255,30 @@ class PolicyRulesTest {
         }
 
         @Test
+        void anAllowLapsesAtTheEarlierOfItsGrantsExpiryAndTheCertificatesRequiredRemainingLifetime() {
+            // What a WebSocket tunnel, one request that lasts, is judged again at.
+            Policy policy = policy()
+                    .identity("contractor", IdentityConfig.builder().trustAnchor(CORP)
+                            .spiffeId("spiffe://shop/contractor")
+                            .require(new CertificateRequirements(null, null, null, Duration.ofMinutes(10))).build())
+                    .identity("staff", IdentityConfig.spiffe("spiffe://shop/staff"))
+                    .route(route("/", RuleConfig.allow("contractor").withExpires(NOW.plusSeconds(3600)),
+                            RuleConfig.allow("staff")))
+                    .build();
+            Peer contractor = peer(CORP).uri("spiffe://shop/contractor");
+
+            assertThat(decide(policy, contractor.expiresIn(Duration.ofHours(5))).lapsesAt(contractor.build()))
+                    .as("the grant's expiry comes first").isEqualTo(NOW.plusSeconds(3600));
+            Peer endingSoon = peer(CORP).uri("spiffe://shop/contractor").expiresIn(Duration.ofMinutes(30));
+            assertThat(decide(policy, endingSoon).lapsesAt(endingSoon.build()))
+                    .as("ten minutes before the certificate ends").isEqualTo(NOW.plus(Duration.ofMinutes(20)));
+            Peer staff = peer(CORP).uri("spiffe://shop/staff");
+            assertThat(decide(policy, staff).lapsesAt(staff.build())).as("nothing lapses").isNull();
+            Peer stranger = peer(CORP).uri("spiffe://shop/other");
+            assertThat(decide(policy, stranger).lapsesAt(stranger.build())).as("not an allow").isNull();
+        }
+
+        @Test
         void dryRunRoutesReportTheDenyButForward() {
             Policy policy = policy()
                     .identity("ops", IdentityConfig.spiffe("spiffe://shop/ops"))

@@ -6,6 +6,7 @@ import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
@@ -22,6 +23,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -229,11 +231,35 @@ class WebSocketTunnelTest {
         }
     }
 
+    @Test
+    void aTunnelOpenedUnderATimeBoxedGrantClosesWhenTheGrantExpires() throws Exception {
+        Instant expires = Instant.now().plusSeconds(4);
+        proxy.reload(c -> wsRules(c, RuleConfig.allow("orders").withExpires(expires)));
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send(UPGRADE);
+            assertThat(client.readResponse().status()).isEqualTo(101);
+            client.output().write(maskedTextFrame("while granted"));
+            client.output().flush();
+            assertThat(readTextFrame(client.input())).isEqualTo("while granted");
+
+            assertThat(client.closedWithin(10_000)).as("closed at the expiry, with no request to refuse").isTrue();
+            assertThat(Instant.now()).isAfterOrEqualTo(expires);
+        } finally {
+            proxy.reload(c -> wsAllows(c, "orders"));
+        }
+        backend.nextRequest(5, TimeUnit.SECONDS);
+    }
+
     private static ProxyConfig wsAllows(ProxyConfig config, String... allow) {
+        return wsRules(config, RuleConfig.allow(allow));
+    }
+
+    private static ProxyConfig wsRules(ProxyConfig config, RuleConfig... rules) {
         List<RouteConfig> routes = new ArrayList<>();
         for (RouteConfig r : config.routes()) {
             routes.add(r.name().equals("ws")
-                    ? new RouteConfig(r.name(), r.host(), r.pathPrefix(), r.methods(), r.backend(), List.of(allow))
+                    ? new RouteConfig(r.name(), r.host(), r.pathPrefix(), r.methods(), r.backend(), null,
+                            List.of(rules), null, null)
                     : r);
         }
         return config.withRoutes(routes);
