@@ -124,6 +124,7 @@ public class RequestPathBenchmark {
         metrics.requestStarted("public");
         metrics.decision("orders-api", "rule-1", "allow");
         metrics.backendResponse("orders", 150_000);
+        metrics.backendSucceeded("orders");
         metrics.requestFinished("public", "orders-api", "GET", 200, "allow", 250_000, 0, 3);
     }
 }

@@ -335,15 +335,24 @@ public final class ProxyMetrics {
         counter("backend.retries", Tags.of("backend", backend));
     }
 
+    /** Response headers arrived; the request's result is counted when it ends ({@link #backendSucceeded}). */
     public void backendResponse(String backend, long nanosToHeaders) {
+        backendMeters(backend).response().record(nanosToHeaders, TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * A request whose response headers arrived ended without a backend failure. Counted at the end, not with the
+     * headers: a body that then stalls or breaks counts as timeout or failed instead, never as both.
+     */
+    public void backendSucceeded(String backend) {
+        backendMeters(backend).ok().increment();
+    }
+
+    private BackendMeters backendMeters(String backend) {
         BackendMeters meters = backendMeters.get(backend);
-        if (meters == null) {
-            meters = backendMeters.computeIfAbsent(backend, b -> new BackendMeters(
-                    counter("backend.requests", Tags.of("backend", b, "result", "ok")),
-                    latency("backend.response", "Request sent to backend response headers received", "backend", b)));
-        }
-        meters.ok().increment();
-        meters.response().record(nanosToHeaders, TimeUnit.NANOSECONDS);
+        return meters != null ? meters : backendMeters.computeIfAbsent(backend, b -> new BackendMeters(
+                counter("backend.requests", Tags.of("backend", b, "result", "ok")),
+                latency("backend.response", "Request sent to backend response headers received", "backend", b)));
     }
 
     /** The per-response meters of a backend, found by its name alone (see {@link RouteMeters}). */

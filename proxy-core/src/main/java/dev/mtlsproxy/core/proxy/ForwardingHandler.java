@@ -167,6 +167,11 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private ScheduledFuture<?> tunnelReview;
     /** When the request head went to the backend, for the backend response-time metric. */
     private long sentNanos;
+    /**
+     * The backend sent the current exchange's response headers: it counts as {@code ok} when the exchange ends,
+     * unless {@link #fail} counts it as timeout or failed first (one result per request).
+     */
+    private boolean backendOkPending;
     /** Per-connection parts of the forwarded headers, built on the first request. */
     private AsciiString clientIp;
     private PeerIdentity xfccPeer;
@@ -465,6 +470,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             }
             cancelResponseTimeout();
             metrics.backendResponse(backend.name(), System.nanoTime() - sentNanos);
+            backendOkPending = true;
             exchange.responseStarted = true;
             backendKeepAlive = HttpUtil.isKeepAlive(response);
             prepareForClient(response);
@@ -629,6 +635,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         cancelResponseTimeout();
         metrics.backendResponse(backend.name(), System.nanoTime() - sentNanos);
+        metrics.backendSucceeded(backend.name()); // the 101 is the backend's answer; the tunnel has no failure
         exchange.responseStarted = true;
         exchange.status = response.status().code();
         tunnel = true;
@@ -811,6 +818,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
      * @param result the {@code backend_requests_total} result label
      */
     private void fail(String cause, String result, HttpResponseStatus status) {
+        backendOkPending = false;
         metrics.backendFailed(backend.name(), result);
         String at = endpoint == null ? "-" : endpoint.display();
         Channel failed = upstream;
@@ -835,6 +843,11 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void endExchange() {
+        if (backendOkPending) {
+            // Complete, or the client went away mid-body: either way the backend did its part.
+            backendOkPending = false;
+            metrics.backendSucceeded(backend.name());
+        }
         cancelResponseTimeout();
         bodyIdleArmed = false;
         releaseAll(pendingUntilConnected);

@@ -142,6 +142,7 @@ class BodyRelayTest {
 
     @Test
     void aBackendThatStopsSendingMidBodyIsCutOffAfterTheBodyIdleTimeout() throws Exception {
+        double okBefore = proxy.count("mtls.proxy.backend.requests", "backend", "plain", "result", "ok");
         try (MtlsClient client = client()) {
             client.send("GET /stall?bytes=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
             Throwable failure = catchThrowable(client::readResponse);
@@ -151,6 +152,9 @@ class BodyRelayTest {
                 .contains("cause=\"response body idle for 300ms\"");
         assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "plain", "result", "timeout"))
                 .isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "plain", "result", "ok"))
+                .as("one request, one result: the stalled one is not also counted ok for its headers")
+                .isEqualTo(okBefore);
         plain.nextRequest(5, TimeUnit.SECONDS);
     }
 }
