@@ -13,7 +13,7 @@ import java.time.Instant;
  * @param fingerprint   SHA-256 of the client certificate
  * @param route         route name, "-" when none matched
  * @param rule          the policy rule that decided, "-" when none
- * @param decision      allow, deny, no_route, method_not_allowed, bad_request
+ * @param decision      allow, deny, dry_run_deny, no_route, method_not_allowed, misdirected, bad_request
  * @param method        request method
  * @param path          normalised path (raw target when it could not be normalised)
  * @param status        status sent to the client; 0 when the connection closed before one was sent

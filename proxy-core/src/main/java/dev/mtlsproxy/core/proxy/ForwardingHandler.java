@@ -912,7 +912,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 closeTunnel();
             } else {
                 // Client went away mid-exchange: the backend connection is in an unknown state, never reuse it.
-                exchange.finish(0, "client_closed");
+                // The decision stays the policy's; status 0 (status_class none) says no response head was sent.
+                exchange.finish(exchange.responseStarted ? exchange.status : 0);
                 Channel abandoned = upstream;
                 endExchange();
                 if (abandoned != null) {

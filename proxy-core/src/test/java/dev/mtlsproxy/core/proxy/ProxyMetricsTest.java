@@ -43,6 +43,7 @@ class ProxyMetricsTest {
                 .backend("down", "http://127.0.0.1:1")
                 .route("orders-api", "/orders", "shop", "orders")
                 .route("broken", "/broken", "down", "orders")
+                .route("slow", "/slow", "shop", "orders")
                 .start();
     }
 
@@ -93,6 +94,23 @@ class ProxyMetricsTest {
         assertThat(proxy.count("mtls.proxy.connections.accepted", "listener", "main")).isEqualTo(5);
         assertThat(proxy.metrics().get("mtls.proxy.client.certificate.remaining").tag("identity", "orders")
                 .summary().count()).isEqualTo(1);
+        assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
+    }
+
+    @Test
+    void aClientThatLeavesBeforeItsResponseKeepsItsDecisionWithStatusClassNone() throws Exception {
+        try (MtlsClient orders = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            orders.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            backend.nextRequest(5, java.util.concurrent.TimeUnit.SECONDS);
+        }
+
+        var entry = proxy.accessLog().poll(5, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(entry).isNotNull();
+        // docs/METRICS.md: decision is one of a closed set; a connection closed before a response is status_class
+        // none (status 0 in the access log), and the decision stays what the policy decided.
+        assertThat(entry.decision()).isEqualTo("allow");
+        assertThat(entry.status()).isZero();
+        assertThat(requests("slow", "none", "allow")).isEqualTo(1);
         assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
     }
 
