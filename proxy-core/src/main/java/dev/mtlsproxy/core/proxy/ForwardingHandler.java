@@ -842,6 +842,22 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
+    /**
+     * The client stopped sending its request body: 408, as nginx's client_body_timeout answers, and not a backend
+     * failure (backend_requests_total would blame the backend for a stalled client). The backend had part of the
+     * request, so its connection is closed.
+     */
+    private void requestTimedOut() {
+        log.info("event=request_timeout backend={} endpoint={} cause=\"request body idle\" status=408",
+                backend.name(), endpoint.display());
+        Channel abandoned = upstream;
+        Exchange timedOut = exchange;
+        endExchange();
+        timedOut.answerLocally(ctx, ErrorResponses.of(HttpResponseStatus.REQUEST_TIMEOUT, false), false);
+        abandoned.pipeline().get(BackendHandler.class).owner = null;
+        abandoned.close();
+    }
+
     private void endExchange() {
         if (backendOkPending) {
             // Complete, or the client went away mid-body: either way the backend did its part.
@@ -896,7 +912,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         if (evt instanceof IdleStateEvent) {
             if (exchange != null && !exchange.responseStarted) {
-                fail("response timeout: client connection idle", "timeout", HttpResponseStatus.GATEWAY_TIMEOUT);
+                if (!requestComplete && upstream != null && upstream.isWritable()) {
+                    // The backend takes the body and a read of the client is pending: the client stopped sending.
+                    requestTimedOut();
+                } else {
+                    fail("response timeout: client connection idle", "timeout", HttpResponseStatus.GATEWAY_TIMEOUT);
+                }
             }
             ctx.close();
             return;

@@ -113,6 +113,23 @@ class IdleTimeoutsTest {
     }
 
     @Test
+    void aClientThatStopsSendingItsBodyGets408AndTheBackendIsNotBlamed() throws Exception {
+        double backendTimeouts = proxy.count("mtls.proxy.backend.requests", "backend", "app", "result", "timeout");
+        try (MtlsClient client = client()) {
+            client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8\r\n\r\nxx");
+            // The backend answers once the body is complete; its other six bytes never come.
+            assertThat(client.readResponse().status()).isEqualTo(408);
+        }
+        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        assertThat(entry).isNotNull();
+        assertThat(entry.status()).isEqualTo(408);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "app", "result", "timeout"))
+                .as("the client stalled, not the backend: MtlsProxyBackendErrors must not see it")
+                .isEqualTo(backendTimeouts);
+        await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 0);
+    }
+
+    @Test
     void aBackendThatTakesLongerThanTheIdleTimeoutToAnswerGets504() throws Exception {
         try (MtlsClient client = client()) {
             long sent = System.nanoTime();
