@@ -2,6 +2,7 @@ package dev.mtlsproxy.app;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
+import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -9,6 +10,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.File;
@@ -22,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -178,7 +181,64 @@ class PrometheusRulesTest {
     @Test
     void theFixedListIsWhatTheProxyExports() {
         PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-        ProxyMetrics metrics = new ProxyMetrics(registry);
+        touchEveryMeter(new ProxyMetrics(registry));
+
+        Set<String> exposed = registry.scrape().lines()
+                .filter(line -> !line.startsWith("#") && !line.isBlank())
+                .map(line -> line.replaceAll("[{ ].*", ""))
+                .collect(Collectors.toCollection(TreeSet::new));
+        assertThat(exposed).containsExactlyInAnyOrderElementsOf(new TreeSet<>(EXPORTED));
+    }
+
+    /**
+     * Against the page the proxy serves (its registry with the JVM, process and Netty binders): every metric the
+     * rules and the dashboard name exists, binders' included, and every label they select or group by is one that
+     * metric has. A label renamed or dropped empties a panel or mutes an alert as silently as a renamed metric.
+     */
+    @Test
+    void rulesAndDashboardUseOnlyMetricsAndLabelsOfTheServedPage() throws Exception {
+        PrometheusMeterRegistry registry = RunCommand.newRegistry();
+        try (JvmGcMetrics gc = new JvmGcMetrics()) {
+            gc.bindTo(registry); // as RunCommand binds it
+            touchEveryMeter(new ProxyMetrics(registry));
+            System.gc(); // the GC pause timer appears with the first collection it is told of
+            await().atMost(Duration.ofSeconds(10)).until(() -> registry.scrape().contains("jvm_gc_pause_seconds_sum"));
+
+            Map<String, Set<String>> labels = new TreeMap<>();
+            registry.scrape().lines().filter(line -> !line.startsWith("#") && !line.isBlank()).forEach(line -> {
+                Matcher m = SERIES.matcher(line);
+                assertThat(m.lookingAt()).as(line).isTrue();
+                Set<String> names = labels.computeIfAbsent(m.group(1), n -> new TreeSet<>(Set.of("job", "instance")));
+                Matcher label = SERIES_LABEL.matcher(m.group(2) == null ? "" : m.group(2));
+                while (label.find()) {
+                    names.add(label.group(1));
+                }
+            });
+            labels.put("up", Set.of("job", "instance"));
+
+            Map<String, String> queries = new LinkedHashMap<>(dashboardQueries());
+            for (JsonNode rule : alertRules()) {
+                queries.put(rule.path("alert").asText(), rule.path("expr").asText());
+            }
+            Set<String> problems = new TreeSet<>();
+            queries.forEach((where, expr) -> problems.addAll(unknownLabels(where, expr, labels)));
+            assertThat(problems).isEmpty();
+        }
+    }
+
+    /** The checker itself: it must see a wrong label in a matcher and in a grouping, and nothing else. */
+    @Test
+    void unknownLabelsAreFoundInPromQl() {
+        Map<String, Set<String>> labels = Map.of("a_total", Set.of("job", "route"), "b", Set.of("job", "backend"));
+        assertThat(unknownLabels("q", "sum by (job, route) (rate(a_total{route=~\"x|y\", job!=\"\"}[5m])) / on (job)"
+                + " group_left sum by (job) (b{backend=\"c\"})", labels)).isEmpty();
+        assertThat(unknownLabels("q", "sum by (listener) (rate(a_total{rout=\"by (x)\"}[5m]))"
+                + " + b_missing{job=\"j\"}", labels))
+                .containsExactlyInAnyOrder("q: a_total has no label rout", "q: by (listener): no metric here has it",
+                        "q: no series of b_missing");
+    }
+
+    private static void touchEveryMeter(ProxyMetrics metrics) {
         // Touch every meter once: some register only on first use.
         metrics.listenerStarted("public");
         metrics.connectionOpened("public");
@@ -195,12 +255,6 @@ class PrometheusRulesTest {
         metrics.handshakeLogSuppressed().increment();
         metrics.crls(java.util.List.of(new ProxyMetrics.CrlNextUpdate("workloads", 0, 1_800_000_000L)));
         metrics.staleCrlAccepted();
-
-        Set<String> exposed = registry.scrape().lines()
-                .filter(line -> !line.startsWith("#") && !line.isBlank())
-                .map(line -> line.replaceAll("[{ ].*", ""))
-                .collect(Collectors.toCollection(TreeSet::new));
-        assertThat(exposed).containsExactlyInAnyOrderElementsOf(new TreeSet<>(EXPORTED));
     }
 
     @Test
@@ -259,6 +313,50 @@ class PrometheusRulesTest {
             }
         }
         return names;
+    }
+
+    /** One series line of the text format: its name, and its labels if it has any. */
+    private static final Pattern SERIES = Pattern.compile("([a-zA-Z_:][\\w:]*)(?:\\{(.*)\\})?\\s");
+    private static final Pattern SERIES_LABEL = Pattern.compile("([a-zA-Z_]\\w*)=\"(?:[^\"\\\\]|\\\\.)*\"");
+    /** A selector with label matchers, once string literals are emptied. */
+    private static final Pattern SELECTOR = Pattern.compile("(?<![\\w$.:])([a-zA-Z_:][\\w:]*)\\s*\\{([^}]*)\\}");
+    private static final Pattern MATCHER_LABEL = Pattern.compile("([a-zA-Z_]\\w*)\\s*(?:=~|!~|!=|=)");
+    private static final Pattern GROUPING = Pattern.compile("\\b(?:by|without)\\s*\\(([^)]*)\\)");
+
+    /**
+     * "where: problem" for every metric of the expression with no series, every label a selector matches that its
+     * metric lacks, and every label a by/without grouping names that no metric of the expression has.
+     */
+    static Set<String> unknownLabels(String where, String expr, Map<String, Set<String>> labels) {
+        Set<String> problems = new TreeSet<>();
+        Set<String> metrics = metricNames(expr);
+        for (String metric : metrics) {
+            if (!labels.containsKey(metric)) {
+                problems.add(where + ": no series of " + metric);
+            }
+        }
+        String s = STRING_LITERAL.matcher(expr).replaceAll("\"\"");
+        Matcher selector = SELECTOR.matcher(s);
+        while (selector.find()) {
+            Set<String> known = labels.get(selector.group(1));
+            Matcher label = MATCHER_LABEL.matcher(selector.group(2));
+            while (known != null && label.find()) {
+                if (!known.contains(label.group(1))) {
+                    problems.add(where + ": " + selector.group(1) + " has no label " + label.group(1));
+                }
+            }
+        }
+        Matcher grouping = GROUPING.matcher(s);
+        while (grouping.find()) {
+            for (String label : grouping.group(1).split(",")) {
+                String name = label.trim();
+                if (!name.isEmpty() && metrics.stream().noneMatch(m -> labels.getOrDefault(m, Set.of()).contains(name))) {
+                    problems.add(where + ": " + grouping.group().replaceAll("\\s+", " ").replaceAll("\\(.*", "(")
+                            + name + "): no metric here has it");
+                }
+            }
+        }
+        return problems;
     }
 
     /** "where: name" for every metric named in the queries that the proxy does not export. */
