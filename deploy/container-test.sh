@@ -307,6 +307,13 @@ else
 fi
 
 pid=$(pm inspect -f '{{.State.Pid}}' "$container")
+# Direct buffers are capped at a quarter of the limit, so heap and buffers cannot fill it between them.
+direct_expected=$((MEMORY_LIMIT_MIB * 1048576 / 4))
+if tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qx -- "-XX:MaxDirectMemorySize=$direct_expected"; then
+  pass "direct-memory-from-memory-limit (-XX:MaxDirectMemorySize=$direct_expected with a ${MEMORY_LIMIT_MIB} MiB limit)"
+else
+  fail direct-memory-from-memory-limit "$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+fi
 uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$pid/status")
 comm=$(cat "/proc/$pid/comm")
 if [ "$uids" = "$UID_EXPECTED $UID_EXPECTED $UID_EXPECTED $UID_EXPECTED" ] && [ "$comm" = java ]; then
