@@ -153,6 +153,14 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         if (!listenerCallback.mayLogFailure()) {
             return;
         }
+        if (reason == HandshakeFailureReason.CLIENT_CLOSED) {
+            // A load balancer's TCP health check does this every few seconds: counted, logged only on request.
+            if (log.isDebugEnabled()) {
+                log.debug("{}", HandshakeFailureLine.json(listener, String.valueOf(ctx.channel().remoteAddress()),
+                        reason, "the client closed the connection during the handshake", null));
+            }
+            return;
+        }
         log.info("{}", HandshakeFailureLine.json(listener, String.valueOf(ctx.channel().remoteAddress()), reason,
                 rootMessage(cause), HandshakeFailures.presented(cause)));
     }

@@ -18,6 +18,11 @@ public enum HandshakeFailureReason {
     CHAIN_TOO_LONG,
     PROTOCOL_VERSION,
     HANDSHAKE_TIMEOUT,
+    /**
+     * The client closed the connection before the handshake was done: mostly TCP health checks and port scans
+     * that connect and hang up without a byte, or a client that gave up. Not a certificate problem.
+     */
+    CLIENT_CLOSED,
     OTHER;
 
     /** Lower-case form used in logs and metric labels, e.g. {@code unknown_ca}. */

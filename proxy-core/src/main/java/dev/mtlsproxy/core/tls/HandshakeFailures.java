@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.tls;
 
 import io.netty.handler.ssl.SslHandshakeTimeoutException;
+import java.nio.channels.ClosedChannelException;
 import java.util.Locale;
 import java.util.Map;
 
@@ -50,6 +51,10 @@ public final class HandshakeFailures {
             }
             if (t instanceof SslHandshakeTimeoutException) {
                 return HandshakeFailureReason.HANDSHAKE_TIMEOUT;
+            }
+            if (t instanceof ClosedChannelException) {
+                // SslHandler fails the handshake with this when the connection closes before it is done
+                return HandshakeFailureReason.CLIENT_CLOSED;
             }
         }
         depth = 0;

@@ -11,6 +11,7 @@ import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
+import java.net.Socket;
 import java.nio.file.Path;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
@@ -95,6 +96,23 @@ class ProxyMetricsTest {
         assertThat(proxy.metrics().get("mtls.proxy.client.certificate.remaining").tag("identity", "orders")
                 .summary().count()).isEqualTo(1);
         assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
+    }
+
+    @Test
+    void aConnectionClosedBeforeItsHandshakeIsDoneIsCountedAsClientClosedNotOther() throws Exception {
+        try (Socket probe = new Socket()) {
+            probe.connect(proxy.address()); // a load balancer's TCP health check: connect, hang up
+        }
+        try (Socket quitter = new Socket()) {
+            quitter.connect(proxy.address());
+            // the start of a ClientHello record, then nothing
+            quitter.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00});
+            quitter.getOutputStream().flush();
+        }
+
+        await().atMost(Duration.ofSeconds(5))
+                .untilAsserted(() -> assertThat(handshakes("failure", "client_closed")).isEqualTo(2));
+        assertThat(handshakes("failure", "other")).isZero();
     }
 
     @Test

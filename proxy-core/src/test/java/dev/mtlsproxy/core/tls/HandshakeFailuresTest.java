@@ -77,8 +77,15 @@ class HandshakeFailuresTest {
     }
 
     @Test
+    void aConnectionClosedMidHandshakeIsClientClosed() {
+        assertThat(HandshakeFailures.classify(new ClosedChannelException()))
+                .isEqualTo(HandshakeFailureReason.CLIENT_CLOSED);
+        assertThat(HandshakeFailures.classify(new DecoderException(new ClosedChannelException())))
+                .isEqualTo(HandshakeFailureReason.CLIENT_CLOSED);
+    }
+
+    @Test
     void unknownFailuresAreOther() {
-        assertThat(HandshakeFailures.classify(new ClosedChannelException())).isEqualTo(HandshakeFailureReason.OTHER);
         assertThat(HandshakeFailures.classify(new SSLException("Received fatal alert: bad_record_mac")))
                 .isEqualTo(HandshakeFailureReason.OTHER);
         assertThat(HandshakeFailures.classify(new DecoderException((Throwable) null)))
