@@ -3,9 +3,9 @@ package dev.mtlsproxy.app;
 import java.util.function.IntConsumer;
 
 /**
- * What the process does on a signal: SIGHUP reloads; SIGTERM and SIGINT drain and exit 0. The JVM's default for
- * SIGTERM (run the shutdown hooks, exit 143) would cut requests in flight; handling the signal ourselves lets them
- * finish.
+ * What the process does on a signal: SIGHUP reloads and reopens the access log file; SIGTERM and SIGINT drain and
+ * exit 0. The JVM's default for SIGTERM (run the shutdown hooks, exit 143) would cut requests in flight; handling the
+ * signal ourselves lets them finish.
  *
  * <p>Installed before start-up begins, not once it is done: until then the JVM's default applies, which for SIGHUP
  * is to exit, and a script that edits the config and sends SIGHUP as soon as the proxy answers could land in the gap
@@ -37,20 +37,27 @@ final class ProcessSignals {
     synchronized void started(RunCommand.Running started) {
         running = started;
         if (reloadRequested) {
-            running.reloader().reload("sighup");
+            reload();
         }
         if (stopRequested) {
             drainAndExit();
         }
     }
 
-    /** SIGHUP. */
+    /** SIGHUP: reload, and reopen the access log file (logrotate's postrotate sends it, as to nginx). */
     synchronized void hangUp() {
         if (running == null) {
             reloadRequested = true;
         } else {
-            running.reloader().reload("sighup");
+            reload();
         }
+    }
+
+    private void reload() {
+        if (running.accessLog() != null) {
+            running.accessLog().reopen();
+        }
+        running.reloader().reload("sighup");
     }
 
     /** SIGTERM, SIGINT. */

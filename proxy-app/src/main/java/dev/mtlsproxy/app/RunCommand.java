@@ -11,9 +11,7 @@ import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
-import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.Tags;
@@ -201,9 +199,8 @@ final class RunCommand {
         if (!config.enabled()) {
             return null;
         }
-        OutputStream target = config.path().equals("stdout") ? stdout
-                : new FileOutputStream(config.path(), true);
-        return new AsyncJsonAccessLog(target, ACCESS_LOG_QUEUE);
+        return config.path().equals("stdout") ? new AsyncJsonAccessLog(stdout, ACCESS_LOG_QUEUE)
+                : AsyncJsonAccessLog.toFile(Path.of(config.path()), ACCESS_LOG_QUEUE);
     }
 
     /** A started proxy and what must be closed with it. */

@@ -94,6 +94,29 @@ class ProcessSignalsTest {
     }
 
     @Test
+    void aSighupReopensTheAccessLogFileThatLogrotateRenamed() throws Exception {
+        Path accessLog = workspace.resolve("access.log");
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders")
+                .replace("accessLog: { enabled: false }", "accessLog: { enabled: true, path: " + accessLog + " }"));
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet);
+        signals.started(running);
+        assertThat(ordersStatus()).isEqualTo(200);
+        await().atMost(Duration.ofSeconds(5)).until(() -> lines(accessLog) == 1);
+
+        Path rotated = Files.move(accessLog, workspace.resolve("access.log.1"));
+        signals.hangUp(); // logrotate's postrotate
+        await().atMost(Duration.ofSeconds(5)).until(() -> Files.exists(accessLog));
+        assertThat(ordersStatus()).isEqualTo(200);
+
+        await().atMost(Duration.ofSeconds(5)).until(() -> lines(accessLog) == 1);
+        assertThat(lines(rotated)).isEqualTo(1);
+    }
+
+    private static long lines(Path file) throws Exception {
+        return Files.exists(file) ? Files.readAllLines(file).size() : -1;
+    }
+
+    @Test
     void signalsAfterStartUpActAtOnce() throws Exception {
         Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("orders"));
         running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet);

@@ -10,6 +10,9 @@ import com.fasterxml.jackson.core.io.SerializedString;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -68,19 +71,47 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
     private static final SerializableString TLS_GROUP = new SerializedString("tlsGroup");
 
     private final BlockingQueue<AccessLogEntry> queue;
-    private final OutputStream out;
+    /** The file written to, reopened on request; null when writing to a stream given (stdout). */
+    private final Path file;
+    /** Confined to the writer thread once started. */
+    private OutputStream out;
     private final Thread writer;
+    private volatile boolean reopenRequested;
     private final AtomicLong dropped = new AtomicLong();
     /** Confined to the writer thread. */
     private final TimestampText timestamps = new TimestampText();
     private volatile boolean closed;
 
     public AsyncJsonAccessLog(OutputStream out, int capacity) {
+        this(null, out, capacity);
+    }
+
+    private AsyncJsonAccessLog(Path file, OutputStream out, int capacity) {
         this.queue = new ArrayBlockingQueue<>(capacity);
+        this.file = file;
         this.out = new BufferedOutputStream(out, BUFFER_BYTES);
         this.writer = new Thread(this::run, "access-log");
         this.writer.setDaemon(true);
         this.writer.start();
+    }
+
+    /** Appends to {@code file}, creating it if need be; {@link #reopen} opens it anew by name. */
+    public static AsyncJsonAccessLog toFile(Path file, int capacity) throws IOException {
+        return new AsyncJsonAccessLog(file, open(file), capacity);
+    }
+
+    private static OutputStream open(Path file) throws IOException {
+        return Files.newOutputStream(file, StandardOpenOption.CREATE, StandardOpenOption.APPEND,
+                StandardOpenOption.WRITE);
+    }
+
+    /**
+     * Asks the writer to close the file and open it again by name, as logrotate's {@code postrotate} expects: after
+     * the file was renamed, lines go to a new file at the configured path instead of on into the renamed one.
+     * Nothing is lost: what was buffered goes to the old file first. No effect when writing to stdout.
+     */
+    public void reopen() {
+        reopenRequested = true;
     }
 
     @Override
@@ -99,6 +130,9 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         List<AccessLogEntry> batch = new ArrayList<>(BATCH);
         while (!closed || !queue.isEmpty()) {
             try {
+                if (reopenRequested) {
+                    reopenNow();
+                }
                 if (queue.drainTo(batch, BATCH) == 0) {
                     out.flush();
                     // Caught up. A nap rather than a wait on the queue: a waiting writer is woken by every offer,
@@ -132,10 +166,37 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
             }
         }
         try {
-            out.flush();
+            if (file != null) {
+                out.close();
+            } else {
+                out.flush(); // stdout is not ours to close
+            }
         } catch (IOException e) {
             log.warn("event=access_log_write_failed cause={}", e.toString());
         }
+    }
+
+    /** On the writer. The new file is opened first: when that fails, lines keep going to the old one. */
+    private void reopenNow() {
+        reopenRequested = false;
+        if (file == null) {
+            return;
+        }
+        OutputStream next;
+        try {
+            next = new BufferedOutputStream(open(file), BUFFER_BYTES);
+        } catch (IOException e) {
+            log.warn("event=access_log_reopen_failed path={} cause={}", file, e.toString());
+            return;
+        }
+        OutputStream previous = out;
+        out = next;
+        try {
+            previous.close(); // flushes what was buffered into the old file
+        } catch (IOException e) {
+            log.warn("event=access_log_write_failed cause={}", e.toString());
+        }
+        log.info("event=access_log_reopened path={}", file);
     }
 
     /** Sleeps; false when interrupted, and the writer then stops. */

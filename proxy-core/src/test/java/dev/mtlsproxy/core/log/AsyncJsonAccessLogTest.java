@@ -9,13 +9,17 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class AsyncJsonAccessLogTest {
 
@@ -77,6 +81,38 @@ class AsyncJsonAccessLogTest {
         } finally {
             log.close();
         }
+    }
+
+    @Test
+    void afterLogrotateRenamesTheFileAReopenWritesToANewFileAtThePathAndLosesNothing(@TempDir Path dir)
+            throws Exception {
+        Path file = dir.resolve("access.log");
+        AsyncJsonAccessLog log = AsyncJsonAccessLog.toFile(file, 4096);
+        try {
+            for (int i = 0; i < 1000; i++) {
+                log.log(entry("/before/" + i, 200));
+            }
+            Files.move(file, dir.resolve("access.log.1"));
+
+            log.reopen();
+            for (int i = 0; i < 1000; i++) {
+                log.log(entry("/after/" + i, 200));
+            }
+        } finally {
+            log.close();
+        }
+        // Lines in flight as the file is renamed may land on either side of the rotation; none is lost or doubled.
+        List<String> paths = new ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("access.log.1"))) {
+            paths.add(new ObjectMapper().readTree(line).get("path").asText());
+        }
+        List<String> reopened = Files.readAllLines(file);
+        for (String line : reopened) {
+            paths.add(new ObjectMapper().readTree(line).get("path").asText());
+        }
+        assertThat(paths).hasSize(2000).doesNotHaveDuplicates();
+        assertThat(reopened).as("lines logged after the reopen go to the new file").isNotEmpty()
+                .last().asString().contains("\"path\":\"/after/999\"");
     }
 
     @Test
