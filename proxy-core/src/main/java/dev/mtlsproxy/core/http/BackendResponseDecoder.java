@@ -41,7 +41,8 @@ import java.util.stream.Stream;
  * character in its value; more than one Content-Length, or one that is not a decimal number; Transfer-Encoding other
  * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk), or any in
  * an HTTP/1.0 response (RFC 9112 6.1); both Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed
- * chunk size or chunk end. Empty lines before a status line are skipped, as Netty's decoder and browsers do.
+ * chunk size or chunk end; any byte when no request is waiting for a response (the rest of a body longer than it
+ * announced, say). Empty lines before a status line are skipped, as Netty's decoder and browsers do.
  *
  * <p>Framing follows RFC 9112 section 6.3: no body after a 1xx, 204 or 304 or in answer to HEAD; chunked; a
  * Content-Length; otherwise the body runs until the backend closes. After a 101 nothing more is decoded: the bytes
@@ -193,6 +194,12 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         if (copied == 0) {
             while (in.isReadable() && (in.getByte(in.readerIndex()) == CR || in.getByte(in.readerIndex()) == LF)) {
                 in.skipBytes(1); // empty lines before the status line
+            }
+            if (in.isReadable() && methods.isEmpty()) {
+                // Past the end of the last response with no request outstanding (a body longer than its
+                // Content-Length, one sent after a HEAD or 204): left unread, these bytes would be taken for the
+                // start of the next request's response. Failing closes the connection instead of pooling it.
+                throw new InvalidResponseException("data after the response, with no request outstanding");
             }
         }
         int length = readSection(in, "response head");

@@ -243,6 +243,27 @@ class BackendHttpCodecTest {
     }
 
     @Test
+    void bytesPastTheLastResponseAskedForFailInsteadOfWaitingForTheNextRequest() {
+        send(HttpMethod.HEAD);
+        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+
+        assertThat(objects).filteredOn(o -> o instanceof HttpResponse).hasSize(1);
+        HttpObject failed = objects.get(objects.size() - 1);
+        assertThat(failed.decoderResult().cause()).isInstanceOf(InvalidResponseException.class)
+                .hasMessage("data after the response, with no request outstanding");
+        body(objects);
+    }
+
+    @Test
+    void emptyLinesAfterAResponseAreNoData() {
+        send(HttpMethod.GET);
+        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\r\n");
+
+        assertThat(objects).noneMatch(o -> o.decoderResult().isFailure());
+        assertThat(body(objects)).isEqualTo("ok");
+    }
+
+    @Test
     void anInterimResponseDoesNotUseUpTheHeadRequestItPrecedes() {
         send(HttpMethod.HEAD);
         List<HttpObject> objects = receive("HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"

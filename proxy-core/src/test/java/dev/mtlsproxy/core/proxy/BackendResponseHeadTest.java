@@ -115,6 +115,20 @@ class BackendResponseHeadTest {
                 .isEqualTo(1);
     }
 
+    @Test
+    void aConnectionWithBytesPastTheEndOfTheResponseIsNotReused() throws Exception {
+        // "hello world" under Content-Length: 5. Pooled, the connection would hold " world" unread, and the next
+        // request's response would be read as " worldHTTP/1.1 200 OK...": a 502 for whoever came next.
+        MtlsClient.Response overlong = client.get("/overlong");
+        assertThat(overlong.status()).isEqualTo(200);
+        assertThat(overlong.bodyText()).isEqualTo("hello");
+
+        MtlsClient.Response next = client.get("/report");
+        assertThat(next.status()).isEqualTo(200);
+        assertThat(next.bodyText()).isEqualTo("hello");
+        assertThat(backend.connections.get()).as("the connection with bytes left over was closed").isEqualTo(2);
+    }
+
     private static String readRawHead(InputStream in) throws IOException {
         String head = readHead(in);
         if (head == null) {
@@ -139,7 +153,8 @@ class BackendResponseHeadTest {
     /**
      * A plain socket backend that keeps each connection open and answers every request on it: to HEAD, the head
      * its GET would have (Content-Length 1000) and no body; to /hints, a 103 and, in a later write, the 5-byte
-     * response; to /malformed, a response with two lengths; to anything else, a 5-byte body.
+     * response; to /malformed, a response with two lengths; to /overlong, 11 bytes of body under a length of 5; to
+     * anything else, a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
         static final String HEAD_RESPONSE =
@@ -149,6 +164,7 @@ class BackendResponseHeadTest {
                 + "Keep-Alive: timeout=5\r\nX-Trace-Id: abc\r\nSet-Cookie: b=2\r\nContent-Length: 5\r\n\r\nhello";
 
         static final String EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+        static final String OVERLONG_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello world";
         static final String MALFORMED_RESPONSE =
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
 
@@ -204,6 +220,8 @@ class BackendResponseHeadTest {
                         write(out, EARLY_HINTS);
                         Thread.sleep(200); // the final response comes in a read of its own
                         write(out, GET_RESPONSE);
+                    } else if (path.equals("/overlong")) {
+                        write(out, OVERLONG_RESPONSE);
                     } else if (path.equals("/malformed")) {
                         write(out, MALFORMED_RESPONSE);
                     } else {
