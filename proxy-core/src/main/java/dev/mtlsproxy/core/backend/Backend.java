@@ -5,10 +5,14 @@ import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.core.tls.BackendTls;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.URI;
+import java.net.UnknownHostException;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import javax.net.ssl.SSLException;
@@ -42,14 +46,16 @@ public final class Backend {
 
     /**
      * As {@link #build(String, BackendConfig)}, but returns {@code previous} itself when its configuration is the
-     * same and its TLS files still hold the same certificates and key, so that its pools and health carry over. A
-     * certificate rotated in place (same path, new content) makes a new backend with the new material.
+     * same, its TLS files still hold the same certificates and key, and its endpoints' names still resolve to the
+     * addresses it connects to, so that its pools and health carry over. A certificate rotated in place (same path,
+     * new content) makes a new backend with the new material; so does a name that now resolves elsewhere, or that
+     * did not resolve when {@code previous} was built.
      *
      * @param previous the running generation's backend of the same name, or null
      */
     public static Backend build(String name, BackendConfig config, Backend previous) throws PemException,
             GeneralSecurityException, SSLException {
-        boolean same = previous != null && previous.config.equals(config);
+        boolean same = previous != null && previous.config.equals(config) && previous.addressesStillResolve();
         BackendTls tls = null;
         boolean https = config.endpointUrls().stream().anyMatch(u -> "https".equalsIgnoreCase(u.getScheme()));
         if (https) {
@@ -65,6 +71,35 @@ public final class Backend {
                     config.connectTimeout(), config.coolDown(), config.maxIdleConnections(), config.idleTimeout()));
         }
         return new Backend(name, config, tls, endpoints);
+    }
+
+    /**
+     * Each endpoint's address is still among those its name resolves to now (so a name with several addresses, in
+     * whatever order its DNS server lists them, does not drop warm pools at every reload). Resolves: call off the
+     * event loops.
+     */
+    private boolean addressesStillResolve() {
+        List<URI> urls = config.endpointUrls();
+        for (int i = 0; i < endpoints.size(); i++) {
+            InetSocketAddress current = endpoints.get(i).address();
+            if (current.isUnresolved()) {
+                return false;
+            }
+            try {
+                if (!Arrays.asList(InetAddress.getAllByName(Endpoint.bareHost(urls.get(i))))
+                        .contains(current.getAddress())) {
+                    return false;
+                }
+            } catch (UnknownHostException e) {
+                // The name does not resolve now (a DNS outage, say): keep the address that worked until now.
+            }
+        }
+        return true;
+    }
+
+    /** The endpoints' addresses as resolved when this backend was built, in configured order. */
+    List<InetSocketAddress> addresses() {
+        return endpoints.stream().map(Endpoint::address).toList();
     }
 
     public String name() {

@@ -37,7 +37,8 @@ public final class Backends implements AutoCloseable {
      * Builds the backends of a new generation. A backend whose configuration and TLS files did not change is carried
      * over as it is, pools, health and all, so that a policy or listener certificate reload does not drop warm
      * backend connections; one whose certificate, key or CA bundle was rewritten in place is rebuilt with the new
-     * material (see {@link Backend#build(String, BackendConfig, Backend)}).
+     * material, and one whose names resolve elsewhere now with the new addresses (see
+     * {@link Backend#build(String, BackendConfig, Backend)}).
      *
      * @param previous the current generation's backends, or null
      */
@@ -48,7 +49,12 @@ public final class Backends implements AutoCloseable {
             Backend old = previous == null ? null : previous.get(e.getKey());
             Backend next = Backend.build(e.getKey(), e.getValue(), old);
             if (old != null && next != old && old.config().equals(e.getValue())) {
-                log.info("event=backend_tls_reloaded backend={} reason=files_changed", e.getKey());
+                if (next.addresses().equals(old.addresses())) {
+                    log.info("event=backend_tls_reloaded backend={} reason=files_changed", e.getKey());
+                } else {
+                    log.info("event=backend_addresses_changed backend={} addresses={}", e.getKey(),
+                            next.addresses());
+                }
             }
             built.put(e.getKey(), next);
         }

@@ -54,10 +54,11 @@ public final class Endpoint {
         String host = url.getHost();
         this.backend = backend;
         this.display = host.toLowerCase(Locale.ROOT) + ":" + port;
-        String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        String bare = bareHost(url);
         this.address = new InetSocketAddress(bare, port);
         if (address.isUnresolved()) {
-            // Resolution happens here, at load, never on an event loop; connections to it will fail until a reload.
+            // Resolution happens here, at load, never on an event loop; connections to it will fail until a reload
+            // resolves the name (see Backend#build).
             log.warn("event=backend_unresolved backend={} endpoint={}", backend, display);
         }
         this.tlsHost = serverName != null ? serverName : bare;
@@ -66,6 +67,12 @@ public final class Endpoint {
         this.coolDownNanos = coolDown.toNanos();
         this.idleTimeout = idleTimeout;
         this.pool = new BackendPool(maxIdle);
+    }
+
+    /** The URL's host without the brackets of an IPv6 literal: what to resolve. */
+    static String bareHost(URI url) {
+        String host = url.getHost();
+        return host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
     }
 
     /** {@code host:port} as configured, for logs and the access log. */

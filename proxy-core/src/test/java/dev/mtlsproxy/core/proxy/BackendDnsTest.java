@@ -1,0 +1,85 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Backend names are resolved when a configuration is loaded, and a reload loads it again: a backend that moved to
+ * another address is found by the next reload, even when its configuration did not change. Runs in the surefire
+ * execution {@code dns}, whose JVM resolves names from its own hosts file ({@code jdk.net.hosts.file}) without a
+ * cache, so the test can move a name.
+ */
+class BackendDnsTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final String NAME = "shop.backend.test";
+
+    @TempDir
+    Path dir;
+    Path hosts;
+    TestPki pki;
+    TestBackend backend;
+    RunningProxy proxy;
+
+    @BeforeEach
+    void start() throws Exception {
+        String file = System.getProperty("jdk.net.hosts.file");
+        Assumptions.assumeTrue(file != null, "runs in the dns execution, with a hosts file of its own");
+        hosts = Path.of(file);
+        pki = TestPki.create(dir);
+        backend = TestBackend.start();
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        if (proxy != null) {
+            proxy.close();
+        }
+        if (backend != null) {
+            backend.close();
+        }
+    }
+
+    private void resolve(String name, String address) throws IOException {
+        Files.writeString(hosts, "127.0.0.1 localhost\n" + address + " " + name + "\n");
+    }
+
+    @Test
+    void aReloadResolvesBackendNamesAgainAndKeepsThePoolWhenTheAddressIsTheSame() throws Exception {
+        resolve(NAME, "127.0.0.2"); // loopback too, but nothing listens there: connection refused
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("shop", BackendConfig.of(List.of(URI.create("http://" + NAME + ":" + backend.port())), null))
+                .route("all", "/", "shop", "orders")
+                .start();
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            assertThat(client.get("/before").status()).isEqualTo(502);
+
+            resolve(NAME, "127.0.0.1");
+            assertThat(client.get("/moved").status()).as("resolved at load only: not yet").isEqualTo(502);
+            proxy.reload(c -> c);
+            assertThat(client.get("/after-reload").status()).as("the reload resolved the name again")
+                    .isEqualTo(200);
+
+            proxy.reload(c -> c);
+            assertThat(client.get("/again").status()).isEqualTo(200);
+        }
+        assertThat(backend.connectionsAccepted()).as("same address: the backend and its pool carried over")
+                .isEqualTo(1);
+    }
+}
