@@ -11,14 +11,21 @@ import java.util.Map;
 
 /**
  * Turns the lines collected by run.sh ({@code info KEY VALUE...} and {@code result key=value ...}) into Markdown:
- * the median of each metric over the rounds, its ratio to nginx and to HAProxy, then every round.
+ * the median of each metric over the rounds, its ratio of ours to each other server that ran (nginx, HAProxy, and
+ * the baseline build of ours when there is one), then every round.
  */
 final class Report {
 
     static final String OURS = "ours";
+    /** Another build of our proxy (run.sh's BASELINE_JAR), measured alongside ours for an A/B comparison. */
+    static final String OURS_BASE = "ours-base";
     static final String NGINX = "nginx";
     static final String HAPROXY = "haproxy";
     static final String BACKEND = "backend";
+
+    /** The summary's columns, in this order when they ran; any other target follows in the order it first appears. */
+    private static final List<String> COLUMN_ORDER = List.of(OURS, OURS_BASE, NGINX, HAPROXY);
+    private static final Map<String, String> TITLES = Map.of(NGINX, "nginx", HAPROXY, "HAProxy");
 
     /** One row of the summary: a field of one scenario's results, how to show it, and which way is better. */
     private record Metric(String scenario, String field, String label, double scale, int decimals, String better) {
@@ -125,41 +132,92 @@ final class Report {
         out.append('\n');
     }
 
+    /**
+     * One column per server that ran, then the ratio of ours to each of the others. A run of all three servers gives
+     * the same table as before the baseline existed; a run of a subset (TARGETS) leaves out the columns of servers
+     * that did not run, rather than filling them with n/a.
+     */
     private static void summary(StringBuilder out, List<Map<String, String>> results) {
-        out.append("Medians over the rounds. Ratio = ours ÷ theirs; \"better\" says which direction is good.\n\n");
-        out.append("| metric | ours | nginx | HAProxy | ours ÷ nginx | ours ÷ HAProxy | better |\n");
-        out.append("|---|---:|---:|---:|---:|---:|---|\n");
+        List<String> targets = targets(results);
+        List<String> others = targets.contains(OURS) ? targets.subList(1, targets.size()) : List.of();
+        out.append("Medians over the rounds. Ratio = ours ÷ theirs; \"better\" says which direction is good.");
+        if (targets.contains(OURS_BASE)) {
+            out.append(" ours-base is another build of our proxy (its jar and commit are listed above), with the same "
+                    + "configuration, ports of its own, and its rounds interleaved with the others: ours ÷ ours-base "
+                    + "is the change from that build to this one.");
+        }
+        out.append("\n\n| metric |");
+        StringBuilder rule = new StringBuilder("|---|");
+        for (String target : targets) {
+            out.append(' ').append(title(target)).append(" |");
+            rule.append("---:|");
+        }
+        for (String other : others) {
+            out.append(" ours ÷ ").append(title(other)).append(" |");
+            rule.append("---:|");
+        }
+        out.append(" better |\n").append(rule).append("---|\n");
         for (Metric m : METRICS) {
-            Double ours = median(results, m.scenario(), OURS, m.field());
-            Double nginx = median(results, m.scenario(), NGINX, m.field());
-            Double haproxy = median(results, m.scenario(), HAPROXY, m.field());
-            if (ours == null && nginx == null && haproxy == null) {
+            Map<String, Double> medians = new LinkedHashMap<>();
+            for (String target : targets) {
+                medians.put(target, median(results, m.scenario(), target, m.field()));
+            }
+            if (medians.values().stream().allMatch(v -> v == null)) {
                 continue;
             }
-            out.append("| ").append(m.label())
-                    .append(" | ").append(show(ours, m))
-                    .append(" | ").append(show(nginx, m))
-                    .append(" | ").append(show(haproxy, m))
-                    .append(" | ").append(ratio(ours, nginx))
-                    .append(" | ").append(ratio(ours, haproxy))
-                    .append(" | ").append(m.better()).append(" |\n");
+            out.append("| ").append(m.label());
+            for (String target : targets) {
+                out.append(" | ").append(show(medians.get(target), m));
+            }
+            for (String other : others) {
+                out.append(" | ").append(ratio(medians.get(OURS), medians.get(other)));
+            }
+            out.append(" | ").append(m.better()).append(" |\n");
         }
         for (String field : List.of("non200", "errors", "accepted")) {
             // An untrusted client's 400 from nginx is a refusal, not a failed request: non200 counts the others.
             List<String> scenarios = field.equals("non200") ? List.of("keepalive", "handshake", "resume", "flood")
                     : List.of("keepalive", "handshake", "resume", "untrusted", "flood");
-            long ours = sum(results, scenarios, OURS, field);
-            long nginx = sum(results, scenarios, NGINX, field);
-            long haproxy = sum(results, scenarios, HAPROXY, field);
             String label = switch (field) {
                 case "non200" -> "non-200 responses to the allowed client, all rounds (must be 0)";
                 case "errors" -> "connection errors, all rounds (must be 0)";
                 default -> "untrusted clients that got an HTTP response, all rounds (must be 0)";
             };
-            out.append("| ").append(label).append(" | ").append(ours).append(" | ").append(nginx).append(" | ")
-                    .append(haproxy).append(" | | | |\n");
+            out.append("| ").append(label);
+            for (String target : targets) {
+                out.append(" | ").append(sum(results, scenarios, target, field));
+            }
+            // the value's closing bar, then the empty ratio and "better" cells
+            out.append(" |".repeat(others.size() + 2)).append('\n');
         }
         out.append('\n');
+    }
+
+    /** The servers measured (never the backend), ours first and the baseline build of ours next to it. */
+    static List<String> targets(List<Map<String, String>> results) {
+        List<String> seen = new ArrayList<>();
+        for (Map<String, String> r : results) {
+            String target = r.get("target");
+            if (target != null && !target.equals(BACKEND) && !seen.contains(target)) {
+                seen.add(target);
+            }
+        }
+        List<String> ordered = new ArrayList<>();
+        for (String target : COLUMN_ORDER) {
+            if (seen.contains(target)) {
+                ordered.add(target);
+            }
+        }
+        for (String target : seen) {
+            if (!ordered.contains(target)) {
+                ordered.add(target);
+            }
+        }
+        return ordered;
+    }
+
+    private static String title(String target) {
+        return TITLES.getOrDefault(target, target);
     }
 
     private static void backend(StringBuilder out, List<Map<String, String>> results) {
