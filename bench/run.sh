@@ -5,6 +5,7 @@
 #   bench/run.sh                                  # everything, about 12 minutes on 2 cores
 #   ROUNDS=1 SECONDS_PER_RUN=5 SERVER_WARMUP=20 STARTUP_ROUNDS=1 bench/run.sh   # a quick smoke run (~2 min)
 #   TARGETS="ours nginx" SCENARIOS="keepalive handshake" bench/run.sh           # a subset
+#   BASELINE_JAR=/tmp/base/proxy-app/target/mtls-proxy.jar bench/run.sh         # A/B: another build of ours too
 #
 # The knobs are the variables below, each with its default.
 #
@@ -21,15 +22,22 @@ ROUNDS=${ROUNDS:-3}                         # interleaved rounds per scenario; t
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}      # measured window of a keep-alive or handshake run
 UNTRUSTED_SECONDS=${UNTRUSTED_SECONDS:-5}   # measured window of an untrusted-CA run
 WARMUP=${WARMUP:-3}                         # seconds of load before each measured window opens
-SERVER_WARMUP=${SERVER_WARMUP:-90}          # at most this many seconds of load on our proxy (a JVM) before
-                                            # anything is measured; it stops early once the CPU cost is steady
+SERVER_WARMUP=${SERVER_WARMUP:-90}          # seconds of load on our proxy (a JVM) before anything is measured,
+                                            # in windows of 5 s (2 s under 30 s); no early exit (LoadGen.warmUp)
 CONNECTIONS=${CONNECTIONS:-64}              # keep-alive connections
 CONCURRENCY=${CONCURRENCY:-16}              # concurrent new connections in the handshake and untrusted runs
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}  # idle mTLS connections held for the memory measurement (0: skip)
 STARTUP_ROUNDS=${STARTUP_ROUNDS:-3}         # cold starts per server for start-up time (0: skip)
 CLIENT_THREADS=${CLIENT_THREADS:-2}         # load client event loops
 BASE_PORT=${BASE_PORT:-18600}               # backend +1, ours +2, nginx +3, HAProxy +4, our admin +5; each server's
-                                            # listener with session resumption on: ours +6, nginx +7, HAProxy +8
+                                            # listener with session resumption on: ours +6, nginx +7, HAProxy +8;
+                                            # ours-base (BASELINE_JAR): +9, with resumption +10, its admin +11
+BASELINE_JAR=${BASELINE_JAR:-}              # another build of our proxy, e.g. an older commit's jar: the target
+                                            # "ours-base", run as ours is (same config, JVM flags, class-data
+                                            # sharing; its own ports and log) and measured in the same rotation, so
+                                            # that drift hits both builds alike; the default TARGETS then include it
+BASELINE_REV=${BASELINE_REV:-}              # the baseline's commit, for the report; empty: that of the git tree
+                                            # the jar lies in, if it lies in one
 PROXY_JAVA_OPTS=${PROXY_JAVA_OPTS:-}        # JVM flags for our proxy; empty = the defaults `java -jar` gets
 CDS=${CDS:-1}                               # 1: our JVM maps a class-data sharing archive trained here first, as
                                             # the container image does (Dockerfile); 0: plain `java -jar`
@@ -68,7 +76,12 @@ PORT_ADMIN=$((BASE_PORT + 5))
 PORT_OURS_RESUME=$((BASE_PORT + 6))
 PORT_NGINX_RESUME=$((BASE_PORT + 7))
 PORT_HAPROXY_RESUME=$((BASE_PORT + 8))
-read -r -a TARGETS <<<"${TARGETS:-ours nginx haproxy}"        # which servers to compare
+PORT_BASE=$((BASE_PORT + 9))
+PORT_BASE_RESUME=$((BASE_PORT + 10))
+PORT_BASE_ADMIN=$((BASE_PORT + 11))
+# Which servers to compare. Given explicitly, TARGETS is taken as it is: ours-base in it needs BASELINE_JAR, and a
+# BASELINE_JAR without ours-base in it is refused rather than silently left out.
+read -r -a TARGETS <<<"${TARGETS:-ours${BASELINE_JAR:+ ours-base} nginx haproxy}"
 read -r -a SCENARIOS <<<"${SCENARIOS:-$([ "$BACKEND_TLS" = 1 ] || echo backend) keepalive handshake resume untrusted flood idle}"
 if [ "$BACKEND_TLS" = 1 ]; then
   BACKEND_SCHEME=https
@@ -80,6 +93,24 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 [[ "$BACKEND_TLS" != 1 || " ${SCENARIOS[*]} " != *" backend "* ]] \
   || die "the backend scenario is plaintext: leave it out with BACKEND_TLS=1"
+[ ${#TARGETS[@]} -gt 0 ] || die "TARGETS is empty"
+declare -A seen_target=()
+for target in "${TARGETS[@]}"; do
+  case $target in ours|ours-base|nginx|haproxy) ;; *) die "TARGETS: $target (expected: some of ours ours-base nginx haproxy)" ;; esac
+  [ -z "${seen_target[$target]:-}" ] || die "TARGETS: $target given twice"
+  seen_target[$target]=1
+done
+has_target() { [ -n "${seen_target[$1]:-}" ]; }
+if has_target ours-base; then
+  [ -n "$BASELINE_JAR" ] || die "TARGETS has ours-base: set BASELINE_JAR to the jar of the build to compare against"
+  [ -f "$BASELINE_JAR" ] && [ -r "$BASELINE_JAR" ] || die "BASELINE_JAR: $BASELINE_JAR (expected: a readable jar)"
+  BASELINE_JAR=$(realpath "$BASELINE_JAR")
+elif [ -n "$BASELINE_JAR" ]; then
+  die "BASELINE_JAR is set but TARGETS (${TARGETS[*]}) has no ours-base: add it, or unset BASELINE_JAR"
+fi
+if has_target ours-base && [ $((ROUNDS % ${#TARGETS[@]})) != 0 ]; then
+  log "NOTE: ROUNDS=$ROUNDS is not a multiple of the ${#TARGETS[@]} targets, so the rotation does not put each first equally often"
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # Prerequisites
@@ -132,21 +163,50 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Our jar is copied so that a rebuild in the work tree during the run cannot change what is measured.
+# The git tree a jar was built in (its proxy-app/target/ lies inside it), if any: where its commit and its own demo
+# config come from.
+tree_of() { git -C "$(dirname "$1")" rev-parse --show-toplevel 2>/dev/null || true; }
+
+# The image build's training run, repeated here: the archive is only valid for this JVM and this jar path. Each
+# build trains on its own tree's demo config when it has one, since an older build may not read today's.
+# The demo keeps its PKI next to its config directory: each build gets a directory of its own.
+train_cds() { # jar archive demo-config
+  mkdir -p "$WORK/cds/$2/config"
+  sed 's/127\.0\.0\.1:[0-9][0-9]*/127.0.0.1:0/' "$3" >"$WORK/cds/$2/config/demo.yaml"
+  java "${PROXY_JVM[@]}" -XX:ArchiveClassesAtExit="$WORK/$2.jsa" -Xlog:cds=error -jar "$1" \
+    demo --check --config "$WORK/cds/$2/config/demo.yaml" >"$WORK/cds/$2/train.log" 2>&1 \
+    || die "the class-data sharing training run of $1 failed, exit $? (CDS=0 skips it): $(tail -5 "$WORK/cds/$2/train.log")"
+}
+
+# Our jars are copied so that a rebuild in a work tree during the run cannot change what is measured.
 cp "$PROXY_JAR" "$WORK/mtls-proxy.jar"
+BASE_JVM=("${PROXY_JVM[@]}")
+if has_target ours-base; then
+  cp -p "$BASELINE_JAR" "$WORK/mtls-proxy-base.jar"   # -p: the report gives the original's modification time
+  base_tree=$(tree_of "$BASELINE_JAR")
+  if [ -z "$BASELINE_REV" ] && [ -n "$base_tree" ]; then
+    BASELINE_REV="$(git -C "$base_tree" rev-parse --short HEAD 2>/dev/null || echo unknown) (the tree the jar lies in$(git -C "$base_tree" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ', + uncommitted changes'))"
+  fi
+  if cmp -s "$PROXY_JAR" "$BASELINE_JAR"; then
+    log "NOTE: BASELINE_JAR has the same bytes as $PROXY_JAR: an A/A run, which shows the noise alone"
+  fi
+fi
 if [ "$CDS" = 1 ]; then
-  # The image build's training run, repeated here: the archive is only valid for this JVM and this jar path.
   log "training our class-data sharing archive (demo --check, as the image build does)"
-  mkdir -p "$WORK/cds/config"
-  sed 's/127\.0\.0\.1:[0-9][0-9]*/127.0.0.1:0/' "$ROOT/config/demo.yaml" >"$WORK/cds/config/demo.yaml"
-  java "${PROXY_JVM[@]}" -XX:ArchiveClassesAtExit="$WORK/mtls-proxy.jsa" -Xlog:cds=error -jar "$WORK/mtls-proxy.jar" \
-    demo --check --config "$WORK/cds/config/demo.yaml" >"$WORK/cds/train.log" 2>&1 \
-    || die "the class-data sharing training run failed (CDS=0 skips it): $(tail -5 "$WORK/cds/train.log")"
+  train_cds "$WORK/mtls-proxy.jar" mtls-proxy "$ROOT/config/demo.yaml"
+  if has_target ours-base; then
+    log "training the baseline's class-data sharing archive"
+    base_demo="$ROOT/config/demo.yaml"
+    [ -n "$base_tree" ] && [ -f "$base_tree/config/demo.yaml" ] && base_demo="$base_tree/config/demo.yaml"
+    train_cds "$WORK/mtls-proxy-base.jar" mtls-proxy-base "$base_demo"
+    BASE_JVM=("-XX:SharedArchiveFile=$WORK/mtls-proxy-base.jsa" "${BASE_JVM[@]}")
+  fi
   PROXY_JVM=("-XX:SharedArchiveFile=$WORK/mtls-proxy.jsa" "${PROXY_JVM[@]}")
 fi
 
 for port in "$PORT_BACKEND" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAPROXY" "$PORT_ADMIN" "$PORT_OURS_RESUME" \
-    "$PORT_NGINX_RESUME" "$PORT_HAPROXY_RESUME"; do
+    "$PORT_NGINX_RESUME" "$PORT_HAPROXY_RESUME" \
+    $(has_target ours-base && echo "$PORT_BASE $PORT_BASE_RESUME $PORT_BASE_ADMIN"); do
   if ss -Hltn "sport = :$port" | grep -q .; then
     die "port $port on this machine is in use; set BASE_PORT to a free range"
   fi
@@ -185,7 +245,7 @@ cat "$PKI/server.pem" "$PKI/server.key" >"$PKI/server-bundle.pem"   # HAProxy wa
 # ---------------------------------------------------------------------------------------------------------------
 # Configurations: the same policy three ways (docs/BENCHMARKS.md lists the differences)
 # ---------------------------------------------------------------------------------------------------------------
-mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours" "$WORK/logs"
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/ours" "$WORK/ours-base" "$WORK/logs"
 
 # The backend: nginx's own fast path, one worker, plaintext keep-alive (TLS 1.3 with BACKEND_TLS=1), a 3-byte body.
 # Its own process tree, so its CPU is never counted as the nginx proxy's.
@@ -210,18 +270,20 @@ http {
 }
 EOF
 
-cat >"$WORK/ours/bench.yaml" <<EOF
+# Our configuration, for ours and for the baseline build alike: only the ports and the access log file differ.
+write_ours_config() { # target port resume-port admin-port
+  cat >"$WORK/$1/bench.yaml" <<EOF
 trustAnchors:
   bench-ca: { caBundle: $PKI/ca.pem }
 listeners:
   - name: bench
-    address: 127.0.0.1:$PORT_OURS
+    address: 127.0.0.1:$2
     tls:
       certificate: $PKI/server.pem
       privateKey: $PKI/server.key$([ "$OURS_GROUPS" = default ] || printf '\n      groups: %s' "$OURS_GROUPS")
   # The same, with session resumption on (stateless TLS 1.3 tickets): the "resume" scenario.
   - name: bench-resume
-    address: 127.0.0.1:$PORT_OURS_RESUME
+    address: 127.0.0.1:$3
     tls:
       certificate: $PKI/server.pem
       privateKey: $PKI/server.key$([ "$OURS_GROUPS" = default ] || printf '\n      groups: %s' "$OURS_GROUPS")
@@ -238,17 +300,22 @@ backends:
   origin:
     url: $BACKEND_SCHEME://127.0.0.1:$PORT_BACKEND$([ "$BACKEND_TLS" = 1 ] && printf '\n    tls:\n      serverCAs: [%s]' "$PKI/ca.pem")
 accessLog:
-  enabled: $([ "$ACCESS_LOG" = 1 ] && printf 'true\n  path: %s' "$WORK/logs/ours-access.log" || echo false)
+  enabled: $([ "$ACCESS_LOG" = 1 ] && printf 'true\n  path: %s' "$WORK/logs/$1-access.log" || echo false)
 EOF
-# The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
-# cannot collide with the benchmark's.
-printf 'admin:\n  address: 127.0.0.1:%s\n' "$PORT_ADMIN" >>"$WORK/ours/bench.yaml"
-printf 'workers:\n  cpuAffinity: %s\n' "$([ "$AFFINITY" = 1 ] && echo auto || echo none)" >>"$WORK/ours/bench.yaml"
-if [ -n "$OURS_YIELD_AFTER" ]; then
-  printf '  yieldAfter: %s\n' "$OURS_YIELD_AFTER" >>"$WORK/ours/bench.yaml"
-fi
-if [ -n "$OURS_TRANSPORT" ]; then
-  printf '  transport: %s\n' "$OURS_TRANSPORT" >>"$WORK/ours/bench.yaml"
+  # The admin listener (metrics, health) moves off its default port so that a proxy running elsewhere on this machine
+  # cannot collide with the benchmark's.
+  printf 'admin:\n  address: 127.0.0.1:%s\n' "$4" >>"$WORK/$1/bench.yaml"
+  printf 'workers:\n  cpuAffinity: %s\n' "$([ "$AFFINITY" = 1 ] && echo auto || echo none)" >>"$WORK/$1/bench.yaml"
+  if [ -n "$OURS_YIELD_AFTER" ]; then
+    printf '  yieldAfter: %s\n' "$OURS_YIELD_AFTER" >>"$WORK/$1/bench.yaml"
+  fi
+  if [ -n "$OURS_TRANSPORT" ]; then
+    printf '  transport: %s\n' "$OURS_TRANSPORT" >>"$WORK/$1/bench.yaml"
+  fi
+}
+write_ours_config ours "$PORT_OURS" "$PORT_OURS_RESUME" "$PORT_ADMIN"
+if has_target ours-base; then
+  write_ours_config ours-base "$PORT_BASE" "$PORT_BASE_RESUME" "$PORT_BASE_ADMIN"
 fi
 
 # nginx cannot read URI SANs (no \$ssl_client_san before njs), so it allows the allowed client by its exact subject DN.
@@ -372,6 +439,11 @@ nginx -t -q -e "$WORK/nginx/test.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.con
 haproxy -c -q -f "$WORK/haproxy/haproxy.cfg" || die "haproxy config invalid"
 java -jar "$WORK/mtls-proxy.jar" validate --config "$WORK/ours/bench.yaml" >/dev/null 2>"$WORK/ours/validate.log" \
   || die "our config: $(cat "$WORK/ours/validate.log")"
+if has_target ours-base; then
+  java -jar "$WORK/mtls-proxy-base.jar" validate --config "$WORK/ours-base/bench.yaml" >/dev/null \
+      2>"$WORK/ours-base/validate.log" \
+    || die "the baseline jar does not take the bench config (a setting it predates?): $(cat "$WORK/ours-base/validate.log")"
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # Servers
@@ -387,6 +459,8 @@ start_server() { # target
     haproxy) haproxy -db -f "$WORK/haproxy/haproxy.cfg" >>"$([ "$ACCESS_LOG" = 1 ] && echo "$WORK/logs/haproxy-access.log" || echo "$WORK/haproxy/out.log")" 2>&1 & ;;
     ours)    java "${PROXY_JVM[@]}" -jar "$WORK/mtls-proxy.jar" run --config "$WORK/ours/bench.yaml" \
                >>"$WORK/ours/out.log" 2>&1 & ;;
+    ours-base) java "${BASE_JVM[@]}" -jar "$WORK/mtls-proxy-base.jar" run --config "$WORK/ours-base/bench.yaml" \
+               >>"$WORK/ours-base/out.log" 2>&1 & ;;
   esac
   PID[$1]=$!
   STARTED+=("$!")
@@ -403,8 +477,8 @@ stop_server() { # target
   STARTED=("${kept[@]}")
 }
 
-port_of() { case $1 in backend) echo "$PORT_BACKEND" ;; ours) echo "$PORT_OURS" ;; nginx) echo "$PORT_NGINX" ;; haproxy) echo "$PORT_HAPROXY" ;; esac; }
-resume_port_of() { case $1 in ours) echo "$PORT_OURS_RESUME" ;; nginx) echo "$PORT_NGINX_RESUME" ;; haproxy) echo "$PORT_HAPROXY_RESUME" ;; esac; }
+port_of() { case $1 in backend) echo "$PORT_BACKEND" ;; ours) echo "$PORT_OURS" ;; ours-base) echo "$PORT_BASE" ;; nginx) echo "$PORT_NGINX" ;; haproxy) echo "$PORT_HAPROXY" ;; esac; }
+resume_port_of() { case $1 in ours) echo "$PORT_OURS_RESUME" ;; ours-base) echo "$PORT_BASE_RESUME" ;; nginx) echo "$PORT_NGINX_RESUME" ;; haproxy) echo "$PORT_HAPROXY_RESUME" ;; esac; }
 
 # HTTP status a client gets for a path; 000 when there is no HTTP response at all (refused handshake).
 status() { # target client path [port]
@@ -444,12 +518,14 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT_BACKEND") 2>/dev/nu
   || die "backend not serving"
 
 # Start-up: cold starts, process start to the first 200 for the allowed client (curl polling every ~10 ms, so the
-# resolution is some 10-20 ms). The last start of each server stays up for the load runs.
+# resolution is some 10-20 ms). Rounds in rotated order across the servers, as the load rounds are, so that no
+# server always starts first or right after the same other one. Then one more start of each stays up for the load.
 if [ "$STARTUP_ROUNDS" -gt 0 ]; then
   log "start-up time, $STARTUP_ROUNDS cold starts each"
 fi
-for target in "${TARGETS[@]}"; do
-  for round in $(seq 1 "$STARTUP_ROUNDS"); do
+for round in $(seq 1 "$STARTUP_ROUNDS"); do
+  for i in "${!TARGETS[@]}"; do
+    target=${TARGETS[(i + round - 1) % ${#TARGETS[@]}]}
     t0=$(date +%s%N)
     start_server "$target"
     ms=$(wait_ready "$target" "$t0")
@@ -457,11 +533,13 @@ for target in "${TARGETS[@]}"; do
     log "startup $target round $round: ${ms} ms"
     stop_server "$target"
   done
+done
+for target in "${TARGETS[@]}"; do
   start_server "$target"
   wait_ready "$target" "$(date +%s%N)" >/dev/null
 done
 
-# Behaviour check before any measurement: the same answers from all three, or the comparison is meaningless.
+# Behaviour check before any measurement: the same answers from all of them, or the comparison is meaningless.
 # nginx completes the handshake with a client whose certificate fails and answers 400 over HTTP (its documented
 # behaviour for ssl_verify_client on); ours and HAProxy abort the handshake, so there is no HTTP status (000).
 for target in "${TARGETS[@]}"; do
@@ -489,6 +567,9 @@ info haproxy "$(haproxy -v | head -1 | awk '{print $3}')"
 info openssl "$(openssl version) (used by nginx and HAProxy)"
 info java "$(java -version 2>&1 | head -1)"
 info mtls-proxy "jar built $(date -u -r "$PROXY_JAR" +%Y-%m-%dT%H:%MZ) in a tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- proxy-core proxy-config proxy-app 2>/dev/null || echo ' + uncommitted changes'), JVM flags: ${PROXY_JAVA_OPTS:-defaults}, key exchange groups: $OURS_GROUPS, class-data sharing: $([ "$CDS" = 1 ] && echo "archive trained by demo --check" || echo "JDK default only"), TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours/out.log" | head -1 || echo '?')"
+if has_target ours-base; then
+  info ours-base "the baseline build of mtls-proxy: jar $BASELINE_JAR, modified $(date -u -r "$WORK/mtls-proxy-base.jar" +%Y-%m-%dT%H:%MZ), sha256 $(sha256sum "$WORK/mtls-proxy-base.jar" | cut -c1-12)$(cmp -s "$WORK/mtls-proxy.jar" "$WORK/mtls-proxy-base.jar" && echo ' (the same bytes as ours: an A/A run)'), commit ${BASELINE_REV:-unknown (BASELINE_REV names it)}; the same config, JVM flags and class-data sharing as ours, TLS: $(grep -o -m1 'BoringSSL[^"]*' "$WORK/ours-base/out.log" | head -1 || echo '?')"
+fi
 flags=$(java "${PROXY_JVM[@]}" -XX:+PrintFlagsFinal -version 2>/dev/null)
 info ours-jvm "max heap $(awk '$2 == "MaxHeapSize" {printf "%d MiB", $4 / 1048576}' <<<"$flags"), $(awk '$4 == "true" && $2 ~ /^Use(G1|Parallel|Serial|Z|Shenandoah)GC$/ {print $2}' <<<"$flags")"
 info load-client "Netty 4.2.18 + $(java -jar "$LOADGEN_JAR" engine), $CLIENT_THREADS event loops, same machine"
@@ -521,7 +602,7 @@ for target in "${TARGETS[@]}"; do
   specs+=(--target "$target:$(port_of "$target"):$(pids_of "$target")")
   resume_ports+=("$target:$(resume_port_of "$target")")
   # A JVM compiles its hot paths under load: ours gets a longer warm-up than the C servers, which need none.
-  if [ "$target" = ours ]; then warm+=("$target:$SERVER_WARMUP"); else warm+=("$target:10"); fi
+  if [[ "$target" = ours* ]]; then warm+=("$target:$SERVER_WARMUP"); else warm+=("$target:10"); fi
 done
 scenarios=$(IFS=,; echo "${SCENARIOS[*]}")
 [ "$IDLE_CONNECTIONS" -gt 0 ] || { scenarios=${scenarios//idle/}; scenarios=${scenarios//,,/,}; scenarios=${scenarios%,}; }
@@ -551,9 +632,11 @@ mkdir -p "$ROOT/bench/results"
 stamp=$(date +%Y%m%d-%H%M%S)
 cp "$RESULTS" "$ROOT/bench/results/$stamp.txt"
 java -jar "$LOADGEN_JAR" report "$RESULTS" | tee "$ROOT/bench/results/$stamp.md"
-# Anything our proxy logged at WARN or above during the run is worth a look.
-if grep -E -q '(WARN|ERROR)' "$WORK/ours/out.log"; then
-  log "our proxy logged warnings or errors (first 20 kept in bench/results/$stamp-ours.log):"
-  grep -E '(WARN|ERROR)' "$WORK/ours/out.log" | head -20 | tee "$ROOT/bench/results/$stamp-ours.log" >&2
-fi
+# Anything a build of our proxy logged at WARN or above during the run is worth a look.
+for target in ours ours-base; do
+  if grep -E -q '(WARN|ERROR)' "$WORK/$target/out.log" 2>/dev/null; then
+    log "$target logged warnings or errors (first 20 kept in bench/results/$stamp-$target.log):"
+    grep -E '(WARN|ERROR)' "$WORK/$target/out.log" | head -20 | tee "$ROOT/bench/results/$stamp-$target.log" >&2
+  fi
+done
 log "saved bench/results/$stamp.md and the raw lines in bench/results/$stamp.txt"
