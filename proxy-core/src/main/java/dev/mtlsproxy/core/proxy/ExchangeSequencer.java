@@ -1,14 +1,15 @@
 package dev.mtlsproxy.core.proxy;
 
 import io.netty.channel.ChannelDuplexHandler;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayDeque;
 
@@ -23,7 +24,8 @@ import java.util.ArrayDeque;
  *
  * <p>Knowing whether a response is pending makes it the handler that drains a connection for shutdown
  * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
- * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would.
+ * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the
+ * close lingers so that dropping them cannot cost the client the response it was sent (see {@link #closeLingering}).
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
 
@@ -31,9 +33,15 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     private boolean responsePending;
     private boolean interimResponse;
     private boolean draining;
+    /** The last response of a draining connection is written: what the client still sends is read and dropped. */
+    private boolean lingering;
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (lingering) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
         if (!held.isEmpty() || (responsePending && msg instanceof HttpRequest)) {
             held.add(msg);
             return;
@@ -73,7 +81,13 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
         if (endsExchange && draining) {
             ChannelPromise written = promise.unvoid();
             ctx.write(msg, written);
-            written.addListener(ChannelFutureListener.CLOSE);
+            written.addListener(f -> {
+                if (f.isSuccess()) {
+                    closeLingering(ctx);
+                } else {
+                    ctx.close();
+                }
+            });
             responsePending = false;
             return;
         }
@@ -89,6 +103,43 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
                 ctx.executor().execute(() -> next(ctx));
             }
         }
+    }
+
+    /**
+     * Closes after the last response without losing any of it. A socket closed with unread bytes in it (requests the
+     * client pipelined, an upload behind them) makes the kernel send a reset, which discards whatever of the
+     * response is still in the send buffer: a slow reader would get it truncated. So when the client has pipelined
+     * (held requests: more of them may be unread), the write side closes first (close_notify, then FIN, both behind
+     * the response), and what the client still sends is read and dropped until it closes its side, as RFC 9112
+     * (section 9.6) advises and nginx's lingering close does. The listener's idle timeout and the drain deadline
+     * bound the wait. Without held requests, nothing is left unread (reads were not held back), and it closes now.
+     */
+    private void closeLingering(ChannelHandlerContext ctx) {
+        if (held.isEmpty() || !(ctx.channel() instanceof DuplexChannel channel) || !channel.isActive()) {
+            ctx.close();
+            return;
+        }
+        lingering = true;
+        releaseHeld();
+        SslHandler tls = ctx.pipeline().get(SslHandler.class);
+        // Shutting the output fails writes still queued, so it waits until close_notify is in the socket.
+        (tls == null ? ctx.newSucceededFuture() : tls.closeOutbound()).addListener(f -> {
+            if (f.isSuccess()) {
+                channel.shutdownOutput();
+            } else {
+                ctx.close();
+            }
+        });
+        ctx.read();
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (lingering) {
+            ctx.read(); // until the client closes: end of stream closes the channel
+            return;
+        }
+        ctx.fireChannelReadComplete();
     }
 
     private void next(ChannelHandlerContext ctx) {

@@ -7,10 +7,13 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -94,6 +97,61 @@ class GracefulDrainTest {
             assertThat(drained).isFalse();
             assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(5));
             assertThat(busy.closedWithin(2_000)).isTrue();
+        }
+    }
+
+    @Test
+    void aResponseInFlightReachesASlowReaderWholeWhenPipelinedBytesAreLeftUnread() throws Exception {
+        long total = 8L << 20;
+        MtlsClient client = connect();
+        try {
+            client.send("GET /download?bytes=" + total + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            // A pipelined upload behind it: held by the proxy, and most of it still unread in the socket when the
+            // drain closes the connection after the download.
+            Thread uploader = new Thread(() -> {
+                try {
+                    client.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + (64 << 20)
+                            + "\r\n\r\n");
+                    byte[] chunk = new byte[64 * 1024];
+                    for (int i = 0; i < 1024; i++) {
+                        client.output().write(chunk);
+                    }
+                } catch (IOException expected) {
+                    // the proxy closes the connection without reading the upload
+                }
+            }, "pipelining-uploader");
+            uploader.setDaemon(true);
+            uploader.start();
+            proxy.server().stopAccepting();
+            CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return proxy.server().drain(Duration.ofSeconds(20));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            });
+
+            // A reader slower than the proxy: when the last part is handed to the socket, some of the response is
+            // still in the proxy's send buffer.
+            long received = client.readResponseDiscardingBody(new OutputStream() {
+                @Override
+                public void write(int b) {
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) {
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+                }
+            });
+
+            assertThat(received).as("the whole download").isEqualTo(total);
+            assertThat(client.closedWithin(5_000)).as("then the proxy's side closes").isTrue();
+            client.close();
+            assertThat(drained.get(20, TimeUnit.SECONDS)).as("closed once the client closed").isTrue();
+        } finally {
+            client.close();
         }
     }
 }
