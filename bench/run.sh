@@ -607,7 +607,15 @@ done
 scenarios=$(IFS=,; echo "${SCENARIOS[*]}")
 [ "$IDLE_CONNECTIONS" -gt 0 ] || { scenarios=${scenarios//idle/}; scenarios=${scenarios//,,/,}; scenarios=${scenarios%,}; }
 log "load: warm-up ($(IFS=,; echo "${warm[*]}") seconds), then $scenarios; $ROUNDS rounds of ${SECONDS_PER_RUN}s windows"
-timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
+mkdir -p "$ROOT/bench/results"
+stamp=$(date +%Y%m%d-%H%M%S)
+# A guard against a hung load client, scaled to the run: twice what the warm-ups and windows add up to (a fixed
+# 20 minutes cut a four-server run with ROUNDS=4 short in its last scenario).
+warm_total=0
+for w in "${warm[@]}"; do warm_total=$((warm_total + ${w##*:})); done
+n_scenarios=$(tr ',' '\n' <<<"$scenarios" | grep -c .)
+load_timeout=$((600 + 2 * (warm_total + ROUNDS * ${#TARGETS[@]} * n_scenarios * (SECONDS_PER_RUN + WARMUP + 5))))
+timeout "$load_timeout" java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
     --backend "backend:$PORT_BACKEND:$(pids_of backend)" \
     --ca "$PKI/ca.pem" --cert "$PKI/allowed.pem" --key "$PKI/allowed.key" \
     --untrusted-cert "$PKI/untrusted.pem" --untrusted-key "$PKI/untrusted.key" \
@@ -620,7 +628,9 @@ timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
       echo "$line" >>"$RESULTS"
       log "$(tr ' ' '\n' <<<"$line" | grep -E '^(warmup|result|scenario|target|round|rate|p50_us|p99_us|cpu_us_per_op|non200|errors|accepted|opened|pss_after_kib|pss_kib_per_conn)(=|$)' | paste -sd' ' -)"
     done \
-  || die "the load client failed; its log: $(tail -5 "$WORK/loadgen.log")"
+  || { cp "$WORK/loadgen.log" "$ROOT/bench/results/$stamp-loadgen.log" 2>/dev/null
+       cp "$RESULTS" "$ROOT/bench/results/$stamp-partial.txt" 2>/dev/null # rounds that finished still count
+       die "the load client failed (a timeout of ${load_timeout}s ends it with 124); log kept in bench/results/$stamp-loadgen.log, first error: $(grep -m1 -E 'Exception|Error' "$WORK/loadgen.log")"; }
 
 # ---------------------------------------------------------------------------------------------------------------
 # Report
@@ -628,8 +638,6 @@ timeout 1200 java "${LOADGEN_JVM[@]}" -jar "$LOADGEN_JAR" "${specs[@]}" \
 for target in "${TARGETS[@]}"; do
   kill -0 "${PID[$target]}" 2>/dev/null || die "$target died during the run; log: $(tail -20 "$WORK/$target/out.log")"
 done
-mkdir -p "$ROOT/bench/results"
-stamp=$(date +%Y%m%d-%H%M%S)
 cp "$RESULTS" "$ROOT/bench/results/$stamp.txt"
 java -jar "$LOADGEN_JAR" report "$RESULTS" | tee "$ROOT/bench/results/$stamp.md"
 # Anything a build of our proxy logged at WARN or above during the run is worth a look.
