@@ -80,6 +80,8 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
     private final AtomicLong dropped = new AtomicLong();
     /** Confined to the writer thread. */
     private final TimestampText timestamps = new TimestampText();
+    /** Entries of the current batch handed to the buffer so far; writer thread only. */
+    private int encoded;
     private volatile boolean closed;
 
     public AsyncJsonAccessLog(OutputStream out, int capacity) {
@@ -121,7 +123,7 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         }
     }
 
-    /** Entries lost because the queue was full. */
+    /** Entries lost: the queue was full, or the output failed while they were being written. */
     public long dropped() {
         return dropped.get();
     }
@@ -148,7 +150,13 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
                     }
                 }
                 if (!batch.isEmpty()) {
-                    write(batch);
+                    try {
+                        write(batch);
+                    } catch (IOException e) {
+                        // The entries that never reached the buffer are lost: counted, as a full queue's are.
+                        dropped.addAndGet(batch.size() - encoded);
+                        throw e;
+                    }
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -210,8 +218,9 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         }
     }
 
-    /** One JSON object and a newline per entry, into the buffer. */
+    /** One JSON object and a newline per entry, into the buffer; {@link #encoded} counts them as they go. */
     private void write(List<AccessLogEntry> batch) throws IOException {
+        encoded = 0;
         try (JsonGenerator g = JSON.createGenerator(out, JsonEncoding.UTF8)) {
             for (AccessLogEntry e : batch) {
                 g.writeStartObject();
@@ -237,6 +246,8 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
                 field(g, TLS_GROUP, e.tlsGroup());
                 g.writeEndObject();
                 g.writeRaw('\n');
+                g.flush(); // into the buffer (FLUSH_PASSED_TO_STREAM is off): the entry has left the generator
+                encoded++;
             }
         }
     }

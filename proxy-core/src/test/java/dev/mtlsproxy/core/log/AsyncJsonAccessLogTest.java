@@ -134,6 +134,43 @@ class AsyncJsonAccessLogTest {
     }
 
     @Test
+    void entriesLostToAFailingOutputAreCountedAsDroppedAndTheRestArriveWhole() throws Exception {
+        AtomicInteger attempts = new AtomicInteger();
+        AtomicBoolean full = new AtomicBoolean(true);
+        ByteArrayOutputStream written = new ByteArrayOutputStream();
+        OutputStream disk = new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public synchronized void write(byte[] b, int off, int len) throws IOException {
+                attempts.incrementAndGet();
+                if (full.get()) {
+                    throw new IOException("No space left on device");
+                }
+                written.write(b, off, len);
+            }
+        };
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(disk, 4096);
+        for (int i = 0; i < 1000; i++) {
+            log.log(entry("/burst/" + i, 200)); // several buffers' worth: the disk fails in the middle of a batch
+        }
+        await().atMost(Duration.ofSeconds(2)).until(() -> attempts.get() > 0);
+        Thread.sleep(1500); // past the writer's retry pause: its next batch, larger than the buffer, meets the full disk
+        full.set(false);
+        log.close();
+
+        List<String> lines = written.toString(StandardCharsets.UTF_8).lines().toList();
+        for (String line : lines) {
+            assertThat(new ObjectMapper().readTree(line).get("path").asText()).startsWith("/burst/");
+        }
+        assertThat(log.dropped()).as("the rest of the batch that met the full disk").isPositive();
+        assertThat(lines.size() + log.dropped()).isEqualTo(1000);
+    }
+
+    @Test
     void aFailingOutputIsRetriedAfterAPauseNotInALoopAndWhatWasBufferedArrivesOnceItRecovers() throws Exception {
         AtomicInteger attempts = new AtomicInteger();
         AtomicBoolean full = new AtomicBoolean(true);
