@@ -17,6 +17,7 @@ import java.net.InetSocketAddress;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,7 +64,8 @@ public final class Endpoint {
         }
         this.tlsHost = serverName != null ? serverName : bare;
         this.ssl = https ? ssl : null;
-        this.connectTimeoutMillis = (int) Math.min(Integer.MAX_VALUE, connectTimeout.toMillis());
+        // At least 1: Netty reads 0 as no timeout at all, which is what 500us rounded down would have become.
+        this.connectTimeoutMillis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, connectTimeout.toMillis()));
         this.coolDownNanos = coolDown.toNanos();
         this.idleTimeout = idleTimeout;
         this.pool = new BackendPool(maxIdle);
@@ -135,6 +137,7 @@ public final class Endpoint {
      */
     public Future<Channel> connect(EventLoop loop, Class<? extends Channel> channelType, ChannelHandler tail) {
         Promise<Channel> ready = loop.newPromise();
+        long started = System.nanoTime();
         ChannelFuture connect = new Bootstrap()
                 .group(loop)
                 .channel(channelType)
@@ -168,6 +171,10 @@ public final class Endpoint {
                 ready.trySuccess(channel);
                 return;
             }
+            // connectTimeout bounds TCP and TLS together: the handshake, which starts when the channel becomes
+            // active (right after this listener), gets what the TCP connect left of it.
+            long left = connectTimeoutMillis - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+            tls.setHandshakeTimeoutMillis(Math.max(1, left));
             tls.handshakeFuture().addListener(h -> {
                 if (h.isSuccess()) {
                     ready.trySuccess(channel);

@@ -113,6 +113,8 @@ class BackendTlsTest {
                 .backend("plain", tls(plain.url().replace("http:", "https:"), trustRoot))
                 .backend("silent", tls("https://127.0.0.1:" + silent.getLocalPort(), trustRoot)
                         .withTimeouts(Duration.ofMillis(300), null, null))
+                .backend("silent-sub-ms", tls("https://127.0.0.1:" + silent.getLocalPort(), trustRoot)
+                        .withTimeouts(Duration.ofNanos(500_000), null, null))
                 .backend("cn-only", tls(cnOnly.url(), trustRoot.withServerName("localhost")))
                 .backend("ip-san", tls(cnOnly.url(), trustRoot))
                 .backend("wildcard", tls(wildcard.url(), trustRoot.withServerName("orders.backend.test")))
@@ -135,6 +137,7 @@ class BackendTlsTest {
                 .route("expired", "/expired", "expired", "orders")
                 .route("plain", "/plain", "plain", "orders")
                 .route("silent", "/silent", "silent", "orders")
+                .route("silent-sub-ms", "/sub-ms", "silent-sub-ms", "orders")
                 .route("cn-only", "/cn-only", "cn-only", "orders")
                 .route("ip-san", "/ip-san", "ip-san", "orders")
                 .route("wildcard", "/wildcard", "wildcard", "orders")
@@ -302,6 +305,15 @@ class BackendTlsTest {
         assertThat(get("/plain").status()).isEqualTo(502);
 
         assertThat(log.await("backend=plain", "status=502")).contains("cause=\"backend does not speak TLS\"");
+    }
+
+    @Test
+    void aConnectTimeoutBelowAMillisecondIsStillATimeout() throws Exception {
+        // 500us in whole milliseconds is 0, which Netty takes for no timeout at all: the request would hang.
+        assertThat(get("/sub-ms").status()).isEqualTo(502);
+
+        assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "silent-sub-ms", "reason", "timeout"))
+                .isEqualTo(1);
     }
 
     @Test
