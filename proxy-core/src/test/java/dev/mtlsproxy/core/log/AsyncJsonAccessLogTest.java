@@ -135,34 +135,18 @@ class AsyncJsonAccessLogTest {
 
     @Test
     void entriesLostToAFailingOutputAreCountedAsDroppedAndTheRestArriveWhole() throws Exception {
-        AtomicInteger attempts = new AtomicInteger();
-        AtomicBoolean full = new AtomicBoolean(true);
-        ByteArrayOutputStream written = new ByteArrayOutputStream();
-        OutputStream disk = new OutputStream() {
-            @Override
-            public void write(int b) throws IOException {
-                write(new byte[] {(byte) b}, 0, 1);
-            }
-
-            @Override
-            public synchronized void write(byte[] b, int off, int len) throws IOException {
-                attempts.incrementAndGet();
-                if (full.get()) {
-                    throw new IOException("No space left on device");
-                }
-                written.write(b, off, len);
-            }
-        };
+        FullDisk disk = new FullDisk();
         AsyncJsonAccessLog log = new AsyncJsonAccessLog(disk, 4096);
         for (int i = 0; i < 1000; i++) {
             log.log(entry("/burst/" + i, 200)); // several buffers' worth: the disk fails in the middle of a batch
         }
-        await().atMost(Duration.ofSeconds(2)).until(() -> attempts.get() > 0);
-        Thread.sleep(1500); // past the writer's retry pause: its next batch, larger than the buffer, meets the full disk
-        full.set(false);
+        await().atMost(Duration.ofSeconds(2)).until(() -> disk.attempts.get() > 0);
+        // Past the writer's retry pause: its next batch, larger than the buffer, meets the full disk.
+        Thread.sleep(1500);
+        disk.full.set(false);
         log.close();
 
-        List<String> lines = written.toString(StandardCharsets.UTF_8).lines().toList();
+        List<String> lines = disk.written.toString(StandardCharsets.UTF_8).lines().toList();
         for (String line : lines) {
             assertThat(new ObjectMapper().readTree(line).get("path").asText()).startsWith("/burst/");
         }
@@ -172,37 +156,21 @@ class AsyncJsonAccessLogTest {
 
     @Test
     void aFailingOutputIsRetriedAfterAPauseNotInALoopAndWhatWasBufferedArrivesOnceItRecovers() throws Exception {
-        AtomicInteger attempts = new AtomicInteger();
-        AtomicBoolean full = new AtomicBoolean(true);
-        ByteArrayOutputStream written = new ByteArrayOutputStream();
-        OutputStream disk = new OutputStream() {
-            @Override
-            public void write(int b) throws IOException {
-                write(new byte[] {(byte) b}, 0, 1);
-            }
-
-            @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-                attempts.incrementAndGet();
-                if (full.get()) {
-                    throw new IOException("No space left on device");
-                }
-                written.write(b, off, len);
-            }
-        };
+        FullDisk disk = new FullDisk();
         AsyncJsonAccessLog log = new AsyncJsonAccessLog(disk, 16);
         try {
             log.log(entry("/while-full", 200));
-            await().atMost(Duration.ofSeconds(2)).until(() -> attempts.get() > 0);
+            await().atMost(Duration.ofSeconds(2)).until(() -> disk.attempts.get() > 0);
             Thread.sleep(500);
 
-            assertThat(attempts.get()).as("write attempts in the half second after the first failure").isLessThan(3);
+            assertThat(disk.attempts.get()).as("write attempts in the half second after the first failure")
+                    .isLessThan(3);
 
-            full.set(false);
+            disk.full.set(false);
             log.log(entry("/after", 200));
-            await().atMost(Duration.ofSeconds(5)).until(() -> written.toString(StandardCharsets.UTF_8)
+            await().atMost(Duration.ofSeconds(5)).until(() -> disk.written.toString(StandardCharsets.UTF_8)
                     .contains("/after"));
-            assertThat(written.toString(StandardCharsets.UTF_8)).contains("\"path\":\"/while-full\"");
+            assertThat(disk.written.toString(StandardCharsets.UTF_8)).contains("\"path\":\"/while-full\"");
         } finally {
             log.close();
         }
@@ -234,5 +202,26 @@ class AsyncJsonAccessLogTest {
         assertThat(elapsedMillis).as("1000 log calls against a stuck output").isLessThan(1000);
         release.countDown();
         log.close();
+    }
+
+    /** An output that fails as a full disk does until {@link #full} is cleared, then keeps what it is given. */
+    static final class FullDisk extends OutputStream {
+        final AtomicInteger attempts = new AtomicInteger();
+        final AtomicBoolean full = new AtomicBoolean(true);
+        final ByteArrayOutputStream written = new ByteArrayOutputStream();
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public synchronized void write(byte[] b, int off, int len) throws IOException {
+            attempts.incrementAndGet();
+            if (full.get()) {
+                throw new IOException("No space left on device");
+            }
+            written.write(b, off, len);
+        }
     }
 }
