@@ -41,6 +41,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import javax.net.ssl.SSLException;
@@ -79,6 +80,7 @@ public final class ProxyServer implements AutoCloseable {
     private final AccessLog accessLog;
     private final ProxyMetrics metrics;
     private final Clock clock;
+    private final AtomicBoolean closed = new AtomicBoolean();
     /** Reloads are serialised; the event loops never take this lock. */
     private final Object reloadLock = new Object();
     private volatile boolean draining;
@@ -409,6 +411,11 @@ public final class ProxyServer implements AutoCloseable {
     /** Stops accepting, closes client connections, pooled backend connections and the event loops. */
     @Override
     public void close() {
+        // As Closeable asks: a second close (a shutdown hook after a drain, a test's cleanup) changes nothing,
+        // where it used to fail on event loops already shut down.
+        if (closed.getAndSet(true)) {
+            return;
+        }
         stopAccepting();
         for (ChannelGroup channels : connections.values()) {
             channels.close().awaitUninterruptibly(5, TimeUnit.SECONDS);

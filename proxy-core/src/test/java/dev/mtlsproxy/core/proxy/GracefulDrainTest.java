@@ -85,6 +85,13 @@ class GracefulDrainTest {
     }
 
     @Test
+    void closingTwiceIsHarmless() {
+        proxy.server().close();
+
+        proxy.server().close(); // and @AfterEach closes once more
+    }
+
+    @Test
     void requestsStillInFlightAtTheDeadlineAreCut() throws Exception {
         try (MtlsClient busy = connect()) {
             busy.send("GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n");
