@@ -128,6 +128,19 @@ class KubernetesManifestsTest {
     }
 
     @Test
+    void readinessOutlastsOneSlowAnswerAndStillTurnsWithinThePreStopPause() {
+        JsonNode readiness = container.at("/readinessProbe");
+        int failureThreshold = readiness.path("failureThreshold").asInt(3); // Kubernetes' defaults
+        int periodSeconds = readiness.path("periodSeconds").asInt(10);
+        List<String> preStop = texts(container.at("/lifecycle/preStop/exec/command"));
+
+        assertThat(failureThreshold).as("one slow /readyz must not take the pod out").isGreaterThanOrEqualTo(2);
+        assertThat(preStop.get(0)).isEqualTo("sleep");
+        assertThat(periodSeconds * failureThreshold).as("unready before the drain stops accepting")
+                .isLessThanOrEqualTo(Integer.parseInt(preStop.get(1)));
+    }
+
+    @Test
     void probesServiceAndScrapingUseTheNamedPorts() {
         assertThat(container.at("/readinessProbe/httpGet/path").asText()).isEqualTo("/readyz");
         assertThat(container.at("/livenessProbe/httpGet/path").asText()).isEqualTo("/healthz");
