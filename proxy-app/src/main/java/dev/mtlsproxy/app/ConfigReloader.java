@@ -115,7 +115,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             t.setDaemon(true);
             return t;
         });
-        this.lastHashes = new LinkedHashMap<>(loaded.byFile());
+        this.lastHashes = loaded.byFile();
         this.snapshot = new AdminEndpoints.ConfigSnapshot(server.config(), server.generation(),
                 lastHashes.get(this.configFile));
     }
@@ -246,9 +246,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
         }
-        Set<Path> files = files(config);
-        Map<Path, String> hashes = hashes(files);
-        hashes.put(configFile, configHash);
+        // Before the server reads the files, as at start-up.
+        Map<Path, String> hashes = Fingerprint.of(configFile, configHash, config).byFile();
         long generation;
         try {
             generation = server.reload(config);

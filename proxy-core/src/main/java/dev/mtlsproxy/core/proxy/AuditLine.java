@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.policy.Policy;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import java.io.IOException;
 import java.io.StringWriter;
@@ -19,8 +20,12 @@ final class AuditLine {
     private AuditLine() {
     }
 
-    static String json(String listener, String remote, PeerIdentity peer, String identity, String method,
+    /**
+     * @param policy names the client when no rule did: the first configured identity it is
+     */
+    static String json(String listener, String remote, PeerIdentity peer, Policy policy, String method,
             String path, PolicyDecision decision) {
+        String identity = decision.identity() != null ? decision.identity() : policy.identify(peer);
         StringWriter out = new StringWriter(384);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();

@@ -90,10 +90,8 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         countDecision(decision);
         if (decision.outcome() == PolicyDecision.Outcome.DENY) {
             // Deny and dry-run deny alike leave an audit line: the point of dry-run is to see what would break.
-            // The identity a rule named when it decided; otherwise the first configured one the client is.
-            String identity = decision.identity() != null ? decision.identity() : rt.policy().identify(exchange.peer());
             audit.info("{}", AuditLine.json(listener, String.valueOf(ctx.channel().remoteAddress()), exchange.peer(),
-                    identity, policyRequest.method(), target.path(), decision));
+                    rt.policy(), policyRequest.method(), target.path(), decision));
         }
         if (decision.forwards()) {
             allow(ctx, request, exchange, target);

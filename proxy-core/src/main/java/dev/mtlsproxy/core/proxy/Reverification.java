@@ -62,8 +62,7 @@ final class Reverification {
         if (decision.forwards()) {
             return decision;
         }
-        String identity = decision.identity() != null ? decision.identity() : runtime.policy().identify(peer);
-        audit.info("{}", AuditLine.json(listener, String.valueOf(channel.remoteAddress()), peer, identity,
+        audit.info("{}", AuditLine.json(listener, String.valueOf(channel.remoteAddress()), peer, runtime.policy(),
                 tunnelled.method(), tunnelled.path(), decision));
         log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{} {}: {}\" cause={}",
                 listener, channel.remoteAddress(), decision.label(), tunnelled.method(), tunnelled.path(),
