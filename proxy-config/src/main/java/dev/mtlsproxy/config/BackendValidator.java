@@ -17,6 +17,7 @@ final class BackendValidator {
     static final String URL_EXPECTED = "http://host:port or https://host:port";
     static final String SERVER_NAME_EXPECTED = "a DNS name like orders.internal.example.com";
     static final String HEALTH_PATH_EXPECTED = "a path starting with /, like /healthz";
+    static final String THRESHOLD_EXPECTED = "1 or more consecutive checks";
 
     private final Problems problems;
     private final ListenerValidator files;
@@ -185,5 +186,14 @@ final class BackendValidator {
         }
         problems.positive(path + ".interval", check.interval());
         problems.positive(path + ".timeout", check.timeout());
+        threshold(path + ".healthyThreshold", check.healthyThreshold());
+        threshold(path + ".unhealthyThreshold", check.unhealthyThreshold());
+    }
+
+    private void threshold(String path, int checks) {
+        // 0 would mean a state change without any check: an endpoint that could never stay in (or out of) rotation.
+        if (checks < 1) {
+            problems.add(path, checks + " (expected: " + THRESHOLD_EXPECTED + ")");
+        }
     }
 }

@@ -4,20 +4,43 @@ import java.time.Duration;
 
 /**
  * An active HTTP health check: every {@code interval}, each endpoint of the backend gets {@code GET path} on a new
- * connection (with the backend's TLS settings); a 2xx answer within {@code timeout} keeps it in rotation, anything
- * else takes it out until a later check passes.
+ * connection (with the backend's TLS settings); a 2xx answer within {@code timeout} passes, anything else fails. An
+ * endpoint leaves rotation after {@code unhealthyThreshold} consecutive failures and comes back after
+ * {@code healthyThreshold} consecutive passes (HAProxy's {@code fall} and {@code rise}), so one lost check does not
+ * take it out and one lucky answer does not put it back.
  *
- * @param path     request path, e.g. {@code /healthz}
- * @param interval time between checks of one endpoint
- * @param timeout  connect, TLS and response headers together
+ * <p>The defaults are HAProxy's ({@code rise 2}, {@code fall 3}); Envoy has none and makes every user choose. With
+ * the default interval an endpoint that answers but fails is out within about three intervals, the same as a
+ * Kubernetes readiness probe at its defaults (10s period, 3 failures); one that refuses connections is out at its
+ * first refused request anyway, through passive health ({@code coolDown}).
+ *
+ * @param path               request path, e.g. {@code /healthz}
+ * @param interval           time between checks of one endpoint
+ * @param timeout            connect, TLS and response headers together
+ * @param healthyThreshold   consecutive passes that bring an endpoint out of rotation back in
+ * @param unhealthyThreshold consecutive failures that take an endpoint in rotation out
  */
-public record HealthCheckConfig(String path, Duration interval, Duration timeout) {
+public record HealthCheckConfig(String path, Duration interval, Duration timeout, Integer healthyThreshold,
+        Integer unhealthyThreshold) {
 
     public static final Duration DEFAULT_INTERVAL = Duration.ofSeconds(10);
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(2);
+    public static final int DEFAULT_HEALTHY_THRESHOLD = 2;
+    public static final int DEFAULT_UNHEALTHY_THRESHOLD = 3;
 
     public HealthCheckConfig {
         interval = interval == null ? DEFAULT_INTERVAL : interval;
         timeout = timeout == null ? DEFAULT_TIMEOUT : timeout;
+        healthyThreshold = healthyThreshold == null ? DEFAULT_HEALTHY_THRESHOLD : healthyThreshold;
+        unhealthyThreshold = unhealthyThreshold == null ? DEFAULT_UNHEALTHY_THRESHOLD : unhealthyThreshold;
+    }
+
+    /** A check with the default thresholds. */
+    public HealthCheckConfig(String path, Duration interval, Duration timeout) {
+        this(path, interval, timeout, null, null);
+    }
+
+    public HealthCheckConfig withThresholds(int healthy, int unhealthy) {
+        return new HealthCheckConfig(path, interval, timeout, healthy, unhealthy);
     }
 }

@@ -605,6 +605,49 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void healthCheckThresholdsDefaultToHaproxysRiseTwoFallThree() throws Exception {
+            ProxyConfig config = fixture.load(orders("url: http://127.0.0.1:9000\nhealthCheck: { path: /healthz }\n"));
+
+            HealthCheckConfig check = config.backends().get("orders").healthCheck();
+            assertThat(check.healthyThreshold()).isEqualTo(2);
+            assertThat(check.unhealthyThreshold()).isEqualTo(3);
+            assertThat(check.interval()).isEqualTo(Duration.ofSeconds(10));
+            assertThat(check.timeout()).isEqualTo(Duration.ofSeconds(2));
+        }
+
+        @Test
+        void healthCheckThresholdsAreRead() throws Exception {
+            ProxyConfig config = fixture.load(orders("""
+                    url: http://127.0.0.1:9000
+                    healthCheck: { path: /healthz, healthyThreshold: 1, unhealthyThreshold: 5 }
+                    """));
+
+            assertThat(config.backends().get("orders").healthCheck()).isEqualTo(
+                    new HealthCheckConfig("/healthz", null, null, 1, 5));
+        }
+
+        @Test
+        void healthCheckThresholdsAreOneOrMore() {
+            assertThat(fixture.problems(orders("""
+                    url: http://127.0.0.1:9000
+                    healthCheck: { path: /healthz, healthyThreshold: 0, unhealthyThreshold: -2 }
+                    """))).containsExactly(
+                    "backends.orders.healthCheck.healthyThreshold: 0 (expected: 1 or more consecutive checks)",
+                    "backends.orders.healthCheck.unhealthyThreshold: -2 (expected: 1 or more consecutive checks)");
+        }
+
+        @Test
+        void haproxysFallIsSpelledUnhealthyThresholdAndCountsWholeChecks() {
+            assertThat(fixture.problems(orders("""
+                    url: http://127.0.0.1:9000
+                    healthCheck: { path: /healthz, fall: 3, unhealthyThreshold: three }
+                    """))).containsExactly(
+                    "backends.orders.healthCheck.fall: unknown key (expected: one of healthyThreshold, interval, path,"
+                            + " timeout, unhealthyThreshold)",
+                    "backends.orders.healthCheck.unhealthyThreshold: \"three\" (expected: an integer)");
+        }
+
+        @Test
         void timeoutsArePositiveAndPoolsNotNegative() {
             String yaml = fixture.with("connectTimeout: 1s", "connectTimeout: 0ms")
                     .replace("responseTimeout: 10s", "responseTimeout: 0s\n    bodyIdleTimeout: 0s\n    coolDown: 0s")

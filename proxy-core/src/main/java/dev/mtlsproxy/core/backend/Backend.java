@@ -68,9 +68,24 @@ public final class Backend {
         List<Endpoint> endpoints = new ArrayList<>();
         for (URI url : config.endpointUrls()) {
             endpoints.add(new Endpoint(name, url, tls == null ? null : tls.context(), serverName,
-                    config.connectTimeout(), config.coolDown(), config.maxIdleConnections(), config.idleTimeout()));
+                    config.connectTimeout(), config.coolDown(), config.maxIdleConnections(), config.idleTimeout(),
+                    config.healthCheck(), previous == null ? null : previous.endpointAt(url)));
         }
         return new Backend(name, config, tls, endpoints);
+    }
+
+    /** This backend's endpoint for {@code url} (same scheme, host and port), or null. */
+    private Endpoint endpointAt(URI url) {
+        List<URI> urls = config.endpointUrls();
+        for (int i = 0; i < urls.size(); i++) {
+            URI candidate = urls.get(i);
+            if (candidate.getScheme().equalsIgnoreCase(url.getScheme())
+                    && candidate.getHost().equalsIgnoreCase(url.getHost())
+                    && Endpoint.port(candidate) == Endpoint.port(url)) {
+                return endpoints.get(i);
+            }
+        }
+        return null;
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.backend;
 
+import dev.mtlsproxy.config.HealthCheckConfig;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -26,9 +27,10 @@ import org.slf4j.LoggerFactory;
  * address is resolved then, never on an event loop.
  *
  * <p>Health is two independent verdicts, both thread-safe: passive (a failed connection attempt takes the endpoint
- * out for the backend's {@code coolDown}) and active (the last health check, when one is configured). The endpoint
- * gets requests while both say healthy, or, when every endpoint of its backend is cooling down, while the active
- * check does (see {@link Backend#pick}).
+ * out for the backend's {@code coolDown}) and active (the health check's verdict, when one is configured, which
+ * changes only after the configured number of consecutive results: see {@link ActiveHealth}). The endpoint gets
+ * requests while both say healthy, or, when every endpoint of its backend is cooling down, while the active check
+ * does (see {@link Backend#pick}).
  */
 public final class Endpoint {
 
@@ -46,12 +48,13 @@ public final class Endpoint {
     private final BackendPool pool;
     /** System.nanoTime() until which the endpoint cools down after a failed connection; 0 when it does not. */
     private volatile long coolingUntil;
-    private volatile boolean activelyHealthy = true;
+    /** The active health check's verdict; null when the backend has no health check. */
+    private final ActiveHealth active;
 
     Endpoint(String backend, URI url, SslContext ssl, String serverName, Duration connectTimeout, Duration coolDown,
-            int maxIdle, Duration idleTimeout) {
+            int maxIdle, Duration idleTimeout, HealthCheckConfig check, Endpoint previous) {
         boolean https = "https".equalsIgnoreCase(url.getScheme());
-        int port = url.getPort() >= 0 ? url.getPort() : https ? 443 : 80;
+        int port = port(url);
         String host = url.getHost();
         this.backend = backend;
         this.display = host.toLowerCase(Locale.ROOT) + ":" + port;
@@ -69,6 +72,26 @@ public final class Endpoint {
         this.coolDownNanos = coolDown.toNanos();
         this.idleTimeout = idleTimeout;
         this.pool = new BackendPool(maxIdle);
+        this.active = check == null ? null : activeHealth(check, previous);
+    }
+
+    /**
+     * A new endpoint starts in rotation, its first check deciding (see {@link ActiveHealth}). The same endpoint in a
+     * rebuilt backend (a reload that changed the backend's settings) keeps the verdict it had, so a reload never puts
+     * an endpoint that is out back into rotation; unless its name now resolves to another address, which is another
+     * server, not yet checked.
+     *
+     * @param previous the endpoint at the same URL in the backend this one replaces, or null
+     */
+    private ActiveHealth activeHealth(HealthCheckConfig check, Endpoint previous) {
+        if (previous == null || previous.active == null || !previous.address.equals(address)) {
+            return ActiveHealth.initial(check.healthyThreshold(), check.unhealthyThreshold());
+        }
+        return ActiveHealth.carriedOver(previous.active, check.healthyThreshold(), check.unhealthyThreshold());
+    }
+
+    static int port(URI url) {
+        return url.getPort() >= 0 ? url.getPort() : "https".equalsIgnoreCase(url.getScheme()) ? 443 : 80;
     }
 
     /** The URL's host without the brackets of an IPv6 literal: what to resolve. */
@@ -102,12 +125,12 @@ public final class Endpoint {
 
     public boolean isHealthy() {
         long until = coolingUntil;
-        return activelyHealthy && (until == 0 || System.nanoTime() - until >= 0);
+        return isActivelyHealthy() && (until == 0 || System.nanoTime() - until >= 0);
     }
 
     /** The active health check's verdict alone (true when none is configured). */
     boolean isActivelyHealthy() {
-        return activelyHealthy;
+        return active == null || active.isHealthy();
     }
 
     /** Passive health: a connection attempt (TCP or TLS) failed; no requests for the cool-down. */
@@ -116,15 +139,26 @@ public final class Endpoint {
         coolingUntil = until == 0 ? 1 : until;
     }
 
-    /** Active health: the verdict of a health check. Logs transitions only. */
-    void checked(boolean healthy, String cause) {
-        boolean was = activelyHealthy;
-        activelyHealthy = healthy;
-        if (was && !healthy) {
-            log.warn("event=backend_health backend={} endpoint={} healthy=false cause=\"{}\"", backend, display,
-                    cause);
-        } else if (!was && healthy) {
-            log.info("event=backend_health backend={} endpoint={} healthy=true", backend, display);
+    /**
+     * Active health: the result of one health check (only ever called by the backend's health checker, on its one
+     * event loop). {@code event=backend_health} is logged when the verdict changes, and only then, as before there
+     * were thresholds: the endpoint left or rejoined rotation. A result that counts towards a change without making
+     * it is logged at debug level.
+     */
+    void checked(boolean passed, String cause) {
+        if (!active.record(passed)) {
+            if (passed != active.isHealthy()) {
+                log.debug("event=backend_health_check backend={} endpoint={} passed={} checks={} threshold={}"
+                        + " cause=\"{}\"", backend, display, passed, active.streak(), active.threshold(), cause);
+            }
+            return;
+        }
+        if (passed) {
+            log.info("event=backend_health backend={} endpoint={} healthy=true checks={}", backend, display,
+                    active.streak());
+        } else {
+            log.warn("event=backend_health backend={} endpoint={} healthy=false checks={} cause=\"{}\"", backend,
+                    display, active.streak(), cause);
         }
     }
 

@@ -17,13 +17,17 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import io.netty.util.concurrent.PromiseCombiner;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The active health check of one backend: every interval, a {@code GET} of the configured path to each endpoint on
  * a fresh connection, with the backend's TLS settings. It runs on one of the proxy's event loops with non-blocking
- * I/O only, so it never holds a loop up; a 2xx answer within the timeout is healthy, anything else is not.
+ * I/O only, so it never holds a loop up; a 2xx answer within the timeout passes, anything else fails, and each
+ * endpoint counts the results towards its thresholds ({@link ActiveHealth}). All of a checker's probes run on one
+ * loop, which is what keeps each endpoint's count confined.
  */
 final class HealthChecker {
 
@@ -42,11 +46,24 @@ final class HealthChecker {
         if (schedule != null || stopped) {
             return;
         }
-        schedule = loop.scheduleWithFixedDelay(() -> {
+        schedule = loop.scheduleWithFixedDelay(() -> checkAll(loop, channelType), 0, config.interval().toNanos(),
+                TimeUnit.NANOSECONDS);
+    }
+
+    /**
+     * Checks every endpoint once, on {@code loop}; the future completes when each result has been counted. A
+     * checker's rounds must all use the same loop.
+     */
+    Future<Void> checkAll(EventLoop loop, Class<? extends Channel> channelType) {
+        Promise<Void> round = loop.newPromise();
+        loop.execute(() -> {
+            PromiseCombiner all = new PromiseCombiner(loop);
             for (Endpoint endpoint : backend.endpoints()) {
-                probe(loop, channelType, endpoint);
+                all.add(probe(loop, channelType, endpoint));
             }
-        }, 0, config.interval().toNanos(), TimeUnit.NANOSECONDS);
+            all.finish(round);
+        });
+        return round;
     }
 
     synchronized void stop() {
@@ -57,8 +74,8 @@ final class HealthChecker {
         }
     }
 
-    private void probe(EventLoop loop, Class<? extends Channel> channelType, Endpoint endpoint) {
-        Probe probe = new Probe(endpoint);
+    private Future<Void> probe(EventLoop loop, Class<? extends Channel> channelType, Endpoint endpoint) {
+        Probe probe = new Probe(endpoint, loop.newPromise());
         ScheduledFuture<?> timeout = loop.schedule(() -> probe.done(false, "no answer within "
                 + config.timeout().toMillis() + "ms"), config.timeout().toNanos(), TimeUnit.NANOSECONDS);
         probe.timeout = timeout;
@@ -88,20 +105,24 @@ final class HealthChecker {
             channel.writeAndFlush(request);
             channel.read();
         });
+        return probe.counted;
     }
 
     /** One check of one endpoint; confined to the checker's event loop. */
     private final class Probe extends ChannelInboundHandlerAdapter {
         private final Endpoint endpoint;
+        /** Completes once the result has been counted (or dropped, by a stopped checker). */
+        final Promise<Void> counted;
         ScheduledFuture<?> timeout;
         Channel channel;
         boolean finished;
 
-        Probe(Endpoint endpoint) {
+        Probe(Endpoint endpoint, Promise<Void> counted) {
             this.endpoint = endpoint;
+            this.counted = counted;
         }
 
-        void done(boolean healthy, String cause) {
+        void done(boolean passed, String cause) {
             if (finished) {
                 return;
             }
@@ -113,8 +134,9 @@ final class HealthChecker {
                 channel.close();
             }
             if (!stopped) {
-                endpoint.checked(healthy, cause);
+                endpoint.checked(passed, cause);
             }
+            counted.trySuccess(null);
         }
 
         @Override

@@ -245,14 +245,21 @@ class BackendFailoverTest {
     }
 
     @Test
-    void anActiveHealthCheckTakesAnEndpointOutAndBackIn() throws Exception {
-        proxyTo(endpoints(a.url(), b.url())
-                .withHealthCheck(new HealthCheckConfig("/health", Duration.ofMillis(100), Duration.ofSeconds(1))));
+    void anActiveHealthCheckTakesAnEndpointOutAfterUnhealthyThresholdFailuresAndBackAfterHealthyThresholdPasses()
+            throws Exception {
+        proxyTo(endpoints(a.url(), b.url()).withHealthCheck(
+                new HealthCheckConfig("/health", Duration.ofMillis(50), Duration.ofSeconds(1), 3, 4)));
         await().atMost(Duration.ofSeconds(5)).until(() -> a.pendingRequests() > 0 && b.pendingRequests() > 0);
+
+        // Nothing fails between the count and the switch: every failure counted after it is one the proxy may see.
+        int failedBefore = a.healthChecksAnswered(false);
         a.healthy(false);
-        await().atMost(Duration.ofSeconds(5)).until(() -> healthyEndpoints() == 1);
+        // Polled far more often than checks run: an endpoint that left after 1 failure would be seen at 1.
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(5)).until(() -> healthyEndpoints() == 1);
+        assertThat(a.healthChecksAnswered(false) - failedBefore).as("failed checks when it left")
+                .isGreaterThanOrEqualTo(4);
         assertThat(healthLog.await("healthy=false")).isEqualTo("event=backend_health backend=shop endpoint="
-                + a.url().substring(7) + " healthy=false cause=\"health check answered 503\"");
+                + a.url().substring(7) + " healthy=false checks=4 cause=\"health check answered 503\"");
         drain(a);
         drain(b);
         try (MtlsClient client = client()) {
@@ -263,8 +270,13 @@ class BackendFailoverTest {
         assertThat(drain(a)).as("no traffic to the unhealthy endpoint").isZero();
         assertThat(drain(b)).isEqualTo(4);
 
+        int passedBefore = a.healthChecksAnswered(true);
         a.healthy(true);
-        await().atMost(Duration.ofSeconds(5)).until(() -> healthyEndpoints() == 2);
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(5)).until(() -> healthyEndpoints() == 2);
+        assertThat(a.healthChecksAnswered(true) - passedBefore).as("passed checks when it came back")
+                .isGreaterThanOrEqualTo(3);
+        assertThat(healthLog.await("healthy=true")).isEqualTo("event=backend_health backend=shop endpoint="
+                + a.url().substring(7) + " healthy=true checks=3");
     }
 
     /** Takes every recorded request; returns how many were not health checks. */

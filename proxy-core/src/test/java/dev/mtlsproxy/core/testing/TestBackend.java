@@ -112,6 +112,8 @@ public final class TestBackend implements AutoCloseable {
     private final ChannelGroup accepted = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final AtomicLong downloadBytes = new AtomicLong();
     private volatile boolean healthy = true;
+    private final AtomicInteger healthPasses = new AtomicInteger();
+    private final AtomicInteger healthFailures = new AtomicInteger();
     private volatile boolean closeReusedConnections;
     private final String scheme;
 
@@ -220,6 +222,11 @@ public final class TestBackend implements AutoCloseable {
     }
 
     /** What {@code /health} answers from now on. */
+    /** How many {@code /health} requests were answered 200 ({@code true}) or 503 ({@code false}) so far. */
+    public int healthChecksAnswered(boolean passing) {
+        return (passing ? healthPasses : healthFailures).get();
+    }
+
     public void healthy(boolean healthy) {
         this.healthy = healthy;
     }
@@ -331,8 +338,12 @@ public final class TestBackend implements AutoCloseable {
                     ctx.writeAndFlush(last);
                 }
                 case "/close" -> ctx.close();
-                case "/health" -> ctx.writeAndFlush(healthy ? text("ok\n")
-                        : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "unhealthy\n"));
+                case "/health" -> {
+                    boolean ok = healthy;
+                    // Counted before the answer leaves, so a proxy never acts on one not counted yet.
+                    (ok ? healthPasses : healthFailures).incrementAndGet();
+                    ctx.writeAndFlush(ok ? text("ok\n") : text(HttpResponseStatus.SERVICE_UNAVAILABLE, "unhealthy\n"));
+                }
                 case "/ws" -> {
                     DefaultFullHttpRequest upgrade = new DefaultFullHttpRequest(request.protocolVersion(),
                             request.method(), request.uri(), Unpooled.EMPTY_BUFFER, request.headers(),

@@ -1,0 +1,80 @@
+package dev.mtlsproxy.core.backend;
+
+/**
+ * The active health check's verdict on one endpoint, with hysteresis: in rotation, it takes
+ * {@code unhealthyThreshold} consecutive failed checks to go out; out, {@code healthyThreshold} consecutive passes to
+ * come back (HAProxy's {@code fall} and {@code rise}, Envoy's thresholds). A result that agrees with the verdict
+ * resets the count the other way, so failures interleaved with passes never add up.
+ *
+ * <p>A new endpoint starts in rotation and its first check decides at once, either way; the thresholds apply from
+ * then on. That is how the proxy always behaved at start-up, and HAProxy's default ({@code init-state up}: in, and
+ * out at the first failure) and Envoy's (a host's first passing check makes it healthy) agree that the first result
+ * is taken as it is. Starting out of rotation instead would answer 503 to every request of a freshly started proxy
+ * until its checks came back, since no endpoint passing the active check means 503; a dead endpoint that started in
+ * rotation costs at most a connect failure, which passive health retries elsewhere.
+ *
+ * <p>Thread-safety: {@link #record} is called only from the health checker's one event loop, so the counter is
+ * confined to it; the verdict is volatile and read by any thread (a reload reads it to carry it over).
+ */
+final class ActiveHealth {
+
+    private final int healthyThreshold;
+    private final int unhealthyThreshold;
+    private volatile boolean healthy;
+    /** False until the first check's result is in: that one decides alone. */
+    private volatile boolean decided;
+    /** The latest result, and how many in a row were the same; confined to the checker's loop. */
+    private boolean lastPassed;
+    private int streak;
+
+    private ActiveHealth(int healthyThreshold, int unhealthyThreshold, boolean healthy, boolean decided) {
+        this.healthyThreshold = healthyThreshold;
+        this.unhealthyThreshold = unhealthyThreshold;
+        this.healthy = healthy;
+        this.decided = decided;
+    }
+
+    /** A new endpoint: in rotation until its first check says otherwise. */
+    static ActiveHealth initial(int healthyThreshold, int unhealthyThreshold) {
+        return new ActiveHealth(healthyThreshold, unhealthyThreshold, true, false);
+    }
+
+    /**
+     * The same endpoint in a rebuilt backend (a reload that changed its settings): it keeps the verdict of the
+     * previous generation, so a reload does not put an endpoint that is out back into rotation. The count starts
+     * again, under the new thresholds.
+     */
+    static ActiveHealth carriedOver(ActiveHealth previous, int healthyThreshold, int unhealthyThreshold) {
+        return new ActiveHealth(healthyThreshold, unhealthyThreshold, previous.healthy, previous.decided);
+    }
+
+    boolean isHealthy() {
+        return healthy;
+    }
+
+    /** Counts one check's result; true when it changed the verdict. */
+    boolean record(boolean passed) {
+        streak = passed == lastPassed ? streak + 1 : 1;
+        lastPassed = passed;
+        if (passed == healthy) {
+            decided = true;
+            return false;
+        }
+        if (decided && streak < (passed ? healthyThreshold : unhealthyThreshold)) {
+            return false;
+        }
+        decided = true;
+        healthy = passed;
+        return true;
+    }
+
+    /** How many of the latest results in a row were the same as the latest one. */
+    int streak() {
+        return streak;
+    }
+
+    /** How many results in a row against the verdict would change it. */
+    int threshold() {
+        return healthy ? unhealthyThreshold : healthyThreshold;
+    }
+}
