@@ -50,6 +50,7 @@ import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -255,12 +256,15 @@ class KeyExchangeGroupsTest {
                 .build();
         BlockingQueue<Integer> statuses = new ArrayBlockingQueue<>(1);
         InetSocketAddress address = proxy.address();
+        // Kept from the initializer: a refused handshake can close the channel, which empties its pipeline, before
+        // connect().sync() returns.
+        AtomicReference<SslHandler> handler = new AtomicReference<>();
         Channel channel = new Bootstrap().group(clients).channel(NioSocketChannel.class)
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
-                        ch.pipeline().addLast(context.newHandler(ch.alloc(), "localhost", address.getPort()),
-                                new HttpClientCodec(), new HttpObjectAggregator(1 << 16),
+                        handler.set(context.newHandler(ch.alloc(), "localhost", address.getPort()));
+                        ch.pipeline().addLast(handler.get(), new HttpClientCodec(), new HttpObjectAggregator(1 << 16),
                                 new SimpleChannelInboundHandler<FullHttpResponse>() {
                                     @Override
                                     protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse r) {
@@ -277,7 +281,7 @@ class KeyExchangeGroupsTest {
                 })
                 .connect(address).sync().channel();
         try {
-            SslHandler tls = channel.pipeline().get(SslHandler.class);
+            SslHandler tls = handler.get();
             if (!tls.handshakeFuture().await(5, TimeUnit.SECONDS)) {
                 throw new AssertionError("the handshake neither completed nor failed within 5 s");
             }
