@@ -364,7 +364,10 @@ public final class ProxyMetrics {
         counter("backend.requests", Tags.of("backend", backend, "result", result)).increment();
     }
 
-    /** A request sent to another endpoint because connecting to the previous one failed. */
+    /**
+     * A request sent to another endpoint because connecting to the previous one failed, or sent once more on a new
+     * connection because the backend closed the one it was on before answering.
+     */
     public void backendRetried(String backend) {
         counter("backend.retries", Tags.of("backend", backend)).increment();
     }
@@ -487,7 +490,8 @@ public final class ProxyMetrics {
             case "backend.connect.errors" -> "Backend connection failures by reason";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
-            case "backend.retries" -> "Requests retried on another endpoint after a failed connection attempt";
+            case "backend.retries" -> "Requests retried after a failed connection attempt, or sent once more on a"
+                    + " new connection after the backend closed one unanswered";
             default -> name.replace('.', ' ').toLowerCase(Locale.ROOT);
         };
     }

@@ -61,11 +61,15 @@ import org.slf4j.LoggerFactory;
  * <p>Endpoints are picked round robin among the healthy ones. A request whose connection attempt fails (TCP or TLS)
  * is retried on another endpoint, since nothing of it was sent; once any of it has been written to a backend it is
  * not retried, with one exception: a bodiless request with an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT,
- * DELETE) sent on a pooled connection that the backend closed before answering is sent once more, on a new
- * connection to the same endpoint. That is the race of a backend's keep-alive timeout with the reuse of its idle
- * connection, which RFC 9110 (section 9.2.2) lets a client retry, and which nginx retries too. Failures map to statuses while no response byte has been sent: no healthy endpoint 503, connect or
- * TLS failure 502, no response headers in time 504. After that the only honest signal is closing the client
- * connection, which a client sees as a truncated response, never as a complete one.
+ * DELETE) on a connection that the backend closed before answering is sent once more, on a new connection to the
+ * same endpoint. On a pooled connection that is the race of a backend's keep-alive timeout with the reuse of its
+ * idle connection; on a new one, a backend that closes connections as it accepts them or right after the TLS
+ * handshake (at its connection limit, or shutting down): the request is written as soon as the connection is up, so
+ * the close arrives after it, and a backend that never read it looks the same as one that read it and died. RFC
+ * 9110 (section 9.2.2) lets a client retry such a request, and nginx does. Failures map to statuses while no response
+ * byte has been sent: no healthy endpoint 503, connect or TLS failure 502, no response headers in time 504. After
+ * that the only honest signal is closing the client connection, which a client sees as a truncated response, never
+ * as a complete one.
  */
 final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
@@ -107,7 +111,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private int attempt;
     /** Why the last connection attempt failed, for the 502 when no endpoint is left to try. */
     private String lastConnectFailure;
-    /** The current backend connection came from the pool: the backend may have closed it as it was reused. */
+    /** The current backend connection came from the pool, as the retry log line says when the backend closed it. */
     private boolean upstreamReused;
     /**
      * The request head while the exchange may still be sent once more (see the class comment): bodiless,
@@ -774,7 +778,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             closeTunnel();
             return;
         }
-        if (replayable != null && upstreamReused && !exchange.responseStarted) {
+        if (replayable != null && !exchange.responseStarted) {
             replayOnNewConnection(cause == null ? what : BackendFailures.describe(cause));
             return;
         }
@@ -791,9 +795,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     }
 
     /**
-     * The backend closed a reused connection before answering a request that may be sent again: sends it once more
-     * on a new connection to the same endpoint (other pooled connections to it may be just as stale). Not a connect
-     * failure: the endpoint stays in rotation.
+     * The backend closed a connection before answering a request that may be sent again: sends it once more on a new
+     * connection to the same endpoint (other pooled connections to it may be just as stale). Not a connect failure:
+     * the connection was made, and the endpoint stays in rotation.
      */
     private void replayOnNewConnection(String cause) {
         Channel stale = upstream;
@@ -801,8 +805,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         stale.pipeline().get(BackendHandler.class).owner = null;
         stale.close();
         metrics.backendRetried(backend.name());
-        log.warn("event=backend_retry backend={} endpoint={} cause=\"reused connection: {}\" next={}",
-                backend.name(), endpoint.display(), cause, endpoint.display());
+        log.warn("event=backend_retry backend={} endpoint={} cause=\"{} connection: {}\" next={}",
+                backend.name(), endpoint.display(), upstreamReused ? "reused" : "new", cause, endpoint.display());
         pendingUntilConnected.add(replayable);
         if (!(replayable instanceof LastHttpContent)) {
             pendingUntilConnected.add(LastHttpContent.EMPTY_LAST_CONTENT);

@@ -76,6 +76,11 @@ class BackendFailoverTest {
         return BackendConfig.of(Arrays.stream(urls).map(URI::create).toList(), null);
     }
 
+    private double connectErrors() {
+        return proxy.metrics().find("mtls.proxy.backend.connect.errors").tag("backend", "shop").counters().stream()
+                .mapToDouble(c -> c.count()).sum();
+    }
+
     private MtlsClient client() throws Exception {
         return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
     }
@@ -188,6 +193,61 @@ class BackendFailoverTest {
         assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).as("once more, on a new connection").isEqualTo("/close");
         assertThat(a.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
         assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+    }
+
+    @Test
+    void aGetOnANewConnectionTheBackendClosedAtOnceIsSentOnceMoreOnAnother() throws Exception {
+        // A backend at its connection limit, or shutting down, accepts a connection and closes it unread.
+        proxyTo(endpoints(a.url()));
+        a.closeNewConnections(1);
+        try (MtlsClient client = client()) {
+            MtlsClient.Response response = client.get("/orders/1");
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyText()).isEqualTo("hello from backend\n");
+        }
+        assertThat(a.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/1");
+        assertThat(a.connectionsAccepted()).isEqualTo(2);
+        assertThat(log.await("event=backend_retry")).isEqualTo("event=backend_retry backend=shop endpoint="
+                + a.url().substring(7) + " cause=\"new connection: backend closed the connection\" next="
+                + a.url().substring(7));
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "failed")).isZero();
+        assertThat(connectErrors()).as("it connected: the backend closed what it had accepted").isZero();
+        assertThat(healthyEndpoints()).as("no cool-down").isEqualTo(1);
+    }
+
+    @Test
+    void aBackendThatClosesEveryNewConnectionCostsOneMoreConnectionThenA502() throws Exception {
+        proxyTo(endpoints(a.url()));
+        a.closeNewConnections(Integer.MAX_VALUE);
+        try (MtlsClient client = client()) {
+            assertThat(client.get("/orders/1").status()).isEqualTo(502);
+        }
+        await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(2))
+                .until(() -> a.connectionsAccepted() == 2);
+        assertThat(a.nextRequest(100, TimeUnit.MILLISECONDS)).as("none was read").isNull();
+        assertThat(log.await("status=502")).isEqualTo("event=backend_failed backend=shop endpoint="
+                + a.url().substring(7) + " cause=\"backend closed the connection\" status=502");
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "failed"))
+                .isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok")).isZero();
+    }
+
+    @Test
+    void aPostOnANewConnectionTheBackendClosedAtOnceIsNotSentAgain() throws Exception {
+        // The close reaches the proxy after the request went out: the proxy cannot know the backend never read it.
+        proxyTo(endpoints(a.url()));
+        a.closeNewConnections(1);
+        try (MtlsClient client = client()) {
+            client.send("POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
+            assertThat(client.readResponse().status()).isEqualTo(502);
+        }
+        assertThat(a.connectionsAccepted()).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "shop")).isZero();
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "failed"))
+                .isEqualTo(1);
     }
 
     @Test

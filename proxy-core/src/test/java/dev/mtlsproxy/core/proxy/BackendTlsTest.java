@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
@@ -43,6 +44,8 @@ class BackendTlsTest {
     static final List<AutoCloseable> started = new ArrayList<>();
     static TestBackend good;
     static TestBackend mtls;
+    static TestBackend hangsUpOnce;
+    static TestBackend hangsUpAlways;
     static RunningProxy proxy;
     static LogCapture log;
 
@@ -92,6 +95,13 @@ class BackendTlsTest {
                 "partner-host", b -> b.addSanDnsName("api.partner.test")), null));
         TestBackend partnerForOurHost = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(partnerCa,
                 "partner-for-our-host", b -> b.addSanDnsName("orders.backend.test")), null));
+        // Close a connection as soon as its TLS handshake is done: the first one only, or every one.
+        hangsUpOnce = backend(TestBackend.tlsContext(pki.backendServer("hangs-up-once", b -> b
+                .addSanIpAddress("127.0.0.1")), null));
+        hangsUpOnce.closeNewConnections(1);
+        hangsUpAlways = backend(TestBackend.tlsContext(pki.backendServer("hangs-up-always", b -> b
+                .addSanIpAddress("127.0.0.1")), null));
+        hangsUpAlways.closeNewConnections(Integer.MAX_VALUE);
         ServerSocket silent = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
         started.add(silent);
 
@@ -126,7 +136,11 @@ class BackendTlsTest {
                 .backend("partner-own-host", tls(partnerHost.url(), trustPartnerCa.withServerName("api.partner.test")))
                 .backend("partner-our-host", tls(partnerForOurHost.url(),
                         trustPartnerCa.withServerName("orders.backend.test")))
+                .backend("hangs-up-once", tls(hangsUpOnce.url(), trustRoot))
+                .backend("hangs-up-always", tls(hangsUpAlways.url(), trustRoot))
                 .route("good", "/good", "good", "orders")
+                .route("hangs-up-once", "/hangs-up-once", "hangs-up-once", "orders")
+                .route("hangs-up-always", "/hangs-up-always", "hangs-up-always", "orders")
                 .route("wrong-ca", "/wrong-ca", "wrong-ca", "orders")
                 .route("mismatch", "/mismatch", "mismatch", "orders")
                 .route("sni", "/sni", "sni", "orders")
@@ -190,6 +204,32 @@ class BackendTlsTest {
         assertThat(seen.uri()).isEqualTo("/good/1");
         assertThat(seen.headers().get("x-forwarded-client-cert")).endsWith(";URI=" + ORDERS);
         assertThat(seen.clientCertificate()).as("no client certificate is configured for this backend").isNull();
+    }
+
+    @Test
+    void aGetOnANewConnectionTheBackendClosedRightAfterTheHandshakeIsSentOnceMoreOnAnother() throws Exception {
+        assertThat(get("/hangs-up-once/1").bodyText()).isEqualTo("hello from backend\n");
+
+        assertThat(hangsUpOnce.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/hangs-up-once/1");
+        assertThat(hangsUpOnce.connectionsAccepted()).isEqualTo(2);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "hangs-up-once")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "hangs-up-once", "result", "ok"))
+                .isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "hangs-up-once", "reason", "tls"))
+                .as("the handshake succeeded").isZero();
+    }
+
+    @Test
+    void aTlsBackendThatClosesEveryNewConnectionCostsOneMoreConnectionThenA502() throws Exception {
+        assertThat(get("/hangs-up-always/1").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=hangs-up-always", "status=502"))
+                .contains("cause=\"backend closed the connection\"");
+        await().during(Duration.ofMillis(300)).atMost(Duration.ofSeconds(2))
+                .until(() -> hangsUpAlways.connectionsAccepted() == 2);
+        assertThat(proxy.count("mtls.proxy.backend.retries", "backend", "hangs-up-always")).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "hangs-up-always", "result", "failed"))
+                .isEqualTo(1);
     }
 
     @Test

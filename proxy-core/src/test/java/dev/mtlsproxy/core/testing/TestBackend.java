@@ -52,6 +52,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
 import io.netty.pkitesting.X509Bundle;
@@ -115,6 +116,8 @@ public final class TestBackend implements AutoCloseable {
     private final AtomicInteger healthPasses = new AtomicInteger();
     private final AtomicInteger healthFailures = new AtomicInteger();
     private volatile boolean closeReusedConnections;
+    /** How many of the next connections are closed as soon as they are accepted (or their handshake is done). */
+    private final AtomicInteger closingNewConnections = new AtomicInteger();
     private final String scheme;
 
     private TestBackend(EventLoopGroup group, Channel server, String scheme) {
@@ -152,6 +155,10 @@ public final class TestBackend implements AutoCloseable {
                         ch.closeFuture().addListener(f -> self[0].open.decrementAndGet());
                         if (tls != null) {
                             ch.pipeline().addLast(tls.newHandler(ch.alloc()));
+                        }
+                        if (self[0].closingNewConnections.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                            ch.pipeline().addLast(new ClosingAtOnce(tls != null));
+                            return;
                         }
                         ch.pipeline().addLast("http", new HttpServerCodec());
                         ch.pipeline().addLast(new ChunkedWriteHandler(), self[0].new Handler());
@@ -234,6 +241,15 @@ public final class TestBackend implements AutoCloseable {
     /** See the class comment: the keep-alive race, on every reused connection. */
     public void closeReusedConnections(boolean close) {
         this.closeReusedConnections = close;
+    }
+
+    /**
+     * The next {@code count} connections are closed as soon as they are accepted, before anything is read from them;
+     * over TLS, as soon as the handshake is done. A backend at its connection limit does this (Node's
+     * {@code maxConnections}), as does one shutting down. {@link Integer#MAX_VALUE}: every connection from now on.
+     */
+    public void closeNewConnections(int count) {
+        closingNewConnections.set(count);
     }
 
     @Override
@@ -437,6 +453,40 @@ public final class TestBackend implements AutoCloseable {
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             ctx.close().addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    /** Closes its connection once it is open, or once the TLS handshake on it succeeded; reads nothing. */
+    private static final class ClosingAtOnce extends ChannelInboundHandlerAdapter {
+        private final boolean afterHandshake;
+
+        ClosingAtOnce(boolean afterHandshake) {
+            this.afterHandshake = afterHandshake;
+        }
+
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) {
+            if (!afterHandshake) {
+                ctx.close();
+            }
+            ctx.fireChannelActive();
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            if (evt instanceof SslHandshakeCompletionEvent) {
+                ctx.close();
+            }
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            ReferenceCountUtil.release(msg);
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            ctx.close();
         }
     }
 
