@@ -24,6 +24,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -276,6 +277,36 @@ class ConfigReloadTest {
         assertThat(body.get("result").asText()).isEqualTo("success");
         assertThat(body.get("generation").asLong()).isEqualTo(2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    @Test
+    void connectErrorsOfEveryBackendAreServedAtZeroBeforeTheFirstOneFromStartAndFromTheReloadThatAddsIt()
+            throws Exception {
+        // rate() and increase() see an increment only from a sample before it: a series that is born with its
+        // first connect error would hide that error from the alert.
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        assertThat(connectErrorSeries()).containsExactly(
+                "mtls_proxy_backend_connect_errors_total{backend=\"shop\",reason=\"other\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"shop\",reason=\"refused\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"shop\",reason=\"timeout\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"shop\",reason=\"tls\"} 0.0");
+
+        Files.writeString(config, yaml("billing").replace("backends:\n", "backends:\n  inventory: { url: \""
+                + backend.url() + "\" }\n"));
+        assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
+
+        assertThat(connectErrorSeries()).contains(
+                "mtls_proxy_backend_connect_errors_total{backend=\"inventory\",reason=\"other\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"inventory\",reason=\"refused\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"inventory\",reason=\"timeout\"} 0.0",
+                "mtls_proxy_backend_connect_errors_total{backend=\"inventory\",reason=\"tls\"} 0.0");
+    }
+
+    private List<String> connectErrorSeries() throws Exception {
+        return admin("GET", "/metrics").body().lines()
+                .filter(line -> line.startsWith("mtls_proxy_backend_connect_errors_total{")).sorted().toList();
     }
 
     @Test

@@ -8,6 +8,7 @@ import io.netty.handler.ssl.SslHandshakeTimeoutException;
 import java.net.ConnectException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.UnresolvedAddressException;
+import java.util.List;
 import java.util.Locale;
 import javax.net.ssl.SSLException;
 
@@ -20,7 +21,10 @@ public final class BackendFailures {
     private BackendFailures() {
     }
 
-    /** The {@code reason} of {@code backend_connect_errors_total}: refused, timeout, tls or other. */
+    /** Every {@code reason} of {@code backend_connect_errors_total}, each one {@link #connectReason} can return. */
+    public static final List<String> CONNECT_REASONS = List.of("refused", "timeout", "tls", "other");
+
+    /** The {@code reason} of {@code backend_connect_errors_total}: one of {@link #CONNECT_REASONS}. */
     public static String connectReason(Throwable cause) {
         if (cause instanceof ConnectTimeoutException || cause instanceof SslHandshakeTimeoutException) {
             return "timeout";

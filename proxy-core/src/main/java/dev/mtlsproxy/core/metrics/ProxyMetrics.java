@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.metrics;
 
+import dev.mtlsproxy.core.backend.BackendFailures;
 import dev.mtlsproxy.core.proxy.ReloadFailureReason;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.micrometer.core.instrument.Counter;
@@ -333,6 +334,11 @@ public final class ProxyMetrics {
             counter("backend.requests", Tags.of("backend", backend, "result", result));
         }
         counter("backend.retries", Tags.of("backend", backend));
+        // At 0 from the start, like the rest: a series that appears with its first increment hides that increment
+        // from rate() and increase(), so the first connect error after a start or reload would go unseen.
+        for (String reason : BackendFailures.CONNECT_REASONS) {
+            counter("backend.connect.errors", Tags.of("backend", backend, "reason", reason));
+        }
     }
 
     /** Response headers arrived; the request's result is counted when it ends ({@link #backendSucceeded}). */
@@ -372,7 +378,7 @@ public final class ProxyMetrics {
         counter("backend.retries", Tags.of("backend", backend)).increment();
     }
 
-    /** @param reason refused, timeout, tls or other */
+    /** @param reason one of {@link BackendFailures#CONNECT_REASONS} */
     public void backendConnectError(String backend, String reason) {
         counter("backend.connect.errors", Tags.of("backend", backend, "reason", reason)).increment();
     }
