@@ -30,6 +30,16 @@ public final class Main {
               health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
                                        for container health checks
 
+            Each command takes only the options shown with it. --config FILE may also be written FILE, -c FILE
+            or --config=FILE; --help (or -h) after any command prints this.
+
+            exit codes:
+              0  done: the config is valid, every test passed, the proxy is ready, a drain after SIGTERM ended
+              1  the command ran and the answer is no: problems in the config, a failed test, a certificate or
+                 file that cannot be used, not ready, the proxy could not start
+              2  usage error: unknown command or option, an option the command does not take, a missing or
+                 extra argument
+
             environment:
               MTLS_PROXY_LOG_FORMAT=json   application log as JSON lines on stderr (default: text)
             """;
@@ -72,12 +82,21 @@ public final class Main {
     static int run(String[] args, PrintStream out, PrintStream err, IntConsumer exit) {
         if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
             out.print(USAGE);
-            return args.length == 0 ? 2 : 0;
+            return args.length == 0 ? Command.USAGE : Command.OK;
         }
-        String[] rest = Arrays.copyOfRange(args, 1, args.length);
+        String command = args[0];
+        if (!Options.isCommand(command)) {
+            err.println("unknown command: " + command);
+            err.print(USAGE);
+            return Command.USAGE;
+        }
         try {
-            Options options = Options.parse(rest);
-            return switch (args[0]) {
+            Options options = Options.parse(command, Arrays.copyOfRange(args, 1, args.length));
+            if (options.help()) {
+                out.print(USAGE);
+                return Command.OK;
+            }
+            return switch (command) {
                 case "run" -> new RunCommand(out, err, exit).run(options.requireConfig());
                 case "validate" -> new ValidateCommand(out, err).run(options.requireConfig());
                 case "demo" -> new DemoCommand(out, err).run(options.configOr("config/demo.yaml"), options.check());
@@ -85,16 +104,13 @@ public final class Main {
                 case "explain" -> new ExplainCommand(out, err).run(options.requireConfig(), options.requireCert(),
                         options.sni(), options.requireArguments("METHOD URL", 2));
                 case "test" -> new PolicyTestCommand(out, err).run(options.requireConfig());
-                default -> {
-                    err.println("unknown command: " + args[0]);
-                    err.print(USAGE);
-                    yield 2;
-                }
+                default -> throw new IllegalStateException("a command Options accepts but Main does not run: "
+                        + command);
             };
         } catch (Options.UsageException e) {
             err.println(e.getMessage());
             err.print(USAGE);
-            return 2;
+            return Command.USAGE;
         }
     }
 }

@@ -141,6 +141,63 @@ class CommandLineTest {
         assertThat(stderr()).contains("missing --config FILE").contains("usage: mtls-proxy");
     }
 
+    private String stdout() {
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void helpAfterAnyCommandPrintsTheUsageAndExits0() {
+        for (String command : new String[] {"run", "validate", "explain", "test", "demo", "health"}) {
+            out.reset();
+            assertThat(run(command, "--help")).as(command + " --help").isZero();
+            assertThat(stdout()).as(command + " --help").startsWith("usage: mtls-proxy COMMAND [options]")
+                    .contains("exit codes:");
+        }
+        out.reset();
+        assertThat(run("validate", "-h")).isZero();
+        assertThat(stdout()).startsWith("usage: mtls-proxy");
+        assertThat(stderr()).isEmpty();
+    }
+
+    /** A CI step {@code validate a.yaml b.yaml} used to pass on a valid a.yaml without ever reading b.yaml. */
+    @Test
+    void aSecondConfigFileIsAUsageErrorNotIgnored() throws Exception {
+        Path valid = pinnedConfig("none");
+        Path broken = Files.writeString(dir.resolve("broken.yaml"), "listeners: []\n");
+
+        assertThat(run("validate", valid.toString(), broken.toString())).isEqualTo(2);
+
+        assertThat(stderr()).startsWith("validate: unexpected argument: " + broken + "\n");
+        assertThat(stdout()).doesNotContain("valid");
+    }
+
+    /** {@code demo --admin 127.0.0.1:9902} used to start the demo on the admin port of its config, silently. */
+    @Test
+    void anOptionTheCommandDoesNotTakeIsAUsageErrorNotIgnored() {
+        assertThat(run("demo", "--admin", "127.0.0.1:9902")).isEqualTo(2);
+        assertThat(stderr()).startsWith("demo does not take --admin\n");
+
+        err.reset();
+        assertThat(run("health", "--config", "x.yaml")).isEqualTo(2);
+        assertThat(stderr()).startsWith("health does not take --config\n");
+
+        err.reset();
+        assertThat(run("validate", "--frobnicate")).isEqualTo(2);
+        assertThat(stderr()).startsWith("validate: unknown option: --frobnicate\n");
+    }
+
+    @Test
+    void healthTakesOnlyAnAddressWithAPortAndSaysWhyItIsNotReady() {
+        assertThat(run("health", "--admin", "localhost")).as("no port: a typo, not a proxy that is down")
+                .isEqualTo(2);
+        assertThat(stderr()).startsWith("--admin: \"localhost\" (expected: host:port, with IPv6 as [::1]:8443)");
+
+        err.reset();
+        assertThat(run("health", "--admin=127.0.0.1:1")).isEqualTo(1);
+        assertThat(stderr()).isEqualTo("not ready: no answer from http://127.0.0.1:1/readyz (cannot connect; is the"
+                + " proxy running with this admin.address?)\n");
+    }
+
     @Test
     void anUnknownCommandIsAUsageError() {
         assertThat(run("serve")).isEqualTo(2);
