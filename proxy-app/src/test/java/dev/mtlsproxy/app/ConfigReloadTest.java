@@ -246,6 +246,31 @@ class ConfigReloadTest {
         assertThat(admin("GET", "/admin/reload").statusCode()).isEqualTo(405);
     }
 
+    /**
+     * Any page the operator's browser opens may POST a plain HTML form to 127.0.0.1:9901 (or rebind its own name
+     * to it); the browser marks such a request with Origin and Sec-Fetch-Site, which no operator's tool sends.
+     */
+    @Test
+    void aReloadAskedForByAWebPageIsRefusedAndChangesNothing() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Files.writeString(config, yaml(""));
+        String reload = "http://127.0.0.1:" + running.admin().address().getPort() + "/admin/reload";
+
+        for (String[] header : new String[][] {{"Origin", "https://evil.example"}, {"Origin", "null"},
+                {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-origin"}}) {
+            HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create(reload))
+                    .header(header[0], header[1]).header("Content-Type", "application/x-www-form-urlencoded")
+                    .POST(HttpRequest.BodyPublishers.ofString("a=b")).build(), HttpResponse.BodyHandlers.ofString());
+
+            assertThat(response.statusCode()).as(header[0] + ": " + header[1]).isEqualTo(403);
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
+        assertThat(billingStatus()).isEqualTo(200);
+        assertThat(admin("POST", "/admin/reload").statusCode()).as("curl -X POST, as documented").isEqualTo(200);
+    }
+
     @Test
     void aTruncatedPemViaAdminReloadChangesNothing() throws Exception {
         watch = false;

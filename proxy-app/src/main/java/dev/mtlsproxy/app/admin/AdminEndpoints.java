@@ -31,6 +31,8 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.util.AttributeKey;
 import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -38,6 +40,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
@@ -62,6 +65,11 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     /** The exposition formats' content types, as PrometheusMeterRegistry.scrape(String) expects them. */
     static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
     static final String OPENMETRICS_TEXT = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    private static final String RELOAD = "/admin/reload";
+    /** The paths that only answer GET and HEAD. */
+    private static final Set<String> READ_ONLY = Set.of("/metrics", "/healthz", "/readyz", "/admin/certs",
+            "/admin/config");
 
     /** The write of the channel's latest response, which the next one waits for. */
     private static final AttributeKey<CompletableFuture<Void>> LAST_RESPONSE =
@@ -101,7 +109,8 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
-        boolean keepAlive = HttpUtil.isKeepAlive(request);
+        // After a malformed request the codec discards everything that follows, so the connection is of no more use.
+        boolean keepAlive = HttpUtil.isKeepAlive(request) && request.decoderResult().isSuccess();
         CompletableFuture<FullHttpResponse> response = answer(request);
         // Responses leave in request order (RFC 9112 9.3.2): a pipelined GET must not overtake a reload still
         // running, and the codec pairs each response with the method of the request at the head of its queue.
@@ -111,24 +120,66 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         ctx.channel().attr(LAST_RESPONSE).set(next);
     }
 
+    /**
+     * The path decides first (an unknown one is 404 whatever the method), then the method: 405 with the methods the
+     * path takes in {@code Allow}, as RFC 9110 requires.
+     */
     private CompletableFuture<FullHttpResponse> answer(FullHttpRequest request) throws JsonProcessingException {
-        boolean reload = "/admin/reload".equals(new QueryStringDecoder(request.uri()).path());
         if (!request.decoderResult().isSuccess()) {
             return done(text(HttpResponseStatus.BAD_REQUEST, "bad request\n"));
         }
-        if (reload && reloader != null) {
+        String path = path(request.uri());
+        if (RELOAD.equals(path) && reloader != null) {
             if (!HttpMethod.POST.equals(request.method())) {
-                FullHttpResponse response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
-                response.headers().set(HttpHeaderNames.ALLOW, "POST");
-                return done(response);
+                return done(methodNotAllowed("POST"));
+            }
+            if (fromAWebPage(request)) {
+                return done(text(HttpResponseStatus.FORBIDDEN, "requests from web pages are refused\n"));
             }
             // Completed on the reload thread when the reload is done; the write is handed to our loop.
             return reloader.reload("admin").handle(this::reloadResponse);
         }
-        if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
-            return done(text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n"));
+        if (!READ_ONLY.contains(path)) {
+            return done(text(HttpResponseStatus.NOT_FOUND, "not found\n"));
         }
-        return done(route(new QueryStringDecoder(request.uri()).path(), request));
+        if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
+            return done(methodNotAllowed("GET, HEAD"));
+        }
+        return done(route(path, request));
+    }
+
+    /**
+     * The path of an origin-form target ({@code /metrics?x}), or of an absolute-form one
+     * ({@code http://host/metrics}), which RFC 9112 3.2.2 requires a server to accept; anything else matches nothing.
+     */
+    private static String path(String target) {
+        if (target.startsWith("/")) {
+            return new QueryStringDecoder(target).path();
+        }
+        try {
+            URI uri = new URI(target);
+            return uri.isAbsolute() && uri.getRawPath() != null ? new QueryStringDecoder(uri.getRawPath()).path()
+                    : "";
+        } catch (URISyntaxException e) {
+            return "";
+        }
+    }
+
+    /**
+     * A browser marks every request a page makes with {@code Sec-Fetch-Site} (other than {@code none}, which is
+     * the user's own navigation) and every POST with {@code Origin}, whichever site the page came from. A reload is
+     * only ever asked for by an operator or a script, never by a page: refusing these keeps any site the operator
+     * visits (or one that rebinds its DNS name to 127.0.0.1) from triggering reloads with a plain HTML form.
+     */
+    private static boolean fromAWebPage(FullHttpRequest request) {
+        String site = request.headers().get("Sec-Fetch-Site");
+        return request.headers().contains(HttpHeaderNames.ORIGIN) || (site != null && !site.equals("none"));
+    }
+
+    private static FullHttpResponse methodNotAllowed(String allow) {
+        FullHttpResponse response = text(HttpResponseStatus.METHOD_NOT_ALLOWED, "method not allowed\n");
+        response.headers().set(HttpHeaderNames.ALLOW, allow);
+        return response;
     }
 
     private static CompletableFuture<FullHttpResponse> done(FullHttpResponse response) {

@@ -41,4 +41,56 @@ class AdminServerTest {
             }
         }
     }
+
+    /** One request on its own connection, as written; the whole answer, up to the server's close. */
+    private static String exchange(AdminServer server, String request) throws Exception {
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), server.address().getPort())) {
+            socket.setSoTimeout(10_000);
+            socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+            return new String(socket.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+        }
+    }
+
+    @Test
+    void aMethodAPathDoesNotTakeIs405WithTheMethodsItTakesAndAnUnknownPathIs404WhateverTheMethod()
+            throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints())) {
+            for (String method : new String[] {"POST", "PUT", "DELETE", "OPTIONS"}) {
+                assertThat(exchange(server, method + " /healthz HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n"
+                        + "Connection: close\r\n\r\n"))
+                        .as(method).startsWith("HTTP/1.1 405 Method Not Allowed\r\n").contains("\r\nallow: GET, HEAD\r\n");
+            }
+            assertThat(exchange(server, "POST /nowhere HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n"
+                    + "Connection: close\r\n\r\n")).startsWith("HTTP/1.1 404 Not Found\r\n");
+        }
+    }
+
+    /**
+     * After a malformed request the codec discards whatever follows on the connection: keeping it open left the
+     * client waiting for the idle timeout with nothing to be answered.
+     */
+    @Test
+    void aMalformedRequestIsAnswered400AndTheConnectionClosed() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints())) {
+            String oversizedHead = "GET /healthz HTTP/1.1\r\nHost: admin\r\nX-Big: " + "a".repeat(20_000)
+                    + "\r\n\r\n";
+            String bothFramings = "POST /healthz HTTP/1.1\r\nHost: admin\r\nContent-Length: 5\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+            for (String request : new String[] {oversizedHead, bothFramings}) {
+                String answer = exchange(server, request);
+
+                assertThat(answer).startsWith("HTTP/1.1 400 Bad Request\r\n").contains("\r\nconnection: close\r\n")
+                        .endsWith("bad request\n");
+            }
+        }
+    }
+
+    @Test
+    void anAbsoluteFormTargetIsServedLikeItsPath() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints())) {
+            assertThat(exchange(server, "GET http://admin/healthz?probe=1 HTTP/1.1\r\nHost: admin\r\n"
+                    + "Connection: close\r\n\r\n")).startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
+        }
+    }
 }
