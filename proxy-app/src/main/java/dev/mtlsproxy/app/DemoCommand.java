@@ -4,8 +4,11 @@ import dev.mtlsproxy.app.demo.DemoCheck;
 import dev.mtlsproxy.app.demo.DemoPki;
 import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.proxy.CannotBindException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.util.HashMap;
 import java.util.List;
@@ -40,6 +43,11 @@ final class DemoCommand {
             }
             Runtime.getRuntime().addShutdownHook(new Thread(demo::close, "shutdown"));
             return Command.KEEP_RUNNING;
+        } catch (CannotBindException e) {
+            // The demo's addresses are fixed in its config, so a second demo (or anything on 8443) stops this one.
+            err.println("demo failed: " + e.getMessage() + "; is a demo already running? For other ports, copy "
+                    + configFile + " beside it and run demo --config with the copy");
+            return Command.INVALID;
         } catch (Exception e) {
             err.println("demo failed: " + e);
             return Command.INVALID;
@@ -67,7 +75,13 @@ final class DemoCommand {
         var backendEntry = config.backends().entrySet().iterator().next();
         BackendConfig backendConfig = backendEntry.getValue();
         URI url = backendConfig.endpointUrls().get(0);
-        EchoBackend backend = EchoBackend.start(url.getHost(), url.getPort());
+        EchoBackend backend;
+        try {
+            backend = EchoBackend.start(url.getHost(), url.getPort());
+        } catch (UncheckedIOException e) {
+            throw new CannotBindException("backends." + backendEntry.getKey() + ".url",
+                    new HostPort(url.getHost(), url.getPort()), e.getCause());
+        }
         if (url.getPort() == 0) {
             // Port 0 means "any free port", as for listeners: point the proxy at the port the backend got.
             config = withBackendPort(config, backendEntry.getKey(), backend.port());

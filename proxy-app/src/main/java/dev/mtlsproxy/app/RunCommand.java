@@ -10,6 +10,7 @@ import dev.mtlsproxy.core.log.AsyncJsonAccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import dev.mtlsproxy.core.proxy.CannotBindException;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -92,6 +93,10 @@ final class RunCommand {
             return Command.KEEP_RUNNING;
         } catch (ExecutionException e) {
             err.println("not starting: " + e.getCause());
+            return Command.INVALID;
+        } catch (CannotBindException e) {
+            // Names the setting and the address: the operating system's error alone does not say which.
+            err.println("not starting: " + e.getMessage());
             return Command.INVALID;
         } catch (IllegalStateException e) {
             // Thrown with a message for the operator (workers.cpuAffinity on this machine): the class name is noise.

@@ -1,6 +1,7 @@
 package dev.mtlsproxy.app;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
@@ -8,6 +9,11 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledOnOs;
@@ -115,24 +121,64 @@ class CommandLineTest {
 
     /** A valid config whose event loops are pinned as given. */
     private Path pinnedConfig(String cpuAffinity) throws Exception {
+        return config(List.of("127.0.0.1:0"), "127.0.0.1:0", cpuAffinity);
+    }
+
+    /** A valid config with these listener addresses (named l0, l1, ...) and admin address. */
+    private Path config(List<String> listeners, String admin, String cpuAffinity) throws Exception {
         TestPki pki = TestPki.create(Files.createDirectories(dir.resolve("pki")));
-        return Files.writeString(dir.resolve("pinned.yaml"), """
+        StringBuilder listenersYaml = new StringBuilder();
+        for (int i = 0; i < listeners.size(); i++) {
+            listenersYaml.append("""
+                      - name: l%d
+                        address: %s
+                        tls: { certificate: %s, privateKey: %s }
+                    """.formatted(i, listeners.get(i), pki.serverCertificatePem(), pki.serverKeyPem()));
+        }
+        return Files.writeString(dir.resolve("proxy.yaml"), """
                 trustAnchors:
                   clients: { caBundle: %s }
                 listeners:
-                  - address: 127.0.0.1:0
-                    tls: { certificate: %s, privateKey: %s }
+                %s
                 identities:
                   orders: { spiffeId: "spiffe://td/orders" }
                 routes:
                   - { name: orders, pathPrefix: /orders, backend: shop, allow: [orders] }
                 backends:
                   shop: { url: "http://127.0.0.1:9" }
-                admin: { address: 127.0.0.1:0 }
+                admin: { address: "%s" }
                 accessLog: { enabled: false }
                 reload: { watch: false }
                 workers: { cpuAffinity: %s }
-                """.formatted(pki.caPem(), pki.serverCertificatePem(), pki.serverKeyPem(), cpuAffinity));
+                """.formatted(pki.caPem(), listenersYaml.toString().stripTrailing(), admin, cpuAffinity));
+    }
+
+    /**
+     * The operating system's "Address already in use" named no address, and a failed bind of a second listener
+     * skipped the clean-up of the first one and of the event loops (non-daemon threads that outlived the failure).
+     */
+    @Test
+    void anAddressThatCannotBeBoundStopsTheStartNamingTheSettingAndLeavesNothingRunning() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            String busy = "127.0.0.1:" + taken.getLocalPort();
+            Set<Thread> before = Thread.getAllStackTraces().keySet();
+
+            assertThat(run("run", "--config", config(List.of("127.0.0.1:0", busy), "127.0.0.1:0", "none").toString()))
+                    .isEqualTo(1);
+
+            assertThat(stderr()).startsWith("not starting: listeners[1].address: \"" + busy
+                    + "\" (expected: an address this process can bind) - ");
+            await().pollInSameThread().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(() -> assertThat(Thread.getAllStackTraces().keySet())
+                    .filteredOn(t -> !before.contains(t) && !t.isDaemon() && t.isAlive())
+                    .as("threads the failed start left running").isEmpty());
+
+            err.reset();
+            assertThat(run("run", "--config", config(List.of("127.0.0.1:0"), busy, "none").toString())).isEqualTo(1);
+
+            assertThat(stderr()).startsWith("not starting: admin.address: \"" + busy
+                    + "\" (expected: an address this process can bind) - ");
+        }
     }
 
     @Test

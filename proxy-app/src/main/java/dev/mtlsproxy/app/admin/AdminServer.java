@@ -1,8 +1,10 @@
 package dev.mtlsproxy.app.admin;
 
 import dev.mtlsproxy.config.HostPort;
+import dev.mtlsproxy.core.proxy.CannotBindException;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandler.Sharable;
 import io.netty.channel.ChannelHandlerContext;
@@ -42,15 +44,16 @@ public final class AdminServer implements AutoCloseable {
      */
     static final Duration IDLE_TIMEOUT = Duration.ofMinutes(2);
 
-    public static AdminServer start(HostPort address, AdminEndpoints endpoints) throws InterruptedException {
+    public static AdminServer start(HostPort address, AdminEndpoints endpoints)
+            throws InterruptedException, CannotBindException {
         return start(address, endpoints, IDLE_TIMEOUT);
     }
 
     static AdminServer start(HostPort address, AdminEndpoints endpoints, Duration idleTimeout)
-            throws InterruptedException {
+            throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         try {
-            Channel channel = new ServerBootstrap()
+            ChannelFuture bind = new ServerBootstrap()
                     .group(group)
                     .channel(NioServerSocketChannel.class)
                     .childHandler(new ChannelInitializer<SocketChannel>() {
@@ -65,9 +68,12 @@ public final class AdminServer implements AutoCloseable {
                                     .addLast("endpoints", endpoints);
                         }
                     })
-                    .bind(address.host(), address.port()).sync().channel();
-            return new AdminServer(group, channel);
-        } catch (InterruptedException | RuntimeException e) {
+                    .bind(address.host(), address.port()).await();
+            if (!bind.isSuccess()) {
+                throw new CannotBindException("admin.address", address, bind.cause());
+            }
+            return new AdminServer(group, bind.channel());
+        } catch (InterruptedException | CannotBindException | RuntimeException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }

@@ -20,6 +20,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
@@ -151,7 +152,8 @@ public final class ProxyServer implements AutoCloseable {
                     Durations.format(config.workers().yieldAfter()));
             current.get().runtime().backends().start(group, transport.clientChannel());
             ForwardingHandler.BackendConnector connector = backendConnector(transport);
-            for (ListenerConfig listener : config.listeners()) {
+            for (int i = 0; i < config.listeners().size(); i++) {
+                ListenerConfig listener = config.listeners().get(i);
                 String name = listener.name();
                 metrics.listenerStarted(name);
                 Exchange.Recorder recorder = new Exchange.Recorder(name, clock, accessLog, metrics);
@@ -164,13 +166,17 @@ public final class ProxyServer implements AutoCloseable {
                         .childHandler(new ProxyChannelInitializer(name, () -> current.get().listeners().get(name),
                                 runtime, connector, handshakes, metrics, recorder, connections.get(name),
                                 () -> server.draining));
-                Channel channel = bootstrap.bind(listener.address().host(), listener.address().port()).sync()
-                        .channel();
+                ChannelFuture bind = bootstrap.bind(listener.address().host(), listener.address().port()).await();
+                if (!bind.isSuccess()) {
+                    throw new CannotBindException("listeners[" + i + "].address", listener.address(), bind.cause());
+                }
+                Channel channel = bind.channel();
                 bound.put(name, channel);
                 log.info("event=listening listener={} address={} transport={} tls=\"{}\"", name,
                         channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription());
             }
-        } catch (InterruptedException | RuntimeException e) {
+        } catch (InterruptedException | IOException | RuntimeException e) {
+            // IOException: a failed bind, after earlier listeners were bound and the event loops started.
             for (Channel c : bound.values()) {
                 c.close();
             }
