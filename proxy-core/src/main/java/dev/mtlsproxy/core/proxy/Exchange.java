@@ -8,8 +8,6 @@ import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import dev.mtlsproxy.core.policy.PolicyRequest;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.AttributeKey;
@@ -82,15 +80,16 @@ final class Exchange {
 
     /**
      * Answers the exchange with a response the proxy made itself (400/403/404/502/504...), records it, and closes
-     * the connection after writing unless {@code keepAlive}.
+     * the connection after writing unless {@code keepAlive}. Such a close comes with the request unread or not
+     * trusted to have ended, so it lingers ({@link LingeringClose}): the client may still be sending.
      */
     void answerLocally(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive) {
         responseStarted = true;
         bytesOut += response.content().readableBytes();
         finish(response.status().code());
-        ChannelFuture written = ctx.writeAndFlush(response);
+        ctx.writeAndFlush(response);
         if (!keepAlive) {
-            written.addListener(ChannelFutureListener.CLOSE);
+            LingeringClose.close(ctx.channel());
         }
     }
 

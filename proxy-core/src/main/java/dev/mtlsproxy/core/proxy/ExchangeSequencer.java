@@ -3,13 +3,11 @@ package dev.mtlsproxy.core.proxy;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
-import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.LastHttpContent;
-import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayDeque;
 
@@ -25,7 +23,7 @@ import java.util.ArrayDeque;
  * <p>Knowing whether a response is pending makes it the handler that drains a connection for shutdown
  * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
  * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the
- * close lingers so that dropping them cannot cost the client the response it was sent (see {@link #closeLingering}).
+ * close lingers so that dropping them cannot cost the client the response it was sent (see {@link LingeringClose}).
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
 
@@ -33,15 +31,9 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     private boolean responsePending;
     private boolean interimResponse;
     private boolean draining;
-    /** The last response of a draining connection is written: what the client still sends is read and dropped. */
-    private boolean lingering;
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (lingering) {
-            ReferenceCountUtil.release(msg);
-            return;
-        }
         if (!held.isEmpty() || (responsePending && msg instanceof HttpRequest)) {
             held.add(msg);
             return;
@@ -83,7 +75,7 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             ctx.write(msg, written);
             written.addListener(f -> {
                 if (f.isSuccess()) {
-                    closeLingering(ctx);
+                    closeAfterLastResponse(ctx);
                 } else {
                     ctx.close();
                 }
@@ -106,44 +98,31 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     }
 
     /**
-     * Closes after the last response without losing any of it. A socket closed with unread bytes in it (requests the
-     * client pipelined, an upload behind them) makes the kernel send a reset, which discards whatever of the
-     * response is still in the send buffer: a slow reader would get it truncated. So when the client has pipelined
-     * (held requests: more of them may be unread), the write side closes first (close_notify, then FIN, both behind
-     * the response), and what the client still sends is read and dropped until it closes its side, as RFC 9112
-     * (section 9.6) advises and nginx's lingering close does. The listener's idle timeout and the drain deadline
-     * bound the wait. Without held requests, nothing is left unread (reads were not held back), and it closes now.
+     * Closes after the last response of a draining connection. When the client has pipelined (held requests: more
+     * of them may be unread in the socket), the close lingers ({@link LingeringClose}), since a reset would cut off
+     * the end of that response. Without held requests nothing is left unread (reads were not held back), and it
+     * closes now: a drain should not wait for clients it need not.
      */
-    private void closeLingering(ChannelHandlerContext ctx) {
-        if (held.isEmpty() || !(ctx.channel() instanceof DuplexChannel channel) || !channel.isActive()) {
+    private void closeAfterLastResponse(ChannelHandlerContext ctx) {
+        if (LingeringClose.isLingering(ctx.channel())) {
+            releaseHeld(); // a response the proxy made itself, which closes lingering anyway
+            return;
+        }
+        if (held.isEmpty()) {
             ctx.close();
             return;
         }
-        lingering = true;
         releaseHeld();
-        SslHandler tls = ctx.pipeline().get(SslHandler.class);
-        // Shutting the output fails writes still queued, so it waits until close_notify is in the socket.
-        (tls == null ? ctx.newSucceededFuture() : tls.closeOutbound()).addListener(f -> {
-            if (f.isSuccess()) {
-                channel.shutdownOutput();
-            } else {
-                ctx.close();
-            }
-        });
-        ctx.read();
-    }
-
-    @Override
-    public void channelReadComplete(ChannelHandlerContext ctx) {
-        if (lingering) {
-            ctx.read(); // until the client closes: end of stream closes the channel
-            return;
-        }
-        ctx.fireChannelReadComplete();
+        LingeringClose.close(ctx.channel());
     }
 
     private void next(ChannelHandlerContext ctx) {
         if (!ctx.channel().isActive() || responsePending) {
+            return;
+        }
+        if (LingeringClose.isLingering(ctx.channel())) {
+            // The response just written closed the connection: what the client pipelined behind it is dropped.
+            releaseHeld();
             return;
         }
         if (held.isEmpty()) {

@@ -601,12 +601,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         Channel used = upstream;
         Endpoint usedEndpoint = endpoint;
         boolean reusable = backendKeepAlive && requestComplete;
-        boolean closeClient = !clientKeepAlive || !requestComplete;
         exchange.finish(exchange.status);
         endExchange();
         clientUnflushed = false;
         ctx.flush();
-        if (closeClient) {
+        if (!requestComplete) {
+            // Answered before the client finished sending: the rest of its request is unread.
+            LingeringClose.close(ctx.channel());
+        } else if (!clientKeepAlive) {
             ctx.channel().close();
         }
         release(used, usedEndpoint, reusable);

@@ -26,6 +26,8 @@ import java.util.function.Supplier;
  *   authorize  AuthorizationHandler: normalised target, SNI vs Host, route, rules -&gt; 400/403/404/405/421, or pass
  *   forward    ForwardingHandler: backend connection and relay, auto-read off on both sides
  * </pre>
+ * A connection closing after a response while the client may still send gets {@link LingeringClose} ("linger")
+ * inserted after tls: from then on it drops every byte read, and nothing after it sees one.
  * All handlers are new per channel: each keeps per-connection state, confined to the channel's event loop.
  *
  * <p>A connection takes the listener's generation current when it is accepted (TLS context, limits, XFCC "By") and

@@ -2,7 +2,6 @@ package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
@@ -129,7 +128,8 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         if (exchange != null) {
             exchange.answerLocally(ctx, response, false);
         } else {
-            ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+            ctx.writeAndFlush(response);
+            LingeringClose.close(ctx.channel());
         }
     }
 }

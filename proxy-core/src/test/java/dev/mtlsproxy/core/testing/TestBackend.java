@@ -83,6 +83,8 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /trailers}: a chunked body followed by the trailer {@code x-checksum: c0ffee}</li>
  *   <li>{@code /slow?ms=N}: answers after N ms</li>
  *   <li>{@code /hang}: never answers</li>
+ *   <li>{@code /early?status=N}: answers N as soon as the request head arrives, before reading the body (as a
+ *       server refusing an upload does), then reads and drops the body</li>
  *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
  *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
  *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0)</li>
@@ -288,6 +290,9 @@ public final class TestBackend implements AutoCloseable {
                     HttpUtil.setTransferEncodingChunked(head, true);
                     ctx.write(head);
                 }
+                if (path().equals("/early")) {
+                    ctx.writeAndFlush(text(HttpResponseStatus.valueOf((int) param("status")), "answered early\n"));
+                }
             }
             if (msg instanceof HttpContent content) {
                 bodyBytes += content.content().readableBytes();
@@ -328,7 +333,7 @@ public final class TestBackend implements AutoCloseable {
 
         private void respond(ChannelHandlerContext ctx) {
             switch (path()) {
-                case "/echo", "/hang" -> {
+                case "/echo", "/hang", "/early" -> {
                     // already answered while streaming, or never
                 }
                 case "/download" -> {
