@@ -8,7 +8,8 @@ import java.time.Duration;
  * @param name             label used in logs and metrics; defaults to {@code "main"}
  * @param address          where to bind, {@code host:port}; port 0 binds an ephemeral port (tests)
  * @param tls              server certificate and the CAs that client certificates must chain to
- * @param limits           HTTP parser limits; a request over a limit gets 400 and is never forwarded
+ * @param limits           HTTP parser limits; a request over a limit gets 414 (request line) or 431 (headers)
+ *                         and is never forwarded
  * @param idleTimeout      a connection with no traffic for this long is closed
  * @param handshakeTimeout a TLS handshake not complete after this long is aborted
  */

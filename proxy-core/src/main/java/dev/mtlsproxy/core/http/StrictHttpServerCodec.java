@@ -18,8 +18,11 @@ import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpRequestDecoder;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseEncoder;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import java.util.ArrayDeque;
 import java.util.List;
 
@@ -29,7 +32,8 @@ import java.util.List;
  * <p>Netty's {@code HttpServerCodec} silently drops Content-Length when Transfer-Encoding is also present (RFC 7230
  * allows that); a proxy must not, because the backend may frame the same bytes differently (request smuggling). Here
  * that case, differing duplicate Content-Length, bad chunk sizes, bare-LF lines and oversized heads all produce a
- * failed {@code DecoderResult}, which {@link RequestGuard} turns into 400 and a closed connection.
+ * failed {@code DecoderResult}, which the proxy's request guard turns into an error response (400, or the status
+ * {@link #statusForFailedHead} gives an oversized head) and a closed connection.
  *
  * <p>Like HttpServerCodec, the encoder remembers each request's method so that a response to HEAD is encoded
  * without a body even when it announces one.
@@ -40,6 +44,26 @@ public final class StrictHttpServerCodec
     /** Methods of decoded requests whose final response is not yet encoded. Event-loop confined. */
     private final ArrayDeque<HttpMethod> methods = new ArrayDeque<>();
     private final Decoder decoder;
+
+    /** 414 by its RFC 9110 name; Netty's constant keeps RFC 2616's "Request-URI Too Long". */
+    private static final HttpResponseStatus URI_TOO_LONG = new HttpResponseStatus(414, "URI Too Long");
+
+    /**
+     * The status to answer a request head this codec could not decode with: 414 URI Too Long for a request line over
+     * {@code maxInitialLineLength} (RFC 9110, 15.5.15; it is the target that makes a line long, as nginx answers),
+     * 431 Request Header Fields Too Large for a header block over {@code maxHeaderSize} (RFC 6585, section 5; Envoy
+     * and Go answer the same), 400 for anything else. Only for the head: a chunk-size line or trailers over a limit
+     * fail the body's framing, which is a 400.
+     */
+    public static HttpResponseStatus statusForFailedHead(Throwable cause) {
+        if (cause instanceof TooLongHttpLineException) {
+            return URI_TOO_LONG;
+        }
+        if (cause instanceof TooLongHttpHeaderException) {
+            return HttpResponseStatus.REQUEST_HEADER_FIELDS_TOO_LARGE;
+        }
+        return HttpResponseStatus.BAD_REQUEST;
+    }
 
     public StrictHttpServerCodec(HttpLimits limits) {
         HttpDecoderConfig config = new HttpDecoderConfig()

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
+import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
@@ -11,6 +12,8 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.util.ReferenceCountUtil;
 import java.util.Iterator;
@@ -24,7 +27,8 @@ import org.slf4j.LoggerFactory;
  * <p>Anything the strict codec could not decode (both Content-Length and Transfer-Encoding, differing duplicate
  * Content-Length, a malformed chunk, an oversized head) and any Transfer-Encoding other than plain {@code chunked},
  * a Host header that is missing or repeated, or a Connection header naming Content-Length, Transfer-Encoding or
- * Host (which would make a hop-by-hop strip remove the framing we checked), gets 400 and the connection is closed: after a framing error the
+ * Host (which would make a hop-by-hop strip remove the framing we checked), gets 400 (an oversized head 414 or 431,
+ * see {@link StrictHttpServerCodec#statusForFailedHead}) and the connection is closed: after a framing error the
  * position of the next request in the byte stream is unknown, so nothing more on this connection can be trusted.
  * A request already being forwarded when its body turns out malformed is cut off: the backend connection is closed
  * with the body incomplete, so the backend never sees a complete request either.
@@ -62,13 +66,23 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             ctx.fireChannelRead(msg);
             return;
         }
+        // An oversized head says so (414, 431); any other refusal here is a 400.
+        HttpResponseStatus status = msg instanceof HttpRequest failed && failed.decoderResult().isFailure()
+                ? StrictHttpServerCodec.statusForFailedHead(failed.decoderResult().cause())
+                : HttpResponseStatus.BAD_REQUEST;
         ReferenceCountUtil.release(msg);
-        reject(ctx, problem);
+        reject(ctx, problem, status);
     }
 
     private static String problem(Object msg) {
         if (msg instanceof DecoderResultProvider provider && provider.decoderResult().isFailure()) {
             Throwable cause = provider.decoderResult().cause();
+            if (cause instanceof TooLongHttpLineException) {
+                return "request head too large: request line";
+            }
+            if (cause instanceof TooLongHttpHeaderException) {
+                return "request head too large: header fields";
+            }
             return cause instanceof TooLongFrameException ? "request head too large" : "malformed request: "
                     + cause.getMessage();
         }
@@ -115,8 +129,8 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         return fields;
     }
 
-    /** Answers 400 unless a response has already begun, where closing is the only signal left. */
-    private void reject(ChannelHandlerContext ctx, String problem) {
+    /** Answers {@code status} unless a response has already begun, where closing is the only signal left. */
+    private void reject(ChannelHandlerContext ctx, String problem, HttpResponseStatus status) {
         rejected = true;
         Exchange exchange = ctx.channel().attr(Exchange.KEY).get();
         log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), problem);
@@ -124,7 +138,7 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             ctx.close();
             return;
         }
-        var response = ErrorResponses.of(HttpResponseStatus.BAD_REQUEST, false);
+        var response = ErrorResponses.of(status, false);
         if (exchange != null) {
             exchange.answerLocally(ctx, response, false);
         } else {

@@ -9,7 +9,6 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.codec.DecoderResult;
-import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpContent;
 import io.netty.handler.codec.http.DefaultHttpResponse;
@@ -21,6 +20,8 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayList;
 import java.util.List;
@@ -195,7 +196,9 @@ class StrictHttpServerCodecTest {
         Decoded decoded = decode(request).get(0);
 
         assertThat(decoded.result().isFailure()).isTrue();
-        assertThat(decoded.result().cause()).isInstanceOf(TooLongFrameException.class);
+        assertThat(decoded.result().cause()).isInstanceOf(TooLongHttpHeaderException.class);
+        assertThat(StrictHttpServerCodec.statusForFailedHead(decoded.result().cause()))
+                .isEqualTo(HttpResponseStatus.REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
 
     @Test
@@ -209,7 +212,8 @@ class StrictHttpServerCodecTest {
         Decoded decoded = decode(request.toString()).get(0);
 
         assertThat(decoded.result().isFailure()).isTrue();
-        assertThat(decoded.result().cause()).isInstanceOf(TooLongFrameException.class);
+        assertThat(StrictHttpServerCodec.statusForFailedHead(decoded.result().cause()))
+                .isEqualTo(HttpResponseStatus.REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
 
     @Test
@@ -217,7 +221,20 @@ class StrictHttpServerCodecTest {
         Decoded decoded = decode("GET /" + "a".repeat(8 * 1024) + " HTTP/1.1\r\nHost: a\r\n\r\n").get(0);
 
         assertThat(decoded.result().isFailure()).isTrue();
-        assertThat(decoded.result().cause()).isInstanceOf(TooLongFrameException.class);
+        assertThat(decoded.result().cause()).isInstanceOf(TooLongHttpLineException.class);
+        HttpResponseStatus status = StrictHttpServerCodec.statusForFailedHead(decoded.result().cause());
+        assertThat(status.code()).isEqualTo(414);
+        assertThat(status.reasonPhrase()).isEqualTo("URI Too Long");
+    }
+
+    @Test
+    void anyOtherFailedHeadIsABadRequest() {
+        Decoded decoded = decode("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .get(0);
+
+        assertThat(decoded.result().isFailure()).isTrue();
+        assertThat(StrictHttpServerCodec.statusForFailedHead(decoded.result().cause()))
+                .isEqualTo(HttpResponseStatus.BAD_REQUEST);
     }
 
     @Test

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -16,8 +17,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Requests whose framing two HTTP parsers could read differently. Each must get 400, a closed connection, and never
- * reach the backend as a complete request, even from a client the policy allows.
+ * Requests whose framing two HTTP parsers could read differently, and heads over the parser's limits. Each must get
+ * 400 (an oversized head 414 or 431), a closed connection, and never reach the backend as a complete request, even
+ * from a client the policy allows.
  */
 class RequestSmugglingTest {
 
@@ -87,14 +89,43 @@ class RequestSmugglingTest {
     }
 
     @Test
-    void anOversizedHeaderIsRefused() throws Exception {
+    void anOversizedHeaderBlockIsRefusedWith431() throws Exception {
         String huge = "x".repeat(20 * 1024);
+        proxy.accessLog().clear();
         try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
             client.send("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + huge + "\r\n\r\n");
-            assertThat(client.readResponse().status()).isEqualTo(400);
+            MtlsClient.Response response = client.readResponse();
+            assertThat(response.status()).isEqualTo(431);
+            assertThat(response.bodyText()).isEqualTo("request header fields too large\n");
             assertThat(client.closedWithin(5_000)).isTrue();
         }
         assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+        assertRefusedAsBadRequest(431);
+    }
+
+    @Test
+    void anOverlongRequestLineIsRefusedWith414() throws Exception {
+        String longPath = "/" + "a".repeat(9 * 1024);
+        proxy.accessLog().clear();
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            client.send("GET " + longPath + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            MtlsClient.Response response = client.readResponse();
+            assertThat(response.status()).isEqualTo(414);
+            assertThat(response.bodyText()).isEqualTo("uri too long\n");
+            assertThat(client.closedWithin(5_000)).isTrue();
+        }
+        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+        assertRefusedAsBadRequest(414);
+    }
+
+    /** The access log and the request metric keep the reason every refused head has: bad_request. */
+    private void assertRefusedAsBadRequest(int status) throws InterruptedException {
+        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        assertThat(entry).isNotNull();
+        assertThat(entry.status()).isEqualTo(status);
+        assertThat(entry.decision()).isEqualTo("bad_request");
+        assertThat(proxy.count("mtls.proxy.requests", "status_class", "4xx", "decision", "bad_request"))
+                .isPositive();
     }
 
     @Test
