@@ -10,11 +10,12 @@ import java.util.regex.Pattern;
 /** Checks {@code routes:}: what each route matches, and that the names it refers to exist. */
 final class RouteValidator {
 
-    static final String PATH_PREFIX_EXPECTED = "a path starting with /, without .., //, %, ?, #, ; or \\";
+    static final String PATH_PREFIX_EXPECTED = "a path starting with /, of letters, digits and -._~!$&'()*,=:@,"
+            + " without . or .. segments or //";
     static final String HOST_EXPECTED = "a host name like api.example.com or *.example.com, without port";
     static final String METHOD_EXPECTED = "an HTTP method like GET or POST";
-    static final String RULE_PATH_EXPECTED = "a path starting with /, * for one whole segment, without .., //, %, ?, "
-            + "#, ; or \\";
+    static final String RULE_PATH_EXPECTED = "a path starting with /, * for one whole segment, of letters, digits"
+            + " and -._~!$&'()*,=:@, without . or .. segments or //";
 
     /** Rejected in prefixes because a proxy and a backend may normalise them differently (path confusion). */
     private static final List<String> UNSAFE_IN_PREFIX = List.of("..", "//", "%", "?", "#", ";", "\\");
@@ -59,7 +60,17 @@ final class RouteValidator {
         }
         if (problems.itemsIntact(path + ".paths")) {
             for (int i = 0; i < rule.paths().size(); i++) {
-                rulePath(YamlPaths.item(path + ".paths", i), rule.paths().get(i), routePrefix);
+                String pattern = rule.paths().get(i);
+                if (rule.isDeny() && pattern.length() > 1 && pattern.endsWith("/")) {
+                    // "/x/" does not cover "/x", which Express (non-strict routing, its default) and servers that
+                    // redirect to the directory serve as "/x/": the deny would have a hole exactly at its name.
+                    problems.add(YamlPaths.item(path + ".paths", i), Values.quote(pattern) + " (expected: a deny"
+                            + " path without a trailing /) - it would not cover "
+                            + Values.quote(pattern.substring(0, pattern.length() - 1)) + "; "
+                            + Values.quote(pattern.substring(0, pattern.length() - 1)) + " covers both");
+                    continue;
+                }
+                rulePath(YamlPaths.item(path + ".paths", i), pattern, routePrefix);
             }
         }
     }
@@ -161,7 +172,29 @@ final class RouteValidator {
                 return false;
             }
         }
+        // A request's path is compared after normalisation, which leaves no "." segment and spells these
+        // characters, and only these, raw. Any other character (a space, "+", "é") is never in a normalised path
+        // as written here, so a route or a deny rule naming it would never apply, while the backend, decoding the
+        // request, serves it: "/files/a b" is "/files/a%20b" to the policy.
+        if (value.equals("/.") || value.contains("/./") || value.endsWith("/.")) {
+            problems.add(path, Values.quote(value) + " (expected: " + expected + ") - contains a \".\" segment");
+            return false;
+        }
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            if (!isPathCharacter(c)) {
+                problems.add(path, Values.quote(value) + " (expected: " + expected + ") - contains "
+                        + Values.quote(String.valueOf(c)));
+                return false;
+            }
+        }
         return true;
+    }
+
+    /** The characters a normalised request path spells raw (RequestTarget decodes their escapes), and "/". */
+    private static boolean isPathCharacter(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                || "-._~!$&'()*,=:@/".indexOf(c) >= 0;
     }
 
     private void methods(String path, List<String> methods) {

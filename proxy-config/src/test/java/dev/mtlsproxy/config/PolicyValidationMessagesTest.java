@@ -128,6 +128,41 @@ class PolicyValidationMessagesTest {
                 + " rules on a route, not both) - allow is shorthand for one allow rule; add it to rules");
     }
 
+    /**
+     * A deny on a path that no normalised request path can equal never applies, while the backend, decoding the
+     * request, serves what it names: "/inventory/a b" is "/inventory/a%20b" to the policy.
+     */
+    @Test
+    void aRulePathHasOnlyCharactersARequestPathSpellsRaw() {
+        String yaml = withRules("""
+                - { deny: [orders], paths: ["/inventory/a b", "/inventory/a+b", "/inventory/./x", "/inventory/é"] }
+                - { allow: [ops] }
+                """);
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "routes[1].rules[0].paths[0]: \"/inventory/a b\" (expected: " + RouteValidator.RULE_PATH_EXPECTED
+                        + ") - contains \" \"",
+                "routes[1].rules[0].paths[1]: \"/inventory/a+b\" (expected: " + RouteValidator.RULE_PATH_EXPECTED
+                        + ") - contains \"+\"",
+                "routes[1].rules[0].paths[2]: \"/inventory/./x\" (expected: " + RouteValidator.RULE_PATH_EXPECTED
+                        + ") - contains a \".\" segment",
+                "routes[1].rules[0].paths[3]: \"/inventory/é\" (expected: " + RouteValidator.RULE_PATH_EXPECTED
+                        + ") - contains \"é\"");
+    }
+
+    /** Express, by default, serves "/inventory/admin" with the handler of "/inventory/admin/". */
+    @Test
+    void aDenyPathHasNoTrailingSlash() {
+        String yaml = withRules("""
+                - { deny: [orders], paths: [/inventory/admin/, /inventory/admin] }
+                - { allow: [ops], paths: [/inventory/public/] }
+                """);
+
+        assertThat(fixture.problems(yaml)).containsExactly("routes[1].rules[0].paths[0]: \"/inventory/admin/\""
+                + " (expected: a deny path without a trailing /) - it would not cover \"/inventory/admin\";"
+                + " \"/inventory/admin\" covers both");
+    }
+
     @Test
     void everyRuleIsCheckedWithItsPath() {
         String yaml = withRules("""

@@ -329,8 +329,8 @@ class ValidationMessagesTest {
         @Test
         void pathPrefixesStartWithASlash() {
             assertThat(fixture.problems(fixture.with("pathPrefix: /orders", "pathPrefix: orders"))).containsExactly(
-                    "routes[0].pathPrefix: \"orders\" (expected: a path starting with /,"
-                            + " without .., //, %, ?, #, ; or \\)");
+                    "routes[0].pathPrefix: \"orders\" (expected: a path starting with /, of letters, digits and"
+                            + " -._~!$&'()*,=:@, without . or .. segments or //)");
         }
 
         @ParameterizedTest
@@ -342,13 +342,37 @@ class ValidationMessagesTest {
                 /orders#x        | #
                 /orders;x        | ;
                 /orders\\x       | \\
+                /orders/a b      | ` `
+                /orders/a+b      | +
+                /orders/café     | é
+                /orders/{id}     | {
+                /orders/a^b      | ^
                 """)
         void pathPrefixesHaveNothingABackendMightReadDifferently(String prefix, String unsafe) {
             String yaml = fixture.with("pathPrefix: /orders", "pathPrefix: '" + prefix + "'");
 
             assertThat(fixture.problems(yaml)).containsExactly("routes[0].pathPrefix: "
-                    + Values.quote(prefix) + " (expected: a path starting with /, without .., //, %, ?, #, ; or \\)"
-                    + " - contains " + Values.quote(unsafe));
+                    + Values.quote(prefix) + " (expected: a path starting with /, of letters, digits and"
+                    + " -._~!$&'()*,=:@, without . or .. segments or //) - contains " + Values.quote(unsafe));
+        }
+
+        /** A normalised request path has no "." segment, so a prefix with one would never match anything. */
+        @ParameterizedTest
+        @ValueSource(strings = {"/.", "/./orders", "/orders/./x", "/orders/."})
+        void pathPrefixesHaveNoDotSegments(String prefix) {
+            String yaml = fixture.with("pathPrefix: /orders", "pathPrefix: '" + prefix + "'");
+
+            assertThat(fixture.problems(yaml)).containsExactly("routes[0].pathPrefix: "
+                    + Values.quote(prefix) + " (expected: a path starting with /, of letters, digits and"
+                    + " -._~!$&'()*,=:@, without . or .. segments or //) - contains a \".\" segment");
+        }
+
+        @Test
+        void pathPrefixesMayUseEveryCharacterARequestPathSpellsRaw() throws Exception {
+            String prefix = "/odata/$batch/a-b_c.d~e!f&g'h(i)j*k,l=m:n@o";
+
+            assertThat(fixture.load(fixture.with("pathPrefix: /orders", "pathPrefix: \"" + prefix + "\""))
+                    .routes().get(0).pathPrefix()).isEqualTo(prefix);
         }
 
         @Test
