@@ -55,15 +55,27 @@ public final class ForwardedHeaders {
      */
     private static final AsciiString[] UNSET_FORWARDING = {
         AsciiString.cached("forwarded"), AsciiString.cached("x-forwarded-port"),
-        AsciiString.cached("x-forwarded-prefix")};
+        AsciiString.cached("x-forwarded-prefix"), AsciiString.cached("x-real-ip")};
 
-    /** Every name the proxy sets or removes as the backend's source of truth about the client. */
+    /**
+     * Fields that restate the request's target or method, which some backends obey instead of the request line:
+     * Symfony (so Laravel) takes the method of a POST from X-HTTP-Method-Override, and older Symfony and Zend took
+     * the path from X-Original-URL or X-Rewrite-URL (CVE-2018-14773). The policy judged the request line; a client
+     * must not be able to name another request behind it.
+     */
+    private static final AsciiString[] RESTATEMENTS = {
+        AsciiString.cached("x-original-url"), AsciiString.cached("x-rewrite-url"),
+        AsciiString.cached("x-http-method-override"), AsciiString.cached("x-http-method"),
+        AsciiString.cached("x-method-override")};
+
+    /** Every name the proxy sets or removes as the backend's source of truth about the client or the request. */
     private static final AsciiString[] OWNED = owned();
 
     private static AsciiString[] owned() {
         List<AsciiString> names = new ArrayList<>(IDENTITY_HEADERS);
         names.addAll(List.of(XFF, XFP, XFH));
         names.addAll(List.of(UNSET_FORWARDING));
+        names.addAll(List.of(RESTATEMENTS));
         return names.toArray(new AsciiString[0]);
     }
 
@@ -91,6 +103,9 @@ public final class ForwardedHeaders {
             headers.remove(name);
         }
         for (AsciiString name : UNSET_FORWARDING) {
+            headers.remove(name);
+        }
+        for (AsciiString name : RESTATEMENTS) {
             headers.remove(name);
         }
         removeUnderscoreSpellings(headers);

@@ -8,11 +8,14 @@ import java.util.Locale;
  * A request-target reduced to the one form that is both checked by policy and sent to the backend, so the two can
  * never disagree about which resource is meant.
  *
- * <p>Normalisation: percent-encoded unreserved characters are decoded (so {@code %2e} is a dot), other escapes get
- * upper-case hex, {@code .} and {@code ..} segments are resolved, repeated slashes merge. Refused outright, because
- * backends disagree about them: an escape of {@code /}, {@code \} or NUL, a raw backslash, a {@code ;} path parameter,
- * a {@code ..} that climbs above the root, a fragment, a malformed escape, and any form other than origin-form
- * ({@code /path}) or absolute-form ({@code http://host/path}).
+ * <p>Normalisation: an escape of a character that a rule's path may contain is decoded (unreserved characters, so
+ * {@code %2e} is a dot, and {@code ! $ & ' ( ) * , = : @}, so {@code /odata/%24batch} is {@code /odata/$batch}):
+ * backends decode them before routing, so a rule must see one spelling, or {@code %24batch} would walk past a deny
+ * on {@code $batch}. Other escapes get upper-case hex; {@code .} and {@code ..} segments are resolved, repeated
+ * slashes merge. Refused outright, because backends disagree about them: an escape of {@code /}, {@code \},
+ * {@code ;} or a control character, a raw backslash, a {@code ;} path parameter, a {@code ..} that climbs above the
+ * root, a fragment, a malformed escape, a control, space or non-ASCII byte in the path or the query, and any form
+ * other than origin-form ({@code /path}) or absolute-form ({@code http://host/path}).
  *
  * @param path      the normalised path, always starting with "/"
  * @param query     the raw query without "?", or null
@@ -60,11 +63,16 @@ public record RequestTarget(String path, String query, String authority) {
         int q = rest.indexOf('?');
         String rawPath = q >= 0 ? rest.substring(0, q) : rest;
         String query = q >= 0 ? rest.substring(q + 1) : null;
+        if (query != null) {
+            // The query is forwarded as sent, so it must be bytes every parser reads alike: a NUL would reach the
+            // backend raw, and a byte above 0x7F would reach it re-encoded as UTF-8 (the request line is text).
+            checkQuery(query);
+        }
         return new RequestTarget(normalisePath(rawPath), query, authority);
     }
 
     static String normalisePath(String raw) throws InvalidTargetException {
-        String decoded = decodeUnreserved(raw);
+        String decoded = decodeEscapes(raw);
         if (decoded.indexOf('\\') >= 0) {
             throw new InvalidTargetException("backslash in path");
         }
@@ -128,7 +136,7 @@ public record RequestTarget(String path, String query, String authority) {
         return out.toString();
     }
 
-    private static String decodeUnreserved(String raw) throws InvalidTargetException {
+    private static String decodeEscapes(String raw) throws InvalidTargetException {
         if (raw.indexOf('%') < 0) {
             checkCharacters(raw);
             return raw;
@@ -153,12 +161,17 @@ public record RequestTarget(String path, String query, String authority) {
             if (decoded == '/' || decoded == '\\') {
                 throw new InvalidTargetException("encoded slash or backslash in path");
             }
+            if (decoded == ';') {
+                // Kept encoded, "/public/..%3B/admin" is a plain segment here, but "/public/..;/admin" and then
+                // "/admin" to a backend that strips path parameters after decoding; decoded, it is a parameter.
+                throw new InvalidTargetException("encoded semicolon in path");
+            }
             if (decoded < 0x20 || decoded == 0x7f) {
                 // Refused as their raw forms are: "/admin%0A" is not "/admin" to the policy, but it is to a backend
                 // that decodes the path and matches it with a "$"-anchored pattern (Django's CVE-2021-44420).
                 throw new InvalidTargetException("encoded control character in path");
             }
-            if (isUnreserved(decoded)) {
+            if (isSpelledRaw(decoded)) {
                 out.append(decoded);
             } else {
                 out.append('%').append(Character.toUpperCase(raw.charAt(i + 1)))
@@ -183,6 +196,15 @@ public record RequestTarget(String path, String query, String authority) {
         return -1;
     }
 
+    private static void checkQuery(String query) throws InvalidTargetException {
+        for (int i = 0; i < query.length(); i++) {
+            char c = query.charAt(i);
+            if (c <= 0x20 || c >= 0x7f) {
+                throw new InvalidTargetException("control, space or non-ASCII character in query");
+            }
+        }
+    }
+
     private static void checkCharacters(String raw) throws InvalidTargetException {
         for (int i = 0; i < raw.length(); i++) {
             checkCharacter(raw.charAt(i));
@@ -195,8 +217,16 @@ public record RequestTarget(String path, String query, String authority) {
         }
     }
 
-    private static boolean isUnreserved(char c) {
+    /**
+     * Characters whose escapes are decoded: those a rule's path may contain (unreserved, and the sub-delimiters,
+     * ":" and "@" that may stand raw in a path), except "+", which a backend that decodes paths like form data
+     * reads as a space, so "%2B" and "+" are kept as sent (and rule paths may not contain "+"), and ";" (refused).
+     * Keep in step with the characters RouteValidator accepts in a rule's path.
+     */
+    private static boolean isSpelledRaw(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                || c == '-' || c == '.' || c == '_' || c == '~';
+                || c == '-' || c == '.' || c == '_' || c == '~'
+                || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == ','
+                || c == '=' || c == ':' || c == '@';
     }
 }

@@ -22,7 +22,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Admits a request only when its framing is unambiguous, and opens its {@link Exchange}.
+ * Admits a request only when its framing is unambiguous, and opens its {@link Exchange}. A version other than
+ * HTTP/1.0 or HTTP/1.1 gets 505, a method with lower-case letters 400.
  *
  * <p>Anything the strict codec could not decode (both Content-Length and Transfer-Encoding, differing duplicate
  * Content-Length, a malformed chunk, an oversized head) and any Transfer-Encoding other than plain {@code chunked},
@@ -61,6 +62,12 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
                     request.uri());
             ctx.channel().attr(Exchange.KEY).set(exchange);
         }
+        if (msg instanceof HttpRequest request && isUnsupportedVersion(request.protocolVersion())) {
+            ReferenceCountUtil.release(msg);
+            reject(ctx, "unsupported version " + request.protocolVersion().text(),
+                    HttpResponseStatus.HTTP_VERSION_NOT_SUPPORTED);
+            return;
+        }
         String problem = problem(msg);
         if (problem == null) {
             ctx.fireChannelRead(msg);
@@ -72,6 +79,14 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
                 : HttpResponseStatus.BAD_REQUEST;
         ReferenceCountUtil.release(msg);
         reject(ctx, problem, status);
+    }
+
+    /**
+     * Netty reads any "HTTP/x.y" as a version. Only 1.0 and 1.1 are HTTP/1 as the rest of this pipeline knows it:
+     * "HTTP/1.2" would skip the Host requirement of 1.1, and every request is forwarded as HTTP/1.1.
+     */
+    private static boolean isUnsupportedVersion(HttpVersion version) {
+        return !version.equals(HttpVersion.HTTP_1_1) && !version.equals(HttpVersion.HTTP_1_0);
     }
 
     private static String problem(Object msg) {
@@ -88,6 +103,11 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
         }
         if (!(msg instanceof HttpRequest request)) {
             return null;
+        }
+        if (!isUpperCase(request.method().name())) {
+            // Methods are case-sensitive, and rules name them upper-cased: "delete" is not covered by a deny on
+            // DELETE, yet Django upper-cases the method it is given. nginx refuses such methods as well.
+            return "method not in upper case";
         }
         if (HttpMethod.CONNECT.equals(request.method())) {
             // A reverse proxy has no tunnel to open. RequestTarget refuses CONNECT's authority-form target, but an
@@ -116,6 +136,16 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
             return "missing or repeated Host";
         }
         return null;
+    }
+
+    private static boolean isUpperCase(String method) {
+        for (int i = 0; i < method.length(); i++) {
+            char c = method.charAt(i);
+            if (c >= 'a' && c <= 'z') {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** How many Host fields: 0, 1, or 2 for more than one. */

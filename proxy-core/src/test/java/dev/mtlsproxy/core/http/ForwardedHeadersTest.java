@@ -308,11 +308,30 @@ class ForwardedHeadersTest {
         assertThat(headers.contains("x-forwarded-prefix")).isFalse();
     }
 
+    /** Symfony takes a POST's method from X-HTTP-Method-Override; older Symfony and Zend the path from these. */
+    @Test
+    void fieldsThatRestateTheMethodOrTheTargetAreNotTheClientsToSet() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("X-HTTP-Method-Override", "DELETE")
+                .set("X-HTTP-Method", "DELETE")
+                .set("X-Method-Override", "DELETE")
+                .set("X-Original-URL", "/admin")
+                .set("X-Rewrite-URL", "/admin")
+                .set("X-Real-IP", "10.0.0.1");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.names()).containsExactlyInAnyOrder("host", "x-forwarded-for", "x-forwarded-proto",
+                "x-forwarded-host", "x-forwarded-client-cert");
+    }
+
     // ---- the same names with "_" for "-" -----------------------------------------------------------------------
 
     static Stream<String> ownedNames() {
         return Stream.concat(IDENTITY_HEADERS_AS_STRINGS.stream(), Stream.of("x-forwarded-for", "x-forwarded-proto",
-                "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix"));
+                "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
+                "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override"));
     }
 
     static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()

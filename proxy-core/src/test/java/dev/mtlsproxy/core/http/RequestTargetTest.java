@@ -78,6 +78,16 @@ class RequestTargetTest {
         "/a/.%2e/b         | /b",
         "/a/%2e/b          | /a/b",
         "/caf%c3%a9        | /caf%C3%A9",
+        "/odata/%24batch   | /odata/$batch",
+        "/v1/items%3Aget   | /v1/items:get",
+        "/v1/items%3aget   | /v1/items:get",
+        "/u/%40me          | /u/@me",
+        "/%21%26%27%28%29  | /!&'()",
+        "/%2A%2C%3D        | /*,=",
+        "/a%2Bb            | /a%2Bb",
+        "/a%2bb            | /a%2Bb",
+        "/a+b              | /a+b",
+        "/%7Bx%7D          | /%7Bx%7D",
         "/a%20b            | /a%20b",
         "/%25%32%66        | /%252f",
         "/a/b/             | /a/b/",
@@ -120,6 +130,8 @@ class RequestTargetTest {
         "/a\\b                | backslash in path",
         "/admin;x             | path parameter (;) in path",
         "/admin;jsessionid=1  | path parameter (;) in path",
+        "/public/..%3B/admin  | encoded semicolon in path",
+        "/admin%3bx           | encoded semicolon in path",
         "/a#frag              | fragment in request-target",
         "/a?q#frag            | fragment in request-target",
         "*                    | request-target is not in origin-form or absolute-form",
@@ -149,6 +161,33 @@ class RequestTargetTest {
         assertThatThrownBy(() -> RequestTarget.parse(raw))
                 .isInstanceOf(InvalidTargetException.class)
                 .hasMessage("control, space or non-ASCII character in path");
+    }
+
+    /**
+     * The query is forwarded as sent, so it holds only what every parser reads alike: a NUL would reach the backend
+     * raw, and a byte above 0x7F re-encoded as UTF-8.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/a?x\u0000y", "/a?x\u000by", "/a?x y", "/a?x\u007fy", "/a?caf\u00e9", "/a?\u00ff"})
+    void controlsSpacesAndNonAsciiInTheQueryAreRefused(String raw) {
+        assertThatThrownBy(() -> RequestTarget.parse(raw))
+                .isInstanceOf(InvalidTargetException.class)
+                .hasMessage("control, space or non-ASCII character in query");
+    }
+
+    /**
+     * A rule's path names each character raw, so a request must reach the policy with one spelling of it:
+     * backends decode "%24" before routing, and "/odata/%24batch" is the deny-listed "/odata/$batch" to them.
+     */
+    @ParameterizedTest(name = "{0} -> {1}")
+    @CsvSource(delimiter = '|', value = {
+        "/odata/%24batch          | /odata/$batch",
+        "/odata/%24%62atch        | /odata/$batch",
+        "/v1/projects%3AbatchDelete | /v1/projects:batchDelete",
+        "/users/%40admin          | /users/@admin",
+    })
+    void escapesOfCharactersARulePathMayNameArriveDecoded(String raw, String path) throws Exception {
+        assertThat(RequestTarget.parse(raw).path()).isEqualTo(path);
     }
 
     /**

@@ -1,0 +1,215 @@
+package dev.mtlsproxy.core.proxy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.config.RuleConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A client granted {@code /public} but denied {@code /public/$batch} and the DELETE method tries to make the backend
+ * serve something the policy did not judge: another spelling of a denied path, a method in lower case, a version
+ * that skips the rules of HTTP/1.1, or a header that restates the target or the method. The backend here is a raw
+ * socket that records the exact bytes of each forwarded head, so the test sees what a backend's parser would.
+ */
+class JudgedRequestIsForwardedTest {
+
+    static final String CLIENT = "spiffe://prod.test/ns/shop/sa/client";
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static RawBackend backend;
+    static RunningProxy proxy;
+
+    @BeforeAll
+    static void start() throws Exception {
+        pki = TestPki.create(dir);
+        backend = RawBackend.start();
+        proxy = RunningProxy.builder(pki)
+                .identity("client", CLIENT)
+                .backend("shop", backend.url())
+                .route(new RouteConfig("public", null, "/public", List.of(), "shop", List.of(), List.of(
+                        new RuleConfig(null, List.of("client"), null, List.of("/public/$batch"), null),
+                        new RuleConfig(null, List.of("client"), List.of("DELETE"), null, null),
+                        new RuleConfig(List.of("client"), null, null, null, null)), null, null))
+                .start();
+    }
+
+    @AfterAll
+    static void stop() throws IOException {
+        proxy.close();
+        backend.close();
+    }
+
+    @BeforeEach
+    void forgetEarlierRequests() {
+        backend.heads.clear();
+    }
+
+    @Test
+    void anEscapedSpellingOfADeniedPathIsDenied() throws Exception {
+        try (MtlsClient client = connect()) {
+            assertThat(client.get("/public/$batch").status()).isEqualTo(403);
+            assertThat(client.get("/public/%24batch").status()).as("%24 is $ to every backend").isEqualTo(403);
+            assertThat(client.get("/public/%24%62atch").status()).isEqualTo(403);
+        }
+        assertThat(backend.nextHead()).as("forwarded").isNull();
+    }
+
+    @Test
+    void theBackendReceivesTheSpellingThePolicyJudged() throws Exception {
+        try (MtlsClient client = connect()) {
+            assertThat(client.get("/public/%24metadata/items%3Aget?q=%24x").status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).startsWith("GET /public/$metadata/items:get?q=%24x HTTP/1.1\r\n");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        // Kept encoded it is a plain segment to the policy, but "/public/..;/admin", then "/admin", to a backend
+        // that strips path parameters after decoding.
+        "GET /public/..%3B/admin HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        // A NUL in the query would reach the backend raw; a byte above 0x7F would reach it re-encoded as UTF-8.
+        "GET /public/x?a\u0000b HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "GET /public/x?caf\u00e9 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        // Not covered by the deny on DELETE, yet DELETE to a framework that upper-cases the method (Django).
+        "delete /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "Delete /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    })
+    void anAmbiguousRequestIsRefusedAndNotForwarded(String request) throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send(request);
+            assertThat(client.readResponse().status()).isEqualTo(400);
+            assertThat(client.closedWithin(5_000)).as("connection closed after 400").isTrue();
+        }
+        assertThat(backend.nextHead()).as("forwarded").isNull();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.2", "HTTP/0.9", "HTTP/2.0"})
+    void aVersionOtherThanHttp1xIsRefusedAndNotForwarded(String version) throws Exception {
+        try (MtlsClient client = connect()) {
+            // Without Host: an HTTP/1.2 request would otherwise escape the Host requirement of HTTP/1.1, and be
+            // forwarded as an HTTP/1.1 request without one.
+            client.send("GET /public/x " + version + "\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(505);
+            assertThat(client.closedWithin(5_000)).as("connection closed after 505").isTrue();
+        }
+        assertThat(backend.nextHead()).as("forwarded").isNull();
+    }
+
+    @Test
+    void headersThatRestateTheTargetOrTheMethodAreRemoved() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("POST /public/items HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+                    + "X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\nX-Method-Override: DELETE\r\n"
+                    + "X-Original-URL: /public/$batch\r\nX-Rewrite-URL: /public/$batch\r\n"
+                    + "X_Original_URL: /public/$batch\r\nX-Real-IP: 10.0.0.1\r\nX-Kept: yes\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        String head = backend.nextHead().toLowerCase(Locale.ROOT);
+        assertThat(head).startsWith("post /public/items http/1.1\r\n").contains("\r\nx-kept: yes\r\n")
+                .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
+    }
+
+    private static MtlsClient connect() throws Exception {
+        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(CLIENT));
+    }
+
+    /**
+     * Answers every request head with an empty 200, keeping the connection, and records the head's exact bytes.
+     * The requests of this test have no body.
+     */
+    static final class RawBackend implements AutoCloseable {
+        private static final byte[] OK = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                .getBytes(StandardCharsets.US_ASCII);
+
+        final BlockingQueue<String> heads = new LinkedBlockingQueue<>();
+        private final ServerSocket socket;
+
+        private RawBackend(ServerSocket socket) {
+            this.socket = socket;
+            Thread acceptor = new Thread(this::accept, "raw-backend");
+            acceptor.setDaemon(true);
+            acceptor.start();
+        }
+
+        static RawBackend start() throws IOException {
+            return new RawBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()));
+        }
+
+        String url() {
+            return "http://127.0.0.1:" + socket.getLocalPort();
+        }
+
+        /** The next forwarded head, or null when none arrives within half a second. */
+        String nextHead() throws InterruptedException {
+            return heads.poll(500, TimeUnit.MILLISECONDS);
+        }
+
+        private void accept() {
+            while (!socket.isClosed()) {
+                try {
+                    Socket connection = socket.accept();
+                    Thread serving = new Thread(() -> serve(connection), "raw-backend-connection");
+                    serving.setDaemon(true);
+                    serving.start();
+                } catch (IOException e) {
+                    return; // closed by the test
+                }
+            }
+        }
+
+        private void serve(Socket connection) {
+            try (connection) {
+                InputStream in = connection.getInputStream();
+                ByteArrayOutputStream head = new ByteArrayOutputStream();
+                int b;
+                while ((b = in.read()) >= 0) {
+                    head.write(b);
+                    if (endsWithEmptyLine(head)) {
+                        heads.add(head.toString(StandardCharsets.ISO_8859_1));
+                        head.reset();
+                        connection.getOutputStream().write(OK);
+                    }
+                }
+            } catch (IOException e) {
+                // the proxy closed the connection
+            }
+        }
+
+        private static boolean endsWithEmptyLine(ByteArrayOutputStream out) {
+            byte[] bytes = out.toByteArray();
+            int n = bytes.length;
+            return n >= 4 && bytes[n - 4] == '\r' && bytes[n - 3] == '\n' && bytes[n - 2] == '\r' && bytes[n - 1] == '\n';
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+}
