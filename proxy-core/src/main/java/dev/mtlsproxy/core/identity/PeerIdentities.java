@@ -24,6 +24,9 @@ public final class PeerIdentities {
     private static final int SAN_DNS = 2;
     private static final int SAN_URI = 6;
     private static final int SAN_IP = 7;
+    /** Indexes into {@link X509Certificate#getKeyUsage()} (RFC 5280, 4.2.1.3). */
+    private static final int KEY_CERT_SIGN = 5;
+    private static final int CRL_SIGN = 6;
 
     private PeerIdentities() {
     }
@@ -55,7 +58,7 @@ public final class PeerIdentities {
         String subject = leaf.getSubjectX500Principal().getName(X500Principal.RFC2253);
         List<String> cn = attribute(subject, "CN");
         return new PeerIdentity(
-                spiffeId(uris),
+                isLeafSvid(leaf) ? spiffeId(uris) : null,
                 uris,
                 dns,
                 emails,
@@ -96,6 +99,18 @@ public final class PeerIdentities {
     private static boolean clientAuthEku(X509Certificate leaf) throws CertificateParsingException {
         List<String> usages = leaf.getExtendedKeyUsage();
         return usages != null && (usages.contains("1.3.6.1.5.5.7.3.2") || usages.contains("2.5.29.37.0"));
+    }
+
+    /**
+     * Whether the certificate may be an X.509-SVID at all: the SPIFFE spec (X509-SVID, 4.1 and 4.3) has a leaf SVID
+     * be no CA and hold neither keyCertSign nor cRLSign, and go-spiffe refuses any other as an SVID. A CA
+     * certificate's SPIFFE URI names a signing authority of a trust domain, not a workload, so presented as a
+     * client certificate it is no SPIFFE identity; its other names still count (a self-signed client certificate
+     * made with openssl's defaults is a CA).
+     */
+    private static boolean isLeafSvid(X509Certificate leaf) {
+        boolean[] usage = leaf.getKeyUsage();
+        return leaf.getBasicConstraints() < 0 && (usage == null || !(usage[KEY_CERT_SIGN] || usage[CRL_SIGN]));
     }
 
     /**

@@ -178,6 +178,34 @@ class PeerIdentitiesTest {
     }
 
     @Test
+    void aCaCertificateWithASpiffeUriIsNoSpiffeIdButKeepsItsOtherNames() throws Exception {
+        X509Bundle ca = pki.client(ORDERS, b -> b.setIsCertificateAuthority(true).addSanDnsName("orders.shop.test"));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(ca.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.uriSans()).as("still shown as presented").containsExactly(ORDERS);
+        assertThat(peer.dnsSans()).containsExactly("orders.shop.test");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"keyCertSign", "cRLSign"})
+    void aCertificateThatMaySignOthersIsNoSpiffeId(String usage) throws Exception {
+        X509Bundle signer = pki.client(ORDERS, b -> b.setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature,
+                CertificateBuilder.KeyUsage.valueOf(usage)));
+
+        assertThat(PeerIdentities.fromCertificate(signer.getCertificate()).spiffeId()).isNull();
+    }
+
+    @Test
+    void aLeafWithTheUsualKeyUsageKeepsItsSpiffeId() throws Exception {
+        X509Bundle leaf = pki.client(ORDERS, b -> b.setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature,
+                CertificateBuilder.KeyUsage.keyAgreement));
+
+        assertThat(PeerIdentities.fromCertificate(leaf.getCertificate()).spiffeId()).isEqualTo(ORDERS);
+    }
+
+    @Test
     void nonSpiffeUrisDoNotDisturbTheSpiffeId() throws Exception {
         X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("https://prod.test/ns/ops/sa/admin")));
 

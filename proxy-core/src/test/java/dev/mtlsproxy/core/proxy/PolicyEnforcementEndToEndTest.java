@@ -154,6 +154,16 @@ class PolicyEnforcementEndToEndTest {
     }
 
     @Test
+    void aCaCertificateCarryingAGrantedSpiffeIdIsNotThatWorkload() throws Exception {
+        // Trusted, and presented with its key, but a CA: the SPIFFE spec (and go-spiffe) makes it no SVID, so it
+        // gets none of the grants of the workload its URI names.
+        X509Bundle caWithOrdersUri = pki.client(ORDERS, b -> b.setIsCertificateAuthority(true));
+
+        assertThat(status(caWithOrdersUri, "/public/x")).isEqualTo(403);
+        assertThat(status(pki.client(ORDERS), "/public/x")).isEqualTo(200);
+    }
+
+    @Test
     void certificateRequirementsRefuseALongLivedCertificate() throws Exception {
         X509Bundle twelveHours = pki.client("spiffe://short.test/job");
         X509Bundle thirtyMinutes = pki.client("spiffe://short.test/job",
