@@ -156,7 +156,14 @@ final class RouteValidator {
     }
 
     private void pathPrefix(String path, String prefix) {
-        safePath(path, prefix, PATH_PREFIX_EXPECTED);
+        if (safePath(path, prefix, PATH_PREFIX_EXPECTED) && prefix.length() > 1 && prefix.endsWith("/")) {
+            // "/admin/" does not cover "/admin", which would fall through to a shorter route's rules, while Express
+            // (non-strict routing, its default) serves it with the "/admin/" handler: a hole in the route exactly at
+            // its name. Prefixes match on segment boundaries, so "/admin" covers both.
+            String bare = prefix.substring(0, prefix.length() - 1);
+            problems.add(path, Values.quote(prefix) + " (expected: a pathPrefix without a trailing /) - it would not"
+                    + " cover " + Values.quote(bare) + "; " + Values.quote(bare) + " covers both");
+        }
     }
 
     /** Absolute, and free of what a proxy and a backend may normalise differently (path confusion). */

@@ -356,6 +356,20 @@ class ValidationMessagesTest {
                     + " -._~!$&'()*,=:@, without . or .. segments or //) - contains " + Values.quote(unsafe));
         }
 
+        /**
+         * "/orders/" would leave "/orders" to a shorter route's rules, while Express serves it with the "/orders/"
+         * handler; prefixes match on segment boundaries, so "/orders" says what was meant.
+         */
+        @Test
+        void aPathPrefixHasNoTrailingSlash() {
+            String yaml = fixture.with("pathPrefix: /orders", "pathPrefix: /orders/");
+
+            assertThat(fixture.problems(yaml)).containsExactly("routes[0].pathPrefix: \"/orders/\" (expected: a"
+                    + " pathPrefix without a trailing /) - it would not cover \"/orders\"; \"/orders\" covers both");
+            assertThat(fixture.load(fixture.with("pathPrefix: /orders", "pathPrefix: /")).routes().get(0).pathPrefix())
+                    .as("the root itself is fine").isEqualTo("/");
+        }
+
         /** A normalised request path has no "." segment, so a prefix with one would never match anything. */
         @ParameterizedTest
         @ValueSource(strings = {"/.", "/./orders", "/orders/./x", "/orders/."})
