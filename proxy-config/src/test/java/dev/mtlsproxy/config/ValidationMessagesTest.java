@@ -361,7 +361,7 @@ class ValidationMessagesTest {
          * handler; prefixes match on segment boundaries, so "/orders" says what was meant.
          */
         @Test
-        void aPathPrefixHasNoTrailingSlash() {
+        void aPathPrefixHasNoTrailingSlash() throws Exception {
             String yaml = fixture.with("pathPrefix: /orders", "pathPrefix: /orders/");
 
             assertThat(fixture.problems(yaml)).containsExactly("routes[0].pathPrefix: \"/orders/\" (expected: a"
