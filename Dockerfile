@@ -2,7 +2,8 @@
 #
 # mtls-proxy container image: built with Maven on a JDK image, run on a JRE image as a fixed non-root user.
 #
-#   docker build -t mtls-proxy .            (or: podman build --format docker -t mtls-proxy .)
+#   docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) -t mtls-proxy .
+#                                           (or: podman build --format docker ...)
 #   docker run --read-only --tmpfs /tmp:rw,exec,size=64m -p 8443:8443 -p 9901:9901 \
 #       -v "$PWD/my-config:/etc/mtls-proxy:ro" mtls-proxy
 #
@@ -27,10 +28,13 @@ COPY proxy-bench/pom.xml proxy-bench/
 COPY proxy-config/src proxy-config/src
 COPY proxy-core/src proxy-core/src
 COPY proxy-app/src proxy-app/src
+# The git commit `mtls-proxy version` and mtls_proxy_build_info report: the build context has no .git, so it is
+# passed in (--build-arg REVISION=$(git rev-parse --short=12 HEAD)); without it they say "unknown".
+ARG REVISION=
 # The local Maven repository is a build cache, not a layer: downloads are kept between builds on the same machine
 # and never end up in an image.
 RUN --mount=type=cache,id=mtls-proxy-m2,target=/root/.m2 \
-    mvn -B -ntp -q -DskipTests -pl proxy-app -am package \
+    mvn -B -ntp -q -DskipTests ${REVISION:+-Dmtlsproxy.revision=$REVISION} -pl proxy-app -am package \
     && cp proxy-app/target/mtls-proxy.jar /mtls-proxy.jar
 
 FROM ${RUNTIME_IMAGE}

@@ -29,6 +29,8 @@ public final class Main {
                                        three behave)
               health [--admin ADDR]    exit 0 when the proxy's admin /readyz answers 200 (default 127.0.0.1:9901);
                                        for container health checks
+              version                  the version and git commit of this build, and the Java runtime
+                                       (also --version)
 
             Each command takes only the options shown with it. --config FILE may also be written FILE, -c FILE
             or --config=FILE; --help (or -h) after any command prints this.
@@ -84,7 +86,7 @@ public final class Main {
             out.print(USAGE);
             return args.length == 0 ? Command.USAGE : Command.OK;
         }
-        String command = args[0];
+        String command = args[0].equals("--version") ? "version" : args[0];
         if (!Options.isCommand(command)) {
             err.println("unknown command: " + command);
             err.print(USAGE);
@@ -104,6 +106,7 @@ public final class Main {
                 case "explain" -> new ExplainCommand(out, err).run(options.requireConfig(), options.requireCert(),
                         options.sni(), options.requireArguments("METHOD URL", 2));
                 case "test" -> new PolicyTestCommand(out, err).run(options.requireConfig());
+                case "version" -> version(out);
                 default -> throw new IllegalStateException("a command Options accepts but Main does not run: "
                         + command);
             };
@@ -112,5 +115,13 @@ public final class Main {
             err.print(USAGE);
             return Command.USAGE;
         }
+    }
+
+    /** The build first, on a line of its own; then the runtime, which a bug report about TLS needs as much. */
+    private static int version(PrintStream out) {
+        out.println(BuildInfo.current().line());
+        out.println("Java " + System.getProperty("java.runtime.version") + " (" + System.getProperty("java.vendor")
+                + "), " + System.getProperty("os.name") + " " + System.getProperty("os.arch"));
+        return Command.OK;
     }
 }

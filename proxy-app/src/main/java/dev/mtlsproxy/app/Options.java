@@ -34,7 +34,8 @@ record Options(Path config, String admin, Path cert, String sni, boolean check, 
             "test", Set.of("--config"),
             "explain", Set.of("--config", "--cert", "--sni"),
             "demo", Set.of("--config", "--check"),
-            "health", Set.of("--admin"));
+            "health", Set.of("--admin"),
+            "version", Set.of());
 
     /** Plain arguments after the config file; only explain has any (METHOD URL). */
     private static final Map<String, Integer> ARGUMENTS = Map.of("explain", 2);

@@ -63,6 +63,10 @@ final class RunCommand {
     }
 
     int run(Path file) {
+        // First, before anything can fail: a log that shows a problem also shows which build had it.
+        BuildInfo build = BuildInfo.current();
+        log.info("event=starting version={} revision={} java={} config={}", build.version(), build.revision(),
+                System.getProperty("java.runtime.version"), file);
         ProcessSignals signals = exit == null ? null : ProcessSignals.install(exit);
         // What does not depend on the configuration (native TLS and transport libraries, the metrics registry and
         // its JVM binders) is prepared on a second thread while the configuration is read and validated: about a
@@ -129,6 +133,7 @@ final class RunCommand {
         JvmGcMetrics gcMetrics = new JvmGcMetrics();
         gcMetrics.bindTo(registry);
         ProxyMetrics metrics = new ProxyMetrics(registry);
+        metrics.buildInfo(BuildInfo.current().version(), BuildInfo.current().revision());
         if (accessLog != null) {
             metrics.accessLogDropped(accessLog, AsyncJsonAccessLog::dropped);
         }

@@ -73,6 +73,18 @@ class AdminEndpointsTest {
                 .contains("netty_allocator_memory_used");
     }
 
+    /** The Prometheus info convention: one series, 1, the build in its labels; the same in OpenMetrics. */
+    @Test
+    void theBuildIsAnInfoMetric() throws Exception {
+        BuildInfo build = BuildInfo.current();
+        String series = "mtls_proxy_build_info{revision=\"" + build.revision() + "\",version=\""
+                + System.getProperty("mtlsproxy.test.version") + "\"} 1";
+
+        assertThat(get("/metrics").body()).contains("# TYPE mtls_proxy_build_info gauge\n").contains(series + "\n");
+        assertThat(get("/metrics", "Accept", "application/openmetrics-text; version=1.0.0").body())
+                .contains("# TYPE mtls_proxy_build info\n").contains(series + "\n");
+    }
+
     @Test
     void bufferMemoryMetricsDescribeTheAllocatorTheConnectionsUse() throws Exception {
         // Real traffic through the proxy: TLS records and HTTP messages in pooled buffers.

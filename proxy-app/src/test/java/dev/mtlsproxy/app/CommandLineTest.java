@@ -249,4 +249,59 @@ class CommandLineTest {
         assertThat(run("serve")).isEqualTo(2);
         assertThat(stderr()).contains("unknown command: serve");
     }
+
+    @Test
+    void versionPrintsTheBuildsVersionAndCommitThenTheJavaRuntime() {
+        for (String version : new String[] {"--version", "version"}) {
+            out.reset();
+            assertThat(run(version)).as(version).isZero();
+
+            List<String> lines = stdout().lines().toList();
+            assertThat(lines).as(version).hasSize(2);
+            assertThat(lines.get(0)).as(version)
+                    .isEqualTo("mtls-proxy " + System.getProperty("mtlsproxy.test.version") + " (commit "
+                            + BuildInfo.current().revision() + ")");
+            assertThat(lines.get(1)).as(version).startsWith("Java " + Runtime.version() + " (");
+        }
+        assertThat(stderr()).isEmpty();
+    }
+
+    /**
+     * What the build wrote down: the commit of the clone it ran in (git's own abbreviation of HEAD), or what
+     * {@code -Dmtlsproxy.revision} named.
+     */
+    @Test
+    void theBuildRecordsTheCommitItWasMadeFrom() throws Exception {
+        String revision = BuildInfo.current().revision();
+        String requested = System.getProperty("mtlsproxy.revision");
+        if (requested != null && !requested.isEmpty()) {
+            assertThat(revision).isEqualTo(requested);
+            return;
+        }
+        String head = gitHead();
+        org.junit.jupiter.api.Assumptions.assumeTrue(head != null, "built outside a git clone: revision " + revision);
+        assertThat(revision).matches(java.util.regex.Pattern.quote(head) + "(-dirty)?");
+    }
+
+    private static String gitHead() throws Exception {
+        if (!Files.exists(Path.of("..", ".git"))) {
+            return null;
+        }
+        Process git;
+        try {
+            git = new ProcessBuilder("git", "--git-dir=" + Path.of("..", ".git"), "rev-parse", "--short=12", "HEAD")
+                    .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        } catch (java.io.IOException e) {
+            return null; // no git here
+        }
+        String head = new String(git.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        return git.waitFor() == 0 && !head.isEmpty() ? head : null;
+    }
+
+    @Test
+    void versionTakesNoArguments() {
+        assertThat(run("version", "extra")).isEqualTo(2);
+        assertThat(stderr()).startsWith("version: unexpected argument: extra\n");
+        assertThat(stdout()).isEmpty();
+    }
 }

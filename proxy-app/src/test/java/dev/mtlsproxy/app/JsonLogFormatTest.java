@@ -37,8 +37,15 @@ class JsonLogFormatTest {
         Process process = pb.start();
         try (BufferedReader stderr = new BufferedReader(
                 new InputStreamReader(process.getErrorStream(), StandardCharsets.UTF_8))) {
+            JsonNode starting = new ObjectMapper().readTree(stderr.readLine());
             JsonNode loops = new ObjectMapper().readTree(stderr.readLine());
             JsonNode listening = new ObjectMapper().readTree(stderr.readLine());
+            // The first line names the build, so a log pasted into a bug report says which one it was.
+            BuildInfo build = BuildInfo.current();
+            assertThat(starting.get("formattedMessage").asText()).isEqualTo("event=starting version="
+                    + build.version() + " revision=" + build.revision() + " java=" + Runtime.version() + " config="
+                    + config);
+            assertThat(build.version()).isEqualTo(System.getProperty("mtlsproxy.test.version"));
             assertThat(loops.get("level").asText()).isEqualTo("INFO");
             assertThat(loops.get("formattedMessage").asText()).startsWith("event=event_loops threads=");
             assertThat(listening.get("formattedMessage").asText()).startsWith("event=listening listener=demo");

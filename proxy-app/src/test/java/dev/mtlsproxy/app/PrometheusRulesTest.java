@@ -75,7 +75,8 @@ class PrometheusRulesTest {
             "mtls_proxy_certificate_expiry_timestamp_seconds",
             "mtls_proxy_config_last_reload_success_timestamp_seconds",
             "mtls_proxy_config_generation",
-            "mtls_proxy_crl_next_update_timestamp_seconds");
+            "mtls_proxy_crl_next_update_timestamp_seconds",
+            "mtls_proxy_build_info");
     static final List<String> HISTOGRAMS = List.of(
             "mtls_proxy_tls_handshake_duration_seconds",
             "mtls_proxy_request_duration_seconds",
@@ -255,6 +256,7 @@ class PrometheusRulesTest {
         metrics.handshakeLogSuppressed().increment();
         metrics.crls(java.util.List.of(new ProxyMetrics.CrlNextUpdate("workloads", 0, 1_800_000_000L)));
         metrics.staleCrlAccepted();
+        metrics.buildInfo("1.2.3", "0123456789ab");
     }
 
     @Test

@@ -419,6 +419,21 @@ public final class ProxyMetrics {
     }
 
     /**
+     * The Prometheus info-metric convention ({@code prometheus_build_info}, {@code node_exporter_build_info}): one
+     * series, always 1, whose labels carry the build, so {@code count by (version)} shows a rollout's progress and
+     * {@code * on (instance) group_left (version)} attaches the version to any other series. One value per
+     * process: the labels never change while it runs.
+     *
+     * @param revision the git commit the build was made from, or {@code unknown}
+     */
+    public void buildInfo(String version, String revision) {
+        Gauge.builder(PREFIX + "build.info", () -> 1)
+                .description("The running build: always 1, labelled with its version and git commit")
+                .tags("version", version, "revision", revision)
+                .register(registry);
+    }
+
+    /**
      * Records a configuration generation going live; the gauges read holders, so later reloads move them. Every
      * generation after the first is a successful reload.
      */
