@@ -31,6 +31,8 @@ public final class Main {
                                        for container health checks
               version                  the version and git commit of this build, and the Java runtime
                                        (also --version)
+              help                     this text (also --help, -h), on stdout; a usage error prints it on
+                                       stderr
 
             Each command takes only the options shown with it. --config FILE may also be written FILE, -c FILE
             or --config=FILE; --help (or -h) after any command prints this.
@@ -82,9 +84,15 @@ public final class Main {
 
     /** @param exit ends the process after a signal-driven shutdown; null inside tests (no signal handlers) */
     static int run(String[] args, PrintStream out, PrintStream err, IntConsumer exit) {
-        if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
+        if (args.length == 0) {
+            // Nothing was asked for: a usage error like any other, so the usage goes where errors go.
+            err.println("missing command");
+            err.print(USAGE);
+            return Command.USAGE;
+        }
+        if (args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
             out.print(USAGE);
-            return args.length == 0 ? Command.USAGE : Command.OK;
+            return Command.OK;
         }
         String command = args[0].equals("--version") ? "version" : args[0];
         if (!Options.isCommand(command)) {

@@ -44,6 +44,11 @@ record Options(Path config, String admin, Path cert, String sni, boolean check, 
         return ACCEPTED.containsKey(name);
     }
 
+    /** The command words that take options ({@code help} is handled before any parsing). */
+    static Set<String> commands() {
+        return ACCEPTED.keySet();
+    }
+
     static Options parse(String command, String[] args) throws UsageException {
         Set<String> accepted = ACCEPTED.get(command);
         int maxArguments = ARGUMENTS.getOrDefault(command, 0);

@@ -250,6 +250,44 @@ class CommandLineTest {
         assertThat(stderr()).contains("unknown command: serve");
     }
 
+    /** Run bare, the usage used to go to stdout with exit 2: a usage error, but printed where output goes. */
+    @Test
+    void noCommandAtAllIsAUsageErrorOnStderr() {
+        assertThat(run()).isEqualTo(2);
+
+        assertThat(stdout()).isEmpty();
+        assertThat(stderr()).startsWith("missing command\nusage: mtls-proxy COMMAND [options]").contains("exit codes:");
+    }
+
+    @Test
+    void helpAsACommandWordOrAnOptionPrintsTheUsageOnStdout() {
+        for (String help : new String[] {"help", "--help", "-h"}) {
+            out.reset();
+            assertThat(run(help)).as(help).isZero();
+            assertThat(stdout()).as(help).isEqualTo(Main.USAGE);
+        }
+        assertThat(stderr()).isEmpty();
+    }
+
+    /** {@code help} worked but was not in the usage; every word the command line takes is now, and nothing else. */
+    @Test
+    void theUsageListsEveryCommandTheCommandLineTakes() {
+        Set<String> listed = Main.USAGE.lines()
+                .dropWhile(line -> !line.equals("commands:")).skip(1).takeWhile(line -> !line.isBlank())
+                .filter(line -> line.matches("  [a-z].*"))
+                .map(line -> line.strip().split(" ")[0])
+                .collect(java.util.stream.Collectors.toSet());
+        Set<String> taken = new java.util.HashSet<>(Options.commands());
+        taken.add("help");
+
+        assertThat(listed).isEqualTo(taken);
+        for (String command : taken) {
+            err.reset();
+            run(command, "--frobnicate");
+            assertThat(stderr()).as(command).doesNotStartWith("unknown command");
+        }
+    }
+
     @Test
     void versionPrintsTheBuildsVersionAndCommitThenTheJavaRuntime() {
         for (String version : new String[] {"--version", "version"}) {
