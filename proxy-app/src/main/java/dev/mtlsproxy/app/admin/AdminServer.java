@@ -22,13 +22,27 @@ import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The admin listener: plain HTTP on its own single thread, so a slow scrape never runs on (or waits for) the
- * proxy's event loops. Pipeline: idle (closes a connection silent for {@link #IDLE_TIMEOUT}), http (codec),
- * aggregate (admin requests are tiny; 8 KiB cap), endpoints.
+ * proxy's event loops. At most {@link Limits#maxConnections()} connections are open at once; one more is closed as
+ * soon as it is accepted. Pipeline, in order:
+ * <pre>
+ *   request-timeout  starts the clock when a request begins (connection open, first bytes after the last request)
+ *   idle             closes a connection silent for {@link Limits#idleTimeout()}
+ *   http             codec
+ *   aggregate        admin requests are tiny; 8 KiB cap
+ *   request-received stops the clock: the whole request arrived in time
+ *   endpoints
+ * </pre>
  */
 public final class AdminServer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(AdminServer.class);
 
     private final EventLoopGroup group;
     private final Channel channel;
@@ -39,19 +53,32 @@ public final class AdminServer implements AutoCloseable {
     }
 
     /**
-     * A connection that sends nothing for this long is closed: idle keep-alive connections would otherwise pile up
-     * without limit on descriptors the mTLS listeners share. Longer than any scrape interval worth having.
+     * The admin listener's limits; not configurable: the values suit any probe and scrape set-up.
+     *
+     * @param idleTimeout     a connection that sends nothing for this long between requests is closed: idle
+     *                        keep-alive connections would otherwise pile up without limit on descriptors the mTLS
+     *                        listeners share. Longer than any scrape interval worth having.
+     * @param requestTimeout  the time to send one whole request, counted from the connection opening or from the
+     *                        first bytes of the request; past it the connection is closed (nginx's
+     *                        client_header_timeout is 60 s for any client on the Internet; a probe or a scraper
+     *                        on the pod network sends its few hundred bytes in one go)
+     * @param maxConnections  connections open at once; the kubelet opens one per probe and closes it, a Prometheus
+     *                        keeps one per target, so a pod needs a handful, and 64 never gets in their way while
+     *                        bounding what anything else on the pod network can hold open
      */
-    static final Duration IDLE_TIMEOUT = Duration.ofMinutes(2);
+    record Limits(Duration idleTimeout, Duration requestTimeout, int maxConnections) {
+        static final Limits DEFAULT = new Limits(Duration.ofMinutes(2), Duration.ofSeconds(10), 64);
+    }
 
     public static AdminServer start(HostPort address, AdminEndpoints endpoints)
             throws InterruptedException, CannotBindException {
-        return start(address, endpoints, IDLE_TIMEOUT);
+        return start(address, endpoints, Limits.DEFAULT);
     }
 
-    static AdminServer start(HostPort address, AdminEndpoints endpoints, Duration idleTimeout)
+    static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits)
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        ConnectionLimit connections = new ConnectionLimit(limits.maxConnections());
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
@@ -59,12 +86,19 @@ public final class AdminServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
+                            if (!connections.admit(ch)) {
+                                ch.close();
+                                return;
+                            }
+                            RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout());
                             ch.pipeline()
-                                    .addLast("idle", new IdleStateHandler(idleTimeout.toMillis(), 0, 0,
+                                    .addLast("request-timeout", requestTimeout.bytes())
+                                    .addLast("idle", new IdleStateHandler(limits.idleTimeout().toMillis(), 0, 0,
                                             TimeUnit.MILLISECONDS))
                                     .addLast("close-idle", CLOSE_IDLE)
                                     .addLast("http", new HttpServerCodec())
                                     .addLast("aggregate", new HttpObjectAggregator(8 * 1024))
+                                    .addLast("request-received", requestTimeout.requests())
                                     .addLast("endpoints", endpoints);
                         }
                     })
@@ -76,6 +110,39 @@ public final class AdminServer implements AutoCloseable {
         } catch (InterruptedException | CannotBindException | RuntimeException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
+        }
+    }
+
+    /**
+     * Counts open connections and refuses one over the limit. The connection is accepted and closed at once, rather
+     * than left in the listen backlog, so the client learns at once and nothing waits on it. Refusals are logged
+     * once each time the limit is reached, not per connection: a flood must not flood the log too.
+     */
+    private static final class ConnectionLimit {
+        private final int max;
+        private final AtomicInteger open = new AtomicInteger();
+        private final AtomicBoolean reported = new AtomicBoolean();
+
+        ConnectionLimit(int max) {
+            this.max = max;
+        }
+
+        boolean admit(Channel ch) {
+            if (open.incrementAndGet() > max) {
+                open.decrementAndGet();
+                if (reported.compareAndSet(false, true)) {
+                    log.warn("event=admin_connections_refused limit={} remote={} detail=\"more connections are"
+                            + " closed as soon as they open until some close; not logged again until then\"", max,
+                            ch.remoteAddress());
+                }
+                return false;
+            }
+            ch.closeFuture().addListener(closed -> {
+                if (open.decrementAndGet() < max) {
+                    reported.set(false);
+                }
+            });
+            return true;
         }
     }
 

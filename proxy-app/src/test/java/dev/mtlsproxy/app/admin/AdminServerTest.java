@@ -1,17 +1,28 @@
 package dev.mtlsproxy.app.admin;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.HostPort;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The admin listener's own limits, apart from what its endpoints answer. */
 class AdminServerTest {
@@ -24,7 +35,7 @@ class AdminServerTest {
     @Test
     void aConnectionThatSaysNothingIsClosedAfterTheIdleTimeoutAndTheNextOneIsServed() throws Exception {
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
-                Duration.ofMillis(300));
+                new AdminServer.Limits(Duration.ofMillis(300), Duration.ofSeconds(30), 64));
                 Socket idle = new Socket(InetAddress.getLoopbackAddress(), server.address().getPort())) {
             idle.setSoTimeout(10_000);
             long opened = System.nanoTime();
@@ -38,6 +49,133 @@ class AdminServerTest {
                         .getBytes(StandardCharsets.US_ASCII));
                 InputStream in = used.getInputStream();
                 assertThat(new String(in.readAllBytes(), StandardCharsets.US_ASCII)).startsWith("HTTP/1.1 200 OK");
+            }
+        }
+    }
+
+    private static Socket connect(AdminServer server) throws Exception {
+        Socket socket = new Socket(InetAddress.getLoopbackAddress(), server.address().getPort());
+        socket.setSoTimeout(5_000);
+        return socket;
+    }
+
+    /** True when the server closed the connection; a read that times out (the connection still open) fails. */
+    private static boolean closedByServer(Socket socket) throws Exception {
+        try {
+            return socket.getInputStream().read() == -1;
+        } catch (SocketTimeoutException e) {
+            throw new AssertionError("the connection is still open after " + socket.getSoTimeout() + " ms", e);
+        } catch (SocketException e) {
+            return true; // reset: the server closed while the client was still writing
+        }
+    }
+
+    /**
+     * Slowloris: a byte every 50 ms is never idle, so the idle timeout never fired and the connection was held for
+     * as long as the client liked. Whether the head or the body drips, the whole request must arrive within the
+     * request timeout.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"GET /healthz HTTP/1.1\r\nHost: admin\r\nX-Drip: ",
+        "POST /admin/reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 1000\r\n\r\n"})
+    void aClientDrippingItsRequestIsClosedAfterTheRequestTimeout(String start) throws Exception {
+        Duration requestTimeout = Duration.ofMillis(500);
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64));
+                Socket slow = connect(server)) {
+            OutputStream out = slow.getOutputStream();
+            out.write(start.getBytes(StandardCharsets.US_ASCII));
+            long started = System.nanoTime();
+            Thread drip = new Thread(() -> {
+                try {
+                    while (true) {
+                        Thread.sleep(50); // the client's pace is the scenario
+                        out.write('a');
+                        out.flush();
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // closed by the server, or the test is over
+                }
+            }, "slowloris");
+            drip.setDaemon(true);
+            drip.start();
+            try {
+                assertThat(closedByServer(slow)).isTrue();
+                assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThanOrEqualTo(requestTimeout);
+            } finally {
+                drip.interrupt();
+            }
+        }
+    }
+
+    /**
+     * The clock runs while a request arrives (the first one: from the connection opening), not between requests: a
+     * scraper keeping its connection for the next scrape is governed by the idle timeout alone, and each later
+     * request gets the whole request timeout from its first bytes.
+     */
+    @Test
+    void aKeepAliveConnectionWaitingLongerThanTheRequestTimeoutBetweenRequestsIsServed() throws Exception {
+        Duration requestTimeout = Duration.ofMillis(300);
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64));
+                Socket scraper = connect(server)) {
+            for (int scrape = 0; scrape < 3; scrape++) {
+                if (scrape > 0) {
+                    Thread.sleep(requestTimeout.multipliedBy(2).toMillis()); // the pause between scrapes
+                }
+                scraper.getOutputStream().write("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII));
+                assertThat(readResponse(scraper.getInputStream())).as("scrape " + scrape)
+                        .startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
+            }
+        }
+    }
+
+    /** One keep-alive response: the head, then content-length bytes. */
+    private static String readResponse(InputStream in) throws IOException {
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            assertThat(b).as("response head so far: " + head).isNotEqualTo(-1);
+            head.append((char) b);
+        }
+        Matcher length = Pattern.compile("(?i)content-length: (\\d+)").matcher(head);
+        assertThat(length.find()).isTrue();
+        return head + new String(in.readNBytes(Integer.parseInt(length.group(1))), StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * Over the cap a new connection is closed as soon as it is accepted; those within it are served as before, and
+     * a slot freed by a closed one serves the next probe.
+     */
+    @Test
+    void connectionsOverTheCapAreClosedWhileTheOpenOnesAndLaterProbesAreServed() throws Exception {
+        int cap = 4;
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), cap))) {
+            List<Socket> held = new ArrayList<>();
+            try {
+                for (int i = 0; i < cap; i++) {
+                    held.add(connect(server));
+                }
+                try (Socket extra = connect(server)) {
+                    assertThat(closedByServer(extra)).as("connection " + (cap + 1)).isTrue();
+                }
+
+                Socket probe = held.get(0);
+                probe.getOutputStream().write("GET /readyz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII));
+                assertThat(readResponse(probe.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
+
+                held.remove(cap - 1).close();
+                // The server sees the close a moment later; until then a new connection may still be over the cap.
+                await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(exchange(server,
+                        "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"))
+                        .startsWith("HTTP/1.1 200 OK\r\n"));
+            } finally {
+                for (Socket socket : held) {
+                    socket.close();
+                }
             }
         }
     }
