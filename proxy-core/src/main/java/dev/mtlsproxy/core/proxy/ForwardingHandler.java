@@ -916,6 +916,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             reviewTunnel("reload");
             return;
         }
+        if (evt == LingeringClose.STARTED) {
+            if (exchange != null && !tunnel) {
+                // The guard answered 400 for a body found malformed while it was forwarded: no more of it comes.
+                abandonExchange();
+            }
+            return;
+        }
         if (evt instanceof IdleStateEvent) {
             if (exchange != null && !exchange.responseStarted) {
                 if (!requestComplete && upstream != null && upstream.isWritable()) {
@@ -938,18 +945,25 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             if (tunnel) {
                 closeTunnel();
             } else {
-                // Client went away mid-exchange: the backend connection is in an unknown state, never reuse it.
-                // The decision stays the policy's; status 0 (status_class none) says no response head was sent.
-                exchange.finish(exchange.responseStarted ? exchange.status : 0);
-                Channel abandoned = upstream;
-                endExchange();
-                if (abandoned != null) {
-                    abandoned.pipeline().get(BackendHandler.class).owner = null;
-                    abandoned.close();
-                }
+                abandonExchange();
             }
         }
         ctx.fireChannelInactive();
+    }
+
+    /**
+     * The client went away mid-exchange, or will send no more of its request: the backend connection is in an
+     * unknown state, never reused. The decision stays the policy's; status 0 (status_class none) says no response
+     * head was sent, unless the exchange was already answered and recorded.
+     */
+    private void abandonExchange() {
+        exchange.finish(exchange.responseStarted ? exchange.status : 0);
+        Channel abandoned = upstream;
+        endExchange();
+        if (abandoned != null) {
+            abandoned.pipeline().get(BackendHandler.class).owner = null;
+            abandoned.close();
+        }
     }
 
     @Override

@@ -28,9 +28,21 @@ import java.util.concurrent.TimeUnit;
  * gets the reset it would have got at once.
  *
  * <p>Installed right after the TLS handler when the lingering starts, it swallows every read, so nothing after it
- * sees a byte of the abandoned request. Event-loop confined.
+ * sees a byte of the abandoned request; {@link #STARTED} tells the handlers after it so. Event-loop confined.
  */
 final class LingeringClose extends ChannelInboundHandlerAdapter {
+
+    /**
+     * User event fired past this handler when the lingering starts: the request being read will never be read to its
+     * end, so an exchange still being forwarded (a body found malformed mid-way) must let its backend go now, not
+     * when the client finally closes.
+     */
+    static final Object STARTED = new Object() {
+        @Override
+        public String toString() {
+            return "LingeringClose.STARTED";
+        }
+    };
 
     /** Closes a lingering connection after this long without a byte from the client (nginx's lingering_timeout). */
     static final Duration QUIET = Duration.ofSeconds(5);
@@ -74,6 +86,7 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
         } else {
             pipeline.addAfter(pipeline.context(tls).name(), NAME, lingering);
         }
+        pipeline.context(NAME).fireUserEventTriggered(STARTED);
         // Shutting the output fails writes still queued, so it waits until close_notify is in the socket.
         (tls == null ? channel.newSucceededFuture() : tls.closeOutbound()).addListener(f -> {
             if (f.isSuccess()) {

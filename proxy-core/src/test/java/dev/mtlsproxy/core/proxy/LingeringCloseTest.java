@@ -157,6 +157,23 @@ class LingeringCloseTest {
     }
 
     @Test
+    void aBodyFoundMalformedWhileForwardedCutsTheBackendOffAtOnceNotWhenTheLingeringEnds() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\n");
+            await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 1);
+
+            client.send("zz\r\n"); // not a chunk size: where the body ends is unknown from here on
+
+            assertThat(client.readResponse().status()).isEqualTo(400);
+            // The client neither sends nor closes, so the connection lingers for the quiet time; the backend,
+            // holding half a request that can never be completed, must not wait for that.
+            await().atMost(Duration.ofSeconds(2)).until(() -> backend.openConnections() == 0);
+        }
+        assertThat(backend.pendingRequests()).as("the backend never saw a complete request").isZero();
+    }
+
+    @Test
     void aClientThatKeepsSendingAfterItsAnswerIsCutOffOnceTheLingeringByteLimitIsRead() throws Exception {
         AtomicLong sent = new AtomicLong();
         try (MtlsClient client = connect()) {
