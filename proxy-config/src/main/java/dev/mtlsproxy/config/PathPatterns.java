@@ -10,6 +10,20 @@ public final class PathPatterns {
     }
 
     /**
+     * The characters other than "/" that a normalised request path spells raw, and so the only ones a pattern may
+     * contain: the request-target normaliser decodes their escapes (a rule must see one spelling of a path, or
+     * "%24batch" would walk past a deny on "$batch"), and a pattern with any other character could never match.
+     * Unreserved characters, the sub-delimiters, ":" and "@", except "+" (a backend that decodes paths like form
+     * data reads it as a space, so "%2B" and "+" stay as sent) and ";" (refused in request paths).
+     */
+    public static boolean isSpelledRaw(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                || c == '-' || c == '.' || c == '_' || c == '~'
+                || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == ','
+                || c == '=' || c == ':' || c == '@';
+    }
+
+    /**
      * Whether a normalised path is covered by the pattern: equal to it, or below it on a segment boundary, with each
      * {@code *} of the pattern matching one non-empty segment. Case-sensitive, as paths are.
      */

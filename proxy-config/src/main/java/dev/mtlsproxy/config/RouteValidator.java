@@ -200,8 +200,7 @@ final class RouteValidator {
 
     /** The characters a normalised request path spells raw (RequestTarget decodes their escapes), and "/". */
     private static boolean isPathCharacter(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                || "-._~!$&'()*,=:@/".indexOf(c) >= 0;
+        return c == '/' || PathPatterns.isSpelledRaw(c);
     }
 
     private void methods(String path, List<String> methods) {

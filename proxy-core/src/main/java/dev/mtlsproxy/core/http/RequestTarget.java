@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.http;
 
+import dev.mtlsproxy.config.PathPatterns;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -171,7 +172,8 @@ public record RequestTarget(String path, String query, String authority) {
                 // that decodes the path and matches it with a "$"-anchored pattern (Django's CVE-2021-44420).
                 throw new InvalidTargetException("encoded control character in path");
             }
-            if (isSpelledRaw(decoded)) {
+            // Decoded exactly when a rule's path may contain the character: one definition for both sides.
+            if (PathPatterns.isSpelledRaw(decoded)) {
                 out.append(decoded);
             } else {
                 out.append('%').append(Character.toUpperCase(raw.charAt(i + 1)))
@@ -215,18 +217,5 @@ public record RequestTarget(String path, String query, String authority) {
         if (c <= 0x20 || c >= 0x7f) {
             throw new InvalidTargetException("control, space or non-ASCII character in path");
         }
-    }
-
-    /**
-     * Characters whose escapes are decoded: those a rule's path may contain (unreserved, and the sub-delimiters,
-     * ":" and "@" that may stand raw in a path), except "+", which a backend that decodes paths like form data
-     * reads as a space, so "%2B" and "+" are kept as sent (and rule paths may not contain "+"), and ";" (refused).
-     * Keep in step with the characters RouteValidator accepts in a rule's path.
-     */
-    private static boolean isSpelledRaw(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                || c == '-' || c == '.' || c == '_' || c == '~'
-                || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == ','
-                || c == '=' || c == ':' || c == '@';
     }
 }
