@@ -100,8 +100,10 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     /**
      * Closes after the last response of a draining connection. When the client has pipelined (held requests: more
      * of them may be unread in the socket), the close lingers ({@link LingeringClose}), since a reset would cut off
-     * the end of that response. Without held requests nothing is left unread (reads were not held back), and it
-     * closes now: a drain should not wait for clients it need not.
+     * the end of that response. Without held requests it closes at once (a drain should not wait for clients it
+     * need not), unless the response's own writer closes lingering: a refused upload, or one the backend answered
+     * before it ended, still has body coming, which only that handler knows. It does so right after writing, and
+     * this listener may run inside that write, so the plain close waits until the current task is done.
      */
     private void closeAfterLastResponse(ChannelHandlerContext ctx) {
         if (LingeringClose.isLingering(ctx.channel())) {
@@ -109,7 +111,11 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             return;
         }
         if (held.isEmpty()) {
-            ctx.close();
+            ctx.executor().execute(() -> {
+                if (!LingeringClose.isLingering(ctx.channel())) {
+                    ctx.close();
+                }
+            });
             return;
         }
         releaseHeld();

@@ -117,6 +117,33 @@ class LingeringCloseTest {
     }
 
     @Test
+    void aBackendsEarlyAnswerDuringADrainReachesAClientStillUploading() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("POST /early?status=413&ms=500 HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
+                    + "\r\n\r\n");
+            // The request is at the backend (in flight) before the drain starts, and answered after it did.
+            await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 1);
+            proxy.server().stopAccepting();
+            CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return proxy.server().drain(Duration.ofSeconds(20));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            });
+            sendBody(client.output(), UPLOAD);
+
+            MtlsClient.Response response = client.readResponse();
+
+            assertThat(response.status()).isEqualTo(413);
+            assertThat(response.header("connection")).isEqualTo("close");
+            assertThat(client.closedWithin(5_000)).isTrue();
+            assertThat(drained.get(20, TimeUnit.SECONDS)).as("drained once the client closed").isTrue();
+        }
+    }
+
+    @Test
     void aResponseStillInTheSendBufferReachesASlowReaderWholeWhenARefusedUploadIsLeftUnread() throws Exception {
         long download = 8L << 20;
         long upload = 1L << 20;

@@ -84,7 +84,7 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /slow?ms=N}: answers after N ms</li>
  *   <li>{@code /hang}: never answers</li>
  *   <li>{@code /early?status=N}: answers N as soon as the request head arrives, before reading the body (as a
- *       server refusing an upload does), then reads and drops the body</li>
+ *       server refusing an upload does), then reads and drops the body; {@code &ms=M}: M ms after the head</li>
  *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
  *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
  *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0)</li>
@@ -291,7 +291,9 @@ public final class TestBackend implements AutoCloseable {
                     ctx.write(head);
                 }
                 if (path().equals("/early")) {
-                    ctx.writeAndFlush(text(HttpResponseStatus.valueOf((int) param("status")), "answered early\n"));
+                    FullHttpResponse early = text(HttpResponseStatus.valueOf((int) param("status")),
+                            "answered early\n");
+                    ctx.executor().schedule(() -> ctx.writeAndFlush(early), param("ms"), TimeUnit.MILLISECONDS);
                 }
             }
             if (msg instanceof HttpContent content) {
