@@ -308,6 +308,27 @@ class ForwardedHeadersTest {
         assertThat(headers.contains("x-forwarded-prefix")).isFalse();
     }
 
+    /**
+     * CDN and load balancer conventions for the client's address, which backends read before the peer address
+     * (Rails' remote_ip takes Client-IP). The proxy sets none of them.
+     */
+    @Test
+    void clientAddressFieldsOfOtherProxiesAreNotTheClientsToSet() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("True-Client-IP", "10.0.0.1")
+                .set("X-Client-IP", "10.0.0.1")
+                .set("Client-IP", "10.0.0.1")
+                .set("CF-Connecting-IP", "10.0.0.1")
+                .set("Fastly-Client-IP", "10.0.0.1")
+                .set("X-Cluster-Client-IP", "10.0.0.1");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.names()).containsExactlyInAnyOrder("host", "x-forwarded-for", "x-forwarded-proto",
+                "x-forwarded-host", "x-forwarded-client-cert");
+    }
+
     /** Symfony takes a POST's method from X-HTTP-Method-Override; older Symfony and Zend the path from these. */
     @Test
     void fieldsThatRestateTheMethodOrTheTargetAreNotTheClientsToSet() {
@@ -331,6 +352,8 @@ class ForwardedHeadersTest {
     static Stream<String> ownedNames() {
         return Stream.concat(IDENTITY_HEADERS_AS_STRINGS.stream(), Stream.of("x-forwarded-for", "x-forwarded-proto",
                 "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
+                "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip",
+                "x-cluster-client-ip",
                 "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override"));
     }
 

@@ -135,6 +135,20 @@ class JudgedRequestIsForwardedTest {
                 .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "True-Client-IP", "X-Client-IP", "Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+        "True_Client_IP", "X_Client_IP", "Client_IP", "CF_Connecting_IP", "Fastly_Client_IP", "X_Cluster_Client_IP",
+    })
+    void aClientIpHeaderTheProxyDoesNotSetIsRemoved(String name) throws Exception {
+        try (MtlsClient client = connect()) {
+            // Backends take the client's address from these: Rails' remote_ip from Client-IP, for one.
+            client.send("GET /public/x HTTP/1.1\r\nHost: localhost\r\n" + name + ": 10.9.8.7\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).doesNotContain("10.9.8.7").doesNotContainIgnoringCase(name);
+    }
+
     private static MtlsClient connect() throws Exception {
         return MtlsClient.connect(proxy.address(), pki.root(), pki.client(CLIENT));
     }
