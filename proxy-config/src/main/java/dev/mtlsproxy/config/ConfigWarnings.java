@@ -82,6 +82,11 @@ final class ConfigWarnings {
             return Optional.of(path + ".methods: " + rule.methods() + " - the route serves only "
                     + route.methods() + ", so this rule never matches");
         }
+        if (route.methods().isEmpty() && !rule.methods().isEmpty()
+                && rule.methods().stream().allMatch("TRACE"::equals)) {
+            return Optional.of(path + ".methods: " + rule.methods() + " - a route without methods serves every "
+                    + "method but TRACE, so this rule never matches (name TRACE in the route's methods)");
+        }
         if (!rule.isDeny() && rule.expires() != null && !rule.expires().isAfter(now)) {
             return Optional.of(path + ".expires: " + rule.expires() + " - already expired, so this "
                     + "grant never matches");

@@ -10,7 +10,7 @@ import java.util.Locale;
  * @param name       unique label for logs and metrics
  * @param host       exact host, or {@code *.example.com} for one extra label; absent means any host; lower-cased
  * @param pathPrefix path prefix, matched on segment boundaries ({@code /api} covers {@code /api/x}, not {@code /apiary})
- * @param methods    methods the route serves, upper-cased; empty means any; others get 405
+ * @param methods    methods the route serves, upper-cased; empty means any but TRACE; others get 405
  * @param backend    name of a backend under {@code backends:}
  * @param allow      shorthand for one allow rule naming these identities; not together with {@code rules}
  * @param rules      ordered allow/deny rules; deny wins, no match denies; none at all denies everyone

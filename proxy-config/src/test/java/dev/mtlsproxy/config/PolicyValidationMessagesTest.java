@@ -247,6 +247,23 @@ class PolicyValidationMessagesTest {
     }
 
     @Test
+    void aWarningNamesARuleForTraceOnARouteForAnyMethod() throws Exception {
+        String yaml = fixture.with("""
+                    backend: inventory
+                    allow: [ops]
+                """, """
+                    backend: inventory
+                    rules:
+                      - { allow: [ops], methods: [trace] }
+                      - { allow: [ops], methods: [GET, TRACE] }
+                """);
+
+        assertThat(ConfigLoader.warnings(fixture.load(yaml), Instant.parse("2026-11-27T00:00:00Z"))).containsExactly(
+                "routes[1].rules[0].methods: [TRACE] - a route without methods serves every method but TRACE, so"
+                        + " this rule never matches (name TRACE in the route's methods)");
+    }
+
+    @Test
     void warningsNameIdentitiesOfAnAnchorNoListenerTrusts() throws Exception {
         String yaml = withSecondAnchor()
                 .replace("orders: { spiffeId", "orders: { trustAnchor: partners, spiffeId")

@@ -70,7 +70,7 @@ public record Explanation(String verdict, PolicyDecision decision, List<String> 
             case DENY -> (d.dryRunDeny() ? "DENY, dry-run: forwarded and reported (403 once enforced) - "
                     : "DENY (403) - ") + d.reasonText() + (d.detail().isEmpty() ? "" : " (" + d.detail() + ")");
             case NO_ROUTE -> "NOT FOUND (404) - no route matched";
-            case METHOD_NOT_ALLOWED -> "METHOD NOT ALLOWED (405) - the route serves " + d.route().methods();
+            case METHOD_NOT_ALLOWED -> "METHOD NOT ALLOWED (405) - the route serves " + d.route().servedMethods();
             case MISDIRECTED -> "MISDIRECTED (421) - the server name and the Host header name different hosts";
         };
     }

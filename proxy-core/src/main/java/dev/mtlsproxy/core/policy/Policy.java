@@ -138,7 +138,8 @@ public final class Policy {
             }
             if (longest != null) {
                 if (trace.enabled()) {
-                    trace.note("route " + longest.name() + " covers the path but serves only " + longest.methods());
+                    trace.note("route " + longest.name() + " covers the path but serves only "
+                            + longest.servedMethods());
                 }
                 return new PolicyDecision(PolicyDecision.Outcome.METHOD_NOT_ALLOWED, longest, 0, null,
                         DenyReason.METHOD_NOT_ALLOWED, "");

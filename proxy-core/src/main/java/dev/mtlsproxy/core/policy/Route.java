@@ -9,7 +9,7 @@ import java.util.Set;
  * @param name       from the config
  * @param host       which hosts it covers
  * @param pathPrefix segment-boundary prefix; "/" covers everything
- * @param methods    methods it serves, empty for any
+ * @param methods    methods it serves, empty for any but TRACE
  * @param backend    backend name
  * @param rules      in order; deny wins, no rule means deny
  * @param dryRun     decisions are logged and counted, every request is forwarded
@@ -32,7 +32,23 @@ public record Route(
                 || path.charAt(pathPrefix.length()) == '/';
     }
 
+    /** What a route for any method answers a 405 with in Allow: the common methods (it serves others too). */
+    private static final String ANY_BUT_TRACE_ALLOW = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+
     boolean allowsMethod(String method) {
-        return methods.isEmpty() || methods.contains(method);
+        // TRACE sends the request back as the backend received it, X-Forwarded-Client-Cert and X-Forwarded-For
+        // included, to whatever sent it: a script that can make a client send one reads what the proxy vouched
+        // for (cross-site tracing). nginx refuses TRACE outright; here a route that names it serves it.
+        return methods.isEmpty() ? !method.equals("TRACE") : methods.contains(method);
+    }
+
+    /** The value of Allow in a 405 for this route (RFC 9110 15.5.6 requires one). */
+    public String allowHeader() {
+        return methods.isEmpty() ? ANY_BUT_TRACE_ALLOW : String.join(", ", methods);
+    }
+
+    /** The methods the route serves, as the policy trace and {@code explain} show them. */
+    public String servedMethods() {
+        return methods.isEmpty() ? "any method but TRACE" : methods.toString();
     }
 }

@@ -145,7 +145,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         ReferenceCountUtil.release(request);
         FullHttpResponse response = ErrorResponses.of(status, keepAlive);
         if (status == HttpResponseStatus.METHOD_NOT_ALLOWED && exchange.decision != null) {
-            response.headers().set(HttpHeaderNames.ALLOW, String.join(", ", exchange.decision.route().methods()));
+            response.headers().set(HttpHeaderNames.ALLOW, exchange.decision.route().allowHeader());
         }
         exchange.answerLocally(ctx, response, keepAlive);
     }

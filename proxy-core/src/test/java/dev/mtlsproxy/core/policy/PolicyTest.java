@@ -357,6 +357,38 @@ class PolicyTest {
     }
 
     @Test
+    void traceIsNotAmongAnyMethod() {
+        // TRACE sends the request back as received, headers the proxy added included, to a script that made it.
+        Policy policy = new PolicyBuilder()
+                .identity("orders", IdentityConfig.spiffe(ORDERS_ID))
+                .route("orders-api", null, "/orders", List.of(), "orders")
+                .build();
+
+        PolicyDecision decision = decide(policy, ORDERS, "TRACE", "", "/orders/42");
+
+        assertThat(decision.outcome()).isEqualTo(Outcome.METHOD_NOT_ALLOWED);
+        assertThat(decision.routeName()).isEqualTo("orders-api");
+        assertThat(decision.route().allowHeader()).isEqualTo("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        assertThat(decide(policy, ORDERS, "PROPFIND", "", "/orders/42").outcome()).isEqualTo(Outcome.ALLOW);
+    }
+
+    @Test
+    void traceIsServedWhereARouteNamesIt() {
+        Policy policy = new PolicyBuilder()
+                .identity("orders", IdentityConfig.spiffe(ORDERS_ID))
+                .route("orders-api", null, "/orders", List.of(), "orders")
+                .route("orders-trace", null, "/orders", List.of("TRACE"), "orders")
+                .build();
+
+        PolicyDecision traced = decide(policy, ORDERS, "TRACE", "", "/orders/42");
+        PolicyDecision denied = decide(policy, BILLING, "TRACE", "", "/orders/42");
+
+        assertThat(traced.outcome()).isEqualTo(Outcome.ALLOW);
+        assertThat(traced.routeName()).isEqualTo("orders-trace");
+        assertThat(denied.outcome()).as("judged by that route's rules").isEqualTo(Outcome.DENY);
+    }
+
+    @Test
     void methodIsCaseSensitiveOnTheRequestSide() {
         // RFC 9110 9.1: method names are case-sensitive; "get" is not GET.
         Policy policy = new PolicyBuilder()

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.RuleConfig;
+import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -55,6 +56,7 @@ class JudgedRequestIsForwardedTest {
                         new RuleConfig(null, List.of("client"), null, List.of("/public/$batch"), null),
                         new RuleConfig(null, List.of("client"), List.of("DELETE"), null, null),
                         new RuleConfig(List.of("client"), null, null, null, null)), null, null))
+                .route(new RouteConfig("diagnostics", null, "/diag", List.of("TRACE"), "shop", List.of("client")))
                 .start();
     }
 
@@ -133,6 +135,35 @@ class JudgedRequestIsForwardedTest {
         String head = backend.nextHead().toLowerCase(Locale.ROOT);
         assertThat(head).startsWith("post /public/items http/1.1\r\n").contains("\r\nx-kept: yes\r\n")
                 .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
+    }
+
+    @Test
+    void traceIsRefusedWith405OnARouteThatDoesNotNameIt() throws Exception {
+        try (MtlsClient client = connect()) {
+            // TRACE echoes the request it received, X-Forwarded-Client-Cert included, to whoever sent it.
+            client.send("TRACE /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            MtlsClient.Response refused = client.readResponse();
+            assertThat(refused.status()).isEqualTo(405);
+            assertThat(refused.header("allow")).contains("GET").doesNotContain("TRACE");
+            assertThat(refused.header("connection")).isEqualTo("keep-alive");
+            assertThat(client.get("/public/x").status()).as("the connection stays usable").isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).startsWith("GET /public/x ");
+        assertThat(backend.nextHead()).as("TRACE forwarded").isNull();
+        AccessLogEntry refused = proxy.accessLog().stream()
+                .filter(e -> e.method().equals("TRACE") && e.path().equals("/public/x"))
+                .findFirst().orElseThrow();
+        assertThat(refused.status()).isEqualTo(405);
+        assertThat(refused.decision()).isEqualTo("method_not_allowed");
+    }
+
+    @Test
+    void traceIsForwardedOnARouteThatNamesIt() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("TRACE /diag HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).startsWith("TRACE /diag HTTP/1.1\r\n");
     }
 
     @ParameterizedTest(name = "{0}")
