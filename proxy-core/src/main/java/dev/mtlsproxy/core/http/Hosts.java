@@ -48,6 +48,34 @@ public final class Hosts {
         return h;
     }
 
+    /**
+     * The Host header as a backend receives it: the host {@link #normalise} judged (lower case, without one trailing
+     * dot), and the port as sent. A backend that picks a virtual host or a tenant by the name must pick it by the
+     * name the policy matched routes on: {@code ADMIN.example.com.} is {@code admin.example.com} to the policy, and
+     * may be another name, or none, to a backend comparing strings.
+     *
+     * @param hostHeader a value {@link #normalise} accepted
+     * @return {@code hostHeader} itself when it already is in that spelling, as nearly every one is: then nothing is
+     *         allocated
+     */
+    public static String forwarded(String hostHeader) {
+        String h = hostHeader.trim();
+        int hostEnd = h.startsWith("[") ? h.indexOf(']') + 1 : h.indexOf(':');
+        if (hostEnd < 0) {
+            hostEnd = h.length();
+        }
+        boolean trailingDot = hostEnd > 0 && h.charAt(hostEnd - 1) == '.';
+        boolean upperCase = false;
+        for (int i = 0; i < hostEnd && !upperCase; i++) {
+            char c = h.charAt(i);
+            upperCase = c >= 'A' && c <= 'Z';
+        }
+        if (!trailingDot && !upperCase) {
+            return h;
+        }
+        return h.substring(0, trailingDot ? hostEnd - 1 : hostEnd).toLowerCase(Locale.ROOT) + h.substring(hostEnd);
+    }
+
     private static boolean isIpv6Literal(String s) {
         if (s.indexOf(':') < 0) {
             return false;

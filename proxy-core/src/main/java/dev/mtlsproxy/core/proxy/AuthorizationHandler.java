@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Decides each request before anything reaches a backend: normalises the target, matches the route, checks the
  * client against the route's rules. Allowed requests (and refusals of a dry-run route, which are only reported)
- * continue with the normalised target: the backend receives exactly the path that was checked. Anything else is
- * answered here with 400/403/404/405/417/421 and its body is discarded unread.
+ * continue with the normalised target and Host: the backend receives exactly the path and host that were checked.
+ * Anything else is answered here with 400/403/404/405/417/421 and its body is discarded unread.
  */
 final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
 
@@ -72,7 +72,8 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
             refuse(ctx, request, exchange, HttpResponseStatus.BAD_REQUEST, true);
             return;
         }
-        String host = Hosts.normalise(request.headers().get(HttpHeaderNames.HOST));
+        String hostHeader = request.headers().get(HttpHeaderNames.HOST);
+        String host = Hosts.normalise(hostHeader);
         if (host == null || (target.authority() != null && !target.authority().isEmpty()
                 && !host.equals(Hosts.normalise(target.authority())))) {
             log.info("event=bad_request remote={} problem=\"invalid Host\"", ctx.channel().remoteAddress());
@@ -94,7 +95,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
                     rt.policy(), policyRequest.method(), target.path(), decision));
         }
         if (decision.forwards()) {
-            allow(ctx, request, exchange, target);
+            allow(ctx, request, exchange, target, hostHeader);
             return;
         }
         switch (decision.outcome()) {
@@ -115,13 +116,21 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         // no route, wrong method, misdirected: not a policy decision about an identity
     }
 
-    private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, RequestTarget target) {
+    private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, RequestTarget target,
+            String hostHeader) {
         String expect = request.headers().get(HttpHeaderNames.EXPECT);
         if (expect != null && !HttpHeaderValues.CONTINUE.contentEqualsIgnoreCase(expect.trim())) {
             refuse(ctx, request, exchange, HttpResponseStatus.EXPECTATION_FAILED, false);
             return;
         }
         request.setUri(target.pathAndQuery());
+        if (hostHeader != null) {
+            // The backend gets the host the routes were matched on, as it gets the path that was checked.
+            String forwarded = Hosts.forwarded(hostHeader);
+            if (forwarded != hostHeader) { // the same instance when already canonical: the usual case costs nothing
+                request.headers().set(HttpHeaderNames.HOST, forwarded);
+            }
+        }
         if (HttpUtil.is100ContinueExpected(request)) {
             // Authorised: the body is welcome. The proxy answers the expectation itself (as nginx does) rather than
             // relaying it, so a refused request never reaches the point of inviting a body.

@@ -29,6 +29,26 @@ class HostsTest {
         assertThat(Hosts.normalise(header)).isEqualTo(canonical);
     }
 
+    @ParameterizedTest(name = "{0} -> {1}")
+    @CsvSource(delimiter = '|', value = {
+        "API.Example.COM          | api.example.com",
+        "api.example.com.:8443    | api.example.com:8443",
+        "API.example.com.:443     | api.example.com:443",
+        "api.example.com..        | api.example.com.",
+        "[2001:DB8::A]:443        | [2001:db8::a]:443",
+        "[::1]                    | [::1]",
+        "10.1.2.3:80              | 10.1.2.3:80",
+    })
+    void theForwardedHostIsTheJudgedHostWithThePortAsSent(String header, String forwarded) {
+        assertThat(Hosts.forwarded(header)).isEqualTo(forwarded);
+    }
+
+    @Test
+    void aHostAlreadyInItsJudgedSpellingIsForwardedAsTheSameString() {
+        String header = "api.example.com:8443";
+        assertThat(Hosts.forwarded(header)).isSameAs(header);
+    }
+
     @Test
     void surroundingWhitespaceIsIgnored() {
         assertThat(Hosts.normalise("  api.example.com:443 ")).isEqualTo("api.example.com");

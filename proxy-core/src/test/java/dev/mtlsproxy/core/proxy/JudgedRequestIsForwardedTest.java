@@ -21,12 +21,14 @@ import java.util.Locale;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -56,6 +58,7 @@ class JudgedRequestIsForwardedTest {
                         new RuleConfig(null, List.of("client"), null, List.of("/public/$batch"), null),
                         new RuleConfig(null, List.of("client"), List.of("DELETE"), null, null),
                         new RuleConfig(List.of("client"), null, null, null, null)), null, null))
+                .route(new RouteConfig("shop-host", "shop.test", "/", List.of(), "shop", List.of("client")))
                 .route(new RouteConfig("diagnostics", null, "/diag", List.of("TRACE"), "shop", List.of("client")))
                 .start();
     }
@@ -135,6 +138,25 @@ class JudgedRequestIsForwardedTest {
         String head = backend.nextHead().toLowerCase(Locale.ROOT);
         assertThat(head).startsWith("post /public/items http/1.1\r\n").contains("\r\nx-kept: yes\r\n")
                 .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({
+        "SHOP.Test.:8443, /,         shop.test:8443",
+        "shop.test.,      /,         shop.test",
+        "Shop.Test,       /,         shop.test",
+        "[::ABCD]:8443,   /public/x, [::abcd]:8443",
+    })
+    void theBackendReceivesTheHostThePolicyJudgedWithItsPort(String sent, String path, String judged)
+            throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("GET " + path + " HTTP/1.1\r\nHost: " + sent + "\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead())
+                .containsPattern("\r\n(?i:host): " + Pattern.quote(judged) + "\r\n")
+                .containsPattern("\r\n(?i:x-forwarded-host): " + Pattern.quote(judged) + "\r\n")
+                .doesNotContain(sent + "\r\n");
     }
 
     @Test
