@@ -41,6 +41,8 @@ public final class Endpoint {
     private final InetSocketAddress address;
     /** The name for SNI and host name verification: the configured serverName, else the URL's host. */
     private final String tlsHost;
+    /** The Host of a request that came without one: see {@link #hostHeader()}. */
+    private final String hostHeader;
     private final SslContext ssl;
     private final int connectTimeoutMillis;
     private final long coolDownNanos;
@@ -66,6 +68,8 @@ public final class Endpoint {
             log.warn("event=backend_unresolved backend={} endpoint={}", backend, display);
         }
         this.tlsHost = serverName != null ? serverName : bare;
+        String name = serverName != null ? serverName : host.toLowerCase(Locale.ROOT); // IPv6 keeps its brackets
+        this.hostHeader = url.getPort() < 0 || url.getPort() == (https ? 443 : 80) ? name : name + ":" + port;
         this.ssl = https ? ssl : null;
         // At least 1: Netty reads 0 as no timeout at all, which is what 500us rounded down would have become.
         this.connectTimeoutMillis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, connectTimeout.toMillis()));
@@ -121,6 +125,15 @@ public final class Endpoint {
     /** The host header a health check sends, and the name TLS verifies: configured serverName, else the URL host. */
     String tlsHost() {
         return tlsHost;
+    }
+
+    /**
+     * The Host a request gets when its client sent none (HTTP/1.0 allows that, HTTP/1.1, which the backend is
+     * spoken to in, does not): the name this endpoint's TLS is verified for ({@code serverName}), else the URL's
+     * host, with the port unless it is the scheme's default. nginx sends the same, {@code $proxy_host}.
+     */
+    public String hostHeader() {
+        return hostHeader;
     }
 
     public boolean isHealthy() {

@@ -104,6 +104,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private ChannelHandlerContext ctx;
     private Exchange exchange;
     private Backend backend;
+    /** The request head when its client sent no Host (HTTP/1.0): each endpoint tried gives it its own. */
+    private HttpRequest hostless;
     /** The endpoint of the current attempt; endpoints already tried for this request are in {@link #tried}. */
     private Endpoint endpoint;
     private final List<Endpoint> tried = new ArrayList<>(2);
@@ -271,6 +273,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 && (!(request instanceof HttpContent whole) || whole.content() == Unpooled.EMPTY_BUFFER)
                 && IDEMPOTENT.contains(request.method()) ? request : null;
         ForwardedHeaders.forBackend(request.headers(), clientIp(), xfcc(exchange.peer()));
+        // RequestGuard let a request without Host through only as HTTP/1.0; it is forwarded as HTTP/1.1.
+        hostless = clientHttp10 && !request.headers().contains(HttpHeaderNames.HOST) ? request : null;
         if (webSocketRequested) {
             Upgrades.keepWebSocketUpgrade(request.headers());
         }
@@ -306,6 +310,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         endpoint = next;
         tried.add(next);
         exchange.backend = next.display();
+        if (hostless != null) {
+            hostless.headers().set(HttpHeaderNames.HOST, next.hostHeader()); // nothing of the request was sent yet
+        }
         EventLoop loop = ctx.channel().eventLoop();
         Channel pooled = next.pool().acquire(loop);
         if (pooled != null) {
@@ -878,6 +885,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         exchange = null;
         upstream = null;
         replayable = null;
+        hostless = null;
     }
 
     private static void releaseAll(ArrayDeque<?> held) {

@@ -140,6 +140,20 @@ class JudgedRequestIsForwardedTest {
                 .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
     }
 
+    @Test
+    void anHttp10RequestWithoutHostReachesTheBackendWithTheBackendsHost() throws Exception {
+        try (MtlsClient client = connect()) {
+            // HTTP/1.0 may leave Host out; the request goes on as HTTP/1.1, which must have one (RFC 9112 3.2).
+            client.send("GET /public/x HTTP/1.0\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        String head = backend.nextHead();
+        assertThat(head).startsWith("GET /public/x HTTP/1.1\r\n")
+                .containsOnlyOnce("\r\nhost: ")
+                .contains("\r\nhost: " + backend.authority() + "\r\n")
+                .doesNotContainIgnoringCase("x-forwarded-host");
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource({
         "SHOP.Test.:8443, /,         shop.test:8443",
@@ -229,7 +243,11 @@ class JudgedRequestIsForwardedTest {
         }
 
         String url() {
-            return "http://127.0.0.1:" + socket.getLocalPort();
+            return "http://" + authority();
+        }
+
+        String authority() {
+            return "127.0.0.1:" + socket.getLocalPort();
         }
 
         /** The next forwarded head, or null when none arrives within half a second. */
