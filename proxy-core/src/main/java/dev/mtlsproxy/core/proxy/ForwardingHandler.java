@@ -527,6 +527,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             }
         }
         response.setProtocolVersion(HttpVersion.HTTP_1_1);
+        if (!requestComplete) {
+            // Answered before the upload ended: the connection closes after this response (lingering, when the
+            // upload is still unfinished then, see responseComplete), so say so, or a client may send its next
+            // request on it. Once said, it closes even if the upload ends while the response is being sent.
+            clientKeepAlive = false;
+        }
         if (!clientKeepAlive) {
             response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
         }

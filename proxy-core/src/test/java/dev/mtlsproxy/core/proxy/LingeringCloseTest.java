@@ -95,6 +95,7 @@ class LingeringCloseTest {
 
             assertThat(response.status()).isEqualTo(400);
             assertThat(response.bodyText()).isEqualTo("bad request\n");
+            assertThat(response.header("connection")).isEqualTo("close");
             assertThat(client.closedWithin(5_000)).isTrue();
         }
     }
@@ -111,6 +112,7 @@ class LingeringCloseTest {
             assertThat(response.status()).isEqualTo(413);
             assertThat(response.bodyText()).isEqualTo("answered early\n");
             assertThat(response.header("x-backend")).isEqualTo("test");
+            assertThat(response.header("connection")).isEqualTo("close");
             assertThat(client.closedWithin(5_000)).as("the request was cut short: the connection ends")
                     .isTrue();
         }
@@ -140,6 +142,38 @@ class LingeringCloseTest {
             assertThat(response.header("connection")).isEqualTo("close");
             assertThat(client.closedWithin(5_000)).isTrue();
             assertThat(drained.get(20, TimeUnit.SECONDS)).as("drained once the client closed").isTrue();
+        }
+    }
+
+    @Test
+    void aBackendsEarlyAnswerToAnUnfinishedUploadSaysTheConnectionCloses() throws Exception {
+        try (MtlsClient client = connect()) {
+            // A client that reads while it sends: it has the answer with most of its upload unsent, and must not
+            // take the connection for one it can send its next request on.
+            client.send("POST /early?status=413 HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
+                    + "\r\n\r\n");
+            sendBody(client.output(), 64 * 1024);
+
+            MtlsClient.Response response = client.readResponse();
+
+            assertThat(response.status()).isEqualTo(413);
+            assertThat(response.header("connection")).isEqualTo("close");
+            assertThat(client.closedWithin(5_000)).as("and it does close").isTrue();
+        }
+    }
+
+    @Test
+    void theProxysOwnAnswerToAnUnfinishedUploadSaysTheConnectionCloses() throws Exception {
+        backend.close(); // the upload cannot be forwarded: 502 while most of it is unsent
+        try (MtlsClient client = connect()) {
+            client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD + "\r\n\r\n");
+            sendBody(client.output(), 64 * 1024);
+
+            MtlsClient.Response response = client.readResponse();
+
+            assertThat(response.status()).isEqualTo(502);
+            assertThat(response.header("connection")).isEqualTo("close");
+            assertThat(client.closedWithin(5_000)).isTrue();
         }
     }
 
