@@ -71,11 +71,15 @@ public final class ForwardedHeaders {
     /**
      * Fields that restate the request's target or method, which some backends obey instead of the request line:
      * Symfony (so Laravel) takes the method of a POST from X-HTTP-Method-Override, and older Symfony and Zend took
-     * the path from X-Original-URL or X-Rewrite-URL (CVE-2018-14773). The policy judged the request line; a client
-     * must not be able to name another request behind it.
+     * the path from X-Original-URL or X-Rewrite-URL (CVE-2018-14773); an authorisation service behind nginx's
+     * auth_request or Traefik's forwardAuth judges the request that X-Original-URI, or X-Forwarded-Uri and
+     * X-Forwarded-Method, name. The policy judged the request line; a client must not be able to name another
+     * request behind it.
      */
     private static final List<AsciiString> RESTATEMENTS = List.of(
             AsciiString.cached("x-original-url"), AsciiString.cached("x-rewrite-url"),
+            AsciiString.cached("x-original-uri"), AsciiString.cached("x-forwarded-uri"),
+            AsciiString.cached("x-forwarded-method"),
             AsciiString.cached("x-http-method-override"), AsciiString.cached("x-http-method"),
             AsciiString.cached("x-method-override"));
 

@@ -329,7 +329,11 @@ class ForwardedHeadersTest {
                 "x-forwarded-host", "x-forwarded-client-cert");
     }
 
-    /** Symfony takes a POST's method from X-HTTP-Method-Override; older Symfony and Zend the path from these. */
+    /**
+     * Symfony takes a POST's method from X-HTTP-Method-Override; older Symfony and Zend the path from X-Original-URL
+     * or X-Rewrite-URL; auth services behind nginx's auth_request or Traefik's forwardAuth judge the request the
+     * last three name.
+     */
     @Test
     void fieldsThatRestateTheMethodOrTheTargetAreNotTheClientsToSet() {
         HttpHeaders headers = new DefaultHttpHeaders()
@@ -339,6 +343,9 @@ class ForwardedHeadersTest {
                 .set("X-Method-Override", "DELETE")
                 .set("X-Original-URL", "/admin")
                 .set("X-Rewrite-URL", "/admin")
+                .set("X-Original-URI", "/admin")
+                .set("X-Forwarded-Uri", "/admin")
+                .set("X-Forwarded-Method", "DELETE")
                 .set("X-Real-IP", "10.0.0.1");
 
         ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
@@ -354,7 +361,8 @@ class ForwardedHeadersTest {
                 "x-forwarded-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
                 "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip",
                 "x-cluster-client-ip",
-                "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override"));
+                "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
+                "x-http-method-override", "x-http-method", "x-method-override"));
     }
 
     static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()
