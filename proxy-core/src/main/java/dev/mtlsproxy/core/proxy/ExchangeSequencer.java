@@ -23,7 +23,8 @@ import java.util.ArrayDeque;
  * <p>Knowing whether a response is pending makes it the handler that drains a connection for shutdown
  * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
  * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the
- * close lingers so that dropping them cannot cost the client the response it was sent (see {@link LingeringClose}).
+ * close lingers so that what the client pipelined or still sends cannot cost it the response it was sent (see
+ * {@link LingeringClose}).
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
 
@@ -98,28 +99,16 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     }
 
     /**
-     * Closes after the last response of a draining connection. When the client has pipelined (held requests: more
-     * of them may be unread in the socket), the close lingers ({@link LingeringClose}), since a reset would cut off
-     * the end of that response. Without held requests it closes at once (a drain should not wait for clients it
-     * need not), unless the response's own writer closes lingering: a refused upload, or one the backend answered
-     * before it ended, still has body coming, which only that handler knows. It does so right after writing, and
-     * this listener may run inside that write, so the plain close waits until the current task is done.
+     * Closes after the last response of a draining connection, always lingering ({@link LingeringClose}): a reset
+     * would cut off the end of that response still in the send buffer. Nothing held does not mean nothing unread:
+     * the socket is read during a response only if a read happens to be pending (none is after a request that
+     * ended before its backend connection was up, for one), so a pipelined request can sit unread in the socket;
+     * and a client may send after the last read, or after the close, which the kernel answers with a reset too.
+     * The response said {@code Connection: close}, so a client that reads it closes, which ends the lingering.
      */
     private void closeAfterLastResponse(ChannelHandlerContext ctx) {
-        if (LingeringClose.isLingering(ctx.channel())) {
-            releaseHeld(); // a response the proxy made itself, which closes lingering anyway
-            return;
-        }
-        if (held.isEmpty()) {
-            ctx.executor().execute(() -> {
-                if (!LingeringClose.isLingering(ctx.channel())) {
-                    ctx.close();
-                }
-            });
-            return;
-        }
         releaseHeld();
-        LingeringClose.close(ctx.channel());
+        LingeringClose.close(ctx.channel()); // a no-op when a response the proxy made itself already lingers
     }
 
     private void next(ChannelHandlerContext ctx) {
