@@ -99,7 +99,10 @@ final class HealthChecker {
             FullHttpRequest request = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, config.path(),
                     Unpooled.EMPTY_BUFFER);
             request.headers()
-                    .set(HttpHeaderNames.HOST, endpoint.tlsHost())
+                    // The endpoint's name with its port (brackets for IPv6), as a forwarded request without a
+                    // Host gets: a bare "::1" is no valid Host, and a backend with name-based virtual hosts on a
+                    // non-default port routes on the port too.
+                    .set(HttpHeaderNames.HOST, endpoint.hostHeader())
                     .set(HttpHeaderNames.USER_AGENT, "mtls-proxy-health-check")
                     .set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
             channel.writeAndFlush(request);

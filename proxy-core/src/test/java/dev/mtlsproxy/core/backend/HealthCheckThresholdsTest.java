@@ -77,6 +77,16 @@ class HealthCheckThresholdsTest {
     }
 
     @Test
+    void aCheckSendsTheHostARequestWithoutOneGetsPortIncluded() throws Exception {
+        Backend backend = Backend.build("shop", shop(RISE_2_FALL_3, a));
+
+        check(backend, 1);
+
+        assertThat(a.lastHealthCheckHost()).isEqualTo("127.0.0.1:" + a.port())
+                .isEqualTo(backend.endpoints().get(0).hostHeader());
+    }
+
+    @Test
     void anEndpointStaysInRotationThroughFewerFailuresThanTheThresholdAndLeavesAtExactlyThat() throws Exception {
         Backend shop = Backend.build("shop", shop(RISE_2_FALL_3, a, b));
         check(shop, 1);

@@ -117,6 +117,7 @@ public final class TestBackend implements AutoCloseable {
     private volatile boolean healthy = true;
     private final AtomicInteger healthPasses = new AtomicInteger();
     private final AtomicInteger healthFailures = new AtomicInteger();
+    private volatile String lastHealthCheckHost;
     private volatile boolean closeReusedConnections;
     /** How many of the next connections are closed as soon as they are accepted (or their handshake is done). */
     private final AtomicInteger closingNewConnections = new AtomicInteger();
@@ -230,12 +231,17 @@ public final class TestBackend implements AutoCloseable {
         return downloadBytes.get();
     }
 
-    /** What {@code /health} answers from now on. */
     /** How many {@code /health} requests were answered 200 ({@code true}) or 503 ({@code false}) so far. */
     public int healthChecksAnswered(boolean passing) {
         return (passing ? healthPasses : healthFailures).get();
     }
 
+    /** The Host of the latest {@code /health} request, or null before the first. */
+    public String lastHealthCheckHost() {
+        return lastHealthCheckHost;
+    }
+
+    /** What {@code /health} answers from now on. */
     public void healthy(boolean healthy) {
         this.healthy = healthy;
     }
@@ -362,6 +368,7 @@ public final class TestBackend implements AutoCloseable {
                 }
                 case "/close" -> ctx.close();
                 case "/health" -> {
+                    lastHealthCheckHost = request.headers().get(HttpHeaderNames.HOST);
                     boolean ok = healthy;
                     // Counted before the answer leaves, so a proxy never acts on one not counted yet.
                     (ok ? healthPasses : healthFailures).incrementAndGet();
