@@ -7,8 +7,11 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLSocket;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -19,7 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Requests whose framing two HTTP parsers could read differently, and heads over the parser's limits. Each must get
  * 400 (an oversized head 414 or 431), a closed connection, and never reach the backend as a complete request, even
- * from a client the policy allows.
+ * from a client the policy allows. Also HTTP/2, which the proxy does not speak (README, "Behaviour where HTTP leaves
+ * a choice"): a client that would prefer it ends up speaking HTTP/1.1 or is refused unforwarded, since an HTTP/2
+ * frame stream forwarded as bytes would carry requests no route ever checked.
  */
 class RequestSmugglingTest {
 
@@ -136,5 +141,41 @@ class RequestSmugglingTest {
             assertThat(client.readResponse().status()).isEqualTo(200);
         }
         assertThat(backend.nextRequest(5, TimeUnit.SECONDS).bodyBytes()).isEqualTo(5);
+    }
+
+    // ---- HTTP/2 ------------------------------------------------------------------------------------------------
+
+    @Test
+    void aClientOfferingH2InAlpnIsNotGivenItAndSpeaksHttp11() throws Exception {
+        var context = MtlsClient.clientContext(pki.root(), pki.client(ORDERS));
+        try (SSLSocket socket = (SSLSocket) context.getSocketFactory()
+                .createSocket(proxy.address().getAddress(), proxy.address().getPort())) {
+            socket.setSoTimeout(10_000);
+            var params = socket.getSSLParameters();
+            params.setApplicationProtocols(new String[] {"h2", "http/1.1"});
+            socket.setSSLParameters(params);
+            socket.startHandshake();
+
+            assertThat(socket.getApplicationProtocol()).as("protocol the server selected").isNotEqualTo("h2");
+            socket.getOutputStream().write(
+                    "GET /orders HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                            .getBytes(StandardCharsets.US_ASCII));
+            var response = new ByteArrayOutputStream();
+            socket.getInputStream().transferTo(response);
+            assertThat(response.toString(StandardCharsets.US_ASCII)).startsWith("HTTP/1.1 200 ");
+        }
+        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders");
+    }
+
+    @Test
+    void http2WithPriorKnowledgeIsRefusedAndNothingIsForwarded() throws Exception {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+            // The connection preface (RFC 9113, 3.4) followed by an empty SETTINGS frame.
+            client.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0");
+            // 505 HTTP Version Not Supported: read as HTTP/1, the preface is a request of version HTTP/2.0.
+            assertThat(client.readResponse().status()).isEqualTo(505);
+            assertThat(client.closedWithin(5_000)).as("connection closed after 505").isTrue();
+        }
+        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).as("backend saw a request").isNull();
     }
 }
