@@ -5,68 +5,43 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** Shutdown drain: idle keep-alive connections close at once, a request in flight finishes, then nothing is left. */
 class GracefulDrainTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .backend("shop", backend.url())
-                .route("orders-api", "/", "shop", "orders")
-                .start();
-    }
-
-    @AfterEach
-    void stop() {
-        proxy.close();
-        backend.close();
-    }
-
-    private MtlsClient connect() throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .backend("shop", backend.url())
+            .route("orders-api", "/", "shop", "orders"));
 
     @Test
     void aSlowRequestCompletesWhileIdleKeepAlivesCloseAndNewConnectionsAreRefused() throws Exception {
-        var address = proxy.address();
+        var address = fixture.proxy().address();
         CompletableFuture<Boolean> drained;
-        try (MtlsClient idle = connect(); MtlsClient busy = connect()) {
+        try (MtlsClient idle = fixture.connect(ORDERS); MtlsClient busy = fixture.connect(ORDERS)) {
             assertThat(idle.get("/hello").status()).isEqualTo(200);
             busy.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n");
             // The request is at the backend (in flight) before the drain starts.
-            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
-            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS)).isNotNull();
 
-            proxy.server().stopAccepting();
+            fixture.proxy().server().stopAccepting();
             drained = CompletableFuture.supplyAsync(() -> {
                 try {
-                    return proxy.server().drain(Duration.ofSeconds(10));
+                    return fixture.proxy().server().drain(Duration.ofSeconds(10));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return false;
@@ -82,27 +57,28 @@ class GracefulDrainTest {
         }
         // The client closes, as one told Connection: close does; the proxy's side lingers until then.
         assertThat(drained.get(10, TimeUnit.SECONDS)).as("drained before the deadline").isTrue();
-        assertThat(proxy.server().openConnections()).isZero();
-        assertThat(catchThrowable(() -> MtlsClient.connect(address, pki.root(), pki.client(ORDERS))))
+        assertThat(fixture.proxy().server().openConnections()).isZero();
+        assertThat(catchThrowable(() -> MtlsClient.connect(address, fixture.pki().root(),
+                fixture.pki().client(ORDERS))))
                 .as("no longer accepting").isNotNull();
     }
 
     @Test
     void closingTwiceIsHarmless() {
-        proxy.server().close();
+        fixture.proxy().server().close();
 
-        proxy.server().close(); // and @AfterEach closes once more
+        fixture.proxy().server().close(); // and the fixture closes once more
     }
 
     @Test
     void requestsStillInFlightAtTheDeadlineAreCut() throws Exception {
-        try (MtlsClient busy = connect()) {
+        try (MtlsClient busy = fixture.connect(ORDERS)) {
             busy.send("GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n");
-            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
-            proxy.server().stopAccepting();
+            assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            fixture.proxy().server().stopAccepting();
 
             long started = System.nanoTime();
-            boolean drained = proxy.server().drain(Duration.ofMillis(300));
+            boolean drained = fixture.proxy().server().drain(Duration.ofMillis(300));
 
             assertThat(drained).isFalse();
             assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(5));
@@ -121,14 +97,14 @@ class GracefulDrainTest {
     @Test
     void aResponseInFlightReachesASlowReaderWholeWhenPipelinedBytesAreLeftUnread() throws Exception {
         long total = 8L << 20;
-        MtlsClient client = connect();
+        MtlsClient client = fixture.connect(ORDERS);
         try {
             // The handshake is over on the proxy's side before the request is sent: the request comes in a read of
             // its own, not in the one that finished the handshake (whose read requests would still be pending).
             await().atMost(Duration.ofSeconds(5))
-                    .until(() -> proxy.count("mtls.proxy.tls.handshakes", "result", "success") == 1);
+                    .until(() -> fixture.proxy().count("mtls.proxy.tls.handshakes", "result", "success") == 1);
             client.send("GET /download?bytes=" + total + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
-            assertThat(backend.nextRequest(5, TimeUnit.SECONDS)).isNotNull();
+            assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS)).isNotNull();
             // Far more than the socket buffers hold, so the client is still writing when the drain closes, and well
             // under the lingering limit, so that limit plays no part.
             long upload = 32L << 20;
@@ -146,10 +122,10 @@ class GracefulDrainTest {
             }, "pipelining-uploader");
             uploader.setDaemon(true);
             uploader.start();
-            proxy.server().stopAccepting();
+            fixture.proxy().server().stopAccepting();
             CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
                 try {
-                    return proxy.server().drain(Duration.ofSeconds(20));
+                    return fixture.proxy().server().drain(Duration.ofSeconds(20));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return false;
