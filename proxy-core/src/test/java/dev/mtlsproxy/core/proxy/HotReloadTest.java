@@ -10,24 +10,21 @@ import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Reloads while clients keep calling: certificates, CA bundles and policy change under load without a failed
@@ -38,34 +35,13 @@ class HotReloadTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .identity("billing", BILLING)
-                .backend("shop", backend.url())
-                .route("orders-api", "/orders", "shop", "orders")
-                .route("billing-api", "/billing", "shop", "billing")
-                .start();
-    }
-
-    @AfterEach
-    void stop() {
-        proxy.close();
-        backend.close();
-    }
-
-    private MtlsClient connect(X509Bundle certificate) throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .identity("billing", BILLING)
+            .backend("shop", backend.url())
+            .route("orders-api", "/orders", "shop", "orders")
+            .route("billing-api", "/billing", "shop", "billing"));
 
     /** The billing route allowing {@code allow}, everything else as configured. */
     private static ProxyConfig billingAllows(ProxyConfig config, String... allow) {
@@ -81,14 +57,14 @@ class HotReloadTest {
     @Test
     @Timeout(180)
     void twentyRotationsOfServerCertificateCaBundleAndPolicyUnderLoadFailNoRequest() throws Exception {
-        X509Bundle orders = pki.client(ORDERS);
+        X509Bundle orders = fixture.pki().client(ORDERS);
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicInteger succeeded = new AtomicInteger();
         ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
         // One client opens a new connection (a new handshake) per request, the other keeps one connection.
         Thread perRequest = new Thread(() -> {
             while (running.get()) {
-                try (MtlsClient client = connect(orders)) {
+                try (MtlsClient client = fixture.connect(orders)) {
                     int status = client.get("/orders/1").status();
                     if (status == 200) {
                         succeeded.incrementAndGet();
@@ -101,7 +77,7 @@ class HotReloadTest {
             }
         }, "client-per-request");
         Thread keepAlive = new Thread(() -> {
-            try (MtlsClient client = connect(orders)) {
+            try (MtlsClient client = fixture.connect(orders)) {
                 while (running.get()) {
                     int status = client.get("/orders/2").status();
                     if (status == 200) {
@@ -120,28 +96,28 @@ class HotReloadTest {
         X509Bundle previousRoot = null;
         try {
             for (int i = 1; i <= 20; i++) {
-                X509Bundle server = pki.rotateServerCertificate();
+                X509Bundle server = fixture.pki().rotateServerCertificate();
                 X509Bundle nextRoot = TestPki.newRoot("rotated root " + i);
-                pki.write("ca.pem", pki.root().getCertificatePEM() + nextRoot.getCertificatePEM());
+                fixture.pki().write("ca.pem", fixture.pki().root().getCertificatePEM() + nextRoot.getCertificatePEM());
                 boolean billingAllowed = i % 2 == 0;
-                long generation = proxy.reload(c -> billingAllows(c, billingAllowed ? new String[] {"billing"}
+                long generation = fixture.proxy().reload(c -> billingAllows(c, billingAllowed ? new String[] {"billing"}
                         : new String[0]));
 
                 assertThat(generation).isEqualTo(i + 1L);
-                try (MtlsClient client = connect(pki.client(BILLING))) {
+                try (MtlsClient client = fixture.connect(BILLING)) {
                     assertThat(client.serverCertificate()).as("rotation %d serves the new certificate", i)
                             .isEqualTo(server.getCertificate());
                     assertThat(client.get("/billing").status()).as("rotation %d policy", i)
                             .isEqualTo(billingAllowed ? 200 : 403);
                 }
-                try (MtlsClient client = connect(TestPki.clientOf(nextRoot, ORDERS))) {
+                try (MtlsClient client = fixture.connect(TestPki.clientOf(nextRoot, ORDERS))) {
                     assertThat(client.get("/orders/3").status()).as("rotation %d trusts the new CA", i)
                             .isEqualTo(200);
                 }
                 if (previousRoot != null) {
                     X509Bundle dropped = TestPki.clientOf(previousRoot, ORDERS);
                     assertThat(catchThrowable(() -> {
-                        try (MtlsClient client = connect(dropped)) {
+                        try (MtlsClient client = fixture.connect(dropped)) {
                             client.get("/orders/4");
                         }
                     })).as("rotation %d no longer trusts the CA it removed", i).isNotNull();
@@ -158,50 +134,50 @@ class HotReloadTest {
 
         assertThat(failures).isEmpty();
         assertThat(succeeded.get()).isGreaterThan(40);
-        assertThat(proxy.count("mtls.proxy.config.reloads", "result", "success")).isEqualTo(20);
-        assertThat(proxy.metrics().get("mtls.proxy.config.generation").gauge().value()).isEqualTo(21);
-        assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", HandshakeFailureReason.UNKNOWN_CA.label()))
-                .isEqualTo(19);
+        assertThat(fixture.proxy().count("mtls.proxy.config.reloads", "result", "success")).isEqualTo(20);
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.config.generation").gauge().value()).isEqualTo(21);
+        assertThat(fixture.proxy().count("mtls.proxy.tls.handshakes", "reason",
+                HandshakeFailureReason.UNKNOWN_CA.label())).isEqualTo(19);
     }
 
     @Test
     void aTruncatedCertificateLeavesTheOldGenerationServing() throws Exception {
-        String pem = pki.newServerCertificate().getCertificatePEM();
-        pki.write("server.pem", pem.substring(0, pem.length() / 2));
+        String pem = fixture.pki().newServerCertificate().getCertificatePEM();
+        fixture.pki().write("server.pem", pem.substring(0, pem.length() / 2));
 
-        ReloadException e = catchThrowableOfType(ReloadException.class, () -> proxy.reload(c -> c));
+        ReloadException e = catchThrowableOfType(ReloadException.class, () -> fixture.proxy().reload(c -> c));
 
         assertThat(e.reason()).isEqualTo(ReloadFailureReason.TLS_MATERIAL);
-        assertThat(e.getMessage()).contains(pki.serverCertificatePem().toString());
+        assertThat(e.getMessage()).contains(fixture.pki().serverCertificatePem().toString());
         assertStillServingGeneration1("tls_material");
     }
 
     @Test
     void aKeyThatDoesNotMatchItsCertificateLeavesTheOldGenerationServing() throws Exception {
-        pki.write("server.pem", pki.newServerCertificate().getCertificatePEM());
+        fixture.pki().write("server.pem", fixture.pki().newServerCertificate().getCertificatePEM());
 
-        ReloadException e = catchThrowableOfType(ReloadException.class, () -> proxy.reload(c -> c));
+        ReloadException e = catchThrowableOfType(ReloadException.class, () -> fixture.proxy().reload(c -> c));
 
         assertThat(e.reason()).isEqualTo(ReloadFailureReason.TLS_MATERIAL);
-        assertThat(e.getMessage()).isEqualTo(pki.serverKeyPem() + ": not the private key of "
-                + pki.serverCertificatePem());
+        assertThat(e.getMessage()).isEqualTo(fixture.pki().serverKeyPem() + ": not the private key of "
+                + fixture.pki().serverCertificatePem());
         assertStillServingGeneration1("tls_material");
     }
 
     @Test
     void anUnreadableCaBundleLeavesTheOldGenerationServing() throws Exception {
-        Files.delete(pki.caPem());
+        Files.delete(fixture.pki().caPem());
 
-        ReloadException e = catchThrowableOfType(ReloadException.class, () -> proxy.reload(c -> c));
+        ReloadException e = catchThrowableOfType(ReloadException.class, () -> fixture.proxy().reload(c -> c));
 
         assertThat(e.reason()).isEqualTo(ReloadFailureReason.TLS_MATERIAL);
-        assertThat(e.getMessage()).contains(pki.caPem().toString()).contains("no such file");
+        assertThat(e.getMessage()).contains(fixture.pki().caPem().toString()).contains("no such file");
         assertStillServingGeneration1("tls_material");
     }
 
     @Test
     void movingAListenerNeedsARestart() throws Exception {
-        ReloadException e = catchThrowableOfType(ReloadException.class, () -> proxy.reload(c -> {
+        ReloadException e = catchThrowableOfType(ReloadException.class, () -> fixture.proxy().reload(c -> {
             ListenerConfig l = c.listeners().get(0);
             ListenerConfig moved = new ListenerConfig(l.name(), new HostPort("127.0.0.1", 1), l.tls(), l.limits(),
                     l.idleTimeout(), l.handshakeTimeout());
@@ -214,24 +190,24 @@ class HotReloadTest {
 
     @Test
     void aRemovedGrantDeniesTheNextRequestOnTheSameConnection() throws Exception {
-        try (MtlsClient client = connect(pki.client(BILLING))) {
+        try (MtlsClient client = fixture.connect(BILLING)) {
             assertThat(client.get("/billing").status()).isEqualTo(200);
 
-            proxy.reload(c -> billingAllows(c));
+            fixture.proxy().reload(c -> billingAllows(c));
 
             assertThat(client.get("/billing").status()).isEqualTo(403);
-            proxy.reload(c -> billingAllows(c, "billing"));
+            fixture.proxy().reload(c -> billingAllows(c, "billing"));
             assertThat(client.get("/billing").status()).isEqualTo(200);
         }
     }
 
     private void assertStillServingGeneration1(String failureReason) throws Exception {
-        assertThat(proxy.server().generation()).isEqualTo(1);
-        assertThat(proxy.metrics().get("mtls.proxy.config.generation").gauge().value()).isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.config.reloads", "result", "failure", "reason", failureReason))
+        assertThat(fixture.proxy().server().generation()).isEqualTo(1);
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.config.generation").gauge().value()).isEqualTo(1);
+        assertThat(fixture.proxy().count("mtls.proxy.config.reloads", "result", "failure", "reason", failureReason))
                 .isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.config.reloads", "result", "success")).isZero();
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        assertThat(fixture.proxy().count("mtls.proxy.config.reloads", "result", "success")).isZero();
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/orders").status()).isEqualTo(200);
         }
     }

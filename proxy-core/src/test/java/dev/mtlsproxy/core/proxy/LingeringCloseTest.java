@@ -4,21 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A connection the proxy closes after answering, while the client is still sending its request, must not lose the
@@ -38,38 +34,17 @@ class LingeringCloseTest {
     /** Several times what the kernel buffers between client and proxy can hold, well under the lingering limit. */
     static final long UPLOAD = 32L << 20;
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .identity("ops", OPS)
-                .backend("shop", backend.url())
-                .route("admin", "/admin", "shop", "ops")
-                .route("orders-api", "/", "shop", "orders")
-                .start();
-    }
-
-    @AfterEach
-    void stop() {
-        proxy.close();
-        backend.close();
-    }
-
-    private MtlsClient connect() throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .identity("ops", OPS)
+            .backend("shop", backend.url())
+            .route("admin", "/admin", "shop", "ops")
+            .route("orders-api", "/", "shop", "orders"));
 
     @Test
     void aDeniedUploadGets403WhenTheClientReadsOnlyAfterSendingItAll() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /admin/import HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD + "\r\n\r\n");
             sendBody(client.output(), UPLOAD);
 
@@ -80,12 +55,12 @@ class LingeringCloseTest {
             assertThat(response.header("connection")).isEqualTo("close");
             assertThat(client.closedWithin(5_000)).as("then the proxy's side closes").isTrue();
         }
-        assertThat(backend.pendingRequests()).isZero();
+        assertThat(fixture.backend().pendingRequests()).isZero();
     }
 
     @Test
     void aBadlyFramedUploadGets400WhenTheClientReadsOnlyAfterSendingItAll() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Two different lengths: the decoder refuses the head and never finds where the body ends.
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
                     + "\r\nContent-Length: 1\r\n\r\n");
@@ -102,7 +77,7 @@ class LingeringCloseTest {
 
     @Test
     void aBackendsEarlyAnswerReachesAClientStillUploading() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /early?status=413 HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
                     + "\r\n\r\n");
             sendBody(client.output(), UPLOAD);
@@ -120,15 +95,15 @@ class LingeringCloseTest {
 
     @Test
     void aBackendsEarlyAnswerDuringADrainReachesAClientStillUploading() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /early?status=413&ms=500 HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
                     + "\r\n\r\n");
             // The request is at the backend (in flight) before the drain starts, and answered after it did.
-            await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 1);
-            proxy.server().stopAccepting();
+            await().atMost(Duration.ofSeconds(5)).until(() -> fixture.backend().openConnections() == 1);
+            fixture.proxy().server().stopAccepting();
             CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
                 try {
-                    return proxy.server().drain(Duration.ofSeconds(20));
+                    return fixture.proxy().server().drain(Duration.ofSeconds(20));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return false;
@@ -147,7 +122,7 @@ class LingeringCloseTest {
 
     @Test
     void aBackendsEarlyAnswerToAnUnfinishedUploadSaysTheConnectionCloses() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // A client that reads while it sends: it has the answer with most of its upload unsent, and must not
             // take the connection for one it can send its next request on.
             client.send("POST /early?status=413 HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD
@@ -164,8 +139,8 @@ class LingeringCloseTest {
 
     @Test
     void theProxysOwnAnswerToAnUnfinishedUploadSaysTheConnectionCloses() throws Exception {
-        backend.close(); // the upload cannot be forwarded: 502 while most of it is unsent
-        try (MtlsClient client = connect()) {
+        fixture.backend().close(); // the upload cannot be forwarded: 502 while most of it is unsent
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + UPLOAD + "\r\n\r\n");
             sendBody(client.output(), 64 * 1024);
 
@@ -181,7 +156,7 @@ class LingeringCloseTest {
     void aResponseStillInTheSendBufferReachesASlowReaderWholeWhenARefusedUploadIsLeftUnread() throws Exception {
         long download = 8L << 20;
         long upload = 1L << 20;
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("GET /download?bytes=" + download + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
             // Pipelined behind it, a refused upload: held by the proxy until the download is written, and most of it
             // still unread in the socket when the 403 closes the connection.
@@ -219,25 +194,25 @@ class LingeringCloseTest {
 
     @Test
     void aBodyFoundMalformedWhileForwardedCutsTheBackendOffAtOnceNotWhenTheLingeringEnds() throws Exception {
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + "5\r\nhello\r\n");
-            await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 1);
+            await().atMost(Duration.ofSeconds(5)).until(() -> fixture.backend().openConnections() == 1);
 
             client.send("zz\r\n"); // not a chunk size: where the body ends is unknown from here on
 
             assertThat(client.readResponse().status()).isEqualTo(400);
             // The client neither sends nor closes, so the connection lingers for the quiet time; the backend,
             // holding half a request that can never be completed, must not wait for that.
-            await().atMost(Duration.ofSeconds(2)).until(() -> backend.openConnections() == 0);
+            await().atMost(Duration.ofSeconds(2)).until(() -> fixture.backend().openConnections() == 0);
         }
-        assertThat(backend.pendingRequests()).as("the backend never saw a complete request").isZero();
+        assertThat(fixture.backend().pendingRequests()).as("the backend never saw a complete request").isZero();
     }
 
     @Test
     void aClientThatKeepsSendingAfterItsAnswerIsCutOffOnceTheLingeringByteLimitIsRead() throws Exception {
         AtomicLong sent = new AtomicLong();
-        try (MtlsClient client = connect()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /admin/import HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
             // A client that reads while it sends, and never stops sending: reading its answer does not save the
             // proxy from reading forever, the limit does.
@@ -265,8 +240,8 @@ class LingeringCloseTest {
 
     @Test
     void aClientThatNeitherSendsNorClosesAfterItsAnswerIsClosedAfterTheQuietTime() throws Exception {
-        double closedBefore = proxy.count("mtls.proxy.connections.closed", "listener", "main");
-        try (MtlsClient client = connect()) {
+        double closedBefore = fixture.proxy().count("mtls.proxy.connections.closed", "listener", "main");
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /admin/import HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + (1 << 20)
                     + "\r\n\r\n");
             // Taken before the proxy can have read the client's last byte, which starts the quiet time; taken
@@ -280,7 +255,8 @@ class LingeringCloseTest {
             assertThat(response.status()).isEqualTo(403);
             assertThat(client.closedWithin(5_000)).as("the proxy's sending side is closed").isTrue();
             await().atMost(LingeringClose.QUIET.plusSeconds(5))
-                    .until(() -> proxy.count("mtls.proxy.connections.closed", "listener", "main") > closedBefore);
+                    .until(() -> fixture.proxy().count("mtls.proxy.connections.closed", "listener", "main")
+                            > closedBefore);
             assertThat(Duration.ofNanos(System.nanoTime() - lastSent))
                     .as("the client had the quiet time to send or close")
                     .isGreaterThanOrEqualTo(LingeringClose.QUIET);

@@ -8,8 +8,8 @@ import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
@@ -19,83 +19,60 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** Revocation reaches connections that are already open: a reload closes those whose chain no longer passes. */
 class LiveRevocationTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .backend("shop", backend.url())
-                .route("orders-api", "/orders", "shop", "orders")
-                .start();
-    }
-
-    @AfterEach
-    void stop() {
-        proxy.close();
-        backend.close();
-    }
-
-    private MtlsClient connect(X509Bundle certificate) throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .backend("shop", backend.url())
+            .route("orders-api", "/orders", "shop", "orders"));
 
     /** The test CA's anchor with a CRL file. */
     private ProxyConfig withCrl(ProxyConfig config, Path file) {
-        return config.withTrustAnchors(Map.of(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem(), List.of(file), null,
-                null)));
+        return config.withTrustAnchors(Map.of(TestPki.ANCHOR, new TrustAnchorConfig(fixture.pki().caPem(),
+                List.of(file), null, null)));
     }
 
     @Test
     void aClientAddedToTheCrlHasItsOpenConnectionClosedWithinASecondOfTheReload() throws Exception {
-        X509Bundle revoked = pki.client(ORDERS);
-        X509Bundle kept = pki.client(ORDERS);
-        Path crlFile = pki.write("clients.crl", pki.rootCrl());
-        proxy.reload(c -> withCrl(c, crlFile));
-        try (MtlsClient victim = connect(revoked); MtlsClient bystander = connect(kept)) {
+        X509Bundle revoked = fixture.pki().client(ORDERS);
+        X509Bundle kept = fixture.pki().client(ORDERS);
+        Path crlFile = fixture.pki().write("clients.crl", fixture.pki().rootCrl());
+        fixture.proxy().reload(c -> withCrl(c, crlFile));
+        try (MtlsClient victim = fixture.connect(revoked); MtlsClient bystander = fixture.connect(kept)) {
             assertThat(victim.get("/orders").status()).isEqualTo(200);
             assertThat(bystander.get("/orders").status()).isEqualTo(200);
 
-            pki.write("clients.crl", pki.rootCrl(revoked.getCertificate()));
+            fixture.pki().write("clients.crl", fixture.pki().rootCrl(revoked.getCertificate()));
             long reloaded = System.nanoTime();
-            proxy.reload(c -> c);
+            fixture.proxy().reload(c -> c);
 
             assertThat(victim.closedWithin(1_000)).as("closed within a second of the reload").isTrue();
             assertThat((System.nanoTime() - reloaded) / 1_000_000).isLessThan(1_000);
             assertThat(bystander.get("/orders").status()).as("other clients keep their connection").isEqualTo(200);
         }
         assertThat(catchThrowable(() -> {
-            try (MtlsClient again = connect(revoked)) {
+            try (MtlsClient again = fixture.connect(revoked)) {
                 again.get("/orders");
             }
         })).as("a new handshake is refused").isNotNull();
-        assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
+        assertThat(fixture.proxy().count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
     }
 
     @Test
     void aClientThatStallsItsHandshakeAcrossTheReloadIsJudgedByTheNewCrl() throws Exception {
-        X509Bundle revoked = pki.client(ORDERS);
-        Path crlFile = pki.write("clients.crl", pki.rootCrl());
-        proxy.reload(c -> withCrl(c, crlFile));
+        X509Bundle revoked = fixture.pki().client(ORDERS);
+        Path crlFile = fixture.pki().write("clients.crl", fixture.pki().rootCrl());
+        fixture.proxy().reload(c -> withCrl(c, crlFile));
         CountDownLatch askedForCertificate = new CountDownLatch(1);
         CountDownLatch resume = new CountDownLatch(1);
-        SSLContext stalling = MtlsClient.clientContext(pki.root(), revoked, () -> {
+        SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), revoked, () -> {
             askedForCertificate.countDown();
             try {
                 resume.await(10, TimeUnit.SECONDS);
@@ -105,7 +82,7 @@ class LiveRevocationTest {
         });
         CompletableFuture<MtlsClient> handshake = CompletableFuture.supplyAsync(() -> {
             try {
-                return MtlsClient.connect(proxy.address(), stalling, null, null);
+                return MtlsClient.connect(fixture.proxy().address(), stalling, null, null);
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }
@@ -113,8 +90,8 @@ class LiveRevocationTest {
         assertThat(askedForCertificate.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
 
         // Accepted under the old CRL; the certificate is revoked while the client holds its handshake open.
-        pki.write("clients.crl", pki.rootCrl(revoked.getCertificate()));
-        proxy.reload(c -> c);
+        fixture.pki().write("clients.crl", fixture.pki().rootCrl(revoked.getCertificate()));
+        fixture.proxy().reload(c -> c);
         resume.countDown();
 
         // TLS 1.3: the client's side of the handshake completes before the proxy has judged its certificate.
@@ -126,13 +103,13 @@ class LiveRevocationTest {
 
     @Test
     void aDenyListedFingerprintClosesTheOpenConnection() throws Exception {
-        X509Bundle compromised = pki.client(ORDERS);
-        try (MtlsClient client = connect(compromised)) {
+        X509Bundle compromised = fixture.pki().client(ORDERS);
+        try (MtlsClient client = fixture.connect(compromised)) {
             assertThat(client.get("/orders").status()).isEqualTo(200);
             String fingerprint = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
                     .digest(compromised.getCertificate().getEncoded()));
 
-            proxy.reload(c -> c.withRevocation(new RevocationConfig(null, List.of(fingerprint), null)));
+            fixture.proxy().reload(c -> c.withRevocation(new RevocationConfig(null, List.of(fingerprint), null)));
 
             assertThat(client.closedWithin(1_000)).isTrue();
         }
@@ -141,14 +118,14 @@ class LiveRevocationTest {
     @Test
     void removingTheClientsCaFromTheBundleClosesItsOpenConnection() throws Exception {
         X509Bundle otherRoot = TestPki.newRoot("second root");
-        pki.write("ca.pem", pki.root().getCertificatePEM() + otherRoot.getCertificatePEM());
-        proxy.reload(c -> c);
-        try (MtlsClient fromOther = MtlsClient.connect(proxy.address(), pki.root(),
-                TestPki.clientOf(otherRoot, ORDERS)); MtlsClient fromRoot = connect(pki.client(ORDERS))) {
+        fixture.pki().write("ca.pem", fixture.pki().root().getCertificatePEM() + otherRoot.getCertificatePEM());
+        fixture.proxy().reload(c -> c);
+        try (MtlsClient fromOther = MtlsClient.connect(fixture.proxy().address(), fixture.pki().root(),
+                TestPki.clientOf(otherRoot, ORDERS)); MtlsClient fromRoot = fixture.connect(ORDERS)) {
             assertThat(fromOther.get("/orders").status()).isEqualTo(200);
 
-            pki.write("ca.pem", pki.root().getCertificatePEM());
-            proxy.reload(c -> c);
+            fixture.pki().write("ca.pem", fixture.pki().root().getCertificatePEM());
+            fixture.proxy().reload(c -> c);
 
             assertThat(fromOther.closedWithin(1_000)).isTrue();
             assertThat(fromRoot.get("/orders").status()).isEqualTo(200);
@@ -157,19 +134,19 @@ class LiveRevocationTest {
 
     @Test
     void movingTheClientsCaToAnotherAnchorClosesItsOpenConnection() throws Exception {
-        Path corpRoot = pki.writeCa("corp-2.pem", TestPki.newRoot("corp root 2"));
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        Path corpRoot = fixture.pki().writeCa("corp-2.pem", TestPki.newRoot("corp root 2"));
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/orders").status()).isEqualTo(200);
 
             // The test CA stays trusted, but as a partner's anchor: it no longer speaks for names scoped to ours.
-            proxy.reload(c -> c
+            fixture.proxy().reload(c -> c
                     .withTrustAnchors(Map.of(TestPki.ANCHOR, new TrustAnchorConfig(corpRoot, null, null, null),
-                            "partners", new TrustAnchorConfig(pki.caPem(), null, null, null)))
+                            "partners", new TrustAnchorConfig(fixture.pki().caPem(), null, null, null)))
                     .withIdentities(Map.of("orders", IdentityConfig.spiffe(ORDERS).withTrustAnchor(TestPki.ANCHOR))));
 
             assertThat(client.closedWithin(1_000)).as("attributed to the old anchor, so closed").isTrue();
         }
-        try (MtlsClient again = connect(pki.client(ORDERS))) {
+        try (MtlsClient again = fixture.connect(ORDERS)) {
             assertThat(again.get("/orders").status()).as("a new connection is the partners' now").isEqualTo(403);
         }
     }

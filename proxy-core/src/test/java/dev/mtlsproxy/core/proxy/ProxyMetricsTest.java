@@ -7,19 +7,16 @@ import static org.awaitility.Awaitility.await;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.metrics.ProxyMetrics.CertificateExpiry;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.net.Socket;
-import java.nio.file.Path;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** After a known sequence of clients, every counter holds exactly what happened; nothing is double-counted. */
 class ProxyMetricsTest {
@@ -27,84 +24,68 @@ class ProxyMetricsTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .identity("billing", BILLING)
-                .backend("shop", backend.url())
-                .backend("down", "http://127.0.0.1:1")
-                .route("orders-api", "/orders", "shop", "orders")
-                .route("broken", "/broken", "down", "orders")
-                .route("slow", "/slow", "shop", "orders")
-                .start();
-    }
-
-    @AfterEach
-    void stop() {
-        proxy.close();
-        backend.close();
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .identity("billing", BILLING)
+            .backend("shop", backend.url())
+            .backend("down", "http://127.0.0.1:1")
+            .route("orders-api", "/orders", "shop", "orders")
+            .route("broken", "/broken", "down", "orders")
+            .route("slow", "/slow", "shop", "orders"));
 
     @Test
     void countersMatchAKnownSequenceExactly() throws Exception {
-        try (MtlsClient orders = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient orders = fixture.connect(ORDERS)) {
             assertThat(orders.get("/orders/1").status()).isEqualTo(200);
             assertThat(orders.get("/orders/2").status()).isEqualTo(200);
             assertThat(orders.get("/broken").status()).isEqualTo(502);
         }
-        try (MtlsClient billing = MtlsClient.connect(proxy.address(), pki.root(), pki.client(BILLING))) {
+        try (MtlsClient billing = fixture.connect(BILLING)) {
             assertThat(billing.get("/orders/1").status()).isEqualTo(403);
             assertThat(billing.get("/nowhere").status()).isEqualTo(404);
         }
         refused(null);
         refused(TestPki.clientOfAnotherRoot(ORDERS));
-        refused(pki.expiredClient(ORDERS));
+        refused(fixture.pki().expiredClient(ORDERS));
 
         await().atMost(Duration.ofSeconds(5)).untilAsserted(() -> {
             assertThat(handshakes("failure", "no_certificate")).isEqualTo(1);
             assertThat(handshakes("failure", "unknown_ca")).isEqualTo(1);
             assertThat(handshakes("failure", "expired")).isEqualTo(1);
             assertThat(handshakes("success", "none")).isEqualTo(2);
-            assertThat(proxy.metrics().get("mtls.proxy.connections.open").gauge().value()).isZero();
+            assertThat(fixture.proxy().metrics().get("mtls.proxy.connections.open").gauge().value()).isZero();
         });
         assertThat(handshakes("failure", "bad_eku")).isZero();
         assertThat(requests("orders-api", "2xx", "allow")).isEqualTo(2);
         assertThat(requests("broken", "5xx", "allow")).isEqualTo(1);
         assertThat(requests("orders-api", "4xx", "deny")).isEqualTo(1);
         assertThat(requests("-", "4xx", "no_route")).isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "deny",
+        assertThat(fixture.proxy().count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "deny",
                 "rule", "default-deny")).isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "allow",
+        assertThat(fixture.proxy().count("mtls.proxy.authz.decisions", "route", "orders-api", "decision", "allow",
                 "rule", "rule-1")).isEqualTo(2);
-        assertThat(proxy.count("mtls.proxy.backend.connect.errors", "backend", "down", "reason", "refused"))
+        assertThat(fixture.proxy().count("mtls.proxy.backend.connect.errors", "backend", "down", "reason", "refused"))
                 .isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok")).isEqualTo(2);
-        assertThat(proxy.metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "down").gauge()
+        assertThat(fixture.proxy().count("mtls.proxy.backend.requests", "backend", "shop", "result", "ok"))
+                .isEqualTo(2);
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "down").gauge()
                 .value()).isZero();
-        assertThat(proxy.metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "shop").gauge()
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.backend.healthy.endpoints").tag("backend", "shop").gauge()
                 .value()).isEqualTo(1);
-        assertThat(proxy.count("mtls.proxy.connections.accepted", "listener", "main")).isEqualTo(5);
-        assertThat(proxy.metrics().get("mtls.proxy.client.certificate.remaining").tag("identity", "orders")
+        assertThat(fixture.proxy().count("mtls.proxy.connections.accepted", "listener", "main")).isEqualTo(5);
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.client.certificate.remaining").tag("identity", "orders")
                 .summary().count()).isEqualTo(1);
-        assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
     }
 
     @Test
     void aConnectionClosedBeforeItsHandshakeIsDoneIsCountedAsClientClosedNotOther() throws Exception {
         try (Socket probe = new Socket()) {
-            probe.connect(proxy.address()); // a load balancer's TCP health check: connect, hang up
+            probe.connect(fixture.proxy().address()); // a load balancer's TCP health check: connect, hang up
         }
         try (Socket quitter = new Socket()) {
-            quitter.connect(proxy.address());
+            quitter.connect(fixture.proxy().address());
             // the start of a ClientHello record, then nothing
             quitter.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00});
             quitter.getOutputStream().flush();
@@ -117,29 +98,29 @@ class ProxyMetricsTest {
 
     @Test
     void aClientThatLeavesBeforeItsResponseKeepsItsDecisionWithStatusClassNone() throws Exception {
-        try (MtlsClient orders = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient orders = fixture.connect(ORDERS)) {
             orders.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
-            backend.nextRequest(5, java.util.concurrent.TimeUnit.SECONDS);
+            fixture.backend().nextRequest(5, java.util.concurrent.TimeUnit.SECONDS);
         }
 
-        var entry = proxy.accessLog().poll(5, java.util.concurrent.TimeUnit.SECONDS);
+        var entry = fixture.proxy().accessLog().poll(5, java.util.concurrent.TimeUnit.SECONDS);
         assertThat(entry).isNotNull();
         // docs/METRICS.md: decision is one of a closed set; a connection closed before a response is status_class
         // none (status 0 in the access log), and the decision stays what the policy decided.
         assertThat(entry.decision()).isEqualTo("allow");
         assertThat(entry.status()).isZero();
         assertThat(requests("slow", "none", "allow")).isEqualTo(1);
-        assertThat(proxy.metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.requests.in.flight").gauge().value()).isZero();
     }
 
     @Test
     void certificateExpiryIsExportedForTheServerAndEveryCa() {
-        assertThat(proxy.metrics().get("mtls.proxy.certificate.expiry.timestamp")
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.certificate.expiry.timestamp")
                 .tags("role", "server", "listener", "main", "index", "0").gauge().value())
                 .isGreaterThan(java.time.Instant.now().getEpochSecond());
-        assertThat(proxy.metrics().get("mtls.proxy.certificate.expiry.timestamp")
+        assertThat(fixture.proxy().metrics().get("mtls.proxy.certificate.expiry.timestamp")
                 .tags("role", "client_ca", "listener", "main", "index", "0").gauge().value())
-                .isEqualTo(pki.root().getCertificate().getNotAfter().toInstant().getEpochSecond());
+                .isEqualTo(fixture.pki().root().getCertificate().getNotAfter().toInstant().getEpochSecond());
     }
 
     @Test
@@ -164,17 +145,18 @@ class ProxyMetricsTest {
     }
 
     private double handshakes(String result, String reason) {
-        return proxy.count("mtls.proxy.tls.handshakes", "listener", "main", "result", result, "reason", reason);
+        return fixture.proxy().count("mtls.proxy.tls.handshakes", "listener", "main", "result", result, "reason",
+                reason);
     }
 
     private double requests(String route, String statusClass, String decision) {
-        return proxy.count("mtls.proxy.requests", "route", route, "status_class", statusClass, "decision",
+        return fixture.proxy().count("mtls.proxy.requests", "route", route, "status_class", statusClass, "decision",
                 decision);
     }
 
     private void refused(X509Bundle certificate) {
         Throwable failure = catchThrowable(() -> {
-            try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), certificate)) {
+            try (MtlsClient client = fixture.connect(certificate)) {
                 client.get("/orders");
             }
         });
