@@ -7,21 +7,19 @@ import static org.awaitility.Awaitility.await;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.security.KeyPairGenerator;
 import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** The proxy as a client sees it: real TLS on loopback, certificates minted for this run, a real backend. */
 class MtlsProxyEndToEndTest {
@@ -29,40 +27,19 @@ class MtlsProxyEndToEndTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
-    static RunningProxy proxy;
-
-    @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .identity("billing", BILLING)
-                .backend("shop", backend.url())
-                .backend("down", "http://127.0.0.1:1")
-                .route("orders-api", "/orders", "shop", "orders")
-                .route("billing-api", "/billing", "shop", "billing")
-                .route("broken", "/broken", "down", "orders")
-                .route("echo", "/echo", "shop", "orders")
-                .route("slow", "/hang", "shop", "orders")
-                .responseTimeout(Duration.ofMillis(500))
-                .route("slow-ok", "/slow", "shop", "orders")
-                .start();
-    }
-
-    @AfterAll
-    static void stop() {
-        proxy.close();
-        backend.close();
-    }
-
-    private MtlsClient connect(X509Bundle certificate) throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
-    }
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .identity("billing", BILLING)
+            .backend("shop", backend.url())
+            .backend("down", "http://127.0.0.1:1")
+            .route("orders-api", "/orders", "shop", "orders")
+            .route("billing-api", "/billing", "shop", "billing")
+            .route("broken", "/broken", "down", "orders")
+            .route("echo", "/echo", "shop", "orders")
+            .route("slow", "/hang", "shop", "orders")
+            .responseTimeout(Duration.ofMillis(500))
+            .route("slow-ok", "/slow", "shop", "orders"));
 
     @Test
     void allowedClientGetsTheBackendResponseByteForByte() throws Exception {
@@ -70,7 +47,7 @@ class MtlsProxyEndToEndTest {
         for (int i = 0; i < body.length; i++) {
             body[i] = (byte) (i * 31);
         }
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + body.length + "\r\n\r\n");
             client.output().write(body);
             client.output().flush();
@@ -79,18 +56,18 @@ class MtlsProxyEndToEndTest {
             assertThat(response.status()).isEqualTo(200);
             assertThat(response.body()).isEqualTo(body);
         }
-        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded seen = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(seen.uri()).isEqualTo("/echo");
         assertThat(seen.bodyBytes()).isEqualTo(body.length);
     }
 
     @Test
     void backendLearnsTheClientIdentityAndAddressFromForwardedHeaders() throws Exception {
-        X509Bundle cert = pki.client(ORDERS);
-        try (MtlsClient client = connect(cert)) {
+        X509Bundle cert = fixture.pki().client(ORDERS);
+        try (MtlsClient client = fixture.connect(cert)) {
             assertThat(client.get("/orders/42").status()).isEqualTo(200);
         }
-        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded seen = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         String xfcc = seen.headers().get("x-forwarded-client-cert");
         assertThat(xfcc).startsWith("By=" + TestPki.SERVER_SPIFFE_ID + ";Hash=")
                 .contains(";Subject=\"CN=orders,O=mtls-proxy tests\"")
@@ -102,7 +79,7 @@ class MtlsProxyEndToEndTest {
 
     @Test
     void spoofedIdentityHeadersFromTheClientAreStrippedAndReplaced() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             Response response = client.get("/orders",
                     "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin",
                     "X-SSL-Client-DN: CN=admin",
@@ -112,7 +89,7 @@ class MtlsProxyEndToEndTest {
                     "X-Custom-Hop: dropped");
             assertThat(response.status()).isEqualTo(200);
         }
-        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded seen = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(seen.headers().getAll("x-forwarded-client-cert")).singleElement().asString()
                 .endsWith(";URI=" + ORDERS)
                 .doesNotContain("admin");
@@ -128,14 +105,14 @@ class MtlsProxyEndToEndTest {
         // The XFCC value and client address are built once per connection (issue #8); the stripping stays per
         // request.
         String clientAddress;
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             clientAddress = client.localAddress().toString();
             assertThat(client.get("/orders/first").status()).isEqualTo(200);
             assertThat(client.get("/orders/second",
                     "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin").status()).isEqualTo(200);
         }
-        TestBackend.Recorded first = backend.nextRequest(5, TimeUnit.SECONDS);
-        TestBackend.Recorded second = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded first = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded second = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(second.headers().getAll("x-forwarded-client-cert"))
                 .containsExactlyElementsOf(first.headers().getAll("x-forwarded-client-cert"))
                 .singleElement().asString().endsWith(";URI=" + ORDERS).doesNotContain("admin");
@@ -150,15 +127,15 @@ class MtlsProxyEndToEndTest {
 
     @Test
     void anAllowedIdentityOnARouteItIsNotGrantedGets403AndTheBackendSeesNothing() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             Response response = client.get("/billing/invoices");
             assertThat(response.status()).isEqualTo(403);
             // The connection stays usable for requests that are allowed.
             assertThat(client.get("/orders").status()).isEqualTo(200);
         }
-        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded seen = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(seen.uri()).isEqualTo("/orders");
-        assertThat(backend.pendingRequests()).isZero();
+        assertThat(fixture.backend().pendingRequests()).isZero();
         AccessLogEntry denied = logged("/billing/invoices");
         assertThat(denied.decision()).isEqualTo("deny");
         assertThat(denied.rule()).isEqualTo("default-deny");
@@ -170,59 +147,59 @@ class MtlsProxyEndToEndTest {
 
     @Test
     void aPathTheClientDisguisesIsCheckedAndForwardedInItsNormalForm() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/orders/../billing/x").status()).isEqualTo(403);
             assertThat(client.get("/orders/%2e%2e/billing").status()).isEqualTo(403);
             assertThat(client.get("//orders//./a").status()).isEqualTo(200);
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/a");
-        assertThat(backend.pendingRequests()).isZero();
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/a");
+        assertThat(fixture.backend().pendingRequests()).isZero();
     }
 
     @Test
     void noRouteGets404AndNoBackendIsContacted() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/nowhere").status()).isEqualTo(404);
         }
-        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
     }
 
     @Test
     void backendDownGives502() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             Response response = client.get("/broken");
             assertThat(response.status()).isEqualTo(502);
             assertThat(client.get("/orders").status()).isEqualTo(200);
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void backendTooSlowGives504() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/hang").status()).isEqualTo(504);
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void keepAliveRequestsReuseOneBackendConnection() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.get("/orders/warmup");
-            int before = backend.connectionsAccepted();
+            int before = fixture.backend().connectionsAccepted();
             for (int i = 0; i < 5; i++) {
                 assertThat(client.get("/orders/" + i).status()).isEqualTo(200);
             }
-            assertThat(backend.connectionsAccepted()).isEqualTo(before);
+            assertThat(fixture.backend().connectionsAccepted()).isEqualTo(before);
         }
         for (int i = 0; i < 6; i++) {
-            backend.nextRequest(5, TimeUnit.SECONDS);
+            fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         }
     }
 
     @Test
     void pipelinedRequestsAreAnsweredInOrder() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("GET /slow?ms=200 HTTP/1.1\r\nHost: localhost\r\n\r\n"
                     + "GET /billing HTTP/1.1\r\nHost: localhost\r\n\r\n"
                     + "GET /orders/3 HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -233,13 +210,13 @@ class MtlsProxyEndToEndTest {
             assertThat(second.status()).isEqualTo(403);
             assertThat(third.status()).isEqualTo(200);
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aHeadResponseAnnouncesALengthButCarriesNoBodyAndTheConnectionStaysInStep() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("HEAD /orders HTTP/1.1\r\nHost: localhost\r\n\r\n");
             Response head = client.readHeadResponse();
             assertThat(head.status()).isEqualTo(200);
@@ -247,47 +224,47 @@ class MtlsProxyEndToEndTest {
             // Had the proxy sent a body (or a chunk terminator), this response would be misread.
             assertThat(client.get("/orders/after-head").bodyText()).isEqualTo("hello from backend\n");
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void anHttp10ClientGetsAChunkedBackendResponseDelimitedByClose() throws Exception {
-        try (MtlsClient client = connect(pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /echo HTTP/1.0\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
             Response response = client.readResponse();
             assertThat(response.status()).isEqualTo(200);
             assertThat(response.header("transfer-encoding")).isNull();
             assertThat(response.bodyText()).isEqualTo("hello");
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void clientsWithoutAValidCertificateAreRefusedAtTheHandshake() throws Exception {
         assertRefused(null, HandshakeFailureReason.NO_CERTIFICATE);
         assertRefused(TestPki.clientOfAnotherRoot(ORDERS), HandshakeFailureReason.UNKNOWN_CA);
-        assertRefused(pki.expiredClient(ORDERS), HandshakeFailureReason.EXPIRED);
-        assertRefused(pki.notYetValidClient(ORDERS), HandshakeFailureReason.NOT_YET_VALID);
-        assertRefused(pki.serverOnlyEkuClient(ORDERS), HandshakeFailureReason.BAD_EKU);
-        assertThat(backend.nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
+        assertRefused(fixture.pki().expiredClient(ORDERS), HandshakeFailureReason.EXPIRED);
+        assertRefused(fixture.pki().notYetValidClient(ORDERS), HandshakeFailureReason.NOT_YET_VALID);
+        assertRefused(fixture.pki().serverOnlyEkuClient(ORDERS), HandshakeFailureReason.BAD_EKU);
+        assertThat(fixture.backend().nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
     }
 
     @Test
     void aCertificateTheProxyHasAlreadyVerifiedIsWorthNothingWithoutItsPrivateKey() throws Exception {
         // The proxy remembers chains it verified; a copy of the certificate must still not pass the handshake.
-        X509Bundle orders = pki.client(ORDERS);
-        try (MtlsClient owner = connect(orders)) {
+        X509Bundle orders = fixture.pki().client(ORDERS);
+        try (MtlsClient owner = fixture.connect(orders)) {
             assertThat(owner.get("/orders/1").status()).isEqualTo(200);
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/1");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/1");
         KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
         generator.initialize(new ECGenParameterSpec("secp256r1"));
-        X509Bundle copy = X509Bundle.fromCertificatePath(orders.getCertificatePath(), pki.root().getCertificate(),
-                generator.generateKeyPair());
+        X509Bundle copy = X509Bundle.fromCertificatePath(orders.getCertificatePath(),
+                fixture.pki().root().getCertificate(), generator.generateKeyPair());
 
         assertRefused(copy, HandshakeFailureReason.BAD_SIGNATURE);
-        assertThat(backend.nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(fixture.backend().nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
     }
 
     /**
@@ -297,7 +274,7 @@ class MtlsProxyEndToEndTest {
     private void assertRefused(X509Bundle certificate, HandshakeFailureReason reason) {
         double before = handshakeFailures(reason);
         Throwable failure = catchThrowable(() -> {
-            try (MtlsClient client = connect(certificate)) {
+            try (MtlsClient client = fixture.connect(certificate)) {
                 client.get("/orders");
             }
         });
@@ -307,13 +284,13 @@ class MtlsProxyEndToEndTest {
     }
 
     private static double handshakeFailures(HandshakeFailureReason reason) {
-        return proxy.count("mtls.proxy.tls.handshakes", "listener", "main", "result", "failure",
+        return fixture.proxy().count("mtls.proxy.tls.handshakes", "listener", "main", "result", "failure",
                 "reason", reason.label());
     }
 
     private AccessLogEntry logged(String path) throws InterruptedException {
         AccessLogEntry e;
-        while ((e = proxy.accessLog().poll(5, TimeUnit.SECONDS)) != null) {
+        while ((e = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS)) != null) {
             if (e.path().equals(path)) {
                 return e;
             }

@@ -15,12 +15,10 @@ import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -29,7 +27,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.slf4j.LoggerFactory;
@@ -45,43 +43,34 @@ class PolicyEnforcementEndToEndTest {
     static final String ORDERS = "spiffe://prod.test/orders";
     static final String OPS = "spiffe://prod.test/ops";
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static X509Bundle partnersCa;
-    static TestBackend backend;
-    static RunningProxy proxy;
-    static ListAppender<ILoggingEvent> audit;
+    static final X509Bundle partnersCa = TestPki.newRoot("partners root CA");
+    static final ListAppender<ILoggingEvent> audit = new ListAppender<>();
+
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .trustAnchor("partners", pki.writeCa("partners.pem", partnersCa))
+            .identity("orders", scoped().spiffeId(ORDERS).build())
+            .identity("ops", scoped().spiffeId(OPS).build())
+            .identity("ns-a", scoped().spiffeIdPrefix("spiffe://prod.test/ns/a").build())
+            .identity("svc", scoped().dnsSan("*.svc.test").build())
+            .identity("short-lived", scoped().trustDomain("short.test")
+                    .require(new CertificateRequirements(true, null, Duration.ofHours(1), null)).build())
+            .identity("partner", IdentityConfig.builder().trustAnchor("partners")
+                    .spiffeId("spiffe://partners.test/app").build())
+            .backend("shop", backend.url())
+            .route("public", "/public", "shop", "orders")
+            .route("admin", "/admin", "shop", "ops")
+            .route("api", "/api", "shop", "orders", "ns-a", "svc", "short-lived")
+            .route("partner", "/partner", "shop", "partner")
+            .route(new RouteConfig("dry", null, "/dry", List.of(), "shop", List.of(),
+                    List.of(RuleConfig.allow("ops")), PolicyMode.DRY_RUN, null))
+            .route(new RouteConfig("a-host", "a.test", "/", List.of(), "shop", List.of("orders")))
+            .route(new RouteConfig("b-host", "b.test", "/", List.of(), "shop", List.of("orders"))));
 
     @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        partnersCa = TestPki.newRoot("partners root CA");
-        Path partnersPem = Files.writeString(dir.resolve("partners.pem"), partnersCa.getCertificatePEM());
-        backend = TestBackend.start();
-        audit = new ListAppender<>();
+    static void listenToAudit() {
         audit.start();
         ((Logger) LoggerFactory.getLogger("dev.mtlsproxy.audit")).addAppender(audit);
-        proxy = RunningProxy.builder(pki)
-                .trustAnchor("partners", partnersPem)
-                .identity("orders", scoped().spiffeId(ORDERS).build())
-                .identity("ops", scoped().spiffeId(OPS).build())
-                .identity("ns-a", scoped().spiffeIdPrefix("spiffe://prod.test/ns/a").build())
-                .identity("svc", scoped().dnsSan("*.svc.test").build())
-                .identity("short-lived", scoped().trustDomain("short.test")
-                        .require(new CertificateRequirements(true, null, Duration.ofHours(1), null)).build())
-                .identity("partner", IdentityConfig.builder().trustAnchor("partners")
-                        .spiffeId("spiffe://partners.test/app").build())
-                .backend("shop", backend.url())
-                .route("public", "/public", "shop", "orders")
-                .route("admin", "/admin", "shop", "ops")
-                .route("api", "/api", "shop", "orders", "ns-a", "svc", "short-lived")
-                .route("partner", "/partner", "shop", "partner")
-                .route(new RouteConfig("dry", null, "/dry", List.of(), "shop", List.of(),
-                        List.of(RuleConfig.allow("ops")), PolicyMode.DRY_RUN, null))
-                .route(new RouteConfig("a-host", "a.test", "/", List.of(), "shop", List.of("orders")))
-                .route(new RouteConfig("b-host", "b.test", "/", List.of(), "shop", List.of("orders")))
-                .start();
     }
 
     static IdentityConfig.Builder scoped() {
@@ -89,18 +78,16 @@ class PolicyEnforcementEndToEndTest {
     }
 
     @AfterAll
-    static void stop() {
+    static void stopListening() {
         ((Logger) LoggerFactory.getLogger("dev.mtlsproxy.audit")).detachAppender(audit);
-        proxy.close();
-        backend.close();
     }
 
     @BeforeEach
     void drain() throws InterruptedException {
-        while (backend.nextRequest(0, TimeUnit.MILLISECONDS) != null) {
+        while (fixture.backend().nextRequest(0, TimeUnit.MILLISECONDS) != null) {
             // requests of earlier tests
         }
-        proxy.accessLog().clear();
+        fixture.proxy().accessLog().clear();
         audit.list.clear();
     }
 
@@ -109,35 +96,37 @@ class PolicyEnforcementEndToEndTest {
             "/admin;x", "/public/..%2fadmin", "/public/%2e%2e/admin", "/public/..%5cadmin", "/admin%00", "/admin%0A",
             "/./admin", "/public/../admin", "/api/../admin", "http://localhost/admin", "*", "/apiary"})
     void pathTricksNeverReachAnotherRoute(String target) throws Exception {
-        try (MtlsClient orders = connect(pki.client(ORDERS))) {
+        try (MtlsClient orders = fixture.connect(ORDERS)) {
             Response response = orders.send("GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n").readResponse();
 
             assertThat(response.status()).isIn(400, 403, 404);
         }
-        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).as("forwarded to the backend").isNull();
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).as("forwarded to the backend").isNull();
     }
 
     @Test
     void theBackendReceivesExactlyThePathThatWasChecked() throws Exception {
-        try (MtlsClient ops = connect(pki.client(OPS))) {
+        try (MtlsClient ops = fixture.connect(OPS)) {
             assertThat(ops.get("/admin/./x/../users//7?q=1").status()).isEqualTo(200);
         }
 
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/admin/users/7?q=1");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/admin/users/7?q=1");
     }
 
     @Test
     void spiffePrefixGrantsItsSubtreeButNotASiblingThatSharesItsLetters() throws Exception {
-        assertThat(status(pki.client("spiffe://prod.test/ns/a/sa/x"), "/api/1")).isEqualTo(200);
-        assertThat(status(pki.client("spiffe://prod.test/ns/ab"), "/api/1")).isEqualTo(403);
-        assertThat(status(pki.client("spiffe://prod.test/ns/a/../../ops/sa/admin"), "/api/1"))
+        assertThat(status(fixture.pki().client("spiffe://prod.test/ns/a/sa/x"), "/api/1")).isEqualTo(200);
+        assertThat(status(fixture.pki().client("spiffe://prod.test/ns/ab"), "/api/1")).isEqualTo(403);
+        assertThat(status(fixture.pki().client("spiffe://prod.test/ns/a/../../ops/sa/admin"), "/api/1"))
                 .as("dot segments are outside the SPIFFE ID syntax: no identity at all").isEqualTo(403);
     }
 
     @Test
     void dnsWildcardCoversOneLabelOnly() throws Exception {
-        X509Bundle oneLabel = pki.client("spiffe://prod.test/dns-one", b -> b.addSanDnsName("orders.svc.test"));
-        X509Bundle twoLabels = pki.client("spiffe://prod.test/dns-two", b -> b.addSanDnsName("a.orders.svc.test"));
+        X509Bundle oneLabel = fixture.pki().client("spiffe://prod.test/dns-one",
+                b -> b.addSanDnsName("orders.svc.test"));
+        X509Bundle twoLabels = fixture.pki().client("spiffe://prod.test/dns-two",
+                b -> b.addSanDnsName("a.orders.svc.test"));
 
         assertThat(status(oneLabel, "/api/1")).isEqualTo(200);
         assertThat(status(twoLabels, "/api/1")).isEqualTo(403);
@@ -150,23 +139,23 @@ class PolicyEnforcementEndToEndTest {
 
         assertThat(status(forgedOrders, "/public/x")).isEqualTo(403);
         assertThat(status(realPartner, "/partner/x")).isEqualTo(200);
-        assertThat(status(pki.client(ORDERS), "/public/x")).isEqualTo(200);
+        assertThat(status(fixture.pki().client(ORDERS), "/public/x")).isEqualTo(200);
     }
 
     @Test
     void aCaCertificateCarryingAGrantedSpiffeIdIsNotThatWorkload() throws Exception {
         // Trusted, and presented with its key, but a CA: the SPIFFE spec (and go-spiffe) makes it no SVID, so it
         // gets none of the grants of the workload its URI names.
-        X509Bundle caWithOrdersUri = pki.client(ORDERS, b -> b.setIsCertificateAuthority(true));
+        X509Bundle caWithOrdersUri = fixture.pki().client(ORDERS, b -> b.setIsCertificateAuthority(true));
 
         assertThat(status(caWithOrdersUri, "/public/x")).isEqualTo(403);
-        assertThat(status(pki.client(ORDERS), "/public/x")).isEqualTo(200);
+        assertThat(status(fixture.pki().client(ORDERS), "/public/x")).isEqualTo(200);
     }
 
     @Test
     void certificateRequirementsRefuseALongLivedCertificate() throws Exception {
-        X509Bundle twelveHours = pki.client("spiffe://short.test/job");
-        X509Bundle thirtyMinutes = pki.client("spiffe://short.test/job",
+        X509Bundle twelveHours = fixture.pki().client("spiffe://short.test/job");
+        X509Bundle thirtyMinutes = fixture.pki().client("spiffe://short.test/job",
                 b -> b.notBefore(Instant.now().minus(Duration.ofMinutes(5)))
                         .notAfter(Instant.now().plus(Duration.ofMinutes(30))));
 
@@ -180,7 +169,7 @@ class PolicyEnforcementEndToEndTest {
 
     @Test
     void aDenyIsAnAuditLineWithIdentityFingerprintRuleAndReason() throws Exception {
-        X509Bundle opsCert = pki.client(OPS);
+        X509Bundle opsCert = fixture.pki().client(OPS);
 
         assertThat(status(opsCert, "/public/x")).isEqualTo(403);
 
@@ -197,12 +186,12 @@ class PolicyEnforcementEndToEndTest {
 
     @Test
     void aDryRunRouteForwardsButLogsAndCountsTheDenyItWouldHaveMade() throws Exception {
-        assertThat(status(pki.client(ORDERS), "/dry/x")).isEqualTo(200);
+        assertThat(status(fixture.pki().client(ORDERS), "/dry/x")).isEqualTo(200);
 
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/dry/x");
-        assertThat(proxy.count("mtls.proxy.authz.decisions", "route", "dry", "decision", "dry_run_deny"))
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/dry/x");
+        assertThat(fixture.proxy().count("mtls.proxy.authz.decisions", "route", "dry", "decision", "dry_run_deny"))
                 .isEqualTo(1);
-        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        AccessLogEntry entry = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS);
         assertThat(entry.decision()).isEqualTo("dry_run_deny");
         assertThat(auditLines()).singleElement()
                 .satisfies(line -> assertThat(line.get("event").asText()).isEqualTo("dry_run_denied"));
@@ -210,26 +199,22 @@ class PolicyEnforcementEndToEndTest {
 
     @Test
     void aServerNameForOneHostAndAHostHeaderForAnotherIs421() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS), null,
-                "a.test")) {
+        try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), fixture.pki().root(),
+                fixture.pki().client(ORDERS), null, "a.test")) {
             assertThat(client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").readResponse().status())
                     .isEqualTo(421);
             assertThat(client.send("GET / HTTP/1.1\r\nHost: A.TEST.:8443\r\n\r\n").readResponse().status())
                     .isEqualTo(200);
         }
         // The host the policy judged, with the port as sent.
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("host")).isEqualTo("a.test:8443");
-        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).headers().get("host")).isEqualTo("a.test:8443");
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
     }
 
     private static int status(X509Bundle certificate, String path) throws Exception {
-        try (MtlsClient client = connect(certificate)) {
+        try (MtlsClient client = fixture.connect(certificate)) {
             return client.get(path).status();
         }
-    }
-
-    private static MtlsClient connect(X509Bundle certificate) throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), certificate);
     }
 
     private static List<JsonNode> auditLines() {

@@ -10,9 +10,9 @@ import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -21,7 +21,6 @@ import java.net.http.HttpClient;
 import java.net.http.WebSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.security.KeyStore;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -33,10 +32,8 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * WebSocket through the proxy: the upgrade is authorised like any request, then frames flow both ways until either
@@ -49,47 +46,33 @@ class WebSocketTunnelTest {
     static final String UPGRADE = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
-    static RunningProxy proxy;
-
-    @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start(TestBackend.tlsContext(pki.backendServer("ws-backend", b -> b
-                .addSanIpAddress("127.0.0.1")), null));
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .identity("billing", BILLING)
-                .backend("chat", BackendConfig.of(List.of(URI.create(backend.url())),
-                        BackendTlsConfig.trusting(pki.caPem())))
-                .route("ws", "/ws", "chat", "orders")
-                .route("other", "/", "chat", "orders", "billing")
-                .start();
-    }
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture(
+            pki -> TestBackend.start(TestBackend.tlsContext(pki.backendServer("ws-backend", b -> b
+                    .addSanIpAddress("127.0.0.1")), null)),
+            (pki, backend) -> RunningProxy.builder(pki)
+                    .identity("orders", ORDERS)
+                    .identity("billing", BILLING)
+                    .backend("chat", BackendConfig.of(List.of(URI.create(backend.url())),
+                            BackendTlsConfig.trusting(pki.caPem())))
+                    .route("ws", "/ws", "chat", "orders")
+                    .route("other", "/", "chat", "orders", "billing"));
 
     /** Each test reads what the backend saw of its own requests only. */
     @org.junit.jupiter.api.BeforeEach
     void forgetEarlierRequests() throws InterruptedException {
-        while (backend.nextRequest(100, TimeUnit.MILLISECONDS) != null) {
+        while (fixture.backend().nextRequest(100, TimeUnit.MILLISECONDS) != null) {
             // drained
         }
-        proxy.accessLog().clear();
-    }
-
-    @AfterAll
-    static void stop() {
-        proxy.close();
-        backend.close();
+        fixture.proxy().accessLog().clear();
     }
 
     @Test
     void aWebSocketClientTalksToTheBackendThroughTheProxy() throws Exception {
         BlockingQueue<String> received = new LinkedBlockingQueue<>();
         WebSocket ws = HttpClient.newBuilder().sslContext(clientContext()).build().newWebSocketBuilder()
-                .buildAsync(URI.create("wss://localhost:" + proxy.address().getPort() + "/ws"), new Collector(received))
+                .buildAsync(URI.create("wss://localhost:" + fixture.proxy().address().getPort() + "/ws"),
+                        new Collector(received))
                 .get(10, TimeUnit.SECONDS);
 
         ws.sendText("hello through the proxy", true).get(5, TimeUnit.SECONDS);
@@ -102,7 +85,7 @@ class WebSocketTunnelTest {
         ws.sendClose(WebSocket.NORMAL_CLOSURE, "done").get(5, TimeUnit.SECONDS);
         assertThat(received.poll(5, TimeUnit.SECONDS)).isEqualTo("closed 1000");
 
-        TestBackend.Recorded upgrade = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded upgrade = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(upgrade.headers().get("upgrade")).isEqualToIgnoringCase("websocket");
         assertThat(upgrade.headers().get("x-forwarded-client-cert")).endsWith(";URI=" + ORDERS);
         AccessLogEntry logged = logged("/ws");
@@ -113,17 +96,17 @@ class WebSocketTunnelTest {
 
     @Test
     void anUpgradeIsAuthorisedLikeAnyRequestAndARefusalLeavesAnHttpConnection() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(BILLING))) {
+        try (MtlsClient client = fixture.connect(BILLING)) {
             client.send(UPGRADE);
             assertThat(client.readResponse().status()).isEqualTo(403);
             assertThat(client.get("/hello").status()).as("the same connection, back to HTTP").isEqualTo(200);
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/hello");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/hello");
     }
 
     @Test
     void framesSentRightAfterTheUpgradeRequestReachTheBackendIntact() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // A client that does not wait for 101: its first frame is in the same write as the request.
             ByteArrayOutputStream both = new ByteArrayOutputStream();
             both.write(UPGRADE.getBytes(StandardCharsets.US_ASCII));
@@ -141,12 +124,12 @@ class WebSocketTunnelTest {
             client.output().flush();
             assertThat(readTextFrame(client.input())).isEqualTo("later");
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aFrameTheBackendSendsWithItsSwitchReachesTheClientFirst() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // A backend that greets on connect: its 101 and first frame reach the proxy in one read.
             client.send(UPGRADE.replace("/ws", "/ws-greets"));
 
@@ -159,74 +142,74 @@ class WebSocketTunnelTest {
             assertThat(readTextFrame(client.input())).as("the tunnel still carries frames both ways")
                     .isEqualTo("and back");
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws-greets");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws-greets");
     }
 
     @Test
     void aDeclinedUpgradeIsAnOrdinaryResponse() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE.replace("/ws", "/plain-http"));
             Response response = client.readResponse();
             assertThat(response.status()).isEqualTo(200);
             assertThat(response.bodyText()).isEqualTo("hello from backend\n");
             assertThat(client.get("/after").status()).isEqualTo(200);
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("upgrade")).isEqualTo("websocket");
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).headers().get("upgrade")).isEqualTo("websocket");
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aRequestPipelinedBehindADeclinedUpgradeIsReadOnceTheAnswerIsKnown() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // The codec holds back what follows an upgrade request until the backend has answered it.
             client.send(UPGRADE.replace("/ws", "/plain-http") + "GET /next HTTP/1.1\r\nHost: localhost\r\n\r\n");
             assertThat(client.readResponse().status()).isEqualTo(200);
             assertThat(client.readResponse().bodyText()).isEqualTo("hello from backend\n");
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/plain-http");
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/next");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/plain-http");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/next");
     }
 
     @Test
     void aReloadThatRemovesTheGrantClosesAnOpenTunnelAndOneThatKeepsItDoesNot() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE);
             assertThat(client.readResponse().status()).isEqualTo(101);
             try {
-                proxy.reload(c -> wsAllows(c, "orders", "billing"));
+                fixture.proxy().reload(c -> wsAllows(c, "orders", "billing"));
                 client.output().write(maskedTextFrame("still granted"));
                 client.output().flush();
                 assertThat(readTextFrame(client.input())).isEqualTo("still granted");
 
-                proxy.reload(c -> wsAllows(c, "billing"));
+                fixture.proxy().reload(c -> wsAllows(c, "billing"));
 
                 assertThat(client.closedWithin(5_000)).as("a tunnel has no next request to refuse").isTrue();
             } finally {
-                proxy.reload(c -> wsAllows(c, "orders"));
+                fixture.proxy().reload(c -> wsAllows(c, "orders"));
             }
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws");
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/ws");
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE);
             assertThat(client.readResponse().status()).as("the grant restored").isEqualTo(101);
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aGrantRemovedWhileTheBackendIsStillAcceptingTheUpgradeClosesTheTunnelAsItOpens() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE.replace("/ws", "/ws?ms=1000"));
-            assertThat(backend.nextRequest(5, TimeUnit.SECONDS).uri()).as("authorised and forwarded")
+            assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).as("authorised and forwarded")
                     .isEqualTo("/ws?ms=1000");
             try {
                 // The reload re-judges open tunnels before this connection is one.
-                proxy.reload(c -> wsAllows(c, "billing"));
+                fixture.proxy().reload(c -> wsAllows(c, "billing"));
 
                 assertThat(client.readResponse().status()).isEqualTo(101);
                 assertThat(client.closedWithin(5_000)).isTrue();
             } finally {
-                proxy.reload(c -> wsAllows(c, "orders"));
+                fixture.proxy().reload(c -> wsAllows(c, "orders"));
             }
         }
     }
@@ -234,8 +217,8 @@ class WebSocketTunnelTest {
     @Test
     void aTunnelOpenedUnderATimeBoxedGrantClosesWhenTheGrantExpires() throws Exception {
         Instant expires = Instant.now().plusSeconds(4);
-        proxy.reload(c -> wsRules(c, RuleConfig.allow("orders").withExpires(expires)));
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        fixture.proxy().reload(c -> wsRules(c, RuleConfig.allow("orders").withExpires(expires)));
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE);
             assertThat(client.readResponse().status()).isEqualTo(101);
             client.output().write(maskedTextFrame("while granted"));
@@ -245,9 +228,9 @@ class WebSocketTunnelTest {
             assertThat(client.closedWithin(10_000)).as("closed at the expiry, with no request to refuse").isTrue();
             assertThat(Instant.now()).isAfterOrEqualTo(expires);
         } finally {
-            proxy.reload(c -> wsAllows(c, "orders"));
+            fixture.proxy().reload(c -> wsAllows(c, "orders"));
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     private static ProxyConfig wsAllows(ProxyConfig config, String... allow) {
@@ -267,22 +250,22 @@ class WebSocketTunnelTest {
 
     @Test
     void anH2cUpgradeIsNeverRelayed() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             Response response = client.get("/h2c", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings",
                     "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
             assertThat(response.status()).isEqualTo(200);
         }
-        TestBackend.Recorded seen = backend.nextRequest(5, TimeUnit.SECONDS);
+        TestBackend.Recorded seen = fixture.backend().nextRequest(5, TimeUnit.SECONDS);
         assertThat(seen.headers().contains("upgrade")).isFalse();
         assertThat(seen.headers().contains("http2-settings")).isFalse();
     }
 
     private static SSLContext clientContext() throws Exception {
         KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        KeyStore keys = pki.client(ORDERS).toKeyStore(new char[0]);
+        KeyStore keys = fixture.pki().client(ORDERS).toKeyStore(new char[0]);
         kmf.init(keys, new char[0]);
         SSLContext context = SSLContext.getInstance("TLS");
-        context.init(kmf.getKeyManagers(), pki.root().toTrustManagerFactory().getTrustManagers(), null);
+        context.init(kmf.getKeyManagers(), fixture.pki().root().toTrustManagerFactory().getTrustManagers(), null);
         return context;
     }
 
@@ -310,7 +293,7 @@ class WebSocketTunnelTest {
 
     private AccessLogEntry logged(String path) throws InterruptedException {
         AccessLogEntry e;
-        while ((e = proxy.accessLog().poll(5, TimeUnit.SECONDS)) != null) {
+        while ((e = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS)) != null) {
             if (e.path().equals(path)) {
                 return e;
             }
