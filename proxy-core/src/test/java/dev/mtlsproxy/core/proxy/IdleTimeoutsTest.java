@@ -7,20 +7,17 @@ import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.URI;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Idle timeouts: the listener's closes a client connection with no traffic either way, the backend's closes a pooled
@@ -34,48 +31,33 @@ class IdleTimeoutsTest {
     /** Timers never fire early; a scheduled check may run this much before the clock the test reads says so. */
     static final long CLOCK_SLACK_MILLIS = 50;
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
-    static RunningProxy proxy;
-    static LogCapture log;
+    static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
-    @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        log = LogCapture.of(ForwardingHandler.class);
-        backend = TestBackend.start();
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture((pki, backend) -> {
         Duration idle = Duration.ofMillis(IDLE_MILLIS);
-        proxy = RunningProxy.builder(pki)
+        return RunningProxy.builder(pki)
                 .identity("orders", ORDERS)
                 .idleTimeout(idle)
                 .backend("app", new BackendConfig(URI.create(backend.url()), Duration.ofSeconds(2),
                         Duration.ofSeconds(20), 8, idle))
-                .route("app", "/", "app", "orders")
-                .start();
-    }
+                .route("app", "/", "app", "orders");
+    });
 
     @AfterAll
-    static void stop() {
-        proxy.close();
-        backend.close();
+    static void stopCapturing() {
         log.close();
     }
 
     @BeforeEach
     void noConnectionLeftFromAnotherTest() {
-        await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 0);
-        proxy.accessLog().clear();
-    }
-
-    private static MtlsClient client() throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+        await().atMost(Duration.ofSeconds(5)).until(() -> fixture.backend().openConnections() == 0);
+        fixture.proxy().accessLog().clear();
     }
 
     @Test
     void aClientConnectionWithNoTrafficIsClosedOnceTheIdleTimeoutPasses() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/hello").status()).isEqualTo(200);
             long answered = System.nanoTime();
             assertThat(client.closedWithin(5_000)).as("closed by the proxy").isTrue();
@@ -85,7 +67,7 @@ class IdleTimeoutsTest {
 
     @Test
     void aConnectionThatKeepsMakingRequestsStaysOpen() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Four idle timeouts in all, never more than half of one without a request.
             for (int i = 0; i < 8; i++) {
                 assertThat(client.get("/hello").status()).isEqualTo(200);
@@ -98,7 +80,7 @@ class IdleTimeoutsTest {
     @Test
     void aRequestBodyThatKeepsTricklingInIsNotIdle() throws Exception {
         int pieces = 8;
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + pieces + "\r\n\r\n");
             OutputStream out = client.output();
             for (int i = 0; i < pieces; i++) {
@@ -114,24 +96,25 @@ class IdleTimeoutsTest {
 
     @Test
     void aClientThatStopsSendingItsBodyGets408AndTheBackendIsNotBlamed() throws Exception {
-        double backendTimeouts = proxy.count("mtls.proxy.backend.requests", "backend", "app", "result", "timeout");
-        try (MtlsClient client = client()) {
+        double backendTimeouts = fixture.proxy().count("mtls.proxy.backend.requests", "backend", "app", "result",
+                "timeout");
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8\r\n\r\nxx");
             // The backend answers once the body is complete; its other six bytes never come.
             assertThat(client.readResponse().status()).isEqualTo(408);
         }
-        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        AccessLogEntry entry = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS);
         assertThat(entry).isNotNull();
         assertThat(entry.status()).isEqualTo(408);
-        assertThat(proxy.count("mtls.proxy.backend.requests", "backend", "app", "result", "timeout"))
+        assertThat(fixture.proxy().count("mtls.proxy.backend.requests", "backend", "app", "result", "timeout"))
                 .as("the client stalled, not the backend: MtlsProxyBackendErrors must not see it")
                 .isEqualTo(backendTimeouts);
-        await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 0);
+        await().atMost(Duration.ofSeconds(5)).until(() -> fixture.backend().openConnections() == 0);
     }
 
     @Test
     void aBackendThatTakesLongerThanTheIdleTimeoutToAnswerGets504() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             long sent = System.nanoTime();
             // The backend's response timeout is 20 s; the client connection's idleness ends the wait first.
             assertThat(client.get("/hang").status()).isEqualTo(504);
@@ -139,38 +122,38 @@ class IdleTimeoutsTest {
         }
         assertThat(log.await("backend=app", "status=504"))
                 .contains("cause=\"response timeout: client connection idle\"");
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aClientThatStopsReadingALongResponseIsClosedOnceTheIdleTimeoutPasses() throws Exception {
         long total = 1L << 30;
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("GET /download?bytes=" + total + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
             InputStream in = client.input();
             byte[] some = new byte[16 * 1024];
             assertThat(in.read(some)).isPositive();
             // Reads nothing more: the proxy fills the socket buffers, stops reading the backend, and then has
             // nothing left to do on this connection.
-            AccessLogEntry entry = proxy.accessLog().poll(10, TimeUnit.SECONDS);
+            AccessLogEntry entry = fixture.proxy().accessLog().poll(10, TimeUnit.SECONDS);
             assertThat(entry).as("the exchange ended without the client").isNotNull();
             assertThat(entry.path()).isEqualTo("/download");
             assertThat(entry.bytesOut()).isLessThan(total);
-            await().atMost(Duration.ofSeconds(5)).until(() -> backend.openConnections() == 0);
-            assertThat(backend.downloadBytesProduced()).isLessThan(total);
+            await().atMost(Duration.ofSeconds(5)).until(() -> fixture.backend().openConnections() == 0);
+            assertThat(fixture.backend().downloadBytesProduced()).isLessThan(total);
         }
     }
 
     @Test
     void anUnusedPooledBackendConnectionIsClosedOnceTheBackendIdleTimeoutPasses() throws Exception {
         long answered;
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/hello").status()).isEqualTo(200);
             answered = System.nanoTime();
-            assertThat(backend.openConnections()).as("pooled for reuse").isEqualTo(1);
+            assertThat(fixture.backend().openConnections()).as("pooled for reuse").isEqualTo(1);
         }
         await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10))
-                .until(() -> backend.openConnections() == 0);
+                .until(() -> fixture.backend().openConnections() == 0);
         assertThat(millisSince(answered)).isGreaterThanOrEqualTo(IDLE_MILLIS - CLOCK_SLACK_MILLIS);
     }
 

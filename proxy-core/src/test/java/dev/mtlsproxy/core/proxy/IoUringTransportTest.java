@@ -2,29 +2,26 @@ package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.mtlsproxy.config.IoTransport;
 import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.proxy.LargeBodyStreamingTest.PatternCheck;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
-import io.netty.channel.uring.IoUring;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The proxy on {@code workers.transport: io_uring}, end to end: the same policy, refusals and streaming as on
@@ -38,35 +35,21 @@ class IoUringTransportTest {
     /** Larger than this test JVM's whole heap (-Xmx256m), so it can only pass streamed. */
     static final long BODY_BYTES = 320L << 20;
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
-    static LogCapture log;
-    static RunningProxy proxy;
+    /** Attached when the class is initialised, before the fixture starts the proxy: its start-up lines are wanted. */
+    static final LogCapture log = LogCapture.of(ProxyServer.class);
 
-    @BeforeAll
-    static void start() throws Exception {
-        assumeTrue(IoUring.isAvailable(), () -> "io_uring is not available here: " + IoUring.unavailabilityCause());
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-        log = LogCapture.of(ProxyServer.class);
-        proxy = RunningProxy.builder(pki)
-                .identity("orders", ORDERS)
-                .backend("shop", backend.url())
-                .route("orders", "/orders", "shop", "orders")
-                .route("files", "/", "shop", "orders")
-                .workers(new WorkersConfig(2, null, null, IoTransport.IO_URING))
-                .start();
-    }
+    /** On a machine without io_uring, RunningProxy's start skips the class, saying why. */
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture((pki, backend) -> RunningProxy.builder(pki)
+            .identity("orders", ORDERS)
+            .backend("shop", backend.url())
+            .route("orders", "/orders", "shop", "orders")
+            .route("files", "/", "shop", "orders")
+            .workers(new WorkersConfig(2, null, null, IoTransport.IO_URING)));
 
     @AfterAll
-    static void stop() {
-        if (proxy != null) {
-            proxy.close();
-            backend.close();
-            log.close();
-        }
+    static void stopCapturing() {
+        log.close();
     }
 
     @Test
@@ -76,12 +59,12 @@ class IoUringTransportTest {
 
     @Test
     void anAllowedClientIsServedOnOneConnectionAndAnotherIdentityIsDenied() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             for (int i = 0; i < 20; i++) {
                 assertThat(client.get("/orders/" + i).status()).isEqualTo(200);
             }
         }
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(BILLING))) {
+        try (MtlsClient client = fixture.connect(BILLING)) {
             assertThat(client.get("/orders").status()).isEqualTo(403);
         }
     }
@@ -89,7 +72,7 @@ class IoUringTransportTest {
     @Test
     void aClientOfAnotherCaIsRefused() {
         Throwable refused = catchThrowable(() -> {
-            try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(),
+            try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), fixture.pki().root(),
                     TestPki.clientOfAnotherRoot(ORDERS))) {
                 client.get("/orders");
             }
@@ -100,7 +83,7 @@ class IoUringTransportTest {
     @Test
     @Timeout(120)
     void aBodyLargerThanTheHeapStreamsBothWaysIntact() throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + BODY_BYTES + "\r\n\r\n");
             copy(new TestBackend.PatternStream(BODY_BYTES), client.output());
             assertThat(client.readResponse().status()).isEqualTo(200);
@@ -116,7 +99,7 @@ class IoUringTransportTest {
     /** The upload as the backend received it; the other tests' requests may be queued before it. */
     private static TestBackend.Recorded upload() throws InterruptedException {
         for (;;) {
-            TestBackend.Recorded request = backend.nextRequest(10, TimeUnit.SECONDS);
+            TestBackend.Recorded request = fixture.backend().nextRequest(10, TimeUnit.SECONDS);
             assertThat(request).as("the upload reached the backend").isNotNull();
             if (request.method().equals("POST")) {
                 return request;

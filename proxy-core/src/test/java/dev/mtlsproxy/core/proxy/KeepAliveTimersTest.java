@@ -6,19 +6,16 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.EOFException;
 import java.net.URI;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The response and body-idle timeouts on keep-alive connections. A connection keeps one scheduled check per kind and
@@ -32,20 +29,12 @@ class KeepAliveTimersTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final long IMPATIENT_MILLIS = 600;
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
-    static RunningProxy proxy;
-    static LogCapture log;
+    static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
-    @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        log = LogCapture.of(ForwardingHandler.class);
-        backend = TestBackend.start();
+    @RegisterExtension
+    static final ProxyFixture fixture = new ProxyFixture((pki, backend) -> {
         Duration impatient = Duration.ofMillis(IMPATIENT_MILLIS);
-        proxy = RunningProxy.builder(pki)
+        return RunningProxy.builder(pki)
                 .identity("orders", ORDERS)
                 .backend("patient", BackendConfig.of(List.of(URI.create(backend.url())), null)
                         .withTimeouts(null, Duration.ofSeconds(20), Duration.ofSeconds(20)))
@@ -54,24 +43,17 @@ class KeepAliveTimersTest {
                 .route("orders", "/orders", "patient", "orders")
                 .route("slow", "/slow", "impatient", "orders")
                 .route("hang", "/hang", "impatient", "orders")
-                .route("stall", "/stall", "impatient", "orders")
-                .start();
-    }
+                .route("stall", "/stall", "impatient", "orders");
+    });
 
     @AfterAll
-    static void stop() {
-        proxy.close();
-        backend.close();
+    static void stopCapturing() {
         log.close();
-    }
-
-    private static MtlsClient client() throws Exception {
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
     }
 
     @Test
     void theResponseTimeoutOfARequestCountsFromThatRequestNotFromAnEarlierOne() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Answered after half the timeout: the check scheduled for this request is still pending when the
             // next request starts waiting.
             assertThat(client.get("/slow?ms=" + IMPATIENT_MILLIS / 2).status()).isEqualTo(200);
@@ -83,13 +65,13 @@ class KeepAliveTimersTest {
         }
         assertThat(log.await("backend=impatient", "status=504"))
                 .contains("cause=\"response timeout: no response headers within 600ms\"");
-        backend.nextRequest(5, TimeUnit.SECONDS);
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aShorterResponseTimeoutAfterALongerOneOnTheSameConnectionIsKept() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Leaves a check pending 20 s out, for the patient backend.
             assertThat(client.get("/orders/1").status()).isEqualTo(200);
             long start = System.nanoTime();
@@ -97,13 +79,13 @@ class KeepAliveTimersTest {
             long waitedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
             assertThat(waitedMillis).isBetween(IMPATIENT_MILLIS - 20, 10_000L);
         }
-        backend.nextRequest(5, TimeUnit.SECONDS);
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void aShorterBodyIdleTimeoutAfterALongerOneOnTheSameConnectionIsKept() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Leaves a body-idle check pending 20 s out.
             assertThat(client.get("/orders/2").status()).isEqualTo(200);
             long start = System.nanoTime();
@@ -115,13 +97,13 @@ class KeepAliveTimersTest {
         }
         assertThat(log.await("backend=impatient", "after=response_started"))
                 .contains("cause=\"response body idle for 600ms\"");
-        backend.nextRequest(5, TimeUnit.SECONDS);
-        backend.nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }
 
     @Test
     void manyQuickRequestsOnOneConnectionNeverTimeOut() throws Exception {
-        try (MtlsClient client = client()) {
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             // Spread over more than one timeout period, so the pending checks fire and re-schedule in between.
             long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(IMPATIENT_MILLIS * 2);
             int sent = 0;
@@ -130,7 +112,7 @@ class KeepAliveTimersTest {
                 sent++;
             }
             for (int i = 0; i < sent; i++) {
-                backend.nextRequest(5, TimeUnit.SECONDS);
+                fixture.backend().nextRequest(5, TimeUnit.SECONDS);
             }
         }
     }
