@@ -27,6 +27,10 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * Registered on an instance field, everything is started before each test and closed after it; on a static field,
  * once for the class. Closing goes in reverse order of starting (proxy, backend, directory), and whatever was started
  * when start-up fails half way (an assumption that skips the class, a backend that cannot bind) is closed at once.
+ *
+ * <p>JUnit calls an extension's {@code beforeAll}/{@code beforeEach} before the class's own {@code @BeforeAll}/
+ * {@code @BeforeEach} methods, so those run against a started proxy. What must be in place before the proxy starts
+ * (a {@link LogCapture} for its start-up lines) belongs in a field initialiser above the fixture.
  */
 public final class ProxyFixture implements BeforeAllCallback, BeforeEachCallback, AfterEachCallback,
         AfterAllCallback {
