@@ -14,7 +14,7 @@ import java.util.Locale;
  * backends decode them before routing, so a rule must see one spelling, or {@code %24batch} would walk past a deny
  * on {@code $batch}. Other escapes get upper-case hex; {@code .} and {@code ..} segments are resolved, repeated
  * slashes merge. Refused outright, because backends disagree about them: an escape of {@code /}, {@code \},
- * {@code ;} or a control character, a raw backslash, a {@code ;} path parameter, a {@code ..} that climbs above the
+ * {@code ;} or a control character, an overlong UTF-8 escape ({@code %C0%AE}), a raw backslash, a {@code ;} path parameter, a {@code ..} that climbs above the
  * root, a fragment, a malformed escape, a control, space or non-ASCII byte in the path or the query, and any form
  * other than origin-form ({@code /path}) or absolute-form ({@code http://host/path}).
  *
@@ -172,6 +172,12 @@ public record RequestTarget(String path, String query, String authority) {
                 // that decodes the path and matches it with a "$"-anchored pattern (Django's CVE-2021-44420).
                 throw new InvalidTargetException("encoded control character in path");
             }
+            if (startsOverlongUtf8(decoded, raw, i + 3)) {
+                // "%C0%AE" is not "." to the policy, but it is to a backend whose UTF-8 decoder accepts overlong
+                // forms, so "/public/%C0%AE%C0%AE/admin" would be "/admin" there (Tomcat's CVE-2008-2938, IIS).
+                // No UTF-8 encoder produces them.
+                throw new InvalidTargetException("overlong UTF-8 escape in path");
+            }
             // Decoded exactly when a rule's path may contain the character: one definition for both sides.
             if (PathPatterns.isSpelledRaw(decoded)) {
                 out.append(decoded);
@@ -182,6 +188,24 @@ public record RequestTarget(String path, String query, String authority) {
             i += 2;
         }
         return out.toString();
+    }
+
+    /**
+     * Whether an escaped byte begins an overlong UTF-8 sequence: a lead byte of C0 or C1 always does; E0 does before
+     * a continuation byte below A0, F0 before one below 90 (RFC 3629, section 4). {@code next} is where the escape
+     * after it would start.
+     */
+    private static boolean startsOverlongUtf8(char lead, String raw, int next) {
+        if (lead == 0xC0 || lead == 0xC1) {
+            return true;
+        }
+        if ((lead != 0xE0 && lead != 0xF0) || next + 2 >= raw.length() || raw.charAt(next) != '%') {
+            return false;
+        }
+        int hi = hexValue(raw.charAt(next + 1));
+        int lo = hexValue(raw.charAt(next + 2));
+        int continuation = hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+        return continuation >= 0x80 && continuation < (lead == 0xE0 ? 0xA0 : 0x90);
     }
 
     /** ASCII hex only: Character.digit would also accept full-width digits. */

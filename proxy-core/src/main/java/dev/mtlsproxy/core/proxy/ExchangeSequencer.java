@@ -24,7 +24,8 @@ import java.util.ArrayDeque;
  * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
  * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the
  * close lingers so that what the client pipelined or still sends cannot cost it the response it was sent (see
- * {@link LingeringClose}).
+ * {@link LingeringClose}). Whatever closes the connection, once it starts closing nothing held or still decoded
+ * from what was read before is served.
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
 
@@ -32,9 +33,18 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     private boolean responsePending;
     private boolean interimResponse;
     private boolean draining;
+    /** Set when the connection started closing ({@link LingeringClose#STARTED}): nothing read is served any more. */
+    private boolean closing;
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (closing) {
+            // Decoded from bytes read before the close began (the rest of one read, which the decoder goes on
+            // decoding after the request that closed the connection): the response said Connection: close, so a
+            // request forwarded now would be one the client never gets an answer to.
+            ReferenceCountUtil.release(msg);
+            return;
+        }
         if (!held.isEmpty() || (responsePending && msg instanceof HttpRequest)) {
             held.add(msg);
             return;
@@ -53,6 +63,10 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
                 ctx.close();
             }
             return;
+        }
+        if (evt == LingeringClose.STARTED) {
+            closing = true;
+            releaseHeld();
         }
         ctx.fireUserEventTriggered(evt);
     }

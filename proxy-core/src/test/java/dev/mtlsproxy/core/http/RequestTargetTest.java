@@ -127,6 +127,11 @@ class RequestTargetTest {
         "/a%09b               | encoded control character in path",
         "/a%1Fb               | encoded control character in path",
         "/a%7Fb               | encoded control character in path",
+        "/public/%C0%AE%C0%AE/admin | overlong UTF-8 escape in path",
+        "/%c0%afadmin         | overlong UTF-8 escape in path",
+        "/%C1%BF              | overlong UTF-8 escape in path",
+        "/%E0%80%AE           | overlong UTF-8 escape in path",
+        "/%F0%80%80%AE        | overlong UTF-8 escape in path",
         "/a\\b                | backslash in path",
         "/admin;x             | path parameter (;) in path",
         "/admin;jsessionid=1  | path parameter (;) in path",
@@ -153,6 +158,14 @@ class RequestTargetTest {
         assertThatThrownBy(() -> RequestTarget.parse(raw))
                 .isInstanceOf(InvalidTargetException.class)
                 .hasMessage(reason);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/caf%C3%A9", "/%E0%A0%80", "/%F0%90%80%80", "/%E0", "/%E0%20", "/%F0%3F"})
+    void escapesOfNonAsciiBytesThatAreNotOverlongUtf8StayEscaped(String raw) throws Exception {
+        // Valid UTF-8 (the smallest three- and four-byte forms), and bytes that begin no overlong form: a lenient
+        // decoder reads none of them as an ASCII character.
+        assertThat(RequestTarget.parse(raw).path()).isEqualTo(raw);
     }
 
     @ParameterizedTest(name = "{0}")
