@@ -163,13 +163,22 @@ public final class MtlsClient implements AutoCloseable {
     }
 
     private Response readResponse(boolean withBody) throws IOException {
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        Response response = readResponse(body, withBody);
+        return new Response(response.status(), response.headers(), body.toByteArray(), response.trailers());
+    }
+
+    /**
+     * Reads one response, streaming its body into {@code sink} rather than keeping it: the response returned has an
+     * empty body. Without {@code withBody} (the answer to a HEAD) only the head is read, whatever length it announces.
+     */
+    public Response readResponse(OutputStream sink, boolean withBody) throws IOException {
         String statusLine = readLine();
         if (statusLine == null) {
             throw new java.io.EOFException("connection closed before a response");
         }
         Map<String, List<String>> headers = readFields();
         int status = Integer.parseInt(statusLine.split(" ")[1]);
-        ByteArrayOutputStream body = new ByteArrayOutputStream();
         String te = first(headers, "transfer-encoding");
         String cl = first(headers, "content-length");
         if (!withBody || status == 101) {
@@ -177,13 +186,13 @@ public final class MtlsClient implements AutoCloseable {
         }
         Map<String, List<String>> trailers = Map.of();
         if (te != null && te.equalsIgnoreCase("chunked")) {
-            trailers = readChunked(body);
+            trailers = readChunked(sink);
         } else if (cl != null) {
-            copy(body, Long.parseLong(cl));
+            copy(sink, Long.parseLong(cl));
         } else if (status >= 200 && status != 204 && status != 304) {
-            in.transferTo(body);
+            in.transferTo(sink);
         }
-        return new Response(status, headers, body.toByteArray(), trailers);
+        return new Response(status, headers, new byte[0], trailers);
     }
 
     /** Header (or trailer) fields up to the empty line; names lower-cased. */

@@ -2,11 +2,13 @@ package dev.mtlsproxy.core.testing;
 
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoopGroup;
@@ -53,6 +55,7 @@ import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import io.netty.handler.stream.ChunkedInput;
 import io.netty.handler.stream.ChunkedStream;
 import io.netty.handler.stream.ChunkedWriteHandler;
 import io.netty.pkitesting.X509Bundle;
@@ -66,6 +69,7 @@ import java.security.NoSuchAlgorithmException;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.Base64;
+import java.util.HexFormat;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -90,6 +94,8 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0)</li>
  *   <li>{@code /ws-greets}: the same echo from a server that greets on connect: its 101 and a text frame
  *       {@code welcome} go out in one write</li>
+ *   <li>{@code /integrity/...}: see {@link IntegrityBody}: echoes what it received (method, target,
+ *       {@code x-request-id}, body length and SHA-256) and answers a body of a requested size and pattern</li>
  *   <li>anything else: {@code 200 hello from backend}, after counting the body</li>
  * </ul>
  * With {@link #closeReusedConnections(boolean) closeReusedConnections(true)}, a request arriving on a connection
@@ -103,11 +109,13 @@ public final class TestBackend implements AutoCloseable {
      * of the certificate the proxy presented over TLS, or null.
      */
     public record Recorded(String method, String uri, HttpHeaders headers, long bodyBytes, HttpHeaders trailers,
-            String clientCertificate) {
+            String clientCertificate, String bodySha256) {
     }
 
     private final EventLoopGroup group;
-    private final Channel server;
+    private final ServerBootstrap bootstrap;
+    private final int port;
+    private volatile Channel server;
     private final BlockingQueue<Recorded> requests = new LinkedBlockingQueue<>();
     private final AtomicInteger connections = new AtomicInteger();
     private final AtomicInteger open = new AtomicInteger();
@@ -123,9 +131,11 @@ public final class TestBackend implements AutoCloseable {
     private final AtomicInteger closingNewConnections = new AtomicInteger();
     private final String scheme;
 
-    private TestBackend(EventLoopGroup group, Channel server, String scheme) {
+    private TestBackend(EventLoopGroup group, ServerBootstrap bootstrap, Channel server, String scheme) {
         this.group = group;
+        this.bootstrap = bootstrap;
         this.server = server;
+        this.port = ((InetSocketAddress) server.localAddress()).getPort();
         this.scheme = scheme;
     }
 
@@ -146,9 +156,11 @@ public final class TestBackend implements AutoCloseable {
     private static TestBackend start(SslContext tls, int port) throws InterruptedException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         TestBackend[] self = new TestBackend[1];
-        Channel server = new ServerBootstrap()
+        ServerBootstrap bootstrap = new ServerBootstrap()
                 .group(group)
                 .channel(NioServerSocketChannel.class)
+                // listenAgain() binds the port while connections accepted on it are still open
+                .option(ChannelOption.SO_REUSEADDR, true)
                 .childHandler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
@@ -166,9 +178,9 @@ public final class TestBackend implements AutoCloseable {
                         ch.pipeline().addLast("http", new HttpServerCodec());
                         ch.pipeline().addLast(new ChunkedWriteHandler(), self[0].new Handler());
                     }
-                })
-                .bind("127.0.0.1", port).sync().channel();
-        self[0] = new TestBackend(group, server, tls == null ? "http" : "https");
+                });
+        Channel server = bootstrap.bind("127.0.0.1", port).sync().channel();
+        self[0] = new TestBackend(group, bootstrap, server, tls == null ? "http" : "https");
         return self[0];
     }
 
@@ -198,7 +210,20 @@ public final class TestBackend implements AutoCloseable {
     }
 
     public int port() {
-        return ((InetSocketAddress) server.localAddress()).getPort();
+        return port;
+    }
+
+    /**
+     * Stops accepting connections (new ones are refused) while those already open keep being served: an endpoint
+     * going down gracefully, as one draining for a restart does.
+     */
+    public void stopListening() {
+        server.close().syncUninterruptibly();
+    }
+
+    /** Accepts connections on the same port again, after {@link #stopListening()}. */
+    public void listenAgain() throws InterruptedException {
+        server = bootstrap.bind("127.0.0.1", port).sync().channel();
     }
 
     /** {@code http://127.0.0.1:port} or {@code https://127.0.0.1:port}. */
@@ -274,6 +299,8 @@ public final class TestBackend implements AutoCloseable {
     private final class Handler extends ChannelInboundHandlerAdapter {
         private HttpRequest request;
         private long bodyBytes;
+        /** The body's digest, only for {@code /integrity/}: hashing every body would slow the streaming tests. */
+        private MessageDigest bodyDigest;
         private int requestsOnConnection;
 
         @Override
@@ -291,6 +318,7 @@ public final class TestBackend implements AutoCloseable {
             if (msg instanceof HttpRequest r) {
                 request = r;
                 bodyBytes = 0;
+                bodyDigest = path().startsWith(IntegrityBody.PATH) ? sha256() : null;
                 if (path().equals("/echo")) {
                     HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
                     HttpUtil.setTransferEncodingChunked(head, true);
@@ -304,6 +332,9 @@ public final class TestBackend implements AutoCloseable {
             }
             if (msg instanceof HttpContent content) {
                 bodyBytes += content.content().readableBytes();
+                if (bodyDigest != null) {
+                    bodyDigest.update(content.content().nioBuffer());
+                }
                 boolean last = content instanceof LastHttpContent;
                 if (path().equals("/echo")) {
                     if (content.content().isReadable()) {
@@ -317,10 +348,15 @@ public final class TestBackend implements AutoCloseable {
                         .trailingHeaders()) : null;
                 content.release();
                 if (last) {
+                    String sha256 = bodyDigest == null ? null : HexFormat.of().formatHex(bodyDigest.digest());
                     requests.add(new Recorded(request.method().name(), request.uri(),
                             new DefaultHttpHeaders().add(request.headers()), bodyBytes, trailers,
-                            clientCertificate(ctx)));
-                    respond(ctx);
+                            clientCertificate(ctx), sha256));
+                    if (sha256 != null) {
+                        integrity(ctx, trailers, sha256);
+                    } else {
+                        respond(ctx);
+                    }
                 }
             }
         }
@@ -451,6 +487,82 @@ public final class TestBackend implements AutoCloseable {
             }
         }
 
+        /** {@code /integrity/}: the echo in headers, then the body, as {@link IntegrityBody} describes. */
+        private void integrity(ChannelHandlerContext ctx, HttpHeaders trailers, String sha256) {
+            HttpRequest r = request;
+            long bytes = param("bytes");
+            boolean chunked = param("chunked") == 1;
+            boolean close = param("close") == 1;
+            HttpResponse head = new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK);
+            HttpHeaders h = head.headers();
+            String requestId = r.headers().get(IntegrityBody.REQUEST_ID);
+            if (requestId != null) {
+                h.set(IntegrityBody.REQUEST_ID, requestId);
+            }
+            h.set("x-seen-method", r.method().name())
+                    .set("x-seen-target", r.uri())
+                    .set("x-seen-length", bodyBytes)
+                    .set("x-seen-sha256", sha256)
+                    .set("x-endpoint", port);
+            String trailerSha = trailers.get(IntegrityBody.SHA256_TRAILER);
+            if (trailerSha != null) {
+                h.set("x-seen-trailer", trailerSha);
+            }
+            if (chunked) {
+                HttpUtil.setTransferEncodingChunked(head, true);
+            } else {
+                HttpUtil.setContentLength(head, bytes);
+            }
+            if (close) {
+                h.set(HttpHeaderNames.CONNECTION, "close");
+            }
+            IntegrityBody body = new IntegrityBody((int) param("pattern"), bytes, chunked,
+                    r.method().name().equals("HEAD"));
+            Runnable send = () -> {
+                if (!ctx.channel().isActive()) {
+                    return;
+                }
+                if (param("interim") == 1) {
+                    // Past the codec, whose encoder would take the 103 for the answer to this request.
+                    ctx.pipeline().context("http").write(Unpooled.copiedBuffer("HTTP/1.1 103 Early Hints\r\n"
+                            + "Link: </style.css>; rel=preload\r\n\r\n", StandardCharsets.US_ASCII));
+                }
+                ctx.write(head);
+                if (param("trickle") == 1) {
+                    trickle(ctx, body, close);
+                } else {
+                    finish(ctx.writeAndFlush(body), close);
+                }
+            };
+            long headMs = param("headMs");
+            if (headMs > 0) {
+                ctx.executor().schedule(send, headMs, TimeUnit.MILLISECONDS);
+            } else {
+                send.run();
+            }
+        }
+
+        /** The body in pieces a few milliseconds apart: a backend producing its answer as it goes. */
+        private void trickle(ChannelHandlerContext ctx, IntegrityBody body, boolean close) {
+            HttpContent piece = body.readChunk(ctx.alloc());
+            if (piece instanceof LastHttpContent) {
+                finish(ctx.writeAndFlush(piece), close);
+                return;
+            }
+            ctx.writeAndFlush(piece);
+            ctx.executor().schedule(() -> {
+                if (ctx.channel().isActive()) {
+                    trickle(ctx, body, close);
+                }
+            }, 5, TimeUnit.MILLISECONDS);
+        }
+
+        private static void finish(io.netty.channel.ChannelFuture written, boolean close) {
+            if (close) {
+                written.addListener(ChannelFutureListener.CLOSE);
+            }
+        }
+
         private FullHttpResponse text(String body) {
             return text(HttpResponseStatus.OK, body);
         }
@@ -467,6 +579,112 @@ public final class TestBackend implements AutoCloseable {
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             ctx.close().addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JDK has SHA-256", e);
+        }
+    }
+
+    /**
+     * The body {@code /integrity/} answers, and what the rest of that path means. The backend echoes, as response
+     * headers, the request's {@code x-request-id} and what it received: {@code x-seen-method}, {@code x-seen-target},
+     * {@code x-seen-length}, {@code x-seen-sha256} (of the body) and, when the request had the trailer
+     * {@code x-body-sha256}, {@code x-seen-trailer} with its value; {@code x-endpoint} is the backend's port. Query
+     * parameters shape the answer:
+     * <ul>
+     *   <li>{@code bytes=N}: a body of N bytes, byte i being {@link #at(int, long) at(pattern, i)}</li>
+     *   <li>{@code pattern=P}: so two answers of the same length differ in every byte unless P matches mod 256</li>
+     *   <li>{@code chunked=1}: chunked, ending with the trailer {@code x-body-length: N}; else Content-Length</li>
+     *   <li>{@code headMs=M}: the head M ms after the request ended; {@code trickle=1}: the body in 16 KiB pieces
+     *       5 ms apart</li>
+     *   <li>{@code close=1}: {@code Connection: close}, and the connection closes once the answer is written</li>
+ *   <li>{@code interim=1}: a {@code 103 Early Hints} before the answer</li>
+     * </ul>
+     * A HEAD request gets the same head and no body.
+     */
+    public static final class IntegrityBody implements ChunkedInput<HttpContent> {
+        public static final String PATH = "/integrity/";
+        public static final String REQUEST_ID = "x-request-id";
+        public static final String SHA256_TRAILER = "x-body-sha256";
+        public static final String LENGTH_TRAILER = "x-body-length";
+        private static final int PIECE = 16 * 1024;
+
+        private final int pattern;
+        private final long length;
+        private final boolean chunked;
+        private long offset;
+        private boolean ended;
+
+        IntegrityBody(int pattern, long length, boolean chunked, boolean headOnly) {
+            this.pattern = pattern;
+            this.length = headOnly ? 0 : length;
+            this.chunked = chunked;
+        }
+
+        /**
+         * Byte {@code i} of a body with this pattern. The {@code i >>> 8} term makes a piece shifted by a multiple of
+         * 256 bytes (a lost or repeated buffer) differ from what belongs there.
+         */
+        public static byte at(int pattern, long i) {
+            return (byte) (pattern + i + 7 * (i >>> 8));
+        }
+
+        @Override
+        public boolean isEndOfInput() {
+            return ended;
+        }
+
+        @Override
+        public void close() {
+        }
+
+        @Deprecated
+        @Override
+        public HttpContent readChunk(ChannelHandlerContext ctx) {
+            return readChunk(ctx.alloc());
+        }
+
+        @Override
+        public HttpContent readChunk(ByteBufAllocator allocator) {
+            if (offset < length) {
+                int n = (int) Math.min(PIECE, length - offset);
+                // Filled as an array and written once: under paranoid leak detection every ByteBuf call records
+                // a stack trace.
+                byte[] bytes = new byte[n];
+                for (int i = 0; i < n; i++) {
+                    bytes[i] = at(pattern, offset + i);
+                }
+                offset += n;
+                ByteBuf piece = allocator.buffer(n).writeBytes(bytes);
+                if (offset == length && !chunked) {
+                    // A sized body ends with its last byte: the proxy may send the next request on this connection
+                    // as soon as that arrives, and the codec must have finished this response by then.
+                    ended = true;
+                    return new DefaultLastHttpContent(piece);
+                }
+                return new DefaultHttpContent(piece);
+            }
+            ended = true;
+            LastHttpContent last = new DefaultLastHttpContent();
+            if (chunked) {
+                last.trailingHeaders().set(LENGTH_TRAILER, length);
+            }
+            return last;
+        }
+
+        @Override
+        public long length() {
+            return length;
+        }
+
+        @Override
+        public long progress() {
+            return offset;
         }
     }
 
