@@ -128,7 +128,7 @@ public final class Endpoint {
     }
 
     /**
-     * The Host a request gets when its client sent none (HTTP/1.0 allows that, HTTP/1.1, which the backend is
+     * The Host a request gets when its client named none (HTTP/1.0 allows that, HTTP/1.1, which the backend is
      * spoken to in, does not): the name this endpoint's TLS is verified for ({@code serverName}), else the URL's
      * host, with the port unless it is the scheme's default. nginx sends the same, {@code $proxy_host}.
      */

@@ -73,6 +73,13 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         String hostHeader = request.headers().get(HttpHeaderNames.HOST);
+        // RequestGuard lets a request without Host through only as HTTP/1.0. One in absolute-form still names its
+        // host, and a server takes it from there (RFC 9112 3.2.2, as nginx does): the policy judges that host and
+        // the backend receives it, rather than the endpoint's name that a request naming no host at all gets.
+        boolean hostFromTarget = hostHeader == null && target.authority() != null;
+        if (hostFromTarget) {
+            hostHeader = target.authority();
+        }
         String host = Hosts.normalise(hostHeader);
         if (host == null || (target.authority() != null && !target.authority().isEmpty()
                 && !host.equals(Hosts.normalise(target.authority())))) {
@@ -95,7 +102,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
                     rt.policy(), policyRequest.method(), target.path(), decision));
         }
         if (decision.forwards()) {
-            allow(ctx, request, exchange, target, hostHeader);
+            allow(ctx, request, exchange, target, hostHeader, hostFromTarget);
             return;
         }
         switch (decision.outcome()) {
@@ -117,7 +124,7 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void allow(ChannelHandlerContext ctx, HttpRequest request, Exchange exchange, RequestTarget target,
-            String hostHeader) {
+            String hostHeader, boolean hostFromTarget) {
         String expect = request.headers().get(HttpHeaderNames.EXPECT);
         if (expect != null && !HttpHeaderValues.CONTINUE.contentEqualsIgnoreCase(expect.trim())) {
             refuse(ctx, request, exchange, HttpResponseStatus.EXPECTATION_FAILED, false);
@@ -127,7 +134,8 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         if (hostHeader != null) {
             // The backend gets the host the routes were matched on, as it gets the path that was checked.
             String forwarded = Hosts.forwarded(hostHeader);
-            if (forwarded != hostHeader) { // the same instance when already canonical: the usual case costs nothing
+            // The same instance when already canonical: the usual case costs nothing.
+            if (forwarded != hostHeader || hostFromTarget) {
                 request.headers().set(HttpHeaderNames.HOST, forwarded);
             }
         }

@@ -273,7 +273,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                 && (!(request instanceof HttpContent whole) || whole.content() == Unpooled.EMPTY_BUFFER)
                 && IDEMPOTENT.contains(request.method()) ? request : null;
         ForwardedHeaders.forBackend(request.headers(), clientIp(), xfcc(exchange.peer()));
-        // RequestGuard let a request without Host through only as HTTP/1.0; it is forwarded as HTTP/1.1.
+        // RequestGuard let a request without Host through only as HTTP/1.0; it is forwarded as HTTP/1.1. One whose
+        // target named its host got that as Host from AuthorizationHandler; only one that named none is hostless.
         hostless = clientHttp10 && !request.headers().contains(HttpHeaderNames.HOST) ? request : null;
         if (webSocketRequested) {
             Upgrades.keepWebSocketUpgrade(request.headers());

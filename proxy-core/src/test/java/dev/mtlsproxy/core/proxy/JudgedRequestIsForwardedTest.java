@@ -40,6 +40,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class JudgedRequestIsForwardedTest {
 
     static final String CLIENT = "spiffe://prod.test/ns/shop/sa/client";
+    static final String OPS = "spiffe://prod.test/ns/ops/sa/ops";
 
     @TempDir
     static Path dir;
@@ -53,12 +54,14 @@ class JudgedRequestIsForwardedTest {
         backend = RawBackend.start();
         proxy = RunningProxy.builder(pki)
                 .identity("client", CLIENT)
+                .identity("ops", OPS)
                 .backend("shop", backend.url())
                 .route(new RouteConfig("public", null, "/public", List.of(), "shop", List.of(), List.of(
                         new RuleConfig(null, List.of("client"), null, List.of("/public/$batch"), null),
                         new RuleConfig(null, List.of("client"), List.of("DELETE"), null, null),
                         new RuleConfig(List.of("client"), null, null, null, null)), null, null))
                 .route(new RouteConfig("shop-host", "shop.test", "/", List.of(), "shop", List.of("client")))
+                .route(new RouteConfig("admin-host", "admin.test", "/", List.of(), "shop", List.of("ops")))
                 .route(new RouteConfig("diagnostics", null, "/diag", List.of("TRACE"), "shop", List.of("client")))
                 .start();
     }
@@ -152,6 +155,41 @@ class JudgedRequestIsForwardedTest {
                 .containsOnlyOnce("\r\nhost: ")
                 .contains("\r\nhost: " + backend.authority() + "\r\n")
                 .doesNotContainIgnoringCase("x-forwarded-host");
+    }
+
+    @Test
+    void anHttp10RequestInAbsoluteFormWithoutHostIsJudgedAndForwardedForTheHostItNames() throws Exception {
+        try (MtlsClient client = connect()) {
+            // The target names the host (RFC 9112 3.2.2); only the shop.test route serves "/x", so a 200 means the
+            // policy judged shop.test, and the backend gets that name in the spelling judged, not its own.
+            client.send("GET http://Shop.Test.:8443/x HTTP/1.0\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).startsWith("GET /x HTTP/1.1\r\n")
+                .containsOnlyOnce("\r\nhost: ")
+                .contains("\r\nhost: shop.test:8443\r\n")
+                .containsPattern("\r\n(?i:x-forwarded-host): shop\\.test:8443\r\n")
+                .doesNotContain(backend.authority());
+    }
+
+    @Test
+    void anHttp10RequestInAbsoluteFormWithoutHostForAHostTheClientMayNotUseIsDenied() throws Exception {
+        try (MtlsClient client = connect()) {
+            // admin.test's routes allow only ops: the host from the target is judged like a Host field.
+            client.send("GET http://admin.test/x HTTP/1.0\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(403);
+        }
+        assertThat(backend.nextHead()).as("forwarded").isNull();
+    }
+
+    @Test
+    void anHttp11RequestInAbsoluteFormWithoutHostIsStillRefused() throws Exception {
+        try (MtlsClient client = connect()) {
+            // RFC 9112 3.2: an HTTP/1.1 request without Host must get 400, whatever its target names.
+            client.send("GET http://shop.test/x HTTP/1.1\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(400);
+        }
+        assertThat(backend.nextHead()).as("forwarded").isNull();
     }
 
     @ParameterizedTest(name = "{0}")
