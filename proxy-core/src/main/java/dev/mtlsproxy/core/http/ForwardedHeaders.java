@@ -84,15 +84,22 @@ public final class ForwardedHeaders {
             AsciiString.cached("x-method-override"));
 
     /**
+     * Connection-specific fields that only requests carry, so responses are not searched for them. HTTP2-Settings
+     * belongs to the h2c upgrade (RFC 7540 3.2.1), which is never relayed: a compliant client names it in
+     * Connection, which removes it already; one that does not must not get it to the backend either.
+     */
+    private static final List<AsciiString> REQUEST_HOP_BY_HOP = List.of(AsciiString.cached("http2-settings"));
+
+    /**
      * What a request never brings to the backend from the client, whichever list above gave the name: removed in
      * one loop over one array, a hash lookup each, before the proxy sets its own fields.
      */
     private static final AsciiString[] REMOVED = concat(IDENTITY_HEADERS, UNSET_FORWARDING, UNSET_CLIENT_ADDRESS,
-            RESTATEMENTS);
+            RESTATEMENTS, REQUEST_HOP_BY_HOP);
 
     /**
-     * Every name the proxy sets or removes as the backend's source of truth about the client or the request: none
-     * may arrive in trailers, nor spelled with underscores.
+     * Every name the proxy sets or removes from requests as the backend's source of truth about the client, the
+     * request or the hop: none may arrive in trailers, nor spelled with underscores.
      */
     private static final AsciiString[] OWNED = concat(Arrays.asList(REMOVED), List.of(XFF, XFP, XFH));
 

@@ -172,6 +172,8 @@ class ForwardedHeadersTest {
                 .set("TE", "trailers")
                 .set("Trailer", "x-checksum")
                 .set("Upgrade", "h2c")
+                // Not named in Connection, as a compliant h2c client would: connection-specific all the same.
+                .set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
                 .set("X-Debug-Token", "abc")
                 .set("X-Trace-Hop", "1")
                 .set("Accept", "application/json")
@@ -362,7 +364,7 @@ class ForwardedHeadersTest {
                 "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip",
                 "x-cluster-client-ip",
                 "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
-                "x-http-method-override", "x-http-method", "x-method-override"));
+                "x-http-method-override", "x-http-method", "x-method-override", "http2-settings"));
     }
 
     static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()
