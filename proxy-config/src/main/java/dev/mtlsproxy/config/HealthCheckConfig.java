@@ -1,6 +1,7 @@
 package dev.mtlsproxy.config;
 
 import java.time.Duration;
+import java.util.Objects;
 
 /**
  * An active HTTP health check: every {@code interval}, each endpoint of the backend gets {@code GET path} on a new
@@ -38,6 +39,19 @@ public record HealthCheckConfig(String path, Duration interval, Duration timeout
     /** A check with the default thresholds. */
     public HealthCheckConfig(String path, Duration interval, Duration timeout) {
         this(path, interval, timeout, null, null);
+    }
+
+    /**
+     * Whether {@code other} asks the endpoints the same question: the same request, whatever its schedule, timeout
+     * and thresholds. Results of another question say nothing about this one's, so a verdict carried over a reload
+     * holds only until the new question's first answer (see the README, "Health at start-up and reload").
+     */
+    public boolean asksTheSameAs(HealthCheckConfig other) {
+        return Objects.equals(path, other.path);
+    }
+
+    public HealthCheckConfig withPath(String replaced) {
+        return new HealthCheckConfig(replaced, interval, timeout, healthyThreshold, unhealthyThreshold);
     }
 
     public HealthCheckConfig withThresholds(int healthy, int unhealthy) {

@@ -52,6 +52,8 @@ public final class Endpoint {
     private volatile long coolingUntil;
     /** The active health check's verdict; null when the backend has no health check. */
     private final ActiveHealth active;
+    /** The check that verdict answers, to tell whether a reload's check asks the same; null without one. */
+    private final HealthCheckConfig check;
 
     Endpoint(String backend, URI url, SslContext ssl, String serverName, Duration connectTimeout, Duration coolDown,
             int maxIdle, Duration idleTimeout, HealthCheckConfig check, Endpoint previous) {
@@ -76,6 +78,7 @@ public final class Endpoint {
         this.coolDownNanos = coolDown.toNanos();
         this.idleTimeout = idleTimeout;
         this.pool = new BackendPool(maxIdle);
+        this.check = check;
         this.active = check == null ? null : activeHealth(check, previous);
     }
 
@@ -83,13 +86,17 @@ public final class Endpoint {
      * A new endpoint starts in rotation, its first check deciding (see {@link ActiveHealth}). The same endpoint in a
      * rebuilt backend (a reload that changed the backend's settings) keeps the verdict it had, so a reload never puts
      * an endpoint that is out back into rotation; unless its name now resolves to another address, which is another
-     * server, not yet checked.
+     * server, not yet checked. When the check now asks something else, the verdict holds only until its first
+     * result, which decides alone.
      *
      * @param previous the endpoint at the same URL in the backend this one replaces, or null
      */
     private ActiveHealth activeHealth(HealthCheckConfig check, Endpoint previous) {
         if (previous == null || previous.active == null || !previous.address.equals(address)) {
             return ActiveHealth.initial(check.healthyThreshold(), check.unhealthyThreshold());
+        }
+        if (!check.asksTheSameAs(previous.check)) {
+            return ActiveHealth.askedAnew(previous.active, check.healthyThreshold(), check.unhealthyThreshold());
         }
         return ActiveHealth.carriedOver(previous.active, check.healthyThreshold(), check.unhealthyThreshold());
     }

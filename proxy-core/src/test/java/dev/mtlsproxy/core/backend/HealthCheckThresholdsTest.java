@@ -179,8 +179,11 @@ class HealthCheckThresholdsTest {
         check(before, 1);
         assertThat(inRotation(before, a)).isFalse();
 
-        // Another timeout and other thresholds: a new backend, but the same endpoint, still out.
-        BackendConfig changed = shop(RISE_2_FALL_3.withThresholds(3, 1), a, b)
+        // The same check on another schedule, with other thresholds, and another backend timeout: a new backend,
+        // but the same endpoint, still out.
+        HealthCheckConfig sameQuestion = new HealthCheckConfig("/health", Duration.ofMinutes(30),
+                Duration.ofSeconds(1), 3, 1);
+        BackendConfig changed = shop(sameQuestion, a, b)
                 .withTimeouts(Duration.ofSeconds(1), Duration.ofSeconds(5), Duration.ofSeconds(5));
         Backend after = Backend.build("shop", changed, before);
         assertThat(after).isNotSameAs(before);
@@ -190,6 +193,44 @@ class HealthCheckThresholdsTest {
         a.healthy(true);
         check(after, 2);
         assertThat(inRotation(after, a)).as("the new healthyThreshold, 3, applies").isFalse();
+        check(after, 1);
+        assertThat(inRotation(after, a)).isTrue();
+    }
+
+    @Test
+    void anEndpointOutByTheOldPathIsBackAtTheFirstPassOfANewPathButNotBeforeIt() throws Exception {
+        Backend before = Backend.build("shop", shop(RISE_2_FALL_3, a));
+        a.healthy(false); // /health fails; every other path answers 200
+        check(before, 1);
+        assertThat(inRotation(before, a)).isFalse();
+
+        Backend after = Backend.build("shop", shop(RISE_2_FALL_3.withPath("/ready"), a), before);
+        assertThat(inRotation(after, a)).as("out until the new path has answered").isFalse();
+
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("one pass of /ready, not healthyThreshold (2)").isTrue();
+        assertThat(a.healthChecksAnswered(false)).as("/health asked only before the reload").isEqualTo(1);
+        assertThat(healthEvents()).containsExactly(
+                "event=backend_health backend=shop endpoint=127.0.0.1:" + a.port()
+                        + " healthy=false checks=1 cause=\"health check answered 503\"",
+                "event=backend_health backend=shop endpoint=127.0.0.1:" + a.port() + " healthy=true checks=1");
+    }
+
+    @Test
+    void anEndpointInRotationLeavesAtTheFirstFailureOfANewPathThenThresholdsApply() throws Exception {
+        Backend before = Backend.build("shop", shop(RISE_2_FALL_3.withPath("/ready"), a));
+        a.healthy(false); // only /health fails
+        check(before, 2);
+        assertThat(inRotation(before, a)).isTrue();
+
+        Backend after = Backend.build("shop", shop(RISE_2_FALL_3, a), before);
+        assertThat(inRotation(after, a)).as("in until the new path has answered").isTrue();
+
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("one failure of /health, not unhealthyThreshold (3)").isFalse();
+        a.healthy(true);
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("decided: back only after healthyThreshold (2) passes").isFalse();
         check(after, 1);
         assertThat(inRotation(after, a)).isTrue();
     }
