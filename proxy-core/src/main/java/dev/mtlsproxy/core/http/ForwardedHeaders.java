@@ -91,11 +91,18 @@ public final class ForwardedHeaders {
     private static final List<AsciiString> REQUEST_HOP_BY_HOP = List.of(AsciiString.cached("http2-settings"));
 
     /**
+     * Proxy, which no HTTP standard defines: CGI passes it to the backend as HTTP_PROXY, the variable HTTP client
+     * libraries read their outbound proxy from (httpoxy, CVE-2016-5385), so a client could send the backend's own
+     * calls through a server of its choosing. nginx's and Apache's advice is to drop it; so does the proxy.
+     */
+    private static final List<AsciiString> CGI_HAZARDS = List.of(AsciiString.cached("proxy"));
+
+    /**
      * What a request never brings to the backend from the client, whichever list above gave the name: removed in
      * one loop over one array, a hash lookup each, before the proxy sets its own fields.
      */
     private static final AsciiString[] REMOVED = concat(IDENTITY_HEADERS, UNSET_FORWARDING, UNSET_CLIENT_ADDRESS,
-            RESTATEMENTS, REQUEST_HOP_BY_HOP);
+            RESTATEMENTS, REQUEST_HOP_BY_HOP, CGI_HAZARDS);
 
     /**
      * Every name the proxy sets or removes from requests as the backend's source of truth about the client, the

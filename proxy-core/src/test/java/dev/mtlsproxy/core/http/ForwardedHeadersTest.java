@@ -356,6 +356,23 @@ class ForwardedHeadersTest {
                 "x-forwarded-host", "x-forwarded-client-cert");
     }
 
+    /**
+     * httpoxy (CVE-2016-5385): CGI turns a request's Proxy field into HTTP_PROXY, which HTTP client libraries (PHP's
+     * Guzzle before 6.2.1, Go's net/http before 1.6.3) took as the outbound proxy for the calls the backend makes, so
+     * a client could route them through a server of its own. No HTTP standard defines the field.
+     */
+    @Test
+    void theProxyFieldThatCgiBackendsReadAsTheirOutboundProxyIsRemoved() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("Proxy", "http://attacker.example:8080");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.names()).containsExactlyInAnyOrder("host", "x-forwarded-for", "x-forwarded-proto",
+                "x-forwarded-host", "x-forwarded-client-cert");
+    }
+
     // ---- the same names with "_" for "-" -----------------------------------------------------------------------
 
     static Stream<String> ownedNames() {
@@ -364,7 +381,7 @@ class ForwardedHeadersTest {
                 "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip",
                 "x-cluster-client-ip",
                 "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
-                "x-http-method-override", "x-http-method", "x-method-override", "http2-settings"));
+                "x-http-method-override", "x-http-method", "x-method-override", "http2-settings", "proxy"));
     }
 
     static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()

@@ -321,7 +321,7 @@ class HostileRequestPropertyTest {
             "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip",
             "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
             "x-http-method-override", "x-http-method", "x-method-override", "keep-alive", "proxy-connection",
-            "proxy-authenticate", "proxy-authorization", "te", "trailer", "http2-settings");
+            "proxy-authenticate", "proxy-authorization", "te", "trailer", "http2-settings", "proxy");
 
     private static String cgiName(String name) {
         return name.toLowerCase(Locale.ROOT).replace('_', '-');
