@@ -517,10 +517,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         ForwardedHeaders.forClient(response.headers());
         exchange.status = response.status().code();
         boolean sized = HttpUtil.isContentLengthSet(response);
+        if (clientHttp10) {
+            // HTTP/1.0 has no chunked coding, and RFC 9112 6.1 allows no Transfer-Encoding in a response to it, even
+            // one without a body (HEAD, 304), where the backend's field would otherwise go through.
+            response.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+        }
         if (!sized && mayHaveBody(response)) {
             if (clientHttp10) {
-                // HTTP/1.0 has no chunked coding: the body is delimited by closing the connection.
-                response.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+                // The body is delimited by closing the connection.
                 clientKeepAlive = false;
             } else {
                 // Chunked from the backend, or close-delimited: chunked to the client keeps its connection open.

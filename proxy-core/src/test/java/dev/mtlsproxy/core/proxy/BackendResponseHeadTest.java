@@ -24,6 +24,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * How the proxy reads a backend's response head: which responses have a body (a HEAD's does not, whatever length
@@ -129,6 +131,21 @@ class BackendResponseHeadTest {
         assertThat(backend.connections.get()).as("the connection with bytes left over was closed").isEqualTo(2);
     }
 
+    /**
+     * RFC 9112 6.1: no Transfer-Encoding in a response to an HTTP/1.0 request, even one without a body, where the
+     * backend's field was relayed as it was (found by HostileBackendResponseFuzzTest).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"HEAD /chunked, 200", "GET /not-modified, 304"})
+    void aBodilessResponseToAnHttp10ClientCarriesNoTransferEncoding(String request, int status) throws Exception {
+        client.send(request + " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        String head = readRawHead(client.input());
+
+        assertThat(head).startsWith("HTTP/1.1 " + status + " ").doesNotContainIgnoringCase("Transfer-Encoding");
+        assertThat(client.closedWithin(5_000)).as("an HTTP/1.0 client's connection closes after the response")
+                .isTrue();
+    }
+
     private static String readRawHead(InputStream in) throws IOException {
         String head = readHead(in);
         if (head == null) {
@@ -152,9 +169,10 @@ class BackendResponseHeadTest {
 
     /**
      * A plain socket backend that keeps each connection open and answers every request on it: to HEAD, the head
-     * its GET would have (Content-Length 1000) and no body; to /hints, a 103 and, in a later write, the 5-byte
-     * response; to /malformed, a response with two lengths; to /overlong, 11 bytes of body under a length of 5; to
-     * anything else, a 5-byte body.
+     * its GET would have (Content-Length 1000) and no body, or to HEAD /chunked a chunked head; to /not-modified, a
+     * 304 with Transfer-Encoding: chunked; to /hints, a 103 and, in a later write, the 5-byte response; to
+     * /malformed, a response with two lengths; to /overlong, 11 bytes of body under a length of 5; to anything else,
+     * a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
         static final String HEAD_RESPONSE =
@@ -163,6 +181,9 @@ class BackendResponseHeadTest {
                 + "Set-Cookie: a=1\r\nConnection: X-Hop\r\nETag: \"v1\"\r\nX-Hop: backend-only\r\n"
                 + "Keep-Alive: timeout=5\r\nX-Trace-Id: abc\r\nSet-Cookie: b=2\r\nContent-Length: 5\r\n\r\nhello";
 
+        static final String CHUNKED_HEAD_RESPONSE = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        static final String NOT_MODIFIED_CHUNKED =
+                "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nTransfer-Encoding: chunked\r\n\r\n";
         static final String EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
         static final String OVERLONG_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello world";
         static final String MALFORMED_RESPONSE =
@@ -214,7 +235,11 @@ class BackendResponseHeadTest {
                 while ((head = readHead(in)) != null) {
                     String path = head.split(" ", 3)[1];
                     requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
-                    if (head.startsWith("HEAD ")) {
+                    if (path.equals("/chunked") && head.startsWith("HEAD ")) {
+                        write(out, CHUNKED_HEAD_RESPONSE);
+                    } else if (path.equals("/not-modified")) {
+                        write(out, NOT_MODIFIED_CHUNKED);
+                    } else if (head.startsWith("HEAD ")) {
                         write(out, HEAD_RESPONSE);
                     } else if (path.equals("/hints")) {
                         write(out, EARLY_HINTS);
