@@ -138,7 +138,7 @@ public final class ForwardedHeaders {
      * as bytes instead of character by character, and the XFCC value is most of a forwarded request head.
      */
     public static void forBackend(HttpHeaders headers, CharSequence clientIp, CharSequence xfcc) {
-        removeHopByHop(headers);
+        removeHopByHop(headers, true);
         for (AsciiString name : REMOVED) {
             headers.remove(name);
         }
@@ -184,7 +184,7 @@ public final class ForwardedHeaders {
         }
         trailers.remove(HttpHeaderNames.HOST);
         removeUnderscoreSpellings(trailers);
-        removeHopByHop(trailers);
+        removeHopByHop(trailers, true);
     }
 
     /**
@@ -230,28 +230,33 @@ public final class ForwardedHeaders {
 
     /** Prepares response headers (or trailers) for the client. */
     public static void forClient(HttpHeaders headers) {
-        removeHopByHop(headers);
+        removeHopByHop(headers, false);
     }
 
     /**
      * Fields a peer must never be able to make us drop by naming them in Connection: without them the message's
      * framing or target changes between what we checked and what we forward. RequestGuard refuses such requests
-     * outright; this is the second line, and it also covers responses.
+     * outright; this is the second line.
      */
     public static boolean isProtectedFromConnection(String name) {
-        return HttpHeaderNames.CONTENT_LENGTH.contentEqualsIgnoreCase(name)
-                || HttpHeaderNames.TRANSFER_ENCODING.contentEqualsIgnoreCase(name)
-                || HttpHeaderNames.HOST.contentEqualsIgnoreCase(name);
+        return isFraming(name) || HttpHeaderNames.HOST.contentEqualsIgnoreCase(name);
     }
 
-    private static void removeHopByHop(HttpHeaders headers) {
+    /** Framing fields: protected in responses too, where Host targets nothing and goes like any field named. */
+    private static boolean isFraming(String name) {
+        return HttpHeaderNames.CONTENT_LENGTH.contentEqualsIgnoreCase(name)
+                || HttpHeaderNames.TRANSFER_ENCODING.contentEqualsIgnoreCase(name);
+    }
+
+    /** @param request whether these are a request's fields, where a named Host is kept too */
+    private static void removeHopByHop(HttpHeaders headers, boolean request) {
         // Fields named in Connection are hop-by-hop too (RFC 9110 7.6.1), except the protected ones. Most requests
         // have no Connection field, and getAll builds a list even for none.
         if (headers.contains(HttpHeaderNames.CONNECTION)) {
             for (String connection : headers.getAll(HttpHeaderNames.CONNECTION)) {
                 for (String token : connection.split(",")) {
                     String name = token.trim();
-                    if (!name.isEmpty() && !isProtectedFromConnection(name)) {
+                    if (!name.isEmpty() && !(request ? isProtectedFromConnection(name) : isFraming(name))) {
                         headers.remove(name);
                     }
                 }

@@ -132,6 +132,19 @@ class BackendResponseHeadTest {
     }
 
     /**
+     * A request's Host stays even when Connection names it (it is what the policy judged); a response's means nothing
+     * to the proxy, so naming it makes it hop-by-hop like any other field (found by HostileBackendResponseFuzzTest).
+     */
+    @Test
+    void aHostFieldTheResponseNamesInConnectionStopsAtTheProxy() throws Exception {
+        client.send("GET /named-host HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        String head = readRawHead(client.input());
+
+        assertThat(head).startsWith("HTTP/1.1 200 OK\r\n").doesNotContain("backend.internal")
+                .doesNotContainIgnoringCase("\r\nHost:").contains("\r\nContent-Length: 5\r\n");
+    }
+
+    /**
      * RFC 9112 6.1: no Transfer-Encoding in a response to an HTTP/1.0 request, even one without a body, where the
      * backend's field was relayed as it was (found by HostileBackendResponseFuzzTest).
      */
@@ -170,9 +183,9 @@ class BackendResponseHeadTest {
     /**
      * A plain socket backend that keeps each connection open and answers every request on it: to HEAD, the head
      * its GET would have (Content-Length 1000) and no body, or to HEAD /chunked a chunked head; to /not-modified, a
-     * 304 with Transfer-Encoding: chunked; to /hints, a 103 and, in a later write, the 5-byte response; to
-     * /malformed, a response with two lengths; to /overlong, 11 bytes of body under a length of 5; to anything else,
-     * a 5-byte body.
+     * 304 with Transfer-Encoding: chunked; to /named-host, a Host field its Connection names; to /hints, a 103 and,
+     * in a later write, the 5-byte response; to /malformed, a response with two lengths; to /overlong, 11 bytes of
+     * body under a length of 5; to anything else, a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
         static final String HEAD_RESPONSE =
@@ -184,6 +197,8 @@ class BackendResponseHeadTest {
         static final String CHUNKED_HEAD_RESPONSE = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         static final String NOT_MODIFIED_CHUNKED =
                 "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nTransfer-Encoding: chunked\r\n\r\n";
+        static final String NAMED_HOST_RESPONSE = "HTTP/1.1 200 OK\r\nConnection: host, Content-Length\r\n"
+                + "Host: backend.internal\r\nContent-Length: 5\r\n\r\nhello";
         static final String EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
         static final String OVERLONG_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello world";
         static final String MALFORMED_RESPONSE =
@@ -237,6 +252,8 @@ class BackendResponseHeadTest {
                     requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
                     if (path.equals("/chunked") && head.startsWith("HEAD ")) {
                         write(out, CHUNKED_HEAD_RESPONSE);
+                    } else if (path.equals("/named-host")) {
+                        write(out, NAMED_HOST_RESPONSE);
                     } else if (path.equals("/not-modified")) {
                         write(out, NOT_MODIFIED_CHUNKED);
                     } else if (head.startsWith("HEAD ")) {
