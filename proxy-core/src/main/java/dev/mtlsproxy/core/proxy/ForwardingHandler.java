@@ -30,6 +30,7 @@ import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.util.AsciiString;
 import io.netty.util.AttributeKey;
@@ -851,7 +852,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
                     backend.name(), at, cause);
             exchange.finish(exchange.status);
             endExchange();
-            ctx.channel().close();
+            closeCuttingResponse();
         } else {
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}", backend.name(), at, cause,
                     status.code());
@@ -864,6 +865,19 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             failed.pipeline().get(BackendHandler.class).owner = null;
             failed.close();
         }
+    }
+
+    /**
+     * Closes the client connection in the middle of a response, without a TLS closure alert. RFC 9112 9.8 has a
+     * client take a body delimited by the close (what an HTTP/1.0 client gets) as complete only after a
+     * {@code close_notify}: sent here, it would pass the cut body off as the whole one. nginx does the same on an
+     * error (no SSL shutdown alert for a connection in error). What was relayed so far is flushed first, so the client
+     * sees how far the body got; the close starts below the SslHandler, which would otherwise send the alert.
+     */
+    private void closeCuttingResponse() {
+        ctx.flush();
+        ChannelHandlerContext tls = ctx.pipeline().context(SslHandler.class);
+        (tls != null ? tls : ctx).close();
     }
 
     /**

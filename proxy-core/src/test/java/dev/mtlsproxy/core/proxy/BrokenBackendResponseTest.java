@@ -9,6 +9,25 @@ import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.ssl.SslCloseCompletionEvent;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.pkitesting.X509Bundle;
+import io.netty.util.ReferenceCountUtil;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,6 +38,8 @@ import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -86,6 +107,86 @@ class BrokenBackendResponseTest {
             assertThat(cut).as("a truncated response, never a complete one").isInstanceOf(IOException.class);
         }
         assertThat(log.await("backend=shop", "after=response_started")).contains("cause=\"invalid response: invalid chunk size\"");
+    }
+
+    /**
+     * An HTTP/1.0 client gets the body delimited by the close (README), and RFC 9112 9.8 has such a body complete only
+     * once a TLS closure alert arrived: a body cut short must end without one, or the client takes the part for the
+     * whole. JSSE reports both ends alike (which is why HostileBackendResponseFuzzTest cannot check this), so this
+     * client is Netty's, which tells them apart.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            whole body, closed cleanly | 0\\r\\n\\r\\n | true
+            body cut by a bad chunk    | zz\\r\\n      | false
+            """)
+    void aCloseDelimitedBodyEndsWithATlsClosureOnlyWhenItIsWhole(String what, String rest, boolean closeNotify)
+            throws Exception {
+        clientOf(ScriptedBackend.start(CHUNKED_HEAD + "5\r\nhello\r\n", rest.replace("\\r\\n", "\r\n"))).close();
+
+        Ending ending = readUntilClosed("GET /orders HTTP/1.0\r\nHost: localhost\r\n\r\n");
+
+        assertThat(ending.received()).startsWith("HTTP/1.1 200 ").doesNotContainIgnoringCase("content-length")
+                .endsWith("\r\n\r\nhello");
+        assertThat(ending.closeNotify()).as("the connection ended with close_notify").isEqualTo(closeNotify);
+    }
+
+    /** What a client read until the proxy closed the connection, and whether the close came with close_notify. */
+    record Ending(String received, boolean closeNotify) {
+    }
+
+    private Ending readUntilClosed(String request) throws Exception {
+        X509Bundle certificate = pki.client(ORDERS);
+        SslContext context = SslContextBuilder.forClient()
+                .keyManager(certificate.getKeyPair().getPrivate(), certificate.getCertificatePath())
+                .trustManager(pki.root().getCertificate())
+                .build();
+        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        ByteArrayOutputStream received = new ByteArrayOutputStream();
+        AtomicBoolean closeNotify = new AtomicBoolean();
+        try {
+            Channel channel = new Bootstrap().group(group).channel(NioSocketChannel.class)
+                    .handler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel ch) {
+                            ch.pipeline().addLast(context.newHandler(ch.alloc(), "localhost",
+                                    proxy.address().getPort()), new ChannelInboundHandlerAdapter() {
+                                        @Override
+                                        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                                            ByteBuf bytes = (ByteBuf) msg;
+                                            synchronized (received) {
+                                                received.writeBytes(ByteBufUtil.getBytes(bytes));
+                                            }
+                                            bytes.release();
+                                        }
+
+                                        @Override
+                                        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+                                            if (evt instanceof SslCloseCompletionEvent close && close.isSuccess()) {
+                                                closeNotify.set(true);
+                                            }
+                                            ctx.fireUserEventTriggered(evt);
+                                        }
+
+                                        @Override
+                                        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                                            ctx.close();
+                                        }
+                                    });
+                        }
+                    })
+                    .connect(proxy.address()).sync().channel();
+            channel.pipeline().get(SslHandler.class).handshakeFuture().sync();
+            channel.writeAndFlush(Unpooled.copiedBuffer(request, US_ASCII));
+            assertThat(channel.closeFuture().await(10, TimeUnit.SECONDS)).as("the proxy closed the connection")
+                    .isTrue();
+            synchronized (received) {
+                return new Ending(received.toString(US_ASCII), closeNotify.get());
+            }
+        } finally {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
+            ReferenceCountUtil.release(context);
+        }
     }
 
     /** A response the client could frame differently from us is never relayed, in part or whole. */
