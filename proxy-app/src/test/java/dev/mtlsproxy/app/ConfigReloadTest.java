@@ -271,6 +271,30 @@ class ConfigReloadTest {
         assertThat(admin("POST", "/admin/reload").statusCode()).as("curl -X POST, as documented").isEqualTo(200);
     }
 
+    /**
+     * Found by ConfigMutationTest: nesting was bounded only by Jackson's 1000 levels, within which a few hundred allOf
+     * levels overflow the stack of a loading thread (ConfigLoaderTest has the small-stack case), an Error no reload
+     * path reports. Beyond 64 levels a file is now a problem, and a reload that meets one changes nothing.
+     */
+    @Test
+    void aConfigNestedTooDeeplyViaAdminReloadChangesNothingAndSaysWhy() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        String deep = "{allOf: [".repeat(490) + "{subjectCn: x}" + "]}".repeat(490);
+        Files.writeString(config, yaml("billing").replace("  billing: {", "  deep: " + deep + "\n  billing: {"));
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(422);
+        JsonNode body = new ObjectMapper().readTree(response.body());
+        assertThat(body.get("reason").asText()).isEqualTo("invalid_config");
+        assertThat(body.get("problems").get(0).asText())
+                .startsWith("not valid YAML - beyond the reader's limits (expected: at most 64 levels of nesting");
+        assertThat(running.server().generation()).isEqualTo(1);
+        assertThat(billingStatus()).isEqualTo(200);
+    }
+
     @Test
     void aTruncatedPemViaAdminReloadChangesNothing() throws Exception {
         watch = false;

@@ -54,7 +54,11 @@ final class BackendValidator {
         }
         String list = path + ".endpoints";
         if (backend.endpoints().isEmpty() && problems.isPresent(path + ".url")) {
-            return List.of(); // a url that could not be read, reported already
+            if (!problems.failed(path + ".url")) {
+                // "url:" with nothing after it maps to null like a url left out, but it was not left out
+                problems.add(path + ".url", "null (expected: " + URL_EXPECTED + ")");
+            }
+            return List.of(); // a url that could not be read is reported already
         }
         if (backend.endpoints().isEmpty()) {
             problems.add(list, (problems.isPresent(list) ? "[]" : "missing") + " (expected: at least one "

@@ -7,6 +7,10 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
+import com.fasterxml.jackson.databind.cfg.MutableCoercionConfig;
+import com.fasterxml.jackson.databind.type.LogicalType;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
@@ -40,9 +44,19 @@ public final class ConfigLoader {
             .disable(DeserializationFeature.ACCEPT_SINGLE_VALUE_AS_ARRAY)
             // records copy lists with List.copyOf, which rejects nulls; YamlScan reports null items instead
             .defaultSetterInfo(JsonSetter.Value.forContentNulls(Nulls.SKIP))
+            // "methods: ''" and "accessLog: ' '": Jackson throws on an empty or blank string where a list, a mapping
+            // of names or a record belongs, past the collector, which ended mapping there and hid every later
+            // problem. Taken for null, mapping goes on; YamlScan reports the value.
+            .withCoercionConfig(LogicalType.Collection, ConfigLoader::emptyTextIsNull)
+            .withCoercionConfig(LogicalType.Map, ConfigLoader::emptyTextIsNull)
+            .withCoercionConfig(LogicalType.POJO, ConfigLoader::emptyTextIsNull)
             .build();
 
     private ConfigLoader() {
+    }
+
+    private static void emptyTextIsNull(MutableCoercionConfig config) {
+        config.setCoercion(CoercionInputShape.EmptyString, CoercionAction.AsNull).setAcceptBlankAsEmpty(true);
     }
 
     /**

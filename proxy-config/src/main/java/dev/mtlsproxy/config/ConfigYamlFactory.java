@@ -1,6 +1,7 @@
 package dev.mtlsproxy.config;
 
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.ObjectCodec;
 import com.fasterxml.jackson.core.io.IOContext;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -24,7 +25,16 @@ final class ConfigYamlFactory extends YAMLFactory {
 
     private static final long serialVersionUID = 1L;
 
+    /**
+     * How deeply the YAML may nest. Scan, mapping and validation each recurse once per level, on whatever thread
+     * loads the file (a reload runs on a thread with the default stack): Jackson's limit of 1000 let a file nested a
+     * few hundred {@code allOf} levels deep end a reload in a {@link StackOverflowError} instead of a problem. A real
+     * configuration nests under ten levels; identities nesting {@code allOf}/{@code anyOf} add two per level.
+     */
+    static final int MAX_NESTING_DEPTH = 64;
+
     ConfigYamlFactory() {
+        setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build());
     }
 
     private ConfigYamlFactory(ConfigYamlFactory source, ObjectCodec codec) {

@@ -74,6 +74,14 @@ final class ProblemCollector extends DeserializationProblemHandler {
     }
 
     @Override
+    public Object handleWeirdNativeValue(DeserializationContext ctxt, JavaType targetType, Object valueToConvert,
+                                         JsonParser p) throws IOException {
+        // "!!binary ..." where a mapping belongs: Jackson would otherwise stop mapping here
+        add(p, describe(p), YamlSchema.expected(targetType.getRawClass()));
+        return null;
+    }
+
+    @Override
     public Object handleMissingInstantiator(DeserializationContext ctxt, Class<?> instClass,
                                             ValueInstantiator valueInsts, JsonParser p, String msg)
             throws IOException {
@@ -113,6 +121,7 @@ final class ProblemCollector extends DeserializationProblemHandler {
             case START_ARRAY -> "a list";
             case VALUE_STRING -> Values.quote(p.getText());
             case VALUE_NULL -> "null";
+            case VALUE_EMBEDDED_OBJECT -> "a !!binary value";
             default -> p.getText();
         };
     }

@@ -54,6 +54,11 @@ final class Problems {
         return positions.containsKey(path);
     }
 
+    /** Whether the value at this path, or one inside it, failed to map and was reported then. */
+    boolean failed(String path) {
+        return alreadyFailed(path);
+    }
+
     List<ConfigProblem> all() {
         return problems;
     }

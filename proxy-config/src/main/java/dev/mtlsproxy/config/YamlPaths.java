@@ -14,8 +14,10 @@ final class YamlPaths {
     private YamlPaths() {
     }
 
+    /** An empty key is shown as {@code ""}: a problem with it still has a path, and it is not its parent's. */
     static String key(String parent, String key) {
-        return parent.isEmpty() ? key : parent + "." + key;
+        String shown = key.isEmpty() ? "\"\"" : key;
+        return parent.isEmpty() ? shown : parent + "." + shown;
     }
 
     static String item(String parent, int index) {
@@ -41,7 +43,7 @@ final class YamlPaths {
             if (c.inArray()) {
                 parts.push("[" + Math.max(c.getCurrentIndex(), 0) + "]");
             } else if (c.getCurrentName() != null) {
-                parts.push("." + c.getCurrentName());
+                parts.push("." + key("", c.getCurrentName()));
             }
         }
         String path = String.join("", parts);

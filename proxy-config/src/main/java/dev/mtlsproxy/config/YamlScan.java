@@ -5,6 +5,8 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -30,6 +32,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   <li>duplicate keys: Jackson keeps one value of a repeated name silently, and aborts on a repeated record key
  *       (so mapping is skipped then);</li>
  *   <li>null list items and null named entries, which the mapper drops to keep the records null-free;</li>
+ *   <li>an empty or blank string where a list or mapping belongs, which the mapper takes for null;</li>
  *   <li>aliases ({@code *name}), which Jackson does not expand: it would map the alias name as a string;</li>
  *   <li>a second YAML document, which the mapper would ignore.</li>
  * </ul>
@@ -62,10 +65,13 @@ final class YamlScan {
     }
 
     static Result scan(JsonFactory factory, String yaml) {
-        try (JsonParser parser = factory.createParser(yaml)) {
-            return new YamlScan(parser).document();
+        JsonParser parser = null;
+        try (JsonParser p = factory.createParser(yaml)) {
+            parser = p;
+            return new YamlScan(p).document();
         } catch (JsonProcessingException e) {
-            return new Result(List.of(syntaxProblem(e)), Map.of(), Set.of(), false);
+            return new Result(List.of(syntaxProblem(e, parser, factory.streamReadConstraints())), Map.of(), Set.of(),
+                    false);
         } catch (IOException e) {
             throw new UncheckedIOException("reading from a String cannot fail", e);
         }
@@ -96,7 +102,13 @@ final class YamlScan {
         }
         JsonToken token = parser.currentToken();
         Class<?> raw = YamlSchema.raw(type);
-        if (token == JsonToken.START_OBJECT && YamlSchema.isMapping(raw)) {
+        if (token == JsonToken.VALUE_STRING && parser.getText().isBlank() && isContainer(raw)) {
+            // Jackson throws on these instead of telling the collector, which would end mapping here; the mapper
+            // takes them for null (see ConfigLoader) and this is where they are reported
+            failedValues.add(path);
+            problems.add(problem(path, Values.quote(parser.getText()) + " (expected: " + YamlSchema.expected(type)
+                    + ")", here()));
+        } else if (token == JsonToken.START_OBJECT && YamlSchema.isMapping(raw)) {
             record(raw, path);
         } else if (token == JsonToken.START_OBJECT && Map.class.isAssignableFrom(raw)) {
             namedEntries(YamlSchema.contentType(type), path);
@@ -106,6 +118,11 @@ final class YamlScan {
             // scalars, and values of the wrong shape: the mapper reports those with the same path
             parser.skipChildren();
         }
+    }
+
+    /** A list, a mapping of names or a record written as a mapping: what an empty string can never be. */
+    private static boolean isContainer(Class<?> raw) {
+        return YamlSchema.isMapping(raw) || Map.class.isAssignableFrom(raw) || List.class.isAssignableFrom(raw);
     }
 
     private void record(Class<?> record, String path) throws IOException {
@@ -178,16 +195,35 @@ final class YamlScan {
         return new ConfigProblem(path, message, at.line(), at.column());
     }
 
-    private static ConfigProblem syntaxProblem(JsonProcessingException e) {
+    /**
+     * A problem for YAML the parser gave up on. Jackson's own messages name Java types (SnakeYAML's event classes,
+     * {@code StreamReadConstraints}), which tell a user nothing, so the cases that produce them get words of ours.
+     */
+    private static ConfigProblem syntaxProblem(JsonProcessingException e, JsonParser parser,
+                                               StreamReadConstraints limits) {
         if (e.getCause() instanceof MarkedYAMLException yaml && yaml.getProblemMark() != null) {
             String context = yaml.getContext() == null ? "" : yaml.getContext() + ": ";
             Mark mark = yaml.getProblemMark();
             return new ConfigProblem("", "not valid YAML - " + context + yaml.getProblem(),
                     mark.getLine() + 1, mark.getColumn() + 1);
         }
-        JsonLocation l = e.getLocation();
+        // a broken limit has no location of its own; the parser stopped where it was exceeded
+        JsonLocation l = e.getLocation() != null || parser == null ? e.getLocation() : parser.currentLocation();
+        int line = l == null ? 0 : Math.max(l.getLineNr(), 0);
+        int column = l == null ? 0 : Math.max(l.getColumnNr(), 0);
+        if (e instanceof StreamConstraintsException) {
+            // the limits keep a hostile file from exhausting the stack or memory; nothing a proxy needs comes near
+            return new ConfigProblem("", "not valid YAML - beyond the reader's limits (expected: at most "
+                    + limits.getMaxNestingDepth() + " levels of nesting, keys of at most " + limits.getMaxNameLength()
+                    + " characters, numbers of at most " + limits.getMaxNumberLength() + " digits)", line, column);
+        }
+        if (parser != null && parser.getParsingContext().inObject()
+                && parser.currentToken() != JsonToken.FIELD_NAME) {
+            // the parser stops at a key it cannot turn into a name: "? [a, b]: x" or "? {a: 1}: x"
+            return new ConfigProblem("", "not valid YAML - a list or mapping used as a key (expected: a key that is"
+                    + " a plain name, like name: value)", line, column);
+        }
         String message = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("unreadable");
-        return new ConfigProblem("", "not valid YAML - " + message,
-                l == null ? 0 : Math.max(l.getLineNr(), 0), l == null ? 0 : Math.max(l.getColumnNr(), 0));
+        return new ConfigProblem("", "not valid YAML - " + message, line, column);
     }
 }

@@ -219,6 +219,44 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aKeyThatIsAListOrMappingIsASyntaxErrorInWords() {
+        // found by ConfigMutationTest: the message was SnakeYAML's, with the toString() of its event classes
+        assertThat(fixture.problems(fixture.with("identities:\n", "identities:\n  ? [a, b]\n  : x\n")))
+                .containsExactly("not valid YAML - a list or mapping used as a key (expected: a key that is a plain"
+                        + " name, like name: value)");
+    }
+
+    @Test
+    void nestingBeyondTheLimitIsOneProblemInWords() {
+        String deep = "{allOf: [".repeat(40) + "{subjectCn: x}" + "]}".repeat(40);
+
+        assertThat(fixture.problems(fixture.with("identities:\n", "identities:\n  deep: " + deep + "\n")))
+                .containsExactly("not valid YAML - beyond the reader's limits (expected: at most 64 levels of nesting,"
+                        + " keys of at most 50000 characters, numbers of at most 1000 digits)");
+    }
+
+    @Test
+    void aDeeplyNestedIdentityIsAProblemEvenOnASmallStack() throws Exception {
+        // found by ConfigMutationTest: 490 levels of allOf were within Jackson's nesting limit, and scanning, mapping
+        // and validating them overflowed the stack of a thread like the one reloads run on
+        String deep = "{allOf: [".repeat(490) + "{subjectCn: x}" + "]}".repeat(490);
+        String yaml = fixture.with("identities:\n", "identities:\n  deep: " + deep + "\n");
+        java.util.concurrent.CompletableFuture<Throwable> thrown = new java.util.concurrent.CompletableFuture<>();
+        Thread loader = new Thread(null, () -> {
+            try {
+                fixture.load(yaml);
+                thrown.complete(null);
+            } catch (Throwable t) {
+                thrown.complete(t);
+            }
+        }, "small-stack-load", 256 * 1024);
+        loader.start();
+
+        assertThat(thrown.get(30, java.util.concurrent.TimeUnit.SECONDS)).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("not valid YAML - beyond the reader's limits");
+    }
+
+    @Test
     void aSecondDocumentIsRejected() {
         assertThat(fixture.problems(ConfigFixture.VALID + "---\nlisteners: []\n"))
                 .containsExactly("a second YAML document (expected: one document per file)");
@@ -238,8 +276,14 @@ class ConfigLoaderTest {
 
     @Test
     void aValueJacksonCannotHandleIsStillReportedAsAProblem() {
-        assertThat(fixture.problems("listeners:\n  - tls: !!binary AAAA\n"))
-                .singleElement().asString().startsWith("listeners[0].tls: cannot be read - ");
+        // This was Jackson's "cannot be read - Cannot deserialize value of type `...ServerTlsConfig`", and mapping
+        // stopped there: the rest of the file went unchecked. Now it is a value of the wrong shape like any other.
+        assertThat(fixture.problems("listeners:\n  - tls: !!binary AAAA\n")).containsExactly(
+                "listeners[0].address: missing (expected: host:port, e.g. 127.0.0.1:8443)",
+                "listeners[0].tls: a !!binary value (expected: a mapping with keys certificate, groups, minVersion,"
+                        + " privateKey, sessionResumption, trustAnchors)",
+                "trustAnchors: {} (expected: at least one trust anchor with a caBundle; client certificates are"
+                        + " always required)");
     }
 
     @Test

@@ -131,6 +131,47 @@ class MappingProblemsTest {
     }
 
     @Test
+    void anEmptyStringWhereAListOrMappingBelongsIsReportedAndMappingGoesOn() {
+        // found by ConfigMutationTest: Jackson threw past the collector here, with a message naming Java types, and
+        // mapping ended, so the bad threads value after it was never reported
+        String yaml = fixture.with("methods: [get, POST]", "methods: ''")
+                .replace("clients: { caBundle: certs/ca.pem }", "clients: ' '")
+                .replace("accessLog: { enabled: true, path: stdout }", "accessLog: ''\nworkers: { threads: many }");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "accessLog: \"\" (expected: a mapping with keys enabled, path)",
+                "routes[0].methods: \"\" (expected: a list)",
+                "trustAnchors.clients: \" \" (expected: a mapping with keys caBundle, crlScope, crls, staleCrl)",
+                "workers.threads: \"many\" (expected: an integer)");
+    }
+
+    @Test
+    void binaryDataWhereAMappingBelongsIsReportedAndMappingGoesOn() {
+        // found by ConfigMutationTest: as for the empty string, Jackson threw and every later problem was lost
+        String yaml = fixture.with("  orders:\n    url: http://127.0.0.1:9000", "  orders: !!binary aGVsbG8=\n"
+                + "  old:\n    url: http://127.0.0.1:9000")
+                .replace("certificate: certs/server.pem", "certificate: !!binary aGVsbG8=")
+                .replace("enabled: true", "enabled: maybe");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "accessLog.enabled: \"maybe\" (expected: true or false)",
+                "backends.orders: a !!binary value (expected: a mapping with keys bodyIdleTimeout, connectTimeout,"
+                        + " coolDown, endpoints, healthCheck, idleTimeout, maxIdleConnections, responseTimeout, tls,"
+                        + " url)",
+                "listeners[0].tls.certificate: a !!binary value (expected: a file path)");
+    }
+
+    @Test
+    void anEmptyKeyIsNamedByItsQuotes() {
+        // found by ConfigMutationTest: the problem had no path at all, as if it were about the whole file
+        assertThat(fixture.problems(ConfigFixture.VALID + "\"\": 1\n")).containsExactly(
+                "\"\": unknown key (expected: one of accessLog, admin, backends, identities, listeners, reload,"
+                        + " revocation, routes, shutdown, tests, trustAnchors, workers)");
+        assertThat(fixture.problems(fixture.with("identities:\n", "identities:\n  \"\": { subjectCn: x }\n")))
+                .containsExactly("identities.\"\": \"\" (expected: a name matching [A-Za-z0-9][A-Za-z0-9_.-]*)");
+    }
+
+    @Test
     void aDocumentThatIsNotAMapping() {
         assertThat(fixture.problems("- listeners\n")).containsExactly(
                 "a list (expected: a mapping with keys accessLog, admin, backends, identities, listeners, reload,"

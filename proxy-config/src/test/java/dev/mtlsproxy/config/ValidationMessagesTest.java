@@ -505,6 +505,14 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void aUrlWithNothingAfterItIsNotALeftOutUrl() {
+            // found by ConfigMutationTest: "url:" maps to null and was taken for a url that failed to map, so the
+            // backend loaded with no endpoint at all
+            assertThat(fixture.problems(fixture.with("url: http://127.0.0.1:9000", "url:"))).containsExactly(
+                    "backends.orders.url: null (expected: http://host:port or https://host:port)");
+        }
+
+        @Test
         void urlOrEndpointsNotBoth() {
             String yaml = fixture.with("url: http://127.0.0.1:9000", "url: http://127.0.0.1:9000\n"
                     + "    endpoints: [http://127.0.0.1:9001]");
