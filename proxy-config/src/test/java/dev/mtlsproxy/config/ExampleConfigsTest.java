@@ -40,7 +40,7 @@ class ExampleConfigsTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("examples")
     void loadsAndValidates(Path example) throws Exception {
-        Path copy = copyWithCertificates(example);
+        Path copy = copyWithCertificates(tmp, example);
 
         ProxyConfig config = ConfigLoader.load(copy);
 
@@ -49,7 +49,7 @@ class ExampleConfigsTest {
 
     @Test
     void theAnnotatedExampleUsesEverythingItDefines() throws Exception {
-        ProxyConfig config = ConfigLoader.load(copyWithCertificates(Path.of("example.yaml")));
+        ProxyConfig config = ConfigLoader.load(copyWithCertificates(tmp, Path.of("example.yaml")));
 
         // before the example's time-boxed grant lapses, or the warning about it would be right
         assertThat(ConfigLoader.warnings(config, java.time.Instant.parse("2026-11-27T00:00:00Z"))).isEmpty();
@@ -61,9 +61,10 @@ class ExampleConfigsTest {
 
     /**
      * Copies config/ to tmp/config/ (so "../x" stays inside tmp) and mints the files the example names: listener
-     * certificates and client CAs, backend CAs and the proxy's client certificate for backends.
+     * certificates and client CAs, backend CAs and the proxy's client certificate for backends. Also the starting point
+     * of {@link ConfigMutationTest}.
      */
-    private Path copyWithCertificates(Path example) throws IOException {
+    static Path copyWithCertificates(Path tmp, Path example) throws IOException {
         Path configDir = tmp.resolve("config");
         Files.createDirectories(configDir);
         Path copy = Files.copy(CONFIG_DIR.resolve(example), configDir.resolve(example.getFileName()));
