@@ -6,13 +6,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
@@ -72,7 +71,7 @@ class BackendResponseHeadTest {
         MtlsClient.Response get = client.get("/report");
         assertThat(get.status()).isEqualTo(200);
         assertThat(get.bodyText()).isEqualTo("hello");
-        assertThat(backend.connections.get()).as("the backend connection was reused after the HEAD").isEqualTo(1);
+        assertThat(backend.connections()).as("the backend connection was reused after the HEAD").isEqualTo(1);
     }
 
     @Test
@@ -128,7 +127,7 @@ class BackendResponseHeadTest {
         MtlsClient.Response next = client.get("/report");
         assertThat(next.status()).isEqualTo(200);
         assertThat(next.bodyText()).isEqualTo("hello");
-        assertThat(backend.connections.get()).as("the connection with bytes left over was closed").isEqualTo(2);
+        assertThat(backend.connections()).as("the connection with bytes left over was closed").isEqualTo(2);
     }
 
     /**
@@ -204,37 +203,23 @@ class BackendResponseHeadTest {
         static final String MALFORMED_RESPONSE =
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
 
-        final AtomicInteger connections = new AtomicInteger();
         private final Map<String, AtomicInteger> requests = new ConcurrentHashMap<>();
-        private final ServerSocket socket;
+        private final SocketBackend server;
 
-        private KeepAliveBackend(ServerSocket socket) {
-            this.socket = socket;
-            Thread acceptor = new Thread(this::accept, "keep-alive-backend");
-            acceptor.setDaemon(true);
-            acceptor.start();
+        private KeepAliveBackend() throws IOException {
+            server = SocketBackend.start("keep-alive-backend", this::serve);
         }
 
         static KeepAliveBackend start() throws IOException {
-            return new KeepAliveBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()));
+            return new KeepAliveBackend();
         }
 
         String url() {
-            return "http://127.0.0.1:" + socket.getLocalPort();
+            return server.url();
         }
 
-        private void accept() {
-            while (!socket.isClosed()) {
-                try {
-                    Socket connection = socket.accept();
-                    connections.incrementAndGet();
-                    Thread serving = new Thread(() -> serve(connection), "keep-alive-backend-connection");
-                    serving.setDaemon(true);
-                    serving.start();
-                } catch (IOException e) {
-                    return; // closed by the test
-                }
-            }
+        int connections() {
+            return server.connectionsAccepted();
         }
 
         int requests(String path) {
@@ -242,36 +227,32 @@ class BackendResponseHeadTest {
             return count == null ? 0 : count.get();
         }
 
-        private void serve(Socket connection) {
-            try (connection) {
-                InputStream in = connection.getInputStream();
-                OutputStream out = connection.getOutputStream();
-                String head;
-                while ((head = readHead(in)) != null) {
-                    String path = head.split(" ", 3)[1];
-                    requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
-                    if (path.equals("/chunked") && head.startsWith("HEAD ")) {
-                        write(out, CHUNKED_HEAD_RESPONSE);
-                    } else if (path.equals("/named-host")) {
-                        write(out, NAMED_HOST_RESPONSE);
-                    } else if (path.equals("/not-modified")) {
-                        write(out, NOT_MODIFIED_CHUNKED);
-                    } else if (head.startsWith("HEAD ")) {
-                        write(out, HEAD_RESPONSE);
-                    } else if (path.equals("/hints")) {
-                        write(out, EARLY_HINTS);
-                        Thread.sleep(200); // the final response comes in a read of its own
-                        write(out, GET_RESPONSE);
-                    } else if (path.equals("/overlong")) {
-                        write(out, OVERLONG_RESPONSE);
-                    } else if (path.equals("/malformed")) {
-                        write(out, MALFORMED_RESPONSE);
-                    } else {
-                        write(out, GET_RESPONSE);
-                    }
+        private void serve(Socket connection) throws IOException, InterruptedException {
+            InputStream in = connection.getInputStream();
+            OutputStream out = connection.getOutputStream();
+            String head;
+            while ((head = readHead(in)) != null) {
+                String path = head.split(" ", 3)[1];
+                requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
+                if (path.equals("/chunked") && head.startsWith("HEAD ")) {
+                    write(out, CHUNKED_HEAD_RESPONSE);
+                } else if (path.equals("/named-host")) {
+                    write(out, NAMED_HOST_RESPONSE);
+                } else if (path.equals("/not-modified")) {
+                    write(out, NOT_MODIFIED_CHUNKED);
+                } else if (head.startsWith("HEAD ")) {
+                    write(out, HEAD_RESPONSE);
+                } else if (path.equals("/hints")) {
+                    write(out, EARLY_HINTS);
+                    Thread.sleep(200); // the final response comes in a read of its own
+                    write(out, GET_RESPONSE);
+                } else if (path.equals("/overlong")) {
+                    write(out, OVERLONG_RESPONSE);
+                } else if (path.equals("/malformed")) {
+                    write(out, MALFORMED_RESPONSE);
+                } else {
+                    write(out, GET_RESPONSE);
                 }
-            } catch (IOException | InterruptedException e) {
-                // the proxy closed the connection
             }
         }
 
@@ -282,7 +263,7 @@ class BackendResponseHeadTest {
 
         @Override
         public void close() throws IOException {
-            socket.close();
+            server.close();
         }
     }
 }

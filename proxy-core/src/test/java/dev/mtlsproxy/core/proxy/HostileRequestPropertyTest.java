@@ -8,19 +8,19 @@ import dev.mtlsproxy.core.proxy.StrictHttpReader.Field;
 import dev.mtlsproxy.core.proxy.StrictHttpReader.Request;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -611,89 +611,65 @@ class HostileRequestPropertyTest {
      */
     static final class RecordingBackend implements AutoCloseable {
         final ConcurrentLinkedQueue<Seen> seen = new ConcurrentLinkedQueue<>();
-        private final ConcurrentLinkedQueue<Thread> connections = new ConcurrentLinkedQueue<>();
-        private final ServerSocket socket;
+        private final SocketBackend server;
 
-        private RecordingBackend(ServerSocket socket) {
-            this.socket = socket;
-            Thread acceptor = new Thread(this::accept, "recording-backend");
-            acceptor.setDaemon(true);
-            acceptor.start();
+        private RecordingBackend() throws IOException {
+            server = SocketBackend.start("recording-backend", this::serve);
         }
 
         static RecordingBackend start() throws IOException {
-            return new RecordingBackend(new ServerSocket(0, 200, InetAddress.getLoopbackAddress()));
+            return new RecordingBackend();
         }
 
         String url() {
-            return "http://127.0.0.1:" + socket.getLocalPort();
+            return server.url();
         }
 
         /** Waits until every connection the proxy opened has been read to its end. */
         void awaitAllConnectionsClosed() throws InterruptedException {
-            for (Thread t : connections) {
-                t.join(10_000);
-                assertThat(t.isAlive()).as("a backend connection the stopped proxy left open").isFalse();
-            }
+            assertThat(server.awaitConnectionsClosed(Duration.ofSeconds(10)))
+                    .as("a backend connection the stopped proxy left open").isTrue();
         }
 
-        private void accept() {
-            while (!socket.isClosed()) {
-                try {
-                    Socket connection = socket.accept();
-                    Thread serving = new Thread(() -> serve(connection), "recording-backend-connection");
-                    serving.setDaemon(true);
-                    connections.add(serving);
-                    serving.start();
-                } catch (IOException e) {
-                    return; // closed by the test
+        private void serve(Socket connection) throws IOException {
+            InputStream in = connection.getInputStream();
+            OutputStream out = connection.getOutputStream();
+            byte[] buffer = new byte[8192];
+            int length = 0;
+            int at = 0;
+            while (true) {
+                if (length == buffer.length) {
+                    buffer = Arrays.copyOf(buffer, buffer.length * 2);
                 }
-            }
-        }
-
-        private void serve(Socket connection) {
-            try (connection) {
-                InputStream in = connection.getInputStream();
-                OutputStream out = connection.getOutputStream();
-                byte[] buffer = new byte[8192];
-                int length = 0;
-                int at = 0;
-                while (true) {
-                    if (length == buffer.length) {
-                        buffer = Arrays.copyOf(buffer, buffer.length * 2);
+                int n = in.read(buffer, length, buffer.length - length);
+                if (n < 0) {
+                    return;
+                }
+                length += n;
+                while (at < length) {
+                    StrictHttpReader.Result r = StrictHttpReader.read(buffer, at, length, false);
+                    if (r.incomplete()) {
+                        break;
                     }
-                    int n = in.read(buffer, length, buffer.length - length);
-                    if (n < 0) {
+                    if (r.invalid() != null) {
+                        seen.add(new Seen(null, Arrays.copyOfRange(buffer, at, length), r.invalid()));
                         return;
                     }
-                    length += n;
-                    while (at < length) {
-                        StrictHttpReader.Result r = StrictHttpReader.read(buffer, at, length, false);
-                        if (r.incomplete()) {
-                            break;
-                        }
-                        if (r.invalid() != null) {
-                            seen.add(new Seen(null, Arrays.copyOfRange(buffer, at, length), r.invalid()));
-                            return;
-                        }
-                        Request request = r.request();
-                        Seen s = new Seen(request, Arrays.copyOfRange(buffer, at, request.end()), null);
-                        seen.add(s);
-                        at = request.end();
-                        String tag = s.tagOrNull();
-                        out.write(("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Echo: " + (tag == null ? "none" : tag)
-                                + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                        out.flush();
-                    }
+                    Request request = r.request();
+                    Seen s = new Seen(request, Arrays.copyOfRange(buffer, at, request.end()), null);
+                    seen.add(s);
+                    at = request.end();
+                    String tag = s.tagOrNull();
+                    out.write(("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Echo: " + (tag == null ? "none" : tag)
+                            + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                    out.flush();
                 }
-            } catch (IOException e) {
-                // the proxy closed the connection
             }
         }
 
         @Override
         public void close() throws IOException {
-            socket.close();
+            server.close();
         }
     }
 }

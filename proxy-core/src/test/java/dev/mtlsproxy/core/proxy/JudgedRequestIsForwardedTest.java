@@ -7,12 +7,11 @@ import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -267,25 +266,22 @@ class JudgedRequestIsForwardedTest {
                 .getBytes(StandardCharsets.US_ASCII);
 
         final BlockingQueue<String> heads = new LinkedBlockingQueue<>();
-        private final ServerSocket socket;
+        private final SocketBackend server;
 
-        private RawBackend(ServerSocket socket) {
-            this.socket = socket;
-            Thread acceptor = new Thread(this::accept, "raw-backend");
-            acceptor.setDaemon(true);
-            acceptor.start();
+        private RawBackend() throws IOException {
+            server = SocketBackend.start("raw-backend", this::serve);
         }
 
         static RawBackend start() throws IOException {
-            return new RawBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()));
+            return new RawBackend();
         }
 
         String url() {
-            return "http://" + authority();
+            return server.url();
         }
 
         String authority() {
-            return "127.0.0.1:" + socket.getLocalPort();
+            return server.authority();
         }
 
         /** The next forwarded head, or null when none arrives within half a second. */
@@ -293,34 +289,17 @@ class JudgedRequestIsForwardedTest {
             return heads.poll(500, TimeUnit.MILLISECONDS);
         }
 
-        private void accept() {
-            while (!socket.isClosed()) {
-                try {
-                    Socket connection = socket.accept();
-                    Thread serving = new Thread(() -> serve(connection), "raw-backend-connection");
-                    serving.setDaemon(true);
-                    serving.start();
-                } catch (IOException e) {
-                    return; // closed by the test
+        private void serve(Socket connection) throws IOException {
+            InputStream in = connection.getInputStream();
+            ByteArrayOutputStream head = new ByteArrayOutputStream();
+            int b;
+            while ((b = in.read()) >= 0) {
+                head.write(b);
+                if (endsWithEmptyLine(head)) {
+                    heads.add(head.toString(StandardCharsets.ISO_8859_1));
+                    head.reset();
+                    connection.getOutputStream().write(OK);
                 }
-            }
-        }
-
-        private void serve(Socket connection) {
-            try (connection) {
-                InputStream in = connection.getInputStream();
-                ByteArrayOutputStream head = new ByteArrayOutputStream();
-                int b;
-                while ((b = in.read()) >= 0) {
-                    head.write(b);
-                    if (endsWithEmptyLine(head)) {
-                        heads.add(head.toString(StandardCharsets.ISO_8859_1));
-                        head.reset();
-                        connection.getOutputStream().write(OK);
-                    }
-                }
-            } catch (IOException e) {
-                // the proxy closed the connection
             }
         }
 
@@ -332,7 +311,7 @@ class JudgedRequestIsForwardedTest {
 
         @Override
         public void close() throws IOException {
-            socket.close();
+            server.close();
         }
     }
 }
