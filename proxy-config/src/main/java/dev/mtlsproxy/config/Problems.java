@@ -24,7 +24,7 @@ final class Problems {
     }
 
     void add(String path, String message) {
-        if (alreadyFailed(path)) {
+        if (failed(path)) {
             return;
         }
         YamlScan.Position at = positionOf(path);
@@ -56,7 +56,8 @@ final class Problems {
 
     /** Whether the value at this path, or one inside it, failed to map and was reported then. */
     boolean failed(String path) {
-        return alreadyFailed(path);
+        return failedPaths.stream()
+                .anyMatch(f -> f.equals(path) || f.startsWith(path + ".") || f.startsWith(path + "["));
     }
 
     List<ConfigProblem> all() {
@@ -79,11 +80,6 @@ final class Problems {
                 .filter(p -> p.startsWith(prefix))
                 .map(p -> p.substring(prefix.length()))
                 .collect(Collectors.toSet());
-    }
-
-    private boolean alreadyFailed(String path) {
-        return failedPaths.stream()
-                .anyMatch(f -> f.equals(path) || f.startsWith(path + ".") || f.startsWith(path + "["));
     }
 
     private YamlScan.Position positionOf(String path) {
