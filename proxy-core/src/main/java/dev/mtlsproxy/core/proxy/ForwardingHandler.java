@@ -141,6 +141,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private boolean skippingInterim;
     /** The request asked for a WebSocket upgrade, which the backend may accept with 101. */
     private boolean webSocketRequested;
+    /** The Sec-WebSocket-Accept a 101 must carry to answer that upgrade request; null without one. */
+    private String webSocketAccept;
     /** Raw bytes both ways: the backend switched to WebSocket. */
     private boolean tunnel;
     /**
@@ -268,6 +270,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         clientKeepAlive = HttpUtil.isKeepAlive(request);
         clientHttp10 = request.protocolVersion().equals(HttpVersion.HTTP_1_0);
         webSocketRequested = Upgrades.isWebSocketRequest(request);
+        webSocketAccept = webSocketRequested ? Upgrades.expectedAccept(request) : null;
         // A bodiless request the decoder joined with its end (StrictHttpServerCodec) has the shared empty buffer for
         // content, which survives being written twice; any other content would not.
         replayable = requestBodiless && !webSocketRequested
@@ -653,9 +656,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
      * out of step with the protocol); then the 101 goes to the client and both connections become byte tunnels.
      */
     private void switchingProtocols(HttpResponse response) {
-        if (!webSocketRequested || !requestComplete || !Upgrades.isWebSocketAccepted(response)) {
+        String refused = !webSocketRequested || !requestComplete ? "backend switched protocols unasked"
+                : Upgrades.whyNotWebSocketAnswer(response, webSocketAccept);
+        if (refused != null) {
+            // No tunnel: the backend connection is closed, and the client's next bytes are read as a request.
             ReferenceCountUtil.release(response);
-            fail("backend switched protocols unasked", "failed", HttpResponseStatus.BAD_GATEWAY);
+            fail(refused, "failed", HttpResponseStatus.BAD_GATEWAY);
             return;
         }
         cancelResponseTimeout();
