@@ -27,11 +27,11 @@ import java.util.List;
  */
 public final class Upgrades {
 
-    private Upgrades() {
-    }
-
     /** RFC 6455 1.3: appended to the key before hashing. */
     private static final byte[] ACCEPT_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11".getBytes(StandardCharsets.US_ASCII);
+
+    private Upgrades() {
+    }
 
     /**
      * Whether this request asks to switch to WebSocket in a way the proxy relays: a GET (RFC 6455 4.1) in HTTP/1.1,

@@ -246,6 +246,24 @@ class ProtocolSwitchTest {
     }
 
     @Test
+    void anUpgradePipelinedBehindARequestSwitchesOnlyOnceThatRequestIsAnswered() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("GET /ws/first HTTP/1.1\r\nHost: localhost\r\n\r\n" + UPGRADE);
+            BackendConnection upstream = backend.next();
+            assertThat(upstream.readHead()).startsWith("GET /ws/first ").doesNotContainIgnoringCase("upgrade");
+            assertThat(upstream.nothingWithin(300)).as("the upgrade waits for the first answer").isTrue();
+            upstream.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+
+            assertThat(client.readResponse().bodyText()).isEqualTo("first");
+            assertThat(upstream.readHead()).startsWith("GET /ws ").containsIgnoringCase("upgrade: websocket");
+            upstream.write(SWITCHED);
+            assertThat(client.readResponse().status()).isEqualTo(101);
+            client.send("frame");
+            assertThat(new String(upstream.readExactly(5), ISO_8859_1)).isEqualTo("frame");
+        }
+    }
+
+    @Test
     void aTunnelEndsForBothWhenTheBackendCloses() throws Exception {
         try (MtlsClient client = connect()) {
             client.send(UPGRADE);
