@@ -40,7 +40,9 @@ public final class Upgrades {
      */
     public static boolean isWebSocketRequest(HttpRequest request) {
         HttpHeaders headers = request.headers();
-        if (!request.protocolVersion().equals(HttpVersion.HTTP_1_1) || !HttpMethod.GET.equals(request.method())) {
+        // Called for every request: most have no Upgrade, and contains() answers that without building a list.
+        if (!request.protocolVersion().equals(HttpVersion.HTTP_1_1) || !HttpMethod.GET.equals(request.method())
+                || !headers.contains(HttpHeaderNames.UPGRADE)) {
             return false;
         }
         List<String> key = headers.getAll(HttpHeaderNames.SEC_WEBSOCKET_KEY);
