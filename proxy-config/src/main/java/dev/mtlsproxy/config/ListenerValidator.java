@@ -41,6 +41,10 @@ final class ListenerValidator {
             problems.positive(path + ".handshakeTimeout", listener.handshakeTimeout());
             problems.positive(path + ".limits.maxInitialLineLength", listener.limits().maxInitialLineLength());
             problems.positive(path + ".limits.maxHeaderSize", listener.limits().maxHeaderSize());
+            if (listener.maxConnections() != null && listener.maxConnections() < 1) {
+                problems.add(path + ".maxConnections", listener.maxConnections()
+                        + " (expected: a positive integer)");
+            }
         }
     }
 

@@ -22,6 +22,7 @@ final class ConfigFixture {
                 limits: { maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB }
                 idleTimeout: 2m
                 handshakeTimeout: 5s
+                maxConnections: 5000
             identities:
               orders: { spiffeId: "spiffe://demo.local/orders" }
               ops: { subjectCn: alice, dnsSan: ops.internal }

@@ -138,7 +138,7 @@ class ConfigLoaderTest {
                 "listeners[0].address: \"localhost\" (expected: host:port, with IPv6 as [::1]:8443) at line 2, column 14",
                 "listeners[0].idleTimeout: 60 (expected: a duration like 500ms, 10s, 5m, 1h) at line 7, column 18",
                 "listeners[0].idleTimout: unknown key (expected: one of address, handshakeTimeout, idleTimeout,"
-                        + " limits, name, tls) at line 8, column 5",
+                        + " limits, maxConnections, name, tls) at line 8, column 5",
                 "listeners[0].tls.privateKey: " + fixture.abs("certs/other.key")
                         + " (expected: the private key of listeners[0].tls.certificate) - it belongs to another"
                         + " certificate at line 5, column 19",

@@ -232,6 +232,36 @@ class ValidationMessagesTest {
                     "listeners[0].idleTimeout: 0s (expected: a positive duration)",
                     "listeners[0].limits.maxInitialLineLength: 0B (expected: a positive size)");
         }
+
+        @Test
+        void aConnectionLimitIsPositive() {
+            assertThat(fixture.problems(fixture.with("maxConnections: 5000", "maxConnections: 0"))).containsExactly(
+                    "listeners[0].maxConnections: 0 (expected: a positive integer)");
+            assertThat(fixture.problems(fixture.with("maxConnections: 5000", "maxConnections: -1"))).containsExactly(
+                    "listeners[0].maxConnections: -1 (expected: a positive integer)");
+        }
+
+        @Test
+        void aConfiguredConnectionLimitIsTakenAsWritten() throws Exception {
+            ListenerConfig listener = fixture.load(ConfigFixture.VALID).listeners().get(0);
+
+            assertThat(listener.maxConnections()).isEqualTo(5000);
+            assertThat(listener.connectionLimit(1_024, 1)).as("not capped by the descriptor limit").isEqualTo(5000);
+        }
+
+        @Test
+        void theDefaultConnectionLimitSharesHalfTheDescriptorsLeftAfterTheReserveAmongTheListeners()
+                throws Exception {
+            ListenerConfig listener = fixture.load(fixture.with("    maxConnections: 5000\n", ""))
+                    .listeners().get(0);
+
+            assertThat(listener.maxConnections()).isNull();
+            assertThat(listener.connectionLimit(1_024, 1)).isEqualTo((1_024 - 256) / 2);
+            assertThat(listener.connectionLimit(1_048_576, 2)).isEqualTo((1_048_576 - 256) / 2 / 2);
+            assertThat(listener.connectionLimit(200, 1)).as("a limit below the reserve").isEqualTo(1);
+            assertThat(listener.connectionLimit(-1, 1)).as("unknown: not a Unix")
+                    .isEqualTo(ListenerConfig.FALLBACK_MAX_CONNECTIONS);
+        }
     }
 
     @Nested

@@ -2,6 +2,7 @@ package dev.mtlsproxy.app.admin;
 
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.core.proxy.CannotBindException;
+import dev.mtlsproxy.core.proxy.ConnectionLimit;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -22,10 +23,6 @@ import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The admin listener: plain HTTP on its own single thread, so a slow scrape never runs on (or waits for) the
@@ -41,8 +38,6 @@ import org.slf4j.LoggerFactory;
  * </pre>
  */
 public final class AdminServer implements AutoCloseable {
-
-    private static final Logger log = LoggerFactory.getLogger(AdminServer.class);
 
     private final EventLoopGroup group;
     private final Channel channel;
@@ -78,7 +73,8 @@ public final class AdminServer implements AutoCloseable {
     static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits)
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-        ConnectionLimit connections = new ConnectionLimit(limits.maxConnections());
+        // Refusals are logged (listener=admin), not counted: the admin listener has no metrics of its own.
+        ConnectionLimit connections = new ConnectionLimit("admin", () -> { });
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
@@ -86,7 +82,7 @@ public final class AdminServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            if (!connections.admit(ch)) {
+                            if (!connections.admit(ch, limits.maxConnections())) {
                                 ch.close();
                                 return;
                             }
@@ -110,39 +106,6 @@ public final class AdminServer implements AutoCloseable {
         } catch (InterruptedException | CannotBindException | RuntimeException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
-        }
-    }
-
-    /**
-     * Counts open connections and refuses one over the limit. The connection is accepted and closed at once, rather
-     * than left in the listen backlog, so the client learns at once and nothing waits on it. Refusals are logged
-     * once each time the limit is reached, not per connection: a flood must not flood the log too.
-     */
-    private static final class ConnectionLimit {
-        private final int max;
-        private final AtomicInteger open = new AtomicInteger();
-        private final AtomicBoolean reported = new AtomicBoolean();
-
-        ConnectionLimit(int max) {
-            this.max = max;
-        }
-
-        boolean admit(Channel ch) {
-            if (open.incrementAndGet() > max) {
-                open.decrementAndGet();
-                if (reported.compareAndSet(false, true)) {
-                    log.warn("event=admin_connections_refused limit={} remote={} detail=\"more connections are"
-                            + " closed as soon as they open until some close; not logged again until then\"", max,
-                            ch.remoteAddress());
-                }
-                return false;
-            }
-            ch.closeFuture().addListener(closed -> {
-                if (open.decrementAndGet() < max) {
-                    reported.set(false);
-                }
-            });
-            return true;
         }
     }
 

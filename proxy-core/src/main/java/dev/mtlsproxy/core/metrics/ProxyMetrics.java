@@ -94,7 +94,8 @@ public final class ProxyMetrics {
 
     // ---- TLS and connections -----------------------------------------------------------------------------------
 
-    public void listenerStarted(String listener) {
+    /** @param connectionLimit the listener's connection limit in force now; a reload may change it */
+    public void listenerStarted(String listener, Supplier<Number> connectionLimit) {
         for (HandshakeFailureReason reason : HandshakeFailureReason.values()) {
             handshakeCounter(listener, "failure", reason.label());
         }
@@ -103,6 +104,16 @@ public final class ProxyMetrics {
         requestsInFlight(listener);
         counter("connections.accepted", Tags.of("listener", listener));
         counter("connections.closed", Tags.of("listener", listener));
+        connectionsRefused(listener);
+        // A supplier gauge holds its supplier strongly (see backendRegistered).
+        Gauge.builder(PREFIX + "connections.limit", connectionLimit)
+                .description("Client connections the listener holds open at most; one more is closed at accept")
+                .tag("listener", listener).register(registry);
+    }
+
+    /** Connections closed as soon as they were accepted because the listener had its limit open already. */
+    public Counter connectionsRefused(String listener) {
+        return counter("connections.refused", Tags.of("listener", listener, "reason", "limit"));
     }
 
     /**
@@ -509,6 +520,8 @@ public final class ProxyMetrics {
             case "authz.decisions" -> "Policy decisions by route and rule";
             case "backend.requests" -> "Requests sent to backends by result";
             case "backend.connect.errors" -> "Backend connection failures by reason";
+            case "connections.refused" -> "Client connections closed at accept, by reason: limit (the listener"
+                    + " had maxConnections open)";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
             case "backend.retries" -> "Requests retried after a failed connection attempt, or sent once more on a"

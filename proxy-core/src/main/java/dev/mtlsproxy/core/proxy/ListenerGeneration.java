@@ -14,7 +14,9 @@ import dev.mtlsproxy.core.tls.TrustAnchors;
  * @param serverTls the TLS context and the client-chain check inside it
  * @param anchors   the client CAs by trust anchor, for attributing verified chains
  * @param xfccBy    the proxy's own URI SAN for the XFCC "By" element, or null
+ * @param maxConnections the connection limit in force: configured, or the default derived from the descriptor
+ *                  limit ({@link ListenerConfig#connectionLimit})
  */
 record ListenerGeneration(ListenerConfig config, ListenerTls tls, ServerTlsContexts.ServerTls serverTls,
-        TrustAnchors anchors, String xfccBy) {
+        TrustAnchors anchors, String xfccBy, int maxConnections) {
 }

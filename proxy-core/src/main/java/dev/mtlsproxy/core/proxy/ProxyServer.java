@@ -28,7 +28,9 @@ import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.ChannelGroupFuture;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import com.sun.management.UnixOperatingSystemMXBean;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
 import java.security.GeneralSecurityException;
 import java.security.cert.X509Certificate;
@@ -81,6 +83,8 @@ public final class ProxyServer implements AutoCloseable {
     private final AccessLog accessLog;
     private final ProxyMetrics metrics;
     private final Clock clock;
+    /** The process's open-file limit, read once at start: the default connection limits derive from it. */
+    private final long descriptorLimit;
     private final AtomicBoolean closed = new AtomicBoolean();
     /** Reloads are serialised; the event loops never take this lock. */
     private final Object reloadLock = new Object();
@@ -88,7 +92,7 @@ public final class ProxyServer implements AutoCloseable {
 
     private ProxyServer(EventLoopGroup group, Transport transport, Map<String, Channel> listeners,
             Map<String, ChannelGroup> connections, AtomicReference<Generation> current, AccessLog accessLog,
-            ProxyMetrics metrics, Clock clock) {
+            ProxyMetrics metrics, Clock clock, long descriptorLimit) {
         this.group = group;
         this.transport = transport;
         this.listeners = listeners;
@@ -97,6 +101,7 @@ public final class ProxyServer implements AutoCloseable {
         this.accessLog = accessLog;
         this.metrics = metrics;
         this.clock = clock;
+        this.descriptorLimit = descriptorLimit;
     }
 
     /** Every certificate and CRL the current generation loaded (admin inventory; the expiry gauges read the same). */
@@ -132,7 +137,8 @@ public final class ProxyServer implements AutoCloseable {
             throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.of(config.workers().transport());
         AtomicReference<Generation> current = new AtomicReference<>();
-        current.set(build(1, config, accessLog, metrics, clock, null));
+        long descriptorLimit = descriptorLimit();
+        current.set(build(1, config, accessLog, metrics, clock, null, descriptorLimit));
         Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
         HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
         registerMetrics(current, metrics, clock);
@@ -144,7 +150,7 @@ public final class ProxyServer implements AutoCloseable {
             connections.put(listener.name(), new DefaultChannelGroup(listener.name(), GlobalEventExecutor.INSTANCE));
         }
         ProxyServer server = new ProxyServer(group, transport, bound, Map.copyOf(connections), current, accessLog,
-                metrics, clock);
+                metrics, clock, descriptorLimit);
         try {
             List<Integer> cpus = EventLoopAffinity.pin(config.workers().cpuAffinity(), group);
             log.info("event=event_loops threads={} cpus={} yield_after={}", threads, cpus.isEmpty() ? "unpinned"
@@ -155,7 +161,8 @@ public final class ProxyServer implements AutoCloseable {
             for (int i = 0; i < config.listeners().size(); i++) {
                 ListenerConfig listener = config.listeners().get(i);
                 String name = listener.name();
-                metrics.listenerStarted(name);
+                metrics.listenerStarted(name, () -> current.get().listeners().get(name).maxConnections());
+                ConnectionLimit limit = new ConnectionLimit(name, metrics.connectionsRefused(name)::increment);
                 Exchange.Recorder recorder = new Exchange.Recorder(name, clock, accessLog, metrics);
                 ServerBootstrap bootstrap = new ServerBootstrap()
                         .group(group)
@@ -165,15 +172,17 @@ public final class ProxyServer implements AutoCloseable {
                         .childOption(ChannelOption.TCP_NODELAY, true)
                         .childHandler(new ProxyChannelInitializer(name, () -> current.get().listeners().get(name),
                                 runtime, connector, handshakes, metrics, recorder, connections.get(name),
-                                () -> server.draining));
+                                () -> server.draining, limit));
                 ChannelFuture bind = bootstrap.bind(listener.address().host(), listener.address().port()).await();
                 if (!bind.isSuccess()) {
                     throw new CannotBindException("listeners[" + i + "].address", listener.address(), bind.cause());
                 }
                 Channel channel = bind.channel();
                 bound.put(name, channel);
-                log.info("event=listening listener={} address={} transport={} tls=\"{}\"", name,
-                        channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription());
+                log.info("event=listening listener={} address={} transport={} tls=\"{}\" max_connections={}{}", name,
+                        channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription(),
+                        current.get().listeners().get(name).maxConnections(), listener.maxConnections() != null ? ""
+                                : " (default, from descriptor_limit=" + descriptorLimit + ")");
             }
         } catch (InterruptedException | IOException | RuntimeException e) {
             // IOException: a failed bind, after earlier listeners were bound and the event loops started.
@@ -189,7 +198,7 @@ public final class ProxyServer implements AutoCloseable {
 
     /** Builds a complete generation: revocation data, every listener's key material and TLS context, runtime. */
     private static Generation build(long number, ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics,
-            Clock clock, Backends previousBackends)
+            Clock clock, Backends previousBackends, long descriptorLimit)
             throws PemException, GeneralSecurityException, SSLException {
         RevocationChecker revocation = RevocationChecker.load(config.trustAnchors(), config.revocation(),
                 staleCrlWarner(metrics), clock);
@@ -197,10 +206,20 @@ public final class ProxyServer implements AutoCloseable {
         for (ListenerConfig listener : config.listeners()) {
             ListenerTls tls = ListenerTls.load(listener.tls(), config.trustAnchors());
             listeners.put(listener.name(), new ListenerGeneration(listener, tls,
-                    ServerTlsContexts.forListener(tls, revocation, clock), tls.trustAnchors(), ownUriSan(tls)));
+                    ServerTlsContexts.forListener(tls, revocation, clock), tls.trustAnchors(), ownUriSan(tls),
+                    listener.connectionLimit(descriptorLimit, config.listeners().size())));
         }
         ProxyRuntime runtime = ProxyRuntime.build(config, accessLog, previousBackends);
         return new Generation(number, config, runtime, revocation, Collections.unmodifiableMap(listeners));
+    }
+
+    /**
+     * The most files this process may have open (RLIMIT_NOFILE, which the JVM raises to the hard limit at start), or
+     * -1 where the platform does not say.
+     */
+    static long descriptorLimit() {
+        return ManagementFactory.getOperatingSystemMXBean() instanceof UnixOperatingSystemMXBean unix
+                ? unix.getMaxFileDescriptorCount() : -1;
     }
 
     /** Counts every stale CRL accepted under insecureAllow; logs each (issuer, nextUpdate) once per generation. */
@@ -228,7 +247,8 @@ public final class ProxyServer implements AutoCloseable {
             Generation next;
             try {
                 requireSameListeners(old.config(), config);
-                next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends());
+                next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends(),
+                        descriptorLimit);
             } catch (ReloadException e) {
                 metrics.reloadFailed(e.reason());
                 throw e;

@@ -102,6 +102,8 @@ public final class RunningProxy implements AutoCloseable {
         private SessionResumption sessionResumption = SessionResumption.NONE;
         private List<KeyExchangeGroup> groups;
         private Duration idleTimeout;
+        private Duration handshakeTimeout;
+        private Integer maxConnections;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
@@ -197,6 +199,17 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        public Builder handshakeTimeout(Duration timeout) {
+            this.handshakeTimeout = timeout;
+            return this;
+        }
+
+        /** The listener's connection limit; the default derives from the descriptor limit. */
+        public Builder maxConnections(int max) {
+            this.maxConnections = max;
+            return this;
+        }
+
         public RunningProxy start() throws Exception {
             // On a machine that does not allow io_uring, a run meant for it is skipped, not failed, and says why.
             Assumptions.assumeTrue(workers.transport() != IoTransport.IO_URING || IoUring.isAvailable(),
@@ -204,7 +217,7 @@ public final class RunningProxy implements AutoCloseable {
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
                     minVersion, sessionResumption, groups);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
-                    idleTimeout, null);
+                    idleTimeout, handshakeTimeout, maxConnections);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
