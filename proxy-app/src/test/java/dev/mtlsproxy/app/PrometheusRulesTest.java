@@ -56,6 +56,7 @@ class PrometheusRulesTest {
             "mtls_proxy_tls_key_exchanges_total",
             "mtls_proxy_connections_accepted_total",
             "mtls_proxy_connections_closed_total",
+            "mtls_proxy_connections_refused_total",
             "mtls_proxy_requests_total",
             "mtls_proxy_request_body_bytes_total",
             "mtls_proxy_response_body_bytes_total",
@@ -69,6 +70,7 @@ class PrometheusRulesTest {
             "mtls_proxy_crl_stale_accepted_total");
     static final List<String> GAUGES = List.of(
             "mtls_proxy_connections_open",
+            "mtls_proxy_connections_limit",
             "mtls_proxy_requests_in_flight",
             "mtls_proxy_backend_pool_idle_connections",
             "mtls_proxy_backend_healthy_endpoints",

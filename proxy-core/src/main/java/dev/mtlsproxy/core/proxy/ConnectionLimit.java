@@ -58,8 +58,8 @@ public final class ConnectionLimit {
             refusedInEpisode.incrementAndGet();
             if (!refusing.get() && refusing.compareAndSet(false, true)) {
                 log.warn("event=connection_limit_reached listener={} limit={} remote={} detail=\"new connections"
-                        + " are closed as soon as they are accepted until some close; not logged again until"
-                        + " then\"", listener, max, ch.remoteAddress());
+                        + " are closed as soon as they are accepted; logged again only after open connections fell"
+                        + " a tenth below the limit\"", listener, max, ch.remoteAddress());
             }
             return false;
         }
@@ -74,10 +74,5 @@ public final class ConnectionLimit {
             log.info("event=connection_limit_cleared listener={} limit={} open={} refused={}", listener, max, now,
                     refusedInEpisode.getAndSet(0));
         }
-    }
-
-    /** Connections counted as open now. */
-    public int open() {
-        return open.get();
     }
 }
