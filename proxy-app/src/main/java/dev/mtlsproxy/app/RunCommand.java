@@ -8,6 +8,7 @@ import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AsyncJsonAccessLog;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import dev.mtlsproxy.core.proxy.CannotBindException;
@@ -147,8 +148,10 @@ final class RunCommand {
             server.bindEventLoopMetrics(registry);
             reloader = new ConfigReloader(file, loaded, server, metrics);
             ProxyServer started = server;
+            // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin".
+            Counter adminRefused = metrics.connectionsRefused("admin");
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
-                    reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()));
+                    reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()), adminRefused::increment);
             log.info("event=admin_listening address={}", admin.address());
             if (config.reload().watch()) {
                 reloader.watch(config.reload().debounce());

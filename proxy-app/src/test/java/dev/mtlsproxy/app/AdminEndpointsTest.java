@@ -73,6 +73,16 @@ class AdminEndpointsTest {
                 .contains("netty_allocator_memory_used");
     }
 
+    /**
+     * The admin listener closes connections over its own cap at accept, as a listener at its maxConnections does;
+     * its refusals are in the same family, under its own name, from the start, so an alert on the family sees them.
+     */
+    @Test
+    void adminRefusalsAreCountedWithTheListeners() throws Exception {
+        assertThat(get("/metrics").body())
+                .contains("mtls_proxy_connections_refused_total{listener=\"admin\",reason=\"limit\"} 0.0\n");
+    }
+
     /** The Prometheus info convention: one series, 1, the build in its labels; the same in OpenMetrics. */
     @Test
     void theBuildIsAnInfoMetric() throws Exception {

@@ -65,16 +65,16 @@ public final class AdminServer implements AutoCloseable {
         static final Limits DEFAULT = new Limits(Duration.ofMinutes(2), Duration.ofSeconds(10), 64);
     }
 
-    public static AdminServer start(HostPort address, AdminEndpoints endpoints)
+    /** @param refused called for each connection closed at accept over {@link Limits#maxConnections()} */
+    public static AdminServer start(HostPort address, AdminEndpoints endpoints, Runnable refused)
             throws InterruptedException, CannotBindException {
-        return start(address, endpoints, Limits.DEFAULT);
+        return start(address, endpoints, Limits.DEFAULT, refused);
     }
 
-    static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits)
+    static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits, Runnable refused)
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-        // Refusals are logged (listener=admin), not counted: the admin listener has no metrics of its own.
-        ConnectionLimit connections = new ConnectionLimit("admin", () -> { });
+        ConnectionLimit connections = new ConnectionLimit("admin", refused);
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
