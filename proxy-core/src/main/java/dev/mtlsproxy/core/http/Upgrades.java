@@ -73,11 +73,16 @@ public final class Upgrades {
 
     /**
      * Why the backend's 101 is not the answer to the WebSocket request whose {@code Sec-WebSocket-Accept} is
-     * {@code expectedAccept}, or null when it is: exactly one {@code Upgrade: websocket}, {@code Connection: upgrade},
-     * the accept value (RFC 6455 4.2.2), and no {@code Content-Length} or {@code Transfer-Encoding}, which no 1xx may
-     * have (RFC 9110 8.6, RFC 9112 6.1) and which would make the bytes after it both a body and the tunnel.
+     * {@code expectedAccept}, or null when it is: HTTP/1.1, exactly one {@code Upgrade: websocket},
+     * {@code Connection: upgrade}, the accept value (RFC 6455 4.2.2), and no {@code Content-Length} or
+     * {@code Transfer-Encoding}, which no 1xx may have (RFC 9110 8.6, RFC 9112 6.1) and which would make the bytes
+     * after it both a body and the tunnel.
      */
     public static String whyNotWebSocketAnswer(HttpResponse response, String expectedAccept) {
+        if (!response.protocolVersion().equals(HttpVersion.HTTP_1_1)) {
+            // HTTP/1.0 defines no 1xx status (RFC 9110 15.2) and no Upgrade: whatever this is, it is not a switch.
+            return "101 in an HTTP/1.0 response";
+        }
         HttpHeaders headers = response.headers();
         List<String> upgrade = headers.getAll(HttpHeaderNames.UPGRADE);
         if (upgrade.size() != 1 || !HttpHeaderValues.WEBSOCKET.contentEqualsIgnoreCase(upgrade.get(0).trim())) {

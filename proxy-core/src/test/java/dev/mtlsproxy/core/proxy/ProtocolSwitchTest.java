@@ -151,6 +151,9 @@ class ProtocolSwitchTest {
                 + "Sec-WebSocket-Accept: " + ACCEPT + "\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Accept: " + ACCEPT + "\r\nContent-Length: 5\r\n\r\nhello",
+        // HTTP/1.0 defines no 1xx status (RFC 9110 15.2) and no Upgrade: a backend speaking it cannot be switching.
+        "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: " + ACCEPT + "\r\n\r\n",
     })
     void aSwitchThatDoesNotAnswerTheWebSocketRequestIsA502AndNeverATunnel(String answer) throws Exception {
         try (MtlsClient client = connect()) {
