@@ -505,7 +505,7 @@ class HostileRequestPropertyTest {
     record Response(int status, String echo, boolean closes) {
         static Response read(InputStream in) throws IOException {
             while (true) {
-                String statusLine = line(in);
+                String statusLine = MtlsClient.readLine(in);
                 if (statusLine == null) {
                     return null;
                 }
@@ -514,7 +514,7 @@ class HostileRequestPropertyTest {
                 boolean closes = false;
                 String echo = null;
                 String line;
-                while ((line = line(in)) != null && !line.isEmpty()) {
+                while ((line = MtlsClient.readLine(in)) != null && !line.isEmpty()) {
                     String lower = line.toLowerCase(Locale.ROOT);
                     if (lower.startsWith("content-length:")) {
                         length = Integer.parseInt(line.substring(15).trim());
@@ -556,19 +556,6 @@ class HostileRequestPropertyTest {
                 return;
             }
             in.skipNBytes(length - start.length);
-        }
-
-        private static String line(InputStream in) throws IOException {
-            StringBuilder b = new StringBuilder();
-            int c;
-            while ((c = in.read()) >= 0) {
-                if (c == '\n') {
-                    int len = b.length();
-                    return len > 0 && b.charAt(len - 1) == '\r' ? b.substring(0, len - 1) : b.toString();
-                }
-                b.append((char) c);
-            }
-            return b.length() == 0 ? null : b.toString();
         }
     }
 

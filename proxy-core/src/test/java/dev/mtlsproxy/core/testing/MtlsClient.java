@@ -264,6 +264,11 @@ public final class MtlsClient implements AutoCloseable {
     }
 
     private String readLine() throws IOException {
+        return readLine(in);
+    }
+
+    /** One line of an HTTP head, without its CRLF (or bare LF); null at the end of the stream. */
+    public static String readLine(InputStream in) throws IOException {
         StringBuilder b = new StringBuilder();
         int c;
         while ((c = in.read()) >= 0) {
