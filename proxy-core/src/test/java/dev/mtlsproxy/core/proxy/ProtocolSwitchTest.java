@@ -300,11 +300,7 @@ class ProtocolSwitchTest {
     @Test
     void aTunnelWithNoTrafficForTheIdleTimeoutIsClosed() throws Exception {
         try (MtlsClient client = connect()) {
-            client.send(UPGRADE);
-            BackendConnection upstream = backend.next();
-            upstream.readHead();
-            upstream.write(SWITCHED);
-            assertThat(client.readResponse().status()).isEqualTo(101);
+            BackendConnection upstream = openTunnel(client);
             long opened = System.nanoTime();
 
             assertThat(client.closedWithin(10_000)).isTrue();
@@ -316,11 +312,7 @@ class ProtocolSwitchTest {
     @Test
     void aClientThatStopsReadingStopsTheBackendReadsInsteadOfGrowingTheHeap() throws Exception {
         try (MtlsClient client = connect()) {
-            client.send(UPGRADE);
-            BackendConnection upstream = backend.next();
-            upstream.readHead();
-            upstream.write(SWITCHED);
-            assertThat(client.readResponse().status()).isEqualTo(101);
+            BackendConnection upstream = openTunnel(client);
 
             // The client reads nothing more: the backend's writes must stall once the buffers on the way are full
             // (socket buffers, a bounded amount in the proxy), not after the whole stream went into the proxy.
@@ -366,6 +358,16 @@ class ProtocolSwitchTest {
         }
         assertThat(upstream.received()).as("bytes the backend received after the request head").isEmpty();
         assertThat(backend.accepted.poll(200, TimeUnit.MILLISECONDS)).as("no other backend connection").isNull();
+    }
+
+    /** Sends the WebSocket handshake and plays the backend's valid 101: the tunnel is open when this returns. */
+    private static BackendConnection openTunnel(MtlsClient client) throws Exception {
+        client.send(UPGRADE);
+        BackendConnection upstream = backend.next();
+        upstream.readHead();
+        upstream.write(SWITCHED);
+        assertThat(client.readResponse().status()).isEqualTo(101);
+        return upstream;
     }
 
     private static MtlsClient connect() throws Exception {
