@@ -33,7 +33,13 @@ public record ListenerConfig(
      * certificate, key and CRL files a reload opens.
      */
     public static final int RESERVED_DESCRIPTORS = 256;
-    /** The default where the descriptor limit is unknown (not a Unix): Envoy Gateway's default order of magnitude. */
+    /**
+     * What the default limit budgets for a connection and the backend connection it may hold: an idle mTLS
+     * connection costs about 20 KiB (docs/BENCHMARKS.md, memory scenario), and one moving a request holds read and
+     * write buffers on both sides besides. Generous on purpose: the limit is there to stop a flood, not to pack.
+     */
+    public static final long MEMORY_PER_CONNECTION = 64 * 1024;
+    /** The default where neither bound is known: Envoy Gateway's default order of magnitude. */
     public static final int FALLBACK_MAX_CONNECTIONS = 10_000;
 
     public ListenerConfig {
@@ -50,24 +56,33 @@ public record ListenerConfig(
     }
 
     /**
-     * The connections this listener admits at once: as configured; else HAProxy's rule for its default maxconn, the
-     * process's descriptor limit less a reserve, halved because each client connection may hold a backend
-     * connection too, and here shared equally by the listeners, so that together they cannot run the process out
-     * of descriptors. At a limit of 1,024 that is 384 for a single listener; in a container with 1,048,576 it is
-     * about 524,000, where memory, not descriptors, is the bound and an explicit value fits better.
-     *
-     * @param descriptorLimit the process's limit on open files, or 0 or less when unknown
-     * @param listeners       how many listeners the configuration has
+     * The connections this listener admits at once: as configured; else the lower of two shares, each split
+     * equally among the listeners so that together they cannot exhaust the process:
+     * <ul>
+     *   <li>descriptors: HAProxy's rule for its default maxconn, the open-file limit less a reserve, halved because
+     *       each client connection may hold a backend connection too. At 1,024 that is 384 for one listener.</li>
+     *   <li>memory: half of it at {@link #MEMORY_PER_CONNECTION} a connection. HAProxy derives maxconn from its
+     *       memory limit the same way when it has one; without it, a container with 1,048,576 descriptors would
+     *       default to about 524,000 connections, and an unauthenticated flood would end in the OOM killer, which
+     *       takes every connection with it, rather than in refused handshakes.</li>
+     * </ul>
      */
-    public int connectionLimit(long descriptorLimit, int listeners) {
+    public int connectionLimit(ProcessLimits process, int listeners) {
         if (maxConnections != null) {
             return maxConnections;
         }
-        if (descriptorLimit <= 0) {
+        int shares = Math.max(1, listeners);
+        long limit = Long.MAX_VALUE;
+        if (process.openFiles() > 0) {
+            limit = (process.openFiles() - RESERVED_DESCRIPTORS) / 2 / shares;
+        }
+        if (process.memoryBytes() > 0) {
+            limit = Math.min(limit, process.memoryBytes() / 2 / MEMORY_PER_CONNECTION / shares);
+        }
+        if (limit == Long.MAX_VALUE) {
             return FALLBACK_MAX_CONNECTIONS;
         }
-        long share = (descriptorLimit - RESERVED_DESCRIPTORS) / 2 / Math.max(1, listeners);
         // A limit below the reserve leaves nothing to share; one connection each keeps the listeners usable.
-        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, share));
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, limit));
     }
 }

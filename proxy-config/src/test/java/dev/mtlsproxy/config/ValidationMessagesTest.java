@@ -246,7 +246,8 @@ class ValidationMessagesTest {
             ListenerConfig listener = fixture.load(ConfigFixture.VALID).listeners().get(0);
 
             assertThat(listener.maxConnections()).isEqualTo(5000);
-            assertThat(listener.connectionLimit(1_024, 1)).as("not capped by the descriptor limit").isEqualTo(5000);
+            assertThat(listener.connectionLimit(new ProcessLimits(1_024, 1L << 20), 1))
+                    .as("capped by neither descriptors nor memory").isEqualTo(5000);
         }
 
         @Test
@@ -254,13 +255,31 @@ class ValidationMessagesTest {
                 throws Exception {
             ListenerConfig listener = fixture.load(fixture.with("    maxConnections: 5000\n", ""))
                     .listeners().get(0);
+            long ampleMemory = 1L << 40;
 
             assertThat(listener.maxConnections()).isNull();
-            assertThat(listener.connectionLimit(1_024, 1)).isEqualTo((1_024 - 256) / 2);
-            assertThat(listener.connectionLimit(1_048_576, 2)).isEqualTo((1_048_576 - 256) / 2 / 2);
-            assertThat(listener.connectionLimit(200, 1)).as("a limit below the reserve").isEqualTo(1);
-            assertThat(listener.connectionLimit(-1, 1)).as("unknown: not a Unix")
+            assertThat(listener.connectionLimit(new ProcessLimits(1_024, ampleMemory), 1)).isEqualTo((1_024 - 256) / 2);
+            assertThat(listener.connectionLimit(new ProcessLimits(1_048_576, ampleMemory), 2))
+                    .isEqualTo((1_048_576 - 256) / 2 / 2);
+            assertThat(listener.connectionLimit(new ProcessLimits(200, ampleMemory), 1)).as("a limit below the reserve")
+                    .isEqualTo(1);
+            assertThat(listener.connectionLimit(ProcessLimits.UNKNOWN, 1)).as("unknown: not a Unix")
                     .isEqualTo(ListenerConfig.FALLBACK_MAX_CONNECTIONS);
+        }
+
+        @Test
+        void inAContainerWithManyDescriptorsTheDefaultConnectionLimitIsBoundedByItsMemory() throws Exception {
+            ListenerConfig listener = fixture.load(fixture.with("    maxConnections: 5000\n", ""))
+                    .listeners().get(0);
+            long halfAGibibyte = 512L << 20;
+
+            assertThat(listener.connectionLimit(new ProcessLimits(1_048_576, halfAGibibyte), 1))
+                    .as("half the memory at 64 KiB a connection").isEqualTo(4_096);
+            assertThat(listener.connectionLimit(new ProcessLimits(1_048_576, halfAGibibyte), 2)).isEqualTo(2_048);
+            assertThat(listener.connectionLimit(new ProcessLimits(-1, halfAGibibyte), 1))
+                    .as("descriptors unknown, memory known").isEqualTo(4_096);
+            assertThat(listener.connectionLimit(new ProcessLimits(1_024, halfAGibibyte), 1))
+                    .as("descriptors still bind where they are fewer").isEqualTo(384);
         }
     }
 

@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.config.ProcessLimits;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.backend.Backend;
 import dev.mtlsproxy.core.backend.Backends;
@@ -83,8 +84,8 @@ public final class ProxyServer implements AutoCloseable {
     private final AccessLog accessLog;
     private final ProxyMetrics metrics;
     private final Clock clock;
-    /** The process's open-file limit, read once at start: the default connection limits derive from it. */
-    private final long descriptorLimit;
+    /** The process's open-file and memory limits, read once at start: default connection limits derive from them. */
+    private final ProcessLimits processLimits;
     private final AtomicBoolean closed = new AtomicBoolean();
     /** Reloads are serialised; the event loops never take this lock. */
     private final Object reloadLock = new Object();
@@ -92,7 +93,7 @@ public final class ProxyServer implements AutoCloseable {
 
     private ProxyServer(EventLoopGroup group, Transport transport, Map<String, Channel> listeners,
             Map<String, ChannelGroup> connections, AtomicReference<Generation> current, AccessLog accessLog,
-            ProxyMetrics metrics, Clock clock, long descriptorLimit) {
+            ProxyMetrics metrics, Clock clock, ProcessLimits processLimits) {
         this.group = group;
         this.transport = transport;
         this.listeners = listeners;
@@ -101,7 +102,7 @@ public final class ProxyServer implements AutoCloseable {
         this.accessLog = accessLog;
         this.metrics = metrics;
         this.clock = clock;
-        this.descriptorLimit = descriptorLimit;
+        this.processLimits = processLimits;
     }
 
     /** Every certificate and CRL the current generation loaded (admin inventory; the expiry gauges read the same). */
@@ -137,8 +138,8 @@ public final class ProxyServer implements AutoCloseable {
             throws PemException, IOException, GeneralSecurityException, InterruptedException {
         Transport transport = Transport.of(config.workers().transport());
         AtomicReference<Generation> current = new AtomicReference<>();
-        long descriptorLimit = descriptorLimit();
-        current.set(build(1, config, accessLog, metrics, clock, null, descriptorLimit));
+        ProcessLimits processLimits = processLimits();
+        current.set(build(1, config, accessLog, metrics, clock, null, processLimits));
         Supplier<ProxyRuntime> runtime = () -> current.get().runtime();
         HandshakeObserver handshakes = new HandshakeObserver(metrics, runtime, clock);
         registerMetrics(current, metrics, clock);
@@ -150,7 +151,7 @@ public final class ProxyServer implements AutoCloseable {
             connections.put(listener.name(), new DefaultChannelGroup(listener.name(), GlobalEventExecutor.INSTANCE));
         }
         ProxyServer server = new ProxyServer(group, transport, bound, Map.copyOf(connections), current, accessLog,
-                metrics, clock, descriptorLimit);
+                metrics, clock, processLimits);
         try {
             List<Integer> cpus = EventLoopAffinity.pin(config.workers().cpuAffinity(), group);
             log.info("event=event_loops threads={} cpus={} yield_after={}", threads, cpus.isEmpty() ? "unpinned"
@@ -182,7 +183,8 @@ public final class ProxyServer implements AutoCloseable {
                 log.info("event=listening listener={} address={} transport={} tls=\"{}\" max_connections={}{}", name,
                         channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription(),
                         current.get().listeners().get(name).maxConnections(), listener.maxConnections() != null ? ""
-                                : " (default, from descriptor_limit=" + descriptorLimit + ")");
+                                : " (default, from descriptor_limit=" + processLimits.openFiles() + " memory_bytes="
+                                        + processLimits.memoryBytes() + ")");
             }
         } catch (InterruptedException | IOException | RuntimeException e) {
             // IOException: a failed bind, after earlier listeners were bound and the event loops started.
@@ -198,7 +200,7 @@ public final class ProxyServer implements AutoCloseable {
 
     /** Builds a complete generation: revocation data, every listener's key material and TLS context, runtime. */
     private static Generation build(long number, ProxyConfig config, AccessLog accessLog, ProxyMetrics metrics,
-            Clock clock, Backends previousBackends, long descriptorLimit)
+            Clock clock, Backends previousBackends, ProcessLimits processLimits)
             throws PemException, GeneralSecurityException, SSLException {
         RevocationChecker revocation = RevocationChecker.load(config.trustAnchors(), config.revocation(),
                 staleCrlWarner(metrics), clock);
@@ -207,19 +209,21 @@ public final class ProxyServer implements AutoCloseable {
             ListenerTls tls = ListenerTls.load(listener.tls(), config.trustAnchors());
             listeners.put(listener.name(), new ListenerGeneration(listener, tls,
                     ServerTlsContexts.forListener(tls, revocation, clock), tls.trustAnchors(), ownUriSan(tls),
-                    listener.connectionLimit(descriptorLimit, config.listeners().size())));
+                    listener.connectionLimit(processLimits, config.listeners().size())));
         }
         ProxyRuntime runtime = ProxyRuntime.build(config, accessLog, previousBackends);
         return new Generation(number, config, runtime, revocation, Collections.unmodifiableMap(listeners));
     }
 
     /**
-     * The most files this process may have open (RLIMIT_NOFILE, which the JVM raises to the hard limit at start), or
-     * -1 where the platform does not say.
+     * The most files this process may have open (RLIMIT_NOFILE, which the JVM raises to the hard limit at start) and
+     * the memory it may use (the JDK reads a container's cgroup limit here, else the machine's memory); -1 for what
+     * the platform does not say.
      */
-    static long descriptorLimit() {
-        return ManagementFactory.getOperatingSystemMXBean() instanceof UnixOperatingSystemMXBean unix
-                ? unix.getMaxFileDescriptorCount() : -1;
+    static ProcessLimits processLimits() {
+        var os = ManagementFactory.getOperatingSystemMXBean();
+        return new ProcessLimits(os instanceof UnixOperatingSystemMXBean unix ? unix.getMaxFileDescriptorCount() : -1,
+                os instanceof com.sun.management.OperatingSystemMXBean jdk ? jdk.getTotalMemorySize() : -1);
     }
 
     /** Counts every stale CRL accepted under insecureAllow; logs each (issuer, nextUpdate) once per generation. */
@@ -248,7 +252,7 @@ public final class ProxyServer implements AutoCloseable {
             try {
                 requireSameListeners(old.config(), config);
                 next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends(),
-                        descriptorLimit);
+                        processLimits);
             } catch (ReloadException e) {
                 metrics.reloadFailed(e.reason());
                 throw e;

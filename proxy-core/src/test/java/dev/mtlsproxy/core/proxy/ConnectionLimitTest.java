@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
+import com.sun.management.UnixOperatingSystemMXBean;
 import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.ProcessLimits;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -13,6 +15,7 @@ import dev.mtlsproxy.core.testing.RunningProxy;
 import io.micrometer.core.instrument.Counter;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
@@ -152,6 +155,24 @@ class ConnectionLimitTest {
         assertThat(fourth.get("/hello").status()).as("open over a lowered limit: left to finish").isEqualTo(200);
         assertThat(gauge("mtls.proxy.connections.open")).isEqualTo(4);
         assertRefusedBeforeTheHandshake();
+    }
+
+    @Test
+    void withoutMaxConnectionsTheLimitIsTheLowerOfTheDescriptorAndTheMemoryShare() throws Exception {
+        var os = (UnixOperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        long byDescriptors = (os.getMaxFileDescriptorCount() - 256) / 2;
+        long byMemory = os.getTotalMemorySize() / 2 / (64 * 1024);
+
+        assertThat(ProxyServer.processLimits()).as("both read, the memory as the JDK sees it in a container too")
+                .isEqualTo(new ProcessLimits(os.getMaxFileDescriptorCount(), os.getTotalMemorySize()));
+        try (RunningProxy unconfigured = RunningProxy.builder(fixture.pki())
+                .identity("orders", ORDERS)
+                .backend("app", fixture.backend().url())
+                .route("app", "/", "app", "orders")
+                .start()) {
+            assertThat(unconfigured.metrics().get("mtls.proxy.connections.limit").tag("listener", "main").gauge()
+                    .value()).isEqualTo(Math.min(byDescriptors, byMemory));
+        }
     }
 
     private static ProxyConfig withLimit(ProxyConfig c, int max) {
