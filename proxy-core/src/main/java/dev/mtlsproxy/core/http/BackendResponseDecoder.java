@@ -14,10 +14,12 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AsciiString;
+import io.netty.util.ReferenceCountUtil;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -42,7 +44,9 @@ import java.util.stream.Stream;
  * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk), or any in
  * an HTTP/1.0 response (RFC 9112 6.1); both Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed
  * chunk size or chunk end; any byte when no request is waiting for a response (the rest of a body longer than it
- * announced, say). Empty lines before a status line are skipped, as Netty's decoder and browsers do.
+ * announced, say). Empty lines before a status line are skipped, as Netty's decoder and browsers do. A response
+ * that fails in the same read as its head is passed on as the failure alone, so the proxy can still answer 502; one
+ * whose head was passed on in an earlier read fails after the parts already passed on.
  *
  * <p>Framing follows RFC 9112 section 6.3: no body after a 1xx, 204 or 304 or in answer to HEAD; chunked; a
  * Content-Length; otherwise the body runs until the backend closes. After a 101 nothing more is decoded: the bytes
@@ -119,9 +123,32 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         } catch (InvalidResponseException e) {
             state = State.FAILED;
             in.skipBytes(in.readableBytes());
+            takeBackUnfinishedResponse(out);
             LastHttpContent failed = new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, EmptyHttpHeaders.INSTANCE);
             failed.setDecoderResult(DecoderResult.failure(e));
             out.add(failed);
+        }
+    }
+
+    /**
+     * Drops the head and body parts of the response the failure cut short, when they were decoded from this same
+     * read: one call of {@code decode} decodes all that a read brought, and what it adds to {@code out} is passed on
+     * only after it returns, so nothing of that response has reached the proxy yet, and the failure alone has it
+     * answer 502 (as for a bad head) instead of relaying a head it would then have to cut off. A response completed
+     * earlier in the read stands. Only this failure path pays for it: valid responses pass exactly as before.
+     */
+    private static void takeBackUnfinishedResponse(List<Object> out) {
+        for (int i = out.size() - 1; i >= 0; i--) {
+            Object decoded = out.get(i);
+            if (decoded instanceof LastHttpContent) {
+                return; // the failure came after a whole response (or an interim 1xx), which stands
+            }
+            if (decoded instanceof HttpResponse) {
+                for (int j = out.size() - 1; j >= i; j--) {
+                    ReferenceCountUtil.release(out.remove(j));
+                }
+                return;
+            }
         }
     }
 

@@ -275,4 +275,46 @@ class BackendHttpCodecTest {
                 .isInstanceOf(LastHttpContent.class);
         body(objects);
     }
+
+    /**
+     * Nothing decoded from a read is passed on before the whole read is decoded, so a response that fails in the read
+     * of its head can be taken back whole: the proxy gets the failure alone, while it can still answer 502.
+     */
+    @Test
+    void aResponseThatFailsInTheReadOfItsHeadIsTakenBackAndOnlyTheFailureIsPassedOn() {
+        send(HttpMethod.GET);
+        List<HttpObject> objects = receive("HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
+
+        assertThat(objects).filteredOn(o -> o instanceof HttpResponse).as("the interim response stands")
+                .extracting(o -> ((HttpResponse) o).status().code()).containsExactly(103);
+        HttpObject failed = objects.get(objects.size() - 1);
+        assertThat(failed.decoderResult().cause()).isInstanceOf(InvalidResponseException.class)
+                .hasMessage("invalid chunk size");
+        assertThat(body(objects)).as("nothing of the failed response's body").isEmpty();
+    }
+
+    @Test
+    void aResponseCompletedBeforeAFailureInTheSameReadIsPassedOn() {
+        send(HttpMethod.GET);
+        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok, and more");
+
+        assertThat(objects).filteredOn(o -> o instanceof HttpResponse).hasSize(1);
+        assertThat(objects.get(objects.size() - 1).decoderResult().cause())
+                .hasMessage("data after the response, with no request outstanding");
+        assertThat(body(objects)).isEqualTo("ok");
+    }
+
+    @Test
+    void aResponseWhoseHeadWasPassedOnInAnEarlierReadIsNotTakenBack() {
+        send(HttpMethod.GET);
+        List<HttpObject> first = receive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        List<HttpObject> second = receive("zz\r\n");
+
+        assertThat(first).hasSize(2).first().isInstanceOf(HttpResponse.class);
+        assertThat(body(first)).isEqualTo("hello");
+        assertThat(second).singleElement().satisfies(failed ->
+                assertThat(failed.decoderResult().cause()).hasMessage("invalid chunk size"));
+        body(second);
+    }
 }

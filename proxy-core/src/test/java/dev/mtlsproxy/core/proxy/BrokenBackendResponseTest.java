@@ -8,6 +8,7 @@ import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
@@ -38,6 +39,7 @@ import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
@@ -61,6 +63,7 @@ class BrokenBackendResponseTest {
     Path dir;
     TestPki pki;
     ScriptedBackend backend;
+    SocketBackend socketBackend;
     RunningProxy proxy;
     LogCapture log;
 
@@ -78,14 +81,21 @@ class BrokenBackendResponseTest {
         if (backend != null) {
             backend.close();
         }
+        if (socketBackend != null) {
+            socketBackend.close();
+        }
         log.close();
     }
 
     private MtlsClient clientOf(ScriptedBackend scripted) throws Exception {
         backend = scripted;
+        return clientOf(scripted.url());
+    }
+
+    private MtlsClient clientOf(String backendUrl) throws Exception {
         proxy = RunningProxy.builder(pki)
                 .identity("orders", ORDERS)
-                .backend("shop", BackendConfig.of(List.of(URI.create(backend.url())), null))
+                .backend("shop", BackendConfig.of(List.of(URI.create(backendUrl)), null))
                 .route("all", "/", "shop", "orders")
                 .start();
         return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
@@ -97,6 +107,71 @@ class BrokenBackendResponseTest {
             assertThat(client.get("/orders").status()).isEqualTo(502);
         }
         assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: invalid chunk size\"");
+    }
+
+    /**
+     * The backend writes its head and a body gone bad in one write, so the proxy reads them together: when it finds
+     * the fault, nothing of the response has been written to the client, so it answers 502 (as for a bad head) and
+     * keeps the client connection; the backend connection, in an unknown state, is closed instead of pooled.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            a bad chunk size first             | zz\\r\\nhello\\r\\n0\\r\\n\\r\\n         | invalid chunk size
+            a bad chunk size after a chunk     | 5\\r\\nhello\\r\\nzz\\r\\n                  | invalid chunk size
+            a chunk longer than its size       | 5\\r\\nhello!\\r\\n0\\r\\n\\r\\n          | chunk data not followed by CRLF
+            a chunk size line with a bare LF   | 5\\r\\nhello\\r\\n5\\nworld\\r\\n0\\r\\n\\r\\n | chunk size line ending in a bare LF
+            a chunk size of 16 hex digits      | 5\\r\\nhello\\r\\n10000000000000000\\r\\n   | chunk size too large
+            a control byte in an extension     | 5\\r\\nhello\\r\\n5;a\\u0001\\r\\nworld\\r\\n | control character in a chunk extension
+            a bad trailer after the last chunk | 5\\r\\nhello\\r\\n0\\r\\nX-A : 1\\r\\n\\r\\n  | whitespace between a field name and its colon
+            """)
+    void aBodyThatGoesBadInTheReadOfItsHeadIsAnsweredWith502(String what, String body, String reason)
+            throws Exception {
+        String broken = CHUNKED_HEAD + body.replace("\\r", "\r").replace("\\n", "\n").replace("\\u0001", "\u0001");
+        CountDownLatch brokenConnectionClosed = new CountDownLatch(1);
+        socketBackend = SocketBackend.start("one-write-backend", connection -> {
+            InputStream in = connection.getInputStream();
+            OutputStream out = connection.getOutputStream();
+            boolean answeredBroken = false;
+            String head;
+            while ((head = requestHead(in)) != null) {
+                answeredBroken = head.startsWith("GET /broken ");
+                out.write((answeredBroken ? broken : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .getBytes(US_ASCII));
+                out.flush();
+            }
+            if (answeredBroken) {
+                brokenConnectionClosed.countDown();
+            }
+        });
+
+        try (MtlsClient client = clientOf(socketBackend.url())) {
+            MtlsClient.Response response = client.get("/broken");
+            assertThat(response.status()).isEqualTo(502);
+            assertThat(response.bodyText()).doesNotContain("hello");
+            assertThat(response.header("connection")).as("the client connection stays open").isEqualTo("keep-alive");
+
+            assertThat(brokenConnectionClosed.await(5, TimeUnit.SECONDS)).as("the backend connection was closed")
+                    .isTrue();
+            MtlsClient.Response next = client.get("/after");
+            assertThat(next.status()).isEqualTo(200);
+            assertThat(next.bodyText()).isEqualTo("ok");
+        }
+        assertThat(socketBackend.connectionsAccepted()).as("the next request went on a new backend connection")
+                .isEqualTo(2);
+        assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: " + reason + "\"");
+    }
+
+    /** A request head from the proxy; null when it closed the connection instead. */
+    private static String requestHead(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                return null;
+            }
+            head.write(b);
+        }
+        return head.toString(US_ASCII);
     }
 
     @Test
