@@ -317,4 +317,31 @@ class BackendHttpCodecTest {
                 assertThat(failed.decoderResult().cause()).hasMessage("invalid chunk size"));
         body(second);
     }
+
+    /**
+     * Stricter than RFC 9112, which bounds neither (README, "Backend responses"): 15 hex digits are more than any
+     * body, leading zeros included, and 4 KiB for a chunk line (size, extensions, CRLF) more than any real extension.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', textBlock = """
+            15 hex digits                      | 000000000000005  | 0    |
+            16 hex digits, some leading zeros  | 0000000000000005 | 0    | chunk size too large
+            a chunk line of 4 KiB              | 5;x=             | 4096 |
+            a chunk line one byte over 4 KiB   | 5;x=             | 4097 | chunk size line too long
+            """)
+    void chunkSizesAndChunkLinesAreBounded(String what, String line, int lineLength, String reason) {
+        send(HttpMethod.GET);
+        String sizeLine = line + "a".repeat(Math.max(lineLength - line.length() - 2, 0)) + "\r\n";
+        List<HttpObject> objects = receive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + sizeLine
+                + "hello\r\n0\r\n\r\n");
+
+        HttpObject last = objects.get(objects.size() - 1);
+        if (reason == null) {
+            assertThat(last.decoderResult().isSuccess()).isTrue();
+            assertThat(body(objects)).isEqualTo("hello");
+        } else {
+            assertThat(last.decoderResult().cause()).isInstanceOf(InvalidResponseException.class).hasMessage(reason);
+            body(objects);
+        }
+    }
 }

@@ -158,6 +158,24 @@ class BackendResponseHeadTest {
                 .isTrue();
     }
 
+    /**
+     * RFC 9110 15.3.6 allows a 205 no content. A backend that sends some anyway has it read by its framing (the
+     * connection stays usable), and the client gets the 205 with {@code Content-Length: 0} and no body: Netty's
+     * response encoder sets that length and drops the body (README, "Backend responses").
+     */
+    @Test
+    void aResetContentResponseReachesTheClientWithALengthOfZeroAndWithoutTheBodyTheBackendSent() throws Exception {
+        MtlsClient.Response reset = client.get("/reset");
+        assertThat(reset.status()).isEqualTo(205);
+        assertThat(reset.header("content-length")).isEqualTo("0");
+
+        // Had "hello" reached the client after the 205, this response would be read from it.
+        MtlsClient.Response next = client.get("/report");
+        assertThat(next.status()).isEqualTo(200);
+        assertThat(next.bodyText()).isEqualTo("hello");
+        assertThat(backend.connections()).as("the backend connection was reused after the 205").isEqualTo(1);
+    }
+
     private static String readRawHead(InputStream in) throws IOException {
         String head = readHead(in);
         if (head == null) {
@@ -184,7 +202,7 @@ class BackendResponseHeadTest {
      * its GET would have (Content-Length 1000) and no body, or to HEAD /chunked a chunked head; to /not-modified, a
      * 304 with Transfer-Encoding: chunked; to /named-host, a Host field its Connection names; to /hints, a 103 and,
      * in a later write, the 5-byte response; to /malformed, a response with two lengths; to /overlong, 11 bytes of
-     * body under a length of 5; to anything else, a 5-byte body.
+     * body under a length of 5; to /reset, a 205 with a 5-byte body; to anything else, a 5-byte body.
      */
     static final class KeepAliveBackend implements AutoCloseable {
         static final String HEAD_RESPONSE =
@@ -200,6 +218,7 @@ class BackendResponseHeadTest {
                 + "Host: backend.internal\r\nContent-Length: 5\r\n\r\nhello";
         static final String EARLY_HINTS = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
         static final String OVERLONG_RESPONSE = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello world";
+        static final String RESET_WITH_BODY = "HTTP/1.1 205 Reset Content\r\nContent-Length: 5\r\n\r\nhello";
         static final String MALFORMED_RESPONSE =
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
 
@@ -248,6 +267,8 @@ class BackendResponseHeadTest {
                     write(out, GET_RESPONSE);
                 } else if (path.equals("/overlong")) {
                     write(out, OVERLONG_RESPONSE);
+                } else if (path.equals("/reset")) {
+                    write(out, RESET_WITH_BODY);
                 } else if (path.equals("/malformed")) {
                     write(out, MALFORMED_RESPONSE);
                 } else {
