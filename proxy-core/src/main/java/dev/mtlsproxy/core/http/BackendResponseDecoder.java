@@ -43,7 +43,7 @@ import java.util.stream.Stream;
  * character in its value; more than one Content-Length, or one that is not a decimal number; Transfer-Encoding other
  * than exactly {@code chunked} (nginx refuses the same: a coding the proxy would have to undo to re-chunk), or any in
  * an HTTP/1.0 response (RFC 9112 6.1); both Content-Length and Transfer-Encoding; a head over 64 KiB; a malformed
- * chunk size or chunk end, a chunk size of more than 15 hex digits or a chunk line over 4 KiB (limits RFC 9112 does
+ * chunk size or chunk end, a chunk size of more than 15 significant hex digits or a chunk line over 4 KiB (limits RFC 9112 does
  * not set); any byte when no request is waiting for a response (the rest of a body longer than it
  * announced, say). Empty lines before a status line are skipped, as Netty's decoder and browsers do. A response
  * that fails in the same read as its head is passed on as the failure alone, so the proxy can still answer 502; one
@@ -510,7 +510,9 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
             if (digit < 0) {
                 break;
             }
-            if (i - start == 15) {
+            // Fifteen significant hex digits are more than any body; leading zeros, which RFC 9112 allows any
+            // number of (bounded here by the chunk line), are not counted, as nginx does not count them.
+            if (size >= 1L << 56) {
                 throw new InvalidResponseException("chunk size too large");
             }
             size = size * 16 + digit;

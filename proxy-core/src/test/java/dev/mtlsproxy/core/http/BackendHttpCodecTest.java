@@ -319,13 +319,16 @@ class BackendHttpCodecTest {
     }
 
     /**
-     * Stricter than RFC 9112, which bounds neither (README, "Backend responses"): 15 hex digits are more than any
-     * body, leading zeros included, and 4 KiB for a chunk line (size, extensions, CRLF) more than any real extension.
+     * Stricter than RFC 9112, which bounds neither (README, "Backend responses"): 15 significant hex digits are more
+     * than any body, and 4 KiB for a chunk line (size, extensions, CRLF) more than any real extension. Leading zeros
+     * are the RFC's and do not count.
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', textBlock = """
             15 hex digits                      | 000000000000005  | 0    |
-            16 hex digits, some leading zeros  | 0000000000000005 | 0    | chunk size too large
+            16 hex digits, some leading zeros  | 0000000000000005 | 0    |
+            40 hex digits, all but one zeros   | 0000000000000000000000000000000000000005 | 0 |
+            16 significant hex digits          | 1000000000000005 | 0    | chunk size too large
             a chunk line of 4 KiB              | 5;x=             | 4096 |
             a chunk line one byte over 4 KiB   | 5;x=             | 4097 | chunk size line too long
             """)
