@@ -69,6 +69,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private final Path configFile;
     private final ProxyServer server;
     private final ProxyMetrics metrics;
+    private final Loader loader;
     private final ScheduledExecutorService worker;
     /** Confined to the worker thread. */
     private Map<Path, String> lastHashes;
@@ -106,10 +107,17 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
     }
 
-    ConfigReloader(Path configFile, Fingerprint loaded, ProxyServer server, ProxyMetrics metrics) {
+    /** How a reload reads and validates the file: {@link ConfigLoader#load}; a test makes this step fail. */
+    @FunctionalInterface
+    interface Loader {
+        ProxyConfig load(Path configFile) throws ConfigException;
+    }
+
+    ConfigReloader(Path configFile, Fingerprint loaded, ProxyServer server, ProxyMetrics metrics, Loader loader) {
         this.configFile = configFile.toAbsolutePath().normalize();
         this.server = server;
         this.metrics = metrics;
+        this.loader = loader;
         this.worker = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "config-reload");
             t.setDaemon(true);
@@ -168,8 +176,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             }
         } catch (InterruptedException | ClosedWatchServiceException e) {
             // closing
-        } catch (RuntimeException e) {
-            log.error("event=config_watch_failed cause={}", e.toString());
+        } catch (RuntimeException | Error e) {
+            // From here on no file change reloads until a restart, whatever ended the loop: the log must say so.
+            log.error("event=config_watch_failed cause=\"{}\" detail=\"file changes are no longer watched; SIGHUP"
+                    + " and POST /admin/reload still reload\"", e.toString().replace('"', '\''), e);
+            if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
+                throw e; // the JVM's to handle, as in reloadNow
+            }
         }
     }
 
@@ -189,16 +202,39 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
     }
 
+    /**
+     * A surprise fails the reload like a bad file: logged, counted, the old generation serving, the thread ready for
+     * the next one. That includes an {@link Error} from a step of the reload (a stack overflow on some structure
+     * nobody foresaw, a class that fails to load or initialise because the jar was replaced under the process, a
+     * failed assertion): the new generation is built apart and swapped in last, and the running one's classes are
+     * loaded already, so it is not involved. Let through, such an Error reached no log (the executor keeps it in a
+     * future nobody reads) and the admin endpoint answered without a reason.
+     *
+     * <p>Not caught: running out of memory and the JVM's own failures ({@link VirtualMachineError} other than
+     * {@link StackOverflowError}, the line Scala's {@code NonFatal} draws too), after which nothing can be trusted to
+     * work; they are the JVM's to handle, and the container image's {@code -XX:+ExitOnOutOfMemoryError} ends the
+     * process before one gets here.
+     */
     private ReloadOutcome reloadNow(String trigger) {
         try {
             return reloadOnce(trigger);
         } catch (RuntimeException e) {
-            // Never let a surprise kill the reload thread; the old generation keeps serving.
-            log.error("event=reload_failed trigger={} reason=other cause=\"{}\"", trigger, e.toString(), e);
-            metrics.reloadFailed(ReloadFailureReason.OTHER);
-            return new ReloadOutcome(false, server.generation(), ReloadFailureReason.OTHER.label(),
-                    List.of(e.toString()));
+            return unexpected(trigger, ReloadFailureReason.OTHER, e);
+        } catch (StackOverflowError e) {
+            // Unwound by now: the stack is back to this frame, and logging is safe.
+            return unexpected(trigger, ReloadFailureReason.INTERNAL_ERROR, e);
+        } catch (VirtualMachineError e) {
+            throw e;
+        } catch (Error e) {
+            return unexpected(trigger, ReloadFailureReason.INTERNAL_ERROR, e);
         }
+    }
+
+    private ReloadOutcome unexpected(String trigger, ReloadFailureReason reason, Throwable e) {
+        log.error("event=reload_failed trigger={} reason={} cause=\"{}\"", trigger, reason.label(),
+                e.toString().replace('"', '\''), e);
+        metrics.reloadFailed(reason);
+        return failure(reason, List.of(e.toString()));
     }
 
     private ReloadOutcome reloadOnce(String trigger) {
@@ -207,7 +243,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         String configHash = hashes(Set.of(configFile)).get(configFile);
         ProxyConfig config;
         try {
-            config = ConfigLoader.load(configFile);
+            config = loader.load(configFile);
         } catch (ConfigException e) {
             List<String> problems = new ArrayList<>();
             for (ConfigProblem p : e.problems()) {

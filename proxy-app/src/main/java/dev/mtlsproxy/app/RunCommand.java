@@ -90,7 +90,7 @@ final class RunCommand {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {
-            Running running = start(file, configHash, config, out, registry.get());
+            Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::load);
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
             if (signals != null) {
                 signals.started(running);
@@ -123,11 +123,17 @@ final class RunCommand {
 
     /** As above, with the hash the config file had when {@code config} was loaded from it. */
     static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout) throws Exception {
-        return start(file, configHash, config, stdout, newRegistry());
+        return start(file, configHash, config, stdout, newRegistry(), ConfigLoader::load);
+    }
+
+    /** As above, with reloads reading the file through {@code loader}: where a test makes a reload step fail. */
+    static Running start(Path file, ProxyConfig config, PrintStream stdout, ConfigReloader.Loader loader)
+            throws Exception {
+        return start(file, ConfigReloader.Fingerprint.configHash(file), config, stdout, newRegistry(), loader);
     }
 
     private static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout,
-            PrometheusMeterRegistry registry) throws Exception {
+            PrometheusMeterRegistry registry, ConfigReloader.Loader loader) throws Exception {
         // Before the server reads the certificates and keys: one rotated meanwhile is then a change to load.
         ConfigReloader.Fingerprint loaded = ConfigReloader.Fingerprint.of(file, configHash, config);
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
@@ -146,7 +152,7 @@ final class RunCommand {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC());
             server.bindEventLoopMetrics(registry);
-            reloader = new ConfigReloader(file, loaded, server, metrics);
+            reloader = new ConfigReloader(file, loaded, server, metrics, loader);
             ProxyServer started = server;
             // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin".
             Counter adminRefused = metrics.connectionsRefused("admin");

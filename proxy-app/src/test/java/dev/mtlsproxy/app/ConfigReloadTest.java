@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -25,10 +26,14 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Reload triggers of the real application: file changes (including a Kubernetes-style {@code ..data} symlink swap),
@@ -47,6 +52,8 @@ class ConfigReloadTest {
     final HttpClient http = HttpClient.newHttpClient();
     /** Off in the admin tests: the endpoint is the trigger under test there, not the file watcher. */
     boolean watch = true;
+    /** Thrown by the next reload's load step, for {@link #startFailingTheNextLoad}. */
+    final AtomicReference<Error> failNext = new AtomicReference<>();
 
     @BeforeEach
     void setUp() throws Exception {
@@ -96,6 +103,18 @@ class ConfigReloadTest {
     private void start(Path config) throws Exception {
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet);
+    }
+
+    /** Starts the proxy with reloads reading the file as usual, except that the next one throws {@code failNext}. */
+    private void startFailingTheNextLoad(Path config) throws Exception {
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
+            Error e = failNext.getAndSet(null);
+            if (e != null) {
+                throw e;
+            }
+            return ConfigLoader.load(file);
+        });
     }
 
     private int billingStatus() throws Exception {
@@ -293,6 +312,87 @@ class ConfigReloadTest {
                 .startsWith("not valid YAML - beyond the reader's limits (expected: at most 64 levels of nesting");
         assertThat(running.server().generation()).isEqualTo(1);
         assertThat(billingStatus()).isEqualTo(200);
+    }
+
+    /**
+     * An Error from a step of a reload escaped the reload thread's catch of RuntimeException: nothing was logged or
+     * counted. No file makes one happen now that nesting is bounded (above), so the load step throws it: a stack
+     * overflow, as on some structure nobody foresaw.
+     */
+    @Test
+    void anErrorWhileReloadingAChangedFileChangesNothingIsLoggedAndCountedAndTheNextEditIsApplied()
+            throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        startFailingTheNextLoad(config);
+        failNext.set(new StackOverflowError());
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            replace(config, yaml(""));
+            assertThat(log.await("event=reload_failed", "trigger=file_change", "reason=internal_error"))
+                    .contains("cause=\"java.lang.StackOverflowError\"");
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
+        assertThat(billingStatus()).isEqualTo(200);
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"internal_error\",result=\"failure\"} 1.0");
+
+        replace(config, yaml("") + "# edited again\n");
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    static Stream<Error> recoverableErrors() {
+        return Stream.of(new NoClassDefFoundError("dev/mtlsproxy/config/ReplacedWithTheJar"),
+                new ExceptionInInitializerError("a static initialiser failed"),
+                new AssertionError("an invariant a library checks"));
+    }
+
+    /** The same through POST /admin/reload: answered 422 with the reason, where it was "other" and no count. */
+    @ParameterizedTest
+    @MethodSource("recoverableErrors")
+    void anErrorWhileReloadingViaAdminIsAnsweredWithItsReasonAndTheNextReloadApplies(Error error) throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        startFailingTheNextLoad(config);
+        Files.writeString(config, yaml(""));
+        failNext.set(error);
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(422);
+        JsonNode body = new ObjectMapper().readTree(response.body());
+        assertThat(body.get("reason").asText()).isEqualTo("internal_error");
+        assertThat(body.get("generation").asLong()).isEqualTo(1);
+        assertThat(body.get("problems").get(0).asText()).isEqualTo(error.toString());
+        assertThat(billingStatus()).isEqualTo(200);
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"internal_error\",result=\"failure\"} 1.0");
+
+        assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * Running out of memory is left to the JVM (the container image exits on it): a reload does not pretend to
+     * have handled it, so it is not counted as a failed reload of any reason. The reload thread takes the next one.
+     */
+    @Test
+    void anOutOfMemoryErrorWhileReloadingIsNotTakenForAFailedReload() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        startFailingTheNextLoad(config);
+        Files.writeString(config, yaml(""));
+        failNext.set(new OutOfMemoryError("Java heap space"));
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(422);
+        assertThat(response.body()).contains("java.lang.OutOfMemoryError");
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"internal_error\",result=\"failure\"} 0.0")
+                .contains("mtls_proxy_config_reloads_total{reason=\"other\",result=\"failure\"} 0.0");
+        assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(200);
     }
 
     @Test

@@ -10,6 +10,13 @@ public enum ReloadFailureReason {
     TLS_MATERIAL,
     /** The change needs a restart (listeners added, removed, renamed or moved). */
     RESTART_REQUIRED,
+    /**
+     * An {@link Error} thrown while reloading: a stack overflow, a class that failed to load or initialise (a jar
+     * replaced under the running process), a failed assertion. A bug or a broken installation rather than a bad
+     * file; the log has the stack trace. Running out of memory and the JVM's own failures are not caught
+     * here: they are left to the JVM (README, "Reload and shutdown").
+     */
+    INTERNAL_ERROR,
     /** Anything else; the log has the detail. */
     OTHER;
 
