@@ -154,10 +154,13 @@ final class RunCommand {
             server.bindEventLoopMetrics(registry);
             reloader = new ConfigReloader(file, loaded, server, metrics, loader);
             ProxyServer started = server;
-            // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin".
+            // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin";
+            // its request timeouts have a counter of their own (the mTLS listeners have no such timeout).
             Counter adminRefused = metrics.connectionsRefused("admin");
+            Counter adminTimeouts = metrics.adminRequestTimeouts();
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
-                    reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()), adminRefused::increment);
+                    reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()),
+                    new AdminServer.Counters(adminRefused::increment, adminTimeouts::increment));
             log.info("event=admin_listening address={}", admin.address());
             if (config.reload().watch()) {
                 reloader.watch(config.reload().debounce());

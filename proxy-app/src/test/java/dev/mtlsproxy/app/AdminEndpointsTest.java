@@ -83,6 +83,15 @@ class AdminEndpointsTest {
                 .contains("mtls_proxy_connections_refused_total{listener=\"admin\",reason=\"limit\"} 0.0\n");
     }
 
+    /**
+     * A client that does not send a whole request within the admin listener's request timeout (slowloris) is
+     * closed; the closes are counted from the start, so a rise is seen from the first (AdminServerTest moves it).
+     */
+    @Test
+    void adminRequestTimeoutsAreCounted() throws Exception {
+        assertThat(get("/metrics").body()).contains("mtls_proxy_admin_request_timeouts_total 0.0\n");
+    }
+
     /** The Prometheus info convention: one series, 1, the build in its labels; the same in OpenMetrics. */
     @Test
     void theBuildIsAnInfoMetric() throws Exception {

@@ -65,16 +65,25 @@ public final class AdminServer implements AutoCloseable {
         static final Limits DEFAULT = new Limits(Duration.ofMinutes(2), Duration.ofSeconds(10), 64);
     }
 
-    /** @param refused called for each connection closed at accept over {@link Limits#maxConnections()} */
-    public static AdminServer start(HostPort address, AdminEndpoints endpoints, Runnable refused)
-            throws InterruptedException, CannotBindException {
-        return start(address, endpoints, Limits.DEFAULT, refused);
+    /**
+     * What the admin listener counts, as callbacks: the caller wires them to its metrics.
+     *
+     * @param refused          a connection closed at accept because {@link Limits#maxConnections()} were open
+     * @param requestTimedOut  a connection closed because a request did not arrive whole within
+     *                         {@link Limits#requestTimeout()}
+     */
+    public record Counters(Runnable refused, Runnable requestTimedOut) {
     }
 
-    static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits, Runnable refused)
+    public static AdminServer start(HostPort address, AdminEndpoints endpoints, Counters counters)
+            throws InterruptedException, CannotBindException {
+        return start(address, endpoints, Limits.DEFAULT, counters);
+    }
+
+    static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits, Counters counters)
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-        ConnectionLimit connections = new ConnectionLimit("admin", refused);
+        ConnectionLimit connections = new ConnectionLimit("admin", counters.refused());
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
@@ -86,7 +95,8 @@ public final class AdminServer implements AutoCloseable {
                                 ch.close();
                                 return;
                             }
-                            RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout());
+                            RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout(),
+                                    counters.requestTimedOut());
                             ch.pipeline()
                                     .addLast("request-timeout", requestTimeout.bytes())
                                     .addLast("idle", new IdleStateHandler(limits.idleTimeout().toMillis(), 0, 0,

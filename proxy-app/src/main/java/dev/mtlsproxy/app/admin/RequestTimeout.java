@@ -26,11 +26,14 @@ final class RequestTimeout {
     private static final Logger log = LoggerFactory.getLogger(RequestTimeout.class);
 
     private final Duration timeout;
+    private final Runnable timedOut;
     /** Set while a request is being received; the clock that closes the connection. */
     private ScheduledFuture<?> deadline;
 
-    RequestTimeout(Duration timeout) {
+    /** @param timedOut called for each connection closed because its request did not arrive whole in time */
+    RequestTimeout(Duration timeout, Runnable timedOut) {
         this.timeout = timeout;
+        this.timedOut = timedOut;
     }
 
     ChannelHandler bytes() {
@@ -71,7 +74,9 @@ final class RequestTimeout {
 
     private void start(ChannelHandlerContext ctx) {
         deadline = ctx.executor().schedule(() -> {
+            // Debug only, a scanner can cause one per connection; the counter tells an operator they happen.
             log.debug("event=admin_request_timeout remote={} timeout={}", ctx.channel().remoteAddress(), timeout);
+            timedOut.run();
             ctx.close();
         }, timeout.toNanos(), TimeUnit.NANOSECONDS);
     }

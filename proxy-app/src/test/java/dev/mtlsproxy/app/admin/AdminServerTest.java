@@ -28,8 +28,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /** The admin listener's own limits, apart from what its endpoints answer. */
 class AdminServerTest {
 
-    /** Where a test does not look at refusals (the metric is wired in RunCommand). */
-    static final Runnable NOT_COUNTED = () -> { };
+    /** Where a test does not look at refusals or timeouts (the metrics are wired in RunCommand). */
+    static final AdminServer.Counters NOT_COUNTED = new AdminServer.Counters(() -> { }, () -> { });
 
 
     private static AdminEndpoints endpoints() {
@@ -85,8 +85,10 @@ class AdminServerTest {
         "POST /admin/reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 1000\r\n\r\n"})
     void aClientDrippingItsRequestIsClosedAfterTheRequestTimeout(String start) throws Exception {
         Duration requestTimeout = Duration.ofMillis(500);
+        AtomicInteger timedOut = new AtomicInteger();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
-                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64), NOT_COUNTED)) {
+                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64),
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet))) {
             // The server's clock starts when it accepts the connection, so ours starts before connecting: taken
             // after the first write, it lost the connect and the write and saw 499.99 ms once.
             long started = System.nanoTime();
@@ -109,6 +111,8 @@ class AdminServerTest {
             try {
                 assertThat(closedByServer(slow)).isTrue();
                 assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThanOrEqualTo(requestTimeout);
+                // counted before the close, on the server's loop: visible by the time the client sees the close
+                assertThat(timedOut).as("request timeouts counted").hasValue(1);
             } finally {
                 drip.interrupt();
                 slow.close();
@@ -124,8 +128,10 @@ class AdminServerTest {
     @Test
     void aKeepAliveConnectionWaitingLongerThanTheRequestTimeoutBetweenRequestsIsServed() throws Exception {
         Duration requestTimeout = Duration.ofMillis(300);
+        AtomicInteger timedOut = new AtomicInteger();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
-                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64), NOT_COUNTED);
+                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64),
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet));
                 Socket scraper = connect(server)) {
             for (int scrape = 0; scrape < 3; scrape++) {
                 if (scrape > 0) {
@@ -136,6 +142,7 @@ class AdminServerTest {
                 assertThat(readResponse(scraper.getInputStream())).as("scrape " + scrape)
                         .startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
             }
+            assertThat(timedOut).as("a pause between requests is no request timeout").hasValue(0);
         }
     }
 
@@ -161,7 +168,8 @@ class AdminServerTest {
         int cap = 4;
         AtomicInteger refused = new AtomicInteger();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
-                new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), cap), refused::incrementAndGet)) {
+                new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), cap),
+                new AdminServer.Counters(refused::incrementAndGet, () -> { }))) {
             List<Socket> held = new ArrayList<>();
             try {
                 for (int i = 0; i < cap; i++) {

@@ -117,6 +117,14 @@ public final class ProxyMetrics {
     }
 
     /**
+     * Admin connections closed because a request did not arrive whole within the admin listener's request timeout
+     * (a client dripping its request, slowloris). Admin only: the mTLS listeners have no such timeout.
+     */
+    public Counter adminRequestTimeouts() {
+        return counter("admin.request.timeouts", Tags.empty());
+    }
+
+    /**
      * @param group the key exchange group the handshake settled on (X25519MLKEM768, X25519...), or null when there
      *              was none
      */
@@ -522,6 +530,8 @@ public final class ProxyMetrics {
             case "backend.connect.errors" -> "Backend connection failures by reason";
             case "connections.refused" -> "Client connections closed at accept, by reason: limit (the listener"
                     + " had maxConnections open)";
+            case "admin.request.timeouts" -> "Admin listener connections closed because a request did not arrive"
+                    + " whole within its request timeout";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
             case "backend.retries" -> "Requests retried after a failed connection attempt, or sent once more on a"
