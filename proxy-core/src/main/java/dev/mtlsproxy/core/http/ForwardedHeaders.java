@@ -75,13 +75,22 @@ public final class ForwardedHeaders {
      * auth_request or Traefik's forwardAuth judges the request that X-Original-URI, or X-Forwarded-Uri and
      * X-Forwarded-Method, name. The policy judged the request line; a client must not be able to name another
      * request behind it.
+     *
+     * <p>gunicorn sets its WSGI environment's SCRIPT_NAME and PATH_INFO from request fields of those very names
+     * (and REMOTE_USER where configured) when the peer is a trusted proxy, which by default is any peer on 127.0.0.1,
+     * so a sidecar proxy: with {@code SCRIPT_NAME: /public}, {@code /public/admin} is served as {@code /admin}
+     * (gunicorn#2650; nginx is safe only because it drops fields with underscores). The ReverseProxied middleware
+     * of Flask's deployment snippets does the same with X-Script-Name. Listed with "-" like every other name: the
+     * spellings with "_", the ones gunicorn reads, go with them.
      */
     private static final List<AsciiString> RESTATEMENTS = List.of(
             AsciiString.cached("x-original-url"), AsciiString.cached("x-rewrite-url"),
             AsciiString.cached("x-original-uri"), AsciiString.cached("x-forwarded-uri"),
             AsciiString.cached("x-forwarded-method"),
             AsciiString.cached("x-http-method-override"), AsciiString.cached("x-http-method"),
-            AsciiString.cached("x-method-override"));
+            AsciiString.cached("x-method-override"),
+            AsciiString.cached("script-name"), AsciiString.cached("path-info"), AsciiString.cached("remote-user"),
+            AsciiString.cached("x-script-name"));
 
     /**
      * Connection-specific fields that only requests carry, so responses are not searched for them. HTTP2-Settings

@@ -334,7 +334,8 @@ class ForwardedHeadersTest {
     /**
      * Symfony takes a POST's method from X-HTTP-Method-Override; older Symfony and Zend the path from X-Original-URL
      * or X-Rewrite-URL; auth services behind nginx's auth_request or Traefik's forwardAuth judge the request the
-     * last three name.
+     * next three name; gunicorn takes SCRIPT_NAME, PATH_INFO and REMOTE_USER from fields of those names, and Flask's
+     * ReverseProxied snippet SCRIPT_NAME from X-Script-Name.
      */
     @Test
     void fieldsThatRestateTheMethodOrTheTargetAreNotTheClientsToSet() {
@@ -348,6 +349,10 @@ class ForwardedHeadersTest {
                 .set("X-Original-URI", "/admin")
                 .set("X-Forwarded-Uri", "/admin")
                 .set("X-Forwarded-Method", "DELETE")
+                .set("SCRIPT_NAME", "/public")
+                .set("PATH_INFO", "/admin")
+                .set("REMOTE_USER", "admin")
+                .set("X-Script-Name", "/public")
                 .set("X-Real-IP", "10.0.0.1");
 
         ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
@@ -381,7 +386,8 @@ class ForwardedHeadersTest {
                 "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip",
                 "x-cluster-client-ip",
                 "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
-                "x-http-method-override", "x-http-method", "x-method-override", "http2-settings", "proxy"));
+                "x-http-method-override", "x-http-method", "x-method-override", "script-name", "path-info",
+                "remote-user", "x-script-name", "http2-settings", "proxy"));
     }
 
     static final List<String> IDENTITY_HEADERS_AS_STRINGS = ForwardedHeaders.IDENTITY_HEADERS.stream()

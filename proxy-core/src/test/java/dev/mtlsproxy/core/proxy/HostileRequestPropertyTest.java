@@ -320,7 +320,8 @@ class HostileRequestPropertyTest {
             "ssl-client-cert", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip", "true-client-ip",
             "x-client-ip", "client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip",
             "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-forwarded-method",
-            "x-http-method-override", "x-http-method", "x-method-override", "keep-alive", "proxy-connection",
+            "x-http-method-override", "x-http-method", "x-method-override", "script-name", "path-info", "remote-user",
+            "x-script-name", "keep-alive", "proxy-connection",
             "proxy-authenticate", "proxy-authorization", "te", "trailer", "http2-settings", "proxy");
 
     private static String cgiName(String name) {

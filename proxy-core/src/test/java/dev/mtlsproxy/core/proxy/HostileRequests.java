@@ -82,7 +82,8 @@ final class HostileRequests {
         "X-Forwarded-For", "X_Forwarded_For", "X-Forwarded-Proto", "X-Forwarded-Host", "x_forwarded_host",
         "Forwarded", "X-Real-IP", "X_Real_IP", "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
         "X_HTTP_Method_Override", "X-Forwarded-Uri", "True-Client-IP", "Client_IP", "X-Forwarded-Port",
-        "Proxy-Authorization", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Proxy", "PROXY",
+        "Proxy-Authorization", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Proxy", "PROXY", "SCRIPT_NAME",
+        "PATH_INFO", "X-Script-Name",
     };
 
     private static final String[] SPOOFED_VALUES = {

@@ -142,6 +142,23 @@ class JudgedRequestIsForwardedTest {
                 .doesNotContain("override", "x-http-method", "original", "rewrite", "real-ip");
     }
 
+    /**
+     * gunicorn#2650: gunicorn serves /public/admin as /admin when a field {@code SCRIPT_NAME: /public} comes from a
+     * trusted proxy, by default any peer on 127.0.0.1, so a sidecar proxy; PATH_INFO and REMOTE_USER it takes the same
+     * way. The policy judged /public/admin, and that is what the backend must serve.
+     */
+    @Test
+    void fieldsGunicornTakesForItsScriptNamePathInfoOrRemoteUserAreRemoved() throws Exception {
+        try (MtlsClient client = connect()) {
+            client.send("GET /public/admin HTTP/1.1\r\nHost: localhost\r\nSCRIPT_NAME: /public\r\n"
+                    + "PATH_INFO: /admin\r\nRemote_User: admin\r\nX-Script-Name: /public\r\nX-Kept: yes\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        String head = backend.nextHead().toLowerCase(Locale.ROOT);
+        assertThat(head).startsWith("get /public/admin http/1.1\r\n").contains("\r\nx-kept: yes\r\n")
+                .doesNotContain("script", "path_info", "remote_user");
+    }
+
     @Test
     void anHttp10RequestWithoutHostReachesTheBackendWithTheBackendsHost() throws Exception {
         try (MtlsClient client = connect()) {
