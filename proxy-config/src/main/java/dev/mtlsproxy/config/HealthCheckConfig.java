@@ -1,7 +1,6 @@
 package dev.mtlsproxy.config;
 
 import java.time.Duration;
-import java.util.Objects;
 
 /**
  * An active HTTP health check: every {@code interval}, each endpoint of the backend gets {@code GET path} on a new
@@ -9,6 +8,12 @@ import java.util.Objects;
  * endpoint leaves rotation after {@code unhealthyThreshold} consecutive failures and comes back after
  * {@code healthyThreshold} consecutive passes (HAProxy's {@code fall} and {@code rise}), so one lost check does not
  * take it out and one lucky answer does not put it back.
+ *
+ * <p>Of these settings, {@code path} is part of what a check asks; a reload that changes it lets the new check's
+ * first result decide, since results of another question say nothing about this one's. The others only change when
+ * and how patiently it is asked and how the answers are counted. A setting added here that changes the request
+ * belongs in proxy-core's {@code HealthQuestion}, which lists the whole question (the backend's TLS settings are part
+ * of it too); see the README, "Health at start-up and reload".
  *
  * <p>The defaults are HAProxy's ({@code rise 2}, {@code fall 3}); Envoy has none and makes every user choose. With
  * the default interval an endpoint that answers but fails is out within about three intervals, the same as a
@@ -39,15 +44,6 @@ public record HealthCheckConfig(String path, Duration interval, Duration timeout
     /** A check with the default thresholds. */
     public HealthCheckConfig(String path, Duration interval, Duration timeout) {
         this(path, interval, timeout, null, null);
-    }
-
-    /**
-     * Whether {@code other} asks the endpoints the same question: the same request, whatever its schedule, timeout
-     * and thresholds. Results of another question say nothing about this one's, so a verdict carried over a reload
-     * holds only until the new question's first answer (see the README, "Health at start-up and reload").
-     */
-    public boolean asksTheSameAs(HealthCheckConfig other) {
-        return Objects.equals(path, other.path);
     }
 
     public HealthCheckConfig withPath(String replaced) {

@@ -49,11 +49,12 @@ final class ActiveHealth {
     }
 
     /**
-     * The same endpoint under a check that asks something else (another path). The verdict holds until the new
-     * check's first result, so a reload never puts an endpoint that is out back into rotation unchecked; that result
-     * then decides alone, either way, as a new endpoint's first check does, since the old check's results say
-     * nothing about the new one's: an endpoint taken out by a failing old path is not kept out for
-     * {@code healthyThreshold} passes of a path that was never failing. The thresholds apply from then on.
+     * The same endpoint under a check that asks something else ({@link HealthQuestion}: another path, Host, server
+     * name or TLS setting). The verdict holds until the new check's first result, so a reload never puts an endpoint
+     * that is out back into rotation unchecked; that result then decides alone, either way, as a new endpoint's first
+     * check does, since the old check's results say nothing about the new one's: an endpoint taken out by a failing
+     * old path is not kept out for {@code healthyThreshold} passes of a path that was never failing. The thresholds
+     * apply from then on.
      */
     static ActiveHealth askedAnew(ActiveHealth previous, int healthyThreshold, int unhealthyThreshold) {
         return new ActiveHealth(healthyThreshold, unhealthyThreshold, previous.healthy, false);

@@ -64,10 +64,9 @@ public final class Backend {
         if (same && tls == previous.tls) {
             return previous;
         }
-        String serverName = config.tls() == null ? null : config.tls().serverName();
         List<Endpoint> endpoints = new ArrayList<>();
         for (URI url : config.endpointUrls()) {
-            endpoints.add(new Endpoint(name, url, tls == null ? null : tls.context(), serverName,
+            endpoints.add(new Endpoint(name, url, tls == null ? null : tls.context(), config.tls(),
                     config.connectTimeout(), config.coolDown(), config.maxIdleConnections(), config.idleTimeout(),
                     config.healthCheck(), previous == null ? null : previous.endpointAt(url)));
         }

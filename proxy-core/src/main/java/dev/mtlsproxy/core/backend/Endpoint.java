@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.backend;
 
+import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.HealthCheckConfig;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
@@ -50,14 +51,21 @@ public final class Endpoint {
     private final BackendPool pool;
     /** System.nanoTime() until which the endpoint cools down after a failed connection; 0 when it does not. */
     private volatile long coolingUntil;
+    /** The check's thresholds; null when the backend has no health check. */
+    private final HealthCheckConfig check;
+    /** What the check asks, to tell whether a reload's check asks the same; null without one. */
+    private final HealthQuestion question;
     /** The active health check's verdict; null when the backend has no health check. */
     private final ActiveHealth active;
-    /** The check that verdict answers, to tell whether a reload's check asks the same; null without one. */
-    private final HealthCheckConfig check;
 
-    Endpoint(String backend, URI url, SslContext ssl, String serverName, Duration connectTimeout, Duration coolDown,
-            int maxIdle, Duration idleTimeout, HealthCheckConfig check, Endpoint previous) {
+    /**
+     * @param tls the backend's TLS settings (null for http): the serverName gives SNI, the name verified and the
+     *            Host; all of them are part of the health check's question
+     */
+    Endpoint(String backend, URI url, SslContext ssl, BackendTlsConfig tls, Duration connectTimeout,
+            Duration coolDown, int maxIdle, Duration idleTimeout, HealthCheckConfig check, Endpoint previous) {
         boolean https = "https".equalsIgnoreCase(url.getScheme());
+        String serverName = tls == null ? null : tls.serverName();
         int port = port(url);
         String host = url.getHost();
         this.backend = backend;
@@ -79,26 +87,33 @@ public final class Endpoint {
         this.idleTimeout = idleTimeout;
         this.pool = new BackendPool(maxIdle);
         this.check = check;
-        this.active = check == null ? null : activeHealth(check, previous);
+        this.question = check == null ? null : HealthQuestion.of(check, hostHeader, https, tlsHost, tls);
+        this.active = check == null ? null : activeHealth(previous);
     }
 
     /**
      * A new endpoint starts in rotation, its first check deciding (see {@link ActiveHealth}). The same endpoint in a
      * rebuilt backend (a reload that changed the backend's settings) keeps the verdict it had, so a reload never puts
      * an endpoint that is out back into rotation; unless its name now resolves to another address, which is another
-     * server, not yet checked. When the check now asks something else, the verdict holds only until its first
-     * result, which decides alone.
+     * server, not yet checked. When the check now asks something else ({@link HealthQuestion}), the verdict holds
+     * only until its first result, which decides alone.
      *
      * @param previous the endpoint at the same URL in the backend this one replaces, or null
      */
-    private ActiveHealth activeHealth(HealthCheckConfig check, Endpoint previous) {
-        if (previous == null || previous.active == null || !previous.address.equals(address)) {
+    private ActiveHealth activeHealth(Endpoint previous) {
+        ActiveHealth before = previous == null ? null : previous.active;
+        if (before == null || !previous.address.equals(address)) {
             return ActiveHealth.initial(check.healthyThreshold(), check.unhealthyThreshold());
         }
-        if (!check.asksTheSameAs(previous.check)) {
-            return ActiveHealth.askedAnew(previous.active, check.healthyThreshold(), check.unhealthyThreshold());
+        if (!question.equals(previous.question)) {
+            return ActiveHealth.askedAnew(before, check.healthyThreshold(), check.unhealthyThreshold());
         }
-        return ActiveHealth.carriedOver(previous.active, check.healthyThreshold(), check.unhealthyThreshold());
+        return ActiveHealth.carriedOver(before, check.healthyThreshold(), check.unhealthyThreshold());
+    }
+
+    /** What this endpoint's health check asks; null without one. */
+    HealthQuestion healthQuestion() {
+        return question;
     }
 
     static int port(URI url) {

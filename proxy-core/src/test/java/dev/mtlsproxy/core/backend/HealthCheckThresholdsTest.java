@@ -3,21 +3,25 @@ package dev.mtlsproxy.core.backend;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.HealthCheckConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.TestBackend;
+import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Health check thresholds against real backends on loopback, one round of checks at a time (each round a real
@@ -233,6 +237,34 @@ class HealthCheckThresholdsTest {
         assertThat(inRotation(after, a)).as("decided: back only after healthyThreshold (2) passes").isFalse();
         check(after, 1);
         assertThat(inRotation(after, a)).isTrue();
+    }
+
+    @Test
+    void anEndpointOutUnderTheOldServerNameIsBackAtTheFirstPassUnderANewOne(@TempDir Path dir) throws Exception {
+        // One server with two virtual hosts; the check asks the one serverName names, in SNI and Host.
+        TestPki pki = TestPki.create(dir);
+        TestPki.Issued certificate = pki.backendServer("shop", c -> c.addSanDnsName("shop.internal")
+                .addSanDnsName("shop-v2.internal"));
+        try (TestBackend shop = TestBackend.start(TestBackend.tlsContext(certificate, null))) {
+            BackendTlsConfig tls = BackendTlsConfig.trusting(pki.caPem()).withServerName("shop.internal");
+            Backend before = Backend.build("shop", BackendConfig.of(List.of(URI.create(shop.url())), tls)
+                    .withHealthCheck(RISE_2_FALL_3));
+            shop.healthy(false); // shop.internal fails its check
+            check(before, 1);
+            assertThat(inRotation(before, shop)).isFalse();
+            assertThat(shop.lastHealthCheckHost()).isEqualTo("shop.internal:" + shop.port());
+
+            // Only the serverName changes: the same path, another virtual host, which passes.
+            Backend after = Backend.build("shop", BackendConfig.of(List.of(URI.create(shop.url())),
+                    tls.withServerName("shop-v2.internal")).withHealthCheck(RISE_2_FALL_3), before);
+            assertThat(inRotation(after, shop)).as("out until the new name has answered").isFalse();
+            shop.healthy(true);
+
+            check(after, 1);
+            assertThat(shop.lastHealthCheckHost()).isEqualTo("shop-v2.internal:" + shop.port());
+            assertThat(inRotation(after, shop)).as("one pass for shop-v2.internal, not healthyThreshold (2)")
+                    .isTrue();
+        }
     }
 
     @Test
