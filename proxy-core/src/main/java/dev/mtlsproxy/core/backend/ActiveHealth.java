@@ -14,7 +14,9 @@ package dev.mtlsproxy.core.backend;
  * rotation costs at most a connect failure, which passive health retries elsewhere.
  *
  * <p>Thread-safety: {@link #record} is called only from the health checker's one event loop, so the counter is
- * confined to it; the verdict is volatile and read by any thread (a reload reads it to carry it over).
+ * confined to it; the verdict is volatile and read by any thread. A reload reads it to carry it over twice: when it
+ * builds the next generation, and again once the checker has stopped and before the next one starts (see
+ * {@code Backends#takeOverHealthFrom}), so the verdict the next generation starts from is the last one counted.
  */
 final class ActiveHealth {
 

@@ -5,6 +5,8 @@ import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.core.tls.BackendTls;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ImmediateEventExecutor;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -186,6 +188,24 @@ public final class Backend {
     void startHealthChecks(EventLoopGroup group, Class<? extends Channel> channelType) {
         if (healthChecker != null) {
             healthChecker.start(group.next(), channelType);
+        }
+    }
+
+    /** Stops the health checks; the future completes once none of their results can be counted any more. */
+    Future<Void> stopHealthChecks() {
+        return healthChecker == null ? ImmediateEventExecutor.INSTANCE.newSucceededFuture(null)
+                : healthChecker.stop();
+    }
+
+    /**
+     * Each endpoint reads the verdict of its counterpart in {@code previous} again (see
+     * {@link Endpoint#takeOverHealth}). Call once {@code previous}'s checks have stopped and before this backend's
+     * start.
+     */
+    void takeOverHealth(Backend previous) {
+        List<URI> urls = config.endpointUrls();
+        for (int i = 0; i < endpoints.size(); i++) {
+            endpoints.get(i).takeOverHealth(previous.endpointAt(urls.get(i)));
         }
     }
 

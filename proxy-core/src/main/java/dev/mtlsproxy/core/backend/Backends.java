@@ -1,13 +1,17 @@
 package dev.mtlsproxy.core.backend;
 
 import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.PemException;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
+import io.netty.util.concurrent.Future;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
 import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -20,6 +24,8 @@ import org.slf4j.LoggerFactory;
 public final class Backends implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(Backends.class);
+    /** How long a reload waits for the old health checks to stop: far longer than a loop ever takes to answer. */
+    static final Duration HANDOVER_WAIT = Duration.ofSeconds(5);
 
     private final Map<String, Backend> byName;
     private volatile boolean closed;
@@ -77,6 +83,39 @@ public final class Backends implements AutoCloseable {
 
     public Collection<Backend> values() {
         return byName.values();
+    }
+
+    /**
+     * Hands the active health verdicts over from {@code previous}, the generation this one replaces: stops the health
+     * checks of every backend this generation rebuilt, waits until none of their results can be counted any more,
+     * and then lets each endpoint read its predecessor's verdict again. Building copied the verdicts, but the old
+     * checks went on probing while the rest of the generation was built and until the old generation retired; a
+     * change one saw in that window was lost (an endpoint that went out came back in, for the new thresholds'
+     * worth of failures). Now the newest result wins: the old checks have the last word up to here, the new ones
+     * from {@link #start} on, and nothing is counted by both or by neither.
+     *
+     * <p>Call off the event loops, after the build succeeded (so that a failed reload leaves the old checks running)
+     * and before {@link #start}. It waits for each old checker's loop to run one queued task, which loops that never
+     * block do at once; should one not within {@code HANDOVER_WAIT}, its backend's verdicts are read anyway.
+     */
+    public void takeOverHealthFrom(Backends previous) {
+        Map<Backend, Future<Void>> stopped = new LinkedHashMap<>();
+        for (Backend b : byName.values()) {
+            Backend old = previous.get(b.name());
+            if (old != null && old != b) {
+                stopped.put(b, old.stopHealthChecks());
+            }
+        }
+        long deadline = System.nanoTime() + HANDOVER_WAIT.toNanos();
+        for (Map.Entry<Backend, Future<Void>> e : stopped.entrySet()) {
+            Backend b = e.getKey();
+            long left = Math.max(0, deadline - System.nanoTime());
+            if (!e.getValue().awaitUninterruptibly(left, TimeUnit.NANOSECONDS)) {
+                log.warn("event=backend_health_handover backend={} result=timeout waited={}", b.name(),
+                        Durations.format(HANDOVER_WAIT));
+            }
+            b.takeOverHealth(previous.get(b.name()));
+        }
     }
 
     /** Starts the active health checks, on one loop of {@code group} each; their I/O never blocks. */

@@ -55,8 +55,11 @@ public final class Endpoint {
     private final HealthCheckConfig check;
     /** What the check asks, to tell whether a reload's check asks the same; null without one. */
     private final HealthQuestion question;
-    /** The active health check's verdict; null when the backend has no health check. */
-    private final ActiveHealth active;
+    /**
+     * The active health check's verdict; null when the backend has no health check. Replaced once at most, by
+     * {@link #takeOverHealth}, before this endpoint's own checker starts.
+     */
+    private volatile ActiveHealth active;
 
     /**
      * @param tls the backend's TLS settings (null for http): the serverName gives SNI, the name verified and the
@@ -109,6 +112,20 @@ public final class Endpoint {
             return ActiveHealth.askedAnew(before, check.healthyThreshold(), check.unhealthyThreshold());
         }
         return ActiveHealth.carriedOver(before, check.healthyThreshold(), check.unhealthyThreshold());
+    }
+
+    /**
+     * Reads {@code previous}'s verdict again, as {@link #activeHealth} did when this endpoint was built, now that
+     * {@code previous}'s checker has stopped: building copied it while that checker was still probing, so a change
+     * it saw since would otherwise be lost. Call before this endpoint's own checker starts, which is what makes the
+     * replaced verdict safe to drop: nothing has been counted towards it.
+     *
+     * @param previous the endpoint at the same URL in the backend this one replaces, or null
+     */
+    void takeOverHealth(Endpoint previous) {
+        if (active != null) {
+            active = activeHealth(previous);
+        }
     }
 
     /** What this endpoint's health check asks; null without one. */
@@ -165,7 +182,8 @@ public final class Endpoint {
 
     /** The active health check's verdict alone (true when none is configured). */
     boolean isActivelyHealthy() {
-        return active == null || active.isHealthy();
+        ActiveHealth verdict = active;
+        return verdict == null || verdict.isHealthy();
     }
 
     /** Passive health: a connection attempt (TCP or TLS) failed; no requests for the cool-down. */
@@ -181,19 +199,20 @@ public final class Endpoint {
      * it is logged at debug level.
      */
     void checked(boolean passed, String cause) {
-        if (!active.record(passed)) {
-            if (passed != active.isHealthy()) {
+        ActiveHealth verdict = active;
+        if (!verdict.record(passed)) {
+            if (passed != verdict.isHealthy()) {
                 log.debug("event=backend_health_check backend={} endpoint={} passed={} checks={} threshold={}"
-                        + " cause=\"{}\"", backend, display, passed, active.streak(), active.threshold(), cause);
+                        + " cause=\"{}\"", backend, display, passed, verdict.streak(), verdict.threshold(), cause);
             }
             return;
         }
         if (passed) {
             log.info("event=backend_health backend={} endpoint={} healthy=true checks={}", backend, display,
-                    active.streak());
+                    verdict.streak());
         } else {
             log.warn("event=backend_health backend={} endpoint={} healthy=false checks={} cause=\"{}\"", backend,
-                    display, active.streak(), cause);
+                    display, verdict.streak(), cause);
         }
     }
 

@@ -17,9 +17,11 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ImmediateEventExecutor;
 import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.PromiseCombiner;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -34,6 +36,8 @@ final class HealthChecker {
     private final Backend backend;
     private final HealthCheckConfig config;
     private volatile ScheduledFuture<?> schedule;
+    /** The loop the schedule runs on, where every result is counted; null until started. Guarded by this. */
+    private EventLoop loop;
     private volatile boolean stopped;
 
     HealthChecker(Backend backend, HealthCheckConfig config) {
@@ -46,6 +50,7 @@ final class HealthChecker {
         if (schedule != null || stopped) {
             return;
         }
+        this.loop = loop;
         schedule = loop.scheduleWithFixedDelay(() -> checkAll(loop, channelType), 0, config.interval().toNanos(),
                 TimeUnit.NANOSECONDS);
     }
@@ -66,12 +71,30 @@ final class HealthChecker {
         return round;
     }
 
-    synchronized void stop() {
+    /**
+     * Stops probing. The future completes once no result can be counted any more: results are counted on the
+     * checker's loop, and each one counted after {@code stopped} is set sees it and is dropped, so once a task queued
+     * behind the flag has run, every result is either counted already or will be dropped. A reload waits for that
+     * before the next generation reads the verdicts (see {@link Backends#takeOverHealthFrom}).
+     */
+    synchronized Future<Void> stop() {
         stopped = true;
         ScheduledFuture<?> s = schedule;
         if (s != null) {
             s.cancel(false);
         }
+        if (loop == null || loop.inEventLoop()) {
+            // never started, or called from the loop itself: no result can be half-way through counting
+            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
+        }
+        Promise<Void> quiet = loop.newPromise();
+        try {
+            loop.execute(() -> quiet.setSuccess(null));
+        } catch (RejectedExecutionException e) {
+            // The loop is shutting down, and the proxy with it: no generation will take these verdicts over.
+            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
+        }
+        return quiet;
     }
 
     private Future<Void> probe(EventLoop loop, Class<? extends Channel> channelType, Endpoint endpoint) {

@@ -263,6 +263,8 @@ public final class ProxyServer implements AutoCloseable {
                 metrics.reloadFailed(ReloadFailureReason.OTHER);
                 throw new ReloadException(ReloadFailureReason.OTHER, e.toString(), e);
             }
+            // The old checks stop here, not at retirement, so that the new ones start from their last word.
+            next.runtime().backends().takeOverHealthFrom(old.runtime().backends());
             next.runtime().backends().start(group, transport.clientChannel());
             current.set(next);
             registerMetrics(current, metrics, clock);
