@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
+import java.io.ByteArrayInputStream;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertPath;
 import java.security.cert.CertPathValidator;
@@ -92,7 +93,16 @@ final class AnchorRules {
      */
     static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             Usage usage) throws GeneralSecurityException {
-        CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(path);
+        // PKIX runs on copies: the JDK's name-constraint check adds a leaf's CN to the parsed subjectAltName
+        // extension of the certificate it checks (when that has SANs but no DNS name), so the original would go on
+        // to show a DNS name the certificate does not hold, to identity matching, XFCC and the log. The plural
+        // generateCertificates decodes afresh; the singular one hands out the JDK's cached instance, this very one.
+        CertificateFactory factory = CertificateFactory.getInstance("X.509");
+        List<Certificate> copies = new ArrayList<>(path.size());
+        for (X509Certificate c : path) {
+            copies.add(factory.generateCertificates(new ByteArrayInputStream(c.getEncoded())).iterator().next());
+        }
+        CertPath certPath = factory.generateCertPath(copies);
         PKIXParameters params = new PKIXParameters(anchors);
         params.setRevocationEnabled(false);
         params.setDate(now);

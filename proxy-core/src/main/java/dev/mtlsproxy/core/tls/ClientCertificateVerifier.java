@@ -44,8 +44,13 @@ import javax.net.ssl.X509ExtendedTrustManager;
  */
 final class ClientCertificateVerifier extends X509ExtendedTrustManager implements ClientChainVerifier {
 
-    /** Leaf plus intermediates a client may send; deeper chains are refused before any signature is checked. */
+    /** Leaf plus intermediates a path may hold; deeper paths are refused before any signature is checked. */
     static final int MAX_CHAIN_LENGTH = 5;
+    /**
+     * Certificates a client may send: room for a full path, a root and a few extraneous ones (a CA's old and new
+     * intermediate during its renewal), which the path leaves out; bounds the work of building it.
+     */
+    static final int MAX_PRESENTED = 2 * MAX_CHAIN_LENGTH;
 
     private final Set<TrustAnchor> anchors;
     private final Set<X509Certificate> anchorCertificates;
@@ -101,7 +106,13 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
             revocation.check(known.path(), known.anchor(), known.anchorName());
             return known;
         }
-        // A client may append the root itself; the path handed to PKIX must end below the trust anchor.
+        if (chain.length > MAX_PRESENTED) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,
+                    "client sent " + chain.length + " certificates, at most " + MAX_PRESENTED + " accepted", null,
+                    chain[0]);
+        }
+        // Built from the certificates sent in any order, without the root a client may append: the path handed to
+        // PKIX runs from the leaf to just below the trust anchor.
         List<X509Certificate> path = TrustAnchors.pathBelow(chain, anchorCertificates);
         if (path.size() > MAX_CHAIN_LENGTH) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.CHAIN_TOO_LONG,

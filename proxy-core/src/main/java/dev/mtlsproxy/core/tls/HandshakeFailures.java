@@ -24,7 +24,9 @@ public final class HandshakeFailures {
             // None of the listener's key exchange groups is offered (groups: without a classical one, say).
             "NO_SHARED_GROUP", HandshakeFailureReason.PROTOCOL_VERSION,
             // Raised while checking the client's CertificateVerify, the only peer signature a server verifies.
-            "BAD_SIGNATURE", HandshakeFailureReason.BAD_SIGNATURE);
+            "BAD_SIGNATURE", HandshakeFailureReason.BAD_SIGNATURE,
+            // The leaf's key usage does not allow the signature it made (no digitalSignature): a usage refusal.
+            "KEY_USAGE_BIT_INCORRECT", HandshakeFailureReason.BAD_EKU);
 
     private HandshakeFailures() {
     }

@@ -1,9 +1,11 @@
 package dev.mtlsproxy.core.tls;
 
+import java.security.GeneralSecurityException;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -42,14 +44,59 @@ public final class TrustAnchors {
         return path.isEmpty() ? null : anchorBySubject.get(path.get(path.size() - 1).getIssuerX500Principal());
     }
 
-    /** The chain without the trust anchors a client may have appended; the leaf always stays. */
+    /**
+     * The certification path a client's chain stands for, leaf first, ending below the trust anchors: each
+     * certificate followed by its issuer among those sent, in whatever order they came. Duplicates, certificates the
+     * path does not use and any anchor the client appended are left out. RFC 8446 (4.4.2) asks servers to be
+     * prepared for extraneous certificates and arbitrary orderings, and OpenSSL, BoringSSL and Go build the path
+     * from the certificates sent the same way; the JDK's path validator alone would refuse such a chain.
+     *
+     * <p>The walk stops at a certificate whose issuer is named by a trust anchor (PKIX then checks that anchor's
+     * signature) or when no certificate sent is its issuer (PKIX then finds no anchor). The leaf always stays.
+     */
     static List<X509Certificate> pathBelow(X509Certificate[] chain, Collection<X509Certificate> anchors) {
+        Set<X500Principal> anchorNames = new HashSet<>();
+        for (X509Certificate anchor : anchors) {
+            anchorNames.add(anchor.getSubjectX500Principal());
+        }
         List<X509Certificate> path = new ArrayList<>(chain.length);
-        for (X509Certificate c : chain) {
-            if (!anchors.contains(c) || path.isEmpty()) {
-                path.add(c);
+        X509Certificate current = chain[0];
+        path.add(current);
+        while (!anchorNames.contains(current.getIssuerX500Principal())) {
+            current = issuerAmong(chain, current, path, anchors);
+            if (current == null) {
+                break;
             }
+            path.add(current);
         }
         return path;
+    }
+
+    /**
+     * The certificate sent that issued {@code subject}, by name; of several with that name (a CA renewed with a new
+     * key, sent with its predecessor), the first whose key verifies the signature. Null when none was sent.
+     */
+    private static X509Certificate issuerAmong(X509Certificate[] chain, X509Certificate subject,
+            List<X509Certificate> path, Collection<X509Certificate> anchors) {
+        List<X509Certificate> named = new ArrayList<>(1);
+        for (int i = 1; i < chain.length; i++) {
+            X509Certificate candidate = chain[i];
+            if (candidate.getSubjectX500Principal().equals(subject.getIssuerX500Principal())
+                    && !anchors.contains(candidate) && !path.contains(candidate) && !named.contains(candidate)) {
+                named.add(candidate);
+            }
+        }
+        if (named.size() > 1) {
+            // Only a choice costs a signature check; PKIX verifies the path it is given anyway.
+            for (X509Certificate candidate : named) {
+                try {
+                    subject.verify(candidate.getPublicKey());
+                    return candidate;
+                } catch (GeneralSecurityException e) {
+                    // not this one: a forgery under the right name stays the fallback, for PKIX to refuse
+                }
+            }
+        }
+        return named.isEmpty() ? null : named.get(0);
     }
 }

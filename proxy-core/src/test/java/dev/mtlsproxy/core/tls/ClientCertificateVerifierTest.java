@@ -89,6 +89,48 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void aChainSentOutOfOrderWithADuplicateAndAStrangerPassesAsThePathItHolds() throws Exception {
+        List<X509Bundle> cas = intermediates(ClientCertificateVerifier.MAX_CHAIN_LENGTH - 1);
+        X509Bundle leaf = leafIssuedBy(cas.get(cas.size() - 1), b -> b.addExtendedKeyUsageClientAuth());
+        X509Bundle stranger = TestPki.clientOfAnotherRoot("spiffe://else.test/x");
+
+        // RFC 8446 4.4.2: extraneous certificates and any order after the leaf; only the path counts to the limit.
+        X509Certificate[] sent = chain(leaf, cas.get(1), stranger, cas.get(3), cas.get(0), pki.root(), cas.get(2),
+                cas.get(1));
+        assertThatCode(() -> verifierAt(now).verify(sent)).doesNotThrowAnyException();
+        assertThat(new TrustAnchors(java.util.Map.of(pki.root().getCertificate(), TestPki.ANCHOR)).anchorOf(sent))
+                .isEqualTo(TestPki.ANCHOR);
+    }
+
+    @Test
+    void moreCertificatesThanAClientMaySendIsChainTooLongWhateverThePath() throws Exception {
+        X509Bundle[] sent = new X509Bundle[ClientCertificateVerifier.MAX_PRESENTED + 1];
+        sent[0] = pki.client(ORDERS);
+        java.util.Arrays.fill(sent, 1, sent.length, intermediate);
+
+        assertThatThrownBy(() -> verifierAt(now).verify(chain(sent)))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.CHAIN_TOO_LONG))
+                .hasMessage("chain_too_long: client sent 11 certificates, at most 10 accepted");
+    }
+
+    @Test
+    void aDnsNameConstraintCheckLeavesTheLeafsNamesAsTheCertificateHasThem() throws Exception {
+        // The JDK checks the CN of a leaf without DNS SANs against DNS constraints by adding it to the SANs of the
+        // certificate object it checks; the identity, XFCC and log must not see a DNS name the leaf does not hold.
+        X509Bundle partnerRoot = TestPki.dnsConstrainedRoot("partner DNS root", "partner.test");
+        X509Bundle leaf = TestPki.issue(partnerRoot, "spiffe://partner.test/sa/agent",
+                b -> b.subject("CN=agent.partner.test,O=partner"));
+        X509Certificate[] sent = chain(leaf);
+
+        VerifiedChain verified = verifierAt(now, partnerRoot).verified(sent);
+
+        assertThat(verified.identity().dnsSans()).isEmpty();
+        assertThat(sent[0].getSubjectAlternativeNames())
+                .containsExactly(List.of(6, "spiffe://partner.test/sa/agent"));
+    }
+
+    @Test
     void leafWithoutAnyExtendedKeyUsagePasses() throws Exception {
         X509Bundle leaf = new CertificateBuilder()
                 .subject("CN=legacy-batch,O=mtls-proxy tests")

@@ -58,6 +58,7 @@ class HandshakeFailuresTest {
         "error:100000f0:SSL routines:OPENSSL_internal:UNSUPPORTED_PROTOCOL              | PROTOCOL_VERSION",
         "error:1000042e:SSL routines:OPENSSL_internal:TLSV1_ALERT_PROTOCOL_VERSION      | PROTOCOL_VERSION",
         "error:100000fc:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER              | PROTOCOL_VERSION",
+        "error:1000012e:SSL routines:OPENSSL_internal:KEY_USAGE_BIT_INCORRECT           | BAD_EKU",
         "error:100000b8:SSL routines:OPENSSL_internal:NO_SHARED_CIPHER                  | PROTOCOL_VERSION",
         "error:100000c7:ssl routines:openssl_internal:peer_did_not_return_a_certificate | NO_CERTIFICATE",
         "error:1a000064:ECDSA routines:OPENSSL_internal:BAD_SIGNATURE                   | BAD_SIGNATURE",
