@@ -94,6 +94,18 @@ public final class MtlsClient implements AutoCloseable {
         return context;
     }
 
+    /**
+     * A client TLS context presenting exactly {@code chain}, in its order, whatever it holds (duplicates, strangers,
+     * a root): what a hostile or careless client may send. {@code key} is the private key of {@code chain[0]}.
+     */
+    public static SSLContext clientContext(X509Bundle trustedRoot, PrivateKey key, X509Certificate... chain)
+            throws Exception {
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(new KeyManager[] {new PresentsChain(key, chain.clone())},
+                trustedRoot.toTrustManagerFactory().getTrustManagers(), null);
+        return context;
+    }
+
     /** Connects with a given client context (see {@link #clientContext}). */
     public static MtlsClient connect(InetSocketAddress proxy, SSLContext context, String protocol, String serverName)
             throws Exception {
@@ -379,6 +391,53 @@ public final class MtlsClient implements AutoCloseable {
         @Override
         public PrivateKey getPrivateKey(String a) {
             return delegate.getPrivateKey(a);
+        }
+    }
+
+    /** One fixed chain and key, offered for any key type the server asks for. */
+    private static final class PresentsChain extends X509ExtendedKeyManager {
+        private static final String ALIAS = "chain";
+        private final PrivateKey key;
+        private final X509Certificate[] chain;
+
+        PresentsChain(PrivateKey key, X509Certificate[] chain) {
+            this.key = key;
+            this.chain = chain;
+        }
+
+        @Override
+        public String[] getClientAliases(String keyType, Principal[] issuers) {
+            return new String[] {ALIAS};
+        }
+
+        @Override
+        public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
+            return ALIAS;
+        }
+
+        @Override
+        public String chooseEngineClientAlias(String[] keyType, Principal[] issuers, SSLEngine engine) {
+            return ALIAS;
+        }
+
+        @Override
+        public String[] getServerAliases(String keyType, Principal[] issuers) {
+            return null;
+        }
+
+        @Override
+        public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
+            return null;
+        }
+
+        @Override
+        public X509Certificate[] getCertificateChain(String alias) {
+            return chain.clone();
+        }
+
+        @Override
+        public PrivateKey getPrivateKey(String alias) {
+            return key;
         }
     }
 

@@ -135,6 +135,15 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Trusts a CA bundle as configured in full (CRLs, their scope); named {@link TestPki#ANCHOR}, it replaces the
+         * test PKI's own anchor.
+         */
+        public Builder trustAnchor(String name, TrustAnchorConfig anchor) {
+            extraAnchors.put(name, anchor);
+            return this;
+        }
+
         public Builder backend(String name, String url) {
             backendUrls.put(name, url);
             return this;
