@@ -62,8 +62,9 @@ public final class TrustAnchors {
         List<X509Certificate> path = new ArrayList<>(chain.length);
         X509Certificate current = chain[0];
         path.add(current);
+        int[] signatureChecks = {MAX_SIGNATURE_CHECKS};
         while (!anchorNames.contains(current.getIssuerX500Principal())) {
-            current = issuerAmong(chain, current, path, anchors);
+            current = issuerAmong(chain, current, path, anchors, signatureChecks);
             if (current == null) {
                 break;
             }
@@ -73,11 +74,18 @@ public final class TrustAnchors {
     }
 
     /**
+     * Signature checks one path may spend on choosing between certificates of the same name. A renewed CA sent
+     * with its predecessor needs one or two; a hostile client sending ten certificates of one name would otherwise
+     * buy dozens per handshake, each dearer than the handshake's own, before it proved anything.
+     */
+    static final int MAX_SIGNATURE_CHECKS = 2;
+
+    /**
      * The certificate sent that issued {@code subject}, by name; of several with that name (a CA renewed with a new
      * key, sent with its predecessor), the first whose key verifies the signature. Null when none was sent.
      */
     private static X509Certificate issuerAmong(X509Certificate[] chain, X509Certificate subject,
-            List<X509Certificate> path, Collection<X509Certificate> anchors) {
+            List<X509Certificate> path, Collection<X509Certificate> anchors, int[] signatureChecks) {
         List<X509Certificate> named = new ArrayList<>(1);
         for (int i = 1; i < chain.length; i++) {
             X509Certificate candidate = chain[i];
@@ -89,6 +97,9 @@ public final class TrustAnchors {
         if (named.size() > 1) {
             // Only a choice costs a signature check; PKIX verifies the path it is given anyway.
             for (X509Certificate candidate : named) {
+                if (signatureChecks[0]-- <= 0) {
+                    break; // out of checks: the first of the name, for PKIX to judge
+                }
                 try {
                     subject.verify(candidate.getPublicKey());
                     return candidate;

@@ -103,6 +103,28 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void certificatesNamedLikeTheIssuerAreTriedOnlyAsFarAsTheSignatureCheckBudget() throws Exception {
+        X509Bundle issuing = TestPki.intermediate(pki.root(), "issuing CA");
+        X509Bundle leaf = leafIssuedBy(issuing, b -> b.addExtendedKeyUsageClientAuth());
+        X509Bundle[] sameName = new X509Bundle[TrustAnchors.MAX_SIGNATURE_CHECKS + 1];
+        for (int i = 0; i < sameName.length; i++) {
+            sameName[i] = TestPki.intermediate(pki.root(), "issuing CA");
+        }
+
+        // A CA renewed with a new key, its predecessor sent first: one signature check finds the issuer.
+        assertThatCode(() -> verifierAt(now).verify(chain(leaf, sameName[0], issuing))).doesNotThrowAnyException();
+        // A client sending more of one name than the budget buys no more checks: unauthenticated, it would
+        // otherwise make each handshake cost dozens of signature checks. The first of the name goes to PKIX.
+        X509Bundle[] decoysFirst = new X509Bundle[sameName.length + 2];
+        decoysFirst[0] = leaf;
+        System.arraycopy(sameName, 0, decoysFirst, 1, sameName.length);
+        decoysFirst[decoysFirst.length - 1] = issuing;
+        assertThatThrownBy(() -> verifierAt(now).verify(chain(decoysFirst)))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(HandshakeFailureReason.UNKNOWN_CA));
+    }
+
+    @Test
     void moreCertificatesThanAClientMaySendIsChainTooLongWhateverThePath() throws Exception {
         X509Bundle[] sent = new X509Bundle[ClientCertificateVerifier.MAX_PRESENTED + 1];
         sent[0] = pki.client(ORDERS);
