@@ -121,6 +121,14 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         }
         Date now = Date.from(clock.instant());
         X509Certificate anchor = acceptedAnchor(path, now, chain[0]);
+        // After PKIX, so that a chain of another CA is unknown_ca whatever it is signed with.
+        for (X509Certificate c : path) {
+            String weakness = AlgorithmStrength.weakness(c);
+            if (weakness != null) {
+                throw new ClientCertificateRejectedException(HandshakeFailureReason.WEAK_ALGORITHM, weakness + " in "
+                        + c.getSubjectX500Principal().getName(), null, chain[0]);
+            }
+        }
         // Revocation only ever narrows what PKIX accepted; it runs on the validated path and its anchor.
         revocation.check(path, anchor, anchorNames.get(anchor));
         X509Certificate[] parsed = chain.clone();

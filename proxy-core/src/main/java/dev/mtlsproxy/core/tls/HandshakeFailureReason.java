@@ -16,6 +16,8 @@ public enum HandshakeFailureReason {
     /** The client's handshake signature does not verify with its certificate's key: it lacks the private key. */
     BAD_SIGNATURE,
     CHAIN_TOO_LONG,
+    /** A certificate of the path is signed with SHA-1 (or weaker) or holds a key too short: see AlgorithmStrength. */
+    WEAK_ALGORITHM,
     PROTOCOL_VERSION,
     HANDSHAKE_TIMEOUT,
     /**

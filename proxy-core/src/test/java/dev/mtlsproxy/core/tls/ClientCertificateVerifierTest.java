@@ -125,6 +125,52 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void aPathSignedWithSha1OrHoldingAShortRsaKeyIsWeakAlgorithmOnceOurCaVouchesForIt() throws Exception {
+        KeyPair short1024 = rsa(1024);
+        KeyPair enough2048 = rsa(2048);
+        X509Bundle rsa1024 = leafIssuedBy(pki.root(), b -> b.addExtendedKeyUsageClientAuth().keyPair(short1024));
+        X509Bundle rsa2048 = leafIssuedBy(pki.root(), b -> b.addExtendedKeyUsageClientAuth().keyPair(enough2048));
+        X509Certificate sha1 = leafSignedWith(pki.root(), "SHA1withECDSA");
+        X509Certificate sha256 = leafSignedWith(pki.root(), "SHA256withECDSA");
+
+        assertRefused(chain(rsa1024), HandshakeFailureReason.WEAK_ALGORITHM, "RSA key of 1024 bits");
+        assertRefused(new X509Certificate[] {sha1}, HandshakeFailureReason.WEAK_ALGORITHM,
+                "signature algorithm SHA1withECDSA");
+        assertThatCode(() -> verifierAt(now).verify(chain(rsa2048))).doesNotThrowAnyException();
+        assertThatCode(() -> verifierAt(now).verify(new X509Certificate[] {sha256})).doesNotThrowAnyException();
+        // Another CA's chain is unknown_ca, whatever it is signed with: strength is judged on paths we accept.
+        X509Bundle elsewhere = leafIssuedBy(TestPki.newRoot("elsewhere"),
+                b -> b.addExtendedKeyUsageClientAuth().keyPair(short1024));
+        assertRefused(chain(elsewhere), HandshakeFailureReason.UNKNOWN_CA, "");
+    }
+
+    private static void assertRefused(X509Certificate[] sent, HandshakeFailureReason reason, String detail) {
+        assertThatThrownBy(() -> verifierAt(now).verify(sent))
+                .isInstanceOfSatisfying(ClientCertificateRejectedException.class,
+                        e -> assertThat(e.reason()).isEqualTo(reason))
+                .hasMessageContaining(detail);
+    }
+
+    private static KeyPair rsa(int bits) throws Exception {
+        java.security.KeyPairGenerator generator = java.security.KeyPairGenerator.getInstance("RSA");
+        generator.initialize(bits);
+        return generator.generateKeyPair();
+    }
+
+    /** A client leaf for ORDERS signed by {@code issuer} with the given signature algorithm. */
+    private static X509Certificate leafSignedWith(X509Bundle issuer, String algorithm) throws Exception {
+        X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer.getCertificate(),
+                BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))),
+                Date.from(now.plus(Duration.ofHours(12))), new X500Principal("CN=orders,O=mtls-proxy tests"),
+                TestPki.newP256Key().getPublic())
+                .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_clientAuth))
+                .addExtension(Extension.subjectAlternativeName, false,
+                        new GeneralNames(new GeneralName(GeneralName.uniformResourceIdentifier, ORDERS)));
+        return new JcaX509CertificateConverter().getCertificate(builder.build(
+                new JcaContentSignerBuilder(algorithm).build(issuer.getKeyPair().getPrivate())));
+    }
+
+    @Test
     void moreCertificatesThanAClientMaySendIsChainTooLongWhateverThePath() throws Exception {
         X509Bundle[] sent = new X509Bundle[ClientCertificateVerifier.MAX_PRESENTED + 1];
         sent[0] = pki.client(ORDERS);
