@@ -43,6 +43,21 @@ public final class ForwardedHeaders {
             AsciiString.cached("x-client-dn"),
             AsciiString.cached("ssl-client-cert"));
 
+    /**
+     * Beginnings of the names other terminators give the client certificate and its verdict, field by field, in
+     * families too large to list: nginx's and HAProxy's conventions ({@code X-SSL-Client-CN}, {@code -Verify},
+     * {@code -SHA1}, {@code X-SSL-Cert}), Google Cloud's load balancer ({@code X-Client-Cert-Present},
+     * {@code -Chain-Verified}, {@code -Spiffe}), AWS's ALB ({@code X-Amzn-Mtls-Clientcert-Subject}), Traefik
+     * ({@code X-Forwarded-Tls-Client-Cert-Info}), Azure App Service ({@code X-ARR-ClientCert}), Cloudflare
+     * ({@code Cf-Client-Cert-Sha256}) and Tomcat's SSLValve ({@code ssl_client_cert},
+     * {@code ssl_client_escaped_cert}). A backend moved from behind one of them still believes what they set. Matched
+     * as the CGI reading does, "_" as "-" and in any case.
+     */
+    private static final List<AsciiString> IDENTITY_PREFIXES = List.of(
+            AsciiString.cached("x-ssl-"), AsciiString.cached("x-client-cert"), AsciiString.cached("ssl-client-"),
+            AsciiString.cached("x-amzn-mtls-"), AsciiString.cached("x-forwarded-tls-client-cert"),
+            AsciiString.cached("x-arr-clientcert"), AsciiString.cached("cf-client-cert"));
+
     private static final AsciiString XFCC = IDENTITY_HEADERS.get(0);
     private static final AsciiString XFF = AsciiString.cached("x-forwarded-for");
     private static final AsciiString XFP = AsciiString.cached("x-forwarded-proto");
@@ -151,7 +166,7 @@ public final class ForwardedHeaders {
         for (AsciiString name : REMOVED) {
             headers.remove(name);
         }
-        removeUnderscoreSpellings(headers);
+        removeSpoofedSpellings(headers);
         if (!headers.contains(XFF)) {
             headers.set(XFF, clientIp);
         } else {
@@ -192,20 +207,23 @@ public final class ForwardedHeaders {
             trailers.remove(name);
         }
         trailers.remove(HttpHeaderNames.HOST);
-        removeUnderscoreSpellings(trailers);
+        removeSpoofedSpellings(trailers);
         removeHopByHop(trailers, true);
     }
 
     /**
-     * Removes fields whose name is one the proxy owns with "_" in place of "-". Servers that turn field names into
-     * CGI-style variables (Rack and Puma, gunicorn, PHP) give {@code X_SSL_Client_DN} and {@code X-SSL-Client-DN}
-     * the same name, HTTP_X_SSL_CLIENT_DN; nginx drops every field with an underscore by default for this reason.
+     * Removes fields whose name is one the proxy owns with "_" in place of "-", and those of the certificate families
+     * of {@link #IDENTITY_PREFIXES} in any spelling. Servers that turn field names into CGI-style variables (Rack and
+     * Puma, gunicorn, PHP) give {@code X_SSL_Client_DN} and {@code X-SSL-Client-DN} the same name,
+     * HTTP_X_SSL_CLIENT_DN; nginx drops every field with an underscore by default for this reason. One pass over
+     * the fields present: most names are told apart by their first letter.
      */
-    private static void removeUnderscoreSpellings(HttpHeaders headers) {
+    private static void removeSpoofedSpellings(HttpHeaders headers) {
         List<String> spoofed = null;
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
             CharSequence name = it.next().getKey();
-            if (AsciiString.indexOf(name, '_', 0) >= 0 && isOwnedWithUnderscores(name)) {
+            if (hasIdentityPrefix(name)
+                    || (AsciiString.indexOf(name, '_', 0) >= 0 && isOwnedWithUnderscores(name))) {
                 if (spoofed == null) {
                     spoofed = new ArrayList<>(2);
                 }
@@ -217,17 +235,31 @@ public final class ForwardedHeaders {
         }
     }
 
-    private static boolean isOwnedWithUnderscores(CharSequence name) {
-        for (AsciiString owned : OWNED) {
-            if (owned.length() == name.length() && sameReadingUnderscoreAsHyphen(owned, name)) {
+    private static boolean hasIdentityPrefix(CharSequence name) {
+        char first = name.isEmpty() ? 0 : AsciiString.toLowerCase(name.charAt(0));
+        if (first != 'x' && first != 's' && first != 'c') {
+            return false;
+        }
+        for (AsciiString prefix : IDENTITY_PREFIXES) {
+            if (name.length() >= prefix.length() && readsAs(prefix, name, prefix.length())) {
                 return true;
             }
         }
         return false;
     }
 
-    private static boolean sameReadingUnderscoreAsHyphen(AsciiString owned, CharSequence name) {
-        for (int i = 0; i < name.length(); i++) {
+    private static boolean isOwnedWithUnderscores(CharSequence name) {
+        for (AsciiString owned : OWNED) {
+            if (owned.length() == name.length() && readsAs(owned, name, name.length())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether the first {@code length} characters of {@code name} read as {@code owned}'s, "_" as "-", any case. */
+    private static boolean readsAs(AsciiString owned, CharSequence name, int length) {
+        for (int i = 0; i < length; i++) {
             char c = name.charAt(i);
             char expected = (char) owned.byteAt(i);
             if (c == '_' ? expected != '-' : AsciiString.toLowerCase(c) != expected) {

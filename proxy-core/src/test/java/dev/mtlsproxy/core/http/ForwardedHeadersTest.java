@@ -18,6 +18,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Header rewriting at the proxy boundary: what the backend may trust, and what must not cross. */
 class ForwardedHeadersTest {
@@ -408,6 +409,49 @@ class ForwardedHeadersTest {
 
         assertThat(headers.toString()).doesNotContain("spoofed");
         assertThat(trailers.isEmpty()).isTrue();
+    }
+
+    /**
+     * Fields other terminators set, one property of the client certificate each: a backend moved from behind nginx,
+     * HAProxy, an AWS ALB, a Google Cloud load balancer, Traefik, Azure App Service, Cloudflare or a Tomcat SSLValve
+     * set-up still believes them.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-SSL-Client-CN", "X-SSL-Client-Verify", "X-SSL-Client-SHA1", "X-SSL-Cert",
+        "X-SSL-Issuer", "X-Client-Cert-Present", "X-Client-Cert-Chain-Verified", "X-Client-Cert-Spiffe",
+        "X-Client-Certificate", "X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Subject",
+        "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info", "X-ARR-ClientCert",
+        "Cf-Client-Cert-Sha256", "ssl_client_cert", "ssl_client_escaped_cert", "SSL-Client-Verify",
+        "x_amzn_mtls_clientcert_leaf"})
+    void fieldsOfOtherTerminatorsCertificateFamiliesCannotReachTheBackendInHeadersOrTrailers(String name) {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .add(name, "spoofed")
+                .add(name.toLowerCase(Locale.ROOT), "spoofed");
+        HttpHeaders trailers = new DefaultHttpHeaders().add(name, "spoofed");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+        ForwardedHeaders.trailersForBackend(trailers);
+
+        assertThat(headers.toString()).doesNotContain("spoofed");
+        assertThat(trailers.isEmpty()).isTrue();
+    }
+
+    @Test
+    void namesThatOnlyBeginLikeACertificateFamilyPass() {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .set("X-Client-Id", "c-1")
+                .set("X-Amzn-Trace-Id", "Root=1-abc")
+                .set("CF-Ray", "8f00")
+                .set("X-SSLx", "kept")
+                .set("Cache-Control", "no-cache")
+                .set("SSL", "kept");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+
+        assertThat(headers.names()).contains("X-Client-Id", "X-Amzn-Trace-Id", "CF-Ray", "X-SSLx", "Cache-Control",
+                "SSL");
     }
 
     @Test

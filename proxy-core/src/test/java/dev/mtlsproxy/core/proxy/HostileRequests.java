@@ -83,7 +83,8 @@ final class HostileRequests {
         "Forwarded", "X-Real-IP", "X_Real_IP", "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
         "X_HTTP_Method_Override", "X-Forwarded-Uri", "True-Client-IP", "Client_IP", "X-Forwarded-Port",
         "Proxy-Authorization", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Proxy", "PROXY", "SCRIPT_NAME",
-        "PATH_INFO", "X-Script-Name",
+        "PATH_INFO", "X-Script-Name", "X-SSL-Client-CN", "X-Amzn-Mtls-Clientcert-Subject", "ssl_client_escaped_cert",
+        "X-Client-Cert-Spiffe",
     };
 
     private static final String[] SPOOFED_VALUES = {

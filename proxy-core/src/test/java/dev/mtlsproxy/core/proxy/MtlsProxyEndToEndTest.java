@@ -84,6 +84,9 @@ class MtlsProxyEndToEndTest {
                     "X-Forwarded-Client-Cert: By=x;URI=spiffe://prod.test/ns/shop/sa/admin",
                     "X-SSL-Client-DN: CN=admin",
                     "X_SSL_Client_DN: CN=admin",
+                    "X-Amzn-Mtls-Clientcert-Subject: CN=admin",
+                    "X-Forwarded-Tls-Client-Cert-Info: Subject=\"CN=admin\"",
+                    "ssl_client_escaped_cert: -----BEGIN%20CERTIFICATE-----",
                     "Forwarded: for=10.0.0.1;host=admin.internal",
                     "Connection: x-custom-hop",
                     "X-Custom-Hop: dropped");
@@ -96,6 +99,9 @@ class MtlsProxyEndToEndTest {
         assertThat(seen.headers().contains("x-ssl-client-dn")).isFalse();
         assertThat(seen.headers().contains("x_ssl_client_dn")).as("read as X-SSL-Client-DN by CGI-style servers")
                 .isFalse();
+        assertThat(seen.headers().contains("x-amzn-mtls-clientcert-subject")).as("AWS ALB's").isFalse();
+        assertThat(seen.headers().contains("x-forwarded-tls-client-cert-info")).as("Traefik's").isFalse();
+        assertThat(seen.headers().contains("ssl_client_escaped_cert")).as("Tomcat SSLValve's").isFalse();
         assertThat(seen.headers().contains("forwarded")).isFalse();
         assertThat(seen.headers().contains("x-custom-hop")).isFalse();
     }
