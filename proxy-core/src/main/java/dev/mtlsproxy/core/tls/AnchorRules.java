@@ -93,21 +93,42 @@ final class AnchorRules {
      */
     static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             Usage usage) throws GeneralSecurityException {
-        // PKIX runs on copies: the JDK's name-constraint check adds a leaf's CN to the parsed subjectAltName
-        // extension of the certificate it checks (when that has SANs but no DNS name), so the original would go on
-        // to show a DNS name the certificate does not hold, to identity matching, XFCC and the log. The plural
-        // generateCertificates decodes afresh; the singular one hands out the JDK's cached instance, this very one.
         CertificateFactory factory = CertificateFactory.getInstance("X.509");
-        List<Certificate> copies = new ArrayList<>(path.size());
-        for (X509Certificate c : path) {
-            copies.add(factory.generateCertificates(new ByteArrayInputStream(c.getEncoded())).iterator().next());
-        }
-        CertPath certPath = factory.generateCertPath(copies);
+        CertPath certPath = factory.generateCertPath(constrainsNames(path) ? copies(path, factory) : path);
         PKIXParameters params = new PKIXParameters(anchors);
         params.setRevocationEnabled(false);
         params.setDate(now);
         params.addCertPathChecker(new UsageChecker(usage));
         return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+    }
+
+    /**
+     * Whether PKIX will check names on this path: only a certificate in it can constrain them (our trust anchors
+     * carry no name constraints of their own; {@link #checkConstraints} puts a constrained anchor in the path).
+     */
+    private static boolean constrainsNames(List<X509Certificate> path) {
+        for (X509Certificate c : path) {
+            if (c.getExtensionValue(NAME_CONSTRAINTS_OID) != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Fresh copies for PKIX to check names on: the JDK's name-constraint check adds a leaf's CN to the parsed
+     * subjectAltName extension of the certificate it checks (when that has SANs but no DNS name), so the original
+     * would go on to show a DNS name the certificate does not hold, to identity matching, XFCC and the log. The
+     * plural generateCertificates decodes afresh; the singular one hands out the JDK's cached instance, this very
+     * one. Only then: every handshake not remembered, refusals included, would pay a decoding per certificate.
+     */
+    private static List<Certificate> copies(List<X509Certificate> path, CertificateFactory factory)
+            throws GeneralSecurityException {
+        List<Certificate> copies = new ArrayList<>(path.size());
+        for (X509Certificate c : path) {
+            copies.add(factory.generateCertificates(new ByteArrayInputStream(c.getEncoded())).iterator().next());
+        }
+        return copies;
     }
 
     /**
