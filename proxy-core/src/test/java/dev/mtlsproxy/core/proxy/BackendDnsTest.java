@@ -4,19 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Backend names are resolved when a configuration is loaded, and a reload loads it again: a backend that moved to
@@ -29,30 +27,15 @@ class BackendDnsTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String NAME = "shop.backend.test";
 
-    @TempDir
-    Path dir;
+    @RegisterExtension
+    final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
     Path hosts;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
 
     @BeforeEach
-    void start() throws Exception {
+    void hostsFile() {
         String file = System.getProperty("jdk.net.hosts.file");
         Assumptions.assumeTrue(file != null, "runs in the dns execution, with a hosts file of its own");
         hosts = Path.of(file);
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-    }
-
-    @AfterEach
-    void stop() throws IOException {
-        if (proxy != null) {
-            proxy.close();
-        }
-        if (backend != null) {
-            backend.close();
-        }
     }
 
     private void resolve(String name, String address) throws IOException {
@@ -62,12 +45,12 @@ class BackendDnsTest {
     @Test
     void aReloadResolvesBackendNamesAgainAndKeepsThePoolWhenTheAddressIsTheSame() throws Exception {
         resolve(NAME, "127.0.0.2"); // loopback too, but nothing listens there: connection refused
-        proxy = RunningProxy.builder(pki)
+        RunningProxy proxy = fixture.start(RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
-                .backend("shop", BackendConfig.of(List.of(URI.create("http://" + NAME + ":" + backend.port())), null))
-                .route("all", "/", "shop", "orders")
-                .start();
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+                .backend("shop", BackendConfig.of(
+                        List.of(URI.create("http://" + NAME + ":" + fixture.backend().port())), null))
+                .route("all", "/", "shop", "orders"));
+        try (MtlsClient client = fixture.connect(ORDERS)) {
             assertThat(client.get("/before").status()).isEqualTo(502);
 
             resolve(NAME, "127.0.0.1");
@@ -79,7 +62,7 @@ class BackendDnsTest {
             proxy.reload(c -> c);
             assertThat(client.get("/again").status()).isEqualTo(200);
         }
-        assertThat(backend.connectionsAccepted()).as("same address: the backend and its pool carried over")
+        assertThat(fixture.backend().connectionsAccepted()).as("same address: the backend and its pool carried over")
                 .isEqualTo(1);
     }
 }

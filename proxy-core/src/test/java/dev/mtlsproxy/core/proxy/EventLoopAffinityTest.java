@@ -8,20 +8,18 @@ import dev.mtlsproxy.config.CpuAffinity;
 import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.util.concurrent.EventExecutor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * {@code workers.cpuAffinity} on a running proxy. Where each event loop may run is read from the kernel, by the loop
@@ -32,32 +30,23 @@ class EventLoopAffinityTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
-    @TempDir
-    static Path dir;
-    static TestPki pki;
-    static TestBackend backend;
+    /** One PKI and backend for the class; each test starts the proxies it needs. */
+    @RegisterExtension
+    static final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
     /** The CPUs this test, and so a proxy it starts, may run on. */
     static List<Integer> allowed;
 
     @BeforeAll
-    static void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
+    static void readAllowedCpus() throws Exception {
         allowed = cpusAllowed();
     }
 
-    @AfterAll
-    static void stop() {
-        backend.close();
-    }
-
-    private static RunningProxy proxy(WorkersConfig workers) throws Exception {
-        return RunningProxy.builder(pki)
+    private static RunningProxy proxy(WorkersConfig workers) {
+        return fixture.start(RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
-                .backend("shop", backend.url())
+                .backend("shop", fixture.backend().url())
                 .route("orders", "/orders", "shop", "orders")
-                .workers(workers)
-                .start();
+                .workers(workers));
     }
 
     @Test
@@ -131,7 +120,8 @@ class EventLoopAffinityTest {
     }
 
     private static int ordersStatus(RunningProxy proxy) throws Exception {
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = MtlsClient.connect(proxy.address(), fixture.pki().root(),
+                fixture.pki().client(ORDERS))) {
             return client.get("/orders").status();
         }
     }

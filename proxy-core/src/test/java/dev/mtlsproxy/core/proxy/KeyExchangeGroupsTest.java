@@ -11,6 +11,7 @@ import dev.mtlsproxy.config.ServerTlsConfig;
 import dev.mtlsproxy.config.TlsVersion;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -44,7 +45,6 @@ import io.netty.pkitesting.X509Bundle;
 import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
 import java.net.URI;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -54,7 +54,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * {@code groups:}, the key exchange groups, on both sides of the proxy: what a listener negotiates follows from its
@@ -65,38 +65,29 @@ class KeyExchangeGroupsTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
+    @RegisterExtension
+    final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
     EventLoopGroup clients;
 
     @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
+    void startClients() {
         clients = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
     }
 
     @AfterEach
-    void stop() {
-        if (proxy != null) {
-            proxy.close();
-        }
-        backend.close();
+    void stopClients() {
         clients.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
     }
 
-    private void startProxy(KeyExchangeGroup... groups) throws Exception {
-        RunningProxy.Builder builder = RunningProxy.builder(pki)
+    private void startProxy(KeyExchangeGroup... groups) {
+        RunningProxy.Builder builder = RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
-                .backend("shop", backend.url())
+                .backend("shop", fixture.backend().url())
                 .route("orders-api", "/orders", "shop", "orders");
         if (groups.length > 0) {
             builder.groups(groups);
         }
-        proxy = builder.start();
+        fixture.start(builder);
     }
 
     @Test
@@ -139,7 +130,7 @@ class KeyExchangeGroupsTest {
     void p521IsNotOfferedByDefaultButWorksWhenListed() throws Exception {
         startProxy();
         assertThat(request("/orders/1", "P-521").handshakeFailure()).isNotNull();
-        proxy.close();
+        fixture.proxy().close();
 
         startProxy(KeyExchangeGroup.X25519, KeyExchangeGroup.P_521);
         Exchanged exchanged = request("/orders/1", "P-521");
@@ -155,9 +146,9 @@ class KeyExchangeGroupsTest {
 
         assertThat(exchanged.status()).as("no HTTP exchange").isZero();
         assertThat(exchanged.handshakeFailure()).isNotNull();
-        assertThat(backend.nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
         // Counted with the other "no common TLS parameters" refusals, not as other.
-        await().atMost(Duration.ofSeconds(5)).until(() -> proxy.count("mtls.proxy.tls.handshakes", "result", "failure",
+        await().atMost(Duration.ofSeconds(5)).until(() -> fixture.proxy().count("mtls.proxy.tls.handshakes", "result", "failure",
                 "reason", HandshakeFailureReason.PROTOCOL_VERSION.label()) == 1);
     }
 
@@ -166,7 +157,7 @@ class KeyExchangeGroupsTest {
         startProxy();
         assertThat(request("/orders/1", "X25519MLKEM768", "X25519").clientSawGroup()).isEqualTo("X25519MLKEM768");
 
-        proxy.reload(config -> config.withListeners(config.listeners().stream().map(l -> {
+        fixture.proxy().reload(config -> config.withListeners(config.listeners().stream().map(l -> {
             ServerTlsConfig tls = l.tls();
             return new ListenerConfig(l.name(), l.address(), new ServerTlsConfig(tls.certificate(), tls.privateKey(),
                     tls.trustAnchors(), tls.minVersion(), tls.sessionResumption(), List.of(KeyExchangeGroup.X25519)),
@@ -182,7 +173,7 @@ class KeyExchangeGroupsTest {
     void aJdkClientWithoutPostQuantumSupportIsServedByDefault() throws Exception {
         startProxy();
 
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS))) {
+        try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), fixture.pki().root(), fixture.pki().client(ORDERS))) {
             assertThat(client.get("/orders/1").status()).isEqualTo(200);
         }
         assertThat(nextLogged().tlsGroup()).isIn("X25519", "P-256");
@@ -193,7 +184,7 @@ class KeyExchangeGroupsTest {
         startProxy();
 
         // X25519MLKEM768 comes first in the list, but TLS 1.2 cannot use it: the listener must pass over it.
-        try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS), "TLSv1.2")) {
+        try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), fixture.pki().root(), fixture.pki().client(ORDERS), "TLSv1.2")) {
             assertThat(client.get("/orders/1").status()).isEqualTo(200);
         }
         AccessLogEntry logged = nextLogged();
@@ -203,15 +194,14 @@ class KeyExchangeGroupsTest {
 
     @Test
     void aBackendIsOfferedExactlyItsGroups() throws Exception {
-        TestPki.Issued certificate = pki.backendServer("p384", b -> b.addSanIpAddress("127.0.0.1"));
+        TestPki.Issued certificate = fixture.pki().backendServer("p384", b -> b.addSanIpAddress("127.0.0.1"));
         try (TestBackend p384Only = TestBackend.start(TestBackend.tlsContext(certificate, null, "P-384"))) {
-            proxy = RunningProxy.builder(pki)
+            fixture.start(RunningProxy.builder(fixture.pki())
                     .identity("orders", ORDERS)
                     .backend("defaults", backendOffering(p384Only, null))
                     .backend("x25519-only", backendOffering(p384Only, List.of(KeyExchangeGroup.X25519)))
                     .route("defaults", "/defaults", "defaults", "orders")
-                    .route("x25519-only", "/x25519-only", "x25519-only", "orders")
-                    .start();
+                    .route("x25519-only", "/x25519-only", "x25519-only", "orders"));
 
             // The defaults include P-384, so the backend gets it (after a HelloRetryRequest); X25519 alone cannot.
             assertThat(request("/defaults", "X25519").status()).isEqualTo(200);
@@ -220,18 +210,18 @@ class KeyExchangeGroupsTest {
     }
 
     private BackendConfig backendOffering(TestBackend tlsBackend, List<KeyExchangeGroup> groups) throws Exception {
-        BackendTlsConfig tls = new BackendTlsConfig(List.of(pki.writeCa("backend-ca", pki.root())), null, null, null,
+        BackendTlsConfig tls = new BackendTlsConfig(List.of(fixture.pki().writeCa("backend-ca", fixture.pki().root())), null, null, null,
                 null, null, TlsVersion.TLS_1_2, groups);
         return BackendConfig.of(List.of(URI.create(tlsBackend.url())), tls);
     }
 
     /** Successful handshakes the proxy counted with this key exchange group. */
     private double keyExchanges(String group) {
-        return proxy.count("mtls.proxy.tls.key.exchanges", "listener", "main", "group", group);
+        return fixture.proxy().count("mtls.proxy.tls.key.exchanges", "listener", "main", "group", group);
     }
 
     private AccessLogEntry nextLogged() throws InterruptedException {
-        AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
+        AccessLogEntry entry = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS);
         assertThat(entry).as("an access log entry").isNotNull();
         return entry;
     }
@@ -247,15 +237,15 @@ class KeyExchangeGroupsTest {
     }
 
     private Exchanged request(String path, String... groups) throws Exception {
-        X509Bundle client = pki.client(ORDERS);
+        X509Bundle client = fixture.pki().client(ORDERS);
         SslContext context = SslContextBuilder.forClient()
                 .sslProvider(SslProvider.OPENSSL)
                 .keyManager(client.getKeyPair().getPrivate(), client.getCertificatePath())
-                .trustManager(pki.root().getCertificate())
+                .trustManager(fixture.pki().root().getCertificate())
                 .option(OpenSslContextOption.GROUPS, groups)
                 .build();
         BlockingQueue<Integer> statuses = new ArrayBlockingQueue<>(1);
-        InetSocketAddress address = proxy.address();
+        InetSocketAddress address = fixture.proxy().address();
         // Kept from the initializer: a refused handshake can close the channel, which empties its pipeline, before
         // connect().sync() returns.
         AtomicReference<SslHandler> handler = new AtomicReference<>();

@@ -7,8 +7,8 @@ import static org.awaitility.Awaitility.await;
 import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
-import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
@@ -17,10 +17,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLContext;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * {@code sessionResumption}: off by default (no ticket is ever issued, so every connection is a full handshake with
@@ -30,35 +28,18 @@ class SessionResumptionTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    RunningProxy proxy;
+    @RegisterExtension
+    final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
 
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
-        backend = TestBackend.start();
-    }
-
-    @AfterEach
-    void stop() {
-        if (proxy != null) {
-            proxy.close();
-        }
-        backend.close();
-    }
-
-    private void startProxy(SessionResumption resumption) throws Exception {
-        RunningProxy.Builder builder = RunningProxy.builder(pki)
+    private void startProxy(SessionResumption resumption) {
+        RunningProxy.Builder builder = RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
-                .backend("shop", backend.url())
+                .backend("shop", fixture.backend().url())
                 .route("orders-api", "/orders", "shop", "orders");
         if (resumption != null) {
             builder.sessionResumption(resumption);
         }
-        proxy = builder.start();
+        fixture.start(builder);
     }
 
     /**
@@ -67,12 +48,12 @@ class SessionResumptionTest {
      */
     private long request(SSLContext client) throws Exception {
         long created;
-        try (MtlsClient connection = MtlsClient.connect(proxy.address(), client, "TLSv1.3", null)) {
+        try (MtlsClient connection = MtlsClient.connect(fixture.proxy().address(), client, "TLSv1.3", null)) {
             // Reading the response also reads the tickets, which the server sends after the handshake.
             assertThat(connection.get("/orders/1").status()).isEqualTo(200);
             created = connection.session().getCreationTime();
         }
-        assertThat(backend.nextRequest(5, TimeUnit.SECONDS).headers().get("x-forwarded-client-cert"))
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).headers().get("x-forwarded-client-cert"))
                 .endsWith(";URI=" + ORDERS);
         // The next session, if new, is visibly younger.
         await().atMost(Duration.ofSeconds(1)).until(() -> System.currentTimeMillis() > created + 2);
@@ -82,7 +63,7 @@ class SessionResumptionTest {
     @Test
     void byDefaultEveryConnectionIsAFullHandshake() throws Exception {
         startProxy(null);
-        SSLContext client = MtlsClient.clientContext(pki.root(), pki.client(ORDERS));
+        SSLContext client = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS));
         long first = request(client);
         assertThat(request(client)).isGreaterThan(first);
     }
@@ -90,7 +71,7 @@ class SessionResumptionTest {
     @Test
     void withTicketsAClientResumesAndIsStillServedAsItsIdentity() throws Exception {
         startProxy(SessionResumption.TICKETS);
-        SSLContext client = MtlsClient.clientContext(pki.root(), pki.client(ORDERS));
+        SSLContext client = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS));
         long first = request(client);
         // The identity of the resumed connection comes from the session; request() checks the XFCC.
         assertThat(request(client)).isEqualTo(first);
@@ -99,22 +80,22 @@ class SessionResumptionTest {
     @Test
     void aReloadMakesEveryEarlierTicketUselessSoARevokedClientCannotResumeIntoService() throws Exception {
         startProxy(SessionResumption.TICKETS);
-        X509Bundle certificate = pki.client(ORDERS);
-        SSLContext client = MtlsClient.clientContext(pki.root(), certificate);
-        Path crl = pki.write("clients.crl", pki.rootCrl());
-        proxy.reload(c -> c.withTrustAnchors(Map.of(TestPki.ANCHOR,
-                new TrustAnchorConfig(pki.caPem(), List.of(crl), null, null))));
+        X509Bundle certificate = fixture.pki().client(ORDERS);
+        SSLContext client = MtlsClient.clientContext(fixture.pki().root(), certificate);
+        Path crl = fixture.pki().write("clients.crl", fixture.pki().rootCrl());
+        fixture.proxy().reload(c -> c.withTrustAnchors(Map.of(TestPki.ANCHOR,
+                new TrustAnchorConfig(fixture.pki().caPem(), List.of(crl), null, null))));
         long first = request(client);
         assertThat(request(client)).as("resumed before the reload").isEqualTo(first);
 
-        pki.write("clients.crl", pki.rootCrl(certificate.getCertificate()));
-        proxy.reload(c -> c);
+        fixture.pki().write("clients.crl", fixture.pki().rootCrl(certificate.getCertificate()));
+        fixture.proxy().reload(c -> c);
 
         assertThatThrownBy(() -> {
-            try (MtlsClient again = MtlsClient.connect(proxy.address(), client, "TLSv1.3", null)) {
+            try (MtlsClient again = MtlsClient.connect(fixture.proxy().address(), client, "TLSv1.3", null)) {
                 again.get("/orders/1");
             }
         }).as("the ticket is not honoured: a full handshake, and the chain is revoked now").isNotNull();
-        assertThat(proxy.count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
+        assertThat(fixture.proxy().count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
     }
 }
