@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.IoTransport;
 import dev.mtlsproxy.config.WorkersConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -55,8 +56,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  *   <li>no body after HEAD, 204 or 304, and bytes sent after those never reach a client;</li>
  *   <li>a backend connection with bytes past its response is closed, not pooled.</li>
  * </ol>
- * A failure names the seed and case and shows the exact bytes both ways; each case that found a bug is kept as an
- * explicit test in BrokenBackendResponseTest or BackendResponseHeadTest.
+ * A failure names the seed and case and shows the exact bytes both ways, and what the proxy logged meanwhile; each
+ * case that found a bug is kept as an explicit test in BrokenBackendResponseTest or BackendResponseHeadTest.
+ *
+ * <p>The proxy's warnings about the hostile responses (hundreds per run, all expected) are captured instead of
+ * printed ({@link LogCapture#quietly}) and checked here: each 502 of the proxy's own was logged as a backend
+ * failure, and nothing but backend failures and retries was logged. Every other logger still prints.
  *
  * <p>One timing rule is the protocol's, not the proxy's: bytes a backend sends after a response can only be told from
  * the response to the next request if they arrive before that request is sent. So a client sends its next request
@@ -73,9 +78,11 @@ class HostileBackendResponseFuzzTest {
     static TestPki pki;
     static ScriptedBackend backend;
     static RunningProxy proxy;
+    static LogCapture proxyLog;
 
     @BeforeAll
     static void start() throws Exception {
+        proxyLog = LogCapture.quietly(ForwardingHandler.class);
         pki = TestPki.create(dir);
         backend = ScriptedBackend.start();
         IoTransport transport = IoTransport.valueOf(
@@ -98,6 +105,9 @@ class HostileBackendResponseFuzzTest {
         }
         if (backend != null) {
             backend.close();
+        }
+        if (proxyLog != null) {
+            proxyLog.close();
         }
     }
 
@@ -135,6 +145,7 @@ class HostileBackendResponseFuzzTest {
     static void runCase(long seed, int c, List<Exchange> exchanges, Exchange probe, MtlsClient[] second)
             throws Exception {
         List<String> story = new ArrayList<>();
+        int caseLogged = proxyLog.lines().size();
         MtlsClient client = null;
         try {
             for (Exchange exchange : exchanges) {
@@ -143,8 +154,10 @@ class HostileBackendResponseFuzzTest {
                     client = connect();
                 }
                 story.add(exchange.describe());
+                int exchangeLogged = proxyLog.lines().size();
                 Received received = exchange.perform(client);
                 story.add("  client received: " + (received == null ? "nothing, connection closed" : received));
+                assertOwn502WasLogged(received, exchange, exchangeLogged);
                 boolean open = exchange.check(received);
                 exchange.awaitBackendDone();
                 if (!open) {
@@ -160,20 +173,42 @@ class HostileBackendResponseFuzzTest {
                 second[0] = connect();
             }
             story.add(probe.describe() + " (second client)");
+            int probeLogged = proxyLog.lines().size();
             Received received = probe.perform(second[0]);
             story.add("  client received: " + (received == null ? "nothing, connection closed" : received));
+            assertOwn502WasLogged(received, probe, probeLogged);
             if (!probe.check(received)) {
                 second[0].close();
                 second[0] = null;
             }
+            assertThat(loggedSince(caseLogged)).as("what the proxy logged: backend failures and retries only")
+                    .allMatch(line -> line.startsWith("event=backend_failed ")
+                            || line.startsWith("event=backend_retry "));
         } catch (AssertionError | Exception failure) {
             throw new AssertionError("seed 0x" + Long.toHexString(seed) + " case " + c + ": "
-                    + failure.getMessage() + "\n" + String.join("\n", story), failure);
+                    + failure.getMessage() + "\n" + String.join("\n", story) + "\nthe proxy logged:\n  "
+                    + String.join("\n  ", loggedSince(caseLogged)), failure);
         } finally {
             if (client != null) {
                 client.close();
             }
         }
+    }
+
+    /**
+     * A 502 of the proxy's own (no X-Case from the backend) leaves its warning, written before the response: the
+     * operator sees why. Lines from before {@code since} do not count.
+     */
+    static void assertOwn502WasLogged(Received received, Exchange exchange, int since) {
+        if (received != null && received.status == 502 && !exchange.id.equals(received.field("x-case"))) {
+            assertThat(loggedSince(since)).as("the proxy's warning for its own 502")
+                    .anyMatch(line -> line.startsWith("event=backend_failed ") && line.endsWith(" status=502"));
+        }
+    }
+
+    static List<String> loggedSince(int index) {
+        List<String> lines = proxyLog.lines();
+        return lines.subList(Math.min(index, lines.size()), lines.size());
     }
 
     static MtlsClient connect() throws Exception {

@@ -14,6 +14,8 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
 
     private final Logger logger;
     private final List<String> lines = new CopyOnWriteArrayList<>();
+    /** What {@link #quietly} found, to put back on close; null when the lines also go to the console. */
+    private Boolean wasAdditive;
 
     private LogCapture(Logger logger) {
         this.logger = logger;
@@ -30,6 +32,20 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
         capture.setContext(logger.getLoggerContext());
         capture.start();
         logger.addAppender(capture);
+        return capture;
+    }
+
+    /**
+     * Starts capturing what {@code type}'s logger writes and keeps those lines off the console until closed: for a
+     * test that provokes warnings by the hundred and checks them itself (they are expected, and would drown whatever
+     * else the build prints). Only this logger goes quiet; every other one, Netty's leak reports included, still prints.
+     * Close it in the test's own clean-up, or the logger stays quiet for the test classes after it.
+     */
+    public static LogCapture quietly(Class<?> type) {
+        LogCapture capture = of(type);
+        capture.wasAdditive = capture.logger.isAdditive();
+        // The console appender sits on the root logger (logback-test.xml): a non-additive logger does not reach it.
+        capture.logger.setAdditive(false);
         return capture;
     }
 
@@ -72,6 +88,9 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
 
     @Override
     public void close() {
+        if (wasAdditive != null) {
+            logger.setAdditive(wasAdditive);
+        }
         logger.detachAppender(this);
         stop();
     }
