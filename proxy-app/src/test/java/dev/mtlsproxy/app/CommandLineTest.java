@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -306,7 +308,10 @@ class CommandLineTest {
 
     /**
      * What the build wrote down: the commit of the clone it ran in (git's own abbreviation of HEAD), or what
-     * {@code -Dmtlsproxy.revision} named.
+     * {@code -Dmtlsproxy.revision} named. A commit may land while the build runs, so HEAD at test time is not
+     * necessarily what the build saw: any commit HEAD pointed to since the build started (git's reflog says when HEAD
+     * moved) is what it may have recorded. A revision older than that (a stale file from an earlier build), "unknown"
+     * or another repository's commit still fails.
      */
     @Test
     void theBuildRecordsTheCommitItWasMadeFrom() throws Exception {
@@ -316,24 +321,53 @@ class CommandLineTest {
             assertThat(revision).isEqualTo(requested);
             return;
         }
-        String head = gitHead();
-        org.junit.jupiter.api.Assumptions.assumeTrue(head != null, "built outside a git clone: revision " + revision);
-        assertThat(revision).matches(java.util.regex.Pattern.quote(head) + "(-dirty)?");
+        org.junit.jupiter.api.Assumptions.assumeTrue(git("rev-parse", "HEAD") != null,
+                "built outside a git clone: revision " + revision);
+        assertThat(revision).matches("[0-9a-f]{12,40}(-dirty)?");
+        String commit = revision.replaceFirst("-dirty$", "");
+        String started = System.getProperty("mtlsproxy.test.buildStarted");
+        assertThat(headsSince(started)).as("revision %s among the commits HEAD pointed to since the build started (%s)",
+                revision, started).anyMatch(head -> head.startsWith(commit));
     }
 
-    private static String gitHead() throws Exception {
+    /**
+     * The commits HEAD pointed to from {@code started} (an ISO instant) until now, newest first, from git's reflog;
+     * just HEAD when there is no reflog or no start time (a run from an IDE, not from the build).
+     */
+    private static List<String> headsSince(String started) throws Exception {
+        List<String> heads = new ArrayList<>();
+        List<String> moves = started == null ? null : git("log", "-g", "--format=%H %gd", "--date=unix", "HEAD");
+        if (moves != null) {
+            long since = Instant.parse(started).getEpochSecond();
+            for (String move : moves) { // "<commit> HEAD@{<unix time>}": HEAD moved to <commit> then
+                heads.add(move.substring(0, move.indexOf(' ')));
+                long at = Long.parseLong(move.substring(move.indexOf('{') + 1, move.indexOf('}')));
+                if (at <= since) {
+                    break; // where HEAD was when the build started; older ones the build never saw
+                }
+            }
+        }
+        if (heads.isEmpty()) {
+            heads.addAll(git("rev-parse", "HEAD"));
+        }
+        return heads;
+    }
+
+    /** The lines git prints, run on this module's repository; null without one or without git. */
+    private static List<String> git(String... arguments) throws Exception {
         if (!Files.exists(Path.of("..", ".git"))) {
             return null;
         }
+        List<String> command = new ArrayList<>(List.of("git", "--git-dir=" + Path.of("..", ".git")));
+        command.addAll(List.of(arguments));
         Process git;
         try {
-            git = new ProcessBuilder("git", "--git-dir=" + Path.of("..", ".git"), "rev-parse", "--short=12", "HEAD")
-                    .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            git = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         } catch (java.io.IOException e) {
             return null; // no git here
         }
-        String head = new String(git.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        return git.waitFor() == 0 && !head.isEmpty() ? head : null;
+        String out = new String(git.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        return git.waitFor() == 0 && !out.isEmpty() ? List.of(out.split("\n")) : null;
     }
 
     @Test
