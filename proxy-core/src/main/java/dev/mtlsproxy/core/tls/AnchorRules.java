@@ -1,6 +1,5 @@
 package dev.mtlsproxy.core.tls;
 
-import java.io.ByteArrayInputStream;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertPath;
 import java.security.cert.CertPathValidator;
@@ -93,8 +92,11 @@ final class AnchorRules {
      */
     static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             Usage usage) throws GeneralSecurityException {
-        CertificateFactory factory = CertificateFactory.getInstance("X.509");
-        CertPath certPath = factory.generateCertPath(constrainsNames(path) ? copies(path, factory) : path);
+        // Copies only where PKIX checks names, the one check that changes what it checks (see CertificateCopies):
+        // every handshake not remembered, refusals included, would otherwise pay a decoding per certificate.
+        List<? extends Certificate> checked = constrainsNames(path)
+                ? List.of(CertificateCopies.of(path.toArray(X509Certificate[]::new))) : path;
+        CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(checked);
         PKIXParameters params = new PKIXParameters(anchors);
         params.setRevocationEnabled(false);
         params.setDate(now);
@@ -113,22 +115,6 @@ final class AnchorRules {
             }
         }
         return false;
-    }
-
-    /**
-     * Fresh copies for PKIX to check names on: the JDK's name-constraint check adds a leaf's CN to the parsed
-     * subjectAltName extension of the certificate it checks (when that has SANs but no DNS name), so the original
-     * would go on to show a DNS name the certificate does not hold, to identity matching, XFCC and the log. The
-     * plural generateCertificates decodes afresh; the singular one hands out the JDK's cached instance, this very
-     * one. Only then: every handshake not remembered, refusals included, would pay a decoding per certificate.
-     */
-    private static List<Certificate> copies(List<X509Certificate> path, CertificateFactory factory)
-            throws GeneralSecurityException {
-        List<Certificate> copies = new ArrayList<>(path.size());
-        for (X509Certificate c : path) {
-            copies.add(factory.generateCertificates(new ByteArrayInputStream(c.getEncoded())).iterator().next());
-        }
-        return copies;
     }
 
     /**

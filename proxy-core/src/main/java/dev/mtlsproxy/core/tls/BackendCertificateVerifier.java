@@ -79,45 +79,64 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         this.spiffeId = spiffeId;
     }
 
+    // Every check below runs the JDK's PKIX on copies and reads the leaf's names from another copy that no PKIX has
+    // checked: PKIX may add the CN of a leaf without DNS SANs to the SANs of the object it checks (a DNS-constrained
+    // intermediate is enough), and refuseCnFallback would then take it for a DNS SAN. The chain's own certificates
+    // are the JDK's cached instances, shared with every other holder of the same certificate in the process.
+
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
             throws CertificateException {
+        X509Certificate[] checked = copies(chain);
         try {
-            pkix.checkServerTrusted(chain, authType, engine);
+            pkix.checkServerTrusted(checked, authType, engine);
         } catch (CertificateException e) {
-            throw classify(e, chain, authType, engine);
+            throw classify(e, checked, authType, engine);
         }
         judgeAnchor(chain);
+        X509Certificate leaf = copies(chain[0])[0];
         if (engine != null) {
-            refuseCnFallback(chain[0], engine.getSSLParameters(), engine.getPeerHost());
+            refuseCnFallback(leaf, engine.getSSLParameters(), engine.getPeerHost());
         }
-        checkSpiffeId(chain[0]);
+        checkSpiffeId(leaf);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
             throws CertificateException {
+        X509Certificate[] checked = copies(chain);
         try {
-            pkix.checkServerTrusted(chain, authType, socket);
+            pkix.checkServerTrusted(checked, authType, socket);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
         judgeAnchor(chain);
+        X509Certificate leaf = copies(chain[0])[0];
         if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
-            refuseCnFallback(chain[0], tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
+            refuseCnFallback(leaf, tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
         }
-        checkSpiffeId(chain[0]);
+        checkSpiffeId(leaf);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+        X509Certificate[] checked = copies(chain);
         try {
-            pkix.checkServerTrusted(chain, authType);
+            pkix.checkServerTrusted(checked, authType);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
         judgeAnchor(chain);
-        checkSpiffeId(chain[0]);
+        checkSpiffeId(copies(chain[0])[0]);
+    }
+
+    /** A chain the JDK cannot decode again is refused as untrusted, like one it cannot validate. */
+    private static X509Certificate[] copies(X509Certificate... chain) throws BackendCertificateException {
+        try {
+            return CertificateCopies.of(chain);
+        } catch (CertificateException e) {
+            throw new BackendCertificateException("backend certificate not trusted", e);
+        }
     }
 
     /**

@@ -95,6 +95,18 @@ class BackendTlsTest {
                 "partner-host", b -> b.addSanDnsName("api.partner.test")), null));
         TestBackend partnerForOurHost = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(partnerCa,
                 "partner-for-our-host", b -> b.addSanDnsName("orders.backend.test")), null));
+        // Named for the partner's host only in the CN, with an IP or URI SAN but no DNS SAN, under a DNS-constrained
+        // CA: the JDK's name-constraint check counts such a CN as a DNS name, and must not make it one.
+        TestBackend partnerCnOnly = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(partnerCa,
+                "partner-cn-only", b -> b.subject("CN=api.partner.test,O=partner").addSanIpAddress("127.0.0.1")),
+                null));
+        X509Bundle delegatedCa = TestPki.dnsConstrainedIntermediate(pki.root(), "delegated backend CA",
+                "partner.test");
+        TestBackend delegatedHost = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(delegatedCa,
+                "delegated-host", b -> b.addSanDnsName("api.partner.test")), null));
+        TestBackend delegatedCnOnly = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(delegatedCa,
+                "delegated-cn-only", b -> b.subject("CN=api.partner.test,O=partner").addSanUriName(BACKEND_ID)),
+                null));
         // Close a connection as soon as its TLS handshake is done: the first one only, or every one.
         hangsUpOnce = backend(TestBackend.tlsContext(pki.backendServer("hangs-up-once", b -> b
                 .addSanIpAddress("127.0.0.1")), null));
@@ -136,6 +148,9 @@ class BackendTlsTest {
                 .backend("partner-own-host", tls(partnerHost.url(), trustPartnerCa.withServerName("api.partner.test")))
                 .backend("partner-our-host", tls(partnerForOurHost.url(),
                         trustPartnerCa.withServerName("orders.backend.test")))
+                .backend("partner-cn-only", tls(partnerCnOnly.url(), trustPartnerCa.withServerName("api.partner.test")))
+                .backend("delegated-host", tls(delegatedHost.url(), trustRoot.withServerName("api.partner.test")))
+                .backend("delegated-cn-only", tls(delegatedCnOnly.url(), trustRoot.withServerName("api.partner.test")))
                 .backend("hangs-up-once", tls(hangsUpOnce.url(), trustRoot))
                 .backend("hangs-up-always", tls(hangsUpAlways.url(), trustRoot))
                 .route("good", "/good", "good", "orders")
@@ -161,6 +176,9 @@ class BackendTlsTest {
                 .route("pathlen-intermediate", "/pathlen-intermediate", "pathlen-intermediate", "orders")
                 .route("partner-own-host", "/partner-own-host", "partner-own-host", "orders")
                 .route("partner-our-host", "/partner-our-host", "partner-our-host", "orders")
+                .route("partner-cn-only", "/partner-cn-only", "partner-cn-only", "orders")
+                .route("delegated-host", "/delegated-host", "delegated-host", "orders")
+                .route("delegated-cn-only", "/delegated-cn-only", "delegated-cn-only", "orders")
                 .start();
     }
 
@@ -307,6 +325,25 @@ class BackendTlsTest {
         assertThat(log.await("backend=partner-our-host", "status=502"))
                 .contains("cause=\"backend certificate not trusted: a name outside the name constraints of"
                         + " O=mtls-proxy tests,CN=partner backend CA\"");
+    }
+
+    @Test
+    void underADnsConstrainedServerCaAHostNameOnlyInTheCnIsStillNotAMatch() throws Exception {
+        // The JDK checks the CN of a certificate without DNS SANs against DNS constraints as if it were one; passing
+        // that check does not make it a name the certificate is for.
+        assertThat(get("/partner-cn-only").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=partner-cn-only", "status=502"))
+                .contains("cause=\"hostname mismatch: the certificate is not for api.partner.test\"");
+    }
+
+    @Test
+    void underADnsConstrainedIntermediateAHostNameOnlyInTheCnIsStillNotAMatch() throws Exception {
+        assertThat(get("/delegated-host").status()).isEqualTo(200);
+        assertThat(get("/delegated-cn-only").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=delegated-cn-only", "status=502"))
+                .contains("cause=\"hostname mismatch: the certificate is not for api.partner.test\"");
     }
 
     @Test

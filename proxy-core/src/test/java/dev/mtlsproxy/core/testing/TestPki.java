@@ -370,6 +370,29 @@ public final class TestPki {
     }
 
     /**
+     * An intermediate CA below {@code issuer} whose name constraints permit only DNS names in {@code domain} and
+     * below: a CA delegated one domain. Unlike a constrained root, the JDK's own path validation applies its
+     * constraints, for it is part of the path rather than the anchor.
+     */
+    public static X509Bundle dnsConstrainedIntermediate(X509Bundle issuer, String commonName, String domain) {
+        try {
+            Instant now = Instant.now();
+            GeneralSubtree[] permitted = {new GeneralSubtree(new GeneralName(GeneralName.dNSName, domain))};
+            return new CertificateBuilder()
+                    .subject("CN=" + commonName + ",O=mtls-proxy tests")
+                    .setIsCertificateAuthority(true)
+                    .addExtensionOctetString(Extension.nameConstraints.getId(), true,
+                            new NameConstraints(permitted, null).getEncoded())
+                    .notBefore(now.minus(Duration.ofHours(1)))
+                    .notAfter(now.plus(Duration.ofDays(2)))
+                    .ecp256()
+                    .buildIssuedBy(issuer);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint name-constrained intermediate", e);
+        }
+    }
+
+    /**
      * A CRL signed by {@code issuer}, PEM-encoded, revoking the given certificates.
      *
      * @param thisUpdate when it was issued

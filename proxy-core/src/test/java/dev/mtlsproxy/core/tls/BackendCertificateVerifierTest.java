@@ -1,22 +1,27 @@
 package dev.mtlsproxy.core.tls;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
+import java.io.ByteArrayInputStream;
+import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 
 /**
  * How the backend verifier finds the CA a chain ended at, so that CA's own limits can be judged (the JDK's trust
- * manager accepts a chain without saying under which CA). The handshake-level scenarios are in BackendTlsTest; these
- * use the trust manager without an engine, so no host name is checked.
+ * manager accepts a chain without saying under which CA), and that checking a chain leaves its certificates as they
+ * were. The handshake-level scenarios are in BackendTlsTest; these use the trust manager without an engine, so no
+ * host name is checked.
  */
 class BackendCertificateVerifierTest {
 
@@ -74,6 +79,32 @@ class BackendCertificateVerifierTest {
                 .isInstanceOf(BackendCertificateException.class)
                 .hasMessage("backend CA not for server authentication (extended key usage): "
                         + "CN=client-only CA,O=mtls-proxy tests");
+    }
+
+    @Test
+    void checkingAChainUnderADnsConstrainedCaLeavesTheLeafWithOnlyItsOwnNames() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle delegated = TestPki.dnsConstrainedIntermediate(root, "delegated backend CA", "partner.test");
+        X509Bundle backend = new CertificateBuilder()
+                .subject("CN=api.partner.test")
+                .addSanIpAddress("127.0.0.1")
+                .addExtendedKeyUsageServerAuth()
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(12)))
+                .ecp256()
+                .buildIssuedBy(delegated);
+        // As Netty hands a peer's certificates over: the JDK's cached instance, shared by all who decode the same bytes.
+        X509Certificate leaf = cachedInstance(backend);
+
+        verifier(root).checkServerTrusted(new X509Certificate[] {leaf, delegated.getCertificate()}, AUTH_TYPE);
+
+        // The JDK's name-constraint check counts the CN as a DNS name; it must not have become one of the leaf's.
+        assertThat(leaf.getSubjectAlternativeNames()).containsExactly(List.of(7, "127.0.0.1"));
+    }
+
+    private static X509Certificate cachedInstance(X509Bundle bundle) throws Exception {
+        return (X509Certificate) CertificateFactory.getInstance("X.509")
+                .generateCertificate(new ByteArrayInputStream(bundle.getCertificate().getEncoded()));
     }
 
     private X509Bundle serverIssuedBy(X509Bundle issuer, UnaryOperator<CertificateBuilder> customise)
