@@ -11,7 +11,8 @@ public final class Hosts {
     /**
      * Lower-cases, strips the port and one trailing dot, and removes IPv6 brackets.
      *
-     * @return the canonical host, "" for an absent header, or null when the value is not a host
+     * @return the canonical host, "" for an absent header, or null when the value is not a host (an empty label
+     *         included)
      */
     public static String normalise(String hostHeader) {
         if (hostHeader == null) {
@@ -36,7 +37,10 @@ public final class Hosts {
         if (h.endsWith(".")) {
             h = h.substring(0, h.length() - 1);
         }
-        if (h.isEmpty()) {
+        // A name with an empty label ("a.test..", ".a.test", "a..test") is no host name (RFC 1123), and nginx
+        // refuses it. Matched as written it would be no configured host, so the routes for any host would judge
+        // it, while a backend that strips dots serves it as "a.test", whose own routes were never asked.
+        if (h.isEmpty() || h.startsWith(".") || h.endsWith(".") || h.contains("..")) {
             return null;
         }
         for (int i = 0; i < h.length(); i++) {

@@ -18,7 +18,6 @@ class HostsTest {
         "api.example.com:65535    | api.example.com",
         "api.example.com.         | api.example.com",
         "API.example.com.:443     | api.example.com",
-        "api.example.com..        | api.example.com.",
         "my_service.internal      | my_service.internal",
         "10.1.2.3:80              | 10.1.2.3",
         "[::1]                    | ::1",
@@ -34,7 +33,6 @@ class HostsTest {
         "API.Example.COM          | api.example.com",
         "api.example.com.:8443    | api.example.com:8443",
         "API.example.com.:443     | api.example.com:443",
-        "api.example.com..        | api.example.com.",
         "[2001:DB8::A]:443        | [2001:db8::a]:443",
         "[::1]                    | [::1]",
         "10.1.2.3:80              | 10.1.2.3:80",
@@ -83,6 +81,12 @@ class HostsTest {
         "",
         "   ",
         ".",
+        // an empty label: not the name without it, which a backend that strips dots would read
+        "api.example.com..",
+        "api.example.com..:443",
+        ".api.example.com",
+        "api..example.com",
+        "..",
     })
     void valueThatIsNotAHostIsRefused(String header) {
         assertThat(Hosts.normalise(header)).isNull();

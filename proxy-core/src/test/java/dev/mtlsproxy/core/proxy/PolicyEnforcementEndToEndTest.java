@@ -211,6 +211,22 @@ class PolicyEnforcementEndToEndTest {
         assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"a.test..", "A.TEST..:8443", ".a.test", "a..test"})
+    void aHostWithAnEmptyLabelIs400RatherThanJudgedByTheRoutesForAnyHost(String host) throws Exception {
+        // No configured host is "a.test.", so the routes for any host would judge it (ops may GET /admin there),
+        // while a backend that strips trailing dots serves it as a.test, whose route grants only orders.
+        try (MtlsClient ops = fixture.connect(OPS)) {
+            assertThat(ops.send("GET /admin HTTP/1.1\r\nHost: " + host + "\r\n\r\n").readResponse().status())
+                    .isEqualTo(400);
+        }
+        try (MtlsClient ops = fixture.connect(OPS)) {
+            assertThat(ops.send("GET /admin HTTP/1.1\r\nHost: a.test.\r\n\r\n").readResponse().status())
+                    .as("a.test with its one trailing dot is a.test").isEqualTo(403);
+        }
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+    }
+
     private static int status(X509Bundle certificate, String path) throws Exception {
         try (MtlsClient client = fixture.connect(certificate)) {
             return client.get(path).status();
