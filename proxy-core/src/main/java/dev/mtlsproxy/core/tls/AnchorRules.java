@@ -92,29 +92,13 @@ final class AnchorRules {
      */
     static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             Usage usage) throws GeneralSecurityException {
-        // Copies only where PKIX checks names, the one check that changes what it checks (see CertificateCopies):
-        // every handshake not remembered, refusals included, would otherwise pay a decoding per certificate.
-        List<? extends Certificate> checked = constrainsNames(path)
-                ? List.of(CertificateCopies.of(path.toArray(X509Certificate[]::new))) : path;
-        CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(checked);
+        CertPath certPath = CertificateFactory.getInstance("X.509")
+                .generateCertPath(List.of(CertificateCopies.forPkix(path.toArray(X509Certificate[]::new))));
         PKIXParameters params = new PKIXParameters(anchors);
         params.setRevocationEnabled(false);
         params.setDate(now);
         params.addCertPathChecker(new UsageChecker(usage));
         return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
-    }
-
-    /**
-     * Whether PKIX will check names on this path: only a certificate in it can constrain them (our trust anchors
-     * carry no name constraints of their own; {@link #checkConstraints} puts a constrained anchor in the path).
-     */
-    private static boolean constrainsNames(List<X509Certificate> path) {
-        for (X509Certificate c : path) {
-            if (c.getExtensionValue(NAME_CONSTRAINTS_OID) != null) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /**

@@ -79,61 +79,60 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         this.spiffeId = spiffeId;
     }
 
-    // Every check below runs the JDK's PKIX on copies and reads the leaf's names from another copy that no PKIX has
-    // checked: PKIX may add the CN of a leaf without DNS SANs to the SANs of the object it checks (a DNS-constrained
-    // intermediate is enough), and refuseCnFallback would then take it for a DNS SAN. The chain's own certificates
-    // are the JDK's cached instances, shared with every other holder of the same certificate in the process.
+    // The JDK's PKIX runs on copies wherever a certificate of the chain constrains names (CertificateCopies): it may
+    // add the CN of a leaf without DNS SANs to the SANs of the object it checks (a DNS-constrained intermediate is
+    // enough), and refuseCnFallback would then take it for a DNS SAN. The chain's own certificates are the JDK's
+    // cached instances, shared with every other holder of the same certificate in the process; no PKIX of ours runs
+    // on them, so their names are the certificate's.
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
             throws CertificateException {
-        X509Certificate[] checked = copies(chain);
+        X509Certificate[] checked = forPkix(chain);
         try {
             pkix.checkServerTrusted(checked, authType, engine);
         } catch (CertificateException e) {
             throw classify(e, checked, authType, engine);
         }
         judgeAnchor(chain);
-        X509Certificate leaf = copies(chain[0])[0];
         if (engine != null) {
-            refuseCnFallback(leaf, engine.getSSLParameters(), engine.getPeerHost());
+            refuseCnFallback(chain[0], engine.getSSLParameters(), engine.getPeerHost());
         }
-        checkSpiffeId(leaf);
+        checkSpiffeId(chain[0]);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
             throws CertificateException {
-        X509Certificate[] checked = copies(chain);
+        X509Certificate[] checked = forPkix(chain);
         try {
             pkix.checkServerTrusted(checked, authType, socket);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
         judgeAnchor(chain);
-        X509Certificate leaf = copies(chain[0])[0];
         if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
-            refuseCnFallback(leaf, tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
+            refuseCnFallback(chain[0], tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
         }
-        checkSpiffeId(leaf);
+        checkSpiffeId(chain[0]);
     }
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-        X509Certificate[] checked = copies(chain);
+        X509Certificate[] checked = forPkix(chain);
         try {
             pkix.checkServerTrusted(checked, authType);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
         }
         judgeAnchor(chain);
-        checkSpiffeId(copies(chain[0])[0]);
+        checkSpiffeId(chain[0]);
     }
 
     /** A chain the JDK cannot decode again is refused as untrusted, like one it cannot validate. */
-    private static X509Certificate[] copies(X509Certificate... chain) throws BackendCertificateException {
+    private static X509Certificate[] forPkix(X509Certificate... chain) throws BackendCertificateException {
         try {
-            return CertificateCopies.of(chain);
+            return CertificateCopies.forPkix(chain);
         } catch (CertificateException e) {
             throw new BackendCertificateException("backend certificate not trusted", e);
         }

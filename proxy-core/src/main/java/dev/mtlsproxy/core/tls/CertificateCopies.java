@@ -21,6 +21,23 @@ final class CertificateCopies {
     private CertificateCopies() {
     }
 
+    private static final String NAME_CONSTRAINTS_OID = "2.5.29.30";
+
+    /**
+     * What to hand the JDK's PKIX for {@code chain}: the chain itself when none of its certificates constrains
+     * names, for then PKIX changes nothing, else copies. Copying always would cost every handshake not remembered,
+     * refusals included, a decoding per certificate. Only the chain's own constraints count: a trust anchor made
+     * from a certificate brings none of its own into PKIX (AnchorRules puts a constrained one in the chain).
+     */
+    static X509Certificate[] forPkix(X509Certificate... chain) throws CertificateException {
+        for (X509Certificate c : chain) {
+            if (c.getExtensionValue(NAME_CONSTRAINTS_OID) != null) {
+                return of(chain);
+            }
+        }
+        return chain;
+    }
+
     /** New objects for {@code certificates}, in the same order; nothing else holds them. */
     static X509Certificate[] of(X509Certificate... certificates) throws CertificateException {
         CertificateFactory factory = CertificateFactory.getInstance("X.509");
