@@ -24,7 +24,14 @@ final class Signals {
     /**
      * Installs {@code action} for the named signal ("HUP", "TERM", "INT").
      *
-     * @return false when this JVM or platform does not allow it (logged); the process then keeps the default
+     * <p>A signal the process was started with ignored stays ignored: HotSpot leaves such a shutdown signal alone
+     * and returns {@code SIG_IGN} instead of installing the handler. {@code nohup} starts a process with SIGHUP
+     * ignored (and a shell its background jobs with SIGINT ignored, which is meant); nginx, written in C, takes the
+     * signal back, the JVM cannot. Without a word, {@code kill -HUP} would then do nothing at all, so it is logged
+     * with what still works.
+     *
+     * @return false when this JVM or platform does not allow it, or the signal stays ignored (logged); the process
+     *         then keeps the default, or the ignoring
      */
     static boolean handle(String name, Runnable action) {
         try {
@@ -45,7 +52,20 @@ final class Signals {
             };
             Object handler = Proxy.newProxyInstance(Signals.class.getClassLoader(), new Class<?>[] {handlerClass},
                     invocation);
-            signalClass.getMethod("handle", signalClass, handlerClass).invoke(null, signal, handler);
+            Object previous = signalClass.getMethod("handle", signalClass, handlerClass).invoke(null, signal, handler);
+            if (previous != null && previous == handlerClass.getField("SIG_IGN").get(null)) {
+                if (name.equals("INT")) {
+                    // What a shell does to every background job: Ctrl-C is not meant for it. SIGTERM still drains.
+                    log.debug("event=signal_ignored signal=SIGINT");
+                } else {
+                    log.warn("event=signal_ignored signal=SIG{} detail=\"the process was started with SIG{} ignored"
+                            + " (nohup does that to SIGHUP), and the JVM keeps it ignored: {}\"", name, name,
+                            name.equals("HUP") ? "reload with POST /admin/reload or reload.watch, or start the proxy"
+                                    + " with the signal at its default (env --default-signal=HUP)"
+                                    : "stop the proxy with SIGINT or SIGKILL");
+                }
+                return false;
+            }
             return true;
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             log.warn("event=signal_unavailable signal=SIG{} cause={}", name, e.toString());
