@@ -8,7 +8,6 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestPki;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -177,24 +176,11 @@ class BackendResponseHeadTest {
     }
 
     private static String readRawHead(InputStream in) throws IOException {
-        String head = readHead(in);
+        String head = SocketBackend.readHead(in);
         if (head == null) {
             throw new IOException("connection closed before a response head");
         }
         return head;
-    }
-
-    /** Bytes up to and including the blank line that ends a head, or null at the end of the stream. */
-    private static String readHead(InputStream in) throws IOException {
-        ByteArrayOutputStream head = new ByteArrayOutputStream();
-        while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                return null;
-            }
-            head.write(b);
-        }
-        return head.toString(US_ASCII);
     }
 
     /**
@@ -250,7 +236,7 @@ class BackendResponseHeadTest {
             InputStream in = connection.getInputStream();
             OutputStream out = connection.getOutputStream();
             String head;
-            while ((head = readHead(in)) != null) {
+            while ((head = SocketBackend.readHead(in)) != null) {
                 String path = head.split(" ", 3)[1];
                 requests.computeIfAbsent(path, p -> new AtomicInteger()).incrementAndGet();
                 if (path.equals("/chunked") && head.startsWith("HEAD ")) {

@@ -133,7 +133,7 @@ class BrokenBackendResponseTest {
             OutputStream out = connection.getOutputStream();
             boolean answeredBroken = false;
             String head;
-            while ((head = requestHead(in)) != null) {
+            while ((head = SocketBackend.readHead(in)) != null) {
                 answeredBroken = head.startsWith("GET /broken ");
                 out.write((answeredBroken ? broken : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                         .getBytes(US_ASCII));
@@ -159,19 +159,6 @@ class BrokenBackendResponseTest {
         assertThat(socketBackend.connectionsAccepted()).as("the next request went on a new backend connection")
                 .isEqualTo(2);
         assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: " + reason + "\"");
-    }
-
-    /** A request head from the proxy; null when it closed the connection instead. */
-    private static String requestHead(InputStream in) throws IOException {
-        ByteArrayOutputStream head = new ByteArrayOutputStream();
-        while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                return null;
-            }
-            head.write(b);
-        }
-        return head.toString(US_ASCII);
     }
 
     @Test
@@ -310,7 +297,9 @@ class BrokenBackendResponseTest {
         private void serve(String... parts) {
             while (!socket.isClosed()) {
                 try (Socket connection = socket.accept()) {
-                    readHead(connection.getInputStream());
+                    if (SocketBackend.readHead(connection.getInputStream()) == null) {
+                        throw new IOException("connection closed before a request head");
+                    }
                     OutputStream out = connection.getOutputStream();
                     for (String part : parts) {
                         out.write(part.getBytes(US_ASCII));
@@ -320,17 +309,6 @@ class BrokenBackendResponseTest {
                 } catch (IOException | InterruptedException e) {
                     // closed by the test, or by the proxy: nothing more to serve
                 }
-            }
-        }
-
-        private static void readHead(InputStream in) throws IOException {
-            ByteArrayOutputStream head = new ByteArrayOutputStream();
-            while (!head.toString(US_ASCII).endsWith("\r\n\r\n")) {
-                int b = in.read();
-                if (b < 0) {
-                    throw new IOException("connection closed before a request head");
-                }
-                head.write(b);
             }
         }
 

@@ -7,6 +7,7 @@ import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.IoTransport;
 import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -1301,7 +1302,7 @@ class HostileBackendResponseFuzzTest {
                 InputStream in = connection.getInputStream();
                 OutputStream out = connection.getOutputStream();
                 while (true) {
-                    String head = readHead(in);
+                    String head = SocketBackend.readHead(in);
                     if (head == null) {
                         return;
                     }
@@ -1357,20 +1358,6 @@ class HostileBackendResponseFuzzTest {
                     throw new IOException("request body cut");
                 }
             }
-        }
-
-        private static String readHead(InputStream in) throws IOException {
-            ByteArrayOutputStream head = new ByteArrayOutputStream();
-            int matched = 0;
-            while (matched < 4) {
-                int b = in.read();
-                if (b < 0) {
-                    return null;
-                }
-                head.write(b);
-                matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : b == '\r' ? 1 : 0;
-            }
-            return head.toString(ISO_8859_1);
         }
 
         @Override

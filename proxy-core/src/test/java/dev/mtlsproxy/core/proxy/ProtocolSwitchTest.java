@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -439,17 +440,11 @@ class ProtocolSwitchTest {
         }
 
         String readHead() throws IOException {
-            ByteArrayOutputStream head = new ByteArrayOutputStream();
-            int matched = 0;
-            while (matched < 4) {
-                int b = in.read();
-                if (b < 0) {
-                    throw new IOException("closed before a request head: " + head.toString(ISO_8859_1));
-                }
-                head.write(b);
-                matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : b == '\r' ? 1 : 0;
+            String head = SocketBackend.readHead(in);
+            if (head == null) {
+                throw new IOException("closed before a request head");
             }
-            return head.toString(ISO_8859_1);
+            return head;
         }
 
         byte[] readExactly(int n) throws IOException {

@@ -1,6 +1,10 @@
 package dev.mtlsproxy.core.testing;
 
+import static java.nio.charset.StandardCharsets.ISO_8859_1;
+
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -33,6 +37,24 @@ public final class SocketBackend implements AutoCloseable {
         Thread acceptor = new Thread(this::accept, name);
         acceptor.setDaemon(true);
         acceptor.start();
+    }
+
+    /**
+     * The bytes of one head from a raw connection, up to and including the blank line that ends it, as ISO-8859-1
+     * text; null when the stream ends first.
+     */
+    public static String readHead(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        int matched = 0;
+        while (matched < 4) {
+            int b = in.read();
+            if (b < 0) {
+                return null;
+            }
+            head.write(b);
+            matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : b == '\r' ? 1 : 0;
+        }
+        return head.toString(ISO_8859_1);
     }
 
     /** @param name the threads' name, as it shows in a thread dump of a hanging test */
