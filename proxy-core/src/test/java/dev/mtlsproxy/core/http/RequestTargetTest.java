@@ -101,6 +101,15 @@ class RequestTargetTest {
         assertThat(RequestTarget.parse(raw).path()).isEqualTo(normalised);
     }
 
+    /** No rule can name these characters, so forwarding them raw or escaped, as sent, decides nothing (README). */
+    @Test
+    void printableCharactersRfc3986WantsEscapedAreKeptAsSentInPathAndQuery() throws Exception {
+        RequestTarget target = RequestTarget.parse("/a{b}/c|d/\"e\"/<f>^`?q={\"k\":[1|2]}^`<>");
+
+        assertThat(target.path()).isEqualTo("/a{b}/c|d/\"e\"/<f>^`");
+        assertThat(target.query()).isEqualTo("q={\"k\":[1|2]}^`<>");
+    }
+
     @Test
     void queryIsForwardedExactlyAsSentWhilePathIsNormalised() throws Exception {
         RequestTarget target = RequestTarget.parse("/a/./%7e/../b?next=/x/../y&enc=%2f%7e&raw=a;b");
