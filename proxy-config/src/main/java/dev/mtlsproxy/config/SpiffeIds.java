@@ -46,6 +46,11 @@ public final class SpiffeIds {
         return true;
     }
 
+    /** Whether the URI is of the spiffe scheme, valid ID or not: schemes compare case-insensitively (RFC 3986 3.1). */
+    public static boolean hasSpiffeScheme(String uri) {
+        return uri != null && uri.regionMatches(true, 0, SCHEME, 0, SCHEME.length());
+    }
+
     private static boolean isSegmentCharacter(char c) {
         return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-'
                 || c == '_';

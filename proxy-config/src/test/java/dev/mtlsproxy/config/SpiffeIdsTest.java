@@ -26,6 +26,14 @@ class SpiffeIdsTest {
     }
 
     @Test
+    void theSpiffeSchemeIsToldInAnyCaseWhetherOrNotTheIdIsValid() {
+        assertThat(SpiffeIds.hasSpiffeScheme("spiffe://td/a")).isTrue();
+        assertThat(SpiffeIds.hasSpiffeScheme("SPIFFE://td/a/../b")).isTrue();
+        assertThat(SpiffeIds.hasSpiffeScheme("https://td/a")).isFalse();
+        assertThat(SpiffeIds.hasSpiffeScheme("spiffe:/td/a")).isFalse();
+    }
+
+    @Test
     void noLongerThanTheStandardAllows() {
         String prefix = "spiffe://td/";
         assertThat(SpiffeIds.isValid(prefix + "a".repeat(SpiffeIds.MAX_LENGTH - prefix.length()))).isTrue();

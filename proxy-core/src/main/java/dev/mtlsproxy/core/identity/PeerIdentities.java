@@ -57,8 +57,9 @@ public final class PeerIdentities {
         }
         String subject = leaf.getSubjectX500Principal().getName(X500Principal.RFC2253);
         List<String> cn = attribute(subject, "CN");
+        boolean signing = isSigningCertificate(leaf);
         return new PeerIdentity(
-                isLeafSvid(leaf) ? spiffeId(uris) : null,
+                signing ? null : spiffeId(uris),
                 uris,
                 dns,
                 emails,
@@ -75,6 +76,7 @@ public final class PeerIdentities {
                 leaf.getNotAfter().toInstant(),
                 keyType(leaf.getPublicKey().getAlgorithm()),
                 clientAuthEku(leaf),
+                signing,
                 null);
     }
 
@@ -84,7 +86,7 @@ public final class PeerIdentities {
         List<String> cn = attribute(subject, "CN");
         return new PeerIdentity(spiffeId(uris), uris, dns.stream().map(d -> d.toLowerCase(Locale.ROOT)).toList(),
                 emails, ips, subject, cn.isEmpty() ? null : cn.get(0), attribute(subject, "O"),
-                attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, trustAnchor);
+                attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, false, trustAnchor);
     }
 
     private static String keyType(String jdkAlgorithm) {
@@ -102,33 +104,26 @@ public final class PeerIdentities {
     }
 
     /**
-     * Whether the certificate may be an X.509-SVID at all: the SPIFFE spec (X509-SVID, 4.1 and 4.3) has a leaf SVID
-     * be no CA and hold neither keyCertSign nor cRLSign, and go-spiffe refuses any other as an SVID. A CA
-     * certificate's SPIFFE URI names a signing authority of a trust domain, not a workload, so presented as a
-     * client certificate it is no SPIFFE identity; its other names still count (a self-signed client certificate
+     * Whether the certificate is what the SPIFFE spec (X509-SVID, 4.1 and 4.3) calls a signing certificate: a CA, or
+     * one holding keyCertSign or cRLSign. A leaf SVID may be neither, and go-spiffe refuses any other as an SVID. A
+     * signing certificate's SPIFFE URI names a signing authority of a trust domain, not a workload, so presented as
+     * a peer certificate it is no SPIFFE identity; its other names still count (a self-signed client certificate
      * made with openssl's defaults is a CA).
      */
-    private static boolean isLeafSvid(X509Certificate leaf) {
+    private static boolean isSigningCertificate(X509Certificate leaf) {
         boolean[] usage = leaf.getKeyUsage();
-        return leaf.getBasicConstraints() < 0 && (usage == null || !(usage[KEY_CERT_SIGN] || usage[CRL_SIGN]));
+        return leaf.getBasicConstraints() >= 0 || (usage != null && (usage[KEY_CERT_SIGN] || usage[CRL_SIGN]));
     }
 
     /**
-     * An X.509-SVID carries exactly one SPIFFE URI; with two, neither is trusted as the identity. One that breaks
-     * the SPIFFE ID syntax is no identity either: "spiffe://td/ns/shop/../ops" would pass a prefix grant for
-     * spiffe://td/ns/shop, and mean /ns/ops to a backend that normalises the XFCC URI it receives.
+     * An X509-SVID carries exactly one URI SAN, of any scheme (X509-SVID 2): with a second one, spiffe or not, the
+     * certificate is no SVID, and go-spiffe's x509svid refuses it; the proxy must not be the one verifier where it
+     * passes as the workload its spiffe URI names. One that breaks the SPIFFE ID syntax is no identity either:
+     * "spiffe://td/ns/shop/../ops" would pass a prefix grant for spiffe://td/ns/shop, and mean /ns/ops to a backend
+     * that normalises the XFCC URI it receives.
      */
     private static String spiffeId(List<String> uris) {
-        String found = null;
-        for (String uri : uris) {
-            if (uri.regionMatches(true, 0, "spiffe://", 0, "spiffe://".length())) {
-                if (found != null) {
-                    return null;
-                }
-                found = uri;
-            }
-        }
-        return found != null && SpiffeIds.isValid(found) ? found : null;
+        return uris.size() == 1 && SpiffeIds.isValid(uris.get(0)) ? uris.get(0) : null;
     }
 
     private static List<String> attribute(String rfc2253, String type) {

@@ -7,8 +7,9 @@ import java.util.List;
 /**
  * Who is on the other end of a connection, taken once from its verified leaf certificate.
  *
- * @param spiffeId     the SPIFFE ID, or null when the certificate has no single {@code spiffe://} URI SAN
- * @param uriSans      all URI SANs, SPIFFE ID included
+ * @param spiffeId     the SPIFFE ID, or null when the certificate is no X509-SVID: it has not exactly one URI SAN,
+ *                     that URI is no well-formed SPIFFE ID, or it is a {@code signingCertificate}
+ * @param uriSans      all URI SANs as presented, SPIFFE ID included
  * @param dnsSans      DNS SANs, lower-cased
  * @param emailSans    RFC 822 SANs
  * @param ipSans       IP SANs, in the JDK's textual form
@@ -24,6 +25,9 @@ import java.util.List;
  * @param notAfter     end of validity
  * @param keyType      leaf key algorithm: EC, RSA, Ed25519, or the JDK's name for anything else
  * @param clientAuthEku whether the leaf names clientAuth (or anyExtendedKeyUsage) in an extended key usage
+ * @param signingCertificate whether the certificate is a CA or may sign certificates or CRLs (keyCertSign, cRLSign):
+ *                     what the X509-SVID spec calls a signing certificate, never a leaf SVID, so none of its
+ *                     {@code spiffe://} URIs names the peer
  * @param trustAnchor  name of the trust anchor the chain was verified to; null when not verified (a description)
  */
 public record PeerIdentity(
@@ -44,6 +48,7 @@ public record PeerIdentity(
         Instant notAfter,
         String keyType,
         boolean clientAuthEku,
+        boolean signingCertificate,
         String trustAnchor) {
 
     /** Where the connection's identity lives; set once by {@link IdentityHandler}, never changed. */
@@ -61,7 +66,8 @@ public record PeerIdentity(
     /** The same certificate, attributed to the trust anchor its chain verified to. */
     public PeerIdentity withTrustAnchor(String anchor) {
         return new PeerIdentity(spiffeId, uriSans, dnsSans, emailSans, ipSans, subject, subjectCn, subjectO,
-                subjectOu, issuer, serialHex, sha256, spkiSha256, notBefore, notAfter, keyType, clientAuthEku, anchor);
+                subjectOu, issuer, serialHex, sha256, spkiSha256, notBefore, notAfter, keyType, clientAuthEku,
+                signingCertificate, anchor);
     }
 
     /** A short, safe label for logs: the SPIFFE ID, else the subject. */

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.policy;
 
 import dev.mtlsproxy.config.IdentityConfig;
 import dev.mtlsproxy.config.IpRange;
+import dev.mtlsproxy.config.SpiffeIds;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -34,7 +35,13 @@ interface PeerMatcher {
         }
         if (c.uriSan() != null) {
             String uri = c.uriSan();
-            all.add(p -> p.uriSans().contains(uri));
+            if (SpiffeIds.hasSpiffeScheme(uri)) {
+                // A signing certificate's spiffe URI names a trust domain's authority, never the peer (README,
+                // Identity); matching it here would give a CA certificate what spiffeId: refuses it.
+                all.add(p -> !p.signingCertificate() && p.uriSans().contains(uri));
+            } else {
+                all.add(p -> p.uriSans().contains(uri));
+            }
         }
         if (c.dnsSan() != null) {
             String name = c.dnsSan().toLowerCase(Locale.ROOT);

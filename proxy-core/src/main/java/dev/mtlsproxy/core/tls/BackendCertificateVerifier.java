@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.core.identity.PeerIdentities;
+import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.tls.AnchorRules.Usage;
 import io.netty.util.NetUtil;
 import java.net.Socket;
@@ -275,11 +276,25 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         if (spiffeId == null) {
             return;
         }
-        String presented = PeerIdentities.fromCertificate(leaf).spiffeId();
-        if (!spiffeId.equals(presented)) {
+        PeerIdentity presented = PeerIdentities.fromCertificate(leaf);
+        if (!spiffeId.equals(presented.spiffeId())) {
             throw new BackendCertificateException("SPIFFE ID mismatch: expected " + spiffeId + ", the certificate has "
-                    + (presented == null ? "none" : presented), null);
+                    + (presented.spiffeId() != null ? presented.spiffeId() : "none" + whyNoSvid(presented)), null);
         }
+    }
+
+    /** Why a certificate whose URI looks right still has no SPIFFE ID, or nothing when there is no such URI. */
+    private static String whyNoSvid(PeerIdentity presented) {
+        if (presented.uriSans().isEmpty()) {
+            return "";
+        }
+        if (presented.signingCertificate()) {
+            return " (it is a CA, or has keyCertSign or cRLSign, so it is no X509-SVID)";
+        }
+        if (presented.uriSans().size() > 1) {
+            return " (it has " + presented.uriSans().size() + " URI SANs, an X509-SVID has exactly one)";
+        }
+        return "";
     }
 
     @Override

@@ -472,7 +472,7 @@ class ForwardedHeadersTest {
     static PeerIdentity peer(String spiffeId, List<String> uris, List<String> dns, String subject) {
         return new PeerIdentity(spiffeId, uris, dns, List.of(), List.of(), subject, null, List.of(), List.of(),
                 "CN=test root CA", "1a2b", HASH, "", Instant.parse("2026-01-01T00:00:00Z"),
-                Instant.parse("2030-01-01T00:00:00Z"), "EC", true, "clients");
+                Instant.parse("2030-01-01T00:00:00Z"), "EC", true, false, "clients");
     }
 
     static InetSocketAddress client(String ip) {

@@ -54,7 +54,6 @@ class PeerIdentitiesTest {
 
         PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
 
-        assertThat(peer.spiffeId()).isEqualTo(ORDERS);
         assertThat(peer.uriSans()).containsExactly(ORDERS, "https://docs.example.test/orders");
         // DNS names compare case-insensitively, so they are stored lower-cased; nothing else is rewritten.
         assertThat(peer.dnsSans()).containsExactly("orders.shop.internal", "orders-v2.shop.internal");
@@ -184,6 +183,7 @@ class PeerIdentitiesTest {
         PeerIdentity peer = PeerIdentities.fromCertificate(ca.getCertificate());
 
         assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.signingCertificate()).isTrue();
         assertThat(peer.uriSans()).as("still shown as presented").containsExactly(ORDERS);
         assertThat(peer.dnsSans()).containsExactly("orders.shop.test");
     }
@@ -194,7 +194,10 @@ class PeerIdentitiesTest {
         X509Bundle signer = pki.client(ORDERS, b -> b.setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature,
                 CertificateBuilder.KeyUsage.valueOf(usage)));
 
-        assertThat(PeerIdentities.fromCertificate(signer.getCertificate()).spiffeId()).isNull();
+        PeerIdentity peer = PeerIdentities.fromCertificate(signer.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.signingCertificate()).isTrue();
     }
 
     @Test
@@ -202,14 +205,42 @@ class PeerIdentitiesTest {
         X509Bundle leaf = pki.client(ORDERS, b -> b.setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature,
                 CertificateBuilder.KeyUsage.keyAgreement));
 
-        assertThat(PeerIdentities.fromCertificate(leaf.getCertificate()).spiffeId()).isEqualTo(ORDERS);
+        PeerIdentity peer = PeerIdentities.fromCertificate(leaf.getCertificate());
+
+        assertThat(peer.spiffeId()).isEqualTo(ORDERS);
+        assertThat(peer.signingCertificate()).isFalse();
     }
 
     @Test
-    void nonSpiffeUrisDoNotDisturbTheSpiffeId() throws Exception {
-        X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("https://prod.test/ns/ops/sa/admin")));
+    void aSecondUriOfAnySchemeMeansNoSpiffeIdAsAnSvidHasExactlyOneUri() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.addSanUriName(uri("https://prod.test/ns/ops/sa/admin"))
+                .addSanDnsName("orders.shop.test"));
 
-        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).spiffeId()).isEqualTo(ORDERS);
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.spiffeId()).isNull();
+        assertThat(peer.signingCertificate()).as("a leaf, just no SVID").isFalse();
+        assertThat(peer.uriSans()).as("still shown as presented")
+                .containsExactly(ORDERS, "https://prod.test/ns/ops/sa/admin");
+        assertThat(peer.dnsSans()).containsExactly("orders.shop.test");
+        assertThat(peer.displayName()).isEqualTo(peer.subject());
+    }
+
+    @Test
+    void aSecondUriBeforeTheSpiffeOneMeansNoSpiffeIdEither() throws Exception {
+        X509Bundle cert = TestPki.issue(pki.root(), "https://prod.test/orders", b -> b.addSanUriName(uri(ORDERS)));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.uriSans()).containsExactly("https://prod.test/orders", ORDERS);
+        assertThat(peer.spiffeId()).isNull();
+    }
+
+    @Test
+    void aSingleUriOfAnotherSchemeIsNoSpiffeId() throws Exception {
+        X509Bundle cert = TestPki.issue(pki.root(), "https://prod.test/orders", b -> b);
+
+        assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).spiffeId()).isNull();
     }
 
     @Test

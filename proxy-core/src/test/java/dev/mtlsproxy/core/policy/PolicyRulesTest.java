@@ -86,6 +86,31 @@ class PolicyRulesTest {
         }
 
         @Test
+        void aSecondUriOfAnySchemeTakesTheSpiffeIdAwayButNotTheUris() {
+            Policy byId = only(IdentityConfig.builder().trustAnchor(CORP).spiffeId("spiffe://td/a").build());
+            Policy byUri = only(IdentityConfig.builder().trustAnchor(CORP).uriSan("spiffe://td/a").build());
+            Policy byOtherUri = only(IdentityConfig.builder().trustAnchor(CORP).uriSan("https://td/x").build());
+
+            assertThat(allows(byId, peer(CORP).uri("spiffe://td/a"))).isTrue();
+            assertThat(allows(byId, peer(CORP).uri("spiffe://td/a").uri("https://td/x"))).isFalse();
+            assertThat(allows(byUri, peer(CORP).uri("spiffe://td/a").uri("https://td/x"))).isTrue();
+            assertThat(allows(byOtherUri, peer(CORP).uri("spiffe://td/a").uri("https://td/x"))).isTrue();
+        }
+
+        @Test
+        void uriSanNeverMatchesTheSpiffeUriOfASigningCertificateButStillItsOtherUris() {
+            Policy bySpiffeUri = only(IdentityConfig.builder().trustAnchor(CORP).uriSan("spiffe://td/a").build());
+            Policy byUpperCaseScheme = only(IdentityConfig.builder().trustAnchor(CORP).uriSan("SPIFFE://td/a")
+                    .build());
+            Policy byOtherUri = only(IdentityConfig.builder().trustAnchor(CORP).uriSan("https://td/x").build());
+
+            assertThat(allows(bySpiffeUri, peer(CORP).uri("spiffe://td/a"))).isTrue();
+            assertThat(allows(bySpiffeUri, peer(CORP).uri("spiffe://td/a").signingCertificate())).isFalse();
+            assertThat(allows(byUpperCaseScheme, peer(CORP).uri("SPIFFE://td/a").signingCertificate())).isFalse();
+            assertThat(allows(byOtherUri, peer(CORP).uri("https://td/x").signingCertificate())).isTrue();
+        }
+
+        @Test
         void dnsWildcardCoversExactlyOneLabel() {
             Policy policy = only(IdentityConfig.builder().trustAnchor(CORP).dnsSan("*.svc.example").build());
 
@@ -442,6 +467,7 @@ class PolicyRulesTest {
         private Instant notAfter = NOW.plus(Duration.ofHours(11));
         private String keyType = "EC";
         private boolean clientAuth = true;
+        private boolean signing;
 
         Peer(String anchor) {
             this.anchor = anchor;
@@ -457,6 +483,8 @@ class PolicyRulesTest {
         Peer spki(String v) { spki = v; return this; }
         Peer keyType(String v) { keyType = v; return this; }
         Peer noClientAuthEku() { clientAuth = false; return this; }
+        /** A CA, or a certificate with keyCertSign or cRLSign: no SVID, whatever its URIs. */
+        Peer signingCertificate() { signing = true; return this; }
 
         Peer lifetime(Duration d) {
             notBefore = NOW.minus(Duration.ofMinutes(1));
@@ -472,9 +500,9 @@ class PolicyRulesTest {
         PeerIdentity build() {
             PeerIdentity described = dev.mtlsproxy.core.identity.PeerIdentities.described(uris, dns, emails, ips,
                     subject, issuer, anchor);
-            return new PeerIdentity(described.spiffeId(), described.uriSans(), described.dnsSans(), emails, ips,
-                    subject, described.subjectCn(), described.subjectO(), described.subjectOu(), issuer, "01",
-                    sha256, spki, notBefore, notAfter, keyType, clientAuth, anchor);
+            return new PeerIdentity(signing ? null : described.spiffeId(), described.uriSans(), described.dnsSans(),
+                    emails, ips, subject, described.subjectCn(), described.subjectO(), described.subjectOu(), issuer,
+                    "01", sha256, spki, notBefore, notAfter, keyType, clientAuth, signing, anchor);
         }
     }
 

@@ -466,7 +466,7 @@ class PolicyTest {
                 List.of(), cn == null ? "O=mtls-proxy tests" : "CN=" + cn + ",O=mtls-proxy tests", cn,
                 List.of("mtls-proxy tests"), List.of(), "CN=test root CA,O=mtls-proxy tests", "1a2b",
                 "00".repeat(32), "", Instant.parse("2026-01-01T00:00:00Z"), Instant.parse("2030-01-01T00:00:00Z"),
-                "EC", true, "clients");
+                "EC", true, false, "clients");
     }
 
     /** Assembles a ProxyConfig with only what Policy reads: identities and routes. */

@@ -60,6 +60,10 @@ class BackendTlsTest {
         TestBackend mismatch = backend(TestBackend.tlsContext(elsewhere, null));
         TestBackend spiffe = backend(TestBackend.tlsContext(pki.backendServer("svid", b -> b
                 .addSanUriName(BACKEND_ID)), null));
+        TestBackend spiffeAndHttpsUri = backend(TestBackend.tlsContext(pki.backendServer("svid-two-uris", b -> b
+                .addSanUriName(BACKEND_ID).addSanUriName("https://backend.test/orders-api")), null));
+        TestBackend spiffeCa = backend(TestBackend.tlsContext(pki.backendServer("svid-ca", b -> b
+                .addSanUriName(BACKEND_ID).setIsCertificateAuthority(true)), null));
         mtls = backend(TestBackend.tlsContext(pki.backendServer("mtls", b -> b.addSanIpAddress("127.0.0.1")),
                 pki.root()));
         Instant now = Instant.now();
@@ -128,6 +132,8 @@ class BackendTlsTest {
                 .backend("spiffe-ok", tls(spiffe.url(), trustRoot.withSpiffeId(BACKEND_ID, false)))
                 .backend("spiffe-bad", tls(spiffe.url(), trustRoot.withSpiffeId(
                         "spiffe://backend.test/ns/shop/sa/billing", false)))
+                .backend("spiffe-two-uris", tls(spiffeAndHttpsUri.url(), trustRoot.withSpiffeId(BACKEND_ID, false)))
+                .backend("spiffe-ca", tls(spiffeCa.url(), trustRoot.withSpiffeId(BACKEND_ID, false)))
                 .backend("mtls", tls(mtls.url(), trustRoot.withClientCertificate(proxyCertificate.certificate(),
                         proxyCertificate.privateKey())))
                 .backend("mtls-no-cert", tls(mtls.url(), trustRoot))
@@ -161,6 +167,8 @@ class BackendTlsTest {
                 .route("sni", "/sni", "sni", "orders")
                 .route("spiffe-ok", "/spiffe-ok", "spiffe-ok", "orders")
                 .route("spiffe-bad", "/spiffe-bad", "spiffe-bad", "orders")
+                .route("spiffe-two-uris", "/spiffe-two-uris", "spiffe-two-uris", "orders")
+                .route("spiffe-ca", "/spiffe-ca", "spiffe-ca", "orders")
                 .route("mtls", "/mtls", "mtls", "orders")
                 .route("mtls-no-cert", "/mtls-no-cert", "mtls-no-cert", "orders")
                 .route("expired", "/expired", "expired", "orders")
@@ -353,6 +361,24 @@ class BackendTlsTest {
 
         assertThat(log.await("backend=spiffe-bad", "status=502")).contains("cause=\"SPIFFE ID mismatch: expected"
                 + " spiffe://backend.test/ns/shop/sa/billing, the certificate has " + BACKEND_ID + "\"");
+    }
+
+    @Test
+    void aBackendWhoseCertificateHasASecondUriIsNoSvidAndFailsItsSpiffePin() throws Exception {
+        // X509-SVID 2: exactly one URI SAN, of any scheme; go-spiffe would refuse this backend too.
+        assertThat(get("/spiffe-two-uris").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=spiffe-two-uris", "status=502")).contains("cause=\"SPIFFE ID mismatch: expected "
+                + BACKEND_ID + ", the certificate has none (it has 2 URI SANs, an X509-SVID has exactly one)\"");
+    }
+
+    @Test
+    void aBackendPresentingACaCertificateIsNoSvidAndFailsItsSpiffePin() throws Exception {
+        assertThat(get("/spiffe-ca").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=spiffe-ca", "status=502")).contains("cause=\"SPIFFE ID mismatch: expected "
+                + BACKEND_ID + ", the certificate has none (it is a CA, or has keyCertSign or cRLSign, so it is no"
+                + " X509-SVID)\"");
     }
 
     @Test

@@ -68,7 +68,7 @@ import org.junit.jupiter.api.io.TempDir;
  * features, never the certificates, and shares no code with the proxy. It says whether the handshake is refused (and
  * with which reasons the refusal may be counted), or else the SPIFFE ID the proxy must see (the access log's peer),
  * what the backend receives in {@code X-Forwarded-Client-Cert}, and 200 or 403 on a route that allows one SPIFFE ID
- * of one trust anchor.
+ * of one trust anchor and on one that allows the same URI by {@code uriSan}.
  *
  * <p>One proxy serves every case: seven trust anchors (the test CA with CRLs from it and every intermediate it may
  * have, name-constrained, expired, not yet valid, {@code pathLen:0} and serverAuth-only roots), and a route that
@@ -390,16 +390,28 @@ class ClientCertificatePropertyTest {
         }
 
         /**
-         * X509-SVID 4.1/4.3: a CA, or a leaf with keyCertSign or cRLSign, is no SVID. README: the identity is the
-         * single URI of the spiffe scheme, none with two, none when it breaks the SPIFFE ID syntax.
+         * X509-SVID 2: an SVID has exactly one URI SAN, of any scheme; 4.1/4.3: a CA, or a leaf with keyCertSign or
+         * cRLSign, is no SVID. README: the identity is that single URI when it is a well-formed SPIFFE ID.
          */
         static String spiffeId(Features f) {
-            if (f.leafIsCa() || f.leafKeyUsage() == LeafKeyUsage.WITH_KEY_CERT_SIGN
-                    || f.leafKeyUsage() == LeafKeyUsage.WITH_CRL_SIGN) {
+            if (signingCertificate(f)) {
                 return null;
             }
-            List<San> spiffe = f.sans().stream().filter(s -> s.spiffeScheme).toList();
-            return spiffe.size() == 1 && spiffe.get(0).validSpiffeId ? spiffe.get(0).value : null;
+            List<San> uris = f.sans().stream().filter(s -> s.kind == SanKind.URI).toList();
+            return uris.size() == 1 && uris.get(0).validSpiffeId ? uris.get(0).value : null;
+        }
+
+        /**
+         * README, Identity: {@code uriSan} compares every URI as presented, however many there are, except that a
+         * signing certificate's spiffe URIs match none.
+         */
+        static boolean uriSanMatchesOrders(Features f) {
+            return f.sans().contains(San.SPIFFE_ORDERS) && !signingCertificate(f);
+        }
+
+        static boolean signingCertificate(Features f) {
+            return f.leafIsCa() || f.leafKeyUsage() == LeafKeyUsage.WITH_KEY_CERT_SIGN
+                    || f.leafKeyUsage() == LeafKeyUsage.WITH_CRL_SIGN;
         }
     }
 
@@ -452,8 +464,10 @@ class ClientCertificatePropertyTest {
         RunningProxy.Builder builder = RunningProxy.builder(pki)
                 .trustAnchor(TestPki.ANCHOR, new TrustAnchorConfig(pki.caPem(), crls, null, null))
                 .identity("orders", IdentityConfig.spiffe(ORDERS).withTrustAnchor(TestPki.ANCHOR))
+                .identity("orders-uri", IdentityConfig.builder().uriSan(ORDERS).trustAnchor(TestPki.ANCHOR).build())
                 .backend("shop", backend.url())
-                .route("orders-api", "/orders", "shop", "orders");
+                .route("orders-api", "/orders", "shop", "orders")
+                .route("orders-by-uri", "/by-uri", "shop", "orders-uri");
         List<String> anyone = new ArrayList<>();
         for (Root root : Root.values()) {
             if (root.anchor == null) {
@@ -515,9 +529,11 @@ class ClientCertificatePropertyTest {
         SSLContext context = MtlsClient.clientContext(pki.root(), minted.key(), minted.sent());
         int ordersStatus;
         int whoStatus;
+        int byUriStatus;
         try (MtlsClient client = MtlsClient.connect(proxy.address(), context, null, null)) {
             ordersStatus = client.get("/orders").status();
             whoStatus = client.get("/who").status();
+            byUriStatus = client.get("/by-uri").status();
         } catch (IOException refusedByTheProxy) {
             String reason = awaitNewFailure(failuresBefore);
             outcomes.merge("refused:" + reason, 1, Integer::sum);
@@ -528,21 +544,20 @@ class ClientCertificatePropertyTest {
         }
         outcomes.merge("accepted", 1, Integer::sum);
         List<AccessLogEntry> entries = new ArrayList<>();
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             AccessLogEntry entry = proxy.accessLog().poll(5, TimeUnit.SECONDS);
             entries.add(entry);
         }
+        // What was answered 200 was forwarded; the 403s were not.
+        long passed = List.of(ordersStatus, whoStatus, byUriStatus).stream().filter(status -> status == 200).count();
         List<TestBackend.Recorded> forwarded = new ArrayList<>();
         TestBackend.Recorded r;
-        while ((r = backend.nextRequest(ordersStatus == 200 ? 5 : 1, TimeUnit.SECONDS)) != null) {
+        while (forwarded.size() < passed && (r = backend.nextRequest(5, TimeUnit.SECONDS)) != null) {
             forwarded.add(r);
-            if (forwarded.size() == (ordersStatus == 200 ? 2 : 1)) {
-                break;
-            }
         }
         if (expected.refused()) {
-            return "accepted (GET /orders " + ordersStatus + ", GET /who " + whoStatus + ", peer "
-                    + (entries.get(0) == null ? "?" : entries.get(0).peer()) + ")";
+            return "accepted (GET /orders " + ordersStatus + ", GET /who " + whoStatus + ", GET /by-uri "
+                    + byUriStatus + ", peer " + (entries.get(0) == null ? "?" : entries.get(0).peer()) + ")";
         }
         List<String> problems = new ArrayList<>();
         int ordersExpected = ORDERS.equals(expected.spiffeId()) && Root.TEST_CA.anchor.equals(expected.anchor())
@@ -552,6 +567,10 @@ class ClientCertificatePropertyTest {
         }
         if (whoStatus != 200) {
             problems.add("GET /who " + whoStatus + ", expected 200");
+        }
+        int byUriExpected = Model.uriSanMatchesOrders(f) && Root.TEST_CA.anchor.equals(expected.anchor()) ? 200 : 403;
+        if (byUriStatus != byUriExpected) {
+            problems.add("GET /by-uri " + byUriStatus + ", expected " + byUriExpected);
         }
         String subject = "CN=" + f.cn() + ",O=" + FUZZ_O;
         String peer = expected.spiffeId() != null ? expected.spiffeId() : subject;

@@ -19,6 +19,7 @@ import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
+import java.net.URI;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -42,6 +43,7 @@ class PolicyEnforcementEndToEndTest {
 
     static final String ORDERS = "spiffe://prod.test/orders";
     static final String OPS = "spiffe://prod.test/ops";
+    static final String DOCS = "https://prod.test/docs";
 
     static final X509Bundle partnersCa = TestPki.newRoot("partners root CA");
     static final ListAppender<ILoggingEvent> audit = new ListAppender<>();
@@ -51,6 +53,8 @@ class PolicyEnforcementEndToEndTest {
             .trustAnchor("partners", pki.writeCa("partners.pem", partnersCa))
             .identity("orders", scoped().spiffeId(ORDERS).build())
             .identity("ops", scoped().spiffeId(OPS).build())
+            .identity("orders-uri", scoped().uriSan(ORDERS).build())
+            .identity("docs-uri", scoped().uriSan(DOCS).build())
             .identity("ns-a", scoped().spiffeIdPrefix("spiffe://prod.test/ns/a").build())
             .identity("svc", scoped().dnsSan("*.svc.test").build())
             .identity("short-lived", scoped().trustDomain("short.test")
@@ -62,6 +66,7 @@ class PolicyEnforcementEndToEndTest {
             .route("admin", "/admin", "shop", "ops")
             .route("api", "/api", "shop", "orders", "ns-a", "svc", "short-lived")
             .route("partner", "/partner", "shop", "partner")
+            .route("by-uri", "/by-uri", "shop", "orders-uri", "docs-uri")
             .route(new RouteConfig("dry", null, "/dry", List.of(), "shop", List.of(),
                     List.of(RuleConfig.allow("ops")), PolicyMode.DRY_RUN, null))
             .route(new RouteConfig("a-host", "a.test", "/", List.of(), "shop", List.of("orders")))
@@ -150,6 +155,31 @@ class PolicyEnforcementEndToEndTest {
 
         assertThat(status(caWithOrdersUri, "/public/x")).isEqualTo(403);
         assertThat(status(fixture.pki().client(ORDERS), "/public/x")).isEqualTo(200);
+    }
+
+    @Test
+    void aCaCertificatesSpiffeUriMatchesNoUriSanEitherWhileItsOtherUrisStillDo() throws Exception {
+        // README: a signing certificate's spiffe URI is no identity, by whichever matcher it is named.
+        X509Bundle caWithOrdersUri = fixture.pki().client(ORDERS, b -> b.setIsCertificateAuthority(true));
+        X509Bundle caWithDocsUri = TestPki.issue(fixture.pki().root(), DOCS, b -> b.setIsCertificateAuthority(true));
+
+        assertThat(status(caWithOrdersUri, "/by-uri/x")).isEqualTo(403);
+        assertThat(status(caWithDocsUri, "/by-uri/x")).isEqualTo(200);
+        assertThat(status(fixture.pki().client(ORDERS), "/by-uri/x")).isEqualTo(200);
+    }
+
+    @Test
+    void aSecondUriOfAnySchemeMakesTheCertificateNoSvidButItsUrisStillMatchAndAreForwarded() throws Exception {
+        // X509-SVID 2: an SVID has exactly one URI SAN; go-spiffe refuses this one, and so does spiffeId: here.
+        X509Bundle ordersAndDocs = fixture.pki().client(ORDERS, b -> b.addSanUriName(URI.create(DOCS)));
+
+        assertThat(status(ordersAndDocs, "/public/x")).isEqualTo(403);
+        assertThat(status(ordersAndDocs, "/by-uri/x")).isEqualTo(200);
+
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).headers().get("x-forwarded-client-cert"))
+                .as("every URI as presented").endsWith(";URI=" + ORDERS + ";URI=" + DOCS);
+        AccessLogEntry denied = fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS);
+        assertThat(denied.peer()).as("no SPIFFE ID, so named by its subject").isEqualTo("CN=orders,O=mtls-proxy tests");
     }
 
     @Test
