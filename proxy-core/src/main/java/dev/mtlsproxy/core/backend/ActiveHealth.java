@@ -14,9 +14,10 @@ package dev.mtlsproxy.core.backend;
  * rotation costs at most a connect failure, which passive health retries elsewhere.
  *
  * <p>Thread-safety: {@link #record} is called only from the health checker's one event loop, so the counter is
- * confined to it; the verdict is volatile and read by any thread. A reload reads it to carry it over twice: when it
- * builds the next generation, and again once the checker has stopped and before the next one starts (see
- * {@code Backends#takeOverHealthFrom}), so the verdict the next generation starts from is the last one counted.
+ * confined to it; the verdict is volatile and read by any thread. A reload reads both to carry them over twice: when
+ * it builds the next generation, and again once the checker has stopped and before the next one starts (see
+ * {@code Backends#takeOverHealthFrom}), so the verdict and count the next generation starts from are the last ones
+ * counted.
  */
 final class ActiveHealth {
 
@@ -42,12 +43,28 @@ final class ActiveHealth {
     }
 
     /**
-     * The same endpoint in a rebuilt backend (a reload that changed its settings): it keeps the verdict of the
-     * previous generation, so a reload does not put an endpoint that is out back into rotation. The count starts
-     * again, under the new thresholds.
+     * The same endpoint in a rebuilt backend (a reload that changed its settings), asked the same question: it keeps
+     * the verdict of the previous generation, so a reload does not put an endpoint that is out back into rotation.
+     * Under the same thresholds it keeps the count too: the results so far answered the same question and are
+     * counted against the same number, so two passes of three before a reload and one after bring the endpoint back,
+     * and reloads that come more often than {@code threshold} checks (a controller rewriting a ConfigMap) cannot hold
+     * a verdict still forever. Under other thresholds the count starts again, as in Envoy, whose health checker is
+     * rebuilt with a changed cluster and counts from zero: a count reached against one number is not evidence for
+     * another (a threshold lowered below it would flip the verdict on a result that agrees with it).
+     *
+     * <p>The count is confined to the checker's loop; it is read here while that checker still runs when the next
+     * generation is built (an old value does no harm: it is read again) and again once the checker has stopped and
+     * its loop has run a task queued after the stop, which orders every count it made before this read
+     * ({@code Backends#takeOverHealthFrom}).
      */
     static ActiveHealth carriedOver(ActiveHealth previous, int healthyThreshold, int unhealthyThreshold) {
-        return new ActiveHealth(healthyThreshold, unhealthyThreshold, previous.healthy, previous.decided);
+        ActiveHealth next = new ActiveHealth(healthyThreshold, unhealthyThreshold, previous.healthy,
+                previous.decided);
+        if (healthyThreshold == previous.healthyThreshold && unhealthyThreshold == previous.unhealthyThreshold) {
+            next.lastPassed = previous.lastPassed;
+            next.streak = previous.streak;
+        }
+        return next;
     }
 
     /**

@@ -97,7 +97,8 @@ public final class Endpoint {
     /**
      * A new endpoint starts in rotation, its first check deciding (see {@link ActiveHealth}). The same endpoint in a
      * rebuilt backend (a reload that changed the backend's settings) keeps the verdict it had, so a reload never puts
-     * an endpoint that is out back into rotation; unless its name now resolves to another address, which is another
+     * an endpoint that is out back into rotation, and under the same thresholds the count towards changing it
+     * ({@link ActiveHealth#carriedOver}); unless its name now resolves to another address, which is another
      * server, not yet checked. When the check now asks something else ({@link HealthQuestion}), the verdict holds
      * only until its first result, which decides alone.
      *

@@ -201,6 +201,65 @@ class HealthCheckThresholdsTest {
         assertThat(inRotation(after, a)).isTrue();
     }
 
+    /**
+     * A reload between the second and third of three passes needed used to start the count again, so reloads more
+     * frequent than three checks (a controller rewriting a ConfigMap) kept an endpoint out for good.
+     */
+    @Test
+    void aReloadThatKeepsTheQuestionAndTheThresholdsKeepsTheCountOfPassesTowardsComingBack() throws Exception {
+        HealthCheckConfig rise3 = new HealthCheckConfig("/health", Duration.ofHours(1), Duration.ofSeconds(2), 3, 3);
+        Backend before = Backend.build("shop", shop(rise3, a));
+        a.healthy(false);
+        check(before, 1);
+        a.healthy(true);
+        check(before, 2);
+        assertThat(inRotation(before, a)).as("two passes of three").isFalse();
+
+        // Another interval: a rebuilt backend asking the same question, counted against the same thresholds.
+        Backend after = Backend.build("shop", shop(new HealthCheckConfig("/health", Duration.ofMinutes(30),
+                Duration.ofSeconds(2), 3, 3), a), before);
+        assertThat(after).isNotSameAs(before);
+
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("the third pass in a row, the first after the reload").isTrue();
+        assertThat(healthEvents()).last().isEqualTo("event=backend_health backend=shop endpoint=127.0.0.1:"
+                + a.port() + " healthy=true checks=3");
+    }
+
+    @Test
+    void aReloadThatKeepsTheQuestionAndTheThresholdsKeepsTheCountOfFailuresTowardsGoingOut() throws Exception {
+        Backend before = Backend.build("shop", shop(RISE_2_FALL_3, a));
+        check(before, 1);
+        a.healthy(false);
+        check(before, 2);
+        assertThat(inRotation(before, a)).as("two failures of three").isTrue();
+
+        Backend after = Backend.build("shop", shop(RISE_2_FALL_3, a)
+                .withTimeouts(Duration.ofSeconds(1), Duration.ofSeconds(5), Duration.ofSeconds(5)), before);
+        assertThat(after).isNotSameAs(before);
+
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("the third failure in a row, the first after the reload").isFalse();
+    }
+
+    /** As Envoy, whose health checker is rebuilt with a changed cluster and counts from zero. */
+    @Test
+    void aReloadThatChangesTheThresholdsStartsTheCountAgain() throws Exception {
+        HealthCheckConfig rise3 = new HealthCheckConfig("/health", Duration.ofHours(1), Duration.ofSeconds(2), 3, 3);
+        Backend before = Backend.build("shop", shop(rise3, a));
+        a.healthy(false);
+        check(before, 1);
+        a.healthy(true);
+        check(before, 2);
+
+        Backend after = Backend.build("shop", shop(rise3.withThresholds(2, 3), a), before);
+
+        check(after, 1);
+        assertThat(inRotation(after, a)).as("one pass counted against the new healthyThreshold, 2").isFalse();
+        check(after, 1);
+        assertThat(inRotation(after, a)).isTrue();
+    }
+
     @Test
     void anEndpointOutByTheOldPathIsBackAtTheFirstPassOfANewPathButNotBeforeIt() throws Exception {
         Backend before = Backend.build("shop", shop(RISE_2_FALL_3, a));
