@@ -197,6 +197,13 @@ public final class Backend {
                 : healthChecker.stop();
     }
 
+    /** Starts the health checks again after {@link #stopHealthChecks}, on the loop they ran on. */
+    void resumeHealthChecks() {
+        if (healthChecker != null) {
+            healthChecker.resume();
+        }
+    }
+
     /**
      * Each endpoint reads the verdict of its counterpart in {@code previous} again (see
      * {@link Endpoint#takeOverHealth}). Call once {@code previous}'s checks have stopped and before this backend's

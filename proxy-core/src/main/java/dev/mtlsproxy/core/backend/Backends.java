@@ -94,8 +94,9 @@ public final class Backends implements AutoCloseable {
      * worth of failures). Now the newest result wins: the old checks have the last word up to here, the new ones
      * from {@link #start} on, and nothing is counted by both or by neither.
      *
-     * <p>Call off the event loops, after the build succeeded (so that a failed reload leaves the old checks running)
-     * and before {@link #start}. It waits for each old checker's loop to run one queued task, which loops that never
+     * <p>Call off the event loops, after the build succeeded (so that a failed build leaves the old checks running)
+     * and before {@link #start}; should anything fail before this generation serves, {@link #giveHealthBackTo}
+     * starts the old checks again. It waits for each old checker's loop to run one queued task, which loops that never
      * block do at once; should one not within {@code HANDOVER_WAIT}, its backend's verdicts are read anyway.
      */
     public void takeOverHealthFrom(Backends previous) {
@@ -115,6 +116,33 @@ public final class Backends implements AutoCloseable {
                         Durations.format(HANDOVER_WAIT));
             }
             b.takeOverHealth(previous.get(b.name()));
+        }
+    }
+
+    /**
+     * Undoes {@link #takeOverHealthFrom} and {@link #start} for a generation that will not serve, because a step of
+     * its reload failed before the swap: closes every backend this generation built anew (its checks stop; its pools
+     * never held a connection) and starts the checks of the backends they replaced in {@code previous} again, each
+     * on its own loop, from its own verdict and count, which only its own checks ever change. Backends carried over
+     * as they are were never stopped. Call off the event loops; never throws, so that the reload's own failure is
+     * what the caller sees.
+     */
+    public void giveHealthBackTo(Backends previous) {
+        for (Backend b : byName.values()) {
+            Backend old = previous.get(b.name());
+            if (old == b) {
+                continue;
+            }
+            try {
+                b.close();
+                if (old != null) {
+                    old.resumeHealthChecks();
+                }
+            } catch (RuntimeException e) {
+                // The event loops are shutting down, and the proxy with them.
+                log.warn("event=backend_health_handback backend={} result=failed cause=\"{}\"", b.name(),
+                        e.toString().replace('"', '\''));
+            }
         }
     }
 

@@ -38,6 +38,8 @@ final class HealthChecker {
     private volatile ScheduledFuture<?> schedule;
     /** The loop the schedule runs on, where every result is counted; null until started. Guarded by this. */
     private EventLoop loop;
+    /** The channel type of the probes, kept to resume with; null until started. Guarded by this. */
+    private Class<? extends Channel> channelType;
     private volatile boolean stopped;
 
     HealthChecker(Backend backend, HealthCheckConfig config) {
@@ -51,6 +53,7 @@ final class HealthChecker {
             return;
         }
         this.loop = loop;
+        this.channelType = channelType;
         schedule = loop.scheduleWithFixedDelay(() -> checkAll(loop, channelType), 0, config.interval().toNanos(),
                 TimeUnit.NANOSECONDS);
     }
@@ -95,6 +98,22 @@ final class HealthChecker {
             return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
         }
         return quiet;
+    }
+
+    /**
+     * Probes again after {@link #stop}, on the same loop, so every result is still counted there: a reload that
+     * stopped this checker to hand its verdicts over failed before its successor served. The first round runs at
+     * once, as at start; a probe of the last round that is still out is counted when it ends, as it would have been.
+     */
+    synchronized void resume() {
+        if (!stopped) {
+            return;
+        }
+        stopped = false;
+        schedule = null;
+        if (loop != null) {
+            start(loop, channelType);
+        }
     }
 
     private Future<Void> probe(EventLoop loop, Class<? extends Channel> channelType, Endpoint endpoint) {

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.metrics;
 
 import dev.mtlsproxy.core.backend.BackendFailures;
 import dev.mtlsproxy.core.proxy.ReloadFailureReason;
+import dev.mtlsproxy.core.proxy.ReloadStep;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -338,7 +339,7 @@ public final class ProxyMetrics {
     // ---- backends ----------------------------------------------------------------------------------------------
 
     public void backendRegistered(String backend, Supplier<Number> idleConnections, Supplier<Number> healthy) {
-        if (!registeredBackends.add(backend)) {
+        if (registeredBackends.contains(backend)) {
             return; // once per name: a reload's suppliers read the current generation themselves
         }
         // Supplier gauges hold their supplier strongly; the (obj, fn) form would keep only a weak reference to
@@ -358,6 +359,8 @@ public final class ProxyMetrics {
         for (String reason : BackendFailures.CONNECT_REASONS) {
             counter("backend.connect.errors", Tags.of("backend", backend, "reason", reason));
         }
+        // Only now: should the registry refuse one of these, the next reload tries again (reloads are serialised).
+        registeredBackends.add(backend);
     }
 
     /** Response headers arrived; the request's result is counted when it ends ({@link #backendSucceeded}). */
@@ -463,6 +466,9 @@ public final class ProxyMetrics {
         for (ReloadFailureReason reason : ReloadFailureReason.values()) {
             counter("config.reloads", Tags.of("result", "failure", "reason", reason.label()));
         }
+        for (ReloadStep step : ReloadStep.values()) {
+            counter("config.reload.step.failures", Tags.of("step", step.label()));
+        }
         if (generation > 1) {
             success.increment();
         }
@@ -471,6 +477,14 @@ public final class ProxyMetrics {
     /** A reload that changed nothing; the old generation keeps serving. */
     public void reloadFailed(ReloadFailureReason reason) {
         counter("config.reloads", Tags.of("result", "failure", "reason", reason.label())).increment();
+    }
+
+    /**
+     * A step after a reload's swap failed: the reload went through and counts as a success, but left this step
+     * undone (the log says what that means).
+     */
+    public void reloadStepFailed(ReloadStep step) {
+        counter("config.reload.step.failures", Tags.of("step", step.label())).increment();
     }
 
     /** A handshake (or re-verification) accepted on a CRL past its nextUpdate, under staleCrl: insecureAllow. */
@@ -533,6 +547,8 @@ public final class ProxyMetrics {
             case "admin.request.timeouts" -> "Admin listener connections closed because a request did not arrive"
                     + " whole within its request timeout";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
+            case "config.reload.step.failures" -> "Successful reloads that left a step after going live undone, by"
+                    + " step";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
             case "backend.retries" -> "Requests retried after a failed connection attempt, or sent once more on a"
                     + " new connection after the backend closed one unanswered";

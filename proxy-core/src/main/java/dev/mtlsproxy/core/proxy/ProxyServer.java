@@ -58,7 +58,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Everything built from one configuration (TLS contexts, client-chain checks, revocation data, policy, backends)
  * is one {@link Generation}, held in one reference. {@link #reload} builds the next generation completely, off the
- * event loops, and swaps that reference; a failure at any step leaves the old generation serving. New connections
+ * event loops, and swaps that reference; a failure at any step before the swap leaves the old generation serving,
+ * and none after it can undo the swap (see {@link #reload}). New connections
  * take the current generation's TLS context; requests read the current policy each time, so a removed grant denies
  * the next request on an open connection. After a swap, open connections are re-verified against the new CAs and
  * revocation data, and those that no longer pass are closed.
@@ -242,8 +243,13 @@ public final class ProxyServer implements AutoCloseable {
      * Builds the next generation from {@code config} and makes it current. Runs on the caller's thread (never an
      * event loop); concurrent calls are serialised.
      *
+     * <p>Two halves, split by the swap of the current generation. Before it, anything that fails leaves the old
+     * generation as it was, health checks included, and fails the reload. After it the new generation serves, so
+     * nothing can fail the reload any more: a step that throws there ({@link ReloadStep}) is logged with what it
+     * leaves undone and counted, the steps after it still run, and the reload reports the new generation.
+     *
      * @return the new generation number
-     * @throws ReloadException when anything fails; the old generation keeps serving, untouched
+     * @throws ReloadException when anything before the swap fails; the old generation keeps serving, untouched
      */
     public long reload(ProxyConfig config) throws ReloadException {
         synchronized (reloadLock) {
@@ -253,6 +259,7 @@ public final class ProxyServer implements AutoCloseable {
                 requireSameListeners(old.config(), config);
                 next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends(),
                         processLimits);
+                startHealthChecks(old, next);
             } catch (ReloadException e) {
                 metrics.reloadFailed(e.reason());
                 throw e;
@@ -263,16 +270,55 @@ public final class ProxyServer implements AutoCloseable {
                 metrics.reloadFailed(ReloadFailureReason.OTHER);
                 throw new ReloadException(ReloadFailureReason.OTHER, e.toString(), e);
             }
-            // The old checks stop here, not at retirement, so that the new ones start from their last word.
-            next.runtime().backends().takeOverHealthFrom(old.runtime().backends());
-            next.runtime().backends().start(group, transport.clientChannel());
             current.set(next);
-            registerMetrics(current, metrics, clock);
-            // Backends not carried over lose their health checks and idle connections; busy ones finish.
-            old.runtime().backends().retireInto(next.runtime().backends());
             log.info("event=config_reloaded generation={}", next.number());
-            reverifyOpenConnections(next);
+            afterSwap(next, ReloadStep.METRICS, () -> metrics.configLoaded(next.number(),
+                    clock.instant().getEpochSecond()));
+            afterSwap(next, ReloadStep.METRICS, () -> registerConfigurationMeters(current, metrics));
+            // Backends not carried over lose their health checks and idle connections; busy ones finish.
+            afterSwap(next, ReloadStep.RETIRE_BACKENDS, () -> old.runtime().backends().retireInto(
+                    next.runtime().backends()));
+            afterSwap(next, ReloadStep.REVERIFY_CONNECTIONS, () -> reverifyOpenConnections(next));
             return next.number();
+        }
+    }
+
+    /**
+     * Hands the health checks over from the old generation to the next: the old checks of every rebuilt backend
+     * stop, the next generation takes their last word, and its own checks start. The old checks stop first, not at
+     * retirement or once the new ones run, so that no result counts in both generations or in neither
+     * ({@link Backends#takeOverHealthFrom}). Should either step fail (starting a check only schedules it, which
+     * fails only while the event loops shut down), the next generation's checks are stopped and the old ones
+     * started again, from the verdicts and counts they had, which only they change: the old generation is left as
+     * it was, checking its backends.
+     */
+    private void startHealthChecks(Generation old, Generation next) {
+        Backends before = old.runtime().backends();
+        Backends after = next.runtime().backends();
+        try {
+            after.takeOverHealthFrom(before);
+            after.start(group, transport.clientChannel());
+        } catch (RuntimeException | Error e) {
+            after.giveHealthBackTo(before);
+            throw e;
+        }
+    }
+
+    /**
+     * Runs one step after the swap: what it throws is logged and counted, never thrown, since the new generation
+     * serves already and a failed reload would misreport it. Running out of memory and the JVM's own failures are
+     * left to the JVM, as everywhere else (README, "Reload and shutdown").
+     */
+    private void afterSwap(Generation next, ReloadStep step, Runnable action) {
+        try {
+            action.run();
+        } catch (RuntimeException | Error e) {
+            if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
+                throw e;
+            }
+            metrics.reloadStepFailed(step);
+            log.error("event=reload_step_failed generation={} step={} meaning=\"{}\" cause=\"{}\"", next.number(),
+                    step.label(), step.meaning(), e.toString().replace('"', '\''), e);
         }
     }
 
@@ -309,6 +355,12 @@ public final class ProxyServer implements AutoCloseable {
 
     /** Meters whose values come from the configuration: certificates, CRLs, backends, generation. */
     private static void registerMetrics(AtomicReference<Generation> current, ProxyMetrics metrics, Clock clock) {
+        registerConfigurationMeters(current, metrics);
+        metrics.configLoaded(current.get().number(), clock.instant().getEpochSecond());
+    }
+
+    /** The meters of the configuration itself: certificates, CRLs, backends. */
+    private static void registerConfigurationMeters(AtomicReference<Generation> current, ProxyMetrics metrics) {
         Generation generation = current.get();
         TlsInventory inventory = generation.tlsInventory();
         List<ProxyMetrics.CertificateExpiry> certificates = new ArrayList<>();
@@ -335,7 +387,6 @@ public final class ProxyServer implements AutoCloseable {
                 return b == null ? 0 : b.healthyEndpoints();
             });
         }
-        metrics.configLoaded(generation.number(), clock.instant().getEpochSecond());
     }
 
     /** Connections to an endpoint: TCP, TLS for https endpoints, then the HTTP pipeline below. */

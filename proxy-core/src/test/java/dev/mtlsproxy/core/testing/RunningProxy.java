@@ -106,6 +106,7 @@ public final class RunningProxy implements AutoCloseable {
         private Integer maxConnections;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
+        private MeterRegistry registry = new SimpleMeterRegistry();
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
         private RevocationConfig revocation;
         /**
@@ -175,6 +176,12 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /** Exports the metrics to {@code registry}; a fresh {@link SimpleMeterRegistry} unless set. */
+        public Builder registry(MeterRegistry registry) {
+            this.registry = registry;
+            return this;
+        }
+
         public Builder revocation(RevocationConfig revocation) {
             this.revocation = revocation;
             return this;
@@ -238,7 +245,6 @@ public final class RunningProxy implements AutoCloseable {
                     new AccessLogConfig(true, "stdout"), null, null, revocation, null, null, workers);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
-            MeterRegistry registry = new SimpleMeterRegistry();
             ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC());
             return new RunningProxy(server, entries, registry);
         }
