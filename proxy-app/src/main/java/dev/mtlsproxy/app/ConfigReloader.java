@@ -58,6 +58,10 @@ import org.slf4j.LoggerFactory;
  * leading to them) count, so a busy access log in the same directory can neither hold back a reload nor keep this
  * thread awake. They schedule a check after a quiet period (the debounce); the check compares SHA-256 hashes of the
  * files' contents with those of the last reload, so a touch or a burst of writes does not reload more than once.
+ *
+ * <p>A watch that ends on an error (the watch service failing or closed under it) is started again with a fresh
+ * watch service after a back-off ({@link #FIRST_RESTART_DELAY}, doubling up to {@link #MAX_RESTART_DELAY}), every
+ * directory registered again and the files compared once, since their events were missed meanwhile.
  */
 final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
@@ -65,11 +69,19 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private static final String MISSING = "missing";
     /** Linux gives up at 40 too (ELOOP). */
     private static final int MAX_SYMLINK_HOPS = 40;
+    /** How long a failed watch waits to start again the first time; each failure in a row doubles it. */
+    static final Duration FIRST_RESTART_DELAY = Duration.ofSeconds(1);
+    /**
+     * The longest wait between restarts of a watch that keeps failing; a watch that ran this long before failing
+     * starts again after {@link #FIRST_RESTART_DELAY}.
+     */
+    static final Duration MAX_RESTART_DELAY = Duration.ofSeconds(60);
 
     private final Path configFile;
     private final ProxyServer server;
     private final ProxyMetrics metrics;
     private final Loader loader;
+    private final WatchServices watchServices;
     private final ScheduledExecutorService worker;
     /** Confined to the worker thread. */
     private Map<Path, String> lastHashes;
@@ -77,8 +89,14 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private ScheduledFuture<?> pendingCheck;
     /** The quiet period after a file event; set before the watcher starts. */
     private volatile Duration debounce;
-    private WatchService watchService;
-    private Thread watcher;
+    /** The watch running now; replaced by a fresh one when it fails. Written by the worker, closed by close(). */
+    private volatile WatchService watchService;
+    private volatile Thread watcher;
+    private volatile boolean closed;
+    /** The wait before the next restart of a failed watch, and when the running watch started; worker only. */
+    private Duration restartDelay = FIRST_RESTART_DELAY;
+    private long watchStartedNanos;
+    /** Confined to the worker thread. */
     private final Set<Path> watchedDirectories = new HashSet<>();
     /**
      * File names in the watched directories whose events schedule a check; written by the worker, read by the
@@ -113,11 +131,25 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         ProxyConfig load(Path configFile) throws ConfigException;
     }
 
+    /** Where watches come from: the default file system's; a test hands out one that fails. */
+    @FunctionalInterface
+    interface WatchServices {
+        WatchServices DEFAULT = () -> FileSystems.getDefault().newWatchService();
+
+        WatchService open() throws IOException;
+    }
+
     ConfigReloader(Path configFile, Fingerprint loaded, ProxyServer server, ProxyMetrics metrics, Loader loader) {
+        this(configFile, loaded, server, metrics, loader, WatchServices.DEFAULT);
+    }
+
+    ConfigReloader(Path configFile, Fingerprint loaded, ProxyServer server, ProxyMetrics metrics, Loader loader,
+            WatchServices watchServices) {
         this.configFile = configFile.toAbsolutePath().normalize();
         this.server = server;
         this.metrics = metrics;
         this.loader = loader;
+        this.watchServices = watchServices;
         this.worker = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "config-reload");
             t.setDaemon(true);
@@ -147,20 +179,29 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     /** Starts watching the config file and every file it references. */
     void watch(Duration debounce) throws IOException {
         this.debounce = debounce;
-        watchService = FileSystems.getDefault().newWatchService();
-        CompletableFuture.runAsync(() -> registerDirectories(server.config()), worker).join();
-        watcher = new Thread(this::watchLoop, "config-watch");
-        watcher.setDaemon(true);
-        watcher.start();
+        WatchService service = watchServices.open();
+        watchService = service;
+        CompletableFuture.runAsync(() -> {
+            watchStartedNanos = System.nanoTime();
+            registerDirectories(server.config());
+        }, worker).join();
+        startWatcher(service);
         // A write between the load and the watch raised no event: compare once against what was loaded, after the
         // quiet period as for an event, so that a burst of writes already under way is still one reload.
         worker.execute(this::scheduleCheck);
     }
 
-    private void watchLoop() {
+    private void startWatcher(WatchService service) {
+        Thread thread = new Thread(() -> watchLoop(service), "config-watch");
+        thread.setDaemon(true);
+        watcher = thread;
+        thread.start();
+    }
+
+    private void watchLoop(WatchService service) {
         try {
             while (true) {
-                WatchKey key = watchService.take();
+                WatchKey key = service.take();
                 boolean relevant = false;
                 for (WatchEvent<?> event : key.pollEvents()) {
                     relevant |= event.kind() == StandardWatchEventKinds.OVERFLOW
@@ -175,14 +216,92 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                 worker.execute(this::scheduleCheck);
             }
         } catch (InterruptedException | ClosedWatchServiceException e) {
-            // closing
+            if (!closed) {
+                // Not by close(): the watch service went away under the loop, which is a failure like any other.
+                watchFailed(e);
+            }
         } catch (RuntimeException | Error e) {
-            // From here on no file change reloads until a restart, whatever ended the loop: the log must say so.
-            log.error("event=config_watch_failed cause=\"{}\" detail=\"file changes are no longer watched; SIGHUP"
-                    + " and POST /admin/reload still reload\"", e.toString().replace('"', '\''), e);
+            if (closed) {
+                return; // the worker refusing the check, say: closing
+            }
             if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
+                log.error("event=config_watch_failed cause=\"{}\" detail=\"file changes are no longer watched; SIGHUP"
+                        + " and POST /admin/reload still reload\"", e.toString().replace('"', '\''), e);
                 throw e; // the JVM's to handle, as in reloadNow
             }
+            watchFailed(e);
+        }
+    }
+
+    /** On the watcher, as its loop ends on {@code cause}: the worker starts a new watch after the back-off. */
+    private void watchFailed(Throwable cause) {
+        try {
+            worker.execute(() -> scheduleRestart(cause));
+        } catch (RejectedExecutionException e) {
+            // closing
+        }
+    }
+
+    /**
+     * On the worker. Logs the failure with the wait before the restart, which doubles with each failure in a row up
+     * to {@link #MAX_RESTART_DELAY}: a watch that fails at once every time (an exhausted inotify limit) costs a line
+     * a minute, not a busy loop. One that had run for that long before failing starts again from the first wait.
+     */
+    private void scheduleRestart(Throwable cause) {
+        if (System.nanoTime() - watchStartedNanos >= MAX_RESTART_DELAY.toNanos()) {
+            restartDelay = FIRST_RESTART_DELAY;
+        }
+        Duration delay = restartDelay;
+        restartDelay = delay.multipliedBy(2).compareTo(MAX_RESTART_DELAY) > 0 ? MAX_RESTART_DELAY
+                : delay.multipliedBy(2);
+        log.error("event=config_watch_failed cause=\"{}\" restart_in={} detail=\"file changes are not watched until"
+                + " then; SIGHUP and POST /admin/reload still reload\"", String.valueOf(cause).replace('"', '\''),
+                Durations.format(delay), cause);
+        try {
+            worker.schedule(this::restartWatch, delay.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            // closing
+        }
+    }
+
+    /**
+     * On the worker: a fresh watch service, every directory registered on it again (those of the files hashed last
+     * and of the running configuration's), a new watcher, and one comparison of the files after the quiet period,
+     * as {@link #watch} makes, since whatever changed while no watch ran raised no event that anyone saw.
+     */
+    private void restartWatch() {
+        if (closed) {
+            return;
+        }
+        WatchService fresh;
+        try {
+            fresh = watchServices.open();
+        } catch (IOException | RuntimeException e) {
+            scheduleRestart(e);
+            return;
+        }
+        WatchService failed = watchService;
+        watchService = fresh;
+        if (closed) { // close() may have read the failed service: this one is closed here
+            closeQuietly(fresh);
+            return;
+        }
+        closeQuietly(failed);
+        watchStartedNanos = System.nanoTime();
+        watchedDirectories.clear();
+        Set<Path> files = new LinkedHashSet<>(lastHashes.keySet());
+        files.addAll(files(server.config()));
+        registerFiles(files);
+        startWatcher(fresh);
+        log.info("event=config_watch_restarted directories={}", watchedDirectories.size());
+        scheduleCheck();
+    }
+
+    private static void closeQuietly(WatchService service) {
+        try {
+            service.close();
+        } catch (IOException e) {
+            log.debug("event=config_watch_close_failed cause={}", e.toString());
         }
     }
 
@@ -364,7 +483,11 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     }
 
     private void registerDirectories(ProxyConfig config) {
-        Set<Path> files = files(config);
+        registerFiles(files(config));
+    }
+
+    /** Watches the directories of {@code files}: on the worker. */
+    private void registerFiles(Set<Path> files) {
         Set<String> names = new HashSet<>(watchedNames);
         for (Path file : files) {
             names.addAll(namesToWatch(file));
@@ -443,15 +566,14 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     @Override
     public void close() {
-        if (watcher != null) {
-            watcher.interrupt();
+        closed = true;
+        Thread thread = watcher;
+        if (thread != null) {
+            thread.interrupt();
         }
-        if (watchService != null) {
-            try {
-                watchService.close();
-            } catch (IOException e) {
-                log.debug("event=config_watch_close_failed cause={}", e.toString());
-            }
+        WatchService service = watchService;
+        if (service != null) {
+            closeQuietly(service);
         }
         worker.shutdownNow();
     }

@@ -90,7 +90,8 @@ final class RunCommand {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {
-            Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::load);
+            Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::load,
+                    ConfigReloader.WatchServices.DEFAULT);
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
             if (signals != null) {
                 signals.started(running);
@@ -123,17 +124,26 @@ final class RunCommand {
 
     /** As above, with the hash the config file had when {@code config} was loaded from it. */
     static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout) throws Exception {
-        return start(file, configHash, config, stdout, newRegistry(), ConfigLoader::load);
+        return start(file, configHash, config, stdout, newRegistry(), ConfigLoader::load,
+                ConfigReloader.WatchServices.DEFAULT);
     }
 
     /** As above, with reloads reading the file through {@code loader}: where a test makes a reload step fail. */
     static Running start(Path file, ProxyConfig config, PrintStream stdout, ConfigReloader.Loader loader)
             throws Exception {
-        return start(file, ConfigReloader.Fingerprint.configHash(file), config, stdout, newRegistry(), loader);
+        return start(file, config, stdout, loader, ConfigReloader.WatchServices.DEFAULT);
+    }
+
+    /** As above, with the file watched through {@code watchServices}: where a test makes the watch fail. */
+    static Running start(Path file, ProxyConfig config, PrintStream stdout, ConfigReloader.Loader loader,
+            ConfigReloader.WatchServices watchServices) throws Exception {
+        return start(file, ConfigReloader.Fingerprint.configHash(file), config, stdout, newRegistry(), loader,
+                watchServices);
     }
 
     private static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout,
-            PrometheusMeterRegistry registry, ConfigReloader.Loader loader) throws Exception {
+            PrometheusMeterRegistry registry, ConfigReloader.Loader loader, ConfigReloader.WatchServices watchServices)
+            throws Exception {
         // Before the server reads the certificates and keys: one rotated meanwhile is then a change to load.
         ConfigReloader.Fingerprint loaded = ConfigReloader.Fingerprint.of(file, configHash, config);
         AsyncJsonAccessLog accessLog = openAccessLog(config.accessLog(), stdout);
@@ -152,7 +162,7 @@ final class RunCommand {
             server = ProxyServer.start(config, accessLog == null ? AccessLog.DISABLED : accessLog,
                     metrics, Clock.systemUTC());
             server.bindEventLoopMetrics(registry);
-            reloader = new ConfigReloader(file, loaded, server, metrics, loader);
+            reloader = new ConfigReloader(file, loaded, server, metrics, loader, watchServices);
             ProxyServer started = server;
             // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin";
             // its request timeouts have a counter of their own (the mTLS listeners have no such timeout).

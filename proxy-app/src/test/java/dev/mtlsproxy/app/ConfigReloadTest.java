@@ -20,12 +20,16 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.WatchService;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -340,6 +344,57 @@ class ConfigReloadTest {
 
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * When the watch loop ended, file changes were never watched again: on an error, after logging it; on its watch
+     * service closing under it, silently, taken for the proxy closing. Here the first watch service is closed under
+     * the loop (the JDK's only checked way for a test to end a real watch). The watch now starts again after a
+     * back-off, on a fresh service, and compares the files once: the edit lands while no watch runs (the second
+     * service is handed out only after it), so no event tells of it.
+     */
+    @Test
+    void aWatchThatEndsStartsAgainAndLoadsTheChangeMadeWhileItWasDown() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        AtomicReference<WatchService> first = new AtomicReference<>();
+        CountDownLatch restarting = new CountDownLatch(1);
+        CountDownLatch edited = new CountDownLatch(1);
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, ConfigLoader::load, () -> {
+                WatchService real = FileSystems.getDefault().newWatchService();
+                if (first.compareAndSet(null, real)) {
+                    return real;
+                }
+                // On the reload thread, after the start-up comparison (due at the debounce, before the back-off).
+                restarting.countDown();
+                try {
+                    if (!edited.await(10, TimeUnit.SECONDS)) {
+                        throw new IllegalStateException("the test never edited the file");
+                    }
+                } catch (InterruptedException e) {
+                    throw new java.io.InterruptedIOException("closed while waiting for the edit");
+                }
+                return real;
+            });
+            first.get().close();
+
+            assertThat(log.await("event=config_watch_failed")).contains("ClosedWatchServiceException")
+                    .contains("restart_in=1s");
+            assertThat(restarting.await(10, TimeUnit.SECONDS)).as("the watch is started again").isTrue();
+            replace(config, yaml(""));
+            edited.countDown();
+
+            assertThat(log.await("event=config_watch_restarted")).contains("directories=");
+            await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+            assertThat(billingStatus()).isEqualTo(403);
+
+            replace(config, yaml("billing"));
+            await("the restarted watch sees the next edit").atMost(Duration.ofSeconds(10))
+                    .until(() -> running.server().generation() == 3);
+            assertThat(billingStatus()).isEqualTo(200);
+        }
     }
 
     static Stream<Error> recoverableErrors() {
