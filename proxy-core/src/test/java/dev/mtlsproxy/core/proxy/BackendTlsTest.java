@@ -26,6 +26,7 @@ import org.bouncycastle.asn1.x509.GeneralNames;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -47,12 +48,13 @@ class BackendTlsTest {
     static TestBackend hangsUpOnce;
     static TestBackend hangsUpAlways;
     static RunningProxy proxy;
-    static LogCapture log;
+
+    @RegisterExtension
+    static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
     @BeforeAll
     static void start() throws Exception {
         pki = TestPki.create(dir);
-        log = LogCapture.of(ForwardingHandler.class);
         good = backend(TestBackend.tlsContext(pki.backendServer("good", b -> b
                 .addSanDnsName("localhost").addSanIpAddress("127.0.0.1")), null));
         TestBackend wrongCa = backend(TestBackend.tlsContext(pki.backendServerOfAnotherRoot("rogue"), null));
@@ -206,7 +208,6 @@ class BackendTlsTest {
         for (AutoCloseable c : started) {
             c.close();
         }
-        log.close();
     }
 
     private static MtlsClient.Response get(String path) throws Exception {

@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,12 +38,13 @@ class BodyRelayTest {
     static TestBackend plain;
     static TestBackend tls;
     static RunningProxy proxy;
-    static LogCapture log;
+
+    @RegisterExtension
+    static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
     @BeforeAll
     static void start() throws Exception {
         pki = TestPki.create(dir);
-        log = LogCapture.of(ForwardingHandler.class);
         plain = TestBackend.start();
         tls = TestBackend.start(TestBackend.tlsContext(pki.backendServer("backend", b -> b
                 .addSanIpAddress("127.0.0.1")), null));
@@ -65,7 +67,6 @@ class BodyRelayTest {
         proxy.close();
         plain.close();
         tls.close();
-        log.close();
     }
 
     private static MtlsClient client() throws Exception {

@@ -22,7 +22,6 @@ import java.net.SocketTimeoutException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -40,6 +39,7 @@ class ConnectionLimitTest {
     /** Far below anything a timeout would take: a refused connection learns at once. */
     static final long AT_ONCE_MILLIS = 2_000;
 
+    @RegisterExtension
     static final LogCapture log = LogCapture.of(ConnectionLimit.class);
 
     @RegisterExtension
@@ -57,11 +57,6 @@ class ConnectionLimitTest {
         for (AutoCloseable c : held) {
             c.close();
         }
-    }
-
-    @AfterAll
-    static void stopCapturing() {
-        log.close();
     }
 
     @Test

@@ -35,6 +35,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.LongStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -79,11 +80,12 @@ class HostileBackendResponseFuzzTest {
     static TestPki pki;
     static ScriptedBackend backend;
     static RunningProxy proxy;
-    static LogCapture proxyLog;
+
+    @RegisterExtension
+    static final LogCapture proxyLog = LogCapture.quietly(ForwardingHandler.class);
 
     @BeforeAll
     static void start() throws Exception {
-        proxyLog = LogCapture.quietly(ForwardingHandler.class);
         pki = TestPki.create(dir);
         backend = ScriptedBackend.start();
         IoTransport transport = IoTransport.valueOf(
@@ -106,9 +108,6 @@ class HostileBackendResponseFuzzTest {
         }
         if (backend != null) {
             backend.close();
-        }
-        if (proxyLog != null) {
-            proxyLog.close();
         }
     }
 

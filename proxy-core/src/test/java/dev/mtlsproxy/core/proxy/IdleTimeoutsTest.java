@@ -14,7 +14,6 @@ import java.io.OutputStream;
 import java.net.URI;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -31,6 +30,7 @@ class IdleTimeoutsTest {
     /** Timers never fire early; a scheduled check may run this much before the clock the test reads says so. */
     static final long CLOCK_SLACK_MILLIS = 50;
 
+    @RegisterExtension
     static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
     @RegisterExtension
@@ -43,11 +43,6 @@ class IdleTimeoutsTest {
                         Duration.ofSeconds(20), 8, idle))
                 .route("app", "/", "app", "orders");
     });
-
-    @AfterAll
-    static void stopCapturing() {
-        log.close();
-    }
 
     @BeforeEach
     void noConnectionLeftFromAnotherTest() {

@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledOnOs;
@@ -36,6 +35,7 @@ class IoUringTransportTest {
     static final long BODY_BYTES = 320L << 20;
 
     /** Attached when the class is initialised, before the fixture starts the proxy: its start-up lines are wanted. */
+    @RegisterExtension
     static final LogCapture log = LogCapture.of(ProxyServer.class);
 
     /** On a machine without io_uring, RunningProxy's start skips the class, saying why. */
@@ -46,11 +46,6 @@ class IoUringTransportTest {
             .route("orders", "/orders", "shop", "orders")
             .route("files", "/", "shop", "orders")
             .workers(new WorkersConfig(2, null, null, IoTransport.IO_URING)));
-
-    @AfterAll
-    static void stopCapturing() {
-        log.close();
-    }
 
     @Test
     void theListenerSaysWhichTransportItRunsOn() {

@@ -13,7 +13,6 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -29,6 +28,7 @@ class KeepAliveTimersTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final long IMPATIENT_MILLIS = 600;
 
+    @RegisterExtension
     static final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
     @RegisterExtension
@@ -45,11 +45,6 @@ class KeepAliveTimersTest {
                 .route("hang", "/hang", "impatient", "orders")
                 .route("stall", "/stall", "impatient", "orders");
     });
-
-    @AfterAll
-    static void stopCapturing() {
-        log.close();
-    }
 
     @Test
     void theResponseTimeoutOfARequestCountsFromThatRequestNotFromAnEarlierOne() throws Exception {

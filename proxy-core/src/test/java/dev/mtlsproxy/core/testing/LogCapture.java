@@ -7,10 +7,25 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
 import org.slf4j.LoggerFactory;
 
-/** Collects the formatted log lines of one logger while a test runs; thread-safe. */
-public final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable {
+/**
+ * Collects the formatted log lines of one logger while a test runs; thread-safe.
+ *
+ * <p>Within one test, open it with try-with-resources. For a whole test class, register it on a static field:
+ * <pre>{@code
+ * @RegisterExtension
+ * static final LogCapture log = LogCapture.of(ForwardingHandler.class);
+ * }</pre>
+ * It captures from the moment the class is initialised (before any fixture starts a proxy, so start-up lines are
+ * in it) and is closed after the class's last {@code @AfterAll}, also when the class's set-up failed. Every test
+ * class in a surefire JVM shares the logger tree, so a capture left open would keep its appender, and for
+ * {@link #quietly} the logger's silence, in the classes that run after it. An instance field is not closed: JUnit
+ * does not call {@code afterAll} on extensions registered there.
+ */
+public final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable, AfterAllCallback {
 
     private final Logger logger;
     private final List<String> lines = new CopyOnWriteArrayList<>();
@@ -39,7 +54,8 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
      * Starts capturing what {@code type}'s logger writes and keeps those lines off the console until closed: for a
      * test that provokes warnings by the hundred and checks them itself (they are expected, and would drown whatever
      * else the build prints). Only this logger goes quiet; every other one, Netty's leak reports included, still prints.
-     * Close it in the test's own clean-up, or the logger stays quiet for the test classes after it.
+     * Close it in the test's own clean-up or register it as above, or the logger stays quiet for the test classes after
+     * it.
      */
     public static LogCapture quietly(Class<?> type) {
         LogCapture capture = of(type);
@@ -84,6 +100,11 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
         }
         throw new AssertionError("no log line with " + List.of(fragments) + "; lines were:\n"
                 + String.join("\n", lines));
+    }
+
+    @Override
+    public void afterAll(ExtensionContext context) {
+        close();
     }
 
     @Override

@@ -1,15 +1,22 @@
 package dev.mtlsproxy.core.testing;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.platform.engine.discovery.DiscoverySelectors.selectClass;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.platform.launcher.LauncherDiscoveryRequest;
+import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
+import org.junit.platform.launcher.core.LauncherFactory;
+import org.junit.platform.launcher.listeners.SummaryGeneratingListener;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * {@link LogCapture#quietly}: a logger's lines are captured but do not reach its parents (where the console appender
  * sits), and once the capture is closed they do again, so the quiet does not spill into later test classes. A
- * capture on the parent logger stands in for the console.
+ * capture on the parent logger stands in for the console. Registered on a static field, JUnit closes it once the
+ * class is done.
  */
 class LogCaptureTest {
 
@@ -27,6 +34,38 @@ class LogCaptureTest {
             log.info("event=after_close n=2");
 
             assertThat(parent.lines()).containsExactly("event=after_close n=2");
+        }
+    }
+
+    @Test
+    void aQuietCaptureOnAStaticFieldIsClosedAfterItsClassesLastTest() {
+        try (LogCapture parent = LogCapture.of(LogCaptureTest.class.getPackageName())) {
+            SummaryGeneratingListener summary = new SummaryGeneratingListener();
+            LauncherDiscoveryRequest onlyThatClass = LauncherDiscoveryRequestBuilder.request()
+                    .selectors(selectClass(QuietForTheWholeClass.class))
+                    .build();
+            LauncherFactory.create().execute(onlyThatClass, summary);
+
+            assertThat(summary.getSummary().getTestsSucceededCount()).as("the class ran").isEqualTo(1);
+            assertThat(QuietForTheWholeClass.quiet.lines()).containsExactly("event=in_the_class n=1");
+            assertThat(parent.lines()).as("on the way to the console").isEmpty();
+
+            log.info("event=after_the_class n=2");
+
+            assertThat(parent.lines()).containsExactly("event=after_the_class n=2");
+            assertThat(QuietForTheWholeClass.quiet.lines()).as("detached").containsExactly("event=in_the_class n=1");
+        }
+    }
+
+    /** Not run by the build itself (surefire skips nested classes): the test above runs it on a launcher of its own. */
+    static class QuietForTheWholeClass {
+
+        @RegisterExtension
+        static final LogCapture quiet = LogCapture.quietly(LogCaptureTest.class);
+
+        @Test
+        void logs() {
+            log.info("event=in_the_class n=1");
         }
     }
 }
