@@ -13,15 +13,17 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Backend names are resolved when a configuration is loaded, and a reload loads it again: a backend that moved to
- * another address is found by the next reload, even when its configuration did not change. Runs in the surefire
- * execution {@code dns}, whose JVM resolves names from its own hosts file ({@code jdk.net.hosts.file}) without a
- * cache, so the test can move a name.
+ * another address is found by the next reload, even when its configuration did not change. Runs, by its tag, in the
+ * surefire execution {@code dns}, whose JVM resolves names from its own hosts file ({@code jdk.net.hosts.file})
+ * without a cache, so the test can move a name.
  */
+@Tag("dns")
 class BackendDnsTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";

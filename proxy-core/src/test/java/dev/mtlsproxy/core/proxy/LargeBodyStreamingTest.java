@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,8 +24,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Bodies far larger than the heap stream through, to a plain and to a TLS backend. This test JVM (client, proxy and backend together) runs with
- * -Xmx256m (see the pom), so any buffering of a whole 1 GiB body fails with OutOfMemoryError.
+ * -Xmx256m (see the pom), so any buffering of a whole 1 GiB body fails with OutOfMemoryError. Runs, by its tag, in the
+ * surefire execution {@code streaming}, with sampled leak detection.
  */
+@Tag("streaming")
 class LargeBodyStreamingTest {
 
     /** 1 GiB; overridable only to profile the streaming path quickly. */
