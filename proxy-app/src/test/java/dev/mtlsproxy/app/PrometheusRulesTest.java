@@ -244,7 +244,7 @@ class PrometheusRulesTest {
 
     private static void touchEveryMeter(ProxyMetrics metrics) {
         // Touch every meter once: some register only on first use.
-        metrics.listenerStarted("public", () -> 1000);
+        metrics.listenerStarted("public", () -> 1000, () -> 1);
         metrics.connectionOpened("public");
         metrics.handshakeSucceeded("public", 1_000_000, "orders", "X25519MLKEM768", Duration.ofDays(30));
         metrics.requestStarted("public");

@@ -68,7 +68,7 @@ public class RequestPathBenchmark {
         xfccAscii = new AsciiString(xfcc);
         encoder = new EmbeddedChannel(new HttpRequestEncoder());
         metrics = new ProxyMetrics(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
-        metrics.listenerStarted("public", () -> 1000);
+        metrics.listenerStarted("public", () -> 1000, () -> 0);
     }
 
     /** What a curl-like client sends. */

@@ -83,18 +83,15 @@ public final class AdminServer implements AutoCloseable {
     static AdminServer start(HostPort address, AdminEndpoints endpoints, Limits limits, Counters counters)
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-        ConnectionLimit connections = new ConnectionLimit("admin", counters.refused());
+        ConnectionLimit connections = new ConnectionLimit("admin", limits::maxConnections, counters.refused());
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
                     .channel(NioServerSocketChannel.class)
+                    .handler(connections)
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            if (!connections.admit(ch, limits.maxConnections())) {
-                                ch.close();
-                                return;
-                            }
                             RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout(),
                                     counters.requestTimedOut());
                             ch.pipeline()

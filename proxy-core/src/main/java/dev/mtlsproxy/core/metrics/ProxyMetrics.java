@@ -21,7 +21,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
@@ -54,7 +53,6 @@ public final class ProxyMetrics {
     private final MeterRegistry registry;
     private final Map<Tags, Counter> counters = new ConcurrentHashMap<>();
     private final Map<Tags, Timer> timers = new ConcurrentHashMap<>();
-    private final Map<String, AtomicInteger> openConnections = new ConcurrentHashMap<>();
     /*
      * Both event loops change this gauge on every request: a LongAdder gives each thread its own cell instead of
      * one cache line that bounces between the cores twice per request (issue #8).
@@ -95,13 +93,18 @@ public final class ProxyMetrics {
 
     // ---- TLS and connections -----------------------------------------------------------------------------------
 
-    /** @param connectionLimit the listener's connection limit in force now; a reload may change it */
-    public void listenerStarted(String listener, Supplier<Number> connectionLimit) {
+    /**
+     * @param connectionLimit the listener's connection limit in force now; a reload may change it
+     * @param openConnections the listener's connections open now, as its connection limit counts them: one count,
+     *                        so the gauge and the limit cannot disagree
+     */
+    public void listenerStarted(String listener, Supplier<Number> connectionLimit, Supplier<Number> openConnections) {
         for (HandshakeFailureReason reason : HandshakeFailureReason.values()) {
             handshakeCounter(listener, "failure", reason.label());
         }
         handshakeCounter(listener, "success", "none");
-        openConnections(listener);
+        Gauge.builder(PREFIX + "connections.open", openConnections)
+                .description("Client connections open now").tag("listener", listener).register(registry);
         requestsInFlight(listener);
         counter("connections.accepted", Tags.of("listener", listener));
         counter("connections.closed", Tags.of("listener", listener));
@@ -202,21 +205,10 @@ public final class ProxyMetrics {
 
     public void connectionOpened(String listener) {
         counter("connections.accepted", Tags.of("listener", listener)).increment();
-        openConnections(listener).incrementAndGet();
     }
 
     public void connectionClosed(String listener) {
         counter("connections.closed", Tags.of("listener", listener)).increment();
-        openConnections(listener).decrementAndGet();
-    }
-
-    private AtomicInteger openConnections(String listener) {
-        return openConnections.computeIfAbsent(listener, l -> {
-            AtomicInteger value = new AtomicInteger();
-            Gauge.builder(PREFIX + "connections.open", value, AtomicInteger::get)
-                    .description("Client connections open now").tag("listener", l).register(registry);
-            return value;
-        });
     }
 
     private LongAdder requestsInFlight(String listener) {

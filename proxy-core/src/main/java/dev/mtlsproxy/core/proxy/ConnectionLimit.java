@@ -1,9 +1,13 @@
 package dev.mtlsproxy.core.proxy;
 
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler.Sharable;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -14,19 +18,28 @@ import org.slf4j.LoggerFactory;
  * timeout closes it, exactly like an authenticated one. One over the limit is closed as soon as it is accepted,
  * before any TLS, rather than left in the listen backlog: the client learns at once and nothing waits on it.
  *
+ * <p>It sits on the listening channel's pipeline, before Netty's acceptor ({@code ServerBootstrap.handler}), where
+ * each accepted connection arrives as a message: one over the limit is closed right there, on the accepting loop,
+ * never registered with an event loop nor given a pipeline, so a flood costs one accept and one close each.
+ *
+ * <p>Its count is the listener's {@code connections_open} gauge ({@link #open()}): the number the limit judges is
+ * the number operators see.
+ *
  * <p>Refusals are logged once per episode, not per connection, so that a flood does not flood the log too. An
  * episode starts with the first refusal and ends when the open connections fall a tenth below the limit (at least
  * one below): a flood that keeps the listener full, taking each slot again as soon as a connection frees it, is one
  * line, and the line that ends it says how many were refused.
  *
- * <p>Thread-safe and cheap: one atomic add at accept and one at close, on whichever event loop the connection is on;
- * nothing per request.
+ * <p>Thread-safe and cheap: one atomic update at accept, on the listener's loop, and one at close, on whichever loop
+ * the connection is on; nothing per request.
  */
-public final class ConnectionLimit {
+@Sharable
+public final class ConnectionLimit extends ChannelInboundHandlerAdapter {
 
     private static final Logger log = LoggerFactory.getLogger(ConnectionLimit.class);
 
     private final String listener;
+    private final IntSupplier max;
     private final Runnable refused;
     private final AtomicInteger open = new AtomicInteger();
     private final AtomicBoolean refusing = new AtomicBoolean();
@@ -36,35 +49,65 @@ public final class ConnectionLimit {
 
     /**
      * @param listener the listener's name, for the log
+     * @param max      the limit in force, read at each accept: a reload may change it. It applies to connections
+     *                 accepted from then on; those open over a lowered limit are left to finish.
      * @param refused  called for each connection refused (a metric)
      */
-    public ConnectionLimit(String listener, Runnable refused) {
+    public ConnectionLimit(String listener, IntSupplier max, Runnable refused) {
         this.listener = listener;
+        this.max = max;
         this.refused = refused;
     }
 
-    /**
-     * Counts a connection just accepted, or refuses it when {@code max} are open already; the caller closes a
-     * refused one. A reload may change {@code max}: it applies to connections accepted from then on, and those open
-     * over a lowered limit are left to finish.
-     */
-    public boolean admit(Channel ch, int max) {
-        if (latestMax != max) {
-            latestMax = max;
+    /** Client connections open now: accepted and admitted, not yet closed. */
+    public int open() {
+        return open.get();
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (!(msg instanceof Channel child)) {
+            ctx.fireChannelRead(msg);
+            return;
         }
-        if (open.incrementAndGet() > max) {
-            open.decrementAndGet();
-            refused.run();
-            refusedInEpisode.incrementAndGet();
-            if (!refusing.get() && refusing.compareAndSet(false, true)) {
-                log.warn("event=connection_limit_reached listener={} limit={} remote={} detail=\"new connections"
-                        + " are closed as soon as they are accepted; logged again only after open connections fell"
-                        + " a tenth below the limit\"", listener, max, ch.remoteAddress());
+        if (admit(child)) {
+            ctx.fireChannelRead(child);
+        } else {
+            // Not registered, so no event loop owns it: closing the socket is all there is to do, and what
+            // Netty's own acceptor does with a child it could not register. Its closeFuture never completes; nothing
+            // listens to it.
+            child.unsafe().closeForcibly();
+        }
+    }
+
+    private boolean admit(Channel child) {
+        int limit = max.getAsInt();
+        if (latestMax != limit) {
+            latestMax = limit;
+        }
+        // Compare-and-set rather than add-then-undo: the gauge reading this count never shows limit + 1.
+        int now;
+        do {
+            now = open.get();
+            if (now >= limit) {
+                refuse(child, limit);
+                return false;
             }
-            return false;
-        }
-        ch.closeFuture().addListener(closed -> released());
+        } while (!open.compareAndSet(now, now + 1));
+        // Added before registration: a registration that fails on its event loop closes the channel and completes
+        // this future too (AbstractChannel.register0), so every admitted connection gives its slot back once.
+        child.closeFuture().addListener(closed -> released());
         return true;
+    }
+
+    private void refuse(Channel child, int limit) {
+        refused.run();
+        refusedInEpisode.incrementAndGet();
+        if (!refusing.get() && refusing.compareAndSet(false, true)) {
+            log.warn("event=connection_limit_reached listener={} limit={} remote={} detail=\"new connections"
+                    + " are closed as soon as they are accepted; logged again only after open connections fell"
+                    + " a tenth below the limit\"", listener, limit, child.remoteAddress());
+        }
     }
 
     private void released() {

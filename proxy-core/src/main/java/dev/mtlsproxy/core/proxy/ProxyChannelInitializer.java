@@ -14,7 +14,7 @@ import java.util.function.Supplier;
 
 /**
  * The one place where a client connection's pipeline is assembled, once the listener's {@link ConnectionLimit}
- * admitted it (one over the limit is closed here, with no pipeline). In order:
+ * admitted it (one over the limit never gets here: it is closed on accept, unregistered). In order:
  * <pre>
  *   idle       IdleTimeoutHandler: a connection silent for idleTimeout is closed
  *   tls        SslHandler, client certificate required   (first codec: all after it is plaintext)
@@ -45,12 +45,11 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
     private final Exchange.Recorder recorder;
     private final ChannelGroup connections;
     private final BooleanSupplier draining;
-    private final ConnectionLimit limit;
 
     ProxyChannelInitializer(String listenerName, Supplier<ListenerGeneration> generation,
             Supplier<ProxyRuntime> runtime, ForwardingHandler.BackendConnector connector,
             IdentityHandler.HandshakeListener handshakes, ProxyMetrics metrics, Exchange.Recorder recorder,
-            ChannelGroup connections, BooleanSupplier draining, ConnectionLimit limit) {
+            ChannelGroup connections, BooleanSupplier draining) {
         this.listenerName = listenerName;
         this.generation = generation;
         this.runtime = runtime;
@@ -60,18 +59,12 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         this.recorder = recorder;
         this.connections = connections;
         this.draining = draining;
-        this.limit = limit;
     }
 
     @Override
     protected void initChannel(SocketChannel ch) {
         ListenerGeneration current = generation.get();
         ListenerConfig listener = current.config();
-        if (!limit.admit(ch, current.maxConnections())) {
-            // Not counted as accepted: no pipeline, no TLS; connections_refused_total counts it.
-            ch.close();
-            return;
-        }
         metrics.connectionOpened(listenerName);
         ch.closeFuture().addListener(f -> metrics.connectionClosed(listenerName));
         SslHandler tls = current.serverTls().newHandler(ch.alloc());

@@ -47,6 +47,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntSupplier;
 import java.util.function.Supplier;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
@@ -163,18 +164,21 @@ public final class ProxyServer implements AutoCloseable {
             for (int i = 0; i < config.listeners().size(); i++) {
                 ListenerConfig listener = config.listeners().get(i);
                 String name = listener.name();
-                metrics.listenerStarted(name, () -> current.get().listeners().get(name).maxConnections());
-                ConnectionLimit limit = new ConnectionLimit(name, metrics.connectionsRefused(name)::increment);
+                IntSupplier maxConnections = () -> current.get().listeners().get(name).maxConnections();
+                ConnectionLimit limit = new ConnectionLimit(name, maxConnections,
+                        metrics.connectionsRefused(name)::increment);
+                metrics.listenerStarted(name, maxConnections::getAsInt, limit::open);
                 Exchange.Recorder recorder = new Exchange.Recorder(name, clock, accessLog, metrics);
                 ServerBootstrap bootstrap = new ServerBootstrap()
                         .group(group)
                         .channel(transport.serverChannel())
                         .option(ChannelOption.SO_BACKLOG, 1024)
+                        .handler(limit)
                         .childOption(ChannelOption.AUTO_READ, false)
                         .childOption(ChannelOption.TCP_NODELAY, true)
                         .childHandler(new ProxyChannelInitializer(name, () -> current.get().listeners().get(name),
                                 runtime, connector, handshakes, metrics, recorder, connections.get(name),
-                                () -> server.draining, limit));
+                                () -> server.draining));
                 ChannelFuture bind = bootstrap.bind(listener.address().host(), listener.address().port()).await();
                 if (!bind.isSuccess()) {
                     throw new CannotBindException("listeners[" + i + "].address", listener.address(), bind.cause());
