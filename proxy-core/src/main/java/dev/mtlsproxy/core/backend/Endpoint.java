@@ -220,7 +220,9 @@ public final class Endpoint {
     /**
      * Opens a connection on {@code loop}: TCP, then the TLS handshake for https endpoints (verifying the backend
      * and presenting the proxy's certificate if one is configured). The future completes when the connection is
-     * ready for HTTP, and fails without anything of a request having been sent.
+     * ready for HTTP, and fails without anything of a request having been sent. It succeeds on {@code loop}, from
+     * within the connect or handshake listener, so a listener of it runs while the channel is still active: no I/O
+     * event, a close included, is handled in between (ForwardingHandler.attach relies on it).
      *
      * @param tail handlers after TLS, typically a {@link ChannelInitializer}
      */

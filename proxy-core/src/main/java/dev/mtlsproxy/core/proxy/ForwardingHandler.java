@@ -351,13 +351,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         });
     }
 
+    /**
+     * Sends the request on {@code channel}, which is active: both callers hand over a channel that was active a
+     * moment before on this event loop, with nothing in between that could close it. {@code BackendPool.acquire}
+     * checks {@code isActive()} just before it returns; {@link Endpoint#connect} succeeds, on this loop, from the
+     * listener of a successful connect or TLS handshake, and Netty runs the listener in {@link #connect} right
+     * there. A close (a reset from the backend, an idle timer) is handled by this loop later, never in between.
+     */
     private void attach(Channel channel) {
-        if (!channel.isActive()) {
-            // Closed between connecting and now: nothing was written, so another endpoint may still be tried.
-            lastConnectFailure = "backend closed the connection";
-            connectNext();
-            return;
-        }
         upstream = channel;
         channel.pipeline().get(BackendHandler.class).owner = this;
         Object msg;
