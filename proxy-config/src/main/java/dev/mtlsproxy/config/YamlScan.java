@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Pattern;
 import org.yaml.snakeyaml.error.Mark;
 import org.yaml.snakeyaml.error.MarkedYAMLException;
 
@@ -34,6 +35,10 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   <li>null list items and null named entries, which the mapper drops to keep the records null-free;</li>
  *   <li>an empty or blank string where a list or mapping belongs, which the mapper takes for null;</li>
  *   <li>aliases ({@code *name}), which Jackson does not expand: it would map the alias name as a string;</li>
+ *   <li>YAML tags other than the plain types ({@code !!str}, {@code !!int}, {@code !!bool}, {@code !!float},
+ *       {@code !!null}; {@code !!map} and {@code !!seq} on what they name): Jackson reads
+ *       {@code path: !!binary L2FkbWlu} into a string field as the base64 text {@code "L2FkbWlu"}, and drops the
+ *       others silently;</li>
  *   <li>a second YAML document, which the mapper would ignore.</li>
  * </ul>
  */
@@ -101,6 +106,15 @@ final class YamlScan {
             return;
         }
         JsonToken token = parser.currentToken();
+        String tag = parser instanceof YAMLParser yaml ? yaml.getTypeId() : null;
+        if (tag != null && !isPlainTag(tag, token)) {
+            problems.add(problem(path, taggedValue(tag, token, type), here()));
+            if (!token.isStructStart()) {
+                failedValues.add(path); // what the mapper makes of it is not what was written
+                return;
+            }
+            // a mapping or list maps the same with its tag or without: its content is still checked
+        }
         Class<?> raw = YamlSchema.raw(type);
         if (token == JsonToken.VALUE_STRING && parser.getText().isBlank() && isContainer(raw)) {
             // Jackson throws on these instead of telling the collector, which would end mapping here; the mapper
@@ -118,6 +132,40 @@ final class YamlScan {
             // scalars, and values of the wrong shape: the mapper reports those with the same path
             parser.skipChildren();
         }
+    }
+
+    /** YAML's core schema, where Jackson reads each tag as the type it names: a tag that changes nothing. */
+    private static final String CORE_SCHEMA = "tag:yaml.org,2002:";
+    private static final Set<String> PLAIN_SCALAR_TAGS = Set.of("str", "int", "bool", "float", "null");
+    private static final Pattern SIMPLE_TAG = Pattern.compile("!!?[A-Za-z][A-Za-z0-9_-]*");
+
+    /** @param tag as {@link YAMLParser#getTypeId()} gives it: without its leading {@code !}s, {@code !!} resolved */
+    private static boolean isPlainTag(String tag, JsonToken token) {
+        if (!tag.startsWith(CORE_SCHEMA)) {
+            return false; // a local tag (!foo), or the non-specific "!"
+        }
+        String type = tag.substring(CORE_SCHEMA.length());
+        return switch (token) {
+            case START_OBJECT -> type.equals("map");
+            case START_ARRAY -> type.equals("seq");
+            default -> PLAIN_SCALAR_TAGS.contains(type);
+        };
+    }
+
+    /** What is wrong with a value tagged {@code tag}, and how to write it instead. */
+    private static String taggedValue(String tag, JsonToken token, Type type) {
+        // as a user writes it: !!binary, !foo
+        String written = tag.startsWith(CORE_SCHEMA) ? "!!" + tag.substring(CORE_SCHEMA.length()) : "!" + tag;
+        // a tag naming a class (!!java.net.URL) or a URI is not echoed: messages name no Java types
+        String a = SIMPLE_TAG.matcher(written).matches() ? "a " + written + " " : "a tagged ";
+        return switch (token) {
+            case START_OBJECT -> a + "mapping (expected: the mapping untagged, or tagged !!map)";
+            case START_ARRAY -> a + "list (expected: the list untagged, or tagged !!seq)";
+            // where a list or mapping belongs, no scalar would do, tagged or not
+            default -> a + "value (expected: " + YamlSchema.expected(type)
+                    + (isContainer(YamlSchema.raw(type)) ? ""
+                            : ", untagged or tagged !!str, !!int, !!bool or !!float") + ")";
+        };
     }
 
     /** A list, a mapping of names or a record written as a mapping: what an empty string can never be. */

@@ -105,6 +105,36 @@ class MappingProblemsTest {
     }
 
     @Test
+    void yamlTagsOtherThanThePlainTypesAreRefusedWhereverTheyAre() {
+        // Jackson read "!!binary L2FkbWlu" into a string setting as the text "L2FkbWlu", and dropped the other tags;
+        // a tag naming a Java class is not echoed
+        String yaml = fixture.with("path: stdout", "path: !!binary L2FkbWlu")
+                .replace("url: http://localhost:9001", "url: !!java.net.URL http://localhost:9001")
+                .replace("ops: { subjectCn: alice,", "ops: !person { subjectCn: alice,")
+                .replace("allow: [ops]", "allow: !!set [ops]")
+                .replace("backend: inventory", "backend: nope");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "accessLog.path: a !!binary value (expected: a string, untagged or tagged !!str, !!int, !!bool"
+                        + " or !!float)",
+                "backends.inventory.url: a tagged value (expected: http://host:port or https://host:port,"
+                        + " untagged or tagged !!str, !!int, !!bool or !!float)",
+                "identities.ops: a !person mapping (expected: the mapping untagged, or tagged !!map)",
+                "routes[1].allow: a !!set list (expected: the list untagged, or tagged !!seq)",
+                "routes[1].backend: \"nope\" (expected: a name under backends:, known: inventory, orders)");
+    }
+
+    @Test
+    void tagsThatNameThePlainTypeOfTheirValueChangeNothing() throws ConfigException {
+        String yaml = "--- !!map\n" + fixture.with("path: stdout", "path: !!str stdout")
+                .replace("maxConnections: 5000", "maxConnections: !!int \"5000\"")
+                .replace("methods: [get, POST]", "methods: !!seq [get, POST]")
+                .replace("accessLog: { enabled: true,", "accessLog: { enabled: !!bool true,");
+
+        assertThat(fixture.load(yaml)).isEqualTo(fixture.load(ConfigFixture.VALID));
+    }
+
+    @Test
     void aValueOfTheWrongShapeSaysWhichShapeWasExpected() {
         String yaml = fixture.with("limits: { maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB }", "limits: 16KiB")
                 .replace("methods: [get, POST]", "methods: GET")
@@ -158,7 +188,8 @@ class MappingProblemsTest {
                 "backends.orders: a !!binary value (expected: a mapping with keys bodyIdleTimeout, connectTimeout,"
                         + " coolDown, endpoints, healthCheck, idleTimeout, maxIdleConnections, responseTimeout, tls,"
                         + " url)",
-                "listeners[0].tls.certificate: a !!binary value (expected: a file path)");
+                "listeners[0].tls.certificate: a !!binary value (expected: a file path, untagged or tagged !!str,"
+                        + " !!int, !!bool or !!float)");
     }
 
     @Test
