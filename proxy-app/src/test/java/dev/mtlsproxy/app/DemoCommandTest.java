@@ -2,13 +2,21 @@ package dev.mtlsproxy.app;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mtlsproxy.app.demo.DemoPki;
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
@@ -78,6 +86,56 @@ class DemoCommandTest {
 
         assertThat(out.toString(StandardCharsets.UTF_8)).contains("check: allowed client: 403 (expected 200)",
                 "check: FAILED");
+        assertThat(exit).isEqualTo(1);
+    }
+
+    /**
+     * The check proves the proxy serves the demo's certificate, so it trusts the demo CA and nothing else: not the
+     * JVM's default trust store. Here the proxy serves a certificate from another CA, one the JVM's default store
+     * trusts; a check that fell back on the defaults would see 200 and 403 through it.
+     */
+    @Test
+    void demoCheckTrustsTheDemoCaOnlyNotTheJvmDefaultTrustStore() throws Exception {
+        Path root = workspace.resolve("other-ca");
+        DemoPki other = DemoPki.ensure(root.resolve("other"), Clock.systemUTC());
+        Path config = demoConfigOnFreePorts(root, yaml -> yaml
+                .replace("../demo/server.pem", other.serverCertificate().toString())
+                .replace("../demo/server.key", other.serverKey().toString()));
+        Path trustStore = root.resolve("default-truststore.p12");
+        KeyStore defaults = KeyStore.getInstance("PKCS12");
+        defaults.load(null, null);
+        defaults.setCertificateEntry("other-ca", (X509Certificate) CertificateFactory.getInstance("X.509")
+                .generateCertificate(new ByteArrayInputStream(Files.readAllBytes(other.caCertificate()))));
+        try (OutputStream file = Files.newOutputStream(trustStore)) {
+            defaults.store(file, "changeit".toCharArray());
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+        int exit;
+        // The JVM's default trust store is a system property by design; tests in this JVM run one at a time, and
+        // the previous values are put back.
+        Map<String, String> previous = new HashMap<>();
+        Map<String, String> jvmDefaults = Map.of("javax.net.ssl.trustStore", trustStore.toString(),
+                "javax.net.ssl.trustStoreType", "PKCS12", "javax.net.ssl.trustStorePassword", "changeit");
+        jvmDefaults.forEach((key, value) -> previous.put(key, System.setProperty(key, value)));
+        try {
+            exit = Main.run(new String[] {"demo", "--config", config.toString(), "--check"},
+                    new PrintStream(out, true, StandardCharsets.UTF_8),
+                    new PrintStream(OutputStream.nullOutputStream()));
+        } finally {
+            previous.forEach((key, value) -> {
+                if (value == null) {
+                    System.clearProperty(key);
+                } else {
+                    System.setProperty(key, value);
+                }
+            });
+        }
+
+        assertThat(out.toString(StandardCharsets.UTF_8).lines().filter(l -> l.startsWith("check: ")))
+                .containsExactly("check: allowed client: refused (expected 200)",
+                        "check: denied client: refused (expected 403)", "check: no client certificate: refused",
+                        "check: FAILED");
         assertThat(exit).isEqualTo(1);
     }
 

@@ -95,6 +95,8 @@ public final class DemoCheck {
 
     private static SSLContext context(Path ca, Path certificate, Path key) throws GeneralSecurityException,
             IOException {
+        // The demo CA and nothing else: the check proves the proxy serves the demo's certificate. An empty store
+        // filled here, never init(null), which would trust the JVM's default store (javax.net.ssl.trustStore).
         KeyStore trust = KeyStore.getInstance(KeyStore.getDefaultType());
         trust.load(null, null);
         int i = 0;
