@@ -25,11 +25,12 @@ final class ReadmePolicyModel {
      * @param target         what the backend must receive as its request-target; null when not forwarded
      * @param host           what the backend must receive as Host; null when not forwarded
      * @param why            the README's reason, for a failure report
+     * @param route          the route that took the request (its backend answers); null when not forwarded
      */
-    record Verdict(int status, String target, String host, String why) {
+    record Verdict(int status, String target, String host, String why, String route) {
 
         static Verdict refused(int status, String why) {
-            return new Verdict(status, null, null, why);
+            return new Verdict(status, null, null, why, null);
         }
     }
 
@@ -141,7 +142,8 @@ final class ReadmePolicyModel {
         String decided = decide(route, identities, call.client(), call.method(), path, now);
         if (decided == null || route.dryRun()) {
             return new Verdict(200, forwardedTarget, forwardedHost, "route " + route.name()
-                    + (decided == null ? " grants " + call.client().name() : " is dry-run; would deny: " + decided));
+                    + (decided == null ? " grants " + call.client().name() : " is dry-run; would deny: " + decided),
+                    route.name());
         }
         return Verdict.refused(403, "route " + route.name() + ": " + decided);
     }
