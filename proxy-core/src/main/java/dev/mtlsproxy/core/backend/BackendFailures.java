@@ -71,6 +71,10 @@ public final class BackendFailures {
     /** BoringSSL names the alert a peer sent in the message, e.g. {@code SSLV3_ALERT_BAD_CERTIFICATE}. */
     private static String tls(SSLException e) {
         String m = message(e).toUpperCase(Locale.ROOT);
+        if (m.contains("KEY_USAGE_BIT_INCORRECT")) {
+            // BoringSSL's own check, before the certificate reaches the proxy's verifier (RFC 8446 4.4.2.2).
+            return "backend certificate not for server authentication (key usage)";
+        }
         if (m.contains("CERTIFICATE_REQUIRED")) {
             return "backend requires a client certificate";
         }

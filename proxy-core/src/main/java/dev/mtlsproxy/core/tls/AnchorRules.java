@@ -77,12 +77,40 @@ final class AnchorRules {
     static void checkConstraints(List<X509Certificate> path, X509Certificate anchor, Date now, Usage usage)
             throws GeneralSecurityException {
         int pathLength = anchor.getBasicConstraints();
-        boolean constrained = (pathLength >= 0 && pathLength != Integer.MAX_VALUE)
-                || anchor.getExtensionValue(NAME_CONSTRAINTS_OID) != null;
-        if (constrained) {
+        boolean limited = pathLength >= 0 && pathLength != Integer.MAX_VALUE;
+        boolean namesConstrained = anchor.getExtensionValue(NAME_CONSTRAINTS_OID) != null;
+        if (!anchor.getSubjectX500Principal().equals(anchor.getIssuerX500Principal())) {
+            checkBelowItsRoot(path, anchor, limited, namesConstrained);
+            return;
+        }
+        if (limited || namesConstrained) {
             List<X509Certificate> withAnchor = new ArrayList<>(path);
             withAnchor.add(anchor);
             validate(withAnchor, Set.of(new TrustAnchor(anchor, null)), now, usage);
+        }
+    }
+
+    /**
+     * An intermediate CA configured as the anchor itself, its root left out. PKIX cannot put it on top of the path as
+     * it does a root, for nothing trusted signed it, and takes a trust anchor's own constraints as given: its path
+     * length is counted here instead. Its name constraints cannot be applied without re-implementing them, and a
+     * critical extension that cannot be processed fails the path (RFC 5280 4.2), so such a CA vouches for nothing;
+     * its root, configured instead, applies them.
+     */
+    private static void checkBelowItsRoot(List<X509Certificate> path, X509Certificate anchor, boolean limited,
+            boolean namesConstrained) throws CertPathValidatorException {
+        if (namesConstrained) {
+            throw new CertPathValidatorException("name constraints of a CA that is not self-issued", null, null, -1,
+                    PKIXReason.UNRECOGNIZED_CRIT_EXT);
+        }
+        if (limited) {
+            // RFC 5280 6.1.4 (l): self-issued intermediates do not count; the leaf is no intermediate.
+            long intermediates = path.stream().skip(1)
+                    .filter(c -> !c.getSubjectX500Principal().equals(c.getIssuerX500Principal())).count();
+            if (intermediates > anchor.getBasicConstraints()) {
+                throw new CertPathValidatorException("more intermediates than the anchor's path length", null, null,
+                        -1, PKIXReason.PATH_TOO_LONG);
+            }
         }
     }
 

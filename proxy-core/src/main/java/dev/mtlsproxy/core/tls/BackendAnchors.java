@@ -50,6 +50,16 @@ final class BackendAnchors {
         return new Found(path, trusted.stream().filter(ca -> signed(ca, top)).toList());
     }
 
+    /** The chain from the leaf up to the first certificate that did not issue the one before it, which it leaves out. */
+    static X509Certificate[] inIssuingOrder(X509Certificate[] chain) {
+        int n = Math.min(1, chain.length);
+        while (n < chain.length
+                && chain[n].getSubjectX500Principal().equals(chain[n - 1].getIssuerX500Principal())) {
+            n++;
+        }
+        return n == chain.length ? chain : Arrays.copyOf(chain, n);
+    }
+
     private boolean isTrusted(X509Certificate c) {
         return trusted.stream().anyMatch(ca -> sameCa(ca, c));
     }

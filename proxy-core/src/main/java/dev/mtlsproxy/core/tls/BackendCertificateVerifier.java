@@ -32,7 +32,8 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * identification), and optionally the backend's SPIFFE ID.
  *
  * <p>Path validation and host name matching are the JDK's own PKIX trust manager, not a re-implementation; this class
- * adds what it leaves out (the {@link AnchorRules}, the refusal of its CN fall-back, the SPIFFE check) and turns
+ * adds what it leaves out (the {@link AnchorRules}, the length of the path, serverAuth in every CA that restricts
+ * its usage, the weak algorithms of {@link AlgorithmStrength}, the refusal of its CN fall-back, the SPIFFE check) and turns
  * every refusal into a {@link BackendCertificateException} whose message says which check failed, for the log line
  * of the failed request. Thread-safe; one per backend TLS context.
  */
@@ -40,6 +41,10 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
 
     /** The SAN type of a DNS name, as {@link X509Certificate#getSubjectAlternativeNames()} lists it. */
     private static final int DNS_NAME = 2;
+    /** README: at most 5 certificates below the trusted CA, as for clients (the JDK's PKIX has no limit). */
+    private static final int MAX_BELOW_ANCHOR = 5;
+    private static final String SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
+    private static final String ANY_EXTENDED_KEY_USAGE = "2.5.29.37.0";
 
     private final X509ExtendedTrustManager pkix;
     private final BackendAnchors anchors;
@@ -89,13 +94,13 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
             throws CertificateException {
-        X509Certificate[] checked = forPkix(chain);
+        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
         try {
             pkix.checkServerTrusted(checked, authType, engine);
         } catch (CertificateException e) {
-            throw classify(e, checked, authType, engine);
+            throw notInOrder(chain, checked, authType, classify(e, checked, authType, engine));
         }
-        judgeAnchor(chain);
+        judgePath(judgeAnchor(chain));
         if (engine != null) {
             refuseCnFallback(chain[0], engine.getSSLParameters(), engine.getPeerHost());
         }
@@ -105,13 +110,13 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
             throws CertificateException {
-        X509Certificate[] checked = forPkix(chain);
+        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
         try {
             pkix.checkServerTrusted(checked, authType, socket);
         } catch (CertificateException e) {
-            throw new BackendCertificateException(pathProblem(e), e);
+            throw notInOrder(chain, checked, authType, new BackendCertificateException(pathProblem(e), e));
         }
-        judgeAnchor(chain);
+        judgePath(judgeAnchor(chain));
         if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
             refuseCnFallback(chain[0], tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
         }
@@ -120,14 +125,43 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-        X509Certificate[] checked = forPkix(chain);
+        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
         try {
             pkix.checkServerTrusted(checked, authType);
         } catch (CertificateException e) {
-            throw new BackendCertificateException(pathProblem(e), e);
+            throw notInOrder(chain, checked, authType, new BackendCertificateException(pathProblem(e), e));
         }
-        judgeAnchor(chain);
+        judgePath(judgeAnchor(chain));
         checkSpiffeId(chain[0]);
+    }
+
+    // PKIX gets the chain as far as it is in issuing order (README: what follows is ignored). Given the rest, the
+    // JDK would build a path out of any order, and then under a CA whose own dates it does not check an expired root
+    // fails its search for a path, so that "backend certificate not trusted" would hide "backend CA expired".
+
+    /**
+     * When PKIX refused the part of the chain in issuing order but the whole chain would pass, what the backend has to
+     * change is the order it sends its chain in. Checked on failure only, so a good handshake validates once.
+     */
+    private BackendCertificateException notInOrder(X509Certificate[] chain, X509Certificate[] checked,
+            String authType, BackendCertificateException refused) {
+        if (checked.length == chain.length) {
+            return refused;
+        }
+        try {
+            // A path that passes here was refused for its host name, which no order changes.
+            pkix.checkServerTrusted(checked, authType);
+            return refused;
+        } catch (CertificateException pathFailure) {
+            // the order may be why
+        }
+        try {
+            pkix.checkServerTrusted(forPkix(chain), authType);
+        } catch (CertificateException e) {
+            return refused;
+        }
+        return new BackendCertificateException("backend certificate not trusted: its chain is not in issuing order",
+                refused);
     }
 
     /** A chain the JDK cannot decode again is refused as untrusted, like one it cannot validate. */
@@ -144,7 +178,7 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
      * renewed CA next to its expired self), one that passes is enough. A chain whose CA cannot be told is refused:
      * not judging it would let a reordered chain walk past a CA's limits.
      */
-    private void judgeAnchor(X509Certificate[] chain) throws BackendCertificateException {
+    private List<X509Certificate> judgeAnchor(X509Certificate[] chain) throws BackendCertificateException {
         BackendAnchors.Found found = anchors.find(chain);
         // The JDK judged the rest of the path at the system clock just now; the anchor is judged at the same time.
         Date now = new Date();
@@ -152,13 +186,51 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         for (X509Certificate anchor : found.anchors()) {
             BackendCertificateException refused = anchorProblem(found.path(), anchor, now);
             if (refused == null) {
-                return;
+                return found.path();
             }
             first = first == null ? refused : first;
         }
         throw first != null ? first
                 : new BackendCertificateException("backend certificate not trusted: its chain is not in issuing order",
                         null);
+    }
+
+    /**
+     * What the JDK's PKIX lets pass below the anchor and README's Security model refuses, for backends as for clients:
+     * a CA whose extended key usage excludes serverAuth (the JDK looks at the leaf's alone), and SHA-1 signatures or
+     * short keys (the JDK's defaults pass both; OpenSSL at security level 2 and Go do not). After PKIX and the anchor,
+     * so that a chain of another CA is untrusted whatever it is signed with.
+     *
+     * @param path leaf first, without the anchor
+     */
+    private static void judgePath(List<X509Certificate> path) throws BackendCertificateException {
+        if (path.size() > MAX_BELOW_ANCHOR) {
+            throw new BackendCertificateException("backend certificate not trusted: " + path.size()
+                    + " certificates below the CA, at most " + MAX_BELOW_ANCHOR + " accepted", null);
+        }
+        for (X509Certificate c : path) {
+            String weakness = AlgorithmStrength.weakness(c);
+            if (weakness != null) {
+                throw new BackendCertificateException("backend certificate not trusted: weak algorithm, " + weakness
+                        + " in " + c.getSubjectX500Principal().getName(), null);
+            }
+        }
+        for (X509Certificate ca : path.subList(Math.min(1, path.size()), path.size())) {
+            if (!allowsServerAuth(ca)) {
+                throw new BackendCertificateException("backend certificate not for server authentication (extended"
+                        + " key usage of " + ca.getSubjectX500Principal().getName() + ")", null);
+            }
+        }
+    }
+
+    /** True without an EKU extension; false too when it cannot be read. */
+    private static boolean allowsServerAuth(X509Certificate ca) {
+        try {
+            List<String> usages = ca.getExtendedKeyUsage();
+            return usages == null || usages.contains(SERVER_AUTH) || usages.contains(ANY_EXTENDED_KEY_USAGE);
+        } catch (CertificateParsingException e) {
+            return false;
+        }
     }
 
     private static BackendCertificateException anchorProblem(List<X509Certificate> path, X509Certificate anchor,
@@ -189,6 +261,10 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             if (e.getReason() == PKIXReason.INVALID_KEY_USAGE) {
                 return new BackendCertificateException(
                         "backend certificate not for server authentication (extended key usage)", e);
+            }
+            if (e.getReason() == PKIXReason.UNRECOGNIZED_CRIT_EXT) {
+                return new BackendCertificateException("backend certificate not trusted: the name constraints of " + ca
+                        + ", which is not a root, cannot be applied (configure its root instead)", e);
             }
             return new BackendCertificateException("backend certificate not trusted: " + e.getReason() + " under "
                     + ca, e);

@@ -8,13 +8,25 @@ import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayInputStream;
+import java.math.BigInteger;
+import java.security.KeyPairGenerator;
+import java.security.PublicKey;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.Date;
 import java.util.List;
 import java.util.function.UnaryOperator;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -100,6 +112,121 @@ class BackendCertificateVerifierTest {
 
         // The JDK's name-constraint check counts the CN as a DNS name; it must not have become one of the leaf's.
         assertThat(leaf.getSubjectAlternativeNames()).containsExactly(List.of(7, "127.0.0.1"));
+    }
+
+    @Test
+    void aBackendChainSignedWithSha1OrHoldingAShortRsaKeyIsRefusedAsWeak() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        KeyPairGenerator rsa = KeyPairGenerator.getInstance("RSA");
+        rsa.initialize(1024);
+        X509Certificate sha1 = signedBy(root, TestPki.newP256Key().getPublic(), "SHA1withECDSA");
+        X509Certificate rsa1024 = signedBy(root, rsa.generateKeyPair().getPublic(), "SHA256withECDSA");
+
+        // The JDK's defaults pass both; README holds backends to the clients' rule.
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(new X509Certificate[] {sha1}, AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: weak algorithm, signature algorithm SHA1withECDSA in"
+                        + " CN=backend");
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(new X509Certificate[] {rsa1024}, "ECDHE_RSA"))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: weak algorithm, RSA key of 1024 bits in CN=backend");
+    }
+
+    @Test
+    void anIntermediateWhoseUsageExcludesServerAuthCannotVouchForABackend() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle clientsOnly = new CertificateBuilder()
+                .subject("CN=client-only intermediate")
+                .setIsCertificateAuthority(true)
+                .setKeyUsage(true, CertificateBuilder.KeyUsage.keyCertSign, CertificateBuilder.KeyUsage.cRLSign)
+                .addExtendedKeyUsageClientAuth()
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(12)))
+                .ecp256()
+                .buildIssuedBy(root);
+        X509Bundle backend = serverIssuedBy(clientsOnly, b -> b);
+
+        // The JDK's PKIX looks at the leaf's extended key usage only.
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(backend, clientsOnly), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not for server authentication (extended key usage of"
+                        + " CN=client-only intermediate)");
+    }
+
+    @Test
+    void anIntermediatePinnedAsTheCaIsHeldToItsPathLengthAndFailsClosedOnItsNameConstraints() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle noFurtherCas = new CertificateBuilder()
+                .subject("CN=pinned intermediate")
+                .setIsCertificateAuthority(true)
+                .setPathLengthConstraint(java.util.OptionalInt.of(0))
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(12)))
+                .ecp256()
+                .buildIssuedBy(root);
+        X509Bundle below = TestPki.intermediate(noFurtherCas, "one too many");
+        X509Bundle partner = TestPki.dnsConstrainedIntermediate(root, "pinned partner intermediate", "backend.test");
+
+        assertThatCode(() -> verifier(noFurtherCas).checkServerTrusted(
+                chain(serverIssuedBy(noFurtherCas, b -> b), noFurtherCas), AUTH_TYPE)).doesNotThrowAnyException();
+        assertThatThrownBy(() -> verifier(noFurtherCas).checkServerTrusted(
+                chain(serverIssuedBy(below, b -> b), below, noFurtherCas), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: more intermediates than the path length of"
+                        + " CN=pinned intermediate allows");
+        // The JDK applies no constraints of a trust anchor, and cannot validate a path through a CA that is no root.
+        assertThatThrownBy(() -> verifier(partner).checkServerTrusted(chain(serverIssuedBy(partner, b -> b)),
+                AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: the name constraints of CN=pinned partner"
+                        + " intermediate,O=mtls-proxy tests, which is not a root, cannot be applied (configure its root instead)");
+    }
+
+    @Test
+    void aStrayCertificateAfterTheChainDoesNotHideThatTheCaExpired() throws Exception {
+        X509Bundle expired = TestPki.newRoot("expired backend root", b -> b
+                .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));
+        X509Bundle intermediate = TestPki.intermediate(expired, "backend intermediate");
+        X509Bundle backend = serverIssuedBy(intermediate, b -> b);
+        X509Bundle stray = TestPki.newRoot("unrelated CA");
+
+        assertThatThrownBy(() -> verifier(expired).checkServerTrusted(chain(backend, intermediate, stray),
+                AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA expired: CN=expired backend root,O=mtls-proxy tests");
+    }
+
+    @Test
+    void aBackendChainWithMoreThanFiveCertificatesBelowTheCaIsRefusedAsAClientChainIs() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        List<X509Bundle> issuers = new java.util.ArrayList<>();
+        X509Bundle issuer = root;
+        for (int i = 1; i <= 5; i++) {
+            issuer = TestPki.intermediate(issuer, "intermediate " + i);
+            issuers.add(0, issuer);
+        }
+        List<X509Bundle> fourBelow = issuers.subList(1, 5);
+        java.util.ArrayList<X509Bundle> five = new java.util.ArrayList<>(fourBelow);
+        five.add(0, serverIssuedBy(issuers.get(1), b -> b));
+        java.util.ArrayList<X509Bundle> six = new java.util.ArrayList<>(issuers);
+        six.add(0, serverIssuedBy(issuers.get(0), b -> b));
+
+        assertThatCode(() -> verifier(root).checkServerTrusted(chain(five.toArray(X509Bundle[]::new)), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        // The JDK's PKIX validates a chain in issuing order of any length.
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(six.toArray(X509Bundle[]::new)), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: 6 certificates below the CA, at most 5 accepted");
+    }
+
+    private X509Certificate signedBy(X509Bundle issuer, PublicKey key, String algorithm) throws Exception {
+        X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(
+                X500Name.getInstance(issuer.getCertificate().getSubjectX500Principal().getEncoded()),
+                BigInteger.valueOf(now.toEpochMilli()), Date.from(now.minus(Duration.ofHours(1))),
+                Date.from(now.plus(Duration.ofHours(12))), new X500Name("CN=backend"), key)
+                .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_serverAuth));
+        return new JcaX509CertificateConverter().getCertificate(builder.build(
+                new JcaContentSignerBuilder(algorithm).build(issuer.getKeyPair().getPrivate())));
     }
 
     private static X509Certificate cachedInstance(X509Bundle bundle) throws Exception {

@@ -1,0 +1,21 @@
+package dev.mtlsproxy.core.backend;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import javax.net.ssl.SSLHandshakeException;
+import org.junit.jupiter.api.Test;
+
+/** How a failed backend connection is told in the log, where BoringSSL decided before the proxy's verifier did. */
+class BackendFailuresTest {
+
+    @Test
+    void aBackendKeyWhoseUsageForbidsSigningIsNamedAsSuch() {
+        // BoringSSL refuses an RSA server certificate whose key usage lacks digitalSignature (RFC 8446 4.4.2.2)
+        // before the certificate reaches the proxy's trust manager.
+        SSLHandshakeException refused = new SSLHandshakeException(
+                "error:1000012e:SSL routines:OPENSSL_internal:KEY_USAGE_BIT_INCORRECT");
+
+        assertThat(BackendFailures.describe(refused))
+                .isEqualTo("backend certificate not for server authentication (key usage)");
+    }
+}
