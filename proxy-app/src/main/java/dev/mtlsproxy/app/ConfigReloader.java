@@ -336,7 +336,16 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
      */
     private ReloadOutcome reloadNow(String trigger) {
         try {
-            return reloadOnce(trigger);
+            // What this reload tries is recorded before anything is read, and stays recorded when it fails on a
+            // surprise (below): the same files would fail the same way again, so an unchanged file is not retried,
+            // and logged, on every unrelated event in its directory; the next change to one of them is, and SIGHUP
+            // or POST /admin/reload retries at once. A reload that gets further records what it read instead.
+            // Hashed before reading: a write landing while it runs shows as a change afterwards and is loaded by the
+            // next check, where hashing after reading would record content that never ran.
+            Set<Path> files = new LinkedHashSet<>(lastHashes.keySet());
+            files.add(configFile);
+            lastHashes = hashes(files);
+            return reloadOnce(trigger, lastHashes.get(configFile));
         } catch (RuntimeException e) {
             return unexpected(trigger, ReloadFailureReason.OTHER, e);
         } catch (StackOverflowError e) {
@@ -356,10 +365,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         return failure(reason, List.of(e.toString()));
     }
 
-    private ReloadOutcome reloadOnce(String trigger) {
-        // Hashed before it is read: a write landing while this reload runs then shows as a change afterwards and
-        // is loaded by the next check, where hashing after reading would record content that never ran.
-        String configHash = hashes(Set.of(configFile)).get(configFile);
+    /** {@code configHash}: the config file's, taken before this reload read it. */
+    private ReloadOutcome reloadOnce(String trigger, String configHash) {
         ProxyConfig config;
         try {
             config = loader.load(configFile);

@@ -26,10 +26,13 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.WatchService;
+import java.nio.file.attribute.FileTime;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -344,6 +347,40 @@ class ConfigReloadTest {
 
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * A reload failing on an Error did not record what it tried, unlike one failing on an invalid file: every later
+     * event on a watched file found the config "changed" since the last reload and loaded it again, failing and
+     * logging the same way each time. Here a rewrite of the CA bundle with the same bytes and a touch of the config
+     * file are such events; neither changes what a reload would read, so neither tries again. A real edit does.
+     */
+    @Test
+    void aReloadFailingOnAnErrorIsNotRetriedOnUnrelatedEventsButIsOnTheNextEdit() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        AtomicInteger loads = new AtomicInteger();
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
+            loads.incrementAndGet();
+            throw new NoClassDefFoundError("dev/mtlsproxy/config/ReplacedWithTheJar");
+        });
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            replace(config, yaml(""));
+            log.await("event=reload_failed", "trigger=file_change", "reason=internal_error");
+            assertThat(loads.get()).isEqualTo(1);
+
+            pki.write("ca.pem", Files.readString(pki.caPem()));
+            Files.setLastModifiedTime(config, FileTime.from(Instant.now().plusSeconds(5)));
+
+            // Four quiet periods: time enough for a check of each event, which used to load the file again.
+            await("no retry of the unchanged file").during(Duration.ofMillis(800)).atMost(Duration.ofSeconds(3))
+                    .until(() -> loads.get() == 1);
+
+            replace(config, yaml("") + "# edited again\n");
+            await("the next edit is tried").atMost(Duration.ofSeconds(10)).until(() -> loads.get() == 2);
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
     }
 
     /**
