@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.identity;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import java.io.IOException;
 import java.io.StringWriter;
@@ -27,11 +28,11 @@ final class HandshakeFailureLine {
         StringWriter out = new StringWriter(256);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();
-            g.writeStringField("event", "handshake_failed");
-            g.writeStringField("listener", listener);
-            g.writeStringField("remote", remote);
-            g.writeStringField("reason", reason.label());
-            g.writeStringField("detail", detail);
+            field(g, "event", "handshake_failed");
+            field(g, "listener", listener);
+            field(g, "remote", remote);
+            field(g, "reason", reason.label());
+            field(g, "detail", detail);
             if (presented != null) {
                 g.writeObjectFieldStart("certificate");
                 summary(g, presented);
@@ -49,23 +50,28 @@ final class HandshakeFailureLine {
         try {
             id = PeerIdentities.fromCertificate(c);
         } catch (CertificateParsingException e) {
-            g.writeStringField("unreadable", e.getClass().getSimpleName());
+            field(g, "unreadable", e.getClass().getSimpleName());
             return;
         }
-        g.writeStringField("subject", id.subject());
-        g.writeStringField("issuer", id.issuer());
-        g.writeStringField("serial", id.serialHex());
+        field(g, "subject", id.subject());
+        field(g, "issuer", id.issuer());
+        field(g, "serial", id.serialHex());
         array(g, "uris", id.uriSans());
         array(g, "dns", id.dnsSans());
-        g.writeStringField("notAfter", id.notAfter().toString());
-        g.writeStringField("sha256", id.sha256());
+        field(g, "notAfter", id.notAfter().toString());
+        field(g, "sha256", id.sha256());
     }
 
     private static void array(JsonGenerator g, String name, List<String> values) throws IOException {
         g.writeArrayFieldStart(name);
         for (String v : values) {
-            g.writeString(v);
+            g.writeString(LogText.wellFormed(v));
         }
         g.writeEndArray();
+    }
+
+    /** Through {@link LogText}: a lone surrogate is written as U+FFFD, not as whatever logback makes of it. */
+    private static void field(JsonGenerator g, String name, String value) throws IOException {
+        g.writeStringField(name, LogText.wellFormed(value));
     }
 }

@@ -252,10 +252,10 @@ public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
         }
     }
 
-    /** A null value is written as JSON null. */
+    /** A null value is written as JSON null; a lone surrogate as U+FFFD ({@link LogText}). */
     private static void field(JsonGenerator g, SerializableString name, String value) throws IOException {
         g.writeFieldName(name);
-        g.writeString(value);
+        g.writeString(LogText.wellFormed(value));
     }
 
     private static void field(JsonGenerator g, SerializableString name, long value) throws IOException {

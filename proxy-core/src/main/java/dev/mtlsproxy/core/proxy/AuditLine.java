@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.policy.Policy;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import java.io.IOException;
@@ -29,25 +30,30 @@ final class AuditLine {
         StringWriter out = new StringWriter(384);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();
-            g.writeStringField("event", decision.dryRunDeny() ? "dry_run_denied" : "denied");
-            g.writeStringField("listener", listener);
-            g.writeStringField("remote", remote);
-            g.writeStringField("identity", identity);
-            g.writeStringField("peer", peer.displayName());
-            g.writeStringField("fingerprint", peer.sha256());
-            g.writeStringField("trustAnchor", peer.trustAnchor());
-            g.writeStringField("route", decision.routeName());
-            g.writeStringField("rule", decision.ruleLabel());
-            g.writeStringField("reason", decision.reasonText());
+            field(g, "event", decision.dryRunDeny() ? "dry_run_denied" : "denied");
+            field(g, "listener", listener);
+            field(g, "remote", remote);
+            field(g, "identity", identity);
+            field(g, "peer", peer.displayName());
+            field(g, "fingerprint", peer.sha256());
+            field(g, "trustAnchor", peer.trustAnchor());
+            field(g, "route", decision.routeName());
+            field(g, "rule", decision.ruleLabel());
+            field(g, "reason", decision.reasonText());
             if (!decision.detail().isEmpty()) {
-                g.writeStringField("detail", decision.detail());
+                field(g, "detail", decision.detail());
             }
-            g.writeStringField("method", method);
-            g.writeStringField("path", path);
+            field(g, "method", method);
+            field(g, "path", path);
             g.writeEndObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
         return out.toString();
+    }
+
+    /** Through {@link LogText}: a lone surrogate is written as U+FFFD, not as whatever logback makes of it. */
+    private static void field(JsonGenerator g, String name, String value) throws IOException {
+        g.writeStringField(name, LogText.wellFormed(value));
     }
 }

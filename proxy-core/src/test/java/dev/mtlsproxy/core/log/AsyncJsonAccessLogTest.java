@@ -70,6 +70,20 @@ class AsyncJsonAccessLogTest {
     }
 
     @Test
+    void aLoneSurrogateIsWrittenAsTheReplacementCharacterNotAsAnEscapeThatStrictParsersReject() throws Exception {
+        // Jackson wrote each as a lone JSON escape, which I-JSON forbids and serde_json-based shippers (Vector)
+        // refuse, losing the whole line. A proper pair stays a character (Jackson escapes it as a pair).
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
+        log.log(entry("/a\uD800b\uDC00\uD83D\uDE00", 200));
+        log.close();
+
+        String line = out.toString(StandardCharsets.UTF_8);
+        assertThat(line).contains("\"path\":\"/a\uFFFDb\uFFFD\\uD83D\\uDE00\"");
+        assertThat(new ObjectMapper().readTree(line).get("path").asText()).isEqualTo("/a\uFFFDb\uFFFD\uD83D\uDE00");
+    }
+
+    @Test
     void aLineReachesTheOutputWhileTheLogStaysOpen() throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
