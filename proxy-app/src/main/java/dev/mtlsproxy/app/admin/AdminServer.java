@@ -13,6 +13,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -26,14 +27,17 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The admin listener: plain HTTP on its own single thread, so a slow scrape never runs on (or waits for) the
- * proxy's event loops. At most {@link Limits#maxConnections()} connections are open at once; one more is closed as
- * soon as it is accepted. Pipeline, in order:
+ * proxy's event loops. At most {@link Limits#maxConnections()} connections are open at once. When they are, a new
+ * one takes the slot of the connection idle longest between requests ({@link IdleConnections}); when none is idle,
+ * it is closed as soon as it is accepted. Pipeline, in order:
  * <pre>
+ *   busy             its first bytes take the connection off the idle list
  *   request-timeout  starts the clock when a request begins (connection open, first bytes after the last request)
  *   idle             closes a connection silent for {@link Limits#idleTimeout()}
  *   http             codec
  *   aggregate        admin requests are tiny; 8 KiB cap
  *   request-received stops the clock: the whole request arrived in time
+ *   exchanges        back on the idle list once every request received is answered
  *   endpoints
  * </pre>
  */
@@ -59,7 +63,8 @@ public final class AdminServer implements AutoCloseable {
      *                        on the pod network sends its few hundred bytes in one go)
      * @param maxConnections  connections open at once; the kubelet opens one per probe and closes it, a Prometheus
      *                        keeps one per target, so a pod needs a handful, and 64 never gets in their way while
-     *                        bounding what anything else on the pod network can hold open
+     *                        bounding what anything else on the pod network can hold open. When all are open, the
+     *                        one idle longest between requests is closed for a new one ({@link IdleConnections})
      */
     record Limits(Duration idleTimeout, Duration requestTimeout, int maxConnections) {
         static final Limits DEFAULT = new Limits(Duration.ofMinutes(2), Duration.ofSeconds(10), 64);
@@ -84,17 +89,29 @@ public final class AdminServer implements AutoCloseable {
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         ConnectionLimit connections = new ConnectionLimit("admin", limits::maxConnections, counters.refused());
+        IdleConnections idleConnections = new IdleConnections();
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)
                     .channel(NioServerSocketChannel.class)
-                    .handler(connections)
+                    // Every slot taken: the connection idle longest makes room first, so that a scrape or a
+                    // probe is not refused for two minutes by connections doing nothing; then the limit judges.
+                    .handler(new ChannelInitializer<ServerChannel>() {
+                        @Override
+                        protected void initChannel(ServerChannel listening) {
+                            listening.pipeline().addLast("make-room",
+                                    idleConnections.makeRoom(connections, limits::maxConnections));
+                            listening.pipeline().addLast("limit", connections);
+                        }
+                    })
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
+                            IdleConnections.Tracker tracker = idleConnections.track(ch);
                             RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout(),
                                     counters.requestTimedOut());
                             ch.pipeline()
+                                    .addLast("busy", tracker.bytes())
                                     .addLast("request-timeout", requestTimeout.bytes())
                                     .addLast("idle", new IdleStateHandler(limits.idleTimeout().toMillis(), 0, 0,
                                             TimeUnit.MILLISECONDS))
@@ -102,6 +119,7 @@ public final class AdminServer implements AutoCloseable {
                                     .addLast("http", new HttpServerCodec())
                                     .addLast("aggregate", new HttpObjectAggregator(8 * 1024))
                                     .addLast("request-received", requestTimeout.requests())
+                                    .addLast("exchanges", tracker.exchanges())
                                     .addLast("endpoints", endpoints);
                         }
                     })

@@ -18,6 +18,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -160,36 +162,91 @@ class AdminServerTest {
     }
 
     /**
-     * Over the cap a new connection is closed as soon as it is accepted; those within it are served as before, and
-     * a slot freed by a closed one serves the next probe.
+     * Over the cap, with every connection waiting for its answer (a reload still running), a new connection is
+     * closed as soon as it is accepted: a connection in the middle of an exchange is never closed to make room.
+     * Once one of them is answered and waits for its next request, it is the one that makes room for the next probe.
      */
     @Test
-    void connectionsOverTheCapAreClosedWhileTheOpenOnesAndLaterProbesAreServed() throws Exception {
+    void connectionsOverTheCapAreClosedWhenNoneIsIdleAndTheOpenOnesAreServed() throws Exception {
         int cap = 4;
         AtomicInteger refused = new AtomicInteger();
-        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+        List<CompletableFuture<ReloadOutcome>> reloads = new CopyOnWriteArrayList<>();
+        AdminEndpoints.Reloader running = trigger -> {
+            CompletableFuture<ReloadOutcome> reload = new CompletableFuture<>();
+            reloads.add(reload);
+            return reload;
+        };
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"),
+                new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true, () -> null,
+                        () -> null, running, Clock.systemUTC()),
                 new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), cap),
                 new AdminServer.Counters(refused::incrementAndGet, () -> { }))) {
             List<Socket> held = new ArrayList<>();
             try {
                 for (int i = 0; i < cap; i++) {
-                    held.add(connect(server));
+                    Socket busy = connect(server);
+                    busy.getOutputStream().write("POST /admin/reload HTTP/1.1\r\nHost: admin\r\n\r\n"
+                            .getBytes(StandardCharsets.US_ASCII));
+                    held.add(busy);
                 }
+                await().atMost(Duration.ofSeconds(10)).until(() -> reloads.size() == cap);
+
                 try (Socket extra = connect(server)) {
                     assertThat(closedByServer(extra)).as("connection " + (cap + 1)).isTrue();
                 }
                 assertThat(refused).as("refusals counted").hasValue(1);
 
-                Socket probe = held.get(0);
-                probe.getOutputStream().write("GET /readyz HTTP/1.1\r\nHost: admin\r\n\r\n"
-                        .getBytes(StandardCharsets.US_ASCII));
-                assertThat(readResponse(probe.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
+                Socket answered = held.get(2);
+                reloads.get(2).complete(new ReloadOutcome(true, 2, null, List.of()));
+                assertThat(readResponse(answered.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
 
-                held.remove(cap - 1).close();
-                // The server sees the close a moment later; until then a new connection may still be over the cap.
-                await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(exchange(server,
-                        "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"))
-                        .startsWith("HTTP/1.1 200 OK\r\n"));
+                assertThat(exchange(server, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"))
+                        .startsWith("HTTP/1.1 200 OK\r\n");
+                assertThat(closedByServer(answered)).as("the idle connection made room").isTrue();
+                assertThat(refused).as("nothing more refused").hasValue(1);
+                reloads.get(0).complete(new ReloadOutcome(true, 3, null, List.of()));
+                assertThat(readResponse(held.get(0).getInputStream())).as("the busy ones were left alone")
+                        .startsWith("HTTP/1.1 200 OK\r\n");
+            } finally {
+                for (Socket socket : held) {
+                    socket.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * 64 clients that each sent one request and keep their connection (or that connected and sent nothing) held
+     * every slot for the two minutes of the idle timeout, and a Prometheus scrape or a kubelet probe was refused
+     * all that time. Now the connection idle longest is closed to make room, as nginx does when its
+     * worker_connections run out; the others stay open and are served.
+     */
+    @Test
+    void whenIdleKeepAliveConnectionsHoldEverySlotANewScrapeTakesTheSlotOfTheOneIdleLongest() throws Exception {
+        AtomicInteger refused = new AtomicInteger();
+        int cap = AdminServer.Limits.DEFAULT.maxConnections();
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Counters(refused::incrementAndGet, () -> { }))) {
+            List<Socket> held = new ArrayList<>();
+            try {
+                for (int i = 0; i < cap; i++) {
+                    Socket keptAlive = connect(server);
+                    keptAlive.getOutputStream().write("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                            .getBytes(StandardCharsets.US_ASCII));
+                    assertThat(readResponse(keptAlive.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
+                    held.add(keptAlive);
+                }
+
+                assertThat(exchange(server, "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"))
+                        .startsWith("HTTP/1.1 200 OK\r\n");
+
+                assertThat(closedByServer(held.get(0))).as("the connection idle longest was closed").isTrue();
+                assertThat(refused).as("nothing refused").hasValue(0);
+                Socket next = held.get(1);
+                next.getOutputStream().write("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII));
+                assertThat(readResponse(next.getInputStream())).as("the others are still served")
+                        .startsWith("HTTP/1.1 200 OK\r\n");
             } finally {
                 for (Socket socket : held) {
                     socket.close();
