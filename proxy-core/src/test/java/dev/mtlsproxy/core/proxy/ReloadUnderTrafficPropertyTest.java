@@ -573,6 +573,10 @@ class ReloadUnderTrafficPropertyTest {
      */
     private void keepCalling(Random random, String name) {
         Map<String, MtlsClient> open = new HashMap<>();
+        // Per kept-alive connection: the generation serving before its last answered request was sent. A reload
+        // since then may have closed it while it sat idle (its certificate refused), which this client only learns
+        // when it sends on it: a request that finds it closed is judged from there, not from its own send.
+        Map<String, Integer> aliveSince = new HashMap<>();
         int n = 0;
         try {
             while (running.get()) {
@@ -585,12 +589,18 @@ class ReloadUnderTrafficPropertyTest {
                 int status;
                 String failure = null;
                 MtlsClient c = open.remove(client);
+                Integer since = aliveSince.remove(client);
+                int connectionFrom = from;
+                boolean reused = false;
                 try {
                     if (c == null || random.nextInt(10) == 0) {
                         if (c != null) {
                             c.close();
                         }
                         c = MtlsClient.connect(fixture.proxy().address(), contexts.get(client), null, null);
+                    } else {
+                        reused = true;
+                        connectionFrom = since != null ? since : from;
                     }
                     MtlsClient.Response response = exchange(c, call, body);
                     status = response.status();
@@ -598,6 +608,7 @@ class ReloadUnderTrafficPropertyTest {
                         c.close();
                     } else {
                         open.put(client, c);
+                        aliveSince.put(client, from);
                     }
                 } catch (IOException e) {
                     status = -1;
@@ -609,7 +620,9 @@ class ReloadUnderTrafficPropertyTest {
                 int to = Math.max(attempting, serving);
                 List<String> why = new ArrayList<>();
                 boolean matched = false;
-                for (int i = from; i <= to && !matched; i++) {
+                // An answer is judged by the configurations in force while the request was on its way; a closed
+                // connection also by those since the connection was last seen alive.
+                for (int i = status == -1 ? connectionFrom : from; i <= to && !matched; i++) {
                     Expected expected = served.get(i).expect(call);
                     if (expected == null) {
                         // Refused by one of them: no answer, or any answer another of them gives.
@@ -627,8 +640,10 @@ class ReloadUnderTrafficPropertyTest {
                     arrivals.claim(call.tag()); // cut by a reload: it may or may not have reached the backend
                 }
                 if (!matched) {
-                    failures.add("== background " + call.tag() + " from " + client + ", generations " + (from + 1)
-                            + ".." + (to + 1) + ": got " + (status == -1 ? failure : status) + "\n  "
+                    failures.add("== background " + call.tag() + " from " + client + ", generations "
+                            + ((status == -1 ? connectionFrom : from) + 1)
+                            + ".." + (to + 1) + (reused ? " on a kept-alive connection" : " on a new connection")
+                            + ": got " + (status == -1 ? failure : status) + "\n  "
                             + String.join("\n  ", why) + "\n  sent: " + head(call, body).replace("\r\n", "\\r\\n"));
                 }
             }
