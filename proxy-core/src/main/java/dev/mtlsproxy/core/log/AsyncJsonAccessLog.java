@@ -7,6 +7,7 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.SerializableString;
 import com.fasterxml.jackson.core.StreamWriteFeature;
 import com.fasterxml.jackson.core.io.SerializedString;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -35,10 +36,17 @@ import org.slf4j.LoggerFactory;
 public final class AsyncJsonAccessLog implements AccessLog, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(AsyncJsonAccessLog.class);
-    /** Closing a generator neither closes nor flushes the stream: the writer decides when bytes leave the buffer. */
+    /**
+     * Closing a generator neither closes nor flushes the stream: the writer decides when bytes leave the buffer.
+     * A character outside the BMP (an emoji in a certificate's subject) is written as its four UTF-8 bytes, as the
+     * audit and handshake lines (written as characters, encoded by logback) carry it: Jackson's byte writer would
+     * otherwise write two escapes of its UTF-16 halves, valid JSON but unreadable to anyone reading or grepping the
+     * log. Only text holding surrogates takes another path.
+     */
     private static final JsonFactory JSON = new JsonFactoryBuilder()
             .disable(StreamWriteFeature.AUTO_CLOSE_TARGET)
             .disable(StreamWriteFeature.FLUSH_PASSED_TO_STREAM)
+            .enable(JsonWriteFeature.COMBINE_UNICODE_SURROGATES_IN_UTF8)
             .rootValueSeparator((String) null)
             .build();
     /** Entries the writer takes from the queue at once; while stuck it may hold this many. */

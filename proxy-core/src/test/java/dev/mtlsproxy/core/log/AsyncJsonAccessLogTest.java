@@ -72,15 +72,36 @@ class AsyncJsonAccessLogTest {
     @Test
     void aLoneSurrogateIsWrittenAsTheReplacementCharacterNotAsAnEscapeThatStrictParsersReject() throws Exception {
         // Jackson wrote each as a lone JSON escape, which I-JSON forbids and serde_json-based shippers (Vector)
-        // refuse, losing the whole line. A proper pair stays a character (Jackson escapes it as a pair).
+        // refuse, losing the whole line. A proper pair stays the character it encodes.
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
         log.log(entry("/a\uD800b\uDC00\uD83D\uDE00", 200));
         log.close();
 
         String line = out.toString(StandardCharsets.UTF_8);
-        assertThat(line).contains("\"path\":\"/a\uFFFDb\uFFFD\\uD83D\\uDE00\"");
+        assertThat(line).contains("\"path\":\"/a\uFFFDb\uFFFD\uD83D\uDE00\"");
         assertThat(new ObjectMapper().readTree(line).get("path").asText()).isEqualTo("/a\uFFFDb\uFFFD\uD83D\uDE00");
+    }
+
+    /**
+     * Jackson's byte writer wrote a character outside the BMP as the JSON escapes of its two UTF-16 halves (U+1F600
+     * as twelve ASCII characters, the escapes of D83D and DE00): valid JSON, but a subject with an emoji was
+     * unreadable in the log, and differed from the same subject in the audit and handshake lines, written as UTF-8.
+     */
+    @Test
+    void aCharacterOutsideTheBmpIsWrittenAsItsFourUtf8BytesNotAsEscapedSurrogates() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        AsyncJsonAccessLog log = new AsyncJsonAccessLog(out, 16);
+        log.log(new AccessLogEntry(Instant.parse("2026-11-24T10:00:00Z"), "c0ffee", "/127.0.0.1:5000", "orders",
+                "CN=smile \uD83D\uDE00,O=\uD800ops", "ab12", "orders-api", "allow:orders", "allow", "GET", "/", 200,
+                10, 20, 1234, "127.0.0.1:9000", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "X25519MLKEM768"));
+        log.close();
+
+        byte[] smile = {(byte) 0xF0, (byte) 0x9F, (byte) 0x98, (byte) 0x80}; // U+1F600 in UTF-8
+        byte[] replacement = {(byte) 0xEF, (byte) 0xBF, (byte) 0xBD}; // U+FFFD: the lone surrogate
+        String peer = "\"peer\":\"CN=smile " + new String(smile, StandardCharsets.ISO_8859_1) + ",O="
+                + new String(replacement, StandardCharsets.ISO_8859_1) + "ops\"";
+        assertThat(out.toString(StandardCharsets.ISO_8859_1)).contains(peer).doesNotContain("\\u");
     }
 
     @Test

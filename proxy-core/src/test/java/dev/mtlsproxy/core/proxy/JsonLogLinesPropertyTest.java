@@ -18,6 +18,7 @@ import dev.mtlsproxy.core.policy.DenyReason;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import dev.mtlsproxy.core.testing.HostileText;
 import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -32,7 +33,8 @@ import org.junit.jupiter.api.Test;
  * hostile strings ({@link HostileText}) go through the real writers: {@link AsyncJsonAccessLog}, and
  * {@link AuditLine} as logback writes it in both log formats. Each line must be exactly one JSON object (no raw
  * newline in it), valid UTF-8, and give back each field as {@link HostileText#expectedInLog} says: the input, with
- * a lone surrogate as U+FFFD. The seed is printed with every failure.
+ * a lone surrogate as U+FFFD; the access log writes a character outside the BMP as its UTF-8 bytes, never as escaped
+ * surrogates. The seed is printed with every failure.
  */
 class JsonLogLinesPropertyTest {
 
@@ -57,6 +59,8 @@ class JsonLogLinesPropertyTest {
         List<JsonNode> lines = HostileText.parseLines(out.toByteArray());
 
         assertThat(log.dropped()).as(seedNote()).isZero();
+        // A pair is written as the 4-byte UTF-8 of its character, a lone surrogate as U+FFFD: neither as an escape.
+        assertThat(surrogateEscapes(out.toString(StandardCharsets.UTF_8))).as(seedNote()).isEmpty();
         assertThat(lines).as(seedNote()).hasSize(CASES);
         for (int i = 0; i < CASES; i++) {
             AccessLogEntry e = entries.get(i);
@@ -140,14 +144,37 @@ class JsonLogLinesPropertyTest {
 
             LoggingEvent event = new LoggingEvent(AuditLine.class.getName(), context.getLogger("dev.mtlsproxy.audit"),
                     Level.INFO, "{}", null, new Object[] {line});
-            List<JsonNode> asText = HostileText.parseLines(text.encode(event));
+            byte[] textLine = text.encode(event);
+            byte[] jsonLine = json.encode(event);
+            assertThat(surrogateEscapes(new String(textLine, StandardCharsets.UTF_8))).as(seedNote()).isEmpty();
+            assertThat(surrogateEscapes(new String(jsonLine, StandardCharsets.UTF_8))).as(seedNote()).isEmpty();
+            List<JsonNode> asText = HostileText.parseLines(textLine);
             assertThat(asText).as(seedNote()).hasSize(1);
             HostileText.assertFields(asText.get(0), expected, "audit case " + i + " as text");
-            List<JsonNode> asJson = HostileText.parseLines(json.encode(event));
+            List<JsonNode> asJson = HostileText.parseLines(jsonLine);
             assertThat(asJson).as(seedNote()).hasSize(1);
             JsonNode inner = HostileText.parseLine(asJson.get(0).get("formattedMessage").asText());
             HostileText.assertFields(inner, expected, "audit case " + i + " as JSON");
         }
+    }
+
+    /** The escapes in {@code json} of a code unit from D800 to DFFF (a surrogate); an escaped backslash is none. */
+    private static List<String> surrogateEscapes(String json) {
+        List<String> found = new ArrayList<>();
+        for (int i = 0; i < json.length(); i++) {
+            if (json.charAt(i) != '\\') {
+                continue;
+            }
+            i++; // the escaped character: a backslash escaped is skipped whole
+            if (json.charAt(i) == 'u') {
+                int unit = Integer.parseInt(json.substring(i + 1, i + 5), 16);
+                if (Character.isSurrogate((char) unit)) {
+                    found.add(json.substring(i - 1, i + 5));
+                }
+                i += 4;
+            }
+        }
+        return found;
     }
 
     /** Mostly hostile, sometimes null (a field the writer must spell as JSON null). */
