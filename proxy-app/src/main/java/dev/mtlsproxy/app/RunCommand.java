@@ -165,12 +165,14 @@ final class RunCommand {
             reloader = new ConfigReloader(file, loaded, server, metrics, loader, watchServices);
             ProxyServer started = server;
             // The admin listener's refusals join the listeners' in connections_refused_total, under listener="admin";
-            // its request timeouts have a counter of their own (the mTLS listeners have no such timeout).
+            // its request timeouts and evictions have counters of their own (the mTLS listeners do neither).
             Counter adminRefused = metrics.connectionsRefused("admin");
             Counter adminTimeouts = metrics.adminRequestTimeouts();
+            Counter adminEvicted = metrics.adminConnectionsEvicted();
             admin = AdminServer.start(config.admin().address(), new AdminEndpoints(registry, ready::get,
                     reloader::snapshot, started::tlsInventory, reloader, Clock.systemUTC()),
-                    new AdminServer.Counters(adminRefused::increment, adminTimeouts::increment));
+                    new AdminServer.Counters(adminRefused::increment, adminTimeouts::increment,
+                            adminEvicted::increment));
             log.info("event=admin_listening address={}", admin.address());
             if (config.reload().watch()) {
                 reloader.watch(config.reload().debounce());

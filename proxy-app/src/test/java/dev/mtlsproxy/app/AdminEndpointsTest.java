@@ -92,6 +92,15 @@ class AdminEndpointsTest {
         assertThat(get("/metrics").body()).contains("mtls_proxy_admin_request_timeouts_total 0.0\n");
     }
 
+    /**
+     * An idle admin connection closed to admit a new one when every slot is taken is logged at most once a minute;
+     * the count is there from the start (AdminServerTest moves it).
+     */
+    @Test
+    void adminEvictionsAreCounted() throws Exception {
+        assertThat(get("/metrics").body()).contains("mtls_proxy_admin_connections_evicted_total 0.0\n");
+    }
+
     /** The Prometheus info convention: one series, 1, the build in its labels; the same in OpenMetrics. */
     @Test
     void theBuildIsAnInfoMetric() throws Exception {

@@ -57,6 +57,8 @@ class PrometheusRulesTest {
             "mtls_proxy_connections_accepted_total",
             "mtls_proxy_connections_closed_total",
             "mtls_proxy_connections_refused_total",
+            "mtls_proxy_admin_request_timeouts_total",
+            "mtls_proxy_admin_connections_evicted_total",
             "mtls_proxy_requests_total",
             "mtls_proxy_request_body_bytes_total",
             "mtls_proxy_response_body_bytes_total",
@@ -246,6 +248,8 @@ class PrometheusRulesTest {
         // Touch every meter once: some register only on first use.
         metrics.listenerStarted("public", () -> 1000, () -> 1);
         metrics.connectionOpened("public");
+        metrics.adminRequestTimeouts().increment();
+        metrics.adminConnectionsEvicted().increment();
         metrics.handshakeSucceeded("public", 1_000_000, "orders", "X25519MLKEM768", Duration.ofDays(30));
         metrics.requestStarted("public");
         metrics.requestFinished("public", "orders-api", "GET", 200, "allow", 1_000_000, 10, 20);

@@ -76,8 +76,10 @@ public final class AdminServer implements AutoCloseable {
      * @param refused          a connection closed at accept because {@link Limits#maxConnections()} were open
      * @param requestTimedOut  a connection closed because a request did not arrive whole within
      *                         {@link Limits#requestTimeout()}
+     * @param evicted          a connection idle between requests closed to admit a new one, because
+     *                         {@link Limits#maxConnections()} were open ({@link IdleConnections})
      */
-    public record Counters(Runnable refused, Runnable requestTimedOut) {
+    public record Counters(Runnable refused, Runnable requestTimedOut, Runnable evicted) {
     }
 
     public static AdminServer start(HostPort address, AdminEndpoints endpoints, Counters counters)
@@ -89,7 +91,7 @@ public final class AdminServer implements AutoCloseable {
             throws InterruptedException, CannotBindException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         ConnectionLimit connections = new ConnectionLimit("admin", limits::maxConnections, counters.refused());
-        IdleConnections idleConnections = new IdleConnections();
+        IdleConnections idleConnections = new IdleConnections(counters.evicted());
         try {
             ChannelFuture bind = new ServerBootstrap()
                     .group(group)

@@ -35,8 +35,14 @@ final class IdleConnections {
 
     /** Insertion order is the order they became idle: a connection going idle again is removed and added. */
     private final Set<Channel> idle = new LinkedHashSet<>();
+    /** Counts each close: the log line below is rate-limited, the count is what a dashboard or an alert can use. */
+    private final Runnable evicted;
     private long closedSinceLog;
     private long lastLogNanos = System.nanoTime() - LOG_INTERVAL_NANOS;
+
+    IdleConnections(Runnable evicted) {
+        this.evicted = evicted;
+    }
 
     /**
      * On the listening channel, before the {@link ConnectionLimit}: a connection accepted with every slot taken first
@@ -64,6 +70,7 @@ final class IdleConnections {
         Channel channel = oldest.next();
         oldest.remove();
         channel.close();
+        evicted.run();
         closedSinceLog++;
         long now = System.nanoTime();
         if (now - lastLogNanos >= LOG_INTERVAL_NANOS) {

@@ -30,8 +30,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /** The admin listener's own limits, apart from what its endpoints answer. */
 class AdminServerTest {
 
-    /** Where a test does not look at refusals or timeouts (the metrics are wired in RunCommand). */
-    static final AdminServer.Counters NOT_COUNTED = new AdminServer.Counters(() -> { }, () -> { });
+    /** Where a test does not look at refusals, timeouts or evictions (the metrics are wired in RunCommand). */
+    static final AdminServer.Counters NOT_COUNTED = new AdminServer.Counters(() -> { }, () -> { }, () -> { });
 
 
     private static AdminEndpoints endpoints() {
@@ -90,7 +90,7 @@ class AdminServerTest {
         AtomicInteger timedOut = new AtomicInteger();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
                 new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64),
-                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet))) {
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet, () -> { }))) {
             // The server's clock starts when it accepts the connection, so ours starts before connecting: taken
             // after the first write, it lost the connect and the write and saw 499.99 ms once.
             long started = System.nanoTime();
@@ -133,7 +133,7 @@ class AdminServerTest {
         AtomicInteger timedOut = new AtomicInteger();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
                 new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64),
-                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet));
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet, () -> { }));
                 Socket scraper = connect(server)) {
             for (int scrape = 0; scrape < 3; scrape++) {
                 if (scrape > 0) {
@@ -170,6 +170,7 @@ class AdminServerTest {
     void connectionsOverTheCapAreClosedWhenNoneIsIdleAndTheOpenOnesAreServed() throws Exception {
         int cap = 4;
         AtomicInteger refused = new AtomicInteger();
+        AtomicInteger evicted = new AtomicInteger();
         List<CompletableFuture<ReloadOutcome>> reloads = new CopyOnWriteArrayList<>();
         AdminEndpoints.Reloader running = trigger -> {
             CompletableFuture<ReloadOutcome> reload = new CompletableFuture<>();
@@ -180,7 +181,7 @@ class AdminServerTest {
                 new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true, () -> null,
                         () -> null, running, Clock.systemUTC()),
                 new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), cap),
-                new AdminServer.Counters(refused::incrementAndGet, () -> { }))) {
+                new AdminServer.Counters(refused::incrementAndGet, () -> { }, evicted::incrementAndGet))) {
             List<Socket> held = new ArrayList<>();
             try {
                 for (int i = 0; i < cap; i++) {
@@ -195,6 +196,7 @@ class AdminServerTest {
                     assertThat(closedByServer(extra)).as("connection " + (cap + 1)).isTrue();
                 }
                 assertThat(refused).as("refusals counted").hasValue(1);
+                assertThat(evicted).as("a busy connection is never evicted").hasValue(0);
 
                 Socket answered = held.get(2);
                 reloads.get(2).complete(new ReloadOutcome(true, 2, null, List.of()));
@@ -204,6 +206,7 @@ class AdminServerTest {
                         .startsWith("HTTP/1.1 200 OK\r\n");
                 assertThat(closedByServer(answered)).as("the idle connection made room").isTrue();
                 assertThat(refused).as("nothing more refused").hasValue(1);
+                assertThat(evicted).as("evictions counted").hasValue(1);
                 reloads.get(0).complete(new ReloadOutcome(true, 3, null, List.of()));
                 assertThat(readResponse(held.get(0).getInputStream())).as("the busy ones were left alone")
                         .startsWith("HTTP/1.1 200 OK\r\n");
@@ -219,14 +222,16 @@ class AdminServerTest {
      * 64 clients that each sent one request and keep their connection (or that connected and sent nothing) held
      * every slot for the two minutes of the idle timeout, and a Prometheus scrape or a kubelet probe was refused
      * all that time. Now the connection idle longest is closed to make room, as nginx does when its
-     * worker_connections run out; the others stay open and are served.
+     * worker_connections run out; the others stay open and are served. Each such close is counted (the log line
+     * saying so is rate-limited), and it is no refusal.
      */
     @Test
     void whenIdleKeepAliveConnectionsHoldEverySlotANewScrapeTakesTheSlotOfTheOneIdleLongest() throws Exception {
         AtomicInteger refused = new AtomicInteger();
+        AtomicInteger evicted = new AtomicInteger();
         int cap = AdminServer.Limits.DEFAULT.maxConnections();
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
-                new AdminServer.Counters(refused::incrementAndGet, () -> { }))) {
+                new AdminServer.Counters(refused::incrementAndGet, () -> { }, evicted::incrementAndGet))) {
             List<Socket> held = new ArrayList<>();
             try {
                 for (int i = 0; i < cap; i++) {
@@ -241,6 +246,7 @@ class AdminServerTest {
                         .startsWith("HTTP/1.1 200 OK\r\n");
 
                 assertThat(closedByServer(held.get(0))).as("the connection idle longest was closed").isTrue();
+                assertThat(evicted).as("evictions counted").hasValue(1);
                 assertThat(refused).as("nothing refused").hasValue(0);
                 Socket next = held.get(1);
                 next.getOutputStream().write("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"

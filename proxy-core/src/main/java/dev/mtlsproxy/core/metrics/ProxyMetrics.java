@@ -129,6 +129,14 @@ public final class ProxyMetrics {
     }
 
     /**
+     * Admin connections idle between requests closed to admit a new one when every slot of the admin listener was
+     * taken. Admin only: an mTLS listener at its limit refuses the new connection instead.
+     */
+    public Counter adminConnectionsEvicted() {
+        return counter("admin.connections.evicted", Tags.empty());
+    }
+
+    /**
      * @param group the key exchange group the handshake settled on (X25519MLKEM768, X25519...), or null when there
      *              was none
      */
@@ -538,6 +546,8 @@ public final class ProxyMetrics {
                     + " had maxConnections open)";
             case "admin.request.timeouts" -> "Admin listener connections closed because a request did not arrive"
                     + " whole within its request timeout";
+            case "admin.connections.evicted" -> "Admin listener connections idle between requests closed to admit a"
+                    + " new one when every connection slot was taken";
             case "config.reloads" -> "Configuration reloads by result and failure reason";
             case "config.reload.step.failures" -> "Successful reloads that left a step after going live undone, by"
                     + " step";
