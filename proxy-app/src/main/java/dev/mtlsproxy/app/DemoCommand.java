@@ -118,7 +118,7 @@ final class DemoCommand {
     }
 
     static String instructions(DemoPki pki, Path pkiDir, String how, int port, int adminPort) {
-        String url = "https://localhost:" + port;
+        String url = "https://" + DemoCheck.HOST + ":" + port;
         String ca = display(pki.caCertificate());
         return """
 

@@ -3,6 +3,8 @@ package dev.mtlsproxy.app;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.app.demo.DemoPki;
+import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -14,6 +16,8 @@ import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -133,10 +137,48 @@ class DemoCommandTest {
         }
 
         assertThat(out.toString(StandardCharsets.UTF_8).lines().filter(l -> l.startsWith("check: ")))
-                .containsExactly("check: allowed client: refused (expected 200)",
-                        "check: denied client: refused (expected 403)", "check: no client certificate: refused",
+                .containsExactly("check: allowed client: proxy certificate rejected (expected 200)",
+                        "check: denied client: proxy certificate rejected (expected 403)",
+                        "check: no client certificate: proxy certificate rejected (expected refused)",
                         "check: FAILED");
         assertThat(exit).isEqualTo(1);
+    }
+
+    /**
+     * curl checks that the proxy's certificate is for localhost, the name in its URL; the check did not, and
+     * passed with a certificate from the demo CA for any name, where the curl commands it imitates fail. Here
+     * the demo directory holds a complete demo set (CA, server, both clients: reused as it is) whose server
+     * certificate is for another name.
+     */
+    @Test
+    void demoCheckFailsWhenTheProxysCertificateIsFromTheDemoCaButForAnotherName() throws Exception {
+        Path root = workspace.resolve("other-name");
+        TestPki pki = TestPki.create(Files.createDirectories(root.resolve("demo")));
+        // DemoPki reuses a set valid for another day at least; TestPki's leaves live 12 hours.
+        Instant twoDays = Instant.now().plus(Duration.ofHours(36));
+        pki.backendServer("server", b -> b.addSanDnsName("elsewhere.example").notAfter(twoDays));
+        writeClient(pki, "client-allowed", "spiffe://demo.local/orders", twoDays);
+        writeClient(pki, "client-denied", "spiffe://demo.local/intruder", twoDays);
+        Path config = demoConfigOnFreePorts(root, yaml -> yaml);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+        int exit = Main.run(new String[] {"demo", "--config", config.toString(), "--check"},
+                new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(OutputStream.nullOutputStream()));
+
+        assertThat(out.toString(StandardCharsets.UTF_8)).as("the set was reused, not minted again")
+                .contains("Certificates (reused)");
+        assertThat(out.toString(StandardCharsets.UTF_8).lines().filter(l -> l.startsWith("check: ")))
+                .containsExactly("check: allowed client: proxy certificate rejected (expected 200)",
+                        "check: denied client: proxy certificate rejected (expected 403)",
+                        "check: no client certificate: proxy certificate rejected (expected refused)",
+                        "check: FAILED");
+        assertThat(exit).isEqualTo(1);
+    }
+
+    private static void writeClient(TestPki pki, String name, String spiffeId, Instant notAfter) {
+        X509Bundle client = TestPki.issue(pki.root(), spiffeId, b -> b.notAfter(notAfter));
+        pki.write(name + ".pem", client.getCertificatePEM());
+        pki.write(name + ".key", client.getPrivateKeyPEM());
     }
 
     /** The shipped demo config, with ports 0 so the test never collides with anything on the machine. */
