@@ -20,13 +20,13 @@ import dev.mtlsproxy.core.proxy.RoutingScenarios.GenRoute;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.GenRule;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.NamedIdentity;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.Workload;
+import dev.mtlsproxy.core.testing.BufferLeaks;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
-import io.netty.buffer.ByteBufAllocator;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.ResourceLeakDetector;
 import java.io.IOException;
@@ -209,7 +209,7 @@ class ReloadUnderTrafficPropertyTest {
             assertThat(outcomes).as(seed("outcomes " + outcomes)).containsKeys("200", "403", "404", "refused",
                     "closed by reload", "failed reload");
             assertThat(sequence.invalid).as(seed("failed reloads")).isGreaterThanOrEqualTo(2);
-            assertNoBufferLeaked(leaks);
+            BufferLeaks.assertNoneReported(leaks, seed("buffer leaks"));
         } finally {
             for (Thread t : load) {
                 t.interrupt();
@@ -893,17 +893,6 @@ class ReloadUnderTrafficPropertyTest {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException("every JDK has SHA-256", e);
         }
-    }
-
-    /** As in {@link IntegrityUnderLoadTest}: collect, allocate, and read what the paranoid leak detector logged. */
-    private static void assertNoBufferLeaked(LogCapture leaks) {
-        for (int i = 0; i < 3; i++) {
-            System.gc();
-            for (int j = 0; j < 64; j++) {
-                ByteBufAllocator.DEFAULT.buffer(1).release();
-            }
-        }
-        assertThat(leaks.lines()).as(seed("buffer leaks")).noneMatch(line -> line.contains("LEAK"));
     }
 
     private static String seed(String what) {
