@@ -100,17 +100,60 @@ final class AnchorRules {
     private static void checkBelowItsRoot(List<X509Certificate> path, X509Certificate anchor, boolean limited,
             boolean namesConstrained) throws CertPathValidatorException {
         if (namesConstrained) {
-            throw new CertPathValidatorException("name constraints of a CA that is not self-issued", null, null, -1,
-                    PKIXReason.UNRECOGNIZED_CRIT_EXT);
+            throw new CertPathValidatorException("the name constraints of trusted CA "
+                    + anchor.getSubjectX500Principal().getName() + ", which is not a root, cannot be applied"
+                    + " (configure its root instead)", null, null, -1, PKIXReason.UNRECOGNIZED_CRIT_EXT);
         }
         if (limited) {
             // RFC 5280 6.1.4 (l): self-issued intermediates do not count; the leaf is no intermediate.
             long intermediates = path.stream().skip(1)
                     .filter(c -> !c.getSubjectX500Principal().equals(c.getIssuerX500Principal())).count();
             if (intermediates > anchor.getBasicConstraints()) {
-                throw new CertPathValidatorException("more intermediates than the anchor's path length", null, null,
-                        -1, PKIXReason.PATH_TOO_LONG);
+                throw new CertPathValidatorException("more intermediates than the path length of trusted CA "
+                        + anchor.getSubjectX500Principal().getName() + " allows", null, null, -1,
+                        PKIXReason.PATH_TOO_LONG);
             }
+        }
+    }
+
+    /**
+     * When {@code anchor} is a CA whose constraints PKIX cannot apply as an anchor (not self-issued, with name
+     * constraints) and a trusted CA issued it, as when a bundle holds a whole chain pasted in: the path through it,
+     * to be validated up to that issuer instead, where PKIX applies its constraints as it does to any CA of a path.
+     * OpenSSL builds such a path to the root anyway, and Go accepts any path that ends at a trusted CA; judging the
+     * pinned CA alone would refuse a chain its root vouches for. Null when there is nothing to lift: the anchor is
+     * judged itself (an unconstrained intermediate, with its path length counted by hand, ends the path as Go lets
+     * it), and an issuer already on the path (CAs cross-signing each other) ends the climb.
+     *
+     * @param path    the path below {@code anchor}, leaf first
+     * @param trusted every CA the side trusts
+     */
+    static List<X509Certificate> throughTrustedIssuer(List<X509Certificate> path, X509Certificate anchor,
+            Collection<X509Certificate> trusted) {
+        if (anchor.getSubjectX500Principal().equals(anchor.getIssuerX500Principal())
+                || anchor.getExtensionValue(NAME_CONSTRAINTS_OID) == null || path.contains(anchor)) {
+            return null;
+        }
+        for (X509Certificate issuer : trusted) {
+            if (issued(issuer, anchor) && !path.contains(issuer)) {
+                List<X509Certificate> through = new ArrayList<>(path);
+                through.add(anchor);
+                return through;
+            }
+        }
+        return null;
+    }
+
+    /** By name and signature: a CA of another key under the issuer's name is no issuer. */
+    private static boolean issued(X509Certificate issuer, X509Certificate c) {
+        if (!issuer.getSubjectX500Principal().equals(c.getIssuerX500Principal())) {
+            return false;
+        }
+        try {
+            c.verify(issuer.getPublicKey());
+            return true;
+        } catch (GeneralSecurityException e) {
+            return false;
         }
     }
 

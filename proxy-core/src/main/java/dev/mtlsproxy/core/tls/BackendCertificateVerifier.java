@@ -14,10 +14,12 @@ import java.security.cert.CertificateExpiredException;
 import java.security.cert.CertificateNotYetValidException;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.PKIXReason;
+import java.security.cert.TrustAnchor;
 import java.security.cert.X509Certificate;
 import java.util.Collection;
 import java.util.Date;
 import java.util.List;
+import java.util.Set;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
@@ -94,13 +96,14 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
             throws CertificateException {
-        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
+        List<X509Certificate> path = pathOf(chain);
+        X509Certificate[] checked = forPkix(path, chain);
         try {
             pkix.checkServerTrusted(checked, authType, engine);
         } catch (CertificateException e) {
-            throw notInOrder(chain, checked, authType, classify(e, checked, authType, engine));
+            throw classify(e, checked, authType, engine);
         }
-        judgePath(judgeAnchor(chain));
+        judgePath(judgeAnchor(path, chain[0]));
         if (engine != null) {
             refuseCnFallback(chain[0], engine.getSSLParameters(), engine.getPeerHost());
         }
@@ -110,13 +113,14 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
             throws CertificateException {
-        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
+        List<X509Certificate> path = pathOf(chain);
+        X509Certificate[] checked = forPkix(path, chain);
         try {
             pkix.checkServerTrusted(checked, authType, socket);
         } catch (CertificateException e) {
-            throw notInOrder(chain, checked, authType, new BackendCertificateException(pathProblem(e), e));
+            throw new BackendCertificateException(pathProblem(e), e);
         }
-        judgePath(judgeAnchor(chain));
+        judgePath(judgeAnchor(path, chain[0]));
         if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
             refuseCnFallback(chain[0], tls.getSSLParameters(), tls.getHandshakeSession().getPeerHost());
         }
@@ -125,43 +129,40 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
 
     @Override
     public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
-        X509Certificate[] checked = forPkix(BackendAnchors.inIssuingOrder(chain));
+        List<X509Certificate> path = pathOf(chain);
+        X509Certificate[] checked = forPkix(path, chain);
         try {
             pkix.checkServerTrusted(checked, authType);
         } catch (CertificateException e) {
-            throw notInOrder(chain, checked, authType, new BackendCertificateException(pathProblem(e), e));
+            throw new BackendCertificateException(pathProblem(e), e);
         }
-        judgePath(judgeAnchor(chain));
+        judgePath(judgeAnchor(path, chain[0]));
         checkSpiffeId(chain[0]);
     }
 
-    // PKIX gets the chain as far as it is in issuing order (README: what follows is ignored). Given the rest, the
-    // JDK would build a path out of any order, and then under a CA whose own dates it does not check an expired root
-    // fails its search for a path, so that "backend certificate not trusted" would hide "backend CA expired".
-
     /**
-     * When PKIX refused the part of the chain in issuing order but the whole chain would pass, what the backend has to
-     * change is the order it sends its chain in. Checked on failure only, so a good handshake validates once.
+     * The path the chain stands for, built as a client's is (README: OpenSSL, BoringSSL and Go build it from the
+     * certificates sent in any order): the JDK's PKIX gets that path alone, below the CA it ends at, so that the CA
+     * it validated under is the one judged next. Given the chain as sent, the JDK would stop at the first trusted
+     * certificate or build its own path, and under a CA whose own dates it does not check, an expired root fails its
+     * search for a path, so that "backend certificate not trusted" would hide "backend CA expired".
      */
-    private BackendCertificateException notInOrder(X509Certificate[] chain, X509Certificate[] checked,
-            String authType, BackendCertificateException refused) {
-        if (checked.length == chain.length) {
-            return refused;
+    private List<X509Certificate> pathOf(X509Certificate[] chain) throws BackendCertificateException {
+        if (chain == null || chain.length == 0) {
+            throw new BackendCertificateException("backend certificate not trusted: no certificate", null);
         }
-        try {
-            // A path that passes here was refused for its host name, which no order changes.
-            pkix.checkServerTrusted(checked, authType);
-            return refused;
-        } catch (CertificateException pathFailure) {
-            // the order may be why
+        if (chain.length > ClientCertificateVerifier.MAX_PRESENTED) {
+            // As for clients: bounds the work of building the path.
+            throw new BackendCertificateException("backend certificate not trusted: the backend sent " + chain.length
+                    + " certificates, at most " + ClientCertificateVerifier.MAX_PRESENTED + " accepted", null);
         }
-        try {
-            pkix.checkServerTrusted(forPkix(chain), authType);
-        } catch (CertificateException e) {
-            return refused;
-        }
-        return new BackendCertificateException("backend certificate not trusted: its chain is not in issuing order",
-                refused);
+        return anchors.pathBelow(chain);
+    }
+
+    /** The path for the JDK's PKIX: the leaf alone when it is pinned. */
+    private static X509Certificate[] forPkix(List<X509Certificate> path, X509Certificate[] chain)
+            throws BackendCertificateException {
+        return forPkix(path.isEmpty() ? new X509Certificate[] {chain[0]} : path.toArray(X509Certificate[]::new));
     }
 
     /** A chain the JDK cannot decode again is refused as untrusted, like one it cannot validate. */
@@ -174,25 +175,34 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     }
 
     /**
-     * The {@link AnchorRules} for the CA the JDK accepted the chain under. Should several trusted CAs qualify (a
-     * renewed CA next to its expired self), one that passes is enough. A chain whose CA cannot be told is refused:
-     * not judging it would let a reordered chain walk past a CA's limits.
+     * The {@link AnchorRules} for the CA the JDK accepted the path under. Should several trusted CAs qualify (a
+     * renewed CA next to its expired self), one that passes is enough.
+     *
+     * @return the path below that CA, leaf first
      */
-    private List<X509Certificate> judgeAnchor(X509Certificate[] chain) throws BackendCertificateException {
-        BackendAnchors.Found found = anchors.find(chain);
+    private List<X509Certificate> judgeAnchor(List<X509Certificate> path, X509Certificate leaf)
+            throws BackendCertificateException {
         // The JDK judged the rest of the path at the system clock just now; the anchor is judged at the same time.
-        Date now = new Date();
+        BackendCertificateException refused = anchorProblem(path, anchors.anchorsOf(path, leaf), new Date());
+        if (refused != null) {
+            throw refused;
+        }
+        return path;
+    }
+
+    /** The first CA's problem when none of {@code cas} passes; null when one does. */
+    private BackendCertificateException anchorProblem(List<X509Certificate> path, List<X509Certificate> cas,
+            Date now) {
         BackendCertificateException first = null;
-        for (X509Certificate anchor : found.anchors()) {
-            BackendCertificateException refused = anchorProblem(found.path(), anchor, now);
+        for (X509Certificate anchor : cas) {
+            BackendCertificateException refused = anchorProblem(path, anchor, now);
             if (refused == null) {
-                return found.path();
+                return null;
             }
             first = first == null ? refused : first;
         }
-        throw first != null ? first
-                : new BackendCertificateException("backend certificate not trusted: its chain is not in issuing order",
-                        null);
+        // No CA at all: the JDK accepted the path under a CA whose signature this class does not see verify.
+        return first != null ? first : new BackendCertificateException("backend certificate not trusted", null);
     }
 
     /**
@@ -233,8 +243,7 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         }
     }
 
-    private static BackendCertificateException anchorProblem(List<X509Certificate> path, X509Certificate anchor,
-            Date now) {
+    private BackendCertificateException anchorProblem(List<X509Certificate> path, X509Certificate anchor, Date now) {
         String ca = anchor.getSubjectX500Principal().getName();
         try {
             AnchorRules.checkAnchor(anchor, now, Usage.SERVER_AUTH);
@@ -246,11 +255,50 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             return new BackendCertificateException("backend CA not for server authentication (extended key usage): "
                     + ca, e);
         }
+        List<X509Certificate> through = AnchorRules.throughTrustedIssuer(path, anchor, anchors.trusted());
+        if (through != null) {
+            // Validated as part of the path to its own trusted issuer, the CA is held to its name constraints; that
+            // issuer is then judged as any anchor is.
+            return problemAbove(through, now);
+        }
         try {
             AnchorRules.checkConstraints(path, anchor, now, Usage.SERVER_AUTH);
             return null;
         } catch (CertPathValidatorException e) {
-            if (e.getReason() == PKIXReason.PATH_TOO_LONG) {
+            return constraintProblem(e, ca);
+        } catch (GeneralSecurityException e) {
+            return new BackendCertificateException("backend certificate not trusted", e);
+        }
+    }
+
+    /**
+     * The path through a CA up to the trusted CAs that issued it: PKIX validates it under each (a renewed issuer
+     * next to its expired self), and the first that passes and passes its own rules is enough.
+     */
+    private BackendCertificateException problemAbove(List<X509Certificate> through, Date now) {
+        X509Certificate top = through.get(through.size() - 1);
+        BackendCertificateException first = null;
+        for (X509Certificate issuer : anchors.anchorsOf(through, top)) {
+            BackendCertificateException refused;
+            try {
+                AnchorRules.validate(through, Set.of(new TrustAnchor(issuer, null)), now, Usage.SERVER_AUTH);
+                refused = anchorProblem(through, issuer, now);
+            } catch (CertPathValidatorException e) {
+                refused = constraintProblem(e, top.getSubjectX500Principal().getName());
+            } catch (GeneralSecurityException e) {
+                refused = new BackendCertificateException("backend certificate not trusted", e);
+            }
+            if (refused == null) {
+                return null;
+            }
+            first = first == null ? refused : first;
+        }
+        return first != null ? first : new BackendCertificateException("backend certificate not trusted", null);
+    }
+
+    /** A path PKIX refused under the limits of {@code ca}, the CA it judged. */
+    private static BackendCertificateException constraintProblem(CertPathValidatorException e, String ca) {
+        if (e.getReason() == PKIXReason.PATH_TOO_LONG) {
                 return new BackendCertificateException("backend certificate not trusted: more intermediates than the"
                         + " path length of " + ca + " allows", e);
             }
@@ -268,9 +316,6 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             }
             return new BackendCertificateException("backend certificate not trusted: " + e.getReason() + " under "
                     + ca, e);
-        } catch (GeneralSecurityException e) {
-            return new BackendCertificateException("backend certificate not trusted", e);
-        }
     }
 
     /**

@@ -181,8 +181,8 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
     }
 
     /** What PKIX does not check of the anchor it accepted the path under: see {@link AnchorRules}. */
-    private static void judgeAnchor(List<X509Certificate> path, X509Certificate anchor, Date now,
-            X509Certificate leaf) throws ClientCertificateRejectedException {
+    private void judgeAnchor(List<X509Certificate> path, X509Certificate anchor, Date now, X509Certificate leaf)
+            throws ClientCertificateRejectedException {
         try {
             AnchorRules.checkAnchor(anchor, now, Usage.CLIENT_AUTH);
         } catch (CertificateExpiredException e) {
@@ -195,10 +195,19 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
             throw new ClientCertificateRejectedException(HandshakeFailureReason.BAD_EKU, e.getMessage()
                     + " in the trusted CA", e, leaf);
         }
+        List<X509Certificate> through = AnchorRules.throughTrustedIssuer(path, anchor, anchorCertificates);
+        if (through != null) {
+            // Validated as part of the path to its own trusted issuer, the CA is held to its name constraints; that
+            // issuer is then judged as any anchor is. The chain still counts as the first CA's (attribution, CRLs).
+            acceptedAnchor(through, now, leaf);
+            return;
+        }
         try {
             AnchorRules.checkConstraints(path, anchor, now, Usage.CLIENT_AUTH);
         } catch (CertPathValidatorException e) {
-            throw new ClientCertificateRejectedException(classify(e), describe(e), e, leaf);
+            // The anchor's own limits: the message names the CA, which no chain index can.
+            throw new ClientCertificateRejectedException(classify(e), describe(e) + " (" + e.getMessage() + ")", e,
+                    leaf);
         } catch (GeneralSecurityException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
                     leaf);

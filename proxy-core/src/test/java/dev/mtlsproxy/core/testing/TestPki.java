@@ -355,14 +355,20 @@ public final class TestPki {
 
     /** An intermediate CA below {@code issuer}. */
     public static X509Bundle intermediate(X509Bundle issuer, String commonName) {
+        return intermediate(issuer, commonName, UnaryOperator.identity());
+    }
+
+    /** An intermediate CA below {@code issuer}, then adjusted: a path length, other dates. */
+    public static X509Bundle intermediate(X509Bundle issuer, String commonName,
+            UnaryOperator<CertificateBuilder> customise) {
         try {
             Instant now = Instant.now();
-            return new CertificateBuilder()
+            return customise.apply(new CertificateBuilder()
                     .subject("CN=" + commonName + ",O=mtls-proxy tests")
                     .setIsCertificateAuthority(true)
                     .notBefore(now.minus(Duration.ofHours(1)))
                     .notAfter(now.plus(Duration.ofDays(2)))
-                    .ecp256()
+                    .ecp256())
                     .buildIssuedBy(issuer);
         } catch (Exception e) {
             throw new IllegalStateException("cannot mint intermediate", e);
@@ -375,20 +381,27 @@ public final class TestPki {
      * constraints, for it is part of the path rather than the anchor.
      */
     public static X509Bundle dnsConstrainedIntermediate(X509Bundle issuer, String commonName, String domain) {
+        return constrainedIntermediate(issuer, commonName, new GeneralName(GeneralName.dNSName, domain));
+    }
+
+    /**
+     * An intermediate CA below {@code issuer} whose name constraints permit only URIs whose host is {@code domain}: a
+     * CA delegated one SPIFFE trust domain.
+     */
+    public static X509Bundle nameConstrainedIntermediate(X509Bundle issuer, String commonName, String domain) {
+        return constrainedIntermediate(issuer, commonName,
+                new GeneralName(GeneralName.uniformResourceIdentifier, domain));
+    }
+
+    private static X509Bundle constrainedIntermediate(X509Bundle issuer, String commonName,
+            GeneralName permittedSubtree) {
         try {
-            Instant now = Instant.now();
-            GeneralSubtree[] permitted = {new GeneralSubtree(new GeneralName(GeneralName.dNSName, domain))};
-            return new CertificateBuilder()
-                    .subject("CN=" + commonName + ",O=mtls-proxy tests")
-                    .setIsCertificateAuthority(true)
-                    .addExtensionOctetString(Extension.nameConstraints.getId(), true,
-                            new NameConstraints(permitted, null).getEncoded())
-                    .notBefore(now.minus(Duration.ofHours(1)))
-                    .notAfter(now.plus(Duration.ofDays(2)))
-                    .ecp256()
-                    .buildIssuedBy(issuer);
-        } catch (Exception e) {
-            throw new IllegalStateException("cannot mint name-constrained intermediate", e);
+            GeneralSubtree[] permitted = {new GeneralSubtree(permittedSubtree)};
+            byte[] constraints = new NameConstraints(permitted, null).getEncoded();
+            return intermediate(issuer, commonName, b -> b
+                    .addExtensionOctetString(Extension.nameConstraints.getId(), true, constraints));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot encode name constraints", e);
         }
     }
 

@@ -54,18 +54,46 @@ class BackendCertificateVerifierTest {
     }
 
     @Test
-    void aStrayCertificateAfterTheChainIsIgnoredButOneInsideItLeavesTheCaUnknownAndIsRefused() throws Exception {
+    void aChainSentOutOfOrderWithADuplicateAndAStrangerPassesAsThePathItHolds() throws Exception {
         X509Bundle root = TestPki.newRoot("backend root");
-        X509Bundle intermediate = TestPki.intermediate(root, "backend intermediate");
-        X509Bundle backend = serverIssuedBy(intermediate, b -> b);
+        X509Bundle upper = TestPki.intermediate(root, "backend upper intermediate");
+        X509Bundle issuing = TestPki.intermediate(upper, "backend issuing intermediate");
+        X509Bundle backend = serverIssuedBy(issuing, b -> b);
         X509Bundle stray = TestPki.newRoot("unrelated CA");
 
-        assertThatCode(() -> verifier(root).checkServerTrusted(chain(backend, intermediate, stray), AUTH_TYPE))
-                .doesNotThrowAnyException();
-        // The JDK builds a path out of any order; the CA it ended at, whose limits must be judged, is then not known.
-        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(backend, stray, intermediate), AUTH_TYPE))
+        // OpenSSL, BoringSSL and Go build the path from what was sent, as the proxy does for clients (RFC 8446 4.4.2).
+        assertThatCode(() -> verifier(root).checkServerTrusted(chain(backend, stray, upper, issuing, upper, root),
+                AUTH_TYPE)).doesNotThrowAnyException();
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(backend, stray, upper), AUTH_TYPE))
+                .as("the leaf's issuer was not sent")
                 .isInstanceOf(BackendCertificateException.class)
-                .hasMessage("backend certificate not trusted: its chain is not in issuing order");
+                .hasMessage("backend certificate not trusted");
+    }
+
+    @Test
+    void aChainSentOutOfOrderIsStillHeldToTheLimitsOfTheCaItEndsAt() throws Exception {
+        X509Bundle expired = TestPki.newRoot("expired backend root", b -> b
+                .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));
+        X509Bundle upper = TestPki.intermediate(expired, "backend upper intermediate");
+        X509Bundle issuing = TestPki.intermediate(upper, "backend issuing intermediate");
+        X509Bundle backend = serverIssuedBy(issuing, b -> b);
+
+        assertThatThrownBy(() -> verifier(expired).checkServerTrusted(chain(backend, upper, issuing), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA expired: CN=expired backend root,O=mtls-proxy tests");
+    }
+
+    @Test
+    void moreCertificatesThanAClientMaySendAreRefusedBeforeAnyPathIsBuilt() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle backend = serverIssuedBy(root, b -> b);
+        X509Bundle[] sent = new X509Bundle[ClientCertificateVerifier.MAX_PRESENTED + 1];
+        Arrays.fill(sent, root);
+        sent[0] = backend;
+
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(sent), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: the backend sent 11 certificates, at most 10 accepted");
     }
 
     @Test
@@ -180,6 +208,40 @@ class BackendCertificateVerifierTest {
                 .isInstanceOf(BackendCertificateException.class)
                 .hasMessage("backend certificate not trusted: the name constraints of CN=pinned partner"
                         + " intermediate,O=mtls-proxy tests, which is not a root, cannot be applied (configure its root instead)");
+    }
+
+    @Test
+    void aBundleHoldingANameConstrainedIntermediateAndItsRootHoldsChainsToItsConstraints() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle partner = TestPki.dnsConstrainedIntermediate(root, "partner intermediate", "backend.test");
+        X509Bundle inside = serverIssuedBy(partner, b -> b);
+        X509Bundle outside = serverIssuedBy(partner, b -> b.addSanDnsName("orders.elsewhere.test"));
+
+        // The path stops at the first trusted CA, the intermediate; its root applies its constraints as OpenSSL would.
+        assertThatCode(() -> verifier(partner, root).checkServerTrusted(chain(inside, partner, root), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        assertThatCode(() -> verifier(partner, root).checkServerTrusted(chain(inside), AUTH_TYPE))
+                .doesNotThrowAnyException();
+        assertThatThrownBy(() -> verifier(partner, root).checkServerTrusted(chain(outside, partner), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: a name outside the name constraints of"
+                        + " CN=partner intermediate,O=mtls-proxy tests");
+    }
+
+    @Test
+    void aNameConstrainedIntermediateIsJudgedUpToItsRootAndThatRootToItsOwnLimits() throws Exception {
+        X509Bundle expired = TestPki.newRoot("expired backend root", b -> b
+                .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));
+        X509Bundle partner = TestPki.dnsConstrainedIntermediate(expired, "partner intermediate", "backend.test");
+        X509Bundle renewed = TestPki.reissued(expired, now.minus(Duration.ofDays(1)), now.plus(Duration.ofDays(30)));
+        X509Bundle backend = serverIssuedBy(partner, b -> b);
+
+        assertThatThrownBy(() -> verifier(partner, expired).checkServerTrusted(chain(backend), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend CA expired: CN=expired backend root,O=mtls-proxy tests");
+        // The root renewed with its own key, next to its expired self: one that passes is enough.
+        assertThatCode(() -> verifier(partner, expired, renewed).checkServerTrusted(chain(backend), AUTH_TYPE))
+                .doesNotThrowAnyException();
     }
 
     @Test
