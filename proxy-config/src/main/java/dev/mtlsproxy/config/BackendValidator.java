@@ -136,8 +136,23 @@ final class BackendValidator {
         if (tls.serverCAs().isEmpty()) {
             problems.add(cas, "[] (expected: at least one CA bundle; backend certificates are always verified)");
         } else if (problems.itemsIntact(cas)) {
+            List<List<X509Certificate>> bundles = new ArrayList<>();
             for (int i = 0; i < tls.serverCAs().size(); i++) {
-                files.caBundle(YamlPaths.item(cas, i), tls.serverCAs().get(i));
+                List<X509Certificate> bundle = files.caBundle(YamlPaths.item(cas, i), tls.serverCAs().get(i));
+                bundles.add(bundle == null ? List.of() : bundle);
+            }
+            List<X509Certificate> all = bundles.stream().flatMap(List::stream).toList();
+            for (int i = 0; i < bundles.size(); i++) {
+                for (int n = 0; n < bundles.get(i).size(); n++) {
+                    X509Certificate ca = bundles.get(i).get(n);
+                    String unusable = ConstrainedIntermediates.withoutIssuer(ca, all, "no file of serverCAs");
+                    if (unusable != null) {
+                        problems.add(YamlPaths.item(cas, i), tls.serverCAs().get(i) + " (expected: "
+                                + TrustAnchorValidator.CA_BUNDLE_EXPECTED + ") - certificate " + (n + 1) + " ("
+                                + ca.getSubjectX500Principal().getName() + ") " + unusable);
+                        break; // only the first offender of a file is named
+                    }
+                }
             }
         }
         String serverName = tls.serverName();

@@ -78,8 +78,12 @@ final class ListenerValidator {
         return "it belongs to another certificate";
     }
 
-    /** One CA bundle: readable PEM, every certificate in it a CA. Used for backends' {@code serverCAs}. */
-    void caBundle(String item, Path bundle) {
+    /**
+     * One CA bundle: readable PEM, every certificate in it a CA. Used for backends' {@code serverCAs}.
+     *
+     * @return its certificates, or null when it cannot be read
+     */
+    List<X509Certificate> caBundle(String item, Path bundle) {
         List<X509Certificate> cas = certificates(problems, item, bundle, TrustAnchorValidator.CA_BUNDLE_EXPECTED);
         for (int n = 0; cas != null && n < cas.size(); n++) {
             X509Certificate ca = cas.get(n);
@@ -91,6 +95,7 @@ final class ListenerValidator {
                 break;
             }
         }
+        return cas;
     }
 
     /** The certificates of a PEM file, or null after reporting why there are none. */

@@ -2,6 +2,7 @@ package dev.mtlsproxy.config;
 
 import java.security.cert.X509Certificate;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import javax.security.auth.x500.X500Principal;
@@ -28,6 +29,7 @@ final class TrustAnchorValidator {
         }
         Map<X509Certificate, String> owner = new HashMap<>();
         Map<X500Principal, String> subjects = new HashMap<>();
+        Map<String, List<X509Certificate>> bundles = new LinkedHashMap<>();
         anchors.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
             String path = YamlPaths.key("trustAnchors", e.getKey());
             if (!YamlSchema.NAME.matcher(e.getKey()).matches()) {
@@ -36,6 +38,9 @@ final class TrustAnchorValidator {
             TrustAnchorConfig anchor = e.getValue();
             List<X509Certificate> cas = ListenerValidator.certificates(problems, path + ".caBundle",
                     anchor.caBundle(), CA_BUNDLE_EXPECTED);
+            if (cas != null) {
+                bundles.put(e.getKey(), cas);
+            }
             for (int n = 0; cas != null && n < cas.size(); n++) {
                 X509Certificate ca = cas.get(n);
                 // getBasicConstraints() is -1 unless the certificate says CA:true; only the first offender is named
@@ -56,6 +61,19 @@ final class TrustAnchorValidator {
                     problems.add(path + ".caBundle", anchor.caBundle() + " (expected: CA names unique across trust "
                             + "anchors) - certificate " + (n + 1) + " (" + ca.getSubjectX500Principal().getName()
                             + ") has the name of a CA in trust anchor " + Values.quote(sameName));
+                }
+            }
+        });
+        // A listener trusts every anchor unless it names some, so an issuer in any bundle may be the one.
+        List<X509Certificate> all = bundles.values().stream().flatMap(List::stream).toList();
+        bundles.forEach((name, cas) -> {
+            for (int n = 0; n < cas.size(); n++) {
+                String unusable = ConstrainedIntermediates.withoutIssuer(cas.get(n), all, "no trust anchor");
+                if (unusable != null) {
+                    problems.add(YamlPaths.key("trustAnchors", name) + ".caBundle", anchors.get(name).caBundle()
+                            + " (expected: " + CA_BUNDLE_EXPECTED + ") - certificate " + (n + 1) + " ("
+                            + cas.get(n).getSubjectX500Principal().getName() + ") " + unusable);
+                    return; // only the first offender is named, as above
                 }
             }
         });

@@ -22,6 +22,21 @@ final class TestPki {
         }
     }
 
+    /** An intermediate CA below {@code issuer} permitted only DNS names in {@code domain}: a CA delegated one domain. */
+    static X509Bundle nameConstrainedIntermediate(X509Bundle issuer, String cn, String domain) {
+        try {
+            var permitted = new org.bouncycastle.asn1.x509.GeneralSubtree[] {
+                    new org.bouncycastle.asn1.x509.GeneralSubtree(new org.bouncycastle.asn1.x509.GeneralName(
+                            org.bouncycastle.asn1.x509.GeneralName.dNSName, domain))};
+            return new CertificateBuilder().subject("CN=" + cn).setIsCertificateAuthority(true).ecp256()
+                    .addExtensionOctetString(org.bouncycastle.asn1.x509.Extension.nameConstraints.getId(), true,
+                            new org.bouncycastle.asn1.x509.NameConstraints(permitted, null).getEncoded())
+                    .buildIssuedBy(issuer);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     static X509Bundle leaf(X509Bundle issuer, String cn, CertificateBuilder.Algorithm algorithm) {
         try {
             return new CertificateBuilder().subject("CN=" + cn).addSanDnsName(cn).algorithm(algorithm)

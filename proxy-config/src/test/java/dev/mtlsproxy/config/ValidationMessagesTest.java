@@ -155,6 +155,32 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void aNameConstrainedIntermediateIsTrustedOnlyWithItsIssuerInSomeTrustAnchor() throws Exception {
+            X509Bundle root = TestPki.ca("partner root");
+            X509Bundle delegated = TestPki.nameConstrainedIntermediate(root, "partner CA", "partner.test");
+            TestPki.write(dir.resolve("certs/partner-ca.pem"), delegated.getCertificatePEM());
+            TestPki.write(dir.resolve("certs/partner-chain.pem"), delegated.getCertificatePEM()
+                    + root.getCertificatePEM());
+            TestPki.write(dir.resolve("certs/partner-root.pem"), root.getCertificatePEM());
+            String partner = "clients: { caBundle: certs/ca.pem }\n  partner: { caBundle: certs/partner-ca.pem }";
+
+            assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/partner-ca.pem }")))
+                    .containsExactly("trustAnchors.clients.caBundle: " + fixture.abs("certs/partner-ca.pem")
+                            + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=partner CA) has name"
+                            + " constraints and is not a root; the proxy cannot apply them without its issuer"
+                            + " (CN=partner root), which no trust anchor holds, so it would refuse every chain"
+                            + " through it (add its issuer)");
+            // A whole chain pasted into the file, or the issuer in an anchor of its own: its chains are judged up to it.
+            assertThat(fixture.load(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/partner-chain.pem }")).trustAnchors()).containsOnlyKeys("clients");
+            // (identities must name their anchor once there are two: not this test's concern)
+            assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
+                    partner + "\n  partner-root: { caBundle: certs/partner-root.pem }")))
+                    .noneMatch(p -> p.startsWith("trustAnchors"));
+        }
+
+        @Test
         void caBundlesMustBeReadablePem() {
             assertThat(fixture.problems(fixture.with("clients: { caBundle: certs/ca.pem }",
                     "clients: { caBundle: certs/none.pem }"))).containsExactly(
@@ -593,6 +619,27 @@ class ValidationMessagesTest {
                     "backends.orders.tls.serverCAs[1]: " + fixture.abs("certs/server.pem")
                             + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=server.local)"
                             + " is not a CA");
+        }
+
+        @Test
+        void aNameConstrainedIntermediateIsTrustedOnlyWithItsIssuerInAnotherServerCaFile() throws Exception {
+            X509Bundle root = TestPki.ca("backend root");
+            X509Bundle delegated = TestPki.nameConstrainedIntermediate(root, "backend partner CA", "partner.test");
+            TestPki.write(dir.resolve("certs/partner-ca.pem"), delegated.getCertificatePEM());
+            TestPki.write(dir.resolve("certs/backend-root.pem"), root.getCertificatePEM());
+
+            assertThat(fixture.problems(orders("""
+                    endpoints: [https://orders.internal:9443]
+                    tls: { serverCAs: [certs/partner-ca.pem] }
+                    """))).containsExactly("backends.orders.tls.serverCAs[0]: " + fixture.abs("certs/partner-ca.pem")
+                    + " (expected: a PEM bundle of CA certificates) - certificate 1 (CN=backend partner CA) has name"
+                    + " constraints and is not a root; the proxy cannot apply them without its issuer"
+                    + " (CN=backend root), which no file of serverCAs holds, so it would refuse every chain through it"
+                    + " (add its issuer)");
+            assertThat(fixture.load(orders("""
+                    endpoints: [https://orders.internal:9443]
+                    tls: { serverCAs: [certs/partner-ca.pem, certs/backend-root.pem] }
+                    """)).backends().get("orders").tls().serverCAs()).hasSize(2);
         }
 
         @Test
