@@ -265,6 +265,12 @@ final class YamlScan {
                     + limits.getMaxNestingDepth() + " levels of nesting, keys of at most " + limits.getMaxNameLength()
                     + " characters, numbers of at most " + limits.getMaxNumberLength() + " digits)", line, column);
         }
+        if (String.valueOf(e.getOriginalMessage()).contains("base64")) {
+            // the parser decodes a !!binary scalar as it reads it, and stops at one that is not base64; a tagged
+            // value is refused anyway (tags), so say which tag, not what the parser's state would suggest
+            return new ConfigProblem("", "not valid YAML - a !!binary value that is not base64 (expected: the value"
+                    + " untagged, or tagged !!str)", line, column);
+        }
         if (parser != null && parser.getParsingContext().inObject()
                 && parser.currentToken() != JsonToken.FIELD_NAME) {
             // the parser stops at a key it cannot turn into a name: "? [a, b]: x" or "? {a: 1}: x"

@@ -125,6 +125,15 @@ class MappingProblemsTest {
     }
 
     @Test
+    void aBinaryValueThatIsNotBase64IsNamedForWhatItIsNotTakenForAComplexKey() {
+        String yaml = fixture.with("path: stdout", "path: !!binary \"127.0.0.1:9901\"");
+
+        assertThat(fixture.problems(yaml)).singleElement().asString()
+                .startsWith("not valid YAML - a !!binary value that is not base64 (expected: the value untagged, or"
+                        + " tagged !!str)");
+    }
+
+    @Test
     void tagsThatNameThePlainTypeOfTheirValueChangeNothing() throws ConfigException {
         String yaml = "--- !!map\n" + fixture.with("path: stdout", "path: !!str stdout")
                 .replace("maxConnections: 5000", "maxConnections: !!int \"5000\"")
