@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.proxy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mtlsproxy.core.testing.Sockets;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -12,7 +13,6 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.net.SocketTimeoutException;
 import java.nio.channels.ServerSocketChannel;
 import java.util.ArrayList;
 import java.util.List;
@@ -70,10 +70,10 @@ class ConnectionLimitAtAcceptTest {
         assertThat(over.pipeline().names()).as("no handler was ever added")
                 .containsExactly("DefaultChannelPipeline$TailContext#0");
         assertThat(over.isOpen()).isFalse();
-        assertThat(closedWithin(overClient, 2_000)).as("the client sees its connection closed at once").isTrue();
+        assertThat(Sockets.closedWithin(overClient, 2_000)).as("the client sees its connection closed at once").isTrue();
         assertThat(refused).hasValue(1);
         assertThat(limit.open()).as("a refused connection holds no slot").isEqualTo(1);
-        assertThat(closedWithin(firstClient, 100)).as("the admitted connection is untouched").isFalse();
+        assertThat(Sockets.closedWithin(firstClient, 100)).as("the admitted connection is untouched").isFalse();
 
         first.close().sync();
         assertThat(limit.open()).as("its slot is given back when it closes").isZero();
@@ -97,17 +97,5 @@ class ConnectionLimitAtAcceptTest {
         java.nio.channels.SocketChannel accepted = server.accept();
         opened.add(accepted);
         return new NioSocketChannel(accepted);
-    }
-
-    /** True when the peer closes the socket (EOF or reset) within {@code millis}; a timeout is never a close. */
-    private static boolean closedWithin(Socket socket, int millis) throws IOException {
-        socket.setSoTimeout(millis);
-        try {
-            return socket.getInputStream().read() < 0;
-        } catch (SocketTimeoutException e) {
-            return false;
-        } catch (IOException e) {
-            return true;
-        }
     }
 }

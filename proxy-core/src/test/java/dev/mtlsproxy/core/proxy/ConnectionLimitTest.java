@@ -12,6 +12,7 @@ import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.Sockets;
 import io.micrometer.core.instrument.Counter;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -99,7 +100,7 @@ class ConnectionLimitTest {
         assertThat(refused()).isEqualTo(1);
 
         for (Socket socket : List.of(silent, silentToo, midHandshake)) {
-            assertThat(closedWithin(socket, 5_000)).as("closed at the handshake timeout").isTrue();
+            assertThat(Sockets.closedWithin(socket, 5_000)).as("closed at the handshake timeout").isTrue();
         }
         awaitOpen(0);
         assertThat(count("mtls.proxy.tls.handshakes", "reason", "handshake_timeout")).isEqualTo(3);
@@ -117,7 +118,7 @@ class ConnectionLimitTest {
         }
         for (int i = 0; i < 5; i++) {
             try (Socket extra = plainSocket()) {
-                assertThat(closedWithin(extra, (int) AT_ONCE_MILLIS)).as("connection over the limit").isTrue();
+                assertThat(Sockets.closedWithin(extra, (int) AT_ONCE_MILLIS)).as("connection over the limit").isTrue();
             }
         }
         assertThat(refused()).isEqualTo(5);
@@ -128,7 +129,7 @@ class ConnectionLimitTest {
         log.await("event=connection_limit_cleared", "listener=main", "refused=5");
         hold(fixture.connect(ORDERS));
         try (Socket extra = plainSocket()) {
-            assertThat(closedWithin(extra, (int) AT_ONCE_MILLIS)).isTrue();
+            assertThat(Sockets.closedWithin(extra, (int) AT_ONCE_MILLIS)).isTrue();
         }
         await().atMost(Duration.ofSeconds(5)).until(() -> reachedLines() - before == 2);
     }
@@ -194,18 +195,6 @@ class ConnectionLimitTest {
     private Socket plainSocket() throws IOException {
         InetSocketAddress proxy = fixture.proxy().address();
         return new Socket(proxy.getAddress(), proxy.getPort());
-    }
-
-    /** True when the proxy closes the socket (EOF or reset) within {@code millis}; a timeout is never a close. */
-    private static boolean closedWithin(Socket socket, int millis) throws IOException {
-        socket.setSoTimeout(millis);
-        try {
-            return socket.getInputStream().read() < 0;
-        } catch (SocketTimeoutException e) {
-            return false;
-        } catch (IOException e) {
-            return true;
-        }
     }
 
     private <T extends AutoCloseable> T hold(T connection) {
