@@ -6,8 +6,8 @@ import java.util.Map;
 import java.util.function.Function;
 
 /**
- * Checks revocation settings: every trust anchor's CRLs readable and parseable now, every deny-list entry under
- * {@code revocation:} in its form.
+ * Checks revocation settings: every trust anchor's CRLs readable, parseable and of a kind revocation checking can
+ * apply ({@link Crls}) now, every deny-list entry under {@code revocation:} in its form.
  */
 final class RevocationValidator {
 
@@ -43,7 +43,7 @@ final class RevocationValidator {
             return;
         }
         try {
-            Pem.readCrls(file);
+            Crls.read(file);
         } catch (PemException e) {
             problems.add(path, file + " (expected: " + CRL_EXPECTED + ") - " + e.reason());
         }

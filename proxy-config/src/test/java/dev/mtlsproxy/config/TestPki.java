@@ -61,12 +61,24 @@ final class TestPki {
 
     /** A CRL from {@code ca}, valid for a day, revoking nothing, PEM-encoded. */
     static String crl(X509Bundle ca) {
+        return crl(ca, b -> { });
+    }
+
+    /** Adds to a CRL being built: extensions, entries; may throw, as the builder's methods do. */
+    @FunctionalInterface
+    interface CrlContent {
+        void addTo(org.bouncycastle.cert.X509v2CRLBuilder builder) throws Exception;
+    }
+
+    /** A CRL from {@code ca}, valid for a day, with what {@code content} adds, PEM-encoded. */
+    static String crl(X509Bundle ca, CrlContent content) {
         try {
             java.time.Instant now = java.time.Instant.now();
             var builder = new org.bouncycastle.cert.X509v2CRLBuilder(
                     new org.bouncycastle.cert.jcajce.JcaX509CertificateHolder(ca.getCertificate()).getSubject(),
                     java.util.Date.from(now.minusSeconds(60)));
             builder.setNextUpdate(java.util.Date.from(now.plusSeconds(86_400)));
+            content.addTo(builder);
             var signer = new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder(
                     ca.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA" : "SHA256withRSA")
                     .build(ca.getKeyPair().getPrivate());

@@ -3,10 +3,27 @@ package dev.mtlsproxy.config;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.netty.pkitesting.X509Bundle;
+import java.math.BigInteger;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Date;
 import java.util.List;
+import org.bouncycastle.asn1.ASN1Boolean;
+import org.bouncycastle.asn1.ASN1Encodable;
+import org.bouncycastle.asn1.ASN1ObjectIdentifier;
+import org.bouncycastle.asn1.DERNull;
+import org.bouncycastle.asn1.DERSequence;
+import org.bouncycastle.asn1.DERTaggedObject;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.CRLNumber;
+import org.bouncycastle.asn1.x509.DistributionPointName;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.Extensions;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
+import org.bouncycastle.asn1.x509.IssuingDistributionPoint;
+import org.bouncycastle.asn1.x509.ReasonFlags;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -854,6 +871,76 @@ class ValidationMessagesTest {
                             + " (expected: a PEM or DER X.509 CRL) - no such file",
                     "trustAnchors.clients.crls[2]: " + fixture.abs("certs/ca.pem")
                             + " (expected: a PEM or DER X.509 CRL) - no X509 CRL block found (found: CERTIFICATE)");
+        }
+
+        @Test
+        void aCrlThatIsNotItsIssuersCompleteDirectListIsAProblemNamingWhy() throws Exception {
+            X509Bundle ca = TestPki.ca("crl-ca");
+            var idp = Extension.issuingDistributionPoint;
+            var uri = new DistributionPointName(new GeneralNames(
+                    new GeneralName(6, "http://crl.test/shard1.crl")));
+            var unknown = new ASN1ObjectIdentifier("1.3.6.1.4.1.55555.7.2");
+            Date now = new Date();
+            List<TestPki.CrlContent> kinds = List.of(
+                    b -> b.addExtension(Extension.deltaCRLIndicator, true,
+                            new CRLNumber(BigInteger.ONE)),
+                    b -> b.addExtension(idp, true, new IssuingDistributionPoint(
+                            uri, false, false, null, true, false)),
+                    b -> b.addExtension(idp, true, new IssuingDistributionPoint(
+                            uri, false, false, new ReasonFlags(
+                                    ReasonFlags.keyCompromise), false, false)),
+                    // Bouncy Castle refuses to build this contradiction; some CA might not
+                    b -> b.addExtension(idp, true, new DERSequence(new ASN1Encodable[] {
+                            new DERTaggedObject(false, 1, ASN1Boolean.TRUE),
+                            new DERTaggedObject(false, 2, ASN1Boolean.TRUE)})),
+                    b -> b.addExtension(idp, true, new IssuingDistributionPoint(new DistributionPointName(
+                            DistributionPointName.NAME_RELATIVE_TO_CRL_ISSUER,
+                            new X500Name("CN=shard1").getRDNs()[0]), false, false, null, false, false)),
+                    b -> b.addExtension(unknown, true, DERNull.INSTANCE),
+                    b -> b.addCRLEntry(BigInteger.valueOf(0xabc), now,
+                            new Extensions(new Extension(
+                                    Extension.certificateIssuer, true,
+                                    new GeneralNames(new GeneralName(new X500Name("CN=other")))
+                                            .getEncoded()))),
+                    b -> b.addCRLEntry(BigInteger.valueOf(0xdef), now,
+                            new Extensions(new Extension(
+                                    unknown, true, DERNull.INSTANCE.getEncoded()))),
+                    // Accepted: a shard's CRL, scoped to one distribution point and to end-entity certificates
+                    b -> b.addExtension(idp, true, new IssuingDistributionPoint(
+                            uri, true, false, null, false, false)));
+            StringBuilder files = new StringBuilder();
+            for (int i = 0; i < kinds.size(); i++) {
+                TestPki.write(dir.resolve("certs/" + i + ".crl"), TestPki.crl(ca, kinds.get(i)));
+                files.append(i == 0 ? "" : ", ").append("certs/").append(i).append(".crl");
+            }
+            // Two CRLs in one file: the problem says which block
+            TestPki.write(dir.resolve("certs/both.crl"), TestPki.crl(ca) + TestPki.crl(ca, kinds.get(0)));
+            String yaml = fixture.with("clients: { caBundle: certs/ca.pem }",
+                    "clients: { caBundle: certs/ca.pem, crls: [" + files + ", certs/both.crl] }");
+
+            String expected = " (expected: a PEM or DER X.509 CRL) - ";
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "trustAnchors.clients.crls[0]: " + fixture.abs("certs/0.crl") + expected
+                            + "a delta CRL (deltaCRLIndicator): not supported, give the complete CRL",
+                    "trustAnchors.clients.crls[1]: " + fixture.abs("certs/1.crl") + expected
+                            + "an indirect CRL (issuingDistributionPoint indirectCRL): not supported",
+                    "trustAnchors.clients.crls[2]: " + fixture.abs("certs/2.crl") + expected
+                            + "a CRL for some revocation reasons only (issuingDistributionPoint onlySomeReasons):"
+                            + " not supported, give the complete CRL",
+                    "trustAnchors.clients.crls[3]: " + fixture.abs("certs/3.crl") + expected
+                            + "issuingDistributionPoint sets more than one of onlyContainsUserCerts,"
+                            + " onlyContainsCACerts and onlyContainsAttributeCerts",
+                    "trustAnchors.clients.crls[4]: " + fixture.abs("certs/4.crl") + expected
+                            + "issuingDistributionPoint nameRelativeToCRLIssuer: not supported, name it in full",
+                    "trustAnchors.clients.crls[5]: " + fixture.abs("certs/5.crl") + expected
+                            + "unhandled critical extension 1.3.6.1.4.1.55555.7.2",
+                    "trustAnchors.clients.crls[6]: " + fixture.abs("certs/6.crl") + expected
+                            + "an indirect CRL (certificateIssuer on the entry for serial abc): not supported",
+                    "trustAnchors.clients.crls[7]: " + fixture.abs("certs/7.crl") + expected
+                            + "unhandled critical extension 1.3.6.1.4.1.55555.7.2 on the entry for serial def",
+                    "trustAnchors.clients.crls[9]: " + fixture.abs("certs/both.crl") + expected
+                            + "X509 CRL block 2: a delta CRL (deltaCRLIndicator): not supported, give the complete"
+                            + " CRL");
         }
 
         @Test

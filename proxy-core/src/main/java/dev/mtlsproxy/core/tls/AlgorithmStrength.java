@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.tls;
 
 import java.security.PublicKey;
+import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
 import java.security.interfaces.DSAKey;
 import java.security.interfaces.ECKey;
@@ -14,7 +15,7 @@ import java.util.Set;
  * well-funded attacker little (SHAttered, 2017; Shambles, 2020), and NIST disallowed both for signatures in 2013.
  *
  * <p>Checked on the path the client's chain stands for, leaf included, not on the trusted CA: that certificate is
- * the operator's choice, and its self-signature proves nothing.
+ * the operator's choice, and its self-signature proves nothing. Checked on every CRL that revocation relies on.
  */
 final class AlgorithmStrength {
 
@@ -32,7 +33,22 @@ final class AlgorithmStrength {
         if (WEAK_SIGNATURES.contains(certificate.getSigAlgOID())) {
             return "signature algorithm " + certificate.getSigAlgName();
         }
-        PublicKey key = certificate.getPublicKey();
+        return weakness(certificate.getPublicKey());
+    }
+
+    /**
+     * What is too weak about {@code crl} signed by {@code signer}, or null when nothing is: the rule for certificates,
+     * for a CRL forged by a SHA-1 collision would say a revoked certificate is good. Unlike a trusted CA's certificate,
+     * a CRL signed with that CA's key is held to it too: the CRL is a statement made now, not the operator's choice.
+     */
+    static String weakness(X509CRL crl, PublicKey signer) {
+        if (WEAK_SIGNATURES.contains(crl.getSigAlgOID())) {
+            return "signature algorithm " + crl.getSigAlgName();
+        }
+        return weakness(signer);
+    }
+
+    private static String weakness(PublicKey key) {
         if (key instanceof RSAKey rsa && rsa.getModulus().bitLength() < MIN_RSA_DSA_BITS) {
             return "RSA key of " + rsa.getModulus().bitLength() + " bits";
         }

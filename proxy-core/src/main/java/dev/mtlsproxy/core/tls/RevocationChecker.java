@@ -2,17 +2,15 @@ package dev.mtlsproxy.core.tls;
 
 import dev.mtlsproxy.config.CrlScope;
 import dev.mtlsproxy.config.DenyListValues;
-import dev.mtlsproxy.config.Pem;
+import dev.mtlsproxy.config.Crls;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.StaleCrlPolicy;
 import dev.mtlsproxy.config.TrustAnchorConfig;
 import java.math.BigInteger;
 import java.nio.file.Path;
-import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.security.PublicKey;
 import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
@@ -25,7 +23,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
 import javax.security.auth.x500.X500Principal;
 
 /**
@@ -35,10 +32,11 @@ import javax.security.auth.x500.X500Principal;
  *   <li>the emergency deny-list (serials, SHA-256 fingerprints, SPKI pins), matched against every certificate of
  *       the chain including the trust anchor; it needs nothing from a CA;</li>
  *   <li>CRLs, per trust anchor: for a chain that validated to an anchor with CRLs, every certificate in that
- *       anchor's scope ({@link CrlScope}) must be covered by a CRL from its issuer whose signature verifies with
- *       that issuer's key. No such CRL denies (fail closed: the operator asked for CRL checking); a CRL past its
- *       nextUpdate denies or is accepted with a warning, per the anchor's {@link StaleCrlPolicy}. Chains to an
- *       anchor without CRLs are not checked against CRLs.</li>
+ *       anchor's scope ({@link CrlScope}) must be covered by a CRL from its issuer that counts for it (signed by
+ *       that issuer's key, in scope, issued: {@link CoveringCrls}); the newest such CRL decides. No such CRL denies
+ *       (fail closed: the operator asked for CRL checking); a CRL past its nextUpdate denies or is accepted with a
+ *       warning, per the anchor's {@link StaleCrlPolicy}. Chains to an anchor without CRLs are not checked against
+ *       CRLs.</li>
  * </ul>
  * Every refusal is {@link HandshakeFailureReason#REVOKED}. Immutable after construction and thread-safe: one instance
  * per configuration generation, shared by every listener and connection.
@@ -68,8 +66,7 @@ public final class RevocationChecker {
     private final Set<String> deniedSpkiPins;
     private final StaleCrlListener staleListener;
     private final Clock clock;
-    /** CRL signature checks by (CRL, issuer key): a signature is verified once, not per handshake. */
-    private final Map<SignatureKey, Boolean> verifiedSignatures = new ConcurrentHashMap<>();
+    private final CoveringCrls covering;
 
     private RevocationChecker(Map<String, AnchorCrls> anchors, Set<BigInteger> deniedSerials,
             Set<String> deniedFingerprints, Set<String> deniedSpkiPins, StaleCrlListener staleListener, Clock clock) {
@@ -79,6 +76,9 @@ public final class RevocationChecker {
         this.deniedSpkiPins = Set.copyOf(deniedSpkiPins);
         this.staleListener = staleListener;
         this.clock = clock;
+        List<X509CRL> all = new ArrayList<>();
+        this.anchors.values().forEach(a -> a.crls().forEach(c -> all.add(c.crl())));
+        this.covering = new CoveringCrls(all);
     }
 
     /**
@@ -96,7 +96,7 @@ public final class RevocationChecker {
             List<SourcedCrl> crls = new ArrayList<>();
             Map<X500Principal, List<X509CRL>> byIssuer = new HashMap<>();
             for (Path file : anchor.getValue().crls()) {
-                for (X509CRL crl : Pem.readCrls(file)) {
+                for (X509CRL crl : Crls.read(file)) {
                     crls.add(new SourcedCrl(anchor.getKey(), file, crl));
                     byIssuer.computeIfAbsent(crl.getIssuerX500Principal(), k -> new ArrayList<>()).add(crl);
                 }
@@ -145,20 +145,23 @@ public final class RevocationChecker {
             return;
         }
         int checked = crls.scope() == CrlScope.LEAF ? 1 : path.size();
+        Instant now = clock.instant();
         for (int i = 0; i < checked; i++) {
             X509Certificate c = path.get(i);
             X509Certificate issuer = i + 1 < path.size() ? path.get(i + 1) : anchor;
-            X509CRL crl = crlOf(crls, issuer);
+            CoveringCrls.Choice choice = covering.choose(c, issuer,
+                    crls.byIssuer().get(issuer.getSubjectX500Principal()), now);
+            X509CRL crl = choice.crl();
             if (crl == null) {
-                throw revoked("no valid CRL from " + issuer.getSubjectX500Principal().getName()
-                        + " for chain index " + i, leaf);
+                throw revoked("no valid CRL from " + issuer.getSubjectX500Principal().getName() + " for chain index "
+                        + i + (choice.whyNone() == null ? "" : " (" + choice.whyNone() + ")"), leaf);
             }
             if (crl.isRevoked(c)) {
                 throw revoked("chain index " + i + " (serial " + c.getSerialNumber().toString(16)
                         + ") is revoked by the CRL of " + issuer.getSubjectX500Principal().getName(), leaf);
             }
             Instant nextUpdate = crl.getNextUpdate() == null ? null : crl.getNextUpdate().toInstant();
-            if (nextUpdate != null && clock.instant().isAfter(nextUpdate)) {
+            if (nextUpdate != null && now.isAfter(nextUpdate)) {
                 if (crls.stalePolicy() == StaleCrlPolicy.DENY) {
                     throw revoked("the CRL of " + issuer.getSubjectX500Principal().getName() + " is stale (nextUpdate "
                             + nextUpdate + ")", leaf);
@@ -166,33 +169,6 @@ public final class RevocationChecker {
                 staleListener.staleCrlAccepted(issuer.getSubjectX500Principal(), nextUpdate);
             }
         }
-    }
-
-    /** The newest CRL from this issuer whose signature verifies with its key, or null. */
-    private X509CRL crlOf(AnchorCrls crls, X509Certificate issuer) {
-        List<X509CRL> candidates = crls.byIssuer().get(issuer.getSubjectX500Principal());
-        if (candidates == null) {
-            return null;
-        }
-        X509CRL best = null;
-        for (X509CRL crl : candidates) {
-            if (signedBy(crl, issuer.getPublicKey())
-                    && (best == null || crl.getThisUpdate().after(best.getThisUpdate()))) {
-                best = crl;
-            }
-        }
-        return best;
-    }
-
-    private boolean signedBy(X509CRL crl, PublicKey key) {
-        return verifiedSignatures.computeIfAbsent(new SignatureKey(crl, key), k -> {
-            try {
-                crl.verify(key);
-                return true;
-            } catch (GeneralSecurityException e) {
-                return false;
-            }
-        });
     }
 
     private String denied(X509Certificate c) {
@@ -224,18 +200,5 @@ public final class RevocationChecker {
 
     private static ClientCertificateRejectedException revoked(String detail, X509Certificate leaf) {
         return new ClientCertificateRejectedException(HandshakeFailureReason.REVOKED, detail, null, leaf);
-    }
-
-    /** Identity of the CRL object (one per generation) and equality of the key. */
-    private record SignatureKey(X509CRL crl, PublicKey key) {
-        @Override
-        public boolean equals(Object o) {
-            return o instanceof SignatureKey k && k.crl == crl && k.key.equals(key);
-        }
-
-        @Override
-        public int hashCode() {
-            return System.identityHashCode(crl) * 31 + key.hashCode();
-        }
     }
 }

@@ -12,6 +12,7 @@ import java.math.BigInteger;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
+import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.security.spec.ECGenParameterSpec;
 import java.util.Base64;
@@ -29,11 +30,11 @@ import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
 import org.bouncycastle.cert.X509CRLHolder;
 import org.bouncycastle.cert.X509v2CRLBuilder;
-import org.bouncycastle.cert.jcajce.JcaX509CertificateHolder;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.function.UnaryOperator;
+import javax.security.auth.x500.X500Principal;
 
 /**
  * A PKI minted for one test run: a root CA, a server certificate for localhost, and client certificates of every
@@ -413,17 +414,39 @@ public final class TestPki {
      */
     public static String crl(X509Bundle issuer, Instant thisUpdate, Instant nextUpdate,
             X509Certificate... revoked) {
+        return crl(issuer, thisUpdate, nextUpdate, b -> { }, revoked);
+    }
+
+    /** Adds to a CRL being built: extensions, entries; may throw, as the builder's methods do. */
+    @FunctionalInterface
+    public interface CrlContent {
+        void addTo(X509v2CRLBuilder builder) throws Exception;
+    }
+
+    /** As {@link #crl(X509Bundle, Instant, Instant, X509Certificate...)}, with what {@code content} adds. */
+    public static String crl(X509Bundle issuer, Instant thisUpdate, Instant nextUpdate, CrlContent content,
+            X509Certificate... revoked) {
+        String algorithm = issuer.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA"
+                : "SHA256withRSA";
+        return crl(issuer.getCertificate().getSubjectX500Principal(), issuer.getKeyPair().getPrivate(), algorithm,
+                thisUpdate, nextUpdate, content, revoked);
+    }
+
+    /**
+     * A CRL in {@code issuer}'s name, signed with any key and algorithm (a forgery, SHA-1), PEM-encoded; revoked
+     * certificates are listed with reason keyCompromise.
+     */
+    public static String crl(X500Principal issuer, PrivateKey key, String algorithm, Instant thisUpdate,
+            Instant nextUpdate, CrlContent content, X509Certificate... revoked) {
         try {
-            X509v2CRLBuilder builder = new X509v2CRLBuilder(
-                    new JcaX509CertificateHolder(issuer.getCertificate()).getSubject(), Date.from(thisUpdate));
+            X509v2CRLBuilder builder = new X509v2CRLBuilder(X500Name.getInstance(issuer.getEncoded()),
+                    Date.from(thisUpdate));
             builder.setNextUpdate(Date.from(nextUpdate));
             for (X509Certificate c : revoked) {
                 builder.addCRLEntry(c.getSerialNumber(), Date.from(thisUpdate), CRLReason.keyCompromise);
             }
-            String algorithm = issuer.getKeyPair().getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA"
-                    : "SHA256withRSA";
-            X509CRLHolder holder = builder.build(new JcaContentSignerBuilder(algorithm)
-                    .build(issuer.getKeyPair().getPrivate()));
+            content.addTo(builder);
+            X509CRLHolder holder = builder.build(new JcaContentSignerBuilder(algorithm).build(key));
             return "-----BEGIN X509 CRL-----\n"
                     + Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII))
                             .encodeToString(holder.getEncoded())
