@@ -13,7 +13,8 @@ import java.util.List;
  * stale one follows {@code staleCrl}.
  *
  * @param caBundle PEM bundle of CA certificates; a CA may belong to one anchor only
- * @param crls     X.509 CRL files (PEM or DER) of this anchor's CAs and intermediates; re-read on every reload
+ * @param crls     X.509 CRL files (PEM or DER) of this anchor's CAs and intermediates, complete and direct
+ *                 ({@link Crls}); re-read on every reload
  * @param crlScope which certificates of a client's chain must be covered: all below the anchor, or the leaf only
  * @param staleCrl what a CRL past its nextUpdate means: deny (default) or allow with a warning and a metric
  */
