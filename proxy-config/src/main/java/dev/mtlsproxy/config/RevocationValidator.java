@@ -11,7 +11,7 @@ import java.util.function.Function;
  */
 final class RevocationValidator {
 
-    static final String CRL_EXPECTED = "a PEM or DER X.509 CRL";
+    static final String CRL_EXPECTED = "its issuer's complete X.509 CRL, PEM or DER";
 
     private final Problems problems;
 

@@ -868,9 +868,10 @@ class ValidationMessagesTest {
 
             assertThat(fixture.problems(yaml)).containsExactly(
                     "trustAnchors.clients.crls[1]: " + fixture.abs("certs/missing.crl")
-                            + " (expected: a PEM or DER X.509 CRL) - no such file",
+                            + " (expected: its issuer's complete X.509 CRL, PEM or DER) - no such file",
                     "trustAnchors.clients.crls[2]: " + fixture.abs("certs/ca.pem")
-                            + " (expected: a PEM or DER X.509 CRL) - no X509 CRL block found (found: CERTIFICATE)");
+                            + " (expected: its issuer's complete X.509 CRL, PEM or DER) - no X509 CRL block found"
+                            + " (found: CERTIFICATE)");
         }
 
         @Test
@@ -918,7 +919,7 @@ class ValidationMessagesTest {
             String yaml = fixture.with("clients: { caBundle: certs/ca.pem }",
                     "clients: { caBundle: certs/ca.pem, crls: [" + files + ", certs/both.crl] }");
 
-            String expected = " (expected: a PEM or DER X.509 CRL) - ";
+            String expected = " (expected: its issuer's complete X.509 CRL, PEM or DER) - ";
             assertThat(fixture.problems(yaml)).containsExactly(
                     "trustAnchors.clients.crls[0]: " + fixture.abs("certs/0.crl") + expected
                             + "a delta CRL (deltaCRLIndicator): not supported, give the complete CRL",
