@@ -6,6 +6,7 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.util.AsciiString;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -26,6 +27,8 @@ public final class ForwardedHeaders {
         HttpHeaderNames.CONNECTION, AsciiString.cached("keep-alive"), AsciiString.cached("proxy-connection"),
         HttpHeaderNames.PROXY_AUTHENTICATE, HttpHeaderNames.PROXY_AUTHORIZATION, HttpHeaderNames.TE,
         HttpHeaderNames.TRAILER, HttpHeaderNames.UPGRADE};
+
+    private static final char[] HEX = "0123456789ABCDEF".toCharArray();
 
     /**
      * Headers that carry a client identity in some proxy's convention (Envoy, nginx, HAProxy, cloud load balancers).
@@ -311,19 +314,52 @@ public final class ForwardedHeaders {
     /**
      * Envoy's {@code x-forwarded-client-cert} format: {@code By=..;Hash=..;Subject="..";URI=..;DNS=..}. Values that
      * contain {@code , ; = "} are quoted, with {@code "} escaped, so a crafted SAN cannot inject elements.
+     *
+     * <p>A header carries bytes, one per character: the encoder writes a character above U+00FF as {@code ?} and one
+     * from U+0080 as a Latin-1 byte, so {@code CN=日本} and {@code CN=中国} both reached the backend as {@code CN=??}.
+     * Every character outside printable ASCII is therefore written as the escapes of its UTF-8 bytes that its syntax
+     * has: {@code \XX} in the subject (RFC 4514, and what OpenSSL's RFC 2253 output, Envoy's subject, writes),
+     * {@code %XX} in a URI or DNS name (RFC 3987's mapping of an IRI to a URI).
      */
     public static String clientCertHeader(PeerIdentity peer, String by) {
         StringBuilder b = new StringBuilder(256);
         if (by != null) {
-            element(b, "By", by, false);
+            element(b, "By", ascii(by, '%'), false);
         }
         element(b, "Hash", peer.sha256(), false);
-        element(b, "Subject", peer.subject(), true);
+        element(b, "Subject", ascii(peer.subject(), '\\'), true);
         for (String uri : peer.uriSans()) {
-            element(b, "URI", uri, false);
+            element(b, "URI", ascii(uri, '%'), false);
         }
         for (String dns : peer.dnsSans()) {
-            element(b, "DNS", dns, false);
+            element(b, "DNS", ascii(dns, '%'), false);
+        }
+        return b.toString();
+    }
+
+    /** {@code text} with every character outside printable ASCII written as {@code escape} and hex, per UTF-8 byte. */
+    private static String ascii(String text, char escape) {
+        int i = 0;
+        while (i < text.length() && text.charAt(i) >= 0x20 && text.charAt(i) < 0x7f) {
+            i++;
+        }
+        if (i == text.length()) {
+            return text;
+        }
+        StringBuilder b = new StringBuilder(text.length() + 16).append(text, 0, i);
+        while (i < text.length()) {
+            int c = text.codePointAt(i);
+            i += Character.charCount(c);
+            if (c >= 0x20 && c < 0x7f) {
+                b.append((char) c);
+                continue;
+            }
+            // A lone surrogate has no UTF-8 form; the JDK's encoder would write it as '?', which is text.
+            boolean lone = c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE;
+            String character = lone ? "\uFFFD" : Character.toString(c);
+            for (byte octet : character.getBytes(StandardCharsets.UTF_8)) {
+                b.append(escape).append(HEX[(octet >> 4) & 0xf]).append(HEX[octet & 0xf]);
+            }
         }
         return b.toString();
     }
@@ -336,7 +372,7 @@ public final class ForwardedHeaders {
         boolean quote = alwaysQuote;
         for (int i = 0; i < value.length() && !quote; i++) {
             char c = value.charAt(i);
-            quote = c == ',' || c == ';' || c == '=' || c == '"' || c < 0x20 || c == 0x7f;
+            quote = c == ',' || c == ';' || c == '=' || c == '"';
         }
         if (!quote) {
             b.append(value);
@@ -348,9 +384,7 @@ public final class ForwardedHeaders {
             if (c == '"' || c == '\\') {
                 b.append('\\');
             }
-            // Header values cannot carry control characters; certificate text never should, but never let it
-            // split a header.
-            b.append(c < 0x20 || c == 0x7f ? ' ' : c);
+            b.append(c);
         }
         b.append('"');
     }

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
+import javax.security.auth.x500.X500Principal;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -108,6 +109,29 @@ class ForwardedHeadersTest {
         PeerIdentity peer = peer(null, List.of(), List.of("a.example.test\r\nx-injected: 1"), "CN=a");
 
         assertThat(ForwardedHeaders.clientCertHeader(peer, null)).doesNotContain("\r").doesNotContain("\n");
+    }
+
+    @Test
+    void everyCharacterOutsidePrintableAsciiIsWrittenAsTheEscapesOfItsUtf8Bytes() {
+        // A header carries one byte per character: the encoder wrote U+00E9 as a Latin-1 byte, anything above U+00FF
+        // as '?' (two subjects in another script became one), and this class wrote a line break as a space.
+        PeerIdentity peer = peer(null, List.of("https://example.test/caf\u00e9"), List.of(),
+                "CN=a\nb,O=\uD83D\uDE00 \uD800x");
+
+        assertThat(ForwardedHeaders.clientCertHeader(peer, null)).isEqualTo("Hash=" + HASH
+                + ";Subject=\"CN=a\\\\0Ab,O=\\\\F0\\\\9F\\\\98\\\\80 \\\\EF\\\\BF\\\\BDx\""
+                + ";URI=https://example.test/caf%C3%A9");
+    }
+
+    @Test
+    void anEscapedSubjectReadsBackAsTheSameDistinguishedName() {
+        X500Principal subject = new X500Principal("CN=\u65e5\u672c,O=Jos\u00e9\\, Ltd");
+        PeerIdentity peer = peer(null, List.of(), List.of(), subject.getName(X500Principal.RFC2253));
+
+        String sent = parseXfcc(ForwardedHeaders.clientCertHeader(peer, null)).get(0).get(1).getValue();
+
+        assertThat(sent).isEqualTo("CN=\\E6\\97\\A5\\E6\\9C\\AC,O=Jos\\C3\\A9\\, Ltd");
+        assertThat(new X500Principal(sent)).isEqualTo(subject);
     }
 
     // ---- identity headers from the client ----------------------------------------------------------------------

@@ -270,6 +270,21 @@ class JudgedRequestIsForwardedTest {
         assertThat(backend.nextHead()).doesNotContain("10.9.8.7").doesNotContainIgnoringCase(name);
     }
 
+    @Test
+    void twoSubjectsInAnotherScriptReachTheBackendAsTwoSubjects() throws Exception {
+        // The header encoder writes one byte per character: anything above U+00FF became '?', so both were CN=??.
+        for (String cn : List.of("\u65e5\u672c", "\u4e2d\u56fd")) {
+            try (MtlsClient client = MtlsClient.connect(proxy.address(), pki.root(),
+                    pki.client(CLIENT, b -> b.subject("CN=" + cn + ",O=Jos\u00e9")))) {
+                assertThat(client.get("/public/x").status()).isEqualTo(200);
+            }
+        }
+        // Each UTF-8 byte as RFC 4514's \XX; the quoted XFCC value then escapes that backslash as every other.
+        String o = ",O=Jos\\\\C3\\\\A9\";";
+        assertThat(backend.nextHead()).contains(";Subject=\"CN=\\\\E6\\\\97\\\\A5\\\\E6\\\\9C\\\\AC" + o);
+        assertThat(backend.nextHead()).contains(";Subject=\"CN=\\\\E4\\\\B8\\\\AD\\\\E5\\\\9B\\\\BD" + o);
+    }
+
     private static MtlsClient connect() throws Exception {
         return MtlsClient.connect(proxy.address(), pki.root(), pki.client(CLIENT));
     }
