@@ -71,7 +71,22 @@ public final class ConnectionLimit extends ChannelInboundHandlerAdapter {
             return;
         }
         if (admit(child)) {
-            ctx.fireChannelRead(child);
+            Slot slot = new Slot();
+            // Added before registration. Normally the slot comes back here, when the connection closes.
+            child.closeFuture().addListener(closed -> slot.release());
+            try {
+                ctx.fireChannelRead(child);
+            } finally {
+                // The acceptor has tried to register it by now. Registration refused by an event loop that shut
+                // down closes the channel and completes its closeFuture, but the listener above is notified on that
+                // same loop, which refuses the task too, and it is lost (Netty logs "Failed to submit a listener
+                // notification task"). A channel closed by now is closed for good: give the slot back here; the
+                // slot gives itself back once, whichever of the two comes first. A registration still in flight
+                // completes on its loop, which notifies the listener itself.
+                if (!child.isOpen()) {
+                    slot.release();
+                }
+            }
         } else {
             // Not registered, so no event loop owns it: closing the socket is all there is to do, and what
             // Netty's own acceptor does with a child it could not register. Its closeFuture never completes; nothing
@@ -94,9 +109,6 @@ public final class ConnectionLimit extends ChannelInboundHandlerAdapter {
                 return false;
             }
         } while (!open.compareAndSet(now, now + 1));
-        // Added before registration: a registration that fails on its event loop closes the channel and completes
-        // this future too (AbstractChannel.register0), so every admitted connection gives its slot back once.
-        child.closeFuture().addListener(closed -> released());
         return true;
     }
 
@@ -107,6 +119,17 @@ public final class ConnectionLimit extends ChannelInboundHandlerAdapter {
             log.warn("event=connection_limit_reached listener={} limit={} remote={} detail=\"new connections"
                     + " are closed as soon as they are accepted; logged again only after open connections fell"
                     + " a tenth below the limit\"", listener, limit, child.remoteAddress());
+        }
+    }
+
+    /** One admitted connection's hold on the count: given back exactly once, however many paths report it. */
+    private final class Slot {
+        private final AtomicBoolean givenBack = new AtomicBoolean();
+
+        void release() {
+            if (givenBack.compareAndSet(false, true)) {
+                released();
+            }
         }
     }
 

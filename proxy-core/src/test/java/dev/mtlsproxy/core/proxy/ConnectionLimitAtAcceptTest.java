@@ -3,11 +3,14 @@ package dev.mtlsproxy.core.proxy;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.core.testing.Sockets;
+import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -83,6 +86,43 @@ class ConnectionLimitAtAcceptTest {
         assertThat((Channel) listening.readInbound()).isSameAs(next);
         assertThat(refused).hasValue(1);
         next.unsafe().closeForcibly();
+    }
+
+    @Test
+    void aConnectionAdmittedWhileTheEventLoopsShutDownGivesItsSlotBackWhenItsRegistrationIsRefused()
+            throws Exception {
+        // The listener's loop still accepts, the loop a connection is handed to has terminated: what a shutdown
+        // does to a listener that accepts until its own loop stops. Netty's acceptor tries to register it there.
+        EventLoopGroup listenerLoop = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        EventLoopGroup terminated = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        terminated.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+        try {
+            ConnectionLimit shuttingDown = new ConnectionLimit("main", () -> 1, refused::incrementAndGet);
+            Channel listener = new ServerBootstrap()
+                    .group(listenerLoop, terminated)
+                    .channel(NioServerSocketChannel.class)
+                    .handler(shuttingDown)
+                    .childHandler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                        }
+                    })
+                    .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
+
+            Socket client = new Socket();
+            opened.add(client);
+            client.connect(listener.localAddress());
+            assertThat(Sockets.closedWithin(client, 2_000)).as("its registration was refused, so it is closed")
+                    .isTrue();
+            // The accept that closed it has returned once the listener's loop runs a task submitted after it.
+            listenerLoop.submit(() -> { }).sync();
+
+            assertThat(refused).as("it was admitted, not refused").hasValue(0);
+            assertThat(shuttingDown.open()).as("its slot came back although its loop is gone").isZero();
+        } finally {
+            // Closes the listening channel on its loop too.
+            listenerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        }
     }
 
     private Socket connect() throws IOException {
