@@ -21,46 +21,65 @@ import io.netty.util.concurrent.ImmediateEventExecutor;
 import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.PromiseCombiner;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.util.List;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The active health check of one backend: every interval, a {@code GET} of the configured path to each endpoint on
- * a fresh connection, with the backend's TLS settings. It runs on one of the proxy's event loops with non-blocking
- * I/O only, so it never holds a loop up; a 2xx answer within the timeout passes, anything else fails, and each
- * endpoint counts the results towards its thresholds ({@link ActiveHealth}). All of a checker's probes run on one
- * loop, which is what keeps each endpoint's count confined.
+ * The active health check of one backend: a {@code GET} of the configured path to each endpoint on a fresh
+ * connection, with the backend's TLS settings. It runs on one of the proxy's event loops with non-blocking I/O only,
+ * so it never holds a loop up; a 2xx answer within the timeout passes, anything else fails, and each endpoint counts
+ * the results towards its thresholds ({@link ActiveHealth}). All of a checker's probes run on one loop, which is what
+ * keeps each endpoint's count confined.
+ *
+ * <p>Each endpoint has at most one check out: its next check is sent {@code interval} after the previous one was
+ * counted (answered, failed or timed out), as Envoy and HAProxy do, not every {@code interval} regardless. So a
+ * {@code timeout} longer than the {@code interval} never stacks checks on a backend that hangs, a slow endpoint does
+ * not hold up the checks of the others, and a checker resumed after a failed reload waits for a check still out
+ * instead of sending a second one beside it.
  */
 final class HealthChecker {
 
     private final Backend backend;
     private final HealthCheckConfig config;
-    private volatile ScheduledFuture<?> schedule;
-    /** The loop the schedule runs on, where every result is counted; null until started. Guarded by this. */
+    private final List<Turns> turns;
+    /**
+     * The loop every check runs on and every result is counted on; null until started. Guarded by this; set once,
+     * before the first task is queued on that loop, so the loop's tasks read it without the lock.
+     */
     private EventLoop loop;
-    /** The channel type of the probes, kept to resume with; null until started. Guarded by this. */
+    /** The channel type of the probes; null until started. As {@link #loop}. */
     private Class<? extends Channel> channelType;
     private volatile boolean stopped;
 
     HealthChecker(Backend backend, HealthCheckConfig config) {
         this.backend = backend;
         this.config = config;
-    }
-
-    /** Starts probing; a backend carried over into a new generation is already started, and stays as it is. */
-    synchronized void start(EventLoop loop, Class<? extends Channel> channelType) {
-        if (schedule != null || stopped) {
-            return;
-        }
-        this.loop = loop;
-        this.channelType = channelType;
-        schedule = loop.scheduleWithFixedDelay(() -> checkAll(loop, channelType), 0, config.interval().toNanos(),
-                TimeUnit.NANOSECONDS);
+        this.turns = backend.endpoints().stream().map(Turns::new).toList();
     }
 
     /**
-     * Checks every endpoint once, on {@code loop}; the future completes when each result has been counted. A
-     * checker's rounds must all use the same loop.
+     * Starts probing, each endpoint at once; a backend carried over into a new generation is already started, and
+     * stays as it is.
+     *
+     * @throws IllegalArgumentException for an interval that is not positive, which would check without pause; the
+     *                                  validator rejects one in a file, but a reload takes records
+     */
+    synchronized void start(EventLoop loop, Class<? extends Channel> channelType) {
+        if (this.loop != null || stopped) {
+            return;
+        }
+        if (config.interval().isNegative() || config.interval().isZero()) {
+            throw new IllegalArgumentException("health check interval " + config.interval() + " (expected: > 0)");
+        }
+        this.loop = loop;
+        this.channelType = channelType;
+        loop.execute(this::checkEachWithoutOneOut);
+    }
+
+    /**
+     * Checks every endpoint once, on {@code loop}, apart from any schedule; the future completes when each result has
+     * been counted. A checker's rounds must all use the same loop.
      */
     Future<Void> checkAll(EventLoop loop, Class<? extends Channel> channelType) {
         Promise<Void> round = loop.newPromise();
@@ -78,21 +97,25 @@ final class HealthChecker {
      * Stops probing. The future completes once no result can be counted any more: results are counted on the
      * checker's loop, and each one counted after {@code stopped} is set sees it and is dropped, so once a task queued
      * behind the flag has run, every result is either counted already or will be dropped. A reload waits for that
-     * before the next generation reads the verdicts (see {@link Backends#takeOverHealthFrom}).
+     * before the next generation reads the verdicts (see {@link Backends#takeOverHealthFrom}). A check still out
+     * stays out until it ends, so that a {@link #resume} cannot send another beside it.
      */
     synchronized Future<Void> stop() {
         stopped = true;
-        ScheduledFuture<?> s = schedule;
-        if (s != null) {
-            s.cancel(false);
+        if (loop == null) {
+            return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
         }
-        if (loop == null || loop.inEventLoop()) {
-            // never started, or called from the loop itself: no result can be half-way through counting
+        if (loop.inEventLoop()) {
+            // called from the loop itself: no result can be half-way through counting
+            turns.forEach(Turns::cancelNext);
             return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
         }
         Promise<Void> quiet = loop.newPromise();
         try {
-            loop.execute(() -> quiet.setSuccess(null));
+            loop.execute(() -> {
+                turns.forEach(Turns::cancelNext);
+                quiet.setSuccess(null);
+            });
         } catch (RejectedExecutionException e) {
             // The loop is shutting down, and the proxy with it: no generation will take these verdicts over.
             return ImmediateEventExecutor.INSTANCE.newSucceededFuture(null);
@@ -102,17 +125,62 @@ final class HealthChecker {
 
     /**
      * Probes again after {@link #stop}, on the same loop, so every result is still counted there: a reload that
-     * stopped this checker to hand its verdicts over failed before its successor served. The first round runs at
-     * once, as at start; a probe of the last round that is still out is counted when it ends, as it would have been.
+     * stopped this checker to hand its verdicts over failed before its successor served. An endpoint is checked at
+     * once, as at start, unless a check of it is still out: that one is counted when it ends, as it would have been,
+     * and the next follows an {@code interval} later.
      */
     synchronized void resume() {
         if (!stopped) {
             return;
         }
         stopped = false;
-        schedule = null;
         if (loop != null) {
-            start(loop, channelType);
+            loop.execute(this::checkEachWithoutOneOut);
+        }
+    }
+
+    private void checkEachWithoutOneOut() {
+        for (Turns t : turns) {
+            t.nextIn(0);
+        }
+    }
+
+    /** One endpoint's checks, one after another; confined to the checker's loop. */
+    private final class Turns {
+        private final Endpoint endpoint;
+        /** The next check, while one is scheduled. */
+        private ScheduledFuture<?> next;
+        /** A check is out: the next one is scheduled only once this one is counted. */
+        private boolean out;
+
+        Turns(Endpoint endpoint) {
+            this.endpoint = endpoint;
+        }
+
+        void nextIn(long nanos) {
+            if (stopped || out || next != null) {
+                return;
+            }
+            next = loop.schedule(this::check, nanos, TimeUnit.NANOSECONDS);
+        }
+
+        private void check() {
+            next = null;
+            if (stopped || out) {
+                return;
+            }
+            out = true;
+            probe(loop, channelType, endpoint).addListener(counted -> {
+                out = false;
+                nextIn(config.interval().toNanos());
+            });
+        }
+
+        void cancelNext() {
+            if (next != null) {
+                next.cancel(false);
+                next = null;
+            }
         }
     }
 

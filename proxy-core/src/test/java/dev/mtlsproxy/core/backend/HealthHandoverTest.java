@@ -11,7 +11,13 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.nio.NioSocketChannel;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -154,5 +160,42 @@ class HealthHandoverTest {
         await().atMost(Duration.ofSeconds(5)).until(() -> a.healthChecksAnswered(true) > answered);
         a.healthy(false);
         await().atMost(Duration.ofSeconds(5)).until(() -> !endpoint(after).isActivelyHealthy());
+    }
+
+    @Test
+    void aCheckerResumedAfterAFailedReloadWaitsForItsCheckStillOutInsteadOfSendingASecond() throws Exception {
+        // A backend that holds each check it accepts until the test answers it.
+        try (ServerSocketChannel backend = ServerSocketChannel.open()) {
+            backend.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)).configureBlocking(false);
+            URI url = URI.create("http://127.0.0.1:" + ((InetSocketAddress) backend.getLocalAddress()).getPort());
+            HealthCheckConfig hourly = new HealthCheckConfig("/health", Duration.ofHours(1), Duration.ofMinutes(1),
+                    1, 1);
+            before = Backends.build(Map.of("shop", BackendConfig.of(List.of(url), null).withHealthCheck(hourly)),
+                    null);
+            before.start(group, NioSocketChannel.class);
+            SocketChannel[] first = new SocketChannel[1];
+            await().atMost(Duration.ofSeconds(5)).until(() -> (first[0] = backend.accept()) != null);
+
+            // A reload stops the old checker with its first check out, then fails before the next generation serves.
+            after = Backends.build(Map.of("shop", BackendConfig.of(List.of(url), null)
+                    .withHealthCheck(hourly.withThresholds(2, 2))), before);
+            after.takeOverHealthFrom(before);
+            after.giveHealthBackTo(before);
+
+            // Whatever the resumed checker would send at once has been sent once its loop ran what resume queued,
+            // and the tasks those queued in turn (a schedule, a round, a connect).
+            for (int i = 0; i < 5; i++) {
+                group.next().submit(() -> { }).sync();
+            }
+            try (SocketChannel second = backend.accept()) {
+                assertThat(second).as("a second check of the endpoint while the first is out").isNull();
+            }
+
+            try (SocketChannel check = first[0]) {
+                check.write(ByteBuffer.wrap("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII)));
+                await().atMost(Duration.ofSeconds(5)).until(() -> !endpoint(before).isActivelyHealthy());
+            }
+        }
     }
 }

@@ -65,7 +65,7 @@ class ReloadStepsTest {
 
     /**
      * Starting a health check only schedules it, so it fails only while the event loops shut down; here it fails
-     * on an interval of zero, which Netty refuses to schedule (the validator rejects one in a file; reload takes
+     * on an interval of zero, which the checker refuses to start (the validator rejects one in a file; reload takes
      * records). The handover had already stopped the old checks of the backend the reload rebuilt, and they stayed
      * stopped: the old generation served on with its verdicts frozen.
      */
