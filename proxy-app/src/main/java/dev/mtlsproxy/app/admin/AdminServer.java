@@ -18,7 +18,6 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.http.HttpObjectAggregator;
-import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetSocketAddress;
@@ -109,16 +108,17 @@ public final class AdminServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel ch) {
-                            IdleConnections.Tracker tracker = idleConnections.track(ch);
+                            AdminHttpCodec http = new AdminHttpCodec();
+                            IdleConnections.Tracker tracker = idleConnections.track(ch, http::requestUnfinished);
                             RequestTimeout requestTimeout = new RequestTimeout(limits.requestTimeout(),
-                                    counters.requestTimedOut());
+                                    counters.requestTimedOut(), http::requestUnfinished);
                             ch.pipeline()
                                     .addLast("busy", tracker.bytes())
                                     .addLast("request-timeout", requestTimeout.bytes())
                                     .addLast("idle", new IdleStateHandler(limits.idleTimeout().toMillis(), 0, 0,
                                             TimeUnit.MILLISECONDS))
                                     .addLast("close-idle", CLOSE_IDLE)
-                                    .addLast("http", new HttpServerCodec())
+                                    .addLast("http", http)
                                     .addLast("aggregate", new HttpObjectAggregator(8 * 1024))
                                     .addLast("request-received", requestTimeout.requests())
                                     .addLast("exchanges", tracker.exchanges())

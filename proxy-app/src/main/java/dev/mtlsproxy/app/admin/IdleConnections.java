@@ -12,6 +12,7 @@ import io.netty.handler.codec.http.LastHttpContent;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,9 +25,14 @@ import org.slf4j.LoggerFactory;
  * Prometheus scrape and kubelet probe until the idle timeout. A connection receiving a request or waiting for its
  * answer is never closed this way; the request timeout bounds how long one can stay so.
  *
+ * <p>Idle means no request is arriving or waiting for its answer: whether bytes of a request are held is the codec's
+ * to say ({@link AdminHttpCodec#requestUnfinished()}), so the first bytes of a pipelined request that arrive in the
+ * same read as the end of the one before make the connection busy, as they start its request timeout.
+ *
  * <p>Confined to the admin listener's event loop, its only thread: plain fields. Per connection, two handlers
- * share its state: {@link Tracker#bytes()} first in the pipeline (its first bytes make it busy) and
- * {@link Tracker#exchanges()} after the aggregator (a whole request received, its response written).
+ * share its state: {@link Tracker#bytes()} first in the pipeline (bytes make it busy; once the codec has read them,
+ * it is idle again if they finished a request already answered or started none) and {@link Tracker#exchanges()}
+ * after the aggregator (a whole request received, its response written).
  */
 final class IdleConnections {
 
@@ -84,21 +90,25 @@ final class IdleConnections {
         return true;
     }
 
-    /** Starts tracking a connection just admitted: idle until its first bytes arrive. */
-    Tracker track(Channel channel) {
-        return new Tracker(channel);
+    /**
+     * Starts tracking a connection just admitted: idle until its first bytes arrive.
+     *
+     * @param requestUnfinished whether bytes of a request that has not arrived whole are held (the codec's)
+     */
+    Tracker track(Channel channel, BooleanSupplier requestUnfinished) {
+        return new Tracker(channel, requestUnfinished);
     }
 
     final class Tracker {
 
         private final Channel channel;
-        /** Bytes of a request read, the whole request not yet. */
-        private boolean receiving;
+        private final BooleanSupplier requestUnfinished;
         /** Requests received whose response is not yet written. */
         private int unanswered;
 
-        private Tracker(Channel channel) {
+        private Tracker(Channel channel, BooleanSupplier requestUnfinished) {
             this.channel = channel;
+            this.requestUnfinished = requestUnfinished;
             idle.add(channel);
             channel.closeFuture().addListener(closed -> idle.remove(channel));
         }
@@ -107,9 +117,9 @@ final class IdleConnections {
             return new ChannelInboundHandlerAdapter() {
                 @Override
                 public void channelRead(ChannelHandlerContext ctx, Object msg) {
-                    receiving = true;
                     idle.remove(channel);
-                    ctx.fireChannelRead(msg);
+                    ctx.fireChannelRead(msg); // decoded by now, as far as the bytes so far go
+                    idleIfBetweenRequests();
                 }
             };
         }
@@ -119,9 +129,6 @@ final class IdleConnections {
                 @Override
                 public void channelRead(ChannelHandlerContext ctx, Object msg) {
                     if (msg instanceof FullHttpRequest) {
-                        // The next request's first bytes may have come in the same read as this one's last: they
-                        // count as idle time, as the request timeout does not see them either.
-                        receiving = false;
                         unanswered++;
                     }
                     ctx.fireChannelRead(msg);
@@ -140,7 +147,11 @@ final class IdleConnections {
         /** On the write of a response, before a listener added after this one closes the connection. */
         private void answered() {
             unanswered--;
-            if (unanswered == 0 && !receiving && channel.isActive()) {
+            idleIfBetweenRequests();
+        }
+
+        private void idleIfBetweenRequests() {
+            if (unanswered == 0 && !requestUnfinished.getAsBoolean() && channel.isActive()) {
                 idle.add(channel); // at the end: idle from now
             }
         }

@@ -7,6 +7,7 @@ import io.netty.handler.codec.http.FullHttpRequest;
 import java.time.Duration;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -17,9 +18,11 @@ import org.slf4j.LoggerFactory;
  * idle timeout alone only catches a client that sends nothing: one byte a minute held a connection forever
  * (slowloris).
  *
- * <p>Two handlers share the state of one connection: {@link #bytes()} sits first in the pipeline and starts the
- * clock at the first read of a request, {@link #requests()} sits after the aggregator and stops it when the whole
- * request has arrived. A new instance per connection; event-loop confined, so plain fields.
+ * <p>Two handlers share the state of one connection: {@link #bytes()} sits before the codec and, once the codec has
+ * read what arrived, starts the clock if that left a request unfinished ({@link AdminHttpCodec#requestUnfinished()}:
+ * also when the next request's first bytes came in the same read as the end of the one before); {@link #requests()}
+ * sits after the aggregator and stops it when the whole request has arrived. A new instance per connection;
+ * event-loop confined, so plain fields.
  */
 final class RequestTimeout {
 
@@ -27,13 +30,18 @@ final class RequestTimeout {
 
     private final Duration timeout;
     private final Runnable timedOut;
+    private final BooleanSupplier requestUnfinished;
     /** Set while a request is being received; the clock that closes the connection. */
     private ScheduledFuture<?> deadline;
 
-    /** @param timedOut called for each connection closed because its request did not arrive whole in time */
-    RequestTimeout(Duration timeout, Runnable timedOut) {
+    /**
+     * @param timedOut          called for each connection closed because its request did not arrive whole in time
+     * @param requestUnfinished whether bytes of a request that has not arrived whole are held (the codec's)
+     */
+    RequestTimeout(Duration timeout, Runnable timedOut, BooleanSupplier requestUnfinished) {
         this.timeout = timeout;
         this.timedOut = timedOut;
+        this.requestUnfinished = requestUnfinished;
     }
 
     ChannelHandler bytes() {
@@ -46,10 +54,10 @@ final class RequestTimeout {
 
             @Override
             public void channelRead(ChannelHandlerContext ctx, Object msg) {
-                if (deadline == null) {
+                ctx.fireChannelRead(msg); // decoded by now, as far as the bytes so far go
+                if (deadline == null && requestUnfinished.getAsBoolean() && ctx.channel().isActive()) {
                     start(ctx);
                 }
-                ctx.fireChannelRead(msg);
             }
 
             @Override

@@ -148,6 +148,58 @@ class AdminServerTest {
         }
     }
 
+    /** A request and the first bytes of the next, as a pipelining client's one write can carry them. */
+    static final String ONE_AND_THE_START_OF_THE_NEXT = "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\nGET /hea";
+
+    /**
+     * The clock of a pipelined request starts with its first bytes even when they came in the same read as the end
+     * of the request before: it started only at the next read, so a client that stopped there was left to the idle
+     * timeout.
+     */
+    @Test
+    void aPipelinedRequestWhoseStartCameWithThePreviousOnesEndMustArriveWithinTheRequestTimeout() throws Exception {
+        Duration requestTimeout = Duration.ofMillis(300);
+        AtomicInteger timedOut = new AtomicInteger();
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Limits(Duration.ofMinutes(2), requestTimeout, 64),
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet, () -> { }));
+                Socket client = connect(server)) {
+            client.getOutputStream().write(ONE_AND_THE_START_OF_THE_NEXT.getBytes(StandardCharsets.US_ASCII));
+            assertThat(readResponse(client.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
+
+            assertThat(closedByServer(client)).as("closed by the request timeout, not the idle timeout").isTrue();
+            assertThat(timedOut).as("request timeouts counted").hasValue(1);
+        }
+    }
+
+    /**
+     * With every slot taken, the connection idle longest makes room; one whose next request has started arriving is
+     * not idle, even when that request's first bytes came in the same read as the end of the one before (it was
+     * counted idle from its answer on, and closed mid-request).
+     */
+    @Test
+    void aConnectionWhosePipelinedRequestHasStartedIsNotClosedToMakeRoom() throws Exception {
+        AtomicInteger evicted = new AtomicInteger();
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(),
+                new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofSeconds(30), 2),
+                new AdminServer.Counters(() -> { }, () -> { }, evicted::incrementAndGet));
+                Socket pipelining = connect(server)) {
+            pipelining.getOutputStream().write(ONE_AND_THE_START_OF_THE_NEXT.getBytes(StandardCharsets.US_ASCII));
+            assertThat(readResponse(pipelining.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n");
+            try (Socket idle = connect(server)) {
+                assertThat(exchange(server, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"))
+                        .as("a third connection, with both slots taken").startsWith("HTTP/1.1 200 OK\r\n");
+
+                assertThat(closedByServer(idle)).as("the idle one made room").isTrue();
+                assertThat(evicted).hasValue(1);
+                pipelining.getOutputStream().write("lthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                        .getBytes(StandardCharsets.US_ASCII));
+                assertThat(readResponse(pipelining.getInputStream())).as("the one mid-request is served")
+                        .startsWith("HTTP/1.1 200 OK\r\n");
+            }
+        }
+    }
+
     /** One keep-alive response: the head, then content-length bytes. */
     private static String readResponse(InputStream in) throws IOException {
         StringBuilder head = new StringBuilder();
