@@ -200,6 +200,35 @@ class AdminServerTest {
         }
     }
 
+    /**
+     * Requests waiting for their answers are held in memory, so a client can queue only so many (Netty's
+     * HttpServerCodec allows 128); one more closes the connection.
+     */
+    @Test
+    void aClientPipeliningMoreRequestsThanTheCapWhileTheFirstWaitsIsClosed() throws Exception {
+        List<CompletableFuture<ReloadOutcome>> reloads = new CopyOnWriteArrayList<>();
+        AdminEndpoints.Reloader stuck = trigger -> {
+            CompletableFuture<ReloadOutcome> reload = new CompletableFuture<>();
+            reloads.add(reload);
+            return reload;
+        };
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"),
+                new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true, () -> null,
+                        () -> null, stuck, Clock.systemUTC()), NOT_COUNTED);
+                Socket client = connect(server)) {
+            String reload = "POST /admin/reload HTTP/1.1\r\nHost: admin\r\n\r\n";
+            client.getOutputStream().write(reload.repeat(AdminHttpCodec.MAX_PIPELINE_DEPTH)
+                    .getBytes(StandardCharsets.US_ASCII));
+            await().atMost(Duration.ofSeconds(10)).until(() -> reloads.size() == AdminHttpCodec.MAX_PIPELINE_DEPTH);
+
+            client.getOutputStream().write(reload.getBytes(StandardCharsets.US_ASCII));
+
+            assertThat(closedByServer(client)).isTrue();
+            assertThat(reloads).as("the one over the cap never reached an endpoint")
+                    .hasSize(AdminHttpCodec.MAX_PIPELINE_DEPTH);
+        }
+    }
+
     /** One keep-alive response: the head, then content-length bytes. */
     private static String readResponse(InputStream in) throws IOException {
         StringBuilder head = new StringBuilder();
