@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,7 +38,8 @@ class HealthCheckThresholdsTest {
     EventLoop loop;
     TestBackend a;
     TestBackend b;
-    LogCapture log;
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(Endpoint.class);
 
     @BeforeEach
     void start() throws Exception {
@@ -45,12 +47,10 @@ class HealthCheckThresholdsTest {
         loop = group.next();
         a = TestBackend.start();
         b = TestBackend.start();
-        log = LogCapture.of(Endpoint.class);
     }
 
     @AfterEach
     void stop() throws Exception {
-        log.close();
         a.close();
         b.close();
         group.shutdownGracefully(0, 0, TimeUnit.SECONDS).sync();

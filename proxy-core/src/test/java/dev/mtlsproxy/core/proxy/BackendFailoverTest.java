@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -38,8 +39,10 @@ class BackendFailoverTest {
     TestBackend b;
     String down;
     RunningProxy proxy;
-    LogCapture log;
-    LogCapture healthLog;
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(ForwardingHandler.class);
+    @RegisterExtension
+    final LogCapture healthLog = LogCapture.of(Endpoint.class);
 
     @BeforeEach
     void start() throws Exception {
@@ -49,8 +52,6 @@ class BackendFailoverTest {
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             down = "http://127.0.0.1:" + s.getLocalPort();
         }
-        log = LogCapture.of(ForwardingHandler.class);
-        healthLog = LogCapture.of(Endpoint.class);
     }
 
     @AfterEach
@@ -60,8 +61,6 @@ class BackendFailoverTest {
         }
         a.close();
         b.close();
-        log.close();
-        healthLog.close();
     }
 
     private void proxyTo(BackendConfig backend) throws Exception {

@@ -45,6 +45,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -65,12 +66,12 @@ class BrokenBackendResponseTest {
     ScriptedBackend backend;
     SocketBackend socketBackend;
     RunningProxy proxy;
-    LogCapture log;
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(ForwardingHandler.class);
 
     @BeforeEach
     void start() throws Exception {
         pki = TestPki.create(dir);
-        log = LogCapture.of(ForwardingHandler.class);
     }
 
     @AfterEach
@@ -84,7 +85,6 @@ class BrokenBackendResponseTest {
         if (socketBackend != null) {
             socketBackend.close();
         }
-        log.close();
     }
 
     private MtlsClient clientOf(ScriptedBackend scripted) throws Exception {

@@ -8,6 +8,8 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.AfterEachCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.slf4j.LoggerFactory;
 
@@ -22,15 +24,25 @@ import org.slf4j.LoggerFactory;
  * It captures from the moment the class is initialised (before any fixture starts a proxy, so start-up lines are
  * in it) and is closed after the class's last {@code @AfterAll}, also when the class's set-up failed. Every test
  * class in a surefire JVM shares the logger tree, so a capture left open would keep its appender, and for
- * {@link #quietly} the logger's silence, in the classes that run after it. An instance field is not closed: JUnit
- * does not call {@code afterAll} on extensions registered there.
+ * {@link #quietly} the logger's silence, in the classes that run after it.
+ *
+ * <p>For one test's lines only, register it on an instance field instead: each test gets its own, and it is closed
+ * after that test's last {@code @AfterEach}, also when one of those throws (a close in an {@code @AfterEach} method
+ * is skipped by anything that throws before it).
+ * <pre>{@code
+ * @RegisterExtension
+ * final LogCapture log = LogCapture.of(ForwardingHandler.class);
+ * }</pre>
  */
-public final class LogCapture extends AppenderBase<ILoggingEvent> implements AutoCloseable, AfterAllCallback {
+public final class LogCapture extends AppenderBase<ILoggingEvent>
+        implements AutoCloseable, BeforeAllCallback, AfterEachCallback, AfterAllCallback {
 
     private final Logger logger;
     private final List<String> lines = new CopyOnWriteArrayList<>();
     /** What {@link #quietly} found, to put back on close; null when the lines also go to the console. */
     private Boolean wasAdditive;
+    /** Registered on a static field: it spans its class. One on an instance field never sees beforeAll. */
+    private volatile boolean spansClass;
 
     private LogCapture(Logger logger) {
         this.logger = logger;
@@ -100,6 +112,18 @@ public final class LogCapture extends AppenderBase<ILoggingEvent> implements Aut
         }
         throw new AssertionError("no log line with " + List.of(fragments) + "; lines were:\n"
                 + String.join("\n", lines));
+    }
+
+    @Override
+    public void beforeAll(ExtensionContext context) {
+        spansClass = true;
+    }
+
+    @Override
+    public void afterEach(ExtensionContext context) {
+        if (!spansClass) {
+            close();
+        }
     }
 
     @Override
