@@ -19,6 +19,7 @@ import java.security.cert.X509Certificate;
 import java.util.Collection;
 import java.util.Date;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
@@ -218,17 +219,19 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             throw new BackendCertificateException("backend certificate not trusted: " + path.size()
                     + " certificates below the CA, at most " + MAX_BELOW_ANCHOR + " accepted", null);
         }
+        for (X509Certificate ca : path.subList(Math.min(1, path.size()), path.size())) {
+            if (!allowsServerAuth(ca)) {
+                throw new BackendCertificateException("backend certificate not for server authentication (extended"
+                        + " key usage of " + ca.getSubjectX500Principal().getName() + ")", null);
+            }
+        }
+        // Last, as for clients (where PKIX judges the CAs' usage first): a weak algorithm is what is wrong with a
+        // chain that is otherwise accepted.
         for (X509Certificate c : path) {
             String weakness = AlgorithmStrength.weakness(c);
             if (weakness != null) {
                 throw new BackendCertificateException("backend certificate not trusted: weak algorithm, " + weakness
                         + " in " + c.getSubjectX500Principal().getName(), null);
-            }
-        }
-        for (X509Certificate ca : path.subList(Math.min(1, path.size()), path.size())) {
-            if (!allowsServerAuth(ca)) {
-                throw new BackendCertificateException("backend certificate not for server authentication (extended"
-                        + " key usage of " + ca.getSubjectX500Principal().getName() + ")", null);
             }
         }
     }
@@ -319,11 +322,13 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
     }
 
     /**
-     * The JDK's host name check falls back to the subject CN when a certificate has no DNS SAN; RFC 6125 and the
-     * CA/Browser Forum retired that, and Go (so ghostunnel) and browsers refuse it. The JDK's matching, wildcard rules
-     * included, is kept: once it has accepted a host that is not an IP address, the certificate must have a DNS SAN,
-     * for then the JDK matched the host against its DNS SANs and not the CN. An IP address the JDK matches against
-     * the IP SANs only.
+     * What the JDK's host name check lets through and RFC 9525 does not. It falls back to the subject CN when a
+     * certificate has no DNS SAN; RFC 6125 and the CA/Browser Forum retired that, and Go (so ghostunnel) and browsers
+     * refuse it. And for HTTPS it takes a wildcard in any label and within one ({@code orders.*.example},
+     * {@code o*.example.com}); RFC 9525 (6.3) allows only a whole left-most label, as Go, browsers and Envoy do, and
+     * OpenSSL never matches one past the left-most label. So once the JDK has accepted a host that is not an IP
+     * address, a DNS SAN must match it by those rules: the name itself, without regard to case, or {@code *.} and
+     * the host without its first label. An IP address the JDK matches against the IP SANs only.
      */
     private static void refuseCnFallback(X509Certificate leaf, SSLParameters parameters, String host)
             throws BackendCertificateException {
@@ -332,19 +337,40 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
                 || NetUtil.isValidIpV4Address(host) || NetUtil.isValidIpV6Address(host)) {
             return;
         }
-        if (!hasDnsSan(leaf)) {
+        if (!hasDnsSanFor(leaf, host)) {
             throw new BackendCertificateException("hostname mismatch: the certificate is not for " + host, null);
         }
     }
 
     /** False too when the SANs cannot be read: then no name of the certificate is known to be for any host. */
-    private static boolean hasDnsSan(X509Certificate leaf) {
+    private static boolean hasDnsSanFor(X509Certificate leaf, String host) {
+        Collection<List<?>> names;
         try {
-            Collection<List<?>> names = leaf.getSubjectAlternativeNames();
-            return names != null && names.stream().anyMatch(n -> Integer.valueOf(DNS_NAME).equals(n.get(0)));
+            names = leaf.getSubjectAlternativeNames();
         } catch (CertificateParsingException e) {
             return false;
         }
+        if (names == null) {
+            return false;
+        }
+        String name = host.toLowerCase(Locale.ROOT);
+        int firstDot = name.indexOf('.');
+        String parent = firstDot > 0 ? name.substring(firstDot + 1) : null;
+        for (List<?> n : names) {
+            if (!Integer.valueOf(DNS_NAME).equals(n.get(0)) || !(n.get(1) instanceof String san)) {
+                continue;
+            }
+            String pattern = san.toLowerCase(Locale.ROOT);
+            if (pattern.equals(name)) {
+                return true;
+            }
+            // One wildcard, as the whole left-most label, for exactly one label of the host.
+            if (parent != null && pattern.startsWith("*.") && pattern.indexOf('*', 1) < 0
+                    && pattern.substring(2).equals(parent)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -86,6 +86,12 @@ class BackendTlsTest {
                 .addExtensionOctetString(Extension.subjectAlternativeName.getId(), false,
                         new GeneralNames(new GeneralName(GeneralName.dNSName, "*.backend.test")).getEncoded())),
                 null));
+        // Wildcards the JDK's HTTPS rules match and RFC 9525 does not: within a label, and past the left-most one.
+        TestBackend oddWildcards = backend(TestBackend.tlsContext(pki.backendServer("odd-wildcards", b -> b
+                .addExtensionOctetString(Extension.subjectAlternativeName.getId(), false,
+                        new GeneralNames(new GeneralName[] {new GeneralName(GeneralName.dNSName, "o*.backend.test"),
+                            new GeneralName(GeneralName.dNSName, "orders.*.test")}).getEncoded())),
+                null));
         BackendTlsConfig trustExpiredCa = BackendTlsConfig.trusting(pki.writeCa("expired-ca.pem", expiredCa));
         TestBackend underExpiredCa = backend(TestBackend.tlsContext(pki.backendServerIssuedBy(expiredCa,
                 "under-expired-ca", b -> b.addSanIpAddress("127.0.0.1")), null));
@@ -150,6 +156,7 @@ class BackendTlsTest {
                 .backend("wildcard", tls(wildcard.url(), trustRoot.withServerName("orders.backend.test")))
                 .backend("wildcard-two-labels", tls(wildcard.url(),
                         trustRoot.withServerName("eu.orders.backend.test")))
+                .backend("odd-wildcards", tls(oddWildcards.url(), trustRoot.withServerName("orders.backend.test")))
                 .backend("lapsed-ca", tls(underExpiredCa.url(), trustExpiredCa))
                 .backend("pathlen-direct", tls(directlyUnderNoIntermediatesCa.url(), trustNoIntermediatesCa))
                 .backend("pathlen-intermediate", tls(viaIntermediate.url(), trustNoIntermediatesCa))
@@ -181,6 +188,7 @@ class BackendTlsTest {
                 .route("ip-san", "/ip-san", "ip-san", "orders")
                 .route("wildcard", "/wildcard", "wildcard", "orders")
                 .route("wildcard-two-labels", "/wildcard-two-labels", "wildcard-two-labels", "orders")
+                .route("odd-wildcards", "/odd-wildcards", "odd-wildcards", "orders")
                 .route("lapsed-ca", "/lapsed-ca", "lapsed-ca", "orders")
                 .route("pathlen-direct", "/pathlen-direct", "pathlen-direct", "orders")
                 .route("pathlen-intermediate", "/pathlen-intermediate", "pathlen-intermediate", "orders")
@@ -303,6 +311,18 @@ class BackendTlsTest {
 
         assertThat(log.await("backend=wildcard-two-labels", "status=502"))
                 .contains("cause=\"hostname mismatch: the certificate is not for eu.orders.backend.test\"");
+    }
+
+    /**
+     * RFC 9525 6.3, as Go, browsers and Envoy match: a wildcard is the whole left-most label. The JDK's HTTPS rules
+     * also take {@code o*.backend.test} and {@code orders.*.test} for {@code orders.backend.test}.
+     */
+    @Test
+    void aWildcardWithinALabelOrPastTheLeftMostOneCoversNothing() throws Exception {
+        assertThat(get("/odd-wildcards").status()).isEqualTo(502);
+
+        assertThat(log.await("backend=odd-wildcards", "status=502"))
+                .contains("cause=\"hostname mismatch: the certificate is not for orders.backend.test\"");
     }
 
     // ---- the trusted CA's own limits, as for client CAs ---------------------------------------------------------

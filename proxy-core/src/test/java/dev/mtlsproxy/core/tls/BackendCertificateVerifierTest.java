@@ -181,6 +181,31 @@ class BackendCertificateVerifierTest {
                         + " CN=client-only intermediate)");
     }
 
+    /**
+     * Weakness is what is wrong with a chain that is otherwise accepted, as for clients, whose CAs' usage PKIX judges
+     * first: a chain through a CA that may not vouch for servers is refused for that, whatever it is signed with.
+     */
+    @Test
+    void aChainThroughACaNotForServersIsRefusedForThatEvenWhenItIsAlsoWeak() throws Exception {
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle clientsOnly = new CertificateBuilder()
+                .subject("CN=client-only intermediate")
+                .setIsCertificateAuthority(true)
+                .setKeyUsage(true, CertificateBuilder.KeyUsage.keyCertSign, CertificateBuilder.KeyUsage.cRLSign)
+                .addExtendedKeyUsageClientAuth()
+                .notBefore(now.minus(Duration.ofHours(1)))
+                .notAfter(now.plus(Duration.ofHours(12)))
+                .ecp256()
+                .buildIssuedBy(root);
+        X509Certificate sha1Leaf = signedBy(clientsOnly, TestPki.newP256Key().getPublic(), "SHA1withECDSA");
+
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(
+                new X509Certificate[] {sha1Leaf, clientsOnly.getCertificate()}, AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not for server authentication (extended key usage of"
+                        + " CN=client-only intermediate)");
+    }
+
     @Test
     void anIntermediatePinnedAsTheCaIsHeldToItsPathLengthAndFailsClosedOnItsNameConstraints() throws Exception {
         X509Bundle root = TestPki.newRoot("backend root");
