@@ -67,9 +67,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Backend certificate verification, end to end, on generated server chains: the twin of
  * {@link ClientCertificatePropertyTest} for what a hostile or misconfigured backend presents. Each case is a random
- * combination of {@link Features} (dates, extended and plain key usage, basic constraints and path lengths, name
- * constraints, unknown critical extensions, forged and weak signatures, the chain as sent, the leaf's names, and the
- * backend's {@code serverCAs}, {@code serverName} or endpoint host, {@code verifyHostname} and {@code spiffeId}),
+ * combination of {@link Features} (dates, extended and plain key usage, basic constraints and path lengths, permitted
+ * and excluded name constraints, unknown critical extensions, forged and weak signatures, the chain as sent (up to
+ * as many certificates as a backend may send), the leaf's names, and the backend's {@code serverCAs} (a root, an
+ * intermediate, the whole chain), {@code serverName} or endpoint host, {@code verifyHostname} and {@code spiffeId}),
  * minted for the run and presented by a real TLS backend of its own, reached through one running proxy by a real
  * mTLS client. The verdict, 200 or 502 and the cause the proxy logs, is judged against {@link Model}: an oracle
  * written from RFC 5280 path validation, RFC 9525 host name matching, the SPIFFE X509-SVID rules and README's
@@ -90,6 +91,12 @@ class BackendCertificatePropertyTest {
     static final ASN1ObjectIdentifier UNKNOWN_EXTENSION = new ASN1ObjectIdentifier("1.3.6.1.4.1.55555.7.2");
     /** README, Security model: what a client may send, which the backend paragraph says backends are held to. */
     static final int MAX_BELOW_ROOT = 5;
+    /**
+     * README, backend TLS: the certificates a backend may send in all, whatever they are. One more is not among the
+     * cases: the proxy's TLS engine hands its verifier no more than 10 (Netty's verify depth), so what README says of
+     * an eleventh is out of reach end to end; BackendCertificateVerifierTest holds the verifier to it.
+     */
+    static final int MAX_SENT = 10;
 
     @RegisterExtension
     static final LogCapture log = LogCapture.quietly(ForwardingHandler.class);
@@ -102,6 +109,8 @@ class BackendCertificatePropertyTest {
     final Map<Root, X509Bundle> roots = new EnumMap<>(Root.class);
     final Map<Root, Path> rootPems = new EnumMap<>(Root.class);
     Path strangerPem;
+    /** Distinct unrelated CAs, to pad a chain with. */
+    final List<X509Certificate> strangers = new ArrayList<>();
     KeyPair rsa2048;
     KeyPair rsa1024;
     final SecureRandom serials = new SecureRandom();
@@ -113,9 +122,10 @@ class BackendCertificatePropertyTest {
 
     /**
      * What the backend's {@code serverCAs} hold: the chain's root; an unrelated root and then the chain's root (two
-     * files); or the leaf's issuing intermediate alone, pinned as the trust anchor.
+     * files); the leaf's issuing intermediate alone, pinned as the trust anchor; or the whole chain above the leaf,
+     * every intermediate and the root, pasted into one file.
      */
-    enum Trust { ROOT, TWO_ROOTS, INTERMEDIATE }
+    enum Trust { ROOT, TWO_ROOTS, INTERMEDIATE, WHOLE_CHAIN }
 
     enum Dates { VALID, EXPIRED, NOT_YET_VALID }
 
@@ -126,9 +136,10 @@ class BackendCertificatePropertyTest {
     /** A CA's basicConstraints: CA:true, CA:false, none at all, or CA:true with pathLen:0. */
     enum Basics { CA, NOT_CA, ABSENT, PATH_LEN_ZERO }
 
-    /** Permitted subtrees a CA adds (critical, as RFC 5280 requires). */
+    /** The subtree a CA permits, or excludes, in its name constraints (critical, as RFC 5280 requires). */
     enum Constraint {
-        NONE, DNS_BACKEND, DNS_PARTNER, IP_LOOPBACK, URI_BACKEND;
+        NONE, DNS_BACKEND, DNS_PARTNER, IP_LOOPBACK, URI_BACKEND,
+        EXCLUDED_DNS_PARTNER, EXCLUDED_IP_PRIVATE, EXCLUDED_URI_PARTNER;
 
         /** Of the roots: the constraints their certificates carry. */
         static Constraint of(Root root) {
@@ -146,9 +157,10 @@ class BackendCertificatePropertyTest {
 
     /**
      * The chain as the backend sends it, after the leaf: in issuing order; the intermediates reversed; the leaf's
-     * issuer twice in a row; an unrelated certificate appended; the root's child left out; the root appended.
+     * issuer twice in a row; an unrelated certificate appended; the root's child left out; the root appended; in
+     * order and then unrelated certificates up to {@link #MAX_SENT} in all.
      */
-    enum AsSent { IN_ORDER, REVERSED, DUPLICATED_ISSUER, UNRELATED_EXTRA, MISSING_TOP, ROOT_APPENDED }
+    enum AsSent { IN_ORDER, REVERSED, DUPLICATED_ISSUER, UNRELATED_EXTRA, MISSING_TOP, ROOT_APPENDED, PADDED_TO_LIMIT }
 
     enum SanKind { DNS, IP, URI }
 
@@ -262,23 +274,32 @@ class BackendCertificatePropertyTest {
         Root root = pick(random, Root.values(), 0.5, Root.TEST_CA);
         int depth = random.nextInt(12) == 0 ? 4 + random.nextInt(2) : random.nextInt(3);
         Trust trust = pick(random, Trust.values(), 0.6, Trust.ROOT);
-        if (trust == Trust.INTERMEDIATE && depth == 0) {
+        if ((trust == Trust.INTERMEDIATE || trust == Trust.WHOLE_CHAIN) && depth == 0) {
             trust = Trust.ROOT;
+        }
+        if (trust == Trust.WHOLE_CHAIN && root == Root.UNTRUSTED) {
+            root = Root.TEST_CA; // the whole chain trusted holds its root: no root of it is untrusted
         }
         List<Ca> intermediates = new ArrayList<>();
         for (int i = 0; i < depth; i++) {
             Basics basics = pick(random, Basics.values(), 0.8, Basics.CA);
             boolean unknownCritical = random.nextInt(12) == 0;
-            if (i == 0 && trust == Trust.INTERMEDIATE) {
+            if ((i == 0 && trust == Trust.INTERMEDIATE) || trust == Trust.WHOLE_CHAIN) {
                 // A pinned CA that is no CA, or carries an extension nobody knows, is a configuration no one writes;
                 // RFC 5280 leaves a trust anchor's own extensions to the relying party, and OpenSSL and the JDK differ.
+                // In a whole chain, any of its CAs may be the one the path ends at.
                 basics = random.nextBoolean() ? Basics.CA : Basics.PATH_LEN_ZERO;
                 unknownCritical = false;
             }
+            Constraint constraint = pick(random, Constraint.values(), 0.75, Constraint.NONE);
+            Signature signature = pick(random, Signature.values(), 0.85, Signature.CORRECT);
+            if (trust == Trust.WHOLE_CHAIN && constraint != Constraint.NONE && signature == Signature.FORGED) {
+                // A constrained CA trusted without an issuer that signed it is refused at load (README), and the
+                // run needs its proxy started.
+                signature = Signature.CORRECT;
+            }
             intermediates.add(new Ca(pick(random, Dates.values(), 0.85, Dates.VALID),
-                    pick(random, Eku.values(), 0.7, Eku.ABSENT), basics,
-                    pick(random, Constraint.values(), 0.75, Constraint.NONE), unknownCritical,
-                    pick(random, Signature.values(), 0.85, Signature.CORRECT)));
+                    pick(random, Eku.values(), 0.7, Eku.ABSENT), basics, constraint, unknownCritical, signature));
         }
         Target target = pick(random, Target.values(), 0.3, Target.SERVER_NAME);
         List<San> sans = new ArrayList<>();
@@ -296,8 +317,8 @@ class BackendCertificatePropertyTest {
             sans.add(San.URI_BACKEND_ID);
         }
         AsSent asSent = pick(random, AsSent.values(), 0.6, AsSent.IN_ORDER);
-        if ((depth < 2 && (asSent == AsSent.REVERSED)) || (depth == 0 && asSent != AsSent.ROOT_APPENDED
-                && asSent != AsSent.UNRELATED_EXTRA)) {
+        if ((depth < 2 && (asSent == AsSent.REVERSED)) || (depth == 0 && (asSent == AsSent.DUPLICATED_ISSUER
+                || asSent == AsSent.MISSING_TOP))) {
             asSent = AsSent.IN_ORDER;
         }
         return new Features(number, root, trust, List.copyOf(intermediates),
@@ -339,10 +360,28 @@ class BackendCertificatePropertyTest {
 
         static Set<Refusal> expect(Features f) {
             Set<Refusal> refusals = new TreeSet<>();
-            boolean pinned = f.trust() == Trust.INTERMEDIATE;
-            // The intermediates below the trust anchor; when the leaf's issuer is pinned, none.
+            // The path ends at the first trusted CA above the leaf: its issuer when that is in serverCAs.
+            boolean pinned = f.trust() == Trust.INTERMEDIATE || f.trust() == Trust.WHOLE_CHAIN;
+            // The intermediates of the path as sent, below the trusted CA; when the leaf's issuer is trusted, none.
             List<Ca> below = pinned ? List.of() : f.intermediates();
-            Ca pinnedCa = pinned ? f.intermediates().get(0) : null;
+            // README: a trusted intermediate with name constraints is judged up to its issuer when serverCAs hold
+            // that too (a whole chain in one file), as a CA of the path; the climb stops at one without any, or at
+            // the root. These CAs are judged as any CA of a path, except for what only the chain as sent is held to
+            // (the weak-algorithm rule and the count below the CA).
+            List<Ca> lifted = new ArrayList<>();
+            if (f.trust() == Trust.WHOLE_CHAIN) {
+                for (Ca ca : f.intermediates()) {
+                    if (ca.constraint() == Constraint.NONE) {
+                        break;
+                    }
+                    lifted.add(ca);
+                }
+            }
+            // The trusted CA judged as the anchor: an intermediate, or null for the root.
+            Ca pinnedCa = pinned && lifted.size() < f.intermediates().size() ? f.intermediates().get(lifted.size())
+                    : null;
+            // Every CA between the leaf and that anchor, leaf side first.
+            List<Ca> path = pinned ? lifted : below;
             int n = below.size();
             if (!pinned) {
                 if (f.root() == Root.UNTRUSTED) {
@@ -359,14 +398,14 @@ class BackendCertificatePropertyTest {
                 }
             }
             // 6.1.3 (a)(1): every signature below the anchor verifies; the anchor's own is not part of the path.
-            if (f.leafSignature() == Signature.FORGED || below.stream().anyMatch(c -> c.signature() == Signature.FORGED)) {
+            if (f.leafSignature() == Signature.FORGED || path.stream().anyMatch(c -> c.signature() == Signature.FORGED)) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
             // 6.1.3 (a)(2), and the anchor's own dates (README).
             List<Dates> dates = new ArrayList<>();
             dates.add(f.leafDates());
-            below.forEach(c -> dates.add(c.dates()));
-            if (pinned) {
+            path.forEach(c -> dates.add(c.dates()));
+            if (pinnedCa != null) {
                 dates.add(pinnedCa.dates());
             } else if (f.root() == Root.EXPIRED) {
                 dates.add(Dates.EXPIRED);
@@ -381,10 +420,10 @@ class BackendCertificatePropertyTest {
             }
             // README: serverAuth wherever a certificate of the chain, the CA included, restricts its usage (as
             // clientAuth for client chains).
-            boolean anchorClientOnly = pinned ? pinnedCa.eku() == Eku.CLIENT_AUTH_ONLY
+            boolean anchorClientOnly = pinnedCa != null ? pinnedCa.eku() == Eku.CLIENT_AUTH_ONLY
                     : f.root() == Root.CLIENT_AUTH_ONLY;
             if (f.leafEku() == Eku.CLIENT_AUTH_ONLY || anchorClientOnly
-                    || below.stream().anyMatch(c -> c.eku() == Eku.CLIENT_AUTH_ONLY)) {
+                    || path.stream().anyMatch(c -> c.eku() == Eku.CLIENT_AUTH_ONLY)) {
                 refusals.add(Refusal.BAD_USAGE);
             }
             // RFC 8446 4.4.2.2: a server's key signs the handshake; a key usage without digitalSignature forbids it.
@@ -392,8 +431,8 @@ class BackendCertificatePropertyTest {
                 refusals.add(Refusal.BAD_USAGE);
             }
             // 6.1.4 (k): an issuer is a CA; (l)/(m): pathLenConstraint counts the CAs below it, the anchor's too.
-            for (int i = 0; i < n; i++) {
-                Basics basics = below.get(i).basics();
+            for (int i = 0; i < path.size(); i++) {
+                Basics basics = path.get(i).basics();
                 if (basics == Basics.NOT_CA || basics == Basics.ABSENT) {
                     refusals.add(Refusal.NOT_TRUSTED);
                 }
@@ -401,23 +440,25 @@ class BackendCertificatePropertyTest {
                     refusals.add(Refusal.NOT_TRUSTED);
                 }
             }
-            if (!pinned && f.root() == Root.PATH_LEN_ZERO && n > 0) {
+            boolean anchorPathLenZero = pinnedCa != null ? pinnedCa.basics() == Basics.PATH_LEN_ZERO
+                    : f.root() == Root.PATH_LEN_ZERO;
+            if (anchorPathLenZero && !path.isEmpty()) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
             // 6.1.4 (o), 6.1.5 (f): an unrecognised critical extension fails the path.
-            if (f.leafUnknownCritical() || below.stream().anyMatch(Ca::unknownCritical)) {
+            if (f.leafUnknownCritical() || path.stream().anyMatch(Ca::unknownCritical)) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
             // README: an intermediate pinned as the CA has name constraints the proxy cannot apply (the JDK takes a
-            // trust anchor's as given, and cannot put a CA that is not a root on top of the path), so it vouches for
-            // nothing: fail closed rather than let it speak for any name.
-            if (pinned && pinnedCa.constraint() != Constraint.NONE) {
+            // trust anchor's as given, and cannot put a CA that is not a root on top of the path), so without its
+            // issuer it vouches for nothing: fail closed rather than let it speak for any name.
+            if (f.trust() == Trust.INTERMEDIATE && pinnedCa.constraint() != Constraint.NONE) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
             // 6.1.3 (b)/(c): the leaf's names within the subtrees of every CA above it, the anchor's included.
             List<Constraint> constraints = new ArrayList<>();
-            below.forEach(c -> constraints.add(c.constraint()));
-            constraints.add(pinned ? pinnedCa.constraint() : Constraint.of(f.root()));
+            path.forEach(c -> constraints.add(c.constraint()));
+            constraints.add(pinnedCa != null ? pinnedCa.constraint() : Constraint.of(f.root()));
             if (!namesPermitted(f, constraints)) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
@@ -463,8 +504,9 @@ class BackendCertificatePropertyTest {
         }
 
         /**
-         * RFC 5280 4.2.1.10: names of a constrained type must lie within a permitted subtree, names of other types
-         * are free. README: a DNS constraint also binds the CN of a leaf without DNS SANs, when that CN is a DNS name.
+         * RFC 5280 4.2.1.10: names of a constrained type must lie within a permitted subtree and outside every
+         * excluded one, names of other types are free. README: a DNS constraint also binds the CN of a leaf without
+         * DNS SANs, when that CN is a DNS name.
          */
         static boolean namesPermitted(Features f, List<Constraint> constraints) {
             boolean hasDns = f.sans().stream().anyMatch(s -> s.kind == SanKind.DNS);
@@ -491,6 +533,30 @@ class BackendCertificatePropertyTest {
                     case URI_BACKEND -> {
                         for (San s : f.sans()) {
                             if (s.kind == SanKind.URI && !s.uriHost().equalsIgnoreCase("backend.test")) {
+                                return false;
+                            }
+                        }
+                    }
+                    case EXCLUDED_DNS_PARTNER -> {
+                        for (San s : f.sans()) {
+                            if (s.kind == SanKind.DNS && within(s.value, "partner.test")) {
+                                return false;
+                            }
+                        }
+                        if (!hasDns && f.cn() != Cn.PLAIN && within(f.cn().value, "partner.test")) {
+                            return false;
+                        }
+                    }
+                    case EXCLUDED_IP_PRIVATE -> {
+                        for (San s : f.sans()) {
+                            if (s.kind == SanKind.IP && s.value.startsWith("10.")) {
+                                return false;
+                            }
+                        }
+                    }
+                    case EXCLUDED_URI_PARTNER -> {
+                        for (San s : f.sans()) {
+                            if (s.kind == SanKind.URI && s.uriHost().equalsIgnoreCase("partner.test")) {
                                 return false;
                             }
                         }
@@ -598,7 +664,13 @@ class BackendCertificatePropertyTest {
                 client.close();
             }
         }
-        // a generator that stopped producing either outcome would prove little
+        // a generator that stopped producing either outcome, or combining what the model has rules for, would prove
+        // little
+        assertThat(cases).as("a whole chain trusted, judged above a constrained CA of it").anyMatch(f ->
+                f.trust() == Trust.WHOLE_CHAIN && f.intermediates().get(0).constraint() != Constraint.NONE);
+        assertThat(cases).as("an excluded subtree").anyMatch(f -> f.intermediates().stream()
+                .anyMatch(c -> c.constraint().name().startsWith("EXCLUDED_")));
+        assertThat(cases).as("as many certificates as accepted").anyMatch(f -> f.asSent() == AsSent.PADDED_TO_LIMIT);
         assertThat(outcomes.keySet()).as("outcomes seen: " + outcomes).contains("200", "502 NOT_TRUSTED",
                 "502 EXPIRED", "502 BAD_USAGE", "502 HOSTNAME", "502 SPIFFE_ID");
         assertThat(failures).as("seed " + SEED + " (-Dmtlsproxy.test.seed=" + SEED + " runs this mix again), "
@@ -638,7 +710,7 @@ class BackendCertificatePropertyTest {
         List<Path> serverCAs = switch (f.trust()) {
             case ROOT -> List.of(rootPems.get(f.root() == Root.UNTRUSTED ? Root.TEST_CA : f.root()));
             case TWO_ROOTS -> List.of(strangerPem, rootPems.get(f.root() == Root.UNTRUSTED ? Root.TEST_CA : f.root()));
-            case INTERMEDIATE -> List.of(dir.resolve(name(f) + "-ca.pem"));
+            case INTERMEDIATE, WHOLE_CHAIN -> List.of(dir.resolve(name(f) + "-ca.pem"));
         };
         String host = f.target().endpointHost != null ? f.target().endpointHost : "127.0.0.1";
         BackendTlsConfig tls = new BackendTlsConfig(serverCAs, f.target().serverName, f.verifyHostname(),
@@ -719,6 +791,9 @@ class BackendCertificatePropertyTest {
                     root.getValue()));
         }
         strangerPem = pki.writeCa("stranger.pem", TestPki.newRoot("backend fuzz stranger root"));
+        for (int i = 0; i < MAX_SENT; i++) {
+            strangers.add(TestPki.newRoot("backend fuzz padding " + i).getCertificate());
+        }
         rsa2048 = rsa(2048);
         rsa1024 = rsa(1024);
     }
@@ -747,16 +822,20 @@ class BackendCertificatePropertyTest {
             }
             extensions.add(new Ext(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign)));
             eku(ca.eku(), extensions);
-            GeneralName permitted = switch (ca.constraint()) {
+            GeneralName subtree = switch (ca.constraint()) {
                 case DNS_BACKEND -> new GeneralName(GeneralName.dNSName, "backend.test");
-                case DNS_PARTNER -> new GeneralName(GeneralName.dNSName, "partner.test");
+                case DNS_PARTNER, EXCLUDED_DNS_PARTNER -> new GeneralName(GeneralName.dNSName, "partner.test");
                 case IP_LOOPBACK -> new GeneralName(GeneralName.iPAddress, "127.0.0.0/8");
+                case EXCLUDED_IP_PRIVATE -> new GeneralName(GeneralName.iPAddress, "10.0.0.0/8");
                 case URI_BACKEND -> new GeneralName(GeneralName.uniformResourceIdentifier, "backend.test");
+                case EXCLUDED_URI_PARTNER -> new GeneralName(GeneralName.uniformResourceIdentifier, "partner.test");
                 case NONE -> null;
             };
-            if (permitted != null) {
-                extensions.add(new Ext(Extension.nameConstraints, true, new NameConstraints(
-                        new GeneralSubtree[] {new GeneralSubtree(permitted)}, null)));
+            if (subtree != null) {
+                GeneralSubtree[] one = {new GeneralSubtree(subtree)};
+                boolean excluded = ca.constraint().name().startsWith("EXCLUDED_");
+                extensions.add(new Ext(Extension.nameConstraints, true, excluded ? new NameConstraints(null, one)
+                        : new NameConstraints(one, null)));
             }
             if (ca.unknownCritical()) {
                 extensions.add(new Ext(UNKNOWN_EXTENSION, true, DERNull.INSTANCE));
@@ -769,6 +848,12 @@ class BackendCertificatePropertyTest {
         }
         if (f.trust() == Trust.INTERMEDIATE) {
             pki.write(name(f) + "-ca.pem", pem(cas.get(0)));
+        } else if (f.trust() == Trust.WHOLE_CHAIN) {
+            StringBuilder chain = new StringBuilder();
+            for (X509Certificate ca : cas) {
+                chain.append(pem(ca));
+            }
+            pki.write(name(f) + "-ca.pem", chain.append(pem(root.getCertificate())).toString());
         }
         KeyPair leafKeys = switch (f.leafKey()) {
             case EC_P256 -> TestPki.newP256Key();
@@ -816,9 +901,12 @@ class BackendCertificatePropertyTest {
             case UNRELATED_EXTRA -> above.add(TestPki.newRoot("backend fuzz stranger").getCertificate());
             case MISSING_TOP -> above.remove(above.size() - 1);
             case ROOT_APPENDED -> above.add(root.getCertificate());
-            case IN_ORDER -> { }
+            case IN_ORDER, PADDED_TO_LIMIT -> { }
         }
         sent.addAll(above);
+        for (int i = 0; f.asSent() == AsSent.PADDED_TO_LIMIT && sent.size() < MAX_SENT; i++) {
+            sent.add(strangers.get(i));
+        }
         return new Minted(sent.toArray(new X509Certificate[0]), leafKeys.getPrivate());
     }
 
