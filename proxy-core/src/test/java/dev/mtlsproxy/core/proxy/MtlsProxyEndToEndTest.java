@@ -15,8 +15,11 @@ import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.charset.StandardCharsets;
 import java.security.KeyPairGenerator;
+import java.security.cert.X509Certificate;
 import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -271,6 +274,39 @@ class MtlsProxyEndToEndTest {
 
         assertRefused(copy, HandshakeFailureReason.BAD_SIGNATURE);
         assertThat(fixture.backend().nextRequest(300, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    @Test
+    void onlyTheFirstTenCertificatesAClientSendsAreRead() throws Exception {
+        // netty-tcnative hands the verifier no more than its verify depth, 10: an eleventh is never seen.
+        X509Bundle issuing = TestPki.intermediate(fixture.pki().root(), "issuing CA");
+        X509Bundle orders = TestPki.issue(issuing, ORDERS, b -> b);
+        List<X509Certificate> tenth = new ArrayList<>(List.of(orders.getCertificate()));
+        for (int i = 0; i < 8; i++) {
+            tenth.add(TestPki.newRoot("stranger " + i).getCertificate());
+        }
+        List<X509Certificate> eleventh = new ArrayList<>(tenth);
+        eleventh.add(TestPki.newRoot("stranger 8").getCertificate());
+        tenth.add(issuing.getCertificate());
+        eleventh.add(issuing.getCertificate());
+
+        try (MtlsClient client = presenting(orders, tenth)) {
+            assertThat(client.get("/orders/1").status()).as("the issuing CA sent tenth").isEqualTo(200);
+        }
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/orders/1");
+        double before = handshakeFailures(HandshakeFailureReason.UNKNOWN_CA);
+        assertThat(catchThrowable(() -> {
+            try (MtlsClient client = presenting(orders, eleventh)) {
+                client.get("/orders/1");
+            }
+        })).as("the issuing CA sent eleventh").isInstanceOf(java.io.IOException.class);
+        await().atMost(Duration.ofSeconds(5)).untilAsserted(() ->
+                assertThat(handshakeFailures(HandshakeFailureReason.UNKNOWN_CA)).isEqualTo(before + 1));
+    }
+
+    private static MtlsClient presenting(X509Bundle leaf, List<X509Certificate> chain) throws Exception {
+        return MtlsClient.connect(fixture.proxy().address(), MtlsClient.clientContext(fixture.pki().root(),
+                leaf.getKeyPair().getPrivate(), chain.toArray(X509Certificate[]::new)), null, null);
     }
 
     /**
