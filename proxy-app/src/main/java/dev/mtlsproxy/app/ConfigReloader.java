@@ -345,6 +345,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             Set<Path> files = new LinkedHashSet<>(lastHashes.keySet());
             files.add(configFile);
             lastHashes = hashes(files);
+            if (watchService != null) {
+                // A link among them may lead elsewhere now (a ..data swap, a release link flipped): the folder of
+                // its new target is watched whatever this reload comes to. Registered only on success, a reload that
+                // failed before reading the files' names (a YAML syntax error) left it unwatched, and the fix written
+                // there next was never seen.
+                registerFiles(files);
+            }
             return reloadOnce(trigger, lastHashes.get(configFile));
         } catch (RuntimeException e) {
             return unexpected(trigger, ReloadFailureReason.OTHER, e);
@@ -417,6 +424,9 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             log.error("event=reload_failed trigger={} reason={} detail=\"{}\"", trigger, e.reason().label(),
                     String.valueOf(e.getMessage()).replace('"', '\''));
             lastHashes = hashes;
+            if (watchService != null) {
+                registerFiles(hashes.keySet()); // as above, for the files the new configuration names
+            }
             return failure(e.reason(), List.of(String.valueOf(e.getMessage())));
         }
         lastHashes = hashes;

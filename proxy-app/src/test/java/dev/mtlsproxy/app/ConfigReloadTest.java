@@ -30,6 +30,7 @@ import java.nio.file.attribute.FileTime;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -202,6 +203,52 @@ class ConfigReloadTest {
 
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * Found by ReloadThroughFilesPropertyTest: a swap whose reload failed before the new configuration was read (here
+     * a YAML syntax error) left the folder the config's link now leads to unwatched, since only a configuration that
+     * was read had its files' folders registered, and the old folder was gone. The fix, written in place through the
+     * link (or renamed over the file) in that folder, raised events nobody watched, and was never loaded.
+     */
+    @Test
+    void anEditAfterASwapWhoseReloadFailedIsSeenInTheFolderTheLinkNowLeadsTo() throws Exception {
+        MountedFolder mount = MountedFolder.create(workspace.resolve("mount"), Map.of("proxy.yaml", yaml("billing")));
+        Path config = mount.file("proxy.yaml");
+        start(config);
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            mount.swap(Map.of("proxy.yaml", yaml("") + "routes: [\n"));
+            log.await("event=reload_failed", "trigger=file_change", "not valid YAML");
+        }
+
+        mount.writeAndRename("proxy.yaml", yaml(""));
+
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * The same for a reload the proxy refuses after reading the file (a moved listener needs a restart): the files
+     * the refused configuration names are watched, as those of an invalid one are, so an edit to one is tried again.
+     */
+    @Test
+    void aFileNamedOnlyByAConfigurationRefusedForARestartIsWatched() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Path elsewhere = Files.createDirectories(workspace.resolve("elsewhere")).resolve("ca.pem");
+        Files.copy(pki.caPem(), elsewhere);
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            replace(config, yaml("").replace(pki.caPem().toString(), elsewhere.toString())
+                    .replace("address: 127.0.0.1:0\n    tls", "address: 127.0.0.1:1\n    tls"));
+            log.await("event=reload_failed", "trigger=file_change", "reason=restart_required");
+
+            Files.writeString(elsewhere, pki.root().getCertificatePEM() + TestPki.newRoot("next root")
+                    .getCertificatePEM());
+
+            await("the edit is tried").atMost(Duration.ofSeconds(10)).until(() -> log.lines().stream()
+                    .filter(l -> l.contains("reason=restart_required")).count() == 2);
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
     }
 
     @Test
