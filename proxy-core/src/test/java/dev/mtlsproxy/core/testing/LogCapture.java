@@ -70,7 +70,12 @@ public final class LogCapture extends AppenderBase<ILoggingEvent>
      * it.
      */
     public static LogCapture quietly(Class<?> type) {
-        LogCapture capture = of(type);
+        return quietly(type.getName());
+    }
+
+    /** As {@link #quietly(Class)}, for a logger named otherwise, such as the audit log's. */
+    public static LogCapture quietly(String loggerName) {
+        LogCapture capture = of(loggerName);
         capture.wasAdditive = capture.logger.isAdditive();
         // The console appender sits on the root logger (logback-test.xml): a non-additive logger does not reach it.
         capture.logger.setAdditive(false);
