@@ -527,6 +527,10 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                     } catch (IOException e) {
                         watchedDirectories.remove(dir);
                         log.warn("event=config_watch_unavailable directory={} cause={}", dir, e.toString());
+                    } catch (ClosedWatchServiceException e) {
+                        // The watch ended and waits for its restart, which registers every directory again; or the
+                        // proxy is closing. Either way this reload goes on: SIGHUP and the admin endpoint still work.
+                        watchedDirectories.remove(dir);
                     }
                 }
             }

@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mtlsproxy.app.admin.ReloadOutcome;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
@@ -478,6 +479,39 @@ class ConfigReloadTest {
             await("the restarted watch sees the next edit").atMost(Duration.ofSeconds(10))
                     .until(() -> running.server().generation() == 3);
             assertThat(billingStatus()).isEqualTo(200);
+        }
+    }
+
+    /**
+     * Between a watch ending and its restart (a back-off of 1 s at first), the log promises that SIGHUP and the admin
+     * endpoint still reload. A reload registers the folders of the files it reads, and the ended watch's service
+     * refused that with ClosedWatchServiceException, which failed the reload as an internal error.
+     */
+    @Test
+    void aReloadWhileTheWatchWaitsForItsRestartStillApplies() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        AtomicReference<WatchService> first = new AtomicReference<>();
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, ConfigLoader::load, () -> {
+                WatchService real = FileSystems.getDefault().newWatchService();
+                first.compareAndSet(null, real);
+                return real;
+            });
+            first.get().close();
+            assertThat(log.await("event=config_watch_failed")).contains("restart_in=1s");
+            // The CA bundle from a folder not watched yet, whose registration the ended watch refuses.
+            Path bundle = Files.copy(pki.caPem(), Files.createDirectories(workspace.resolve("cas")).resolve("ca.pem"));
+            replace(config, yaml("").replace(pki.caPem().toString(), bundle.toString()));
+
+            // Queued on the reload thread now, ahead of the restart it scheduled a second from now.
+            ReloadOutcome outcome = running.reloader().reload("sighup").get(10, TimeUnit.SECONDS);
+
+            assertThat(outcome.success()).as("%s", outcome).isTrue();
+            assertThat(running.server().generation()).isEqualTo(2);
+            assertThat(billingStatus()).isEqualTo(403);
+            assertThat(log.await("event=config_watch_restarted")).contains("directories=");
         }
     }
 
