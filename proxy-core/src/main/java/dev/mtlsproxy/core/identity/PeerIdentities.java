@@ -12,7 +12,9 @@ import java.util.Collection;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
-import javax.naming.InvalidNameException;
+import javax.naming.NamingEnumeration;
+import javax.naming.NamingException;
+import javax.naming.directory.Attribute;
 import javax.naming.ldap.LdapName;
 import javax.naming.ldap.Rdn;
 import javax.security.auth.x500.X500Principal;
@@ -65,7 +67,7 @@ public final class PeerIdentities {
                 emails,
                 ips,
                 subject,
-                cn.isEmpty() ? null : cn.get(0),
+                onlyOne(cn),
                 attribute(subject, "O"),
                 attribute(subject, "OU"),
                 leaf.getIssuerX500Principal().getName(X500Principal.RFC2253),
@@ -85,7 +87,7 @@ public final class PeerIdentities {
             String subject, String issuer, String trustAnchor) {
         List<String> cn = attribute(subject, "CN");
         return new PeerIdentity(spiffeId(uris), uris, dns.stream().map(d -> d.toLowerCase(Locale.ROOT)).toList(),
-                emails, ips, subject, cn.isEmpty() ? null : cn.get(0), attribute(subject, "O"),
+                emails, ips, subject, onlyOne(cn), attribute(subject, "O"),
                 attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, false, trustAnchor);
     }
 
@@ -126,15 +128,34 @@ public final class PeerIdentities {
         return uris.size() == 1 && SpiffeIds.isValid(uris.get(0)) ? uris.get(0) : null;
     }
 
+    /**
+     * The common name of a subject that has exactly one. With two, tools disagree on which is the name (OpenSSL reads
+     * the first in the certificate, Go the last), so a {@code subjectCn} grant must not pick one: none matches.
+     */
+    private static String onlyOne(List<String> cn) {
+        return cn.size() == 1 ? cn.get(0) : null;
+    }
+
+    /** Every value of one attribute type in a subject, in the order of its RFC 2253 text. */
     private static List<String> attribute(String rfc2253, String type) {
         List<String> values = new ArrayList<>();
         try {
             for (Rdn rdn : new LdapName(rfc2253).getRdns()) {
-                if (rdn.getType().equalsIgnoreCase(type)) {
-                    values.add(rdn.getValue().toString());
+                // A multi-valued RDN (CN=a+CN=b, OU=x+CN=y) holds several; Rdn.getType() names only the first.
+                NamingEnumeration<? extends Attribute> attributes = rdn.toAttributes().getAll();
+                while (attributes.hasMore()) {
+                    Attribute attribute = attributes.next();
+                    if (attribute.getID().equalsIgnoreCase(type)) {
+                        NamingEnumeration<?> each = attribute.getAll();
+                        while (each.hasMore()) {
+                            if (each.next() instanceof String value) {
+                                values.add(value);
+                            }
+                        }
+                    }
                 }
             }
-        } catch (InvalidNameException e) {
+        } catch (NamingException e) {
             // The JDK produced this DN itself; an unparsable one simply yields no attribute.
             return List.of();
         }

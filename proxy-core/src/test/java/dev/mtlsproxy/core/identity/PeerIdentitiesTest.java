@@ -12,7 +12,9 @@ import java.security.MessageDigest;
 import java.security.cert.X509Certificate;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.List;
 import java.util.Locale;
+import javax.security.auth.x500.X500Principal;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -83,6 +85,30 @@ class PeerIdentitiesTest {
         assertThat(peer.subjectCn()).isEqualTo("Smith, John");
         assertThat(peer.subjectO()).containsExactly("A+B \"Ltd\"");
         assertThat(peer.subject()).isEqualTo("CN=Smith\\, John,O=A\\+B \\\"Ltd\\\"");
+    }
+
+    @Test
+    void aSubjectWithTwoCommonNamesHasNoneSinceToolsDisagreeOnWhichItIs() throws Exception {
+        // OpenSSL reads the first CN of the certificate, Go the last: a subjectCn grant must not pick for them.
+        for (String subject : List.of("CN=guest,CN=admin,O=Example Corp", "CN=guest+CN=admin,O=Example Corp")) {
+            X509Bundle cert = pki.client(ORDERS, b -> b.subject(subject));
+
+            PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+            assertThat(peer.subjectCn()).as(subject).isNull();
+            assertThat(new X500Principal(peer.subject())).isEqualTo(new X500Principal(subject));
+        }
+    }
+
+    @Test
+    void everyAttributeOfAMultiValuedRdnIsRead() throws Exception {
+        X509Bundle cert = pki.client(ORDERS, b -> b.subject("OU=ops+CN=admin+O=Example Corp,OU=payments"));
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+        assertThat(peer.subjectCn()).isEqualTo("admin");
+        assertThat(peer.subjectOu()).containsExactlyInAnyOrder("ops", "payments");
+        assertThat(peer.subjectO()).containsExactly("Example Corp");
     }
 
     @Test
