@@ -24,11 +24,13 @@ import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
+import io.netty.handler.codec.http.TooLongHttpContentException;
 import io.netty.util.AttributeKey;
 import java.io.IOException;
 import java.net.URI;
@@ -71,6 +73,11 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     private static final Set<String> READ_ONLY = Set.of("/metrics", "/healthz", "/readyz", "/admin/certs",
             "/admin/config");
 
+    /**
+     * Set once a request that ends the connection was received: what the client sent after it is neither answered
+     * nor acted on (RFC 9112 9.6), so a reload pipelined after it does not run.
+     */
+    private static final AttributeKey<Boolean> ENDING = AttributeKey.valueOf(AdminEndpoints.class, "ending");
     /** The write of the channel's latest response, which the next one waits for. */
     private static final AttributeKey<CompletableFuture<Void>> LAST_RESPONSE =
             AttributeKey.valueOf(AdminEndpoints.class, "lastResponse");
@@ -109,14 +116,23 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
-        // After a malformed request the codec discards everything that follows, so the connection is of no more use.
+        // After a malformed request the codec discards everything that follows, and the rest of a body over the cap
+        // may still be coming: either way the connection is of no more use.
         boolean keepAlive = HttpUtil.isKeepAlive(request) && request.decoderResult().isSuccess();
+        if (ctx.channel().hasAttr(ENDING)) {
+            return;
+        }
+        if (!keepAlive) {
+            ctx.channel().attr(ENDING).set(true);
+        }
+        // HTTP/1.0 keeps the connection only when the response says so (RFC 9112 9.3), as nginx answers it.
+        boolean sayKeepAlive = keepAlive && HttpVersion.HTTP_1_0.equals(request.protocolVersion());
         CompletableFuture<FullHttpResponse> response = answer(request);
         // Responses leave in request order (RFC 9112 9.3.2): a pipelined GET must not overtake a reload still
         // running, and the codec pairs each response with the method of the request at the head of its queue.
         CompletableFuture<Void> previous = ctx.channel().attr(LAST_RESPONSE).get();
         CompletableFuture<Void> next = (previous == null ? response : previous.thenCombine(response, (done, r) -> r))
-                .thenAcceptAsync(r -> respond(ctx, keepAlive, r), ctx.executor());
+                .thenAcceptAsync(r -> respond(ctx, keepAlive, sayKeepAlive, r), ctx.executor());
         ctx.channel().attr(LAST_RESPONSE).set(next);
     }
 
@@ -125,6 +141,9 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
      * path takes in {@code Allow}, as RFC 9110 requires.
      */
     private CompletableFuture<FullHttpResponse> answer(FullHttpRequest request) throws JsonProcessingException {
+        if (request.decoderResult().cause() instanceof TooLongHttpContentException) {
+            return done(text(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large\n"));
+        }
         if (!request.decoderResult().isSuccess()) {
             return done(text(HttpResponseStatus.BAD_REQUEST, "bad request\n"));
         }
@@ -186,8 +205,12 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         return CompletableFuture.completedFuture(response);
     }
 
-    private static void respond(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response) {
+    private static void respond(ChannelHandlerContext ctx, boolean keepAlive, boolean sayKeepAlive,
+            FullHttpResponse response) {
         HttpUtil.setKeepAlive(response, keepAlive);
+        if (sayKeepAlive) {
+            response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+        }
         var written = ctx.writeAndFlush(response);
         if (!keepAlive) {
             written.addListener(ChannelFutureListener.CLOSE);

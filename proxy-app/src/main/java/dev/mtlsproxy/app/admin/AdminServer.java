@@ -17,7 +17,6 @@ import io.netty.channel.ServerChannel;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetSocketAddress;
@@ -34,7 +33,7 @@ import java.util.concurrent.TimeUnit;
  *   request-timeout  starts the clock when a request begins (connection open, first bytes after the last request)
  *   idle             closes a connection silent for {@link Limits#idleTimeout()}
  *   http             codec
- *   aggregate        admin requests are tiny; 8 KiB cap
+ *   aggregate        admin requests are tiny; 8 KiB cap, a body over it passed on as refused
  *   request-received stops the clock: the whole request arrived in time
  *   exchanges        back on the idle list once every request received is answered
  *   endpoints
@@ -119,7 +118,7 @@ public final class AdminServer implements AutoCloseable {
                                             TimeUnit.MILLISECONDS))
                                     .addLast("close-idle", CLOSE_IDLE)
                                     .addLast("http", http)
-                                    .addLast("aggregate", new HttpObjectAggregator(8 * 1024))
+                                    .addLast("aggregate", new RequestAggregator(8 * 1024))
                                     .addLast("request-received", requestTimeout.requests())
                                     .addLast("exchanges", tracker.exchanges())
                                     .addLast("endpoints", endpoints);

@@ -393,4 +393,94 @@ class AdminServerTest {
                     + "Connection: close\r\n\r\n")).startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
         }
     }
+
+    /** An HTTP/1.0 client keeps the connection only when the answer says so (RFC 9112 9.3); it did not. */
+    @Test
+    void anHttp10RequestAskingForKeepAliveIsAnsweredWithConnectionKeepAlive() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(), NOT_COUNTED);
+                Socket client = connect(server)) {
+            client.getOutputStream().write("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII));
+            assertThat(readResponse(client.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n")
+                    .contains("\r\nconnection: keep-alive\r\n");
+
+            client.getOutputStream().write("GET /readyz HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            assertThat(readResponse(client.getInputStream())).contains("\r\nconnection: close\r\n");
+            assertThat(closedByServer(client)).isTrue();
+        }
+    }
+
+    /**
+     * RFC 9112 9.6: after a request that closes the connection, the server acts on nothing more it received: a reload
+     * pipelined after {@code Connection: close} ran, though it was never answered.
+     */
+    @Test
+    void aRequestPipelinedAfterOneThatClosesTheConnectionIsNotActedOn() throws Exception {
+        AtomicInteger reloads = new AtomicInteger();
+        AdminEndpoints.Reloader counting = trigger -> {
+            reloads.incrementAndGet();
+            return CompletableFuture.completedFuture(new ReloadOutcome(true, 2, null, List.of()));
+        };
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"),
+                new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true, () -> null,
+                        () -> null, counting, Clock.systemUTC()), NOT_COUNTED)) {
+            String answer = exchange(server, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+                    + "POST /admin/reload HTTP/1.1\r\nHost: admin\r\n\r\n");
+
+            assertThat(answer).startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
+            assertThat(reloads).as("reloads run").hasValue(0);
+        }
+    }
+
+    /**
+     * A body over the 8 KiB cap was answered 413 by the aggregator the moment it was announced: ahead of the answer
+     * to a reload pipelined before it, and with the connection kept but the request timeout still running, so the
+     * idle connection was closed later as a slow request. Now it is answered in its turn, and closed, as nginx does.
+     */
+    @Test
+    void aBodyOverTheCapIsAnswered413InItsTurnAndTheConnectionClosed() throws Exception {
+        List<CompletableFuture<ReloadOutcome>> reloads = new CopyOnWriteArrayList<>();
+        AdminEndpoints.Reloader running = trigger -> {
+            CompletableFuture<ReloadOutcome> reload = new CompletableFuture<>();
+            reloads.add(reload);
+            return reload;
+        };
+        AtomicInteger timedOut = new AtomicInteger();
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"),
+                new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true, () -> null,
+                        () -> null, running, Clock.systemUTC()),
+                new AdminServer.Limits(Duration.ofMinutes(2), Duration.ofMillis(500), 64),
+                new AdminServer.Counters(() -> { }, timedOut::incrementAndGet, () -> { }));
+                Socket client = connect(server)) {
+            client.getOutputStream().write(("POST /admin/reload HTTP/1.1\r\nHost: admin\r\n\r\n"
+                    + "POST /admin/reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 9000\r\n\r\n" + "a".repeat(9000))
+                    .getBytes(StandardCharsets.US_ASCII));
+            await().atMost(Duration.ofSeconds(10)).until(() -> reloads.size() == 1);
+            reloads.get(0).complete(new ReloadOutcome(true, 2, null, List.of()));
+
+            assertThat(readResponse(client.getInputStream())).as("the reload's answer first")
+                    .startsWith("HTTP/1.1 200 OK\r\n").contains("\"generation\" : 2");
+            assertThat(readResponse(client.getInputStream())).startsWith("HTTP/1.1 413 Request Entity Too Large\r\n")
+                    .contains("\r\nconnection: close\r\n");
+            assertThat(closedByServer(client)).isTrue();
+            assertThat(timedOut).as("no request timeout").hasValue(0);
+        }
+    }
+
+    /**
+     * An expectation other than 100-continue is ignored, as nginx ignores it: Netty's aggregator answered 417 out of
+     * turn and left the request timeout running on a connection it kept.
+     */
+    @Test
+    void anExpectationOtherThan100ContinueIsIgnored() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(), NOT_COUNTED);
+                Socket client = connect(server)) {
+            client.getOutputStream().write(("POST /healthz HTTP/1.1\r\nHost: admin\r\nExpect: something-else\r\n"
+                    + "Content-Length: 3\r\n\r\nabcGET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+
+            assertThat(readResponse(client.getInputStream())).startsWith("HTTP/1.1 405 Method Not Allowed\r\n");
+            assertThat(readResponse(client.getInputStream())).startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
+        }
+    }
 }
