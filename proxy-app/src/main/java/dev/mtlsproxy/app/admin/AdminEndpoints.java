@@ -118,7 +118,8 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) throws Exception {
         // After a malformed request the codec discards everything that follows, and the rest of a body over the cap
         // may still be coming: either way the connection is of no more use.
-        boolean keepAlive = HttpUtil.isKeepAlive(request) && request.decoderResult().isSuccess();
+        boolean keepAlive = HttpUtil.isKeepAlive(request) && request.decoderResult().isSuccess()
+                && refusal(request) == null;
         if (ctx.channel().hasAttr(ENDING)) {
             return;
         }
@@ -147,6 +148,11 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         if (!request.decoderResult().isSuccess()) {
             return done(text(HttpResponseStatus.BAD_REQUEST, "bad request\n"));
         }
+        HttpResponseStatus refused = refusal(request);
+        if (refused != null) {
+            return done(text(refused, refused == HttpResponseStatus.BAD_REQUEST ? "bad request\n"
+                    : "HTTP version not supported\n"));
+        }
         String path = path(request.uri());
         if (RELOAD.equals(path) && reloader != null) {
             if (!HttpMethod.POST.equals(request.method())) {
@@ -165,6 +171,26 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
             return done(methodNotAllowed("GET, HEAD"));
         }
         return done(route(path, request));
+    }
+
+    /**
+     * What nginx refuses and Netty's decoder lets through, or null: a version other than HTTP/1.x (505; the listener
+     * speaks HTTP/1.1, whatever {@code HTTP/2.0} a request line claims) and a control character in the target (400:
+     * {@code /heal\0thz} is not {@code /healthz}, and not a path to answer 404 about either). The connection is
+     * closed after either.
+     */
+    private static HttpResponseStatus refusal(FullHttpRequest request) {
+        if (request.protocolVersion().majorVersion() != 1) {
+            return HttpResponseStatus.HTTP_VERSION_NOT_SUPPORTED;
+        }
+        String target = request.uri();
+        for (int i = 0; i < target.length(); i++) {
+            char c = target.charAt(i);
+            if (c < 0x20 || c == 0x7f) {
+                return HttpResponseStatus.BAD_REQUEST;
+            }
+        }
+        return null;
     }
 
     /**

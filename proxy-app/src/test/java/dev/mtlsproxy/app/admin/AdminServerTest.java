@@ -410,6 +410,20 @@ class AdminServerTest {
         }
     }
 
+    /** What nginx refuses and Netty's decoder passes: the listener answered /heal\0thz 404 and HTTP/2.0 as 1.1. */
+    @Test
+    void aControlCharacterInTheTargetIs400AndAnotherHttpVersion505BothClosed() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(), NOT_COUNTED)) {
+            assertThat(exchange(server, "GET /heal\u0000thz HTTP/1.1\r\nHost: admin\r\n\r\n"
+                    + "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"))
+                    .startsWith("HTTP/1.1 400 Bad Request\r\n").contains("\r\nconnection: close\r\n")
+                    .containsOnlyOnce("HTTP/1.1 ");
+            assertThat(exchange(server, "GET /healthz HTTP/2.0\r\nHost: admin\r\n\r\n"))
+                    .startsWith("HTTP/1.1 505 HTTP Version Not Supported\r\n")
+                    .contains("\r\nconnection: close\r\n");
+        }
+    }
+
     /**
      * RFC 9112 9.6: after a request that closes the connection, the server acts on nothing more it received: a reload
      * pipelined after {@code Connection: close} ran, though it was never answered.
