@@ -160,16 +160,22 @@ final class AnchorRules {
     /**
      * PKIX path validation at {@code now}, without revocation (each side has its own), requiring {@code usage} of
      * every certificate of the path that carries an EKU extension.
+     *
+     * @throws UnjudgedPathException when the JDK throws rather than judge the path
      */
     static PKIXCertPathValidatorResult validate(List<X509Certificate> path, Set<TrustAnchor> anchors, Date now,
             Usage usage) throws GeneralSecurityException {
-        CertPath certPath = CertificateFactory.getInstance("X.509")
-                .generateCertPath(List.of(CertificateCopies.forPkix(path.toArray(X509Certificate[]::new))));
+        X509Certificate[] checked = CertificateCopies.forPkix(path.toArray(X509Certificate[]::new));
+        CertPath certPath = CertificateFactory.getInstance("X.509").generateCertPath(List.of(checked));
         PKIXParameters params = new PKIXParameters(anchors);
         params.setRevocationEnabled(false);
         params.setDate(now);
         params.addCertPathChecker(new UsageChecker(usage));
-        return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+        try {
+            return (PKIXCertPathValidatorResult) CertPathValidator.getInstance("PKIX").validate(certPath, params);
+        } catch (RuntimeException e) {
+            throw UnjudgedPathException.of(e, checked);
+        }
     }
 
     /**

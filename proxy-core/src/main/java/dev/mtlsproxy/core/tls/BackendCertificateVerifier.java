@@ -103,6 +103,8 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             pkix.checkServerTrusted(checked, authType, engine);
         } catch (CertificateException e) {
             throw classify(e, checked, authType, engine);
+        } catch (RuntimeException e) {
+            throw unjudged(e, checked);
         }
         judgePath(judgeAnchor(path, chain[0]));
         if (engine != null) {
@@ -120,6 +122,8 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             pkix.checkServerTrusted(checked, authType, socket);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
+        } catch (RuntimeException e) {
+            throw unjudged(e, checked);
         }
         judgePath(judgeAnchor(path, chain[0]));
         if (socket instanceof SSLSocket tls && tls.getHandshakeSession() != null) {
@@ -136,6 +140,8 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             pkix.checkServerTrusted(checked, authType);
         } catch (CertificateException e) {
             throw new BackendCertificateException(pathProblem(e), e);
+        } catch (RuntimeException e) {
+            throw unjudged(e, checked);
         }
         judgePath(judgeAnchor(path, chain[0]));
         checkSpiffeId(chain[0]);
@@ -299,8 +305,21 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
         return first != null ? first : new BackendCertificateException("backend certificate not trusted", null);
     }
 
+    /** A path the JDK threw on rather than judge it: see {@link UnjudgedPathException}. */
+    private static BackendCertificateException unjudged(RuntimeException e, X509Certificate[] checked) {
+        return unjudged(UnjudgedPathException.of(e, checked));
+    }
+
+    /** It names the CAs itself: the one judged is not necessarily one of them. */
+    private static BackendCertificateException unjudged(UnjudgedPathException e) {
+        return new BackendCertificateException("backend certificate not trusted: " + e.getMessage(), e);
+    }
+
     /** A path PKIX refused under the limits of {@code ca}, the CA it judged. */
     private static BackendCertificateException constraintProblem(CertPathValidatorException e, String ca) {
+        if (e instanceof UnjudgedPathException unjudged) {
+            return unjudged(unjudged);
+        }
         if (e.getReason() == PKIXReason.PATH_TOO_LONG) {
                 return new BackendCertificateException("backend certificate not trusted: more intermediates than the"
                         + " path length of " + ca + " allows", e);
@@ -390,6 +409,8 @@ final class BackendCertificateVerifier extends X509ExtendedTrustManager {
             pkix.checkServerTrusted(chain, authType);
         } catch (CertificateException pathFailure) {
             return new BackendCertificateException(pathProblem(pathFailure), e);
+        } catch (RuntimeException pathFailure) {
+            return unjudged(pathFailure, chain);
         }
         return new BackendCertificateException("hostname mismatch: the certificate is not for "
                 + engine.getPeerHost(), e);

@@ -206,8 +206,8 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
             AnchorRules.checkConstraints(path, anchor, now, Usage.CLIENT_AUTH);
         } catch (CertPathValidatorException e) {
             // The anchor's own limits: the message names the CA, which no chain index can.
-            throw new ClientCertificateRejectedException(classify(e), describe(e) + " (" + e.getMessage() + ")", e,
-                    leaf);
+            throw new ClientCertificateRejectedException(classify(e), e instanceof UnjudgedPathException
+                    ? describe(e) : describe(e) + " (" + e.getMessage() + ")", e, leaf);
         } catch (GeneralSecurityException e) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, e.getClass().getSimpleName(), e,
                     leaf);
@@ -250,6 +250,10 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
     }
 
     private static String describe(CertPathValidatorException e) {
+        if (e instanceof UnjudgedPathException) {
+            // No reason or index of the JDK's: it says which CAs, or that the JDK failed.
+            return e.getMessage();
+        }
         String at = e.getIndex() >= 0 ? " at chain index " + e.getIndex() : "";
         return e.getReason() + at;
     }

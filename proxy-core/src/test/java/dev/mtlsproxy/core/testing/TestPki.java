@@ -394,6 +394,14 @@ public final class TestPki {
                 new GeneralName(GeneralName.uniformResourceIdentifier, domain));
     }
 
+    /**
+     * An intermediate CA below {@code issuer} whose name constraints permit only IP addresses in {@code cidr}, such
+     * as {@code 10.0.0.0/8}: a CA delegated one network.
+     */
+    public static X509Bundle ipConstrainedIntermediate(X509Bundle issuer, String commonName, String cidr) {
+        return constrainedIntermediate(issuer, commonName, new GeneralName(GeneralName.iPAddress, cidr));
+    }
+
     private static X509Bundle constrainedIntermediate(X509Bundle issuer, String commonName,
             GeneralName permittedSubtree) {
         try {

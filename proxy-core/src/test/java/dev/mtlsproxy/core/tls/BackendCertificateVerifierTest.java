@@ -270,6 +270,52 @@ class BackendCertificateVerifierTest {
     }
 
     @Test
+    void twoCasWhoseNameConstraintsPermitDisjointNamesVouchForNoBackendAndTheRefusalNamesThem() throws Exception {
+        // RFC 5280 6.1.4 (g): below both, no DNS name is permitted at all. JDK 17's PKIX throws a RuntimeException on
+        // such a path rather than refuse it, which BoringSSL's engine would log as "General OpenSslEngine problem".
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle partner = TestPki.dnsConstrainedIntermediate(root, "partner intermediate", "partner.test");
+        X509Bundle ours = TestPki.dnsConstrainedIntermediate(partner, "backend intermediate", "backend.test");
+
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(chain(serverIssuedBy(ours, b -> b), ours, partner),
+                AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: the name constraints of CN=backend intermediate,"
+                        + "O=mtls-proxy tests and CN=partner intermediate,O=mtls-proxy tests permit no name of one"
+                        + " type in common");
+    }
+
+    @Test
+    void disjointNameConstraintsOfTheTrustedRootAndAnIntermediateAreRefusedAsTwoIntermediatesAre() throws Exception {
+        // The JDK applies no constraints of a trust anchor: the proxy validates the path again with the root on top.
+        X509Bundle partnerRoot = TestPki.dnsConstrainedRoot("partner root", "partner.test");
+        X509Bundle ours = TestPki.dnsConstrainedIntermediate(partnerRoot, "backend intermediate", "backend.test");
+
+        // BouncyCastle, which minted the root, encodes its name with O first.
+        assertThatThrownBy(() -> verifier(partnerRoot).checkServerTrusted(chain(serverIssuedBy(ours, b -> b), ours),
+                AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: the name constraints of CN=backend intermediate,"
+                        + "O=mtls-proxy tests and O=mtls-proxy tests,CN=partner root permit no name of one type in"
+                        + " common");
+    }
+
+    @Test
+    void disjointIpConstraintsAreRefusedEvenForALeafNamedByNoIpAddress() throws Exception {
+        // Here the JDK throws a NullPointerException, whatever the leaf holds: the path is refused without being
+        // judged further (OpenSSL and Go would let a leaf without IP SANs through; README says why the proxy does not).
+        X509Bundle root = TestPki.newRoot("backend root");
+        X509Bundle office = TestPki.ipConstrainedIntermediate(root, "office network CA", "10.0.0.0/8");
+        X509Bundle loopback = TestPki.ipConstrainedIntermediate(office, "loopback CA", "127.0.0.0/8");
+
+        assertThatThrownBy(() -> verifier(root).checkServerTrusted(
+                chain(serverIssuedBy(loopback, b -> b), loopback, office), AUTH_TYPE))
+                .isInstanceOf(BackendCertificateException.class)
+                .hasMessage("backend certificate not trusted: the name constraints of CN=loopback CA,O=mtls-proxy tests"
+                        + " and CN=office network CA,O=mtls-proxy tests permit no name of one type in common");
+    }
+
+    @Test
     void aStrayCertificateAfterTheChainDoesNotHideThatTheCaExpired() throws Exception {
         X509Bundle expired = TestPki.newRoot("expired backend root", b -> b
                 .notBefore(now.minus(Duration.ofDays(30))).notAfter(now.minus(Duration.ofDays(1))));

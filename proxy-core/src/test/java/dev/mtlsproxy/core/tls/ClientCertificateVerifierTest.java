@@ -199,6 +199,22 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void twoCasWhoseNameConstraintsPermitDisjointNamesAreOtherWithTheCasNamed() throws Exception {
+        // RFC 5280 6.1.4 (g): below both, no URI is permitted at all. JDK 17's PKIX throws a RuntimeException on such a
+        // path rather than refuse it; the handshake log shows the deepest cause's message as its detail.
+        X509Bundle partner = TestPki.nameConstrainedIntermediate(pki.root(), "partner CA", "partner.test");
+        X509Bundle prod = TestPki.nameConstrainedIntermediate(partner, "prod CA", "prod.test");
+        String why = "the name constraints of CN=prod CA,O=mtls-proxy tests and CN=partner CA,O=mtls-proxy tests"
+                + " permit no name of one type in common";
+
+        ClientCertificateRejectedException refused = catchThrowableOfType(ClientCertificateRejectedException.class,
+                () -> verifierAt(now).verify(chain(TestPki.issue(prod, ORDERS, b -> b), prod, partner)));
+
+        assertThat(refused.reason()).isEqualTo(HandshakeFailureReason.OTHER);
+        assertThat(refused).hasMessage("other: " + why).hasRootCauseMessage(why);
+    }
+
+    @Test
     void leafWithoutAnyExtendedKeyUsagePasses() throws Exception {
         X509Bundle leaf = new CertificateBuilder()
                 .subject("CN=legacy-batch,O=mtls-proxy tests")
