@@ -462,6 +462,11 @@ class BackendCertificatePropertyTest {
             if (!namesPermitted(f, constraints)) {
                 refusals.add(Refusal.NOT_TRUSTED);
             }
+            // 6.1.4 (g): below CAs permitting disjoint DNS subtrees, no DNS name is permitted. README: the JDK cannot
+            // judge such a path, and the proxy refuses it even for a leaf without DNS names (or a DNS-like CN).
+            if (constraints.contains(Constraint.DNS_BACKEND) && constraints.contains(Constraint.DNS_PARTNER)) {
+                refusals.add(Refusal.NOT_TRUSTED);
+            }
             // README, Security model: SHA-1 signatures and RSA keys under 2048 bits below the trusted CA, once
             // the chain is otherwise accepted; the backend paragraph holds backends as strictly as clients.
             if (refusals.isEmpty() && (f.leafSignature() == Signature.SHA1 || f.leafKey() == LeafKey.RSA_1024
