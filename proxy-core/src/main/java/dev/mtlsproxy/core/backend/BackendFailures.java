@@ -93,7 +93,19 @@ public final class BackendFailures {
         if (m.contains("HANDSHAKE_FAILURE")) {
             return "backend refused the TLS handshake (handshake_failure alert)";
         }
-        return "TLS failure: " + clean(message(e));
+        return "TLS failure: " + clean(message(e)) + unexpected(e.getCause());
+    }
+
+    /**
+     * What the engine wrapped: netty-tcnative reports anything but an SSLException out of a trust manager as "General
+     * OpenSslEngine problem", which alone tells an operator nothing.
+     */
+    private static String unexpected(Throwable cause) {
+        if (cause == null || cause instanceof SSLException) {
+            return "";
+        }
+        return " (" + cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": "
+                + clean(cause.getMessage())) + ")";
     }
 
     private static <T extends Throwable> T find(Throwable cause, Class<T> type) {

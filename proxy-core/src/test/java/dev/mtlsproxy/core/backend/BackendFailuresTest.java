@@ -18,4 +18,14 @@ class BackendFailuresTest {
         assertThat(BackendFailures.describe(refused))
                 .isEqualTo("backend certificate not for server authentication (key usage)");
     }
+
+    @Test
+    void anExceptionTheEngineWrappedAsAGeneralProblemIsNamedWithIt() {
+        // What netty-tcnative makes of anything but an SSLException thrown by a trust manager.
+        SSLHandshakeException wrapped = new SSLHandshakeException("General OpenSslEngine problem");
+        wrapped.initCause(new IllegalStateException("unexpected \"state\"\nsecond line"));
+
+        assertThat(BackendFailures.describe(wrapped))
+                .isEqualTo("TLS failure: General OpenSslEngine problem (IllegalStateException: unexpected 'state')");
+    }
 }
