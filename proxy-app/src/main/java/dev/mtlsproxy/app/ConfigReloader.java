@@ -9,8 +9,8 @@ import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RestartOnlySettings;
 import dev.mtlsproxy.config.TrustAnchorConfig;
-import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.proxy.ReloadException;
@@ -81,6 +81,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private final ProxyServer server;
     private final ProxyMetrics metrics;
     private final Loader loader;
+    /** The configuration the process started with: what runs of the settings a reload does not apply. */
+    private final ProxyConfig started;
     private final WatchServices watchServices;
     private final ScheduledExecutorService worker;
     /** Confined to the worker thread. */
@@ -156,6 +158,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             return t;
         });
         this.lastHashes = loaded.byFile();
+        this.started = server.config();
         this.snapshot = new AdminEndpoints.ConfigSnapshot(server.config(), server.generation(),
                 lastHashes.get(this.configFile));
     }
@@ -410,8 +413,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             }
             return failure(ReloadFailureReason.INVALID_CONFIG, problems);
         }
-        ProxyConfig running = server.config();
-        warnRestartOnly(running, config);
+        List<String> startOnly = RestartOnlySettings.startOnlyChanges(started, config).stream()
+                .map(ConfigProblem::toString).toList();
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
         }
@@ -421,52 +424,37 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         try {
             generation = server.reload(config);
         } catch (ReloadException e) {
-            log.error("event=reload_failed trigger={} reason={} detail=\"{}\"", trigger, e.reason().label(),
-                    String.valueOf(e.getMessage()).replace('"', '\''));
+            // Refused for a restart: everything else that only a restart applies is listed too, as one restart
+            // applies it all.
+            List<String> problems = new ArrayList<>(e.problems());
+            if (e.reason() == ReloadFailureReason.RESTART_REQUIRED) {
+                problems.addAll(startOnly);
+            }
+            for (String problem : problems) {
+                log.error("event=reload_failed trigger={} reason={} problem=\"{}\"", trigger, e.reason().label(),
+                        problem.replace('"', '\''));
+            }
             lastHashes = hashes;
             if (watchService != null) {
                 registerFiles(hashes.keySet()); // as above, for the files the new configuration names
             }
-            return failure(e.reason(), List.of(String.valueOf(e.getMessage())));
+            return failure(e.reason(), problems);
         }
         lastHashes = hashes;
         snapshot = new AdminEndpoints.ConfigSnapshot(config, generation, hashes.get(configFile));
         if (watchService != null) {
             registerDirectories(config);
         }
+        for (String problem : startOnly) {
+            log.warn("event=config_restart_needed generation={} problem=\"{}\"", generation,
+                    problem.replace('"', '\''));
+        }
         log.info("event=reload_succeeded trigger={} generation={}", trigger, generation);
-        return new ReloadOutcome(true, generation, null, List.of());
+        return new ReloadOutcome(true, generation, null, List.of(), startOnly);
     }
 
     private ReloadOutcome failure(ReloadFailureReason reason, List<String> problems) {
         return new ReloadOutcome(false, server.generation(), reason.label(), problems);
-    }
-
-    /** Settings read once at start: a change is logged, the rest of the reload goes ahead. */
-    private static void warnRestartOnly(ProxyConfig running, ProxyConfig next) {
-        if (!running.admin().equals(next.admin())) {
-            log.warn("event=config_restart_needed key=admin.address running={} configured={}",
-                    running.admin().address(), next.admin().address());
-        }
-        if (!running.accessLog().equals(next.accessLog())) {
-            log.warn("event=config_restart_needed key=accessLog running=\"{}\" configured=\"{}\"",
-                    running.accessLog().path(), next.accessLog().path());
-        }
-        if (!running.reload().equals(next.reload())) {
-            log.warn("event=config_restart_needed key=reload running=\"watch: {}, debounce: {}\" configured=\"watch: {},"
-                    + " debounce: {}\"", running.reload().watch(), Durations.format(running.reload().debounce()),
-                    next.reload().watch(), Durations.format(next.reload().debounce()));
-        }
-        if (!running.workers().equals(next.workers())) {
-            log.warn("event=config_restart_needed key=workers running=\"{}\" configured=\"{}\"",
-                    describe(running.workers()), describe(next.workers()));
-        }
-    }
-
-    private static String describe(WorkersConfig workers) {
-        return "threads: " + (workers.threads() == null ? "default" : workers.threads()) + ", cpuAffinity: "
-                + workers.cpuAffinity() + ", yieldAfter: " + Durations.format(workers.yieldAfter()) + ", transport: "
-                + workers.transport().yaml();
     }
 
     private Set<Path> files(ProxyConfig config) {

@@ -419,9 +419,8 @@ class ReloadThroughFilesPropertyTest {
             case MOVED_LISTENER -> {
                 String address = "127.0.0.1:" + (20_000 + random.nextInt(20_000));
                 return new Target(Map.of("proxy.yaml", yaml(world, Map.of("listeners[0].address", address))),
-                        serverFiles, caFiles, world, "restart_required", List.of("listeners: names and addresses"
-                                + " {main=" + address + "} differ from the running {main=127.0.0.1:0}; adding,"
-                                + " removing or moving a listener needs a restart"));
+                        serverFiles, caFiles, world, "restart_required", List.of("listeners[0].address: " + address
+                                + " needs a restart to change (running: 127.0.0.1:0)"));
             }
             default -> throw new IllegalArgumentException(edit + " has two steps: halfWritten");
         }

@@ -243,7 +243,10 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         }
     }
 
-    /** 200 with the new generation, or 422 with the reason and every problem (the old generation still serves). */
+    /**
+     * 200 with the new generation and the changed settings it did not apply (read at start only), or 422 with the
+     * reason and every problem (the old generation still serves).
+     */
     private FullHttpResponse reloadResponse(ReloadOutcome outcome, Throwable failure) {
         Map<String, Object> out = new LinkedHashMap<>();
         if (failure != null || outcome == null) {
@@ -253,7 +256,9 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         } else {
             out.put("result", outcome.success() ? "success" : "failure");
             out.put("generation", outcome.generation());
-            if (!outcome.success()) {
+            if (outcome.success()) {
+                out.put("restartNeeded", outcome.restartNeeded());
+            } else {
                 out.put("reason", outcome.reason());
                 out.put("problems", outcome.problems());
             }

@@ -1,10 +1,12 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProcessLimits;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.RestartOnlySettings;
 import dev.mtlsproxy.core.backend.Backend;
 import dev.mtlsproxy.core.backend.Backends;
 import dev.mtlsproxy.core.backend.Endpoint;
@@ -326,15 +328,15 @@ public final class ProxyServer implements AutoCloseable {
         }
     }
 
+    /**
+     * The sockets are bound at start: a reload that adds, removes, renames or moves a listener is refused, with every
+     * such change at its YAML path.
+     */
     private static void requireSameListeners(ProxyConfig old, ProxyConfig next) throws ReloadException {
-        Map<String, Object> before = new LinkedHashMap<>();
-        old.listeners().forEach(l -> before.put(l.name(), l.address()));
-        Map<String, Object> after = new LinkedHashMap<>();
-        next.listeners().forEach(l -> after.put(l.name(), l.address()));
-        if (!before.equals(after)) {
-            throw new ReloadException(ReloadFailureReason.RESTART_REQUIRED, "listeners: names and addresses "
-                    + after + " differ from the running " + before + "; adding, removing or moving a listener"
-                    + " needs a restart", null);
+        List<ConfigProblem> changes = RestartOnlySettings.listenerChanges(old, next);
+        if (!changes.isEmpty()) {
+            throw new ReloadException(ReloadFailureReason.RESTART_REQUIRED,
+                    changes.stream().map(ConfigProblem::toString).toList());
         }
     }
 

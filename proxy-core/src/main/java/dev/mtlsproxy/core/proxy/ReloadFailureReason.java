@@ -8,7 +8,7 @@ public enum ReloadFailureReason {
     INVALID_CONFIG,
     /** A certificate, key, CA bundle or CRL could not be used (unreadable, truncated, key not matching). */
     TLS_MATERIAL,
-    /** The change needs a restart (listeners added, removed, renamed or moved). */
+    /** The change needs a restart (listeners added, removed, renamed or moved), each change at its YAML path. */
     RESTART_REQUIRED,
     /**
      * An {@link Error} thrown while reloading: a stack overflow, a class that failed to load or initialise (a jar

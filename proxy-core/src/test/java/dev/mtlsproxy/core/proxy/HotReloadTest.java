@@ -185,6 +185,8 @@ class HotReloadTest {
         }));
 
         assertThat(e.reason()).isEqualTo(ReloadFailureReason.RESTART_REQUIRED);
+        assertThat(e.problems()).containsExactly(
+                "listeners[0].address: 127.0.0.1:1 needs a restart to change (running: 127.0.0.1:0)");
         assertStillServingGeneration1("restart_required");
     }
 
