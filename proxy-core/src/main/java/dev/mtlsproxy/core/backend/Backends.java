@@ -124,10 +124,14 @@ public final class Backends implements AutoCloseable {
      * its reload failed before the swap: closes every backend this generation built anew (its checks stop; its pools
      * never held a connection) and starts the checks of the backends they replaced in {@code previous} again, each
      * on its own loop, from its own verdict and count, which only its own checks ever change. Backends carried over
-     * as they are were never stopped. Call off the event loops; never throws, so that the reload's own failure is
-     * what the caller sees.
+     * as they are were never stopped. Call off the event loops.
+     *
+     * <p>Each backend is handed back whatever another's hand-back throws, an {@link Error} included: one that fails
+     * must not leave the others' checks stopped for good. Only once every backend was tried is the first failure
+     * thrown, with the later ones suppressed in it, for the caller to attach to the reload's own failure.
      */
     public void giveHealthBackTo(Backends previous) {
+        Throwable first = null;
         for (Backend b : byName.values()) {
             Backend old = previous.get(b.name());
             if (old == b) {
@@ -138,11 +142,27 @@ public final class Backends implements AutoCloseable {
                 if (old != null) {
                     old.resumeHealthChecks();
                 }
-            } catch (RuntimeException e) {
-                // The event loops are shutting down, and the proxy with them.
+            } catch (Throwable e) {
+                // Rejected: the event loops are shutting down, and the proxy with them. Anything else is a bug or a
+                // broken installation, which the caller reports with its own failure.
                 log.warn("event=backend_health_handback backend={} result=failed cause=\"{}\"", b.name(),
                         e.toString().replace('"', '\''));
+                if (first == null) {
+                    first = e;
+                } else if (first != e) {
+                    first.addSuppressed(e);
+                }
             }
+        }
+        if (first instanceof RuntimeException e) {
+            throw e;
+        }
+        if (first instanceof Error e) {
+            throw e;
+        }
+        if (first != null) {
+            // a checked exception thrown past the compiler: nothing here declares one
+            throw new IllegalStateException(first);
         }
     }
 

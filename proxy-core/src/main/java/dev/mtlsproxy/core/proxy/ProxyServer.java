@@ -296,7 +296,7 @@ public final class ProxyServer implements AutoCloseable {
      * ({@link Backends#takeOverHealthFrom}). Should either step fail (starting a check only schedules it, which
      * fails only while the event loops shut down), the next generation's checks are stopped and the old ones
      * started again, from the verdicts and counts they had, which only they change: the old generation is left as
-     * it was, checking its backends.
+     * it was, checking its backends. What fails in that hand-back is suppressed in the failure thrown.
      */
     private void startHealthChecks(Generation old, Generation next) {
         Backends before = old.runtime().backends();
@@ -305,7 +305,17 @@ public final class ProxyServer implements AutoCloseable {
             after.takeOverHealthFrom(before);
             after.start(group, transport.clientChannel());
         } catch (RuntimeException | Error e) {
-            after.giveHealthBackTo(before);
+            try {
+                after.giveHealthBackTo(before);
+            } catch (RuntimeException | Error handBack) {
+                // The reload's own failure is what the caller hears, with the hand-back's attached; only running
+                // out of memory and the JVM's own failures go first, as they are left to the JVM everywhere.
+                if (handBack instanceof VirtualMachineError && !(handBack instanceof StackOverflowError)) {
+                    handBack.addSuppressed(e);
+                    throw handBack;
+                }
+                e.addSuppressed(handBack);
+            }
             throw e;
         }
     }

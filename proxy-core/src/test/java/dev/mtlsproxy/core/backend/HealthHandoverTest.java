@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.backend;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.BackendConfig;
@@ -19,10 +20,12 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.AfterEach;
@@ -160,6 +163,43 @@ class HealthHandoverTest {
         await().atMost(Duration.ofSeconds(5)).until(() -> a.healthChecksAnswered(true) > answered);
         a.healthy(false);
         await().atMost(Duration.ofSeconds(5)).until(() -> !endpoint(after).isActivelyHealthy());
+    }
+
+    /**
+     * A reload that fails hands every backend's checks back, even when one cannot be: here the loop of the first
+     * backend's checker has shut down, so resuming it is rejected. The second backend's checks run again, and the
+     * rejection is thrown once both were tried, for the reload to report with its own failure.
+     */
+    @Test
+    void aBackendWhoseChecksCannotBeResumedDoesNotKeepTheOthersStopped() throws Exception {
+        EventLoopGroup ending = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        try (TestBackend b = TestBackend.start()) {
+            BackendConfig first = BackendConfig.of(List.of(URI.create(a.url())), null).withHealthCheck(OFTEN);
+            BackendConfig second = BackendConfig.of(List.of(URI.create(b.url())), null).withHealthCheck(OFTEN);
+            // first's checks on the loop that will end: started there, then carried over as it is
+            Backends firstOnly = Backends.build(Map.of("first", first), null);
+            firstOnly.start(ending, NioSocketChannel.class);
+            Map<String, BackendConfig> both = new LinkedHashMap<>();
+            both.put("first", first);
+            both.put("second", second);
+            before = Backends.build(both, firstOnly);
+            assertThat(before.get("first")).isSameAs(firstOnly.get("first"));
+            before.start(group, NioSocketChannel.class);
+            Map<String, BackendConfig> rebuilt = new LinkedHashMap<>();
+            both.forEach((name, c) -> rebuilt.put(name, c.withHealthCheck(OFTEN.withThresholds(3, 3))));
+            after = Backends.build(rebuilt, before);
+            after.takeOverHealthFrom(before);
+            ending.shutdownGracefully(0, 0, TimeUnit.SECONDS).sync();
+            int answered = b.healthChecksAnswered(true);
+
+            Throwable thrown = catchThrowable(() -> after.giveHealthBackTo(before));
+
+            assertThat(thrown).as("thrown once every backend was tried").isInstanceOf(
+                    RejectedExecutionException.class);
+            await().atMost(Duration.ofSeconds(5)).until(() -> b.healthChecksAnswered(true) > answered);
+        } finally {
+            ending.shutdownGracefully(0, 0, TimeUnit.SECONDS).sync();
+        }
     }
 
     @Test
