@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
+import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -155,6 +156,44 @@ class AdminCertsTest {
         assertThat(Duration.between(Instant.now(), Instant.parse(crl.get("nextUpdate").asText())))
                 .isBetween(Duration.ofHours(23), Duration.ofHours(24));
         assertThat(crl.get("revoked").asInt()).isZero();
+    }
+
+    /**
+     * Each CRL says whether it counts, judged as the handshake judges it: one that never can (a weak signature, an
+     * issuer without cRLSign) or cannot yet (issued in the future) says why, and one whose issuer is not in the
+     * bundle (an intermediate's) says that it is judged against the CA a client sends. The gauge still lists them.
+     */
+    @Test
+    void eachCrlSaysWhetherItCountsAndWhyNot() throws Exception {
+        X509Bundle certSignOnly = TestPki.newRoot("cert-sign-only CA",
+                b -> b.setKeyUsage(true, CertificateBuilder.KeyUsage.keyCertSign));
+        X509Bundle intermediate = TestPki.intermediate(pki.root(), "an intermediate CA");
+        Instant now = Instant.now();
+        Instant issuedLater = now.plus(Duration.ofHours(1)).truncatedTo(ChronoUnit.SECONDS);
+        pki.write("ca.pem", pki.root().getCertificatePEM() + certSignOnly.getCertificatePEM());
+        pki.write("ca.crl", pki.rootCrl()
+                + TestPki.crl(pki.root().getCertificate().getSubjectX500Principal(),
+                        pki.root().getKeyPair().getPrivate(), "SHA1withECDSA", now.minus(Duration.ofMinutes(1)),
+                        now.plus(Duration.ofDays(1)), b -> { })
+                + TestPki.crl(pki.root(), issuedLater, issuedLater.plus(Duration.ofDays(1)))
+                + TestPki.crl(certSignOnly, now.minus(Duration.ofMinutes(1)), now.plus(Duration.ofDays(1)))
+                + TestPki.crl(intermediate, now.minus(Duration.ofMinutes(1)), now.plus(Duration.ofDays(1))));
+
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(certs("crl")).hasSize(5));
+
+        List<JsonNode> crls = certs("crl");
+        assertThat(crls.get(0).get("counts").asBoolean()).isTrue();
+        assertThat(crls.get(0).has("why")).isFalse();
+        assertThat(crls.subList(1, 4)).extracting(c -> c.get("counts").asText() + ": " + c.get("why").asText())
+                .containsExactly(
+                        "false: weak signature algorithm SHA1withECDSA",
+                        "false: thisUpdate " + issuedLater + " is in the future; it counts from then",
+                        "false: its issuer's keyUsage lacks cRLSign");
+        assertThat(crls.get(4).get("counts").isNull()).isTrue();
+        assertThat(crls.get(4).get("why").asText()).isEqualTo("its issuer is not a CA of the anchor: an"
+                + " intermediate CA's CRL is judged against the certificate a client sends");
+        assertThat(admin("/metrics")).contains(
+                "mtls_proxy_crl_next_update_timestamp_seconds{anchor=\"clients\",index=\"3\"}");
     }
 
     @Test

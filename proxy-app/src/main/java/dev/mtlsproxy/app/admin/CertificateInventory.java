@@ -1,6 +1,7 @@
 package dev.mtlsproxy.app.admin;
 
 import dev.mtlsproxy.core.proxy.TlsInventory;
+import dev.mtlsproxy.core.tls.RevocationChecker;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
@@ -65,6 +66,12 @@ final class CertificateInventory {
             m.put("nextUpdate", nextUpdate == null ? null : nextUpdate.toString());
             m.put("daysLeft", nextUpdate == null ? null : Duration.between(now, nextUpdate).toDays());
             m.put("revoked", c.getRevokedCertificates() == null ? 0 : c.getRevokedCertificates().size());
+            // judged as the handshake judges it, as of now: one issued in the future counts once it is reached
+            RevocationChecker.CrlStanding standing = crl.standing(now);
+            m.put("counts", standing.counts());
+            if (standing.why() != null) {
+                m.put("why", standing.why());
+            }
             out.add(m);
         }
         return out;

@@ -7,11 +7,14 @@ import dev.mtlsproxy.core.tls.RevocationChecker;
 import java.nio.file.Path;
 import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Every certificate and CRL one configuration generation loaded, each with the role, owner and index under which it
@@ -36,9 +39,21 @@ public record TlsInventory(List<Entry> certificates, List<Crl> crls) {
     /**
      * One CRL in use.
      *
-     * @param index its position among its anchor's CRLs
+     * @param index      its position among its anchor's CRLs
+     * @param anchorCAs  the CA certificates of its anchor, as the listeners trusting it loaded them
+     * @param revocation the generation's checker, which judges it
      */
-    public record Crl(String anchor, int index, Path file, X509CRL crl) {
+    public record Crl(String anchor, int index, Path file, X509CRL crl, List<X509Certificate> anchorCAs,
+            RevocationChecker revocation) {
+
+        public Crl {
+            anchorCAs = List.copyOf(anchorCAs);
+        }
+
+        /** Whether it counts for any certificate as of {@code now}, by the rules the handshake applies. */
+        public RevocationChecker.CrlStanding standing(Instant now) {
+            return revocation.standing(crl, anchorCAs, now);
+        }
     }
 
     public TlsInventory {
@@ -74,11 +89,15 @@ public record TlsInventory(List<Entry> certificates, List<Crl> crls) {
                 entries.add(new Entry("backend_ca", null, backend.name(), i++, ca.file(), ca.certificate()));
             }
         }
+        Map<String, Set<X509Certificate>> anchorCAs = new HashMap<>();
+        listeners.values().forEach(generation -> generation.tls().clientCAs().forEach(ca -> anchorCAs
+                .computeIfAbsent(ca.anchor(), k -> new LinkedHashSet<>()).add(ca.certificate())));
         List<Crl> crls = new ArrayList<>();
         Map<String, Integer> perAnchor = new HashMap<>();
         for (RevocationChecker.SourcedCrl crl : revocation.crls()) {
             int index = perAnchor.merge(crl.anchor(), 1, Integer::sum) - 1;
-            crls.add(new Crl(crl.anchor(), index, crl.file(), crl.crl()));
+            crls.add(new Crl(crl.anchor(), index, crl.file(), crl.crl(),
+                    List.copyOf(anchorCAs.getOrDefault(crl.anchor(), Set.of())), revocation));
         }
         return new TlsInventory(entries, crls);
     }

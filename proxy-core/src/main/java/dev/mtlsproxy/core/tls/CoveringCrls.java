@@ -68,8 +68,7 @@ final class CoveringCrls {
         if (candidates == null || candidates.isEmpty()) {
             return new Choice(null, null);
         }
-        boolean[] keyUsage = issuer.getKeyUsage();
-        if (keyUsage != null && (keyUsage.length <= CRL_SIGN || !keyUsage[CRL_SIGN])) {
+        if (!maySignCrls(issuer)) {
             return new Choice(null, "its keyUsage lacks cRLSign");
         }
         List<CrlDistributionPoint> points;
@@ -92,6 +91,40 @@ final class CoveringCrls {
         return best != null ? new Choice(best, null) : new Choice(null, String.join("; ", ignored));
     }
 
+    /**
+     * Why {@code crl} counts for no certificate {@code issuer} issued, as of {@code now}, or null when it counts for
+     * those in its scope: the rules of {@link #choose} that do not depend on the certificate, worded for the CRL.
+     */
+    String whyNeverCounts(X509CRL crl, X509Certificate issuer, Instant now) {
+        if (!maySignCrls(issuer)) {
+            return "its issuer's keyUsage lacks cRLSign";
+        }
+        if (!signedBy(crl, issuer.getPublicKey())) {
+            return "signed by another key than its issuer's";
+        }
+        String weakness = AlgorithmStrength.weakness(crl, issuer.getPublicKey());
+        if (weakness != null) {
+            return "weak " + weakness;
+        }
+        return notYetCounting(crl, now);
+    }
+
+    /** Why {@code crl} counts for nothing yet, as of {@code now}, or null: one issued in the future (6.3.3). */
+    static String notYetCounting(X509CRL crl, Instant now) {
+        return notYetIssued(crl, now)
+                ? "thisUpdate " + crl.getThisUpdate().toInstant() + " is in the future; it counts from then" : null;
+    }
+
+    /** RFC 5280 6.3.3 (f): a CA whose keyUsage, when present, lacks cRLSign signs no CRL that counts. */
+    private static boolean maySignCrls(X509Certificate issuer) {
+        boolean[] keyUsage = issuer.getKeyUsage();
+        return keyUsage == null || (keyUsage.length > CRL_SIGN && keyUsage[CRL_SIGN]);
+    }
+
+    private static boolean notYetIssued(X509CRL crl, Instant now) {
+        return crl.getThisUpdate().toInstant().isAfter(now);
+    }
+
     /** Why {@code crl} does not count for the certificate, or null when it does. */
     private String whyNot(X509CRL crl, X509Certificate certificate, PublicKey issuerKey,
             List<CrlDistributionPoint> points, Instant now) {
@@ -106,7 +139,7 @@ final class CoveringCrls {
         if (outOfScope != null) {
             return outOfScope;
         }
-        if (crl.getThisUpdate().toInstant().isAfter(now)) {
+        if (notYetIssued(crl, now)) {
             return "a CRL not yet valid, thisUpdate " + crl.getThisUpdate().toInstant();
         }
         return null;

@@ -17,8 +17,10 @@ import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -112,6 +114,43 @@ public final class RevocationChecker {
         Set<String> pins = new HashSet<>();
         config.denySpkiPins().forEach(p -> pins.add(DenyListValues.spkiPin(p)));
         return new RevocationChecker(anchors, serials, fingerprints, pins, staleListener, clock);
+    }
+
+    /**
+     * Whether a CRL counts, as the handshake judges it: {@code counts} false with {@code why} when it counts for no
+     * certificate (or, for a thisUpdate in the future, none yet); null when that is not known here.
+     */
+    public record CrlStanding(Boolean counts, String why) {
+    }
+
+    /**
+     * Whether {@code crl} counts for any certificate as of {@code now}, by the rules the handshake applies
+     * ({@link CoveringCrls}) that do not depend on the certificate: judged against each of {@code anchorCAs} with
+     * its issuer's name, it counts when it does for one of them. A CRL whose issuer is none of them is an
+     * intermediate CA's, judged against the certificate of that name a client sends.
+     *
+     * @param anchorCAs the CA certificates of the CRL's trust anchor, as the listeners trusting it loaded them
+     */
+    public CrlStanding standing(X509CRL crl, Collection<X509Certificate> anchorCAs, Instant now) {
+        if (anchorCAs.isEmpty()) {
+            return new CrlStanding(false, "no listener trusts its anchor");
+        }
+        Set<String> whys = new LinkedHashSet<>();
+        for (X509Certificate ca : anchorCAs) {
+            if (ca.getSubjectX500Principal().equals(crl.getIssuerX500Principal())) {
+                String why = covering.whyNeverCounts(crl, ca, now);
+                if (why == null) {
+                    return new CrlStanding(true, null);
+                }
+                whys.add(why);
+            }
+        }
+        if (whys.isEmpty()) {
+            String notYet = CoveringCrls.notYetCounting(crl, now);
+            return notYet != null ? new CrlStanding(false, notYet) : new CrlStanding(null, "its issuer is not a CA"
+                    + " of the anchor: an intermediate CA's CRL is judged against the certificate a client sends");
+        }
+        return new CrlStanding(false, String.join("; ", whys));
     }
 
     /** The CRLs in use, by anchor name then file order, for metrics (nextUpdate) and the admin inventory. */
