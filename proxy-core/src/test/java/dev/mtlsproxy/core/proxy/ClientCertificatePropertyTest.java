@@ -10,7 +10,6 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
-import io.micrometer.core.instrument.Counter;
 import io.netty.pkitesting.X509Bundle;
 import java.io.IOException;
 import java.math.BigInteger;
@@ -525,7 +524,7 @@ class ClientCertificatePropertyTest {
     /** Runs one case; null when the proxy did what the model expects, else what it did. */
     private String run(Features f, Expected expected, Map<String, Integer> outcomes) throws Exception {
         Minted minted = mint(f);
-        Map<String, Double> failuresBefore = failureCounts();
+        Map<String, Double> failuresBefore = proxy.handshakeFailures();
         SSLContext context = MtlsClient.clientContext(pki.root(), minted.key(), minted.sent());
         int ordersStatus;
         int whoStatus;
@@ -535,7 +534,7 @@ class ClientCertificatePropertyTest {
             whoStatus = client.get("/who").status();
             byUriStatus = client.get("/by-uri").status();
         } catch (IOException refusedByTheProxy) {
-            String reason = awaitNewFailure(failuresBefore);
+            String reason = proxy.awaitNewHandshakeFailure(failuresBefore);
             outcomes.merge("refused:" + reason, 1, Integer::sum);
             if (!expected.refused()) {
                 return "refused (" + reason + ")";
@@ -617,27 +616,6 @@ class ClientCertificatePropertyTest {
         return value.matches(".*[,;=\"].*") ? "\"" + value + "\"" : value;
     }
 
-    private Map<String, Double> failureCounts() {
-        Map<String, Double> counts = new TreeMap<>();
-        for (Counter c : proxy.metrics().find("mtls.proxy.tls.handshakes").tag("result", "failure").counters()) {
-            counts.merge(c.getId().getTag("reason"), c.count(), Double::sum);
-        }
-        return counts;
-    }
-
-    /** The reason whose failure count went up since {@code before}; waits for the proxy to count it. */
-    private String awaitNewFailure(Map<String, Double> before) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (System.nanoTime() < deadline) {
-            for (Map.Entry<String, Double> now : failureCounts().entrySet()) {
-                if (now.getValue() > before.getOrDefault(now.getKey(), 0.0)) {
-                    return now.getKey();
-                }
-            }
-            Thread.sleep(5);
-        }
-        return "(no handshake failure counted)";
-    }
 
     // ---------------------------------------------------------------- minting
 

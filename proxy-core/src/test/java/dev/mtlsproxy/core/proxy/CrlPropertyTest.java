@@ -12,7 +12,6 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
-import io.micrometer.core.instrument.Counter;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
 import java.io.IOException;
@@ -348,13 +347,13 @@ class CrlPropertyTest {
         if (expected == Outcome.RELOAD_REFUSED) {
             return "reload accepted";
         }
-        Map<String, Double> before = failureCounts();
+        Map<String, Double> before = proxy.handshakeFailures();
         SSLContext context = MtlsClient.clientContext(pki.root(), minted.key(), minted.chain());
         int status;
         try (MtlsClient client = MtlsClient.connect(proxy.address(), context, null, null)) {
             status = client.get("/orders").status();
         } catch (IOException refused) {
-            String reason = awaitNewFailure(before);
+            String reason = proxy.awaitNewHandshakeFailure(before);
             outcomes.merge(Outcome.REVOKED.name(), 1, Integer::sum);
             if (expected != Outcome.REVOKED) {
                 return "refused (" + reason + ")";
@@ -372,27 +371,6 @@ class CrlPropertyTest {
         return expected == Outcome.ACCEPTED ? null : "accepted";
     }
 
-    private Map<String, Double> failureCounts() {
-        Map<String, Double> counts = new TreeMap<>();
-        for (Counter c : proxy.metrics().find("mtls.proxy.tls.handshakes").tag("result", "failure").counters()) {
-            counts.merge(c.getId().getTag("reason"), c.count(), Double::sum);
-        }
-        return counts;
-    }
-
-    /** The reason whose failure count went up since {@code before}; waits for the proxy to count it. */
-    private String awaitNewFailure(Map<String, Double> before) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (System.nanoTime() < deadline) {
-            for (Map.Entry<String, Double> now : failureCounts().entrySet()) {
-                if (now.getValue() > before.getOrDefault(now.getKey(), 0.0)) {
-                    return now.getKey();
-                }
-            }
-            Thread.sleep(5);
-        }
-        return "(no handshake failure counted)";
-    }
 
     // ---------------------------------------------------------------- minting
 

@@ -18,6 +18,7 @@ import dev.mtlsproxy.config.WorkersConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AccessLogEntry;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import dev.mtlsproxy.core.proxy.ProxyServer;
@@ -31,8 +32,10 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Assumptions;
 
@@ -68,6 +71,32 @@ public final class RunningProxy implements AutoCloseable {
     public double count(String name, String... tags) {
         var counter = registry.find(name).tags(tags).counter();
         return counter == null ? 0 : counter.count();
+    }
+
+    /** Failed handshakes counted so far, by reason. */
+    public Map<String, Double> handshakeFailures() {
+        Map<String, Double> counts = new TreeMap<>();
+        for (Counter c : registry.find("mtls.proxy.tls.handshakes").tag("result", "failure").counters()) {
+            counts.merge(c.getId().getTag("reason"), c.count(), Double::sum);
+        }
+        return counts;
+    }
+
+    /**
+     * The reason whose failed-handshake count went up since {@code before} ({@link #handshakeFailures}), waiting up to
+     * 5 s for the proxy to count it: a TLS 1.3 client learns of its refusal before the proxy has counted it.
+     */
+    public String awaitNewHandshakeFailure(Map<String, Double> before) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (System.nanoTime() < deadline) {
+            for (Map.Entry<String, Double> now : handshakeFailures().entrySet()) {
+                if (now.getValue() > before.getOrDefault(now.getKey(), 0.0)) {
+                    return now.getKey();
+                }
+            }
+            Thread.sleep(5);
+        }
+        return "(no handshake failure counted)";
     }
 
     public static Builder builder(TestPki pki) {
