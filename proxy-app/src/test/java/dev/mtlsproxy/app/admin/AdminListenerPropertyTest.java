@@ -80,7 +80,8 @@ class AdminListenerPropertyTest {
     static final List<String> UNKNOWN = List.of("/", "/nowhere", "/admin", "/healthz/", "/HEALTHZ", "/metrics.txt",
             "/admin/reload/x", "*");
     static final List<String> METHODS = List.of("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "FROB");
-    static final Pattern RELOADED = Pattern.compile("\\{\\s*\"result\" : \"success\",\\s*\"generation\" : \\d+\\s*}\n");
+    static final Pattern RELOADED = Pattern.compile(
+            "\\{\\s*\"result\" : \"success\",\\s*\"generation\" : \\d+,\\s*\"restartNeeded\" : \\[ ]\\s*}\n");
 
     /** What the model says one request gets. */
     record Expected(int status, String body, Pattern bodyPattern, String allow, String connection, boolean closes,
