@@ -127,8 +127,11 @@ class ClientCertificatePropertyTest {
     /** A CA's basicConstraints: CA:true, CA:false, none at all, or CA:true with pathLen:0. */
     enum Basics { CA, NOT_CA, ABSENT, PATH_LEN_ZERO }
 
-    /** Permitted subtrees a CA adds (critical, as RFC 5280 requires): DNS names or URI hosts of partner.test. */
-    enum Constraint { NONE, DNS_PARTNER, URI_PARTNER }
+    /**
+     * Permitted subtrees a CA adds (critical, as RFC 5280 requires): DNS names or URI hosts of partner.test, or of
+     * other.test, which no partner.test name is in: a CA of one below a CA of the other permits no name of the type.
+     */
+    enum Constraint { NONE, DNS_PARTNER, URI_PARTNER, DNS_OTHER, URI_OTHER }
 
     /** How a certificate is signed: by its issuer's key with SHA-256, by another key (forged), or with SHA-1. */
     enum Signature { CORRECT, FORGED, SHA1 }
@@ -335,6 +338,12 @@ class ClientCertificatePropertyTest {
             if (!namesPermitted(f, constraints)) {
                 reasons.add("other");
             }
+            // 6.1.4 (g): below CAs permitting disjoint subtrees of a type, no name of that type is permitted.
+            // README: the JDK cannot judge such a path, and the proxy refuses it whatever names the leaf holds.
+            if (constraints.contains(Constraint.DNS_PARTNER) && constraints.contains(Constraint.DNS_OTHER)
+                    || constraints.contains(Constraint.URI_PARTNER) && constraints.contains(Constraint.URI_OTHER)) {
+                reasons.add("other");
+            }
             // RFC 8446 4.4.2.2 (applied to clients by 4.4.2.3) and OpenSSL's SSL client purpose: a key whose
             // usage is restricted must allow signatures, or it may not sign the handshake.
             if (f.leafKeyUsage() == LeafKeyUsage.KEY_ENCIPHERMENT_ONLY) {
@@ -362,19 +371,20 @@ class ClientCertificatePropertyTest {
         static boolean namesPermitted(Features f, List<Constraint> constraints) {
             boolean hasDns = f.sans().stream().anyMatch(s -> s.kind == SanKind.DNS);
             for (Constraint c : constraints) {
-                if (c == Constraint.DNS_PARTNER) {
+                String domain = c == Constraint.DNS_OTHER || c == Constraint.URI_OTHER ? "other.test" : "partner.test";
+                if (c == Constraint.DNS_PARTNER || c == Constraint.DNS_OTHER) {
                     for (San s : f.sans()) {
-                        if (s.kind == SanKind.DNS && !withinPartner(s.value)) {
+                        if (s.kind == SanKind.DNS && !within(s.value, domain)) {
                             return false;
                         }
                     }
-                    if (!hasDns && !withinPartner(f.cn())) {
+                    if (!hasDns && !within(f.cn(), domain)) {
                         return false;
                     }
                 }
-                if (c == Constraint.URI_PARTNER) {
+                if (c == Constraint.URI_PARTNER || c == Constraint.URI_OTHER) {
                     for (San s : f.sans()) {
-                        if (s.kind == SanKind.URI && !s.uriHost.equalsIgnoreCase("partner.test")) {
+                        if (s.kind == SanKind.URI && !s.uriHost.equalsIgnoreCase(domain)) {
                             return false;
                         }
                     }
@@ -383,9 +393,9 @@ class ClientCertificatePropertyTest {
             return true;
         }
 
-        static boolean withinPartner(String dns) {
+        static boolean within(String dns, String domain) {
             String d = dns.toLowerCase(Locale.ROOT);
-            return d.equals("partner.test") || d.endsWith(".partner.test");
+            return d.equals(domain) || d.endsWith("." + domain);
         }
 
         /**
@@ -652,6 +662,12 @@ class ClientCertificatePropertyTest {
                 case URI_PARTNER -> extensions.add(new Ext(Extension.nameConstraints, true, new NameConstraints(
                         new GeneralSubtree[] {new GeneralSubtree(new GeneralName(
                                 GeneralName.uniformResourceIdentifier, "partner.test"))}, null)));
+                case DNS_OTHER -> extensions.add(new Ext(Extension.nameConstraints, true, new NameConstraints(
+                        new GeneralSubtree[] {new GeneralSubtree(new GeneralName(GeneralName.dNSName,
+                                "other.test"))}, null)));
+                case URI_OTHER -> extensions.add(new Ext(Extension.nameConstraints, true, new NameConstraints(
+                        new GeneralSubtree[] {new GeneralSubtree(new GeneralName(
+                                GeneralName.uniformResourceIdentifier, "other.test"))}, null)));
                 case NONE -> { }
             }
             if (ca.unknownCritical()) {
