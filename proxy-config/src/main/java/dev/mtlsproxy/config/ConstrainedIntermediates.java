@@ -1,6 +1,5 @@
 package dev.mtlsproxy.config;
 
-import java.security.GeneralSecurityException;
 import java.security.cert.X509Certificate;
 import java.util.Collection;
 
@@ -29,25 +28,12 @@ final class ConstrainedIntermediates {
             return null;
         }
         for (X509Certificate issuer : trusted) {
-            if (issued(issuer, ca)) {
+            if (Issuers.issued(issuer, ca)) {
                 return null;
             }
         }
         return "has name constraints and is not a root; the proxy cannot apply them without its issuer ("
                 + ca.getIssuerX500Principal().getName() + "), which " + where + " holds, so it would refuse every"
                 + " chain through it (add its issuer)";
-    }
-
-    /** By name and signature, as the proxy picks the issuer when it verifies a chain. */
-    private static boolean issued(X509Certificate issuer, X509Certificate ca) {
-        if (!issuer.getSubjectX500Principal().equals(ca.getIssuerX500Principal())) {
-            return false;
-        }
-        try {
-            ca.verify(issuer.getPublicKey());
-            return true;
-        } catch (GeneralSecurityException e) {
-            return false;
-        }
     }
 }

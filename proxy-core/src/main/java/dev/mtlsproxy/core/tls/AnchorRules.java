@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.config.Issuers;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertPath;
 import java.security.cert.CertPathValidator;
@@ -135,26 +136,13 @@ final class AnchorRules {
             return null;
         }
         for (X509Certificate issuer : trusted) {
-            if (issued(issuer, anchor) && !path.contains(issuer)) {
+            if (Issuers.issued(issuer, anchor) && !path.contains(issuer)) {
                 List<X509Certificate> through = new ArrayList<>(path);
                 through.add(anchor);
                 return through;
             }
         }
         return null;
-    }
-
-    /** By name and signature: a CA of another key under the issuer's name is no issuer. */
-    private static boolean issued(X509Certificate issuer, X509Certificate c) {
-        if (!issuer.getSubjectX500Principal().equals(c.getIssuerX500Principal())) {
-            return false;
-        }
-        try {
-            c.verify(issuer.getPublicKey());
-            return true;
-        } catch (GeneralSecurityException e) {
-            return false;
-        }
     }
 
     /**

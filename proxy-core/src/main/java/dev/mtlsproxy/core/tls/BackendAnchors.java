@@ -1,6 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
-import java.security.GeneralSecurityException;
+import dev.mtlsproxy.config.Issuers;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
 import java.util.Collection;
@@ -47,24 +47,12 @@ final class BackendAnchors {
             return trusted.stream().filter(ca -> sameCa(ca, leaf)).toList();
         }
         X509Certificate top = path.get(path.size() - 1);
-        return trusted.stream().filter(ca -> signed(ca, top)).toList();
+        return trusted.stream().filter(ca -> Issuers.issued(ca, top)).toList();
     }
 
     /** Compared by encoding: the chain's certificates may come from another provider than the configured ones. */
     private static boolean sameCa(X509Certificate ca, X509Certificate c) {
         return ca.getSubjectX500Principal().equals(c.getSubjectX500Principal())
                 && Arrays.equals(ca.getPublicKey().getEncoded(), c.getPublicKey().getEncoded());
-    }
-
-    private static boolean signed(X509Certificate ca, X509Certificate c) {
-        if (!ca.getSubjectX500Principal().equals(c.getIssuerX500Principal())) {
-            return false;
-        }
-        try {
-            c.verify(ca.getPublicKey());
-            return true;
-        } catch (GeneralSecurityException e) {
-            return false;
-        }
     }
 }
