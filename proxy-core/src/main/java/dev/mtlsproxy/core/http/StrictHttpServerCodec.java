@@ -79,6 +79,17 @@ public final class StrictHttpServerCodec
     }
 
     /**
+     * Whether bytes of a request have been read that the decoder has not yet turned into that request's end: a head
+     * partly arrived, or a body still coming. False on a connection that has read nothing yet, or nothing since the
+     * end of its last request. A drain closes a keep-alive connection at once only when this is false (nginx closes
+     * a keep-alive connection on shutdown only while no byte of a next request has arrived), since a request whose
+     * bytes are on their way is one the client may not retry. Event-loop confined.
+     */
+    public boolean hasUnfinishedRequest() {
+        return decoder.unfinished;
+    }
+
+    /**
      * Decodes requests, and stops after a WebSocket upgrade request: whatever the client sends after it stays
      * undecoded until the answer is known. On 101 the codec is removed and those bytes go to the tunnel as they
      * are; on any other answer decoding resumes, and they are read as the next request.
@@ -87,9 +98,21 @@ public final class StrictHttpServerCodec
         private boolean upgradeRequested;
         private boolean paused;
         private ChannelHandlerContext ctx;
+        /** See {@link #hasUnfinishedRequest()}: set by any bytes read, cleared by a request's end with none left. */
+        private boolean unfinished;
 
         Decoder(HttpDecoderConfig config) {
             super(config);
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
+            // A field store per read, not per request: the decoder keeps a head's lines as it reads them, so what
+            // is left undecoded in its buffer cannot tell whether part of a request has arrived.
+            if (msg instanceof ByteBuf bytes && bytes.isReadable()) {
+                unfinished = true;
+            }
+            super.channelRead(ctx, msg);
         }
 
         @Override
@@ -108,9 +131,13 @@ public final class StrictHttpServerCodec
                     methods.add(request.method());
                     upgradeRequested = Upgrades.isWebSocketRequest(request);
                 }
-                if (decoded instanceof LastHttpContent && upgradeRequested) {
-                    upgradeRequested = false;
-                    paused = true;
+                if (decoded instanceof LastHttpContent) {
+                    // The decoder returns after a request's end: what is left in the buffer is the next one's.
+                    unfinished = buffer.isReadable();
+                    if (upgradeRequested) {
+                        upgradeRequested = false;
+                        paused = true;
+                    }
                 }
             }
         }

@@ -307,6 +307,50 @@ class StrictHttpServerCodecTest {
                 .doesNotContain("0\r\n\r\n");
     }
 
+    // ---- whether a request is on its way (what a drain asks) -----------------------------------------------------
+
+    @Test
+    void nothingIsUnfinishedBeforeTheFirstByteNorAfterARequestEnds() {
+        assertThat(codec().hasUnfinishedRequest()).as("nothing read yet").isFalse();
+
+        decode("GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+        assertThat(codec().hasUnfinishedRequest()).as("a bodiless request read to its end").isFalse();
+
+        decode("POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+        assertThat(codec().hasUnfinishedRequest()).as("a request with a body read to its end").isFalse();
+    }
+
+    @Test
+    void aHeadPartlyReadIsUnfinishedEvenWhenItsLinesAreAlreadyDecoded() {
+        decode("GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        // The request line and Host are complete lines: the decoder has taken them, and its buffer is empty.
+        assertThat(decode("POST /b HTTP/1.1\r\nHost: a\r\n")).isEmpty();
+
+        assertThat(codec().hasUnfinishedRequest()).isTrue();
+        decode("Content-Length: 0\r\n\r\n");
+        assertThat(codec().hasUnfinishedRequest()).as("its end decoded").isFalse();
+    }
+
+    @Test
+    void aBodyPartlyReadIsUnfinished() {
+        decode("POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nhi");
+
+        assertThat(codec().hasUnfinishedRequest()).isTrue();
+    }
+
+    @Test
+    void theStartOfTheNextRequestInTheReadThatEndedOneIsUnfinished() {
+        List<Decoded> decoded = decode("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HT");
+
+        assertThat(decoded).extracting(Decoded::uri).containsExactly("/a");
+        assertThat(codec().hasUnfinishedRequest()).isTrue();
+    }
+
+    private StrictHttpServerCodec codec() {
+        return channel.pipeline().get(StrictHttpServerCodec.class);
+    }
+
     // ---- helpers ------------------------------------------------------------------------------------------------
 
     /** A decoded message reduced to plain values; the message itself is released before this is returned. */
