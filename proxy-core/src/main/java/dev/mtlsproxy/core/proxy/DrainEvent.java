@@ -2,8 +2,8 @@ package dev.mtlsproxy.core.proxy;
 
 /**
  * Fired into every client connection's pipeline when the proxy drains for shutdown: an idle keep-alive connection
- * closes now, a connection with a request in flight closes once its response is written (with
- * {@code Connection: close}).
+ * (answered, nothing of a next request read) closes now; any other closes once its next response is written (with
+ * {@code Connection: close}). See {@link ExchangeSequencer}.
  */
 final class DrainEvent {
 

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
@@ -21,9 +22,14 @@ import java.util.ArrayDeque;
  * or asks the socket for more. State is per channel and event-loop confined.
  *
  * <p>Knowing whether a response is pending makes it the handler that drains a connection for shutdown
- * ({@link DrainEvent}): idle, it closes now; busy, the response gets {@code Connection: close} and the connection
- * closes once it is written. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the
- * close lingers so that what the client pipelined or still sends cannot cost it the response it was sent (see
+ * ({@link DrainEvent}). A keep-alive connection waiting for its next request with none of it read closes now, as
+ * nginx closes its keep-alive connections: a client retries a request whose reused connection closed. Any other
+ * connection is kept until its next response has been written, with {@code Connection: close}, and then closes: one
+ * with a request in flight, one with bytes of its next request read, and one that has not had its first answer yet
+ * (in its handshake, or between it and its first request), whose client may well be sending a request that no
+ * client retries on a fresh connection. Such a connection is bounded by the handshake timeout, the idle timeout and
+ * the drain deadline. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the close
+ * lingers so that what the client pipelined or still sends cannot cost it the response it was sent (see
  * {@link LingeringClose}). Whatever closes the connection, once it starts closing nothing held or still decoded
  * from what was read before is served.
  */
@@ -33,6 +39,8 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     private boolean responsePending;
     private boolean interimResponse;
     private boolean draining;
+    /** A final response has been written: the connection is a keep-alive one between requests when idle. */
+    private boolean answered;
     /** Set when the connection started closing ({@link LingeringClose#STARTED}): nothing read is served any more. */
     private boolean closing;
 
@@ -59,7 +67,7 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt instanceof DrainEvent) {
             draining = true;
-            if (!responsePending) {
+            if (isIdleKeepAlive(ctx)) {
                 ctx.close();
             }
             return;
@@ -69,6 +77,18 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             releaseHeld();
         }
         ctx.fireUserEventTriggered(evt);
+    }
+
+    /**
+     * nginx's idle keep-alive connection: answered at least once, and nothing of a next request read. Nothing held
+     * is not enough: the decoder may have taken some lines of a head without a message to show for them yet.
+     */
+    private boolean isIdleKeepAlive(ChannelHandlerContext ctx) {
+        if (!answered || responsePending || !held.isEmpty()) {
+            return false;
+        }
+        StrictHttpServerCodec codec = ctx.pipeline().get(StrictHttpServerCodec.class);
+        return codec == null || !codec.hasUnfinishedRequest();
     }
 
     @Override
@@ -83,6 +103,7 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
         }
         if (msg instanceof LastHttpContent) {
             endsExchange = !interimResponse;
+            answered |= endsExchange;
             interimResponse = false;
         }
         if (endsExchange && draining) {

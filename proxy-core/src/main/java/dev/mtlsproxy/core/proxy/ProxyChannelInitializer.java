@@ -82,7 +82,8 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         p.addLast("forward", new ForwardingHandler(runtime, connector, current.xfccBy(), metrics));
         connections.add(ch);
         if (draining.getAsBoolean()) {
-            // Accepted in the instant before the listener closed: treated like every other idle connection.
+            // Accepted in the instant before the listener closed: its client is sending its first request, which
+            // no client would retry on a fresh connection. It is served, with Connection: close.
             p.fireUserEventTriggered(DrainEvent.INSTANCE);
         }
     }

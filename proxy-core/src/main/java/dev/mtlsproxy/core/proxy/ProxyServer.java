@@ -469,8 +469,10 @@ public final class ProxyServer implements AutoCloseable {
     }
 
     /**
-     * Drains client connections: idle keep-alive connections close now, connections with a request in flight close
-     * when its response is written. Call after {@link #stopAccepting()}.
+     * Drains client connections: idle keep-alive connections (answered, nothing of a next request read) close now;
+     * every other connection, a request in flight, a next request partly read, or no request answered yet (in its
+     * handshake, or not yet sent its first request), closes once its next response is written. Call after
+     * {@link #stopAccepting()}.
      *
      * @return true when every connection closed within the timeout; false when the rest were cut at the deadline
      */
@@ -487,10 +489,7 @@ public final class ProxyServer implements AutoCloseable {
             }
         }
         log.info("event=draining connections={} timeout={}", open, timeout);
-        boolean drained = true;
-        for (ChannelGroupFuture f : closed) {
-            drained &= f.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-        }
+        boolean drained = awaitClosed(closed, deadline);
         if (!drained) {
             int cut = 0;
             for (ChannelGroup channels : connections.values()) {
@@ -500,6 +499,21 @@ public final class ProxyServer implements AutoCloseable {
             log.warn("event=drain_timeout connections_cut={}", cut);
         }
         return drained;
+    }
+
+    private static boolean awaitClosed(List<ChannelGroupFuture> closed, long deadline) throws InterruptedException {
+        boolean all = true;
+        for (ChannelGroupFuture f : closed) {
+            all &= f.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        }
+        return all;
+    }
+
+    /** The client connections open now, over all listeners: for tests that look at one from the proxy's side. */
+    List<Channel> clientConnections() {
+        List<Channel> all = new ArrayList<>();
+        connections.values().forEach(all::addAll);
+        return all;
     }
 
     /** Number of client connections open now, over all listeners. */
