@@ -490,6 +490,15 @@ public final class ProxyServer implements AutoCloseable {
         }
         log.info("event=draining connections={} timeout={}", open, timeout);
         boolean drained = awaitClosed(closed, deadline);
+        // A connection accepted just before the listener closed joins its group when its event loop registers it,
+        // which may be after the snapshot above; it got its DrainEvent on joining, and is served, so wait for it too.
+        while (drained && openConnections() > 0) {
+            closed.clear();
+            for (ChannelGroup channels : connections.values()) {
+                closed.add(channels.newCloseFuture());
+            }
+            drained = awaitClosed(closed, deadline);
+        }
         if (!drained) {
             int cut = 0;
             for (ChannelGroup channels : connections.values()) {
