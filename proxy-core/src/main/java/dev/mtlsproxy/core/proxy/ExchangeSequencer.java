@@ -9,8 +9,11 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
+import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Keeps exactly one exchange in flight per connection, so every handler after it can assume HTTP/1.1 pipelining
@@ -27,13 +30,22 @@ import java.util.ArrayDeque;
  * connection is kept until its next response has been written, with {@code Connection: close}, and then closes: one
  * with a request in flight, one with bytes of its next request read, and one that has not had its first answer yet
  * (in its handshake, or between it and its first request), whose client may well be sending a request that no
- * client retries on a fresh connection. Such a connection is bounded by the handshake timeout, the idle timeout and
- * the drain deadline. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the close
+ * client retries on a fresh connection. One not answered yet that has read nothing is given
+ * {@link #FIRST_REQUEST_GRACE} from the drain, or from the end of its handshake when that comes later, for the first
+ * bytes of its request, and is then closed as an idle one: a client that connected and sends nothing (a pool opened
+ * ahead of need) must not hold every shutdown until the drain deadline. Held pipelined requests are dropped unanswered, as a closed keep-alive would; the close
  * lingers so that what the client pipelined or still sends cannot cost it the response it was sent (see
  * {@link LingeringClose}). Whatever closes the connection, once it starts closing nothing held or still decoded
  * from what was read before is served.
  */
 final class ExchangeSequencer extends ChannelDuplexHandler {
+
+    /**
+     * How long a connection not answered yet, with nothing read, is kept by a drain: ample for the first bytes of a
+     * request whose client finished its handshake just before, on any path a proxy in front of a service sees (a
+     * handshake and a request are three round trips), and short against a shutdown's budget.
+     */
+    static final Duration FIRST_REQUEST_GRACE = Duration.ofSeconds(2);
 
     private final ArrayDeque<Object> held = new ArrayDeque<>();
     private boolean responsePending;
@@ -69,6 +81,8 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             draining = true;
             if (isIdleKeepAlive(ctx)) {
                 ctx.close();
+            } else if (!answered) {
+                closeIfNothingArrives(ctx);
             }
             return;
         }
@@ -80,11 +94,37 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     }
 
     /**
+     * Gives a connection not answered yet {@link #FIRST_REQUEST_GRACE} after its handshake (or now, if that is done)
+     * to show the first bytes of a request, then closes it if it has not: it is as idle as a keep-alive connection.
+     */
+    private void closeIfNothingArrives(ChannelHandlerContext ctx) {
+        SslHandler tls = ctx.pipeline().get(SslHandler.class);
+        if (tls != null && !tls.handshakeFuture().isDone()) {
+            // A failed handshake closes the connection itself; the handshake timeout bounds one that never ends.
+            tls.handshakeFuture().addListener(f -> {
+                if (f.isSuccess()) {
+                    closeIfNothingArrives(ctx);
+                }
+            });
+            return;
+        }
+        ctx.executor().schedule(() -> {
+            if (!answered && !closing && nothingRead(ctx)) {
+                ctx.close();
+            }
+        }, FIRST_REQUEST_GRACE.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /**
      * nginx's idle keep-alive connection: answered at least once, and nothing of a next request read. Nothing held
      * is not enough: the decoder may have taken some lines of a head without a message to show for them yet.
      */
     private boolean isIdleKeepAlive(ChannelHandlerContext ctx) {
-        if (!answered || responsePending || !held.isEmpty()) {
+        return answered && nothingRead(ctx);
+    }
+
+    private boolean nothingRead(ChannelHandlerContext ctx) {
+        if (responsePending || !held.isEmpty()) {
             return false;
         }
         StrictHttpServerCodec codec = ctx.pipeline().get(StrictHttpServerCodec.class);

@@ -29,8 +29,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * answered a request and read nothing of the next one is closed at once (clients retry a request whose reused
  * connection closed); a connection not answered yet, in its handshake or before its first request, and one with part
  * of a request read, are served once more, with {@code Connection: close}: no client retries a request that failed
- * on a fresh connection, nor a POST. Such a connection cannot hold the drain past the handshake timeout, the idle
- * timeout or the drain deadline.
+ * on a fresh connection, nor a POST. One that has read nothing gets a short grace for its first bytes, then closes
+ * as an idle one; none holds the drain past the handshake timeout, the idle timeout or the drain deadline.
  *
  * <p>Every scenario starts the drain at a known point: once {@link #drainStarted} returns, every connection has had
  * its drain event, whatever the client sends after it.
@@ -200,7 +200,62 @@ class DrainServesRequestsOnTheirWayTest {
     }
 
     @Test
-    void aConnectionThatNeverSendsARequestIsCutAtTheDrainDeadline() throws Exception {
+    void aConnectionThatNeverSendsARequestIsClosedAfterTheFirstRequestGrace() throws Exception {
+        RunningProxy proxy = fixture.start(scenario());
+        try (MtlsClient silent = fixture.connect(ORDERS)) {
+            await().atMost(Duration.ofSeconds(5))
+                    .until(() -> proxy.count("mtls.proxy.tls.handshakes", "result", "success") == 1);
+            long started = System.nanoTime();
+            CompletableFuture<Boolean> drained = drainStarted(proxy);
+
+            assertThat(silent.closedWithin(1_000)).as("kept: its first request may be on its way").isFalse();
+            assertThat(drained.get(10, TimeUnit.SECONDS)).as("drained, not cut at the 10 s deadline").isTrue();
+            assertThat(Duration.ofNanos(System.nanoTime() - started))
+                    .isGreaterThanOrEqualTo(ExchangeSequencer.FIRST_REQUEST_GRACE)
+                    .isLessThan(ExchangeSequencer.FIRST_REQUEST_GRACE.plusSeconds(3));
+            assertThat(silent.closedWithin(1_000)).isTrue();
+        }
+    }
+
+    @Test
+    void theGraceOfAClientStillInItsHandshakeStartsWhenTheHandshakeEnds() throws Exception {
+        RunningProxy proxy = fixture.start(scenario());
+        CountDownLatch askedForCertificate = new CountDownLatch(1);
+        CountDownLatch resume = new CountDownLatch(1);
+        SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS), () -> {
+            askedForCertificate.countDown();
+            try {
+                resume.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        CompletableFuture<MtlsClient> handshake = CompletableFuture.supplyAsync(() -> {
+            try {
+                return MtlsClient.connect(proxy.address(), stalling, null, null);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        assertThat(askedForCertificate.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
+        CompletableFuture<Boolean> drained = drainStarted(proxy);
+        long grace = ExchangeSequencer.FIRST_REQUEST_GRACE.toMillis();
+        Thread.sleep(grace + 500);
+        resume.countDown();
+
+        try (MtlsClient client = handshake.get(10, TimeUnit.SECONDS)) {
+            Thread.sleep(grace / 2);
+            client.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            MtlsClient.Response response = client.readResponse();
+
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.header("connection")).isEqualTo("close");
+        }
+        assertThat(drained.get(10, TimeUnit.SECONDS)).isTrue();
+    }
+
+    @Test
+    void aConnectionThatNeverSendsARequestIsCutAtADrainDeadlineShorterThanTheGrace() throws Exception {
         RunningProxy proxy = fixture.start(scenario());
         try (MtlsClient silent = fixture.connect(ORDERS)) {
             await().atMost(Duration.ofSeconds(5))
