@@ -8,6 +8,7 @@ import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
+import dev.mtlsproxy.config.LoadedConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RestartOnlySettings;
 import dev.mtlsproxy.config.TrustAnchorConfig;
@@ -127,10 +128,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
     }
 
-    /** How a reload reads and validates the file: {@link ConfigLoader#load}; a test makes this step fail. */
+    /**
+     * How a reload reads and validates the file: {@link ConfigLoader#loadWithPositions}, whose positions place the
+     * settings only a restart applies in the file; a test makes this step fail.
+     */
     @FunctionalInterface
     interface Loader {
-        ProxyConfig load(Path configFile) throws ConfigException;
+        LoadedConfig load(Path configFile) throws ConfigException;
     }
 
     /** Where watches come from: the default file system's; a test hands out one that fails. */
@@ -377,9 +381,9 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     /** {@code configHash}: the config file's, taken before this reload read it. */
     private ReloadOutcome reloadOnce(String trigger, String configHash) {
-        ProxyConfig config;
+        LoadedConfig loaded;
         try {
-            config = loader.load(configFile);
+            loaded = loader.load(configFile);
         } catch (ConfigException e) {
             List<String> problems = new ArrayList<>();
             for (ConfigProblem p : e.problems()) {
@@ -413,7 +417,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             }
             return failure(ReloadFailureReason.INVALID_CONFIG, problems);
         }
-        List<String> startOnly = RestartOnlySettings.startOnlyChanges(started, config).stream()
+        ProxyConfig config = loaded.config();
+        List<String> startOnly = RestartOnlySettings.startOnlyChanges(started, config, loaded.positions()).stream()
                 .map(ConfigProblem::toString).toList();
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
@@ -422,7 +427,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         Map<Path, String> hashes = Fingerprint.of(configFile, configHash, config).byFile();
         long generation;
         try {
-            generation = server.reload(config);
+            generation = server.reload(config, loaded.positions());
         } catch (ReloadException e) {
             // Refused for a restart: everything else that only a restart applies is listed too, as one restart
             // applies it all.

@@ -90,7 +90,7 @@ final class RunCommand {
             log.warn("event=config_warning detail=\"{}\"", warning);
         }
         try {
-            Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::load,
+            Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::loadWithPositions,
                     ConfigReloader.WatchServices.DEFAULT);
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
             if (signals != null) {
@@ -124,7 +124,7 @@ final class RunCommand {
 
     /** As above, with the hash the config file had when {@code config} was loaded from it. */
     static Running start(Path file, String configHash, ProxyConfig config, PrintStream stdout) throws Exception {
-        return start(file, configHash, config, stdout, newRegistry(), ConfigLoader::load,
+        return start(file, configHash, config, stdout, newRegistry(), ConfigLoader::loadWithPositions,
                 ConfigReloader.WatchServices.DEFAULT);
     }
 

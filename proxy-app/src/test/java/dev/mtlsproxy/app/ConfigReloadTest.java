@@ -52,6 +52,8 @@ class ConfigReloadTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String BILLING = "spiffe://prod.test/ns/shop/sa/billing";
+    /** How reloads read the file when a test changes another step. */
+    static final ConfigReloader.Loader FROM_FILE = ConfigLoader::loadWithPositions;
 
     @TempDir
     Path workspace;
@@ -122,7 +124,7 @@ class ConfigReloadTest {
             if (e != null) {
                 throw e;
             }
-            return ConfigLoader.load(file);
+            return ConfigLoader.loadWithPositions(file);
         });
     }
 
@@ -447,7 +449,7 @@ class ConfigReloadTest {
         CountDownLatch edited = new CountDownLatch(1);
 
         try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
-            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, ConfigLoader::load, () -> {
+            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, FROM_FILE, () -> {
                 WatchService real = FileSystems.getDefault().newWatchService();
                 if (first.compareAndSet(null, real)) {
                     return real;
@@ -494,7 +496,7 @@ class ConfigReloadTest {
         AtomicReference<WatchService> first = new AtomicReference<>();
 
         try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
-            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, ConfigLoader::load, () -> {
+            running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, FROM_FILE, () -> {
                 WatchService real = FileSystems.getDefault().newWatchService();
                 first.compareAndSet(null, real);
                 return real;
@@ -684,9 +686,10 @@ class ConfigReloadTest {
 
             assertThat(response.statusCode()).isEqualTo(200);
             assertThat(new ObjectMapper().readTree(response.body()).get("restartNeeded")).extracting(JsonNode::asText)
-                    .containsExactly("reload.debounce: 2s needs a restart to change (running: 200ms)");
-            assertThat(log.await("event=config_restart_needed")).endsWith(
-                    "generation=2 problem=\"reload.debounce: 2s needs a restart to change (running: 200ms)\"");
+                    .containsExactly("reload.debounce: 2s needs a restart to change (running: 200ms)"
+                            + " at line 25, column 35");
+            assertThat(log.await("event=config_restart_needed")).endsWith("generation=2 problem=\"reload.debounce: 2s"
+                    + " needs a restart to change (running: 200ms) at line 25, column 35\"");
         }
     }
 
@@ -703,9 +706,9 @@ class ConfigReloadTest {
             log.await("event=config_restart_needed", "workers.threads");
             assertThat(log.lines()).filteredOn(l -> l.contains("event=config_restart_needed")).containsExactly(
                     "event=config_restart_needed generation=2 problem=\"workers.cpuAffinity: auto needs a restart to"
-                            + " change (running: none)\"",
+                            + " change (running: none) at line 26, column 37\"",
                     "event=config_restart_needed generation=2 problem=\"workers.threads: 3 needs a restart to change"
-                            + " (running: default)\"");
+                            + " (running: default) at line 26, column 21\"");
             assertThat(billingStatus()).isEqualTo(403);
             JsonNode shown = new ObjectMapper().readTree(admin("GET", "/admin/config").body());
             assertThat(shown.at("/config/workers/cpuAffinity").asText()).as("as written in YAML").isEqualTo("auto");
@@ -729,13 +732,15 @@ class ConfigReloadTest {
 
         assertThat(response.statusCode()).isEqualTo(200);
         assertThat(new ObjectMapper().readTree(response.body()).get("restartNeeded")).extracting(JsonNode::asText)
-                .containsExactly("workers.threads: 3 needs a restart to change (running: default)");
+                .containsExactly("workers.threads: 3 needs a restart to change (running: default)"
+                        + " at line 26, column 21");
         assertThat(billingStatus()).isEqualTo(200);
     }
 
     /**
-     * A reload refused for a restart lists every change that only a restart applies, each at its path, the same in
-     * the answer and the log: the moved listener that refused it, a new one, and the changed settings read at start.
+     * A reload refused for a restart lists every change that only a restart applies, each at its path and its line
+     * and column in the new file, the same in the answer and the log: the moved listener that refused it, a new one,
+     * and the changed settings read at start.
      */
     @Test
     void aReloadRefusedForARestartListsEveryChangeThatNeedsOne() throws Exception {
@@ -748,9 +753,10 @@ class ConfigReloadTest {
                 .replace("identities:", listener.replace("name: main", "name: extra") + "identities:")
                 + "workers: { threads: 3 }\n");
         List<String> expected = List.of(
-                "listeners[0].address: 127.0.0.1:1 needs a restart to change (running: 127.0.0.1:0)",
-                "listeners[1]: new listener \"extra\" needs a restart",
-                "workers.threads: 3 needs a restart to change (running: default)");
+                "listeners[0].address: 127.0.0.1:1 needs a restart to change (running: 127.0.0.1:0)"
+                        + " at line 5, column 14",
+                "listeners[1]: new listener \"extra\" needs a restart at line 9, column 5",
+                "workers.threads: 3 needs a restart to change (running: default) at line 31, column 21");
         try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
 
             HttpResponse<String> response = admin("POST", "/admin/reload");

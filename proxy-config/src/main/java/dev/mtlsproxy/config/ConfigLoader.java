@@ -65,6 +65,16 @@ public final class ConfigLoader {
      * @throws ConfigException listing every problem found
      */
     public static ProxyConfig load(Path file) throws ConfigException {
+        return loadWithPositions(file).config();
+    }
+
+    /**
+     * As {@link #load}, with where each value was written: for what compares the result with another configuration
+     * and should name the line in this file, as a reload does for the settings it cannot apply.
+     *
+     * @throws ConfigException listing every problem found
+     */
+    public static LoadedConfig loadWithPositions(Path file) throws ConfigException {
         Path absolute = file.toAbsolutePath().normalize();
         String yaml;
         try {
@@ -76,7 +86,7 @@ public final class ConfigLoader {
             throw new ConfigException(List.of(new ConfigProblem("", absolute
                     + " (expected: a readable YAML file) - " + FileChecks.describe(e, absolute), 0, 0)));
         }
-        return parse(yaml, absolute.getParent());
+        return read(yaml, absolute.getParent());
     }
 
     /**
@@ -85,6 +95,10 @@ public final class ConfigLoader {
      * @throws ConfigException listing every problem found
      */
     public static ProxyConfig parse(String yaml, Path baseDir) throws ConfigException {
+        return read(yaml, baseDir).config();
+    }
+
+    private static LoadedConfig read(String yaml, Path baseDir) throws ConfigException {
         Path base = baseDir.toAbsolutePath().normalize();
         YamlScan.Result scan = YamlScan.scan(MAPPER.getFactory(), yaml);
         List<ConfigProblem> problems = new ArrayList<>(scan.problems());
@@ -110,14 +124,15 @@ public final class ConfigLoader {
         }
         Set<String> failed = new HashSet<>(collector.failedPaths());
         failed.addAll(scan.failedValues());
-        Problems validation = new Problems(scan.positions(), failed);
+        ConfigPositions positions = new ConfigPositions(scan.positions());
+        Problems validation = new Problems(positions, failed);
         config = ConfigValidator.resolveAccessLog(config, base);
         new ConfigValidator(validation).validate(config);
         problems.addAll(validation.all());
         if (!problems.isEmpty()) {
             throw new ConfigException(problems, config);
         }
-        return config;
+        return new LoadedConfig(config, positions);
     }
 
     /**

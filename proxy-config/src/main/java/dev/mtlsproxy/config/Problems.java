@@ -3,7 +3,6 @@ package dev.mtlsproxy.config;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -14,11 +13,11 @@ import java.util.stream.Collectors;
  */
 final class Problems {
 
-    private final Map<String, YamlScan.Position> positions;
+    private final ConfigPositions positions;
     private final Set<String> failedPaths;
     private final List<ConfigProblem> problems = new ArrayList<>();
 
-    Problems(Map<String, YamlScan.Position> positions, Set<String> failedPaths) {
+    Problems(ConfigPositions positions, Set<String> failedPaths) {
         this.positions = positions;
         this.failedPaths = failedPaths;
     }
@@ -27,8 +26,7 @@ final class Problems {
         if (failed(path)) {
             return;
         }
-        YamlScan.Position at = positionOf(path);
-        problems.add(new ConfigProblem(path, message, at.line(), at.column()));
+        problems.add(positions.problem(path, message));
     }
 
     void positive(String path, Duration duration) {
@@ -51,7 +49,7 @@ final class Problems {
 
     /** Whether the file has a value at this path (an empty list included). */
     boolean isPresent(String path) {
-        return positions.containsKey(path);
+        return positions.has(path);
     }
 
     /** Whether the value at this path, or one inside it, failed to map and was reported then. */
@@ -80,16 +78,5 @@ final class Problems {
                 .filter(p -> p.startsWith(prefix))
                 .map(p -> p.substring(prefix.length()))
                 .collect(Collectors.toSet());
-    }
-
-    private YamlScan.Position positionOf(String path) {
-        // the document itself is no useful position for a key that is missing at the top
-        for (String p = path; !p.isEmpty(); p = YamlPaths.parent(p)) {
-            YamlScan.Position at = positions.get(p);
-            if (at != null) {
-                return at;
-            }
-        }
-        return YamlScan.Position.UNKNOWN;
     }
 }

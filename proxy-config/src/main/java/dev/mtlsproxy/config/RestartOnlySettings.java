@@ -10,10 +10,12 @@ import java.util.function.Function;
 /**
  * The settings a reload cannot apply, compared between what runs and a configuration about to be loaded: one problem
  * per changed setting, at its path in the new file, in the form every configuration problem has
- * ({@code path: value needs a restart to change (running: value)}). Every change is listed, not the first.
+ * ({@code path: value needs a restart to change (running: value)}), with the line and column of that path in the
+ * new file as {@code where} has them. Every change is listed, not the first.
  *
- * <p>The positions of the new file's values are not kept once it is loaded (the records carry none, so that two
- * loads of the same settings are equal), so these problems name no line.
+ * <p>A change the new file shows by leaving a value out (a removed listener, a setting back to its default) is placed
+ * at the nearest value around it that the file has: the {@code listeners} list, the {@code workers} section. With
+ * none around it either, or {@link ConfigPositions#NONE}, the problem names no line.
  */
 public final class RestartOnlySettings {
 
@@ -26,7 +28,7 @@ public final class RestartOnlySettings {
      * Listeners added, removed, renamed or moved: the sockets are bound at start, so a reload with any of these is
      * refused. Listeners are matched by name; their order and every other listener setting may change on reload.
      */
-    public static List<ConfigProblem> listenerChanges(ProxyConfig running, ProxyConfig next) {
+    public static List<ConfigProblem> listenerChanges(ProxyConfig running, ProxyConfig next, ConfigPositions where) {
         Map<String, HostPort> before = new LinkedHashMap<>();
         running.listeners().forEach(l -> before.put(l.name(), l.address()));
         Map<String, HostPort> kept = new LinkedHashMap<>();
@@ -44,17 +46,18 @@ public final class RestartOnlySettings {
                         .orElse(null);
                 if (renamed != null) {
                     removed.remove(renamed);
-                    problems.add(problem(path + ".name", Values.quote(listener.name()) + CHANGE
+                    problems.add(where.problem(path + ".name", Values.quote(listener.name()) + CHANGE
                             + Values.quote(renamed) + ")"));
                 } else {
-                    problems.add(problem(path, "new listener " + Values.quote(listener.name()) + " needs a restart"));
+                    problems.add(where.problem(path, "new listener " + Values.quote(listener.name())
+                            + " needs a restart"));
                 }
             } else if (!was.equals(listener.address())) {
-                problems.add(problem(path + ".address", listener.address() + CHANGE + was + ")"));
+                problems.add(where.problem(path + ".address", listener.address() + CHANGE + was + ")"));
             }
         }
         for (String name : removed) {
-            problems.add(problem("listeners", "removing listener " + Values.quote(name) + " (running: "
+            problems.add(where.problem("listeners", "removing listener " + Values.quote(name) + " (running: "
                     + before.get(name) + ") needs a restart"));
         }
         problems.sort(ConfigProblem.ORDER);
@@ -67,33 +70,35 @@ public final class RestartOnlySettings {
      * Compare with the configuration the process started with, not the last one reloaded: a change a reload could
      * not apply is still not applied after the next.
      */
-    public static List<ConfigProblem> startOnlyChanges(ProxyConfig started, ProxyConfig next) {
+    public static List<ConfigProblem> startOnlyChanges(ProxyConfig started, ProxyConfig next,
+            ConfigPositions where) {
         List<ConfigProblem> problems = new ArrayList<>();
-        compare(problems, "admin.address", started.admin(), next.admin(), AdminConfig::address);
-        compare(problems, "accessLog.enabled", started.accessLog(), next.accessLog(), AccessLogConfig::enabled);
-        compare(problems, "accessLog.path", started.accessLog(), next.accessLog(), a -> Values.quote(a.path()));
-        compare(problems, "reload.watch", started.reload(), next.reload(), ReloadConfig::watch);
-        compare(problems, "reload.debounce", started.reload(), next.reload(), r -> Durations.format(r.debounce()));
-        compare(problems, "workers.threads", started.workers(), next.workers(),
+        compare(problems, where, "admin.address", started.admin(), next.admin(), AdminConfig::address);
+        compare(problems, where, "accessLog.enabled", started.accessLog(), next.accessLog(),
+                AccessLogConfig::enabled);
+        compare(problems, where, "accessLog.path", started.accessLog(), next.accessLog(),
+                a -> Values.quote(a.path()));
+        compare(problems, where, "reload.watch", started.reload(), next.reload(), ReloadConfig::watch);
+        compare(problems, where, "reload.debounce", started.reload(), next.reload(),
+                r -> Durations.format(r.debounce()));
+        compare(problems, where, "workers.threads", started.workers(), next.workers(),
                 w -> w.threads() == null ? "default" : w.threads());
-        compare(problems, "workers.cpuAffinity", started.workers(), next.workers(), WorkersConfig::cpuAffinity);
-        compare(problems, "workers.yieldAfter", started.workers(), next.workers(),
+        compare(problems, where, "workers.cpuAffinity", started.workers(), next.workers(),
+                WorkersConfig::cpuAffinity);
+        compare(problems, where, "workers.yieldAfter", started.workers(), next.workers(),
                 w -> Durations.format(w.yieldAfter()));
-        compare(problems, "workers.transport", started.workers(), next.workers(), w -> w.transport().yaml());
+        compare(problems, where, "workers.transport", started.workers(), next.workers(),
+                w -> w.transport().yaml());
         problems.sort(ConfigProblem.ORDER);
         return List.copyOf(problems);
     }
 
-    private static <T> void compare(List<ConfigProblem> problems, String path, T started, T next,
-            Function<T, Object> shown) {
+    private static <T> void compare(List<ConfigProblem> problems, ConfigPositions where, String path, T started,
+            T next, Function<T, Object> shown) {
         String was = String.valueOf(shown.apply(started));
         String now = String.valueOf(shown.apply(next));
         if (!Objects.equals(was, now)) {
-            problems.add(problem(path, now + CHANGE + was + ")"));
+            problems.add(where.problem(path, now + CHANGE + was + ")"));
         }
-    }
-
-    private static ConfigProblem problem(String path, String message) {
-        return new ConfigProblem(path, message, 0, 0);
     }
 }

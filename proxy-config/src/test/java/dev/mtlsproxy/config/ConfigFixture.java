@@ -3,6 +3,9 @@ package dev.mtlsproxy.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -64,6 +67,15 @@ final class ConfigFixture {
 
     ProxyConfig load(String yaml) throws ConfigException {
         return ConfigLoader.parse(yaml, dir);
+    }
+
+    /** The config written to {@code proxy.yaml} here and loaded from that file, with where its values are. */
+    LoadedConfig loadFile(String yaml) throws ConfigException {
+        try {
+            return ConfigLoader.loadWithPositions(Files.writeString(dir.resolve("proxy.yaml"), yaml));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** Every problem as {@code path: message}, without the location. */

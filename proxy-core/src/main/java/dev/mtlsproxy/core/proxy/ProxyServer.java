@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.proxy;
 
+import dev.mtlsproxy.config.ConfigPositions;
 import dev.mtlsproxy.config.ConfigProblem;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.ListenerConfig;
@@ -258,11 +259,19 @@ public final class ProxyServer implements AutoCloseable {
      * @throws ReloadException when anything before the swap fails; the old generation keeps serving, untouched
      */
     public long reload(ProxyConfig config) throws ReloadException {
+        return reload(config, ConfigPositions.NONE);
+    }
+
+    /**
+     * As above, for a configuration loaded from a file: a listener change that refuses the reload names its line and
+     * column in {@code positions}, the file's.
+     */
+    public long reload(ProxyConfig config, ConfigPositions positions) throws ReloadException {
         synchronized (reloadLock) {
             Generation old = current.get();
             Generation next;
             try {
-                requireSameListeners(old.config(), config);
+                requireSameListeners(old.config(), config, positions);
                 next = build(old.number() + 1, config, accessLog, metrics, clock, old.runtime().backends(),
                         processLimits);
                 startHealthChecks(old, next);
@@ -342,8 +351,9 @@ public final class ProxyServer implements AutoCloseable {
      * The sockets are bound at start: a reload that adds, removes, renames or moves a listener is refused, with every
      * such change at its YAML path.
      */
-    private static void requireSameListeners(ProxyConfig old, ProxyConfig next) throws ReloadException {
-        List<ConfigProblem> changes = RestartOnlySettings.listenerChanges(old, next);
+    private static void requireSameListeners(ProxyConfig old, ProxyConfig next, ConfigPositions positions)
+            throws ReloadException {
+        List<ConfigProblem> changes = RestartOnlySettings.listenerChanges(old, next, positions);
         if (!changes.isEmpty()) {
             throw new ReloadException(ReloadFailureReason.RESTART_REQUIRED,
                     changes.stream().map(ConfigProblem::toString).toList());
