@@ -137,6 +137,16 @@ public final class ForwardedHeaders {
      */
     private static final AsciiString[] OWNED = concat(Arrays.asList(REMOVED), List.of(XFF, XFP, XFH));
 
+    /**
+     * Names whose spelling with "_" for "-" is removed from requests and their trailers: the owned ones, and the
+     * hop-by-hop and framing fields, which the proxy removes or sets itself in their "-" spelling. A CGI-style
+     * backend reads {@code Transfer_Encoding} as HTTP_TRANSFER_ENCODING and {@code Keep_Alive} as HTTP_KEEP_ALIVE,
+     * the variables of the fields the proxy decided, and would believe a framing or a hop it never forwarded. Only
+     * names with a "-" have such a spelling, so only those are kept (Connection, TE, Trailer, Upgrade have none).
+     */
+    private static final AsciiString[] UNDERSCORE_SPELLED = withDash(Arrays.asList(OWNED), Arrays.asList(HOP_BY_HOP),
+            List.of(HttpHeaderNames.CONTENT_LENGTH, HttpHeaderNames.TRANSFER_ENCODING));
+
     @SafeVarargs
     private static AsciiString[] concat(List<AsciiString>... lists) {
         List<AsciiString> names = new ArrayList<>();
@@ -144,6 +154,11 @@ public final class ForwardedHeaders {
             names.addAll(list);
         }
         return names.toArray(new AsciiString[0]);
+    }
+
+    @SafeVarargs
+    private static AsciiString[] withDash(List<AsciiString>... lists) {
+        return Arrays.stream(concat(lists)).filter(n -> n.contains("-")).toArray(AsciiString[]::new);
     }
 
     private ForwardedHeaders() {
@@ -215,18 +230,19 @@ public final class ForwardedHeaders {
     }
 
     /**
-     * Removes fields whose name is one the proxy owns with "_" in place of "-", and those of the certificate families
-     * of {@link #IDENTITY_PREFIXES} in any spelling. Servers that turn field names into CGI-style variables (Rack and
-     * Puma, gunicorn, PHP) give {@code X_SSL_Client_DN} and {@code X-SSL-Client-DN} the same name,
-     * HTTP_X_SSL_CLIENT_DN; nginx drops every field with an underscore by default for this reason. One pass over
-     * the fields present: most names are told apart by their first letter.
+     * Removes fields whose name is one of {@link #UNDERSCORE_SPELLED} with "_" in place of "-", and those of the
+     * certificate families of {@link #IDENTITY_PREFIXES} in any spelling. Servers that turn field names into
+     * CGI-style variables (Rack and Puma, gunicorn, PHP) give {@code X_SSL_Client_DN} and {@code X-SSL-Client-DN}
+     * the same name, HTTP_X_SSL_CLIENT_DN; nginx drops every field with an underscore by default for this reason.
+     * One pass over the fields present: most names are told apart by their first letter, and only a name with an
+     * "_" is compared with the names above, the length first.
      */
     private static void removeSpoofedSpellings(HttpHeaders headers) {
         List<String> spoofed = null;
         for (Iterator<Map.Entry<CharSequence, CharSequence>> it = headers.iteratorCharSequence(); it.hasNext(); ) {
             CharSequence name = it.next().getKey();
             if (hasIdentityPrefix(name)
-                    || (AsciiString.indexOf(name, '_', 0) >= 0 && isOwnedWithUnderscores(name))) {
+                    || (AsciiString.indexOf(name, '_', 0) >= 0 && isRemovedWithUnderscores(name))) {
                 if (spoofed == null) {
                     spoofed = new ArrayList<>(2);
                 }
@@ -251,8 +267,8 @@ public final class ForwardedHeaders {
         return false;
     }
 
-    private static boolean isOwnedWithUnderscores(CharSequence name) {
-        for (AsciiString owned : OWNED) {
+    private static boolean isRemovedWithUnderscores(CharSequence name) {
+        for (AsciiString owned : UNDERSCORE_SPELLED) {
             if (owned.length() == name.length() && readsAs(owned, name, name.length())) {
                 return true;
             }

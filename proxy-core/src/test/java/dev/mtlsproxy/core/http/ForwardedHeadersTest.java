@@ -436,6 +436,26 @@ class ForwardedHeadersTest {
     }
 
     /**
+     * The hop-by-hop and framing fields the proxy removes or sets itself, spelled with "_": a CGI-style backend reads
+     * them as the variables of the real ones (HTTP_TRANSFER_ENCODING, HTTP_KEEP_ALIVE).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"Keep_Alive", "Proxy_Connection", "Proxy_Authenticate", "Proxy_Authorization",
+        "Transfer_Encoding", "Content_Length", "HTTP2_Settings", "transfer_encoding", "CONTENT_LENGTH"})
+    void aHopByHopOrFramingNameSpelledWithUnderscoresCannotReachTheBackendInHeadersOrTrailers(String name) {
+        HttpHeaders headers = new DefaultHttpHeaders()
+                .set("host", "api.example.com")
+                .add(name, "spoofed");
+        HttpHeaders trailers = new DefaultHttpHeaders().add(name, "spoofed");
+
+        ForwardedHeaders.forBackend(headers, client("192.0.2.10"), ORDERS, PROXY_ID);
+        ForwardedHeaders.trailersForBackend(trailers);
+
+        assertThat(headers.toString()).doesNotContain("spoofed");
+        assertThat(trailers.isEmpty()).isTrue();
+    }
+
+    /**
      * Fields other terminators set, one property of the client certificate each: a backend moved from behind nginx,
      * HAProxy, an AWS ALB, a Google Cloud load balancer, Traefik, Azure App Service, Cloudflare or a Tomcat SSLValve
      * set-up still believes them.

@@ -285,9 +285,14 @@ class HostileRequestPropertyTest {
                 problems.add("(3) forwarded a field the proxy removes: " + name);
             }
         }
+        for (Field f : forwarded.fields()) {
+            if (f.name().indexOf('_') >= 0 && FRAMING.contains(cgiName(f.name()))) {
+                problems.add("(3) forwarded a framing field spelled with \"_\": " + f.name());
+            }
+        }
         for (Field t : forwarded.trailers()) {
             String name = cgiName(t.name());
-            if (REMOVED.contains(name) || OWNED.contains(name) || name.equals("host")) {
+            if (REMOVED.contains(name) || OWNED.contains(name) || FRAMING.contains(name) || name.equals("host")) {
                 problems.add("(3) forwarded a trailer the proxy owns: " + t.name());
             }
         }
@@ -323,6 +328,12 @@ class HostileRequestPropertyTest {
             "x-http-method-override", "x-http-method", "x-method-override", "script-name", "path-info", "remote-user",
             "x-script-name", "keep-alive", "proxy-connection",
             "proxy-authenticate", "proxy-authorization", "te", "trailer", "http2-settings", "proxy");
+
+    /**
+     * The framing fields, which the proxy sets in their "-" spelling: no other spelling of them may reach the
+     * backend, nor any in trailers (RFC 9110 6.5.1).
+     */
+    static final Set<String> FRAMING = Set.of("content-length", "transfer-encoding");
 
     /** Families of client-certificate fields other terminators set (README, "Identity headers"). */
     static final List<String> REMOVED_PREFIXES = List.of("x-ssl-", "x-client-cert", "ssl-client-", "x-amzn-mtls-",

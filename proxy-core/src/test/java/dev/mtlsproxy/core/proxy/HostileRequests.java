@@ -84,7 +84,8 @@ final class HostileRequests {
         "X_HTTP_Method_Override", "X-Forwarded-Uri", "True-Client-IP", "Client_IP", "X-Forwarded-Port",
         "Proxy-Authorization", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Proxy", "PROXY", "SCRIPT_NAME",
         "PATH_INFO", "X-Script-Name", "X-SSL-Client-CN", "X-Amzn-Mtls-Clientcert-Subject", "ssl_client_escaped_cert",
-        "X-Client-Cert-Spiffe",
+        "X-Client-Cert-Spiffe", "Keep_Alive", "Proxy_Connection", "Proxy_Authorization", "Transfer_Encoding",
+        "Content_Length",
     };
 
     private static final String[] SPOOFED_VALUES = {

@@ -270,6 +270,25 @@ class JudgedRequestIsForwardedTest {
         assertThat(backend.nextHead()).doesNotContain("10.9.8.7").doesNotContainIgnoringCase(name);
     }
 
+    /**
+     * A CGI-style backend (Rack, gunicorn, PHP) reads {@code Transfer_Encoding} as HTTP_TRANSFER_ENCODING, the
+     * variable of the field the proxy framed the request with, and {@code Keep_Alive} as the hop the proxy removed.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "Transfer_Encoding: chunked", "Content_Length: 4096", "Keep_Alive: timeout=600", "Proxy_Connection: close",
+        "Proxy_Authorization: Basic YWRtaW46YWRtaW4=", "Proxy_Authenticate: Basic", "TRANSFER_ENCODING: chunked",
+        "content_length: 4096",
+    })
+    void aHopByHopOrFramingNameSpelledWithUnderscoresIsRemoved(String field) throws Exception {
+        String name = field.substring(0, field.indexOf(':'));
+        try (MtlsClient client = connect()) {
+            client.send("GET /public/x HTTP/1.1\r\nHost: localhost\r\n" + field + "\r\n\r\n");
+            assertThat(client.readResponse().status()).isEqualTo(200);
+        }
+        assertThat(backend.nextHead()).startsWith("GET /public/x HTTP/1.1\r\n").doesNotContainIgnoringCase(name);
+    }
+
     @Test
     void twoSubjectsInAnotherScriptReachTheBackendAsTwoSubjects() throws Exception {
         // The header encoder writes one byte per character: anything above U+00FF became '?', so both were CN=??.
