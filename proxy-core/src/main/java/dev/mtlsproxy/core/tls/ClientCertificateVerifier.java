@@ -246,6 +246,12 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         if (reason == PKIXReason.INVALID_KEY_USAGE) {
             return HandshakeFailureReason.BAD_EKU;
         }
+        // The JDK's reason for a name outside a CA's constraints, and UnjudgedPathException's for constraints that
+        // permit nothing in common. A constrained CA pinned without its root is refused as unusable, not for the
+        // client's names (UNRECOGNIZED_CRIT_EXT): that stays "other".
+        if (reason == PKIXReason.INVALID_NAME) {
+            return HandshakeFailureReason.NAME_CONSTRAINTS;
+        }
         return HandshakeFailureReason.OTHER;
     }
 

@@ -16,6 +16,12 @@ public enum HandshakeFailureReason {
     /** The client's handshake signature does not verify with its certificate's key: it lacks the private key. */
     BAD_SIGNATURE,
     CHAIN_TOO_LONG,
+    /**
+     * A CA of the path has name constraints that do not permit a name of the client's certificate, or two CAs of
+     * the path permit disjoint names of one type, which leaves none of that type permitted (see UnjudgedPathException).
+     * A client outside the part of the namespace its CA was delegated, or a CA hierarchy set up that way.
+     */
+    NAME_CONSTRAINTS,
     /** A certificate of the path is signed with SHA-1 (or weaker) or holds a key too short: see AlgorithmStrength. */
     WEAK_ALGORITHM,
     PROTOCOL_VERSION,

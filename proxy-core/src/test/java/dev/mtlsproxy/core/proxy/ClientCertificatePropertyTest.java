@@ -336,13 +336,13 @@ class ClientCertificatePropertyTest {
             }
             f.intermediates().forEach(c -> constraints.add(c.constraint()));
             if (!namesPermitted(f, constraints)) {
-                reasons.add("other");
+                reasons.add("name_constraints");
             }
             // 6.1.4 (g): below CAs permitting disjoint subtrees of a type, no name of that type is permitted.
             // README: the JDK cannot judge such a path, and the proxy refuses it whatever names the leaf holds.
             if (constraints.contains(Constraint.DNS_PARTNER) && constraints.contains(Constraint.DNS_OTHER)
                     || constraints.contains(Constraint.URI_PARTNER) && constraints.contains(Constraint.URI_OTHER)) {
-                reasons.add("other");
+                reasons.add("name_constraints");
             }
             // RFC 8446 4.4.2.2 (applied to clients by 4.4.2.3) and OpenSSL's SSL client purpose: a key whose
             // usage is restricted must allow signatures, or it may not sign the handshake.

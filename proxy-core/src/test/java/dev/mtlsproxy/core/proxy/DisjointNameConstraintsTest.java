@@ -74,7 +74,7 @@ class DisjointNameConstraintsTest {
         X509Bundle partner = TestPki.nameConstrainedIntermediate(fixture.pki().root(), "partner CA", "partner.test");
         X509Bundle prod = TestPki.nameConstrainedIntermediate(partner, "prod CA", "prod.test");
         X509Bundle orders = TestPki.issue(prod, ORDERS, b -> b);
-        double before = handshakeFailures(HandshakeFailureReason.OTHER);
+        double before = handshakeFailures(HandshakeFailureReason.NAME_CONSTRAINTS);
 
         // With TLS 1.3 the client finishes its side before the proxy judges its certificate: it sees a failed read.
         Throwable failure = catchThrowable(() -> {
@@ -87,8 +87,8 @@ class DisjointNameConstraintsTest {
 
         assertThat(failure).isInstanceOf(IOException.class);
         await().atMost(Duration.ofSeconds(5)).untilAsserted(() ->
-                assertThat(handshakeFailures(HandshakeFailureReason.OTHER)).isEqualTo(before + 1));
-        assertThat(handshakeLog.await("\"event\":\"handshake_failed\"", "\"reason\":\"other\""))
+                assertThat(handshakeFailures(HandshakeFailureReason.NAME_CONSTRAINTS)).isEqualTo(before + 1));
+        assertThat(handshakeLog.await("\"event\":\"handshake_failed\"", "\"reason\":\"name_constraints\""))
                 .contains("\"detail\":\"the name constraints of CN=prod CA,O=mtls-proxy tests and CN=partner CA,"
                         + "O=mtls-proxy tests" + WHY + "\"");
     }

@@ -85,8 +85,8 @@ class IntermediateTrustAnchorTest {
         assertThat(status(TestPki.issue(delegated, ORDERS, b -> b), delegated)).isEqualTo(200);
         assertThat(status(TestPki.issue(delegated, ORDERS, b -> b))).as("the intermediate is in the bundle")
                 .isEqualTo(200);
-        assertRefused(HandshakeFailureReason.OTHER, TestPki.issue(delegated, OUTSIDER, b -> b), delegated);
-        assertThat(log.await("\"reason\":\"other\"", OUTSIDER)).contains("name constraints");
+        assertRefused(HandshakeFailureReason.NAME_CONSTRAINTS, TestPki.issue(delegated, OUTSIDER, b -> b), delegated);
+        assertThat(log.await("\"reason\":\"name_constraints\"", OUTSIDER)).contains("name constraints");
     }
 
     private void start(X509Bundle... cas) {

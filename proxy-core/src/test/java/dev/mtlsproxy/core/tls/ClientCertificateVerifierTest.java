@@ -199,7 +199,7 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
-    void twoCasWhoseNameConstraintsPermitDisjointNamesAreOtherWithTheCasNamed() throws Exception {
+    void twoCasWhoseNameConstraintsPermitDisjointNamesAreRefusedForThemWithTheCasNamed() throws Exception {
         // RFC 5280 6.1.4 (g): below both, no URI is permitted at all. JDK 17's PKIX throws a RuntimeException on such a
         // path rather than refuse it; the handshake log shows the deepest cause's message as its detail.
         X509Bundle partner = TestPki.nameConstrainedIntermediate(pki.root(), "partner CA", "partner.test");
@@ -210,8 +210,8 @@ class ClientCertificateVerifierTest {
         ClientCertificateRejectedException refused = catchThrowableOfType(ClientCertificateRejectedException.class,
                 () -> verifierAt(now).verify(chain(TestPki.issue(prod, ORDERS, b -> b), prod, partner)));
 
-        assertThat(refused.reason()).isEqualTo(HandshakeFailureReason.OTHER);
-        assertThat(refused).hasMessage("other: " + why).hasRootCauseMessage(why);
+        assertThat(refused.reason()).isEqualTo(HandshakeFailureReason.NAME_CONSTRAINTS);
+        assertThat(refused).hasMessage("name_constraints: " + why).hasRootCauseMessage(why);
     }
 
     @Test
@@ -402,7 +402,8 @@ class ClientCertificateVerifierTest {
         ClientCertificateRejectedException rejected = catchThrowableOfType(ClientCertificateRejectedException.class,
                 () -> verifierAt(now, partnerRoot).verify(chain(ours)));
         assertThat(rejected).as("a name outside the CA's constraints was accepted").isNotNull();
-        assertThat(rejected.getMessage()).contains("INVALID_NAME");
+        assertThat(rejected.reason()).isEqualTo(HandshakeFailureReason.NAME_CONSTRAINTS);
+        assertThat(rejected.getMessage()).startsWith("name_constraints: ").contains("INVALID_NAME");
     }
 
     @Test
