@@ -307,18 +307,23 @@ class DrainServesRequestsOnTheirWayTest {
      * Counts what the proxy reads from its one client connection from now on, counted once the read has been through
      * the whole pipeline: once the count moves, the bytes have reached the HTTP decoder.
      */
-    private static AtomicLong bytesReadBy(RunningProxy proxy) {
+    private static AtomicLong bytesReadBy(RunningProxy proxy) throws Exception {
         assertThat(proxy.server().clientConnections()).hasSize(1);
         Channel connection = proxy.server().clientConnections().get(0);
         AtomicLong read = new AtomicLong();
-        connection.pipeline().addFirst("test-bytes-read", new ChannelInboundHandlerAdapter() {
+        ChannelInboundHandlerAdapter counter = new ChannelInboundHandlerAdapter() {
             @Override
             public void channelRead(ChannelHandlerContext ctx, Object msg) {
                 int bytes = msg instanceof ByteBuf buf ? buf.readableBytes() : 0;
                 ctx.fireChannelRead(msg);
                 read.addAndGet(bytes);
             }
-        });
+        };
+        // Added on the connection's event loop, and waited for: added from another thread, a handler is skipped
+        // until a task on that loop completes its addition, and the loop reads a socket before it runs its tasks,
+        // so bytes the client sends at once could pass it uncounted (this failed on a busy machine).
+        connection.eventLoop().submit(() -> connection.pipeline().addFirst("test-bytes-read", counter))
+                .get(5, TimeUnit.SECONDS);
         return read;
     }
 }
