@@ -29,7 +29,10 @@ import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import io.netty.util.ResourceLeakDetector;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -51,6 +54,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -75,9 +79,19 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * target and the Host, the test's own backend table for which real backend must receive it, and the README's
  * "Reload and shutdown" for everything else: a refused certificate gets no answer, and an open connection whose
  * certificate the reload refuses is closed by it; a reload that fails leaves the generation, the gauge and every
- * answer as they were and is counted with its reason. Meanwhile two clients keep calling without pause; each of
- * their requests must be answered whole, as one of the configurations in force while it was on its way would
- * answer it (never a 5xx: no backend ever goes away), or cut only when one of those refused its certificate.
+ * answer as they were and is counted with its reason.
+ *
+ * <p>Across each reload, traffic that lasts: up to two requests of a route of their own whose bodies are still on
+ * their way (hundreds of KiB to a few MiB, up, down or both, with Content-Length or chunked, some behind
+ * {@code Expect: 100-continue}) must be answered as the configuration that read their head says, both bodies
+ * arriving whole and byte-exact (SHA-256 at the backend, the pattern at the client), or be cut only by a reload
+ * that refuses their certificate; and WebSocket tunnels through another route must stay open and echo byte-exact
+ * while the configuration serving still allows their upgrade request, and be closed, with the README's log line,
+ * when it no longer does, as they open if their 101 comes after the reload.
+ *
+ * <p>Meanwhile two clients keep calling without pause; each of their requests must be answered whole, as one of the
+ * configurations in force while it was on its way would answer it (never a 5xx: no backend ever goes away), or cut
+ * only when one of those refused its certificate.
  *
  * <p>Afterwards: no request reached a backend that the model did not send there, the backends no longer configured
  * get no more health checks, the generation gauge is the number of successful reloads plus one, and no buffer leaked.
@@ -99,6 +113,15 @@ class ReloadUnderTrafficPropertyTest {
             new HealthCheckConfig("/healthz", Duration.ofMillis(150), Duration.ofSeconds(1), 2, 3),
             new HealthCheckConfig("/health", Duration.ofMillis(200), Duration.ofSeconds(1), 2, 2));
     static final String HEALTH_CHECK_AGENT = "mtls-proxy-health-check";
+    /**
+     * Two routes of their own, for the traffic that needs a backend path of its own: large and chunked bodies at
+     * {@code /integrity/} (which hashes what it receives and answers a body of a requested size), and WebSocket
+     * upgrades at {@code /ws} (an echo). No generated request names these hosts, so they only meet the routes
+     * above in the model's choice of the most specific host.
+     */
+    static final String STREAM_HOST = "stream.example.test";
+    static final String WS_HOST = "ws.example.test";
+    static final Set<String> OWN_HOSTS = Set.of(STREAM_HOST, WS_HOST);
 
     @RegisterExtension
     final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
@@ -118,6 +141,8 @@ class ReloadUnderTrafficPropertyTest {
     private final AtomicBoolean running = new AtomicBoolean(true);
     private final Map<String, Integer> outcomes = new ConcurrentHashMap<>();
     private Path partnersCa;
+    /** What the proxy logs when a reload closes an open connection. */
+    private LogCapture closes;
 
     /** What a generation is configured with, in the test's own terms. */
     record Pool(List<Integer> endpoints, HealthCheckConfig check) {
@@ -167,14 +192,19 @@ class ReloadUnderTrafficPropertyTest {
             fingerprints.put(c.getKey(), sha256(c.getValue().getCertificate().getEncoded()));
         }
         Random random = new Random(SEED);
-        World first = new World(RoutingScenarios.routes(random), new HashMap<>(), new HashMap<>(), true, Set.of());
+        List<GenRoute> routes = new ArrayList<>(RoutingScenarios.routes(random));
+        routes.add(ownRoute(random, STREAM_HOST));
+        routes.add(ownRoute(random, WS_HOST));
+        World first = new World(List.copyOf(routes), new HashMap<>(), new HashMap<>(), true, Set.of());
         first.backends().put("alpha", new Pool(List.of(0), CHECKS.get(0)));
         first.backends().put("beta", new Pool(List.of(1, 2), null));
         first.routes().forEach(r -> first.backendOf().put(r.name(), random.nextBoolean() ? "alpha" : "beta"));
         served.add(first);
 
         List<Thread> load = new ArrayList<>();
-        try (LogCapture leaks = LogCapture.of(ResourceLeakDetector.class)) {
+        try (LogCapture leaks = LogCapture.of(ResourceLeakDetector.class);
+                LogCapture closed = LogCapture.of(Reverification.class)) {
+            closes = closed;
             RunningProxy proxy = fixture.start(builder(first));
             ProxyConfig base = proxy.config();
             for (int t = 0; t < 2; t++) {
@@ -207,7 +237,8 @@ class ReloadUnderTrafficPropertyTest {
                     .as(seed("the generation gauge")).isEqualTo((double) served.size());
             // A generator that stopped producing an outcome would prove nothing about it.
             assertThat(outcomes).as(seed("outcomes " + outcomes)).containsKeys("200", "403", "404", "refused",
-                    "closed by reload", "failed reload");
+                    "closed by reload", "failed reload", "transfer 200", "tunnel opened", "tunnel kept across a reload",
+                    "tunnel closed by reload", "tunnel closed by reload as it opens");
             assertThat(sequence.invalid).as(seed("failed reloads")).isGreaterThanOrEqualTo(2);
             BufferLeaks.assertNoneReported(leaks, seed("buffer leaks"));
         } finally {
@@ -233,6 +264,8 @@ class ReloadUnderTrafficPropertyTest {
         private int requests;
         int invalid;
         private final Map<ReloadFailureReason, Integer> failedByReason = new HashMap<>();
+        /** Open WebSocket tunnels, and upgrades whose 101 is still to come. */
+        private final List<Tunnel> tunnels = new ArrayList<>();
 
         Sequence(RunningProxy proxy, ProxyConfig base, Random random) {
             this.proxy = proxy;
@@ -244,17 +277,38 @@ class ReloadUnderTrafficPropertyTest {
             burst("start");
             for (int step = 1; step <= steps; step++) {
                 World now = served.get(serving);
+                List<Transfer> transfers = startTransfers(now);
+                openTunnel(step, now);
                 World next = now;
                 for (int m = 1 + random.nextInt(2); m > 0; m--) {
                     next = mutate(next);
                 }
-                if (random.nextInt(5) == 0) {
+                next = restoreOwnRoutes(next);
+                // A tunnel's grant taken away: a pending one's most of the time, so that some close as they open.
+                Tunnel pending = tunnels.stream().filter(Tunnel::pending).findAny().orElse(null);
+                if (pending != null && random.nextInt(3) != 0) {
+                    next = withoutTunnelGrant(next, pending.call().client());
+                } else if (!tunnels.isEmpty() && random.nextInt(3) == 0) {
+                    next = withoutTunnelGrant(next, RoutingScenarios.pick(random, tunnels).call().client());
+                } else if (random.nextInt(tunnels.isEmpty() ? 2 : 3) == 0) {
+                    next = regrantTunnels(next);
+                }
+                // One in five fails, and at least two of every sequence.
+                if (random.nextInt(5) == 0 || steps - step < 2 - invalid) {
                     failingReload(step, now, next);
                 } else {
                     reload(step, now, next);
                 }
+                reviewTunnels(step, now, served.get(serving));
                 burst("step " + step);
+                for (Transfer t : transfers) {
+                    judgeTransfer(step, t);
+                }
             }
+            for (Tunnel t : tunnels) {
+                t.client().close();
+            }
+            tunnels.clear();
         }
 
         /**
@@ -414,6 +468,295 @@ class ReloadUnderTrafficPropertyTest {
             for (MtlsClient c : open.values()) {
                 c.close();
             }
+            for (Tunnel t : tunnels) {
+                t.client().close();
+            }
+        }
+
+        // ---- large and chunked bodies across a reload ----
+
+        /**
+         * Up to two requests of the stream route whose bodies are on their way while the reload comes, each on a
+         * thread of its own; returns once each has had its head read by the proxy as far as the client can tell:
+         * a 100 Continue or the first bytes of the answer came back (then only {@code now} may have judged it), or
+         * a body without {@code Expect} is under way (then the reload may have come first).
+         */
+        private List<Transfer> startTransfers(World now) throws InterruptedException {
+            List<Transfer> started = new ArrayList<>();
+            for (int n = random.nextInt(3); n > 0; n--) {
+                int kind = random.nextInt(3); // 0 upload, 1 download, 2 both
+                long upload = kind == 1 ? -1 : size();
+                long download = kind == 0 ? random.nextInt(4096) : size();
+                String tag = "t" + requests++;
+                String target = "/integrity/" + tag + "?bytes=" + download + "&pattern=" + random.nextInt(256)
+                        + (kind != 0 ? "&trickle=1" : "") + (random.nextBoolean() ? "&chunked=1" : "");
+                String method = kind == 0 ? "POST" : kind == 1 ? "GET" : "PUT";
+                Call call = new Call(tag, client(now, STREAM_HOST, method, target), null, method, target, STREAM_HOST);
+                Transfer t = new Transfer(call, serving, upload, upload >= 0 && random.nextBoolean(),
+                        upload >= 0 && random.nextInt(3) != 0, download, random.nextLong());
+                t.thread.start();
+                started.add(t);
+            }
+            for (Transfer t : started) {
+                if (!t.headRead.await(10, TimeUnit.SECONDS)) {
+                    failures.add("transfer " + t.call.tag() + ": no sign of its head being read within 10s");
+                }
+            }
+            return started;
+        }
+
+        /** Hundreds of KiB to a few MiB. */
+        private long size() {
+            return 256 * 1024 + random.nextInt(3 * 1024 * 1024);
+        }
+
+        /** Mostly a client the world lets make this request, so that most get through; now and then anyone. */
+        private Workload client(World world, String host, String method, String target) {
+            List<Workload> allowed = new ArrayList<>();
+            for (Workload w : clients()) {
+                Expected e = world.expect(new Call("probe", w, null, method, target, host));
+                if (e != null && e.verdict().status() == 200) {
+                    allowed.add(w);
+                }
+            }
+            return RoutingScenarios.pick(random, allowed.isEmpty() || random.nextInt(5) == 0 ? clients() : allowed);
+        }
+
+        /**
+         * A transfer is answered as the configuration that read its head says (only the one it was sent under when
+         * its answer started before the reload), its bodies arriving whole and byte-exact at the backend and at
+         * the client, on an endpoint of the backend that configuration named; or cut, when a configuration in
+         * force meanwhile refuses its certificate.
+         */
+        private void judgeTransfer(int step, Transfer t) throws InterruptedException {
+            t.thread.join(30_000);
+            int to = serving;
+            List<String> why = new ArrayList<>();
+            boolean matched = false;
+            if (t.thread.isAlive()) {
+                why.add("still running after 30s");
+            } else if (t.status == -1) {
+                for (int i = t.from; i <= to && !matched; i++) {
+                    matched = served.get(i).refuses(t.call.client());
+                }
+                why.add(matched ? "cut, its certificate refused" : "cut (" + t.failure + ") with its certificate "
+                        + "accepted by generations " + (t.from + 1) + ".." + (to + 1));
+                arrivals.claim(t.call.tag());
+                outcomes.merge(matched ? "transfer cut by reload" : "transfer cut", 1, Integer::sum);
+            } else {
+                for (int i = t.from; i <= (t.synced ? t.from : to) && !matched; i++) {
+                    Expected expected = served.get(i).expect(t.call);
+                    String problem = expected == null ? "certificate refused, yet answered"
+                            : judgeTransfer(t, expected);
+                    matched = problem == null;
+                    why.add("generation " + (i + 1) + ": " + (matched ? "agrees" : problem));
+                }
+                if (matched) {
+                    outcomes.merge("transfer " + t.status, 1, Integer::sum);
+                }
+            }
+            if (!matched) {
+                failures.add("== step " + step + ", transfer " + t.call.tag() + " from " + t.call.client().name()
+                        + ": " + t.call.method() + " " + t.call.target() + (t.upload < 0 ? ""
+                        : " with " + t.upload + " body bytes" + (t.chunked ? " chunked" : "")
+                        + (t.expectContinue ? " after 100-continue" : "")) + "\n  " + String.join("\n  ", why));
+            }
+        }
+
+        private String judgeTransfer(Transfer t, Expected expected) throws InterruptedException {
+            Verdict v = expected.verdict();
+            if (t.status != v.status()) {
+                return "got " + t.status + ", the README says " + v.status();
+            }
+            if (t.status != 200) {
+                return null;
+            }
+            Arrival a = arrivals.await(t.call.tag());
+            if (a == null) {
+                return "a 200 without any backend receiving the request";
+            }
+            TestBackend.Recorded r = a.recorded();
+            long sent = Math.max(t.upload, 0);
+            if (!expected.endpoints().contains(a.endpoint())) {
+                return "received by endpoint " + a.endpoint() + ", the route's backend has " + expected.endpoints();
+            } else if (!r.uri().equals(v.target())) {
+                return "the backend received " + r.uri() + ", the README says " + v.target();
+            } else if (r.bodyBytes() != sent || !t.sentSha256.equals(r.bodySha256())) {
+                return "the backend received " + r.bodyBytes() + " bytes with SHA-256 " + r.bodySha256()
+                        + ", the client sent " + sent + " with " + t.sentSha256;
+            } else if (t.chunked && !t.sentSha256.equals(r.trailers().get(TestBackend.IntegrityBody.SHA256_TRAILER))) {
+                return "the backend received the trailers " + r.trailers();
+            } else if (!t.sentSha256.equals(t.header("x-seen-sha256"))) {
+                return "the answer says the backend saw SHA-256 " + t.header("x-seen-sha256");
+            } else if (t.received != t.download || t.firstWrongByte >= 0) {
+                return "the client received " + t.received + " of " + t.download + " bytes"
+                        + (t.firstWrongByte >= 0 ? ", wrong from byte " + t.firstWrongByte : "");
+            }
+            return null;
+        }
+
+        // ---- WebSocket tunnels across a reload ----
+
+        /**
+         * Two steps in three, while fewer than four are open, a WebSocket upgrade at the tunnel route, mostly by a
+         * client it lets in: answered as {@code now} says, and a tunnel that opens echoes. Half of them ask the
+         * backend to answer after a second: it is left pending, its request at the backend, for the reload.
+         */
+        private void openTunnel(int step, World now) throws Exception {
+            if (tunnels.size() >= 4 || random.nextInt(3) == 0) {
+                return;
+            }
+            boolean late = random.nextBoolean();
+            String target = "/ws" + (late ? "?ms=1000" : "");
+            Call call = new Call("w" + requests++, client(now, WS_HOST, "GET", target), null, "GET", target, WS_HOST);
+            Expected expected = now.expect(call);
+            MtlsClient c = null;
+            String problem = null;
+            try {
+                c = MtlsClient.connect(proxy.address(), contexts.get(call.client().name()), null, null);
+                c.send(call.method() + " " + call.target() + " HTTP/1.1\r\nHost: " + call.host() + "\r\nX-Case: "
+                        + call.tag() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+                        + "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+                boolean forwarded = expected != null && expected.verdict().status() == 200;
+                if (forwarded && late) {
+                    problem = arrivedAt(call, expected);
+                    if (problem == null) {
+                        tunnels.add(new Tunnel(call, c, serving, true));
+                        return;
+                    }
+                } else {
+                    MtlsClient.Response r = c.readResponse();
+                    if (expected == null) {
+                        problem = "answered " + r.status() + " though its certificate is refused";
+                    } else if (r.status() != (forwarded ? 101 : expected.verdict().status())) {
+                        problem = "got " + r.status() + ", the README says "
+                                + (forwarded ? "101 (forwarded)" : expected.verdict().status());
+                    } else if (forwarded) {
+                        problem = arrivedAt(call, expected);
+                        problem = problem != null ? problem : echo(c);
+                        if (problem == null) {
+                            tunnels.add(new Tunnel(call, c, serving, false));
+                            outcomes.merge("tunnel opened", 1, Integer::sum);
+                            return;
+                        }
+                    } else {
+                        outcomes.merge("tunnel refused " + r.status(), 1, Integer::sum);
+                    }
+                }
+            } catch (IOException e) {
+                problem = expected == null ? null : "no answer: " + e;
+                arrivals.claim(call.tag());
+            }
+            if (c != null) {
+                c.close();
+            }
+            if (problem != null) {
+                failures.add("== step " + step + ", upgrade " + call.tag() + " from " + call.client().name() + ": "
+                        + problem + "\n  README: " + (expected == null ? "certificate refused"
+                                : String.join("; ", ReadmePolicyModel.describe(expected.verdict())))
+                        + "\n  configuration:\n" + now.describe().indent(4));
+            }
+        }
+
+        /** Null when one of the route's backend's endpoints received the upgrade request as the README says. */
+        private String arrivedAt(Call call, Expected expected) throws InterruptedException {
+            Arrival a = arrivals.await(call.tag());
+            if (a == null) {
+                return "the backend never received the upgrade request";
+            } else if (!expected.endpoints().contains(a.endpoint())) {
+                return "received by endpoint " + a.endpoint() + ", the route's backend has " + expected.endpoints();
+            } else if (!a.recorded().uri().equals(expected.verdict().target())) {
+                return "the backend received " + a.recorded().uri();
+            }
+            return null;
+        }
+
+        /**
+         * Every tunnel after a reload, as the README's "Reload and shutdown" says: one whose upgrade request the
+         * configuration now serving still allows stays open and echoes byte-exact; one it no longer allows is
+         * closed (logged {@code reason=tunnel_<decision> cause=reload}), or as it opens when its 101 comes after
+         * the reload ({@code cause=upgrade}); one whose certificate it refuses is closed at once.
+         */
+        private void reviewTunnels(int step, World before, World after) throws Exception {
+            for (java.util.Iterator<Tunnel> it = tunnels.iterator(); it.hasNext();) {
+                Tunnel t = it.next();
+                Expected expected = after.expect(t.call());
+                boolean refused = after.refuses(t.call().client());
+                boolean allowed = expected != null && expected.verdict().status() == 200;
+                String problem = null;
+                String outcome;
+                try {
+                    if (t.pending()) {
+                        MtlsClient.Response r = t.client().readResponse();
+                        problem = r.status() == 101 ? null : "the upgrade answered " + r.status() + " after the reload";
+                    }
+                    if (problem != null) {
+                        outcome = null;
+                    } else if (allowed) {
+                        problem = echo(t.client());
+                        outcome = "tunnel kept across a reload";
+                    } else if (!t.client().closedWithin(3_000)) {
+                        problem = "still open, though the configuration now " + (refused ? "refuses its certificate"
+                                : "answers its upgrade " + expected.verdict().status());
+                        outcome = null;
+                    } else if (refused) {
+                        problem = closeLogged(t.client(), after.denyListed().contains(t.call().client().name())
+                                ? "reason=revoked" : "event=connection_closed", "cause=reload");
+                        outcome = "tunnel closed by reload: certificate";
+                    } else {
+                        String reason = "reason=tunnel_" + switch (expected.verdict().status()) {
+                            case 403 -> "deny";
+                            case 404 -> "no_route";
+                            case 405 -> "method_not_allowed";
+                            default -> "status_" + expected.verdict().status();
+                        };
+                        problem = closeLogged(t.client(), reason, t.pending() ? "cause=" : "cause=reload");
+                        outcome = "tunnel closed by reload" + (t.pending() ? " as it opens" : "");
+                    }
+                } catch (IOException e) {
+                    outcome = refused ? "tunnel closed by reload: certificate" : null;
+                    problem = refused ? null : "cut: " + e;
+                }
+                if (outcome != null) {
+                    outcomes.merge(outcome, 1, Integer::sum);
+                }
+                if (problem != null) {
+                    failures.add("== step " + step + ", tunnel " + t.call().tag() + " of " + t.call().client().name()
+                            + " opened under generation " + (t.from() + 1) + (t.pending() ? ", its 101 pending" : "")
+                            + ": " + problem + "\n  configuration before:\n" + before.describe().indent(4)
+                            + "  configuration after:\n" + after.describe().indent(4));
+                }
+                t.pending = false;
+                if (!allowed || problem != null || random.nextInt(3) == 0) {
+                    t.client().close();
+                    it.remove();
+                }
+            }
+        }
+
+        /** Null when the proxy logged closing this client's connection with all of the fragments. */
+        private String closeLogged(MtlsClient c, String... fragments) {
+            String remote = "remote=" + c.localAddress();
+            try {
+                await().atMost(Duration.ofSeconds(2)).until(() -> closes.lines().stream().anyMatch(line ->
+                        line.contains("event=connection_closed") && line.contains(remote)
+                                && java.util.Arrays.stream(fragments).allMatch(line::contains)));
+                return null;
+            } catch (org.awaitility.core.ConditionTimeoutException e) {
+                return "closed, but no log line with " + remote + " " + List.of(fragments) + " among "
+                        + closes.lines().stream().filter(l -> l.contains(remote)).toList();
+            }
+        }
+
+        /** Null when a binary message of random bytes comes back byte-exact. */
+        private String echo(MtlsClient c) throws IOException {
+            byte[] payload = new byte[1 + random.nextInt(3000)];
+            random.nextBytes(payload);
+            c.output().write(maskedBinaryFrame(payload, random.nextInt()));
+            c.output().flush();
+            byte[] back = readBinaryFrame(c.input());
+            return java.util.Arrays.equals(payload, back) ? null
+                    : "sent " + payload.length + " bytes, the echo was " + back.length + " different ones";
         }
 
         // ---- mutations: each returns a valid configuration ----
@@ -424,7 +767,7 @@ class ReloadUnderTrafficPropertyTest {
             Map<String, Pool> backends = new LinkedHashMap<>(w.backends());
             boolean partners = w.partnersTrusted();
             Set<String> denied = new HashSet<>(w.denyListed());
-            switch (random.nextInt(10)) {
+            switch (random.nextInt(12)) {
                 case 0 -> {
                     GenRoute r = RoutingScenarios.pick(random, RoutingScenarios.routes(random));
                     GenRoute added = new GenRoute("r" + routeNames++, r.host(), r.prefix(), r.methods(), r.rules(),
@@ -435,8 +778,15 @@ class ReloadUnderTrafficPropertyTest {
                     }
                 }
                 case 1 -> {
-                    if (routes.size() > 1) {
-                        backendOf.remove(routes.remove(random.nextInt(routes.size())).name());
+                    List<Integer> generated = new ArrayList<>();
+                    for (int i = 0; i < routes.size(); i++) {
+                        if (!own(routes.get(i))) {
+                            generated.add(i);
+                        }
+                    }
+                    if (generated.size() > 1) {
+                        int i = RoutingScenarios.pick(random, generated);
+                        backendOf.remove(routes.remove(i).name());
                     }
                 }
                 case 2 -> changeRoute(routes, this::grant);
@@ -461,16 +811,78 @@ class ReloadUnderTrafficPropertyTest {
                         backendOf.replaceAll((route, b) -> random.nextInt(3) == 0 ? "gamma" : b);
                     }
                 }
-                case 8 -> {
+                case 8, 11 -> {
                     // At most two certificates deny-listed at once, so that traffic goes on.
                     String client = RoutingScenarios.pick(random, clients()).name();
                     if (!denied.remove(client) && denied.size() < 2) {
                         denied.add(client);
                     }
                 }
-                default -> partners = !partners;
+                case 9 -> partners = !partners;
+                default -> {
+                    // A route of the streams or the tunnels: removed now and then, back later, or re-pointed.
+                    String host = RoutingScenarios.pick(random, List.copyOf(new TreeSet<>(OWN_HOSTS)));
+                    int at = -1;
+                    for (int i = 0; i < routes.size(); i++) {
+                        at = host.equals(routes.get(i).host()) ? i : at;
+                    }
+                    if (at < 0) {
+                        GenRoute own = ownRoute(random, host);
+                        routes.add(random.nextInt(routes.size() + 1), own);
+                        backendOf.put(own.name(), RoutingScenarios.pick(random, List.copyOf(backends.keySet())));
+                    } else if (random.nextInt(3) == 0) {
+                        backendOf.remove(routes.remove(at).name());
+                    } else {
+                        backendOf.put(routes.get(at).name(), RoutingScenarios.pick(random,
+                                List.copyOf(backends.keySet())));
+                        routes.set(at, random.nextBoolean() ? grant(routes.get(at)) : revoke(routes.get(at)));
+                    }
+                }
             }
             return new World(List.copyOf(routes), backendOf, backends, partners, Set.copyOf(denied));
+        }
+
+        /** A removed route of the streams or the tunnels back, half the time: they have traffic of their own. */
+        private World restoreOwnRoutes(World w) {
+            List<GenRoute> routes = new ArrayList<>(w.routes());
+            Map<String, String> backendOf = new HashMap<>(w.backendOf());
+            for (String host : List.of(STREAM_HOST, WS_HOST)) {
+                if (routes.stream().noneMatch(r -> host.equals(r.host())) && random.nextBoolean()) {
+                    GenRoute own = ownRoute(random, host);
+                    routes.add(own);
+                    backendOf.put(own.name(), RoutingScenarios.pick(random, List.copyOf(w.backends().keySet())));
+                }
+            }
+            return new World(List.copyOf(routes), backendOf, w.backends(), w.partnersTrusted(), w.denyListed());
+        }
+
+        /** The tunnel route's grants drawn afresh, so that a reload often takes an open tunnel's grant away. */
+        private World regrantTunnels(World w) {
+            List<GenRoute> routes = new ArrayList<>(w.routes());
+            routes.replaceAll(r -> r.host() != null && r.host().equals(WS_HOST) ? ownRoute(random, WS_HOST) : r);
+            return new World(List.copyOf(routes), w.backendOf(), w.backends(), w.partnersTrusted(), w.denyListed());
+        }
+
+        /** The tunnel route without any identity this client is: its upgrade is no longer allowed. */
+        private World withoutTunnelGrant(World w, Workload client) {
+            List<GenRoute> routes = new ArrayList<>(w.routes());
+            routes.replaceAll(r -> {
+                if (r.host() == null || !r.host().equals(WS_HOST)) {
+                    return r;
+                }
+                List<GenRule> rules = new ArrayList<>();
+                for (GenRule rule : r.rules()) {
+                    List<String> others = rule.identities().stream().filter(name -> RoutingScenarios.IDENTITIES
+                            .stream().noneMatch(i -> i.name().equals(name) && ReadmePolicyModel.is(client, i)))
+                            .toList();
+                    if (rule.deny() || !others.isEmpty()) {
+                        rules.add(new GenRule(rule.deny(), rule.deny() ? rule.identities() : others, rule.methods(),
+                                rule.paths(), rule.expires()));
+                    }
+                }
+                return new GenRoute(r.name(), r.host(), r.prefix(), r.methods(), rules, r.dryRun(), false);
+            });
+            return new World(List.copyOf(routes), w.backendOf(), w.backends(), w.partnersTrusted(), w.denyListed());
         }
 
         private void changeRoute(List<GenRoute> routes, java.util.function.UnaryOperator<GenRoute> change) {
@@ -558,6 +970,20 @@ class ReloadUnderTrafficPropertyTest {
             }
             return List.copyOf(chosen);
         }
+    }
+
+    private static boolean own(GenRoute r) {
+        return r.host() != null && OWN_HOSTS.contains(r.host());
+    }
+
+    /** The route of one of {@link #OWN_HOSTS}: one allow rule naming one to three identities. */
+    private static GenRoute ownRoute(Random random, String host) {
+        List<String> names = new ArrayList<>(RoutingScenarios.IDENTITIES.stream().map(NamedIdentity::name).toList());
+        java.util.Collections.shuffle(names, random);
+        List<String> who = List.copyOf(names.subList(0, 1 + random.nextInt(3)));
+        boolean stream = host.equals(STREAM_HOST);
+        return new GenRoute(stream ? "stream" : "ws", host, stream ? "/integrity" : "/ws", List.of(),
+                List.of(new GenRule(false, who, List.of(), List.of(), null)), false, false);
     }
 
     /** The loader refuses two routes with the same host, prefix and methods. */
@@ -660,6 +1086,239 @@ class ReloadUnderTrafficPropertyTest {
         }
     }
 
+    // ---- transfers and tunnels ---------------------------------------------------------------------------------
+
+    /**
+     * A request of the stream route sent from a thread of its own, its bodies paced so that they are still on their
+     * way when the foreground reloads: a request body of {@code upload} bytes (none when negative), with
+     * Content-Length or chunked (then with its SHA-256 as a trailer), maybe behind {@code Expect: 100-continue}, and
+     * an answer of {@code download} bytes of {@link TestBackend.IntegrityBody}'s pattern, checked as it arrives.
+     */
+    private final class Transfer implements Runnable {
+        final Call call;
+        final int from;
+        final long upload;
+        final boolean chunked;
+        final boolean expectContinue;
+        final long download;
+        private final long seed;
+        final Thread thread;
+        /** Counted down once the head is known to have been read, or the body is under way, or it is over. */
+        final CountDownLatch headRead = new CountDownLatch(1);
+        /** Whether an answer began before {@link #headRead} was counted down: {@code from} alone judged it. */
+        volatile boolean synced;
+        volatile int status = -1;
+        volatile Map<String, List<String>> headers = Map.of();
+        volatile String failure;
+        volatile String sentSha256;
+        volatile long received;
+        volatile long firstWrongByte = -1;
+
+        Transfer(Call call, int from, long upload, boolean chunked, boolean expectContinue, long download,
+                long seed) {
+            this.call = call;
+            this.from = from;
+            this.upload = upload;
+            this.chunked = chunked;
+            this.expectContinue = expectContinue;
+            this.download = download;
+            this.seed = seed;
+            this.thread = new Thread(this, "transfer-" + call.tag());
+        }
+
+        String header(String name) {
+            List<String> values = headers.get(name);
+            return values == null ? null : values.get(0);
+        }
+
+        @Override
+        public void run() {
+            MtlsClient c = null;
+            int pattern = Integer.parseInt(call.target().replaceAll(".*pattern=(\\d+).*", "$1"));
+            PatternCheck sink = new PatternCheck(pattern, upload < 0 && !expectContinue ? this : null);
+            try {
+                c = MtlsClient.connect(fixture.proxy().address(), contexts.get(call.client().name()), null, null);
+                c.send(call.method() + " " + call.target() + " HTTP/1.1\r\nHost: " + call.host() + "\r\nX-Case: "
+                        + call.tag() + "\r\n" + (upload < 0 ? "" : chunked ? "Transfer-Encoding: chunked\r\n"
+                                : "Content-Length: " + upload + "\r\n")
+                        + (expectContinue ? "Expect: 100-continue\r\n" : "") + "\r\n");
+                if (expectContinue) {
+                    MtlsClient.Response first = c.readResponse(sink, true);
+                    synced = true;
+                    headRead.countDown();
+                    if (first.status() != 100) {
+                        headers = first.headers();
+                        status = first.status();
+                        return;
+                    }
+                }
+                if (upload >= 0) {
+                    headRead.countDown();
+                    try {
+                        sendBody(c);
+                    } catch (IOException e) {
+                        // A refusal answered early may end the connection under the rest of the body: read it.
+                        failure = "while sending the body: " + e;
+                    }
+                } else {
+                    sentSha256 = sha256(new byte[0]);
+                }
+                sink.reset();
+                MtlsClient.Response r = c.readResponse(sink, true);
+                received = sink.count;
+                firstWrongByte = sink.firstWrong;
+                headers = r.headers();
+                synced |= upload < 0;
+                status = r.status();
+            } catch (Exception e) {
+                failure = failure == null ? e.toString() : failure + ", then " + e;
+            } finally {
+                headRead.countDown();
+                if (c != null) {
+                    try {
+                        c.close();
+                    } catch (IOException ignored) {
+                        // closing was all that was left
+                    }
+                }
+            }
+        }
+
+        /** The body in pieces of up to 32 KiB a couple of milliseconds apart, hashed as it goes. */
+        private void sendBody(MtlsClient c) throws IOException {
+            Random bytes = new Random(seed);
+            MessageDigest digest = sha256Digest();
+            OutputStream out = c.output();
+            for (long left = upload; left > 0;) {
+                byte[] piece = new byte[(int) Math.min(left, 1 + bytes.nextInt(32 * 1024))];
+                bytes.nextBytes(piece);
+                digest.update(piece);
+                if (chunked) {
+                    out.write((Integer.toHexString(piece.length) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+                }
+                out.write(piece);
+                if (chunked) {
+                    out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+                }
+                out.flush();
+                left -= piece.length;
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(2));
+            }
+            sentSha256 = HexFormat.of().formatHex(digest.digest());
+            if (chunked) {
+                out.write(("0\r\n" + TestBackend.IntegrityBody.SHA256_TRAILER + ": " + sentSha256 + "\r\n\r\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                out.flush();
+            }
+        }
+    }
+
+    /** Counts the body it is given and notes the first byte off {@link TestBackend.IntegrityBody}'s pattern. */
+    private static final class PatternCheck extends OutputStream {
+        private final int pattern;
+        /** Told on the first byte that the answer has begun, so its head was read; null for none. */
+        private final Transfer begun;
+        long count;
+        long firstWrong = -1;
+
+        PatternCheck(int pattern, Transfer begun) {
+            this.pattern = pattern;
+            this.begun = begun;
+        }
+
+        void reset() {
+            count = 0;
+            firstWrong = -1;
+        }
+
+        @Override
+        public void write(int b) {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            if (begun != null && count == 0 && len > 0) {
+                begun.synced = true;
+                begun.headRead.countDown();
+            }
+            for (int i = 0; i < len; i++) {
+                if (firstWrong < 0 && b[off + i] != TestBackend.IntegrityBody.at(pattern, count + i)) {
+                    firstWrong = count + i;
+                }
+            }
+            count += len;
+        }
+    }
+
+    /** A WebSocket upgrade the foreground sent; {@code pending} until its 101 has been read. */
+    private static final class Tunnel {
+        private final Call call;
+        private final MtlsClient client;
+        private final int from;
+        boolean pending;
+
+        Tunnel(Call call, MtlsClient client, int from, boolean pending) {
+            this.call = call;
+            this.client = client;
+            this.from = from;
+            this.pending = pending;
+        }
+
+        Call call() {
+            return call;
+        }
+
+        MtlsClient client() {
+            return client;
+        }
+
+        int from() {
+            return from;
+        }
+
+        boolean pending() {
+            return pending;
+        }
+    }
+
+    /** A client's frame: FIN, binary, masked as RFC 6455 5.3 requires, with a 16-bit length past 125 bytes. */
+    static byte[] maskedBinaryFrame(byte[] payload, int maskKey) {
+        ByteArrayOutputStream frame = new ByteArrayOutputStream();
+        frame.write(0x82);
+        if (payload.length < 126) {
+            frame.write(0x80 | payload.length);
+        } else {
+            frame.write(0x80 | 126);
+            frame.write(payload.length >>> 8);
+            frame.write(payload.length & 0xff);
+        }
+        byte[] mask = {(byte) (maskKey >>> 24), (byte) (maskKey >>> 16), (byte) (maskKey >>> 8), (byte) maskKey};
+        frame.writeBytes(mask);
+        for (int i = 0; i < payload.length; i++) {
+            frame.write(payload[i] ^ mask[i % 4]);
+        }
+        return frame.toByteArray();
+    }
+
+    /** A server's frame: FIN, binary, unmasked, up to 64 KiB; its payload. */
+    static byte[] readBinaryFrame(InputStream in) throws IOException {
+        int first = in.read();
+        int second = in.read();
+        if (first != 0x82 || second < 0 || (second & 0x80) != 0) {
+            throw new IOException("not an unmasked final binary frame: " + first + " " + second);
+        }
+        int length = second & 0x7f;
+        if (length == 126) {
+            length = (in.read() << 8) | in.read();
+        }
+        byte[] payload = in.readNBytes(length);
+        if (payload.length != length) {
+            throw new java.io.EOFException("frame truncated");
+        }
+        return payload;
+    }
+
     // ---- requests and their judgement ------------------------------------------------------------------------
 
     /** All clients: the six of the routing scenarios and the partner. */
@@ -669,9 +1328,10 @@ class ReloadUnderTrafficPropertyTest {
         return all;
     }
 
-    /** A request at the world's routes, without a server name; now and then from the partner. */
+    /** A request at the world's generated routes, without a server name; now and then from the partner. */
     private static Call call(Random random, String tag, World world) {
-        Call c = RoutingScenarios.call(random, tag, world.routes());
+        Call c = RoutingScenarios.call(random, tag, world.routes().stream()
+                .filter(r -> !own(r)).toList());
         Workload client = random.nextInt(8) == 0 ? PARTNER : c.client();
         return new Call(tag, client, null, c.method(), c.target(), c.host());
     }
@@ -888,8 +1548,12 @@ class ReloadUnderTrafficPropertyTest {
     }
 
     private static String sha256(byte[] der) {
+        return HexFormat.of().formatHex(sha256Digest().digest(der));
+    }
+
+    private static MessageDigest sha256Digest() {
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(der));
+            return MessageDigest.getInstance("SHA-256");
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException("every JDK has SHA-256", e);
         }
