@@ -15,6 +15,9 @@ import java.time.Duration;
  * @param maxConnections   client connections open at once, counted from accept to close whether or not the TLS
  *                         handshake completed; one more is closed as soon as it is accepted. Null for the default,
  *                         see {@link #connectionLimit}
+ * @param requestHeaderTimeout a request head (request line and header fields) not complete this long after its first
+ *                         bytes were read is answered 408 and the connection closed: the idle timeout alone lets a
+ *                         client that drips a byte now and then hold a connection for ever
  */
 public record ListenerConfig(
         String name,
@@ -23,10 +26,13 @@ public record ListenerConfig(
         HttpLimits limits,
         Duration idleTimeout,
         Duration handshakeTimeout,
-        Integer maxConnections) {
+        Integer maxConnections,
+        Duration requestHeaderTimeout) {
 
     public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(60);
     public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+    /** HAProxy's recommended {@code timeout http-request}; nginx's {@code client_header_timeout} is 60s. */
+    public static final Duration DEFAULT_REQUEST_HEADER_TIMEOUT = Duration.ofSeconds(10);
     /**
      * Descriptors the default limit leaves to everything but client connections and their backend connections: the
      * admin listener (at most 64), listening sockets, event loop selectors, the jar and its libraries, logs, and the
@@ -47,12 +53,19 @@ public record ListenerConfig(
         limits = limits == null ? HttpLimits.DEFAULT : limits;
         idleTimeout = idleTimeout == null ? DEFAULT_IDLE_TIMEOUT : idleTimeout;
         handshakeTimeout = handshakeTimeout == null ? DEFAULT_HANDSHAKE_TIMEOUT : handshakeTimeout;
+        requestHeaderTimeout = requestHeaderTimeout == null ? DEFAULT_REQUEST_HEADER_TIMEOUT : requestHeaderTimeout;
+    }
+
+    /** The request header timeout at its default. */
+    public ListenerConfig(String name, HostPort address, ServerTlsConfig tls, HttpLimits limits, Duration idleTimeout,
+            Duration handshakeTimeout, Integer maxConnections) {
+        this(name, address, tls, limits, idleTimeout, handshakeTimeout, maxConnections, null);
     }
 
     /** Every limit at its default. */
     public ListenerConfig(String name, HostPort address, ServerTlsConfig tls, HttpLimits limits, Duration idleTimeout,
             Duration handshakeTimeout) {
-        this(name, address, tls, limits, idleTimeout, handshakeTimeout, null);
+        this(name, address, tls, limits, idleTimeout, handshakeTimeout, null, null);
     }
 
     /**

@@ -39,6 +39,7 @@ final class ListenerValidator {
             tls(path + ".tls", listener.tls());
             problems.positive(path + ".idleTimeout", listener.idleTimeout());
             problems.positive(path + ".handshakeTimeout", listener.handshakeTimeout());
+            problems.positive(path + ".requestHeaderTimeout", listener.requestHeaderTimeout());
             problems.positive(path + ".limits.maxInitialLineLength", listener.limits().maxInitialLineLength());
             problems.positive(path + ".limits.maxHeaderSize", listener.limits().maxHeaderSize());
             if (listener.maxConnections() != null && listener.maxConnections() < 1) {

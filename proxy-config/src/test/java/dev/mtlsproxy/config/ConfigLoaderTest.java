@@ -85,6 +85,7 @@ class ConfigLoaderTest {
         assertThat(listener.limits()).isEqualTo(HttpLimits.DEFAULT);
         assertThat(listener.idleTimeout()).isEqualTo(ListenerConfig.DEFAULT_IDLE_TIMEOUT);
         assertThat(listener.handshakeTimeout()).isEqualTo(ListenerConfig.DEFAULT_HANDSHAKE_TIMEOUT);
+        assertThat(listener.requestHeaderTimeout()).isEqualTo(Duration.ofSeconds(10));
         assertThat(config.identities()).isEmpty();
         assertThat(config.routes()).isEmpty();
         assertThat(config.backends().get("b")).isEqualTo(new BackendConfig(URI.create("http://backend:8080"),
@@ -138,7 +139,7 @@ class ConfigLoaderTest {
                 "listeners[0].address: \"localhost\" (expected: host:port, with IPv6 as [::1]:8443) at line 2, column 14",
                 "listeners[0].idleTimeout: 60 (expected: a duration like 500ms, 10s, 5m, 1h) at line 7, column 18",
                 "listeners[0].idleTimout: unknown key (expected: one of address, handshakeTimeout, idleTimeout,"
-                        + " limits, maxConnections, name, tls) at line 8, column 5",
+                        + " limits, maxConnections, name, requestHeaderTimeout, tls) at line 8, column 5",
                 "listeners[0].tls.privateKey: " + fixture.abs("certs/other.key")
                         + " (expected: the private key of listeners[0].tls.certificate) - it belongs to another"
                         + " certificate at line 5, column 19",

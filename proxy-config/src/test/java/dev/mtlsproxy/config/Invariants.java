@@ -56,6 +56,7 @@ final class Invariants {
             }
             positive(path + ".idleTimeout", l.idleTimeout());
             positive(path + ".handshakeTimeout", l.handshakeTimeout());
+            positive(path + ".requestHeaderTimeout", l.requestHeaderTimeout());
             require(l.maxConnections() == null || l.maxConnections() > 0, path + ".maxConnections", "positive");
             require(l.limits().maxInitialLineLength().bytes() > 0 && l.limits().maxHeaderSize().bytes() > 0,
                     path + ".limits", "positive");

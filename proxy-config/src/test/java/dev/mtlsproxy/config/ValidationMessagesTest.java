@@ -277,6 +277,14 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void theRequestHeaderTimeoutIsPositive() {
+            String yaml = fixture.with("handshakeTimeout: 5s", "handshakeTimeout: 5s\n    requestHeaderTimeout: 0s");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].requestHeaderTimeout: 0s (expected: a positive duration)");
+        }
+
+        @Test
         void aConnectionLimitIsPositive() {
             assertThat(fixture.problems(fixture.with("maxConnections: 5000", "maxConnections: 0"))).containsExactly(
                     "listeners[0].maxConnections: 0 (expected: a positive integer)");

@@ -6,6 +6,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.CombinedChannelDuplexHandler;
+import io.netty.handler.codec.DecoderResult;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
 import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -20,11 +21,15 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseEncoder;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * HTTP/1.1 server codec that refuses ambiguous framing instead of repairing it.
@@ -52,10 +57,14 @@ public final class StrictHttpServerCodec
      * The status to answer a request head this codec could not decode with: 414 URI Too Long for a request line over
      * {@code maxInitialLineLength} (RFC 9110, 15.5.15; it is the target that makes a line long, as nginx answers),
      * 431 Request Header Fields Too Large for a header block over {@code maxHeaderSize} (RFC 6585, section 5; Envoy
-     * and Go answer the same), 400 for anything else. Only for the head: a chunk-size line or trailers over a limit
+     * and Go answer the same), 408 for a head not complete in time ({@link RequestHeadTimeoutException}), 400 for
+     * anything else. Only for the head: a chunk-size line or trailers over a limit
      * fail the body's framing, which is a 400.
      */
     public static HttpResponseStatus statusForFailedHead(Throwable cause) {
+        if (cause instanceof RequestHeadTimeoutException) {
+            return HttpResponseStatus.REQUEST_TIMEOUT;
+        }
         if (cause instanceof TooLongHttpLineException) {
             return URI_TOO_LONG;
         }
@@ -65,7 +74,16 @@ public final class StrictHttpServerCodec
         return HttpResponseStatus.BAD_REQUEST;
     }
 
+    /** With no request header timeout: for tests of decoding alone and the JMH benchmarks. */
     public StrictHttpServerCodec(HttpLimits limits) {
+        this(limits, null);
+    }
+
+    /**
+     * @param headerTimeout how long a request head may take from its first bytes read to its end, or null for no
+     *                      limit; see {@link Decoder#checkHead}
+     */
+    public StrictHttpServerCodec(HttpLimits limits, Duration headerTimeout) {
         HttpDecoderConfig config = new HttpDecoderConfig()
                 .setMaxInitialLineLength(limits.maxInitialLineLength().toIntBytes())
                 .setMaxHeaderSize(limits.maxHeaderSize().toIntBytes())
@@ -74,7 +92,7 @@ public final class StrictHttpServerCodec
                 .setStrictLineParsing(true)
                 .setUseRfc9112TransferEncoding(true)
                 .setValidateHeaders(true);
-        decoder = new Decoder(config);
+        decoder = new Decoder(config, headerTimeout);
         init(decoder, new Encoder());
     }
 
@@ -100,9 +118,17 @@ public final class StrictHttpServerCodec
         private ChannelHandlerContext ctx;
         /** See {@link #hasUnfinishedRequest()}: set by any bytes read, cleared by a request's end with none left. */
         private boolean unfinished;
+        /** A request's head has been decoded and its end has not: bytes read now are its body. */
+        private boolean inBody;
+        /** Heads decoded so far, to tell the head a timer was set for from a later one. */
+        private int heads;
+        private final Duration headerTimeout;
+        private ScheduledFuture<?> headCheck;
+        private int headCheckFor;
 
-        Decoder(HttpDecoderConfig config) {
+        Decoder(HttpDecoderConfig config, Duration headerTimeout) {
             super(config);
+            this.headerTimeout = headerTimeout;
         }
 
         @Override
@@ -113,6 +139,53 @@ public final class StrictHttpServerCodec
                 unfinished = true;
             }
             super.channelRead(ctx, msg);
+            // A timer only for a head that spans reads: one that arrives whole, the usual case, costs no task.
+            if (headerTimeout != null && headCheck == null && headInProgress()) {
+                scheduleHeadCheck(ctx);
+            }
+        }
+
+        private boolean headInProgress() {
+            return unfinished && !inBody && !paused;
+        }
+
+        private void scheduleHeadCheck(ChannelHandlerContext ctx) {
+            headCheckFor = heads;
+            headCheck = ctx.executor().schedule(() -> checkHead(ctx), headerTimeout.toNanos(), TimeUnit.NANOSECONDS);
+        }
+
+        /**
+         * A head still in progress one timeout after the read that left it unfinished is refused with a failed
+         * request, which the request guard answers 408 before closing (nginx's {@code client_header_timeout},
+         * HAProxy's {@code timeout http-request}). The time counts only while the proxy is reading the head: one
+         * behind a response still pending (pipelined) is not read until that response is written, and one that
+         * began after the head the timer was set for may have just started, so each gets a whole timeout from now.
+         * A head may so take up to twice the timeout; never less than it.
+         */
+        private void checkHead(ChannelHandlerContext ctx) {
+            headCheck = null;
+            if (ctx.isRemoved() || !headInProgress()) {
+                return;
+            }
+            if (heads != headCheckFor || !methods.isEmpty()) {
+                scheduleHeadCheck(ctx);
+                return;
+            }
+            paused = true; // nothing after it is decoded: the connection closes once the 408 is written
+            DefaultFullHttpRequest timedOut = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET,
+                    "/bad-request", Unpooled.EMPTY_BUFFER);
+            timedOut.setDecoderResult(DecoderResult.failure(new RequestHeadTimeoutException(headerTimeout)));
+            ctx.fireChannelRead(timedOut);
+            ctx.fireChannelReadComplete();
+        }
+
+        @Override
+        protected void handlerRemoved0(ChannelHandlerContext ctx) throws Exception {
+            if (headCheck != null) {
+                headCheck.cancel(false);
+                headCheck = null;
+            }
+            super.handlerRemoved0(ctx);
         }
 
         @Override
@@ -130,10 +203,13 @@ public final class StrictHttpServerCodec
                 if (decoded instanceof HttpRequest request) {
                     methods.add(request.method());
                     upgradeRequested = Upgrades.isWebSocketRequest(request);
+                    heads++;
+                    inBody = true;
                 }
                 if (decoded instanceof LastHttpContent) {
                     // The decoder returns after a request's end: what is left in the buffer is the next one's.
                     unfinished = buffer.isReadable();
+                    inBody = false;
                     if (upgradeRequested) {
                         upgradeRequested = false;
                         paused = true;

@@ -75,7 +75,7 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         p.addLast("identity", new IdentityHandler(listenerName, handshakes, current.serverTls().verifier(),
                 current.anchors()));
         p.addLast("generation", new HandshakeGenerationCheck(listenerName, current, generation));
-        p.addLast("http", new StrictHttpServerCodec(listener.limits()));
+        p.addLast("http", new StrictHttpServerCodec(listener.limits(), listener.requestHeaderTimeout()));
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));
         p.addLast("authorize", new AuthorizationHandler(listenerName, runtime, metrics));

@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
+import dev.mtlsproxy.core.http.RequestHeadTimeoutException;
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -92,6 +93,9 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
     private static String problem(Object msg) {
         if (msg instanceof DecoderResultProvider provider && provider.decoderResult().isFailure()) {
             Throwable cause = provider.decoderResult().cause();
+            if (cause instanceof RequestHeadTimeoutException) {
+                return cause.getMessage();
+            }
             if (cause instanceof TooLongHttpLineException) {
                 return "request head too large: request line";
             }

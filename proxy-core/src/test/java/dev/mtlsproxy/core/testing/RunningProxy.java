@@ -133,6 +133,7 @@ public final class RunningProxy implements AutoCloseable {
         private Duration idleTimeout;
         private Duration handshakeTimeout;
         private Integer maxConnections;
+        private Duration requestHeaderTimeout;
         private Duration responseTimeout = Duration.ofSeconds(10);
         private AccessLog accessLogOverride;
         private MeterRegistry registry = new SimpleMeterRegistry();
@@ -249,6 +250,11 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        public Builder requestHeaderTimeout(Duration timeout) {
+            this.requestHeaderTimeout = timeout;
+            return this;
+        }
+
         /** The listener's connection limit; the default derives from the descriptor limit. */
         public Builder maxConnections(int max) {
             this.maxConnections = max;
@@ -262,7 +268,7 @@ public final class RunningProxy implements AutoCloseable {
             ServerTlsConfig tls = new ServerTlsConfig(pki.serverCertificatePem(), pki.serverKeyPem(), List.of(),
                     minVersion, sessionResumption, groups);
             ListenerConfig listener = new ListenerConfig("main", new HostPort("127.0.0.1", 0), tls, null,
-                    idleTimeout, handshakeTimeout, maxConnections);
+                    idleTimeout, handshakeTimeout, maxConnections, requestHeaderTimeout);
             Map<String, BackendConfig> backends = new LinkedHashMap<>();
             backendUrls.forEach((name, url) -> backends.put(name, new BackendConfig(URI.create(url),
                     Duration.ofSeconds(2), responseTimeout, 8, Duration.ofSeconds(30))));
