@@ -282,11 +282,17 @@ class DrainServesRequestsOnTheirWayTest {
         return drainStarted(proxy, Duration.ofSeconds(10));
     }
 
+    private CompletableFuture<Boolean> drainStarted(RunningProxy proxy, Duration timeout) throws Exception {
+        return drainStarted(proxy, log, timeout);
+    }
+
     /**
      * Stops accepting and starts the drain, returning once every open connection has had its drain event: the
      * drain hands the event to each connection's event loop before it logs, and a loop runs its tasks in order.
+     * {@code log} captures {@link ProxyServer}'s log.
      */
-    private CompletableFuture<Boolean> drainStarted(RunningProxy proxy, Duration timeout) throws Exception {
+    static CompletableFuture<Boolean> drainStarted(RunningProxy proxy, LogCapture log, Duration timeout)
+            throws Exception {
         proxy.server().stopAccepting();
         CompletableFuture<Boolean> drained = CompletableFuture.supplyAsync(() -> {
             try {
@@ -309,7 +315,11 @@ class DrainServesRequestsOnTheirWayTest {
      */
     private static AtomicLong bytesReadBy(RunningProxy proxy) throws Exception {
         assertThat(proxy.server().clientConnections()).hasSize(1);
-        Channel connection = proxy.server().clientConnections().get(0);
+        return bytesReadBy(proxy.server().clientConnections().get(0));
+    }
+
+    /** As {@link #bytesReadBy(RunningProxy)}, for one client connection among several. */
+    static AtomicLong bytesReadBy(Channel connection) throws Exception {
         AtomicLong read = new AtomicLong();
         ChannelInboundHandlerAdapter counter = new ChannelInboundHandlerAdapter() {
             @Override
