@@ -117,6 +117,21 @@ class HealthHandoverTest {
     }
 
     @Test
+    void aReloadThatRemovesTheCheckPutsAnEndpointItHadTakenOutBackIntoRotation() throws Exception {
+        a.healthy(false);
+        before = shop(OFTEN, null);
+        before.start(group, NioSocketChannel.class);
+        await().atMost(Duration.ofSeconds(5)).until(() -> !endpoint(before).isActivelyHealthy());
+
+        // No check, no verdict to keep: the README's choice, HAProxy's (a server without "check" is up) and Envoy's.
+        after = shop(null, before);
+        after.takeOverHealthFrom(before);
+        after.start(group, NioSocketChannel.class);
+        assertThat(endpoint(after).isHealthy()).isTrue();
+        assertThat(after.get("shop").pick(List.of())).isSameAs(endpoint(after));
+    }
+
+    @Test
     void aResultTheRunningCheckIsCountingWhenItStopsIsCountedBeforeTheHandoverReadsTheVerdict() throws Exception {
         // Checked once at start, then not for an hour: the only results are that one (a pass) and the two below.
         HealthCheckConfig once = new HealthCheckConfig("/health", Duration.ofHours(1), Duration.ofSeconds(2), 2, 2);
