@@ -83,6 +83,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * down to the {@code backend_healthy_endpoints} gauge and the absence of any {@code event=backend_health} line.
  * Elsewhere the test waits out the README's bound (the thresholds' worth of checks an {@code interval} apart) and
  * the gauge, then judges strictly: requests go only to endpoints in rotation, and a backend with none answers 503.
+ * Leaving rotation closes nothing: a tunnel stays open for as long as its upgrade request is allowed.
  *
  * <p>After each reload returns, a burst of requests, some with bodies, on kept-alive and new connections, is judged
  * by a model of the configuration that shares no code with the proxy: {@link ReadmePolicyModel} for the status, the
