@@ -119,11 +119,14 @@ class ReloadUnderTrafficPropertyTest {
     static final Workload PARTNER = new Workload("partner", "spiffe://partner.test/ns/acme/sa/client", null);
     static final String PARTNERS = "partners";
     static final List<String> BACKEND_NAMES = List.of("alpha", "beta", "gamma");
-    /** Checks frequent enough that a check left running after its backend went is seen within the test. */
+    /**
+     * Checks frequent enough that a check left running after its backend went is seen within the test, and patient
+     * enough that a machine busy with the traffic never fails one by its timeout: only the model fails them.
+     */
     static final List<HealthCheckConfig> CHECKS = List.of(
-            new HealthCheckConfig("/health", Duration.ofMillis(100), Duration.ofSeconds(1), 1, 1),
-            new HealthCheckConfig("/healthz", Duration.ofMillis(150), Duration.ofSeconds(1), 2, 3),
-            new HealthCheckConfig("/health", Duration.ofMillis(200), Duration.ofSeconds(1), 2, 2));
+            new HealthCheckConfig("/health", Duration.ofMillis(100), Duration.ofSeconds(5), 1, 1),
+            new HealthCheckConfig("/healthz", Duration.ofMillis(150), Duration.ofSeconds(5), 2, 3),
+            new HealthCheckConfig("/health", Duration.ofMillis(200), Duration.ofSeconds(5), 2, 2));
     static final String HEALTH_CHECK_AGENT = "mtls-proxy-health-check";
     static final java.util.regex.Pattern CROSSING = java.util.regex.Pattern.compile(
             "event=backend_health backend=(\\S+) endpoint=127\\.0\\.0\\.1:(\\d+) ");
