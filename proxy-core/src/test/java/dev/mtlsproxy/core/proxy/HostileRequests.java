@@ -232,7 +232,8 @@ final class HostileRequests {
             b.append(pick("X-Trailer: ok", "X-Forwarded-Client-Cert: URI=spiffe://evil", "Content-Length: 5",
                     "Host: evil.example", "Transfer-Encoding: chunked", "X_Forwarded_Client_Cert: URI=x",
                     "X-SSL-Client-DN: CN=admin", "X-Forwarded-For: 10.0.0.1", "Trailer : x", "X-Folded: a\r\n b",
-                    "X-Bad: a\u0000b", "X-HTTP-Method-Override: DELETE")).append("\r\n");
+                    "X-Bad: a\u0000b", "X-HTTP-Method-Override: DELETE", "content-length: 0", "HOST: localhost:8443",
+                    "Transfer-Encoding: gzip, chunked", "Content-Length: 5\r\nHost: evil.example")).append("\r\n");
         }
         return b.append("\r\n").toString();
     }

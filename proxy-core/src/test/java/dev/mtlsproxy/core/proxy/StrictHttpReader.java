@@ -20,7 +20,11 @@ import java.util.Locale;
  * whitespace before and after (RFC 9112 3: "recipients MAY instead parse on whitespace-delimited word boundaries").
  * Neither changes the request a backend receives: the proxy forwards the request-line it read, rebuilt with single
  * spaces, and nothing before it. A third, obs-fold in a field, the RFC lets a server replace with a space before it
- * interprets or forwards the field (RFC 9112 5.2), which the proxy does. What the proxy sends is read without any.
+ * interprets or forwards the field (RFC 9112 5.2), which the proxy does. A fourth: a trailer field whose definition
+ * does not allow it in trailers ({@code Content-Length}, {@code Transfer-Encoding}, {@code Host}; RFC 9110 6.5.1) is
+ * discarded, as RFC 9112 7.1.2 lets a recipient that removes the chunked coding do with any trailer field, and as
+ * the proxy does: the head already decided the framing and the route, so the request is the same without it. What the
+ * proxy sends is read without any.
  */
 final class StrictHttpReader {
 
@@ -247,13 +251,18 @@ final class StrictHttpReader {
             int size = Integer.parseInt(digits, 16);
             chunkExtensions(line.substring(i));
             if (size == 0) {
-                List<Field> trailers = fields(fromClient);
-                for (Field t : trailers) {
-                    // RFC 9110 6.5.1: framing and routing fields are not allowed in trailers.
+                List<Field> trailers = new ArrayList<>();
+                for (Field t : fields(fromClient)) {
+                    // RFC 9110 6.5.1: framing and routing fields are not allowed in trailers. A client's are
+                    // discarded (RFC 9112 7.1.2), which the proxy does; any in what the proxy sends is invalid.
                     String name = t.name().toLowerCase(Locale.ROOT);
                     if (name.equals("content-length") || name.equals("transfer-encoding") || name.equals("host")) {
-                        throw new Invalid("trailer field " + t.name());
+                        if (!fromClient) {
+                            throw new Invalid("trailer field " + t.name());
+                        }
+                        continue;
                     }
+                    trailers.add(t);
                 }
                 return trailers;
             }
