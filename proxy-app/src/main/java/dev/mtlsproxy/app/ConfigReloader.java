@@ -351,14 +351,15 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             // next check, where hashing after reading would record content that never ran.
             Set<Path> files = new LinkedHashSet<>(lastHashes.keySet());
             files.add(configFile);
-            lastHashes = hashes(files);
             if (watchService != null) {
                 // A link among them may lead elsewhere now (a ..data swap, a release link flipped): the folder of
                 // its new target is watched whatever this reload comes to. Registered only on success, a reload that
                 // failed before reading the files' names (a YAML syntax error) left it unwatched, and the fix written
-                // there next was never seen.
+                // there next was never seen. Registered before hashing (as everywhere here): a write after the hash
+                // then raises an event, where one between the hash and the registration was lost.
                 registerFiles(files);
             }
+            lastHashes = hashes(files);
             return reloadOnce(trigger, lastHashes.get(configFile));
         } catch (RuntimeException e) {
             return unexpected(trigger, ReloadFailureReason.OTHER, e);
@@ -423,6 +424,14 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
             log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
         }
+        if (watchService != null) {
+            // Whatever this reload comes to, the files this configuration names are watched: an edit to one is
+            // tried again, even after a refusal for a restart. Before hashing them: a write between the hash and
+            // the registration raised no event anyone saw, and the file kept its stale hash until some other
+            // change, though the log already said the reload was done (a user or test acting on that line lost
+            // the edit).
+            registerDirectories(config);
+        }
         // Before the server reads the files, as at start-up.
         Map<Path, String> hashes = Fingerprint.of(configFile, configHash, config).byFile();
         long generation;
@@ -440,16 +449,10 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                         problem.replace('"', '\''));
             }
             lastHashes = hashes;
-            if (watchService != null) {
-                registerFiles(hashes.keySet()); // as above, for the files the new configuration names
-            }
             return failure(e.reason(), problems);
         }
         lastHashes = hashes;
         snapshot = new AdminEndpoints.ConfigSnapshot(config, generation, hashes.get(configFile));
-        if (watchService != null) {
-            registerDirectories(config);
-        }
         for (String problem : startOnly) {
             log.warn("event=config_restart_needed generation={} problem=\"{}\"", generation,
                     problem.replace('"', '\''));

@@ -3,11 +3,15 @@ package dev.mtlsproxy.app;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.AppenderBase;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mtlsproxy.app.admin.ReloadOutcome;
 import dev.mtlsproxy.config.ConfigLoader;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -43,6 +47,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.slf4j.LoggerFactory;
 
 /**
  * Reload triggers of the real application: file changes (including a Kubernetes-style {@code ..data} symlink swap),
@@ -139,6 +144,63 @@ class ConfigReloadTest {
         return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
                 + running.admin().address().getPort() + path))
                 .method(method, HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** What a test does at one point of a reload: may write files. */
+    @FunctionalInterface
+    interface Step {
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs a step once, on the thread that logs it, when a logger first logs a line containing a fragment: the
+     * reload waits for it, so it lands at that point of the reload however busy the machine is.
+     */
+    static final class OnLogLine extends AppenderBase<ILoggingEvent> implements AutoCloseable {
+        private final Logger logger;
+        private final String fragment;
+        private final Step step;
+        private final CountDownLatch ran = new CountDownLatch(1);
+        private final AtomicReference<Exception> failed = new AtomicReference<>();
+
+        private OnLogLine(Class<?> type, String fragment, Step step) {
+            this.logger = (Logger) LoggerFactory.getLogger(type);
+            this.fragment = fragment;
+            this.step = step;
+            setContext(logger.getLoggerContext());
+            start();
+            logger.addAppender(this);
+        }
+
+        @Override
+        protected void append(ILoggingEvent event) {
+            if (ran.getCount() > 0 && event.getFormattedMessage().contains(fragment)) {
+                try {
+                    step.run();
+                } catch (Exception e) {
+                    failed.set(e);
+                }
+                ran.countDown();
+            }
+        }
+
+        /** Whether the step has run; throws what it threw. */
+        boolean ran() {
+            if (failed.get() != null) {
+                throw new AssertionError("the step on \"" + fragment + "\" failed", failed.get());
+            }
+            return ran.getCount() == 0;
+        }
+
+        @Override
+        public void close() {
+            logger.detachAppender(this);
+            stop();
+        }
+    }
+
+    private static OnLogLine onLogLine(Class<?> type, String fragment, Step step) {
+        return new OnLogLine(type, fragment, step);
     }
 
     private static void replace(Path file, String content) throws Exception {
@@ -249,6 +311,53 @@ class ConfigReloadTest {
                     .getCertificatePEM());
 
             await("the edit is tried").atMost(Duration.ofSeconds(10)).until(() -> log.lines().stream()
+                    .filter(l -> l.contains("reason=restart_required")).count() == 2);
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
+    }
+
+    /**
+     * A reload hashes the files its configuration names before the server reads them; the folder of a newly named one
+     * was watched only once the reload was over. An edit landing in between (written here while the server builds
+     * the new generation) raised no event anyone saw, and the file kept its stale hash until some other change.
+     */
+    @Test
+    void aFileWrittenWhileTheReloadThatNamesItRunsIsLoadedNext() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Path elsewhere = Files.createDirectories(workspace.resolve("elsewhere")).resolve("ca.pem");
+        Files.copy(pki.caPem(), elsewhere);
+        try (OnLogLine edit = onLogLine(ProxyServer.class, "event=config_reloaded generation=2",
+                () -> Files.writeString(elsewhere, pki.root().getCertificatePEM() + TestPki.newRoot("next root")
+                        .getCertificatePEM()))) {
+
+            replace(config, yaml("").replace(pki.caPem().toString(), elsewhere.toString()));
+
+            await("the edit is loaded").atMost(Duration.ofSeconds(10))
+                    .until(() -> edit.ran() && running.server().generation() == 3);
+        }
+    }
+
+    /**
+     * The same for a reload refused for a restart, with the edit written as the refusal is logged: a user (or
+     * {@link #aFileNamedOnlyByAConfigurationRefusedForARestartIsWatched}, which failed now and then on a busy
+     * machine) who edits the file on reading that line must not lose the edit.
+     */
+    @Test
+    void aFileWrittenAsARefusalForARestartIsLoggedIsTriedAgain() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Path elsewhere = Files.createDirectories(workspace.resolve("elsewhere")).resolve("ca.pem");
+        Files.copy(pki.caPem(), elsewhere);
+        try (LogCapture log = LogCapture.of(ConfigReloader.class);
+                OnLogLine edit = onLogLine(ConfigReloader.class, "reason=restart_required",
+                        () -> Files.writeString(elsewhere, pki.root().getCertificatePEM()
+                                + TestPki.newRoot("next root").getCertificatePEM()))) {
+
+            replace(config, yaml("").replace(pki.caPem().toString(), elsewhere.toString())
+                    .replace("address: 127.0.0.1:0\n    tls", "address: 127.0.0.1:1\n    tls"));
+
+            await("the edit is tried").atMost(Duration.ofSeconds(10)).until(() -> edit.ran() && log.lines().stream()
                     .filter(l -> l.contains("reason=restart_required")).count() == 2);
         }
         assertThat(running.server().generation()).isEqualTo(1);
