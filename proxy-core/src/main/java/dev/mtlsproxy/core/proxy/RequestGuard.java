@@ -63,6 +63,11 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
                     request.uri());
             ctx.channel().attr(Exchange.KEY).set(exchange);
         }
+        if (msg instanceof HttpRequest request && isMisspelledVersion(request.protocolVersion())) {
+            ReferenceCountUtil.release(msg);
+            reject(ctx, "malformed request: version not spelled HTTP/1.x", HttpResponseStatus.BAD_REQUEST);
+            return;
+        }
         if (msg instanceof HttpRequest request && isUnsupportedVersion(request.protocolVersion())) {
             ReferenceCountUtil.release(msg);
             reject(ctx, "unsupported version " + request.protocolVersion().text(),
@@ -88,6 +93,16 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
      */
     private static boolean isUnsupportedVersion(HttpVersion version) {
         return !version.equals(HttpVersion.HTTP_1_1) && !version.equals(HttpVersion.HTTP_1_0);
+    }
+
+    /**
+     * The protocol name is case-sensitive (RFC 9112, 2.3), but Netty upper-cases it, so {@code http/1.1} would pass
+     * as HTTP/1.1 to a backend that may refuse it or read it otherwise. Only the exact spellings decode to Netty's
+     * own constants; any other instance equal to one of them was written another way.
+     */
+    private static boolean isMisspelledVersion(HttpVersion version) {
+        return version != HttpVersion.HTTP_1_1 && version != HttpVersion.HTTP_1_0
+                && (version.equals(HttpVersion.HTTP_1_1) || version.equals(HttpVersion.HTTP_1_0));
     }
 
     private static String problem(Object msg) {

@@ -61,6 +61,12 @@ class RequestSmugglingTest {
         // Two different lengths.
         "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5, 6\r\n\r\nhello!",
+        // Repeated equal lengths, refused in HTTP/1.1 as well (Netty's allowDuplicateContentLengths is off).
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        // The protocol name is case-sensitive (RFC 9112 2.3); Netty upper-cases it, so "http/1.1" would pass as
+        // HTTP/1.1 (case 1715 of 2,000).
+        "GET / http/1.1\r\nHost: localhost\r\n\r\n",
+        "GET / Http/1.0\r\n\r\n",
         // Transfer codings other than a single final "chunked".
         "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\nabc",
         "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
