@@ -72,29 +72,10 @@ class DrainServesRequestsOnTheirWayTest {
     @Test
     void aClientStillInItsHandshakeWhenTheDrainStartsIsServed() throws Exception {
         RunningProxy proxy = fixture.start(scenario());
-        CountDownLatch askedForCertificate = new CountDownLatch(1);
-        CountDownLatch resume = new CountDownLatch(1);
-        SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS), () -> {
-            askedForCertificate.countDown();
-            try {
-                resume.await(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
-        CompletableFuture<MtlsClient> handshake = CompletableFuture.supplyAsync(() -> {
-            try {
-                return MtlsClient.connect(proxy.address(), stalling, null, null);
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
-        assertThat(askedForCertificate.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
+        StalledHandshake handshake = StalledHandshake.at(proxy, fixture);
 
         CompletableFuture<Boolean> drained = drainStarted(proxy);
-        resume.countDown();
-
-        try (MtlsClient client = handshake.get(10, TimeUnit.SECONDS)) {
+        try (MtlsClient client = handshake.resume()) {
             client.send("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello");
             MtlsClient.Response response = client.readResponse();
 
@@ -220,30 +201,11 @@ class DrainServesRequestsOnTheirWayTest {
     @Test
     void theGraceOfAClientStillInItsHandshakeStartsWhenTheHandshakeEnds() throws Exception {
         RunningProxy proxy = fixture.start(scenario());
-        CountDownLatch askedForCertificate = new CountDownLatch(1);
-        CountDownLatch resume = new CountDownLatch(1);
-        SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS), () -> {
-            askedForCertificate.countDown();
-            try {
-                resume.await(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
-        CompletableFuture<MtlsClient> handshake = CompletableFuture.supplyAsync(() -> {
-            try {
-                return MtlsClient.connect(proxy.address(), stalling, null, null);
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
-        assertThat(askedForCertificate.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
+        StalledHandshake handshake = StalledHandshake.at(proxy, fixture);
         CompletableFuture<Boolean> drained = drainStarted(proxy);
         long grace = ExchangeSequencer.FIRST_REQUEST_GRACE.toMillis();
         Thread.sleep(grace + 500);
-        resume.countDown();
-
-        try (MtlsClient client = handshake.get(10, TimeUnit.SECONDS)) {
+        try (MtlsClient client = handshake.resume()) {
             Thread.sleep(grace / 2);
             client.send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
             MtlsClient.Response response = client.readResponse();
@@ -335,5 +297,39 @@ class DrainServesRequestsOnTheirWayTest {
         connection.eventLoop().submit(() -> connection.pipeline().addFirst("test-bytes-read", counter))
                 .get(5, TimeUnit.SECONDS);
         return read;
+    }
+
+    /**
+     * A client whose handshake has stopped where it is asked for its certificate, the proxy waiting for it, until
+     * {@link #resume} lets it go on.
+     */
+    private record StalledHandshake(CountDownLatch resumed, CompletableFuture<MtlsClient> client) {
+
+        static StalledHandshake at(RunningProxy proxy, ProxyFixture fixture) throws Exception {
+            CountDownLatch asked = new CountDownLatch(1);
+            CountDownLatch resumed = new CountDownLatch(1);
+            SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS), () -> {
+                asked.countDown();
+                try {
+                    resumed.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            CompletableFuture<MtlsClient> client = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return MtlsClient.connect(proxy.address(), stalling, null, null);
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            assertThat(asked.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
+            return new StalledHandshake(resumed, client);
+        }
+
+        MtlsClient resume() throws Exception {
+            resumed.countDown();
+            return client.get(10, TimeUnit.SECONDS);
+        }
     }
 }
