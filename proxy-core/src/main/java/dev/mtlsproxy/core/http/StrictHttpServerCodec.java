@@ -7,12 +7,18 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.CombinedChannelDuplexHandler;
 import io.netty.handler.codec.DecoderResult;
+import io.netty.handler.codec.DefaultHeaders.NameValidator;
+import io.netty.handler.codec.DefaultHeaders.ValueValidator;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.DefaultHttpHeadersFactory;
 import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpHeadersFactory;
 import io.netty.handler.codec.http.HttpMessage;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
@@ -91,7 +97,8 @@ public final class StrictHttpServerCodec
                 .setAllowDuplicateContentLengths(false)
                 .setStrictLineParsing(true)
                 .setUseRfc9112TransferEncoding(true)
-                .setValidateHeaders(true);
+                .setValidateHeaders(true)
+                .setHeadersFactory(RequestHeaders.FACTORY);
         decoder = new Decoder(config, headerTimeout);
         init(decoder, new Encoder());
     }
@@ -201,6 +208,13 @@ public final class StrictHttpServerCodec
             for (int i = before; i < out.size(); i++) {
                 Object decoded = out.get(i);
                 if (decoded instanceof HttpRequest request) {
+                    if (request.headers() instanceof RequestHeaders headers && headers.contentLengthsMerged
+                            && request.decoderResult().isSuccess()) {
+                        // Netty refuses this only in HTTP/1.1; in 1.0 it frames the body by the first value. The
+                        // request guard answers 400 and drops whatever is decoded after it while the connection closes.
+                        request.setDecoderResult(DecoderResult.failure(new IllegalArgumentException(
+                                "Multiple Content-Length values found")));
+                    }
                     methods.add(request.method());
                     upgradeRequested = Upgrades.isWebSocketRequest(request);
                     heads++;
@@ -261,6 +275,47 @@ public final class StrictHttpServerCodec
         @Override
         protected void handleTransferEncodingChunkedWithContentLength(HttpMessage message) {
             throw new IllegalArgumentException("both Content-Length and Transfer-Encoding");
+        }
+    }
+
+    /**
+     * A request's headers as the decoder fills them, noting when it merges several Content-Length values into one.
+     * The decoder does that before any handler sees the request: in HTTP/1.1 only equal values, which
+     * {@code setAllowDuplicateContentLengths(false)} already refuses, but in HTTP/1.0 any values at all, keeping the
+     * first ({@code Content-Length: 0} then {@code Content-Length: 4} became {@code 0}). RFC 9112, 6.3 says to refuse
+     * a message whose lengths differ; a reader in front of the proxy may have framed it by another one.
+     */
+    private static final class RequestHeaders extends DefaultHttpHeaders {
+        static final HttpHeadersFactory FACTORY = new HttpHeadersFactory() {
+            private final DefaultHttpHeadersFactory validating = DefaultHttpHeadersFactory.headersFactory();
+
+            @Override
+            public HttpHeaders newHeaders() {
+                return new RequestHeaders(validating.getNameValidator(), validating.getValueValidator());
+            }
+
+            @Override
+            public HttpHeaders newEmptyHeaders() {
+                return validating.newEmptyHeaders();
+            }
+        };
+
+        /** Read once, right after the head is decoded and before any handler could set Content-Length itself. */
+        boolean contentLengthsMerged;
+
+        private RequestHeaders(NameValidator<CharSequence> names, ValueValidator<CharSequence> values) {
+            super(names, values);
+        }
+
+        @Override
+        public HttpHeaders set(CharSequence name, Object value) {
+            // The decoder sets Content-Length only to replace what the client sent with the length it framed by;
+            // a single value it merely reformatted ("04") is not a merge. Rare, so the list is built only here.
+            if (!contentLengthsMerged && HttpHeaderNames.CONTENT_LENGTH.contentEqualsIgnoreCase(name)) {
+                List<String> sent = getAll(HttpHeaderNames.CONTENT_LENGTH);
+                contentLengthsMerged = sent.size() > 1 || (sent.size() == 1 && sent.get(0).indexOf(',') >= 0);
+            }
+            return super.set(name, value);
         }
     }
 

@@ -146,6 +146,25 @@ class StrictHttpServerCodecTest {
         assertThat(request.result().isFailure()).isTrue();
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"Content-Length: 0\r\nContent-Length: 4", "Content-Length: 4\r\nContent-Length: 4"})
+    void severalContentLengthsFailInHttp10Too(String lengths) {
+        // Netty itself refuses these only in HTTP/1.1, and in 1.0 would frame the body by the first value.
+        Decoded request = decode("POST / HTTP/1.0\r\n" + lengths + "\r\n\r\nabcd").get(0);
+
+        assertThat(request.result().isFailure()).isTrue();
+        assertThat(request.result().cause()).hasMessageContaining("Multiple Content-Length values found");
+    }
+
+    @Test
+    void oneContentLengthWithALeadingZeroIsNotTakenForSeveral() {
+        // The decoder rewrites "04" as 4: the one case where it sets Content-Length with a single value sent.
+        List<Decoded> decoded = decode("POST / HTTP/1.0\r\nContent-Length: 04\r\n\r\nabcd");
+
+        assertThat(decoded.get(0).result().isSuccess()).isTrue();
+        assertThat(bodyOf(decoded)).isEqualTo("abcd");
+    }
+
     @ParameterizedTest(name = "Content-Length: {0}")
     @ValueSource(strings = {"+5", "-5", "0x5", "5a", "5 5", "99999999999999999999"})
     void contentLengthThatIsNotAPlainNumberFails(String length) {
