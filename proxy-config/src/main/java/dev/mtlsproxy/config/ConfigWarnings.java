@@ -77,8 +77,10 @@ final class ConfigWarnings {
 
     private static Optional<String> neverMatches(String path, RouteConfig route, RuleConfig rule,
             Instant now) {
+        // No method that the route serves and the rule covers: only one the lists name can be, HEAD through a GET.
         if (!route.methods().isEmpty() && !rule.methods().isEmpty()
-                && rule.methods().stream().noneMatch(route.methods()::contains)) {
+                && rule.methods().stream().noneMatch(m -> HttpMethods.names(route.methods(), m))
+                && route.methods().stream().noneMatch(m -> HttpMethods.names(rule.methods(), m))) {
             return Optional.of(path + ".methods: " + rule.methods() + " - the route serves only "
                     + route.methods() + ", so this rule never matches");
         }

@@ -247,6 +247,25 @@ class PolicyValidationMessagesTest {
     }
 
     @Test
+    void aRuleForHeadOnARouteForGetCanMatchSinceGetServesHead() throws Exception {
+        String yaml = fixture.with("""
+                    methods: [get, POST]
+                    backend: orders
+                    allow: [orders, ops]
+                """, """
+                    methods: [GET]
+                    backend: orders
+                    rules:
+                      - { deny: [orders], methods: [HEAD] }
+                      - { allow: [ops], methods: [PUT] }
+                      - { allow: [orders, ops] }
+                """);
+
+        assertThat(ConfigLoader.warnings(fixture.load(yaml), Instant.parse("2026-11-27T00:00:00Z"))).containsExactly(
+                "routes[0].rules[1].methods: [PUT] - the route serves only [GET], so this rule never matches");
+    }
+
+    @Test
     void aWarningNamesARuleForTraceOnARouteForAnyMethod() throws Exception {
         String yaml = fixture.with("""
                     backend: inventory

@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.policy;
 
+import dev.mtlsproxy.config.HttpMethods;
 import dev.mtlsproxy.config.PathPatterns;
 import java.time.Instant;
 import java.util.List;
@@ -12,7 +13,7 @@ import java.util.Set;
  * @param deny       a deny rule (else allow)
  * @param anyone     a deny rule for any client ({@code "*"})
  * @param identities the identities it names
- * @param methods    methods it covers; empty for all
+ * @param methods    methods it covers, HEAD too when it names GET; empty for all
  * @param paths      path patterns it covers; empty for the whole route
  * @param expires    an allow rule stops matching at this instant; null for never
  */
@@ -21,7 +22,7 @@ record Rule(int number, boolean deny, boolean anyone, List<Identity> identities,
 
     /** Whether the rule covers this method and path, whoever asks. */
     boolean covers(String method, String path) {
-        if (!methods.isEmpty() && !methods.contains(method)) {
+        if (!methods.isEmpty() && !HttpMethods.names(methods, method)) {
             return false;
         }
         if (paths.isEmpty()) {

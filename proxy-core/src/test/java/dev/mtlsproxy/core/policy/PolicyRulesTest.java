@@ -210,6 +210,24 @@ class PolicyRulesTest {
         }
 
         @Test
+        void aRuleNamingGetCoversHeadButOneNamingHeadDoesNotCoverGet() {
+            Policy policy = policy()
+                    .identity("shop", IdentityConfig.builder().trustDomain("shop").build())
+                    .identity("batch", IdentityConfig.spiffe("spiffe://shop/batch"))
+                    .route(route("/orders", RuleConfig.deny("batch").withMethods("GET"),
+                            RuleConfig.deny("shop").withMethods("HEAD").withPaths("/orders/archive"),
+                            RuleConfig.allow("shop")))
+                    .build();
+
+            assertThat(decide(policy, "HEAD", "/orders/7", peer(CORP).uri("spiffe://shop/batch")).rule())
+                    .isEqualTo(1);
+            assertThat(decide(policy, "HEAD", "/orders/archive", peer(CORP).uri("spiffe://shop/a")).rule())
+                    .isEqualTo(2);
+            assertThat(decide(policy, "GET", "/orders/archive", peer(CORP).uri("spiffe://shop/a")).outcome())
+                    .isEqualTo(Outcome.ALLOW);
+        }
+
+        @Test
         void denyAnyoneOnASubPathRefusesEveryClientThere() {
             Policy policy = policy()
                     .identity("shop", IdentityConfig.builder().trustDomain("shop").build())

@@ -69,6 +69,11 @@ class PolicyEnforcementEndToEndTest {
             .route("by-uri", "/by-uri", "shop", "orders-uri", "docs-uri")
             .route(new RouteConfig("dry", null, "/dry", List.of(), "shop", List.of(),
                     List.of(RuleConfig.allow("ops")), PolicyMode.DRY_RUN, null))
+            .route(new RouteConfig("reports", null, "/reports", List.of(), "shop", List.of(),
+                    List.of(RuleConfig.deny("orders").withMethods("GET").withPaths("/reports/salaries"),
+                            RuleConfig.allow("orders"),
+                            RuleConfig.allow("ops").withMethods("GET")), PolicyMode.ENFORCE, null))
+            .route(new RouteConfig("catalog", null, "/catalog", List.of("GET"), "shop", List.of("orders")))
             .route(new RouteConfig("a-host", "a.test", "/", List.of(), "shop", List.of("orders")))
             .route(new RouteConfig("b-host", "b.test", "/", List.of(), "shop", List.of("orders"))));
 
@@ -225,6 +230,43 @@ class PolicyEnforcementEndToEndTest {
         assertThat(entry.decision()).isEqualTo("dry_run_deny");
         assertThat(auditLines()).singleElement()
                 .satisfies(line -> assertThat(line.get("event").asText()).isEqualTo("dry_run_denied"));
+    }
+
+    @Test
+    void headIsJudgedAsTheGetItIsSoADenyOnGetCannotBeWalkedPastWithHead() throws Exception {
+        // Express, Spring, Go's ServeMux, Flask and Rails serve HEAD with the GET handler: it runs, and its status
+        // and headers (a length, a file name, an ETag) reach the client. A deny on GET must cover it.
+        try (MtlsClient orders = fixture.connect(ORDERS)) {
+            assertThat(head(orders, "/reports/salaries").status()).isEqualTo(403);
+            assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).as("forwarded").isNull();
+            assertThat(audit.list).singleElement().satisfies(line -> assertThat(line.getFormattedMessage())
+                    .contains("\"method\":\"HEAD\"", "\"reason\":\"denied by rule 1\""));
+
+            assertThat(head(orders, "/reports/q3").status()).as("outside the deny").isEqualTo(200);
+        }
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/reports/q3");
+    }
+
+    @Test
+    void aGrantOrARouteForGetServesHeadAsNginxsLimitExceptDoes() throws Exception {
+        try (MtlsClient ops = fixture.connect(OPS)) {
+            assertThat(head(ops, "/reports/q3").status()).as("allow with methods [GET]").isEqualTo(200);
+            assertThat(ops.send("DELETE /reports/q3 HTTP/1.1\r\nHost: localhost\r\n\r\n").readResponse().status())
+                    .isEqualTo(403);
+        }
+        try (MtlsClient orders = fixture.connect(ORDERS)) {
+            assertThat(head(orders, "/catalog/7").status()).as("route with methods [GET]").isEqualTo(200);
+            Response delete = orders.send("DELETE /catalog/7 HTTP/1.1\r\nHost: localhost\r\n\r\n").readResponse();
+            assertThat(delete.status()).isEqualTo(405);
+            assertThat(delete.header("allow")).isEqualTo("GET, HEAD");
+        }
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).method()).isEqualTo("HEAD");
+        assertThat(fixture.backend().nextRequest(5, TimeUnit.SECONDS).uri()).isEqualTo("/catalog/7");
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    private static Response head(MtlsClient client, String path) throws Exception {
+        return client.send("HEAD " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n").readHeadResponse();
     }
 
     @Test

@@ -170,12 +170,15 @@ final class ReadmePolicyModel {
     }
 
     private static boolean serves(GenRoute route, String method) {
-        // A route without methods serves every method but TRACE.
-        return route.methods().isEmpty() ? !method.equals("TRACE") : route.methods().contains(method);
+        // A route without methods serves every method but TRACE; one that names GET serves HEAD too.
+        return route.methods().isEmpty() ? !method.equals("TRACE") : route.methods().contains(method)
+                || (method.equals("HEAD") && route.methods().contains("GET"));
     }
 
     private static boolean ruleCovers(GenRule rule, String method, String path) {
-        if (!rule.methods().isEmpty() && !rule.methods().contains(method)) {
+        // A rule that names GET covers HEAD too.
+        if (!rule.methods().isEmpty() && !rule.methods().contains(method)
+                && !(method.equals("HEAD") && rule.methods().contains("GET"))) {
             return false;
         }
         return rule.paths().isEmpty() || rule.paths().stream().anyMatch(p -> patternCovers(p, path));
