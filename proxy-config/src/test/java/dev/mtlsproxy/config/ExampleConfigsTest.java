@@ -7,10 +7,18 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.netty.pkitesting.X509Bundle;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.lang.reflect.Type;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,6 +65,51 @@ class ExampleConfigsTest {
         assertThat(config.routes()).hasSize(4);
         assertThat(config.tests()).hasSizeGreaterThanOrEqualTo(10);
         assertThat(config.backends()).hasSize(2);
+    }
+
+    /**
+     * The README sends readers to config/example.yaml for "every key": each key the configuration accepts (read from
+     * the records, as the loader reads them) is either set in the example or named in one of its comments as
+     * {@code key:}. A new option without a line there fails here.
+     */
+    @Test
+    void theAnnotatedExampleNamesEveryKeyTheConfigurationAccepts() throws Exception {
+        String text = Files.readString(CONFIG_DIR.resolve("example.yaml"));
+        JsonNode root = new YAMLMapper().readTree(text);
+        String comments = text.lines().filter(line -> line.contains("#"))
+                .map(line -> line.substring(line.indexOf('#'))).collect(Collectors.joining("\n"));
+
+        Set<String> unnamed = new TreeSet<>();
+        unnamedKeys(ProxyConfig.class, "", List.of(root), comments, new HashSet<>(), unnamed);
+
+        assertThat(unnamed).as("keys neither set nor explained in config/example.yaml").isEmpty();
+    }
+
+    private static void unnamedKeys(Class<?> record, String path, List<JsonNode> nodes, String comments,
+            Set<Class<?>> seen, Set<String> unnamed) {
+        if (!seen.add(record)) {
+            return; // allOf/anyOf nest identities: their keys were checked once
+        }
+        for (String key : YamlSchema.keys(record)) {
+            String keyPath = path.isEmpty() ? key : path + "." + key;
+            List<JsonNode> values = nodes.stream().filter(n -> n.has(key)).map(n -> n.get(key)).toList();
+            if (values.isEmpty() && !Pattern.compile("\\b" + key + ":").matcher(comments).find()) {
+                unnamed.add(keyPath);
+            }
+            Type type = YamlSchema.keyType(record, key).orElseThrow();
+            Class<?> raw = YamlSchema.raw(type);
+            if (YamlSchema.isMapping(raw)) {
+                unnamedKeys(raw, keyPath, values, comments, seen, unnamed);
+            } else if (Collection.class.isAssignableFrom(raw) || Map.class.isAssignableFrom(raw)) {
+                Class<?> content = YamlSchema.raw(YamlSchema.contentType(type));
+                if (YamlSchema.isMapping(content)) {
+                    List<JsonNode> elements = new ArrayList<>();
+                    values.forEach(v -> v.forEach(elements::add));
+                    unnamedKeys(content, keyPath + (Map.class.isAssignableFrom(raw) ? ".*" : "[]"), elements,
+                            comments, seen, unnamed);
+                }
+            }
+        }
     }
 
     /**
