@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
@@ -275,6 +276,65 @@ class PrometheusRulesTest {
             assertThat(doc).as("docs/METRICS.md").contains("`" + rule.path("alert").asText() + "`");
         }
     }
+
+    /**
+     * docs/METRICS.md's tables list each metric's labels: they must be the labels the proxy exports, no more and no
+     * fewer, and every value of a closed-set label the proxy exports from the start (handshake reasons, reload
+     * reasons and steps, backend results and connect reasons, ...) must be described there.
+     */
+    @Test
+    void metricsDocListsTheLabelsAndLabelValuesTheProxyExports() throws Exception {
+        PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        touchEveryMeter(new ProxyMetrics(registry));
+        Map<String, Set<String>> exportedLabels = new TreeMap<>();
+        Map<String, Set<String>> exportedValues = new TreeMap<>();
+        registry.scrape().lines().filter(line -> line.startsWith("mtls_proxy_")).forEach(line -> {
+            Matcher m = SERIES.matcher(line);
+            assertThat(m.lookingAt()).as(line).isTrue();
+            String metric = m.group(1).replaceAll("_(bucket|count|sum|max)$", "");
+            Set<String> names = exportedLabels.computeIfAbsent(metric, n -> new TreeSet<>());
+            Matcher label = LABEL_VALUE.matcher(m.group(2) == null ? "" : m.group(2));
+            while (label.find()) {
+                if (!label.group(1).equals("le")) {
+                    names.add(label.group(1));
+                }
+                if (CLOSED_SET_LABELS.contains(label.group(1))) {
+                    exportedValues.computeIfAbsent(metric + "{" + label.group(1) + "}", k -> new TreeSet<>())
+                            .add(label.group(2));
+                }
+            }
+        });
+
+        String doc = Files.readString(METRICS_DOC);
+        Map<String, Set<String>> documentedLabels = new TreeMap<>();
+        Matcher row = METRIC_ROW.matcher(doc);
+        while (row.find()) {
+            Set<String> names = new TreeSet<>();
+            Matcher name = Pattern.compile("`(\\w+)`").matcher(row.group(2));
+            while (name.find()) {
+                names.add(name.group(1));
+            }
+            documentedLabels.put(row.group(1), names);
+        }
+        Set<String> mismatched = new TreeSet<>();
+        Stream.concat(documentedLabels.keySet().stream(), exportedLabels.keySet().stream()).distinct()
+                .filter(metric -> !Objects.equals(documentedLabels.get(metric), exportedLabels.get(metric)))
+                .forEach(metric -> mismatched.add(metric + ": documented " + documentedLabels.get(metric)
+                        + ", exported " + exportedLabels.get(metric)));
+        assertThat(mismatched).as("metrics and their labels in the tables of docs/METRICS.md").isEmpty();
+        Set<String> undocumented = new TreeSet<>();
+        // named as `value`, or in a selector as label="value"
+        exportedValues.forEach((where, values) -> values.stream()
+                .filter(v -> !doc.contains("`" + v + "`") && !doc.contains("\"" + v + "\""))
+                .forEach(v -> undocumented.add(where + " = " + v)));
+        assertThat(undocumented).as("label values docs/METRICS.md does not name").isEmpty();
+    }
+
+    /** Labels whose values are a closed set the proxy defines (not configured names, not test data). */
+    private static final Set<String> CLOSED_SET_LABELS = Set.of("result", "reason", "step", "role", "decision");
+    /** A table row of docs/METRICS.md: | `name` | type | `label`, `label` | meaning |. */
+    private static final Pattern METRIC_ROW = Pattern.compile("(?m)^\\| `(mtls_proxy_\\w+)` \\| \\w+ \\|([^|]*)\\|");
+    private static final Pattern LABEL_VALUE = Pattern.compile("([a-zA-Z_]\\w*)=\"((?:[^\"\\\\]|\\\\.)*)\"");
 
     /** The checker itself: it must see metric names wherever PromQL allows them, and nothing else. */
     @Test
