@@ -16,6 +16,7 @@ import java.util.Map;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.util.function.Function;
 
 /**
  * {@code mtls-proxy demo}: the newcomer's first run. Mints (once) a throwaway PKI into {@code demo/} beside the
@@ -66,9 +67,18 @@ final class DemoCommand {
 
     /** Starts everything and prints the instructions; the caller owns the result. */
     static Demo start(Path configFile, PrintStream out, PrintStream err) throws Exception {
+        return start(configFile, out, err, file -> ValidateCommand.load(file, err));
+    }
+
+    /** As above, reading the config through {@code loader}: where a test writes the file just after it was read. */
+    static Demo start(Path configFile, PrintStream out, PrintStream err, Function<Path, ProxyConfig> loader)
+            throws Exception {
         Path pkiDir = pkiDirFor(configFile);
         DemoPki pki = DemoPki.ensure(pkiDir, Clock.systemUTC());
-        ProxyConfig config = ValidateCommand.load(configFile, err);
+        // Hashed before it is read, as run does: a write landing during start-up is then a change the watch loads,
+        // not the baseline of a configuration that never ran.
+        String configHash = ConfigReloader.Fingerprint.configHash(configFile);
+        ProxyConfig config = loader.apply(configFile);
         if (config == null) {
             throw new IllegalStateException("the demo config is invalid: " + configFile);
         }
@@ -88,7 +98,7 @@ final class DemoCommand {
         }
         RunCommand.Running proxy;
         try {
-            proxy = RunCommand.start(configFile, config, out);
+            proxy = RunCommand.start(configFile, configHash, config, out);
         } catch (Exception e) {
             backend.close();
             throw e;

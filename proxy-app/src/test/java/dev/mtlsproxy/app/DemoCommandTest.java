@@ -1,6 +1,7 @@
 package dev.mtlsproxy.app;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.app.demo.DemoPki;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -173,6 +174,33 @@ class DemoCommandTest {
                         "check: no client certificate: proxy certificate rejected (expected refused)",
                         "check: FAILED");
         assertThat(exit).isEqualTo(1);
+    }
+
+    /**
+     * README: "a file rewritten while the proxy starts is loaded rather than taken as the baseline". The demo starts
+     * the proxy as run does, so an edit landing between reading the config and watching it is loaded too.
+     */
+    @Test
+    void anEditWrittenWhileTheDemoStartsIsLoadedOnceItRuns() throws Exception {
+        Path config = demoConfigOnFreePorts(workspace.resolve("edited"), yaml -> yaml);
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+
+        try (DemoCommand.Demo demo = DemoCommand.start(config, quiet, quiet, file -> {
+            var read = ValidateCommand.load(file, quiet);
+            try {
+                Files.writeString(file, Files.readString(file).replace("allow: [orders]", "allow: []"));
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return read;
+        })) {
+            assertThat(demo.proxy().server().config().routes().get(0).allow()).containsExactly("orders");
+
+            await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+                assertThat(demo.proxy().server().generation()).isEqualTo(2);
+                assertThat(demo.proxy().server().config().routes().get(0).allow()).isEmpty();
+            });
+        }
     }
 
     private static void writeClient(TestPki pki, String name, String spiffeId, Instant notAfter) {
