@@ -305,13 +305,19 @@ public final class Policy {
         return names;
     }
 
-    /** The first configured identity (by name) this peer is, or "unknown": a metrics and log label. */
+    /** The first configured identity (by name) this peer is, or "unknown": a metrics label. */
     public String identify(PeerIdentity peer) {
+        String name = identityOf(peer);
+        return name == null ? "unknown" : name;
+    }
+
+    /** The first configured identity (by name) this peer is, or null when it is none of them. */
+    public String identityOf(PeerIdentity peer) {
         for (Identity identity : identities) {
             if (identity.is(peer)) {
                 return identity.name();
             }
         }
-        return "unknown";
+        return null;
     }
 }

@@ -22,11 +22,12 @@ final class AuditLine {
     }
 
     /**
-     * @param policy names the client when no rule did: the first configured identity it is
+     * @param policy names the client when no rule did: the first configured identity it is, if any
      */
     static String json(String listener, String remote, PeerIdentity peer, Policy policy, String method,
             String path, PolicyDecision decision) {
-        String identity = decision.identity() != null ? decision.identity() : policy.identify(peer);
+        // null, as in the access log, when the client is none of the identities: "unknown" could be one's name.
+        String identity = decision.identity() != null ? decision.identity() : policy.identityOf(peer);
         StringWriter out = new StringWriter(384);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();

@@ -220,6 +220,17 @@ class PolicyEnforcementEndToEndTest {
     }
 
     @Test
+    void aClientThatIsNoneOfTheIdentitiesIsAuditedWithANullIdentityAsInTheAccessLog() throws Exception {
+        // "unknown" is the metrics label for such a client; in a log line it could be taken for an identity's name.
+        assertThat(status(fixture.pki().client("spiffe://prod.test/stranger"), "/public/x")).isEqualTo(403);
+
+        JsonNode line = auditLines().get(0);
+        assertThat(line.get("peer").asText()).isEqualTo("spiffe://prod.test/stranger");
+        assertThat(line.get("identity").isNull()).as("identity in %s", line).isTrue();
+        assertThat(fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS).identity()).isNull();
+    }
+
+    @Test
     void aDryRunRouteForwardsButLogsAndCountsTheDenyItWouldHaveMade() throws Exception {
         assertThat(status(fixture.pki().client(ORDERS), "/dry/x")).isEqualTo(200);
 
