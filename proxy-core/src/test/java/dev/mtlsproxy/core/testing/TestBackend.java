@@ -91,7 +91,9 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  *       server refusing an upload does), then reads and drops the body; {@code &ms=M}: M ms after the head</li>
  *   <li>{@code /close}: reads the request, then closes the connection without an answer</li>
  *   <li>{@code /health}: 200, or 503 after {@link #healthy(boolean) healthy(false)}</li>
- *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0)</li>
+ *   <li>{@code /ws?ms=N}: a WebSocket echo (text, binary, fragments, ping), accepted after N ms (default 0); its
+ *       101 names the endpoint ({@code x-endpoint}: the port), and so does its answer to the text message
+ *       {@code endpoint?} ({@code endpoint=PORT}), so that a test can tell which endpoint a tunnel is on</li>
  *   <li>{@code /ws-greets}: the same echo from a server that greets on connect: its 101 and a text frame
  *       {@code welcome} go out in one write</li>
  *   <li>{@code /integrity/...}: see {@link IntegrityBody}: echoes what it received (method, target,
@@ -221,7 +223,16 @@ public final class TestBackend implements AutoCloseable {
         server.close().syncUninterruptibly();
     }
 
-    /** Accepts connections on the same port again, after {@link #stopListening()}. */
+    /**
+     * Stops as a killed process does: new connections are refused and every open one is closed at once, whatever
+     * it was doing (a request on its way, an answer half sent, a WebSocket tunnel).
+     */
+    public void stopWithConnections() {
+        server.close().syncUninterruptibly();
+        accepted.close().syncUninterruptibly();
+    }
+
+    /** Accepts connections on the same port again, after {@link #stopListening()} or {@link #stopWithConnections}. */
     public void listenAgain() throws InterruptedException {
         server = bootstrap.bind("127.0.0.1", port).sync().channel();
     }
@@ -414,9 +425,10 @@ public final class TestBackend implements AutoCloseable {
                     DefaultFullHttpRequest upgrade = new DefaultFullHttpRequest(request.protocolVersion(),
                             request.method(), request.uri(), Unpooled.EMPTY_BUFFER, request.headers(),
                             EmptyHttpHeaders.INSTANCE);
+                    HttpHeaders endpoint = new DefaultHttpHeaders().set("x-endpoint", port);
                     ctx.executor().schedule(() -> new WebSocketServerHandshakerFactory("ws://localhost/ws", null,
-                            false, 1 << 20).newHandshaker(upgrade).handshake(ctx.channel(), upgrade),
-                            param("ms"), TimeUnit.MILLISECONDS);
+                            false, 1 << 20).newHandshaker(upgrade).handshake(ctx.channel(), upgrade, endpoint,
+                                    ctx.newPromise()), param("ms"), TimeUnit.MILLISECONDS);
                 }
                 case "/ws-greets" -> greetingUpgrade(ctx);
                 case "/slow" -> ctx.executor().schedule(() -> ctx.writeAndFlush(text("slow hello\n")),
@@ -457,7 +469,10 @@ public final class TestBackend implements AutoCloseable {
 
         private void webSocket(ChannelHandlerContext ctx, WebSocketFrame frame) {
             // Fragments are echoed as fragments: a message split over several frames comes back the same way.
-            if (frame instanceof TextWebSocketFrame) {
+            if (frame instanceof TextWebSocketFrame text && text.isFinalFragment()
+                    && text.text().equals("endpoint?")) {
+                ctx.writeAndFlush(new TextWebSocketFrame("endpoint=" + port));
+            } else if (frame instanceof TextWebSocketFrame) {
                 ctx.writeAndFlush(new TextWebSocketFrame(frame.isFinalFragment(), 0, frame.content().retain()));
             } else if (frame instanceof BinaryWebSocketFrame) {
                 ctx.writeAndFlush(new BinaryWebSocketFrame(frame.isFinalFragment(), 0, frame.content().retain()));
