@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.mtlsproxy.core.testing.BodyPatternCheck;
 import dev.mtlsproxy.core.testing.BufferLeaks;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -717,7 +718,7 @@ class DrainUnderTrafficPropertyTest {
 
         /** Reads the answer to {@code r}, checking everything it can. */
         private Answer read(Request r, OutputStream sink) throws IOException {
-            BodyCheck body = new BodyCheck(r.responsePattern, sink);
+            PassedOn body = new PassedOn(r.responsePattern, sink);
             MtlsClient.Response response = client.readResponse(body, true);
             String problem = null;
             if (response.status() != 200) {
@@ -726,8 +727,9 @@ class DrainUnderTrafficPropertyTest {
                 problem = "the answer to " + response.header(IntegrityBody.REQUEST_ID);
             } else if (!r.sha256.equals(response.header("x-seen-sha256"))) {
                 problem = "the backend got another body";
-            } else if (body.count != r.responseLength || body.firstMismatch >= 0) {
-                problem = body.count + " body bytes of " + r.responseLength + ", first wrong at " + body.firstMismatch;
+            } else if (body.count() != r.responseLength || body.firstMismatch() >= 0) {
+                problem = body.count() + " body bytes of " + r.responseLength + ", first wrong at "
+                        + body.firstMismatch();
             } else if (r.chunkedResponse && !String.valueOf(r.responseLength)
                     .equals(response.trailer(IntegrityBody.LENGTH_TRAILER))) {
                 problem = "no length trailer";
@@ -886,31 +888,17 @@ class DrainUnderTrafficPropertyTest {
         }
     }
 
-    /** Checks an answer's body against its pattern as it streams in, passing it on to {@code sink}, keeping none. */
-    private static final class BodyCheck extends OutputStream {
-        private final int pattern;
+    /** Checks an answer's body against its pattern as it streams in, passing it on to {@code sink}. */
+    private static final class PassedOn extends BodyPatternCheck {
         private final OutputStream sink;
-        long count;
-        long firstMismatch = -1;
 
-        BodyCheck(int pattern, OutputStream sink) {
-            this.pattern = pattern;
+        PassedOn(int pattern, OutputStream sink) {
+            super(IntegrityBody.pattern(pattern));
             this.sink = sink;
         }
 
         @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            for (int i = 0; i < len && firstMismatch < 0; i++) {
-                if (b[off + i] != IntegrityBody.at(pattern, count + i)) {
-                    firstMismatch = count + i;
-                }
-            }
-            count += len;
+        protected void passed(long offset, byte[] b, int off, int len) throws IOException {
             sink.write(b, off, len);
         }
     }

@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.RouteConfig;
+import dev.mtlsproxy.core.testing.BodyPatternCheck;
 import dev.mtlsproxy.core.testing.BufferLeaks;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -500,7 +501,7 @@ class IntegrityUnderLoadTest {
         /** Reads and checks the answer to {@code p}. @return whether the connection stays open */
         private boolean answered(Planned p) throws IOException {
             boolean head = p.method.equals("HEAD");
-            BodyCheck body = new BodyCheck(p);
+            PausingOrHangingUp body = new PausingOrHangingUp(p);
             Response response;
             try {
                 response = client.readResponse(body, !head);
@@ -539,8 +540,8 @@ class IntegrityUnderLoadTest {
                         "Content-Length " + p.responseLength + ", got " + response.header("content-length"));
             }
             long expected = head ? 0 : p.responseLength;
-            expect(p, body.count == expected, expected + " body bytes, got " + body.count);
-            expect(p, body.firstMismatch < 0, "the body's own bytes, differing from byte " + body.firstMismatch);
+            expect(p, body.count() == expected, expected + " body bytes, got " + body.count());
+            expect(p, body.firstMismatch() < 0, "the body's own bytes, differing from byte " + body.firstMismatch());
             boolean closing = "close".equalsIgnoreCase(response.header("connection"));
             if (p.clientCloses) {
                 expect(p, closing, "Connection: close, as the client asked");
@@ -581,32 +582,21 @@ class IntegrityUnderLoadTest {
     }
 
     /**
-     * Checks an answer's body against its pattern as it streams in, keeping none of it; pauses once where a slow
-     * reader would, or hangs up where the plan says.
+     * Checks an answer's body against its pattern as it streams in; pauses once where a slow reader would, or hangs
+     * up where the plan says.
      */
-    private static final class BodyCheck extends OutputStream {
+    private static final class PausingOrHangingUp extends BodyPatternCheck {
         private final Planned p;
-        long count;
-        long firstMismatch = -1;
         private boolean paused;
 
-        BodyCheck(Planned p) {
+        PausingOrHangingUp(Planned p) {
+            super(IntegrityBody.pattern(p.responsePattern));
             this.p = p;
         }
 
         @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            for (int i = 0; i < len && firstMismatch < 0; i++) {
-                if (b[off + i] != IntegrityBody.at(p.responsePattern, count + i)) {
-                    firstMismatch = count + i;
-                }
-            }
-            count += len;
+        protected void passed(long offset, byte[] b, int off, int len) throws IOException {
+            long count = count();
             if (p.pauseAt >= 0 && !paused && count >= p.pauseAt) {
                 paused = true;
                 // A reader that stops for a while: the proxy must stop the backend, not buffer, then resume.

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.mtlsproxy.config.IoTransport;
 import dev.mtlsproxy.config.WorkersConfig;
-import dev.mtlsproxy.core.proxy.LargeBodyStreamingTest.PatternCheck;
+import dev.mtlsproxy.core.testing.BodyPatternCheck;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
@@ -85,9 +85,9 @@ class IoUringTransportTest {
             assertThat(upload().bodyBytes()).isEqualTo(BODY_BYTES);
 
             client.send("GET /download?bytes=" + BODY_BYTES + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
-            PatternCheck check = new PatternCheck();
+            BodyPatternCheck check = new BodyPatternCheck(TestBackend.PatternStream.PATTERN);
             assertThat(client.readResponseDiscardingBody(check)).isEqualTo(BODY_BYTES);
-            assertThat(check.mismatchAt).as("first corrupted byte").isEqualTo(-1);
+            assertThat(check.firstMismatch()).as("first corrupted byte").isEqualTo(-1);
         }
     }
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.core.testing.BodyPatternCheck;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestBackend;
@@ -97,9 +98,9 @@ class LargeBodyStreamingTest {
     void aOneGibDownloadStreamsToTheClientIntact(String kind) throws Exception {
         try (MtlsClient client = MtlsClient.connect(proxy(kind).address(), pki.root(), pki.client(ORDERS))) {
             client.send("GET /download?bytes=" + ONE_GIB + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
-            PatternCheck check = new PatternCheck();
+            BodyPatternCheck check = new BodyPatternCheck(TestBackend.PatternStream.PATTERN);
             assertThat(client.readResponseDiscardingBody(check)).isEqualTo(ONE_GIB);
-            assertThat(check.mismatchAt).as("first corrupted byte").isEqualTo(-1);
+            assertThat(check.firstMismatch()).as("first corrupted byte").isEqualTo(-1);
         }
         backend(kind).nextRequest(10, TimeUnit.SECONDS);
     }
@@ -111,26 +112,5 @@ class LargeBodyStreamingTest {
             out.write(buffer, 0, n);
         }
         out.flush();
-    }
-
-    /** Checks the backend's pattern (byte i is (byte) i) as it streams past, without keeping it. */
-    static final class PatternCheck extends OutputStream {
-        long position;
-        long mismatchAt = -1;
-
-        @Override
-        public void write(int b) {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) {
-            for (int i = 0; i < len; i++) {
-                if (mismatchAt < 0 && b[off + i] != (byte) (position + i)) {
-                    mismatchAt = position + i;
-                }
-            }
-            position += len;
-        }
     }
 }

@@ -21,6 +21,7 @@ import dev.mtlsproxy.core.proxy.RoutingScenarios.GenRoute;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.GenRule;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.NamedIdentity;
 import dev.mtlsproxy.core.proxy.RoutingScenarios.Workload;
+import dev.mtlsproxy.core.testing.BodyPatternCheck;
 import dev.mtlsproxy.core.testing.BufferLeaks;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
@@ -1685,7 +1686,8 @@ class ReloadUnderTrafficPropertyTest {
         public void run() {
             MtlsClient c = null;
             int pattern = Integer.parseInt(call.target().replaceAll(".*pattern=(\\d+).*", "$1"));
-            PatternCheck sink = new PatternCheck(pattern, upload < 0 && !expectContinue ? this : null);
+            BodyPatternCheck sink = upload < 0 && !expectContinue ? new TellingBegun(pattern, this)
+                    : new BodyPatternCheck(TestBackend.IntegrityBody.pattern(pattern));
             try {
                 c = MtlsClient.connect(fixture.proxy().address(), contexts.get(call.client().name()), null, null);
                 c.send(call.method() + " " + call.target() + " HTTP/1.1\r\nHost: " + call.host() + "\r\nX-Case: "
@@ -1715,8 +1717,8 @@ class ReloadUnderTrafficPropertyTest {
                 }
                 sink.reset();
                 MtlsClient.Response r = c.readResponse(sink, true);
-                received = sink.count;
-                firstWrongByte = sink.firstWrong;
+                received = sink.count();
+                firstWrongByte = sink.firstMismatch();
                 headers = r.headers();
                 synced |= upload < 0;
                 status = r.status();
@@ -1763,41 +1765,21 @@ class ReloadUnderTrafficPropertyTest {
         }
     }
 
-    /** Counts the body it is given and notes the first byte off {@link TestBackend.IntegrityBody}'s pattern. */
-    private static final class PatternCheck extends OutputStream {
-        private final int pattern;
-        /** Told on the first byte that the answer has begun, so its head was read; null for none. */
+    /** Checks an answer's body against its pattern, telling {@code begun} on the first byte that its head was read. */
+    private static final class TellingBegun extends BodyPatternCheck {
         private final Transfer begun;
-        long count;
-        long firstWrong = -1;
 
-        PatternCheck(int pattern, Transfer begun) {
-            this.pattern = pattern;
+        TellingBegun(int pattern, Transfer begun) {
+            super(TestBackend.IntegrityBody.pattern(pattern));
             this.begun = begun;
         }
 
-        void reset() {
-            count = 0;
-            firstWrong = -1;
-        }
-
         @Override
-        public void write(int b) {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) {
-            if (begun != null && count == 0 && len > 0) {
+        protected void passed(long offset, byte[] b, int off, int len) {
+            if (offset == 0 && len > 0) {
                 begun.synced = true;
                 begun.headRead.countDown();
             }
-            for (int i = 0; i < len; i++) {
-                if (firstWrong < 0 && b[off + i] != TestBackend.IntegrityBody.at(pattern, count + i)) {
-                    firstWrong = count + i;
-                }
-            }
-            count += len;
         }
     }
 

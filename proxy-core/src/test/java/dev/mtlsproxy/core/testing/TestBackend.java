@@ -649,6 +649,15 @@ public final class TestBackend implements AutoCloseable {
             return (byte) (pattern + i + 7 * (i >>> 8));
         }
 
+        /** The body with this pattern, for checking one as it streams in. */
+        public static BodyPatternCheck.Pattern pattern(int pattern) {
+            return (from, into, length) -> {
+                for (int i = 0; i < length; i++) {
+                    into[i] = at(pattern, from + i);
+                }
+            };
+        }
+
         @Override
         public boolean isEndOfInput() {
             return ended;
@@ -739,6 +748,13 @@ public final class TestBackend implements AutoCloseable {
 
     /** The bytes of {@code /download}: byte i is {@code (byte) i}, so a test can check any prefix cheaply. */
     public static final class PatternStream extends InputStream {
+        /** Byte i of the stream, for checking one as it streams in. */
+        public static final BodyPatternCheck.Pattern PATTERN = (from, into, length) -> {
+            for (int i = 0; i < length; i++) {
+                into[i] = (byte) (from + i);
+            }
+        };
+
         private final long length;
         private final AtomicLong produced;
         private long position;
