@@ -8,6 +8,7 @@ import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.Sockets;
+import dev.mtlsproxy.core.testing.StalledHandshake;
 import dev.mtlsproxy.core.testing.TestBackend;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -17,10 +18,8 @@ import io.netty.util.concurrent.EventExecutor;
 import java.net.Socket;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -72,7 +71,7 @@ class DrainServesRequestsOnTheirWayTest {
     @Test
     void aClientStillInItsHandshakeWhenTheDrainStartsIsServed() throws Exception {
         RunningProxy proxy = fixture.start(scenario());
-        StalledHandshake handshake = StalledHandshake.at(proxy, fixture);
+        StalledHandshake handshake = stalledHandshake(proxy);
 
         CompletableFuture<Boolean> drained = drainStarted(proxy);
         try (MtlsClient client = handshake.resume()) {
@@ -164,6 +163,26 @@ class DrainServesRequestsOnTheirWayTest {
     }
 
     @Test
+    void aHandshakeThatNeverEndsHoldsTheDrainOnlyUntilTheHandshakeTimeout() throws Exception {
+        Duration handshakeTimeout = Duration.ofSeconds(2);
+        RunningProxy proxy = fixture.start(scenario().handshakeTimeout(handshakeTimeout));
+        try (StalledHandshake stalled = stalledHandshake(proxy)) {
+            CompletableFuture<Boolean> drained = drainStarted(proxy);
+
+            assertThat(stalled.closedByServerWithin(Duration.ofMillis(300)))
+                    .as("kept: the client may finish its handshake and send a request").isFalse();
+            assertThat(drained.get(10, TimeUnit.SECONDS)).as("closed by the handshake timeout").isTrue();
+            long now = System.nanoTime();
+            assertThat(stalled.closedByServerWithin(Duration.ofSeconds(1))).isTrue();
+            // The timeout runs from the proxy's accept: after the connect, before the proxy's flight.
+            assertThat(Duration.ofNanos(now - stalled.connectedAt())).isGreaterThanOrEqualTo(handshakeTimeout);
+            assertThat(Duration.ofNanos(now - stalled.stalledAt())).isLessThan(handshakeTimeout.plusSeconds(1));
+            assertThat(proxy.count("mtls.proxy.tls.handshakes", "result", "failure", "reason", "handshake_timeout"))
+                    .isEqualTo(1);
+        }
+    }
+
+    @Test
     void aConnectionThatNeverSendsARequestHoldsTheDrainOnlyUntilTheIdleTimeout() throws Exception {
         Duration idleTimeout = Duration.ofSeconds(1);
         RunningProxy proxy = fixture.start(scenario().idleTimeout(idleTimeout));
@@ -201,7 +220,7 @@ class DrainServesRequestsOnTheirWayTest {
     @Test
     void theGraceOfAClientStillInItsHandshakeStartsWhenTheHandshakeEnds() throws Exception {
         RunningProxy proxy = fixture.start(scenario());
-        StalledHandshake handshake = StalledHandshake.at(proxy, fixture);
+        StalledHandshake handshake = stalledHandshake(proxy);
         CompletableFuture<Boolean> drained = drainStarted(proxy);
         long grace = ExchangeSequencer.FIRST_REQUEST_GRACE.toMillis();
         Thread.sleep(grace + 500);
@@ -231,6 +250,11 @@ class DrainServesRequestsOnTheirWayTest {
             assertThat(silent.closedWithin(2_000)).isTrue();
         }
         await().atMost(Duration.ofSeconds(2)).until(() -> proxy.server().openConnections() == 0);
+    }
+
+    /** A client of {@code ORDERS} whose handshake is held where the proxy asked for its certificate. */
+    private StalledHandshake stalledHandshake(RunningProxy proxy) throws Exception {
+        return StalledHandshake.at(proxy.address(), fixture.pki().root(), fixture.pki().client(ORDERS));
     }
 
     private RunningProxy.Builder scenario() {
@@ -297,39 +321,5 @@ class DrainServesRequestsOnTheirWayTest {
         connection.eventLoop().submit(() -> connection.pipeline().addFirst("test-bytes-read", counter))
                 .get(5, TimeUnit.SECONDS);
         return read;
-    }
-
-    /**
-     * A client whose handshake has stopped where it is asked for its certificate, the proxy waiting for it, until
-     * {@link #resume} lets it go on.
-     */
-    private record StalledHandshake(CountDownLatch resumed, CompletableFuture<MtlsClient> client) {
-
-        static StalledHandshake at(RunningProxy proxy, ProxyFixture fixture) throws Exception {
-            CountDownLatch asked = new CountDownLatch(1);
-            CountDownLatch resumed = new CountDownLatch(1);
-            SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS), () -> {
-                asked.countDown();
-                try {
-                    resumed.await(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
-            CompletableFuture<MtlsClient> client = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return MtlsClient.connect(proxy.address(), stalling, null, null);
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            });
-            assertThat(asked.await(10, TimeUnit.SECONDS)).as("the proxy asked for a certificate").isTrue();
-            return new StalledHandshake(resumed, client);
-        }
-
-        MtlsClient resume() throws Exception {
-            resumed.countDown();
-            return client.get(10, TimeUnit.SECONDS);
-        }
     }
 }

@@ -9,6 +9,7 @@ import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.StalledHandshake;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestBackend.IntegrityBody;
 import io.netty.channel.Channel;
@@ -29,7 +30,6 @@ import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -49,17 +49,20 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * keep-alive after some answers; a request in flight (small, a large upload sized or chunked, a large download);
  * half a request head read; a head and half a body read; two or three requests pipelined in one write behind a slow
  * one; a handshake done and nothing sent, for good or until 0-3 s after the drain started; a handshake held half
- * way; a large download read slowly; a WebSocket tunnel. The drain's deadline is drawn too, so that it sometimes cuts.
+ * way, or held there for good; a large download read slowly; a WebSocket tunnel. The drain's deadline is drawn too,
+ * so that it sometimes cuts.
  *
  * <p>What each client may see, from the README: an idle keep-alive connection is closed at once, without a byte; a
  * request read in part or whole before the drain, or whose first bytes come within 2 s of it (of the handshake's
  * end, for one in its handshake), is answered whole (status, SHA-256 of the body at the backend, the body's own
  * bytes) with {@code Connection: close}, reaches the backend exactly once, and the connection then closes without
  * another byte; requests pipelined behind it are not answered and reach no backend; a connection that sends nothing
- * within the grace is closed without a byte, and what it sends later reaches no backend. Only the drain deadline
- * cuts a response short or leaves a request unanswered, and then {@code drain} returns false; it returns true when
- * nothing was cut, and the proxy's connections reach none either way. A WebSocket tunnel is a request still running:
- * it is relayed until a side closes it, or cut at the deadline. No buffer leaks.
+ * within the grace is closed without a byte, and what it sends later reaches no backend. A handshake that never ends
+ * is kept, and closed by the handshake timeout (counted as such) or cut at the deadline, whichever comes first: it
+ * holds the drain no longer. Only the drain deadline cuts a response short or leaves a request unanswered, and then
+ * {@code drain} returns false; it returns true when nothing was cut, and the proxy's connections reach none either
+ * way. A WebSocket tunnel is a request still running: it is relayed until a side closes it, or cut at the deadline.
+ * No buffer leaks.
  *
  * <p>The mix comes from one seed, printed with every failure; {@code -Dmtlsproxy.test.seed=N} runs it again (the
  * interleaving is the scheduler's) and {@code -Dmtlsproxy.test.seed=random} a new one.
@@ -76,6 +79,12 @@ class DrainUnderTrafficPropertyTest {
      * closed to its client, and how late "at once" may be.
      */
     static final long SLACK = TimeUnit.MILLISECONDS.toNanos(300);
+    /**
+     * The listener's. A held handshake starts when its connection is armed, shortly before the drain: this is ample
+     * for one resumed up to 1.5 s into the drain, and short of {@link #AMPLE}, so that one that never ends is closed
+     * by it unless a shorter deadline cuts it first.
+     */
+    static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
 
     @RegisterExtension
     final LogCapture log = LogCapture.of(ProxyServer.class);
@@ -91,7 +100,7 @@ class DrainUnderTrafficPropertyTest {
 
     enum State {
         IDLE_KEEP_ALIVE, IN_FLIGHT, HALF_HEAD, HEAD_AND_HALF_BODY, PIPELINED, SILENT, LATE_REQUEST, HANDSHAKING,
-        SLOW_READER, WEBSOCKET
+        HANDSHAKE_NEVER_ENDS, SLOW_READER, WEBSOCKET
     }
 
     @Test
@@ -105,7 +114,8 @@ class DrainUnderTrafficPropertyTest {
         RunningProxy proxy = fixture.start(RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
                 .backend("shop", fixture.backend().url())
-                .route("orders-api", "/", "shop", "orders"));
+                .route("orders-api", "/", "shop", "orders")
+                .handshakeTimeout(HANDSHAKE_TIMEOUT));
         SSLContext tls = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS));
         List<Connection> connections = new ArrayList<>();
         for (int i = 0; i < count; i++) {
@@ -187,6 +197,15 @@ class DrainUnderTrafficPropertyTest {
                             + TimeUnit.NANOSECONDS.toMillis(t0 + timeout.toNanos() - lastEnd)
                             + " ms before the deadline");
                 }
+            }
+            long timedOut = connections.stream().filter(c -> c.state == State.HANDSHAKE_NEVER_ENDS
+                    && c.endedAt < c.deadline - SLACK).count();
+            long neverEnding = connections.stream().filter(c -> c.state == State.HANDSHAKE_NEVER_ENDS).count();
+            long counted = (long) proxy.count("mtls.proxy.tls.handshakes", "result", "failure", "reason",
+                    "handshake_timeout");
+            if (counted < timedOut || counted > neverEnding) {
+                problems.add(counted + " handshake timeouts counted, for " + timedOut + " handshakes that never ended"
+                        + " closed before the deadline (of " + neverEnding + ")");
             }
             if (!cutting && !tunnelHeld && !drained) {
                 problems.add("cut with a deadline of " + AMPLE + ", which none of the mix needs");
@@ -357,9 +376,8 @@ class DrainUnderTrafficPropertyTest {
         final List<Request> requests = new ArrayList<>();
         final List<Answer> answers = new ArrayList<>();
         MtlsClient client;
-        CompletableFuture<MtlsClient> handshake;
-        CountDownLatch askedForCertificate;
-        final CountDownLatch resume = new CountDownLatch(1);
+        /** The held handshake of a connection in its handshake at the drain. */
+        StalledHandshake stalled;
         /** Where the state's request is split: sent up to here before the drain, the rest after. */
         int split;
         AtomicLong proxyRead;
@@ -447,24 +465,8 @@ class DrainUnderTrafficPropertyTest {
 
         /** Connects and has its earlier requests answered. */
         void open() throws Exception {
-            if (state == State.HANDSHAKING) {
-                askedForCertificate = new CountDownLatch(1);
-                SSLContext stalling = MtlsClient.clientContext(fixture.pki().root(), fixture.pki().client(ORDERS),
-                        () -> {
-                            askedForCertificate.countDown();
-                            try {
-                                resume.await(30, TimeUnit.SECONDS);
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        });
-                handshake = CompletableFuture.supplyAsync(() -> {
-                    try {
-                        return MtlsClient.connect(proxy.address(), stalling, null, null);
-                    } catch (Exception e) {
-                        throw new IllegalStateException(e);
-                    }
-                });
+            if (state == State.HANDSHAKING || state == State.HANDSHAKE_NEVER_ENDS) {
+                // Its handshake starts when it is armed, close to the drain: the handshake timeout runs meanwhile.
                 return;
             }
             client = MtlsClient.connect(proxy.address(), tls, null, null);
@@ -515,7 +517,14 @@ class DrainUnderTrafficPropertyTest {
                     client.output().flush();
                 }
                 case LATE_REQUEST -> requests.add(stateRequest());
-                case HANDSHAKING -> requests.add(stateRequest());
+                case HANDSHAKING -> {
+                    stalled = StalledHandshake.start(proxy.address(), fixture.pki().root(),
+                            fixture.pki().client(ORDERS));
+                    requests.add(stateRequest());
+                }
+                // held where the proxy asked for the certificate, for good
+                case HANDSHAKE_NEVER_ENDS -> stalled = StalledHandshake.start(proxy.address(), fixture.pki().root(),
+                        fixture.pki().client(ORDERS));
                 case WEBSOCKET -> {
                     client.send("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
@@ -537,7 +546,8 @@ class DrainUnderTrafficPropertyTest {
                 case IN_FLIGHT, SLOW_READER, PIPELINED -> await().atMost(limit).pollInterval(Duration.ofMillis(5))
                         .until(() -> arrived(requests.get(0).id) > 0);
                 case HALF_HEAD, HEAD_AND_HALF_BODY -> await().atMost(limit).until(() -> proxyRead.get() > 0);
-                case HANDSHAKING -> assertThat(askedForCertificate.await(20, TimeUnit.SECONDS)).isTrue();
+                case HANDSHAKING, HANDSHAKE_NEVER_ENDS -> assertThat(stalled.awaitStalled(limit))
+                        .as(this + ": the proxy asked for the certificate").isTrue();
                 case SILENT, LATE_REQUEST -> await().atMost(limit).until(() -> proxy.count(
                         "mtls.proxy.tls.handshakes", "result", "success") >= 1 && handshakeDoneOnTheProxy());
                 default -> {
@@ -589,9 +599,8 @@ class DrainUnderTrafficPropertyTest {
                     }
                     case HANDSHAKING -> {
                         pauseUntil(t1 + TimeUnit.MILLISECONDS.toNanos(afterDrainMs));
-                        resume.countDown();
                         try {
-                            client = handshake.get(20, TimeUnit.SECONDS);
+                            client = stalled.resume(Duration.ofSeconds(20));
                         } catch (Exception e) {
                             endedAt = System.nanoTime();
                             end = "handshake failed: " + e.getCause();
@@ -600,6 +609,13 @@ class DrainUnderTrafficPropertyTest {
                         Request r = requests.get(0);
                         send(r, r.bytes.length);
                         readAnswers(OutputStream.nullOutputStream());
+                    }
+                    case HANDSHAKE_NEVER_ENDS -> {
+                        // Watched until well past the later of the two bounds the proxy may close it by.
+                        long watch = Math.max(stalled.stalledAt() + HANDSHAKE_TIMEOUT.toNanos(), deadline)
+                                + TimeUnit.SECONDS.toNanos(3) - System.nanoTime();
+                        end = stalled.closedByServerWithin(Duration.ofNanos(watch)) ? "closed" : "still open";
+                        endedAt = System.nanoTime();
                     }
                     case IN_FLIGHT, PIPELINED -> readAnswers(OutputStream.nullOutputStream());
                     case SLOW_READER -> readAnswers(new OutputStream() {
@@ -788,6 +804,24 @@ class DrainUnderTrafficPropertyTest {
                 }
                 case IN_FLIGHT, HALF_HEAD, HEAD_AND_HALF_BODY, HANDSHAKING, SLOW_READER, PIPELINED ->
                     cut = servedOnce(drained, mine, "");
+                case HANDSHAKE_NEVER_ENDS -> {
+                    // Kept as any connection in its handshake is, until its handshake timeout or the deadline. The
+                    // timeout runs from the proxy's accept: after the client's connect, before the proxy's flight.
+                    long earliest = stalled.connectedAt() + HANDSHAKE_TIMEOUT.toNanos();
+                    long latest = stalled.stalledAt() + HANDSHAKE_TIMEOUT.toNanos();
+                    String when = " after " + endMs + " ms; its handshake timeout at "
+                            + TimeUnit.NANOSECONDS.toMillis(earliest - t0) + "-"
+                            + TimeUnit.NANOSECONDS.toMillis(latest - t0) + " ms, the deadline at "
+                            + TimeUnit.NANOSECONDS.toMillis(deadline - t0) + " ms";
+                    if (!"closed".equals(end)) {
+                        mine.add("a handshake that never ends: " + end + when);
+                    } else if (endedAt < Math.min(earliest, deadline) - SLACK) {
+                        mine.add("a handshake that never ends closed" + when);
+                    } else if (endedAt > Math.min(latest, deadline) + TimeUnit.SECONDS.toNanos(1) + SLACK) {
+                        mine.add("a handshake that never ends closed only" + when);
+                    }
+                    cut = cut && deadline < latest;
+                }
                 case WEBSOCKET -> {
                     if (tunnelProblem != null && !cut && !(deadline < t1 + TimeUnit.MILLISECONDS.toNanos(300))) {
                         mine.add("a tunnel after the drain started: " + tunnelProblem);
@@ -863,8 +897,10 @@ class DrainUnderTrafficPropertyTest {
         }
 
         void closeQuietly() {
-            resume.countDown();
             try {
+                if (stalled != null) {
+                    stalled.close();
+                }
                 if (client != null) {
                     client.close();
                 }

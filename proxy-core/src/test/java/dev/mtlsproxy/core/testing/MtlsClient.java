@@ -111,6 +111,20 @@ public final class MtlsClient implements AutoCloseable {
             throws Exception {
         SSLSocket socket = (SSLSocket) context.getSocketFactory()
                 .createSocket(proxy.getAddress(), proxy.getPort());
+        return handshake(socket, protocol, serverName);
+    }
+
+    /**
+     * Completes a handshake over a TCP connection the caller opened and keeps a hold of: it can watch the connection
+     * underneath while the handshake is held (see {@link StalledHandshake}). Closing the client closes it too.
+     */
+    public static MtlsClient connect(Socket tcp, SSLContext context) throws Exception {
+        SSLSocket socket = (SSLSocket) context.getSocketFactory()
+                .createSocket(tcp, tcp.getInetAddress().getHostAddress(), tcp.getPort(), true);
+        return handshake(socket, null, null);
+    }
+
+    private static MtlsClient handshake(SSLSocket socket, String protocol, String serverName) throws IOException {
         socket.setSoTimeout(20_000);
         if (protocol != null) {
             socket.setEnabledProtocols(new String[] {protocol});
