@@ -17,9 +17,10 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Keeps exactly one exchange in flight per connection, so every handler after it can assume HTTP/1.1 pipelining
- * does not exist. A request that arrives before the previous response has been written is held here (with whatever
- * follows it) and released when that response ends; since nothing reads the socket while a response is pending,
- * what is held is bounded by one read.
+ * does not exist. A request that arrives before the previous response has been written, or while the connection's
+ * write buffer is full (its client is not reading), is held here (with whatever follows it) and released when that
+ * response ends and there is room; since nothing reads the socket while anything is held, what is held is bounded by
+ * one read, and what is queued for a client that does not read by the write buffer's limit and one response.
  *
  * <p>It also owns "read the next request": when a final response has been written, it either replays held messages
  * or asks the socket for more. State is per channel and event-loop confined.
@@ -65,7 +66,7 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             ReferenceCountUtil.release(msg);
             return;
         }
-        if (!held.isEmpty() || (responsePending && msg instanceof HttpRequest)) {
+        if (!held.isEmpty() || (msg instanceof HttpRequest && !mayStartExchange(ctx))) {
             held.add(msg);
             return;
         }
@@ -199,7 +200,7 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             ctx.read();
             return;
         }
-        while (!held.isEmpty() && !(responsePending && held.peek() instanceof HttpRequest)) {
+        while (!held.isEmpty() && (mayStartExchange(ctx) || !(held.peek() instanceof HttpRequest))) {
             Object msg = held.poll();
             if (msg instanceof HttpRequest) {
                 responsePending = true;
@@ -207,6 +208,26 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
             ctx.fireChannelRead(msg);
         }
         ctx.fireChannelReadComplete();
+    }
+
+    /**
+     * A request is taken up when the previous response has been written, and the connection has room for its
+     * response: one whose client does not read (it pipelines requests without reading the answers, or has stopped
+     * reading) has the next request wait, as nginx does, instead of having answer after answer queued in memory. The
+     * relay waits for room before each read of a response body, but an answer that arrives whole in one read (or one
+     * the proxy makes itself) would otherwise be written whatever the room.
+     */
+    private boolean mayStartExchange(ChannelHandlerContext ctx) {
+        return !responsePending && ctx.channel().isWritable();
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        ctx.fireChannelWritabilityChanged();
+        if (ctx.channel().isWritable() && !responsePending && !held.isEmpty()) {
+            // Deferred: the change comes from within a flush, which a handler after this one may be making.
+            ctx.executor().execute(() -> next(ctx));
+        }
     }
 
     @Override
