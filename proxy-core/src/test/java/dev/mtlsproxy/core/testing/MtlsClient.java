@@ -207,7 +207,8 @@ public final class MtlsClient implements AutoCloseable {
         int status = Integer.parseInt(statusLine.split(" ")[1]);
         String te = first(headers, "transfer-encoding");
         String cl = first(headers, "content-length");
-        if (!withBody || status == 101) {
+        if (!withBody || status < 200 || status == 204 || status == 304) {
+            // RFC 9112 6.3: none of these has a body, whatever length a 304 (or a HEAD's answer) announces.
             return new Response(status, headers, new byte[0], Map.of());
         }
         Map<String, List<String>> trailers = Map.of();
