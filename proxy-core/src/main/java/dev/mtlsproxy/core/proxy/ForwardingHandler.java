@@ -545,6 +545,9 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         }
         if (!clientKeepAlive) {
             response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        } else if (clientHttp10) {
+            // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 C.2.2); as nginx says it.
+            response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
         }
     }
 

@@ -230,6 +230,24 @@ class BackendConnectionReuseTest {
         assertThat(arrived).as("nothing pipelined behind was forwarded").containsExactly("/one", "/two");
     }
 
+    /**
+     * An HTTP/1.0 client keeps its connection only when the answer says {@code Connection: keep-alive} (RFC 9112
+     * appendix C.2.2): without it, one such as ApacheBench's {@code ab -k} waits for a close that never comes. nginx
+     * says it on every keep-alive answer.
+     */
+    @Test
+    void anHttp10ClientAskingForKeepAliveIsToldItIsKeptAndCanUseIt() throws Exception {
+        received.clear();
+        try (MtlsClient client = client()) {
+            for (String path : List.of("/first", "/second")) {
+                client.send("GET " + path + " HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n");
+                Response answer = client.readResponse();
+                assertThat(answer.bodyText()).isEqualTo(path);
+                assertThat(answer.header("connection")).isEqualToIgnoringCase("keep-alive");
+            }
+        }
+    }
+
     @Test
     void aDeniedRequestExpectingContinueGets403WithoutItsBodyBeingAskedForOrForwarded() throws Exception {
         received.clear();
