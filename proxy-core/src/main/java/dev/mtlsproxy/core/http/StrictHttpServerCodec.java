@@ -11,6 +11,7 @@ import io.netty.handler.codec.DefaultHeaders.NameValidator;
 import io.netty.handler.codec.DefaultHeaders.ValueValidator;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
 import io.netty.handler.codec.http.DefaultHttpHeaders;
+import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.DefaultHttpHeadersFactory;
 import io.netty.handler.codec.http.EmptyHttpHeaders;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -97,8 +98,7 @@ public final class StrictHttpServerCodec
                 .setAllowDuplicateContentLengths(false)
                 .setStrictLineParsing(true)
                 .setUseRfc9112TransferEncoding(true)
-                .setValidateHeaders(true)
-                .setHeadersFactory(RequestHeaders.FACTORY);
+                .setValidateHeaders(true);
         decoder = new Decoder(config, headerTimeout);
         init(decoder, new Encoder());
     }
@@ -272,6 +272,21 @@ public final class StrictHttpServerCodec
             }
         }
 
+        /**
+         * An HTTP/1.0 request gets headers that note a merge of Content-Length values ({@link RequestHeaders}); an
+         * HTTP/1.1 one, whose repeated values Netty refuses itself, keeps Netty's own, so that the header code on
+         * the busiest path sees the one class it always has (issue #8).
+         */
+        @Override
+        protected HttpMessage createMessage(String[] initialLine) throws Exception {
+            HttpMessage message = super.createMessage(initialLine);
+            if (message.protocolVersion() == HttpVersion.HTTP_1_0 && message instanceof HttpRequest request) {
+                return new DefaultHttpRequest(HttpVersion.HTTP_1_0, request.method(), request.uri(),
+                        RequestHeaders.FACTORY);
+            }
+            return message;
+        }
+
         @Override
         protected void handleTransferEncodingChunkedWithContentLength(HttpMessage message) {
             throw new IllegalArgumentException("both Content-Length and Transfer-Encoding");
@@ -279,8 +294,8 @@ public final class StrictHttpServerCodec
     }
 
     /**
-     * A request's headers as the decoder fills them, noting when it merges several Content-Length values into one.
-     * The decoder does that before any handler sees the request: in HTTP/1.1 only equal values, which
+     * An HTTP/1.0 request's headers as the decoder fills them, noting when it merges several Content-Length values
+     * into one. The decoder does that before any handler sees the request: in HTTP/1.1 only equal values, which
      * {@code setAllowDuplicateContentLengths(false)} already refuses, but in HTTP/1.0 any values at all, keeping the
      * first ({@code Content-Length: 0} then {@code Content-Length: 4} became {@code 0}). RFC 9112, 6.3 says to refuse
      * a message whose lengths differ; a reader in front of the proxy may have framed it by another one.
