@@ -93,6 +93,18 @@ final class Exchange {
         }
     }
 
+    /**
+     * The identity the access log names: the one the deciding rule named, or for a refusal no rule named one in, the
+     * first configured identity the client is, as its audit line says ({@link AuditLine}).
+     */
+    private String identity() {
+        if (decision == null || decision.identity() != null || decision.outcome() != PolicyDecision.Outcome.DENY
+                || runtime == null || peer == null) {
+            return decision == null ? null : decision.identity();
+        }
+        return runtime.policy().identityOf(peer);
+    }
+
     void finish(int status) {
         finish(status, decision == null ? "bad_request" : decision.label());
     }
@@ -114,7 +126,7 @@ final class Exchange {
             return;
         }
         recorder.accessLog().log(new AccessLogEntry(time, connectionId, client,
-                decision == null ? null : decision.identity(),
+                identity(),
                 peer == null ? null : peer.displayName(),
                 peer == null ? null : peer.sha256(),
                 route, decision == null ? "-" : decision.ruleLabel(), decisionLabel, method, path, status, bytesIn,

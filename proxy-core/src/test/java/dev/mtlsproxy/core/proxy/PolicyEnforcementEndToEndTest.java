@@ -217,6 +217,8 @@ class PolicyEnforcementEndToEndTest {
         assertThat(line.get("rule").asText()).isEqualTo("default-deny");
         assertThat(line.get("reason").asText()).isEqualTo("no rule matched");
         assertThat(line.get("path").asText()).isEqualTo("/public/x");
+        assertThat(fixture.proxy().accessLog().poll(5, TimeUnit.SECONDS).identity())
+                .as("the access log names whom it refused, as the audit line does").isEqualTo("ops");
     }
 
     @Test
