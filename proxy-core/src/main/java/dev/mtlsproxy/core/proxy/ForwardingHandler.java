@@ -631,11 +631,11 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         endExchange();
         clientUnflushed = false;
         ctx.flush();
-        if (!requestComplete) {
-            // Answered before the client finished sending: the rest of its request is unread.
+        if (!requestComplete || !clientKeepAlive) {
+            // Answered before the client finished sending, or the client asked for close: either way bytes may be
+            // unread (the rest of the request; whatever a client sends after Connection: close), and a close with
+            // bytes unread is a reset that drops the end of this response from the send buffer.
             LingeringClose.close(ctx.channel());
-        } else if (!clientKeepAlive) {
-            ctx.channel().close();
         }
         release(used, usedEndpoint, reusable);
     }

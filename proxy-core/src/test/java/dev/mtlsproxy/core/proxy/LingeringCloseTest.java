@@ -263,6 +263,28 @@ class LingeringCloseTest {
         }
     }
 
+    @Test
+    void aClientThatAskedForCloseAndSentMoreStillGetsTheWholeResponse() throws Exception {
+        // The proxy stops reading while a response is pending, so what the client sends meanwhile (here a pipelined
+        // request, against RFC 9112 9.6 but seen in the wild) is unread when the response ends. Closing then makes
+        // the kernel send a reset and drop what of the response is still in the send buffer: megabytes, since the
+        // response is larger than the socket buffers hold and the client only reads once it has sent everything.
+        int size = 8 << 20;
+        try (MtlsClient client = fixture.connect(ORDERS)) {
+            client.send("GET /download?bytes=" + size + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            Thread.sleep(300);
+            client.send("POST /after HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + (256 << 10) + "\r\n\r\n");
+            sendBody(client.output(), 256 << 10);
+
+            long received = client.readResponseDiscardingBody(OutputStream.nullOutputStream());
+
+            assertThat(received).isEqualTo(size);
+            assertThat(client.closedWithin(5_000)).isTrue();
+        }
+        assertThat(fixture.backend().nextRequest(300, TimeUnit.MILLISECONDS).uri()).startsWith("/download");
+        assertThat(fixture.backend().pendingRequests()).as("nothing after the close is forwarded").isZero();
+    }
+
     private static void sendBody(OutputStream out, long length) throws IOException {
         byte[] chunk = new byte[64 * 1024];
         for (long left = length; left > 0; left -= chunk.length) {
