@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
@@ -125,11 +126,26 @@ final class ExchangeSequencer extends ChannelDuplexHandler {
     }
 
     private boolean nothingRead(ChannelHandlerContext ctx) {
-        if (responsePending || !held.isEmpty()) {
-            return false;
+        return !responsePending && !readAhead(ctx);
+    }
+
+    /** Whether anything after the current request has been read: held here, or part of a head or body decoded. */
+    private boolean readAhead(ChannelHandlerContext ctx) {
+        if (!held.isEmpty()) {
+            return true;
         }
         StrictHttpServerCodec codec = ctx.pipeline().get(StrictHttpServerCodec.class);
-        return codec == null || !codec.hasUnfinishedRequest();
+        return codec != null && codec.hasUnfinishedRequest();
+    }
+
+    /**
+     * Whether the client sent anything after the request being answered: where a connection closing after this
+     * response must linger ({@link LingeringClose}), since more may be unread behind it and a close with bytes
+     * unread is a reset. A client whose last read brought nothing more closes at once, as nginx's does.
+     */
+    static boolean sentMore(Channel channel) {
+        ChannelHandlerContext ctx = channel.pipeline().context(ExchangeSequencer.class);
+        return ctx == null || ((ExchangeSequencer) ctx.handler()).readAhead(ctx);
     }
 
     @Override

@@ -631,11 +631,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         endExchange();
         clientUnflushed = false;
         ctx.flush();
-        if (!requestComplete || !clientKeepAlive) {
-            // Answered before the client finished sending, or the client asked for close: either way bytes may be
-            // unread (the rest of the request; whatever a client sends after Connection: close), and a close with
-            // bytes unread is a reset that drops the end of this response from the send buffer.
+        if (!requestComplete || (!clientKeepAlive && ExchangeSequencer.sentMore(ctx.channel()))) {
+            // Answered before the client finished sending, or a client that asked for close sent more after it
+            // (against RFC 9112 9.6): bytes may be unread, and a close with bytes unread is a reset that drops the
+            // end of this response from the send buffer.
             LingeringClose.close(ctx.channel());
+        } else if (!clientKeepAlive) {
+            ctx.channel().close();
         }
         release(used, usedEndpoint, reusable);
     }
