@@ -165,9 +165,10 @@ public final class StrictHttpServerCodec
          * A head still in progress one timeout after the read that left it unfinished is refused with a failed
          * request, which the request guard answers 408 before closing (nginx's {@code client_header_timeout},
          * HAProxy's {@code timeout http-request}). The time counts only while the proxy is reading the head: one
-         * behind a response still pending (pipelined) is not read until that response is written, and one that
-         * began after the head the timer was set for may have just started, so each gets a whole timeout from now.
-         * A head may so take up to twice the timeout; never less than it.
+         * behind a response still pending (pipelined) is not read until that response is written, when the check
+         * starts again ({@link #restartHeadCheck}), and one that began after the head the timer was set for may have
+         * just started, so it gets a whole timeout from now. A head may so take up to twice the timeout once read;
+         * never less than it.
          */
         private void checkHead(ChannelHandlerContext ctx) {
             headCheck = null;
@@ -184,6 +185,18 @@ public final class StrictHttpServerCodec
             timedOut.setDecoderResult(DecoderResult.failure(new RequestHeadTimeoutException(headerTimeout)));
             ctx.fireChannelRead(timedOut);
             ctx.fireChannelReadComplete();
+        }
+
+        /**
+         * The response a head was waiting behind has just been written: from now on the proxy reads that head, so it
+         * gets a whole timeout from here. Without this, a check due right after the response would find the rest
+         * of the head not yet sent, though the client could only send it once it had the response.
+         */
+        void restartHeadCheck() {
+            if (headCheck != null && ctx != null) {
+                headCheck.cancel(false);
+                scheduleHeadCheck(ctx);
+            }
         }
 
         @Override
@@ -345,6 +358,7 @@ public final class StrictHttpServerCodec
                 if (methods.isEmpty()) {
                     // the answer to the last request decoded: if that asked for an upgrade, it was not 101
                     decoder.resume();
+                    decoder.restartHeadCheck();
                 }
             }
             super.write(ctx, msg, promise);
