@@ -26,8 +26,7 @@ final class AuditLine {
      */
     static String json(String listener, String remote, PeerIdentity peer, Policy policy, String method,
             String path, PolicyDecision decision) {
-        // null, as in the access log, when the client is none of the identities: "unknown" could be one's name.
-        String identity = decision.identity() != null ? decision.identity() : policy.identityOf(peer);
+        String identity = identity(decision, peer, policy);
         StringWriter out = new StringWriter(384);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             g.writeStartObject();
@@ -51,6 +50,14 @@ final class AuditLine {
             throw new UncheckedIOException(e);
         }
         return out.toString();
+    }
+
+    /**
+     * Who was refused, as the audit line and the access log name it: the identity the deciding rule named, else the
+     * first configured identity the client is, else null ("unknown", the metrics label, could be an identity's name).
+     */
+    static String identity(PolicyDecision decision, PeerIdentity peer, Policy policy) {
+        return decision.identity() != null ? decision.identity() : policy.identityOf(peer);
     }
 
     /** Through {@link LogText}: a lone surrogate is written as U+FFFD, not as whatever logback makes of it. */

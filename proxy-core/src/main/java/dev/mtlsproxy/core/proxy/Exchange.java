@@ -93,16 +93,13 @@ final class Exchange {
         }
     }
 
-    /**
-     * The identity the access log names: the one the deciding rule named, or for a refusal no rule named one in, the
-     * first configured identity the client is, as its audit line says ({@link AuditLine}).
-     */
+    /** The identity the access log names: for a refusal, the one its audit line names. */
     private String identity() {
-        if (decision == null || decision.identity() != null || decision.outcome() != PolicyDecision.Outcome.DENY
-                || runtime == null || peer == null) {
-            return decision == null ? null : decision.identity();
+        if (decision == null) {
+            return null;
         }
-        return runtime.policy().identityOf(peer);
+        return decision.outcome() == PolicyDecision.Outcome.DENY && runtime != null && peer != null
+                ? AuditLine.identity(decision, peer, runtime.policy()) : decision.identity();
     }
 
     void finish(int status) {
