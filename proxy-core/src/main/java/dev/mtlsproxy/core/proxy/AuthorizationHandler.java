@@ -139,12 +139,15 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
                 request.headers().set(HttpHeaderNames.HOST, forwarded);
             }
         }
-        if (HttpUtil.is100ContinueExpected(request)) {
+        if (expect != null) {
             // Authorised: the body is welcome. The proxy answers the expectation itself (as nginx does) rather than
-            // relaying it, so a refused request never reaches the point of inviting a body.
+            // relaying it, so a refused request never reaches the point of inviting a body. In HTTP/1.0, which has
+            // no interim responses, it is ignored (RFC 9110 10.1.1): it must not reach the backend as HTTP/1.1's.
             request.headers().remove(HttpHeaderNames.EXPECT);
-            ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
-                    Unpooled.EMPTY_BUFFER));
+            if (!HttpVersion.HTTP_1_0.equals(request.protocolVersion())) {
+                ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
+                        Unpooled.EMPTY_BUFFER));
+            }
         }
         ctx.fireChannelRead(request);
     }

@@ -116,6 +116,21 @@ class BodyRelayTest {
     }
 
     @Test
+    void anHttp10ExpectContinueIsIgnoredAndNotRelayed() throws Exception {
+        // RFC 9110 10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request. An HTTP/1.0
+        // client does not wait for a 100 (it has no interim responses) and is not sent one.
+        try (MtlsClient client = client()) {
+            client.send("POST /echo HTTP/1.0\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                    + "Content-Length: 7\r\n\r\nabcdefg");
+            Response response = client.readResponse();
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyText()).isEqualTo("abcdefg");
+        }
+        TestBackend.Recorded seen = tls.nextRequest(5, TimeUnit.SECONDS);
+        assertThat(seen.headers().contains("expect")).as("the request is forwarded as HTTP/1.1: not with it").isFalse();
+    }
+
+    @Test
     void aClientThatStopsReadingStopsTheBackendInsteadOfGrowingTheHeap() throws Exception {
         long before = plain.downloadBytesProduced();
         int connectionsBefore = plain.openConnections();
