@@ -637,7 +637,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             // end of this response from the send buffer.
             LingeringClose.close(ctx.channel());
         } else if (!clientKeepAlive) {
-            ctx.channel().close();
+            LingeringClose.closeAfterWrites(ctx.channel());
         }
         release(used, usedEndpoint, reusable);
     }

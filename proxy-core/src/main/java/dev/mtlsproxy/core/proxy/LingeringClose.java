@@ -1,7 +1,9 @@
 package dev.mtlsproxy.core.proxy;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
@@ -13,19 +15,25 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Closes a client connection after its last response without letting the client's unread bytes cost it that
- * response. A socket closed with bytes still unread in it (the rest of an upload the proxy refused or a backend
- * answered early, requests pipelined behind the last one) makes the kernel send a reset instead of a FIN: what of
- * the response is still in the send buffer is discarded, and a client still writing gets an error, which many
- * clients (JSSE among them) turn into dropping the connection before reading the response that did arrive.
+ * Closes a client connection after its last response without letting the client's unread bytes, or its slowness,
+ * cost it that response. A socket closed with bytes still unread in it (the rest of an upload the proxy refused or a
+ * backend answered early, requests pipelined behind the last one) makes the kernel send a reset instead of a FIN:
+ * what of the response is still in the send buffer is discarded, and a client still writing gets an error, which
+ * many clients (JSSE among them) turn into dropping the connection before reading the response that did arrive.
  *
  * <p>So the sending side closes first (TLS close_notify, then FIN, both behind the response), and what the client
  * still sends is read and dropped until it closes its side, as RFC 9112 (section 9.6) advises and nginx's
- * {@code lingering_close} does. The wait is bounded like nginx's: the connection closes when the client has sent
- * nothing for {@link #QUIET} ({@code lingering_timeout}), when {@link #TOTAL} has passed since the response
- * ({@code lingering_time}), or once {@link #MAX_DISCARDED_BYTES} have been dropped, whichever comes first; the
- * listener's idle timeout and a drain deadline still apply. A client that is still sending when a bound is reached
- * gets the reset it would have got at once.
+ * {@code lingering_close} does. The wait is bounded like nginx's, from when the response has left the proxy: the
+ * connection closes when the client has sent nothing for {@link #QUIET} ({@code lingering_timeout}), when
+ * {@link #TOTAL} has passed ({@code lingering_time}), or once {@link #MAX_DISCARDED_BYTES} have been dropped,
+ * whichever comes first; a drain deadline still applies. A client still sending when a bound is reached gets the
+ * reset it would have got at once. Until the response has left, which takes as long as a slow client takes to read
+ * what the kernel cannot hold, the listener's idle timeout bounds the wait ({@link IdleTimeoutHandler}: a response
+ * none of which leaves for that long ends the connection, whatever the client sends meanwhile).
+ *
+ * <p>A client that sent nothing after its request needs no lingering, only a close once the response has left
+ * ({@link #closeAfterWrites}): closing at once would give what still waits in the proxy the 3 s Netty's TLS handler
+ * allows its close_notify, and then drop it.
  *
  * <p>Installed right after the TLS handler when the lingering starts, it swallows every read, so nothing after it
  * sees a byte of the abandoned request; {@link #STARTED} tells the handlers after it so. Event-loop confined.
@@ -33,9 +41,10 @@ import java.util.concurrent.TimeUnit;
 final class LingeringClose extends ChannelInboundHandlerAdapter {
 
     /**
-     * User event fired past this handler when the lingering starts: the request being read will never be read to its
-     * end, so an exchange still being forwarded (a body found malformed mid-way) must let its backend go now, not
-     * when the client finally closes.
+     * User event fired past the TLS handler when the connection starts closing after its last response: nothing
+     * read from now on is served, and the request being read will never be read to its end, so an exchange still
+     * being forwarded (a body found malformed mid-way) must let its backend go now, not when the client finally
+     * closes.
      */
     static final Object STARTED = new Object() {
         @Override
@@ -44,9 +53,12 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
         }
     };
 
-    /** Closes a lingering connection after this long without a byte from the client (nginx's lingering_timeout). */
+    /**
+     * Closes a lingering connection after this long without a byte from the client, once the response has left
+     * (nginx's lingering_timeout).
+     */
     static final Duration QUIET = Duration.ofSeconds(5);
-    /** Closes a lingering connection this long after it started, however busy (nginx's lingering_time). */
+    /** Closes a lingering connection this long after the response left, however busy (nginx's lingering_time). */
     static final Duration TOTAL = Duration.ofSeconds(30);
     /**
      * Closes a lingering connection once this much has been read and dropped: covers the uploads of clients that
@@ -56,15 +68,12 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
 
     private static final String NAME = "linger";
 
-    private final long deadline;
+    /** Whether the response, and the close_notify behind it, have left the proxy: the bounds above run from then. */
+    private boolean sent;
+    private long deadline;
     private long lastRead;
     private long discarded;
     private ScheduledFuture<?> check;
-
-    private LingeringClose(long now) {
-        this.deadline = now + TOTAL.toNanos();
-        this.lastRead = now;
-    }
 
     /**
      * Closes {@code channel} after what has been written to it, lingering as described above. Call it once the last
@@ -80,7 +89,7 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
             return;
         }
         SslHandler tls = pipeline.get(SslHandler.class);
-        LingeringClose lingering = new LingeringClose(System.nanoTime());
+        LingeringClose lingering = new LingeringClose();
         if (tls == null) {
             pipeline.addFirst(NAME, lingering);
         } else {
@@ -88,9 +97,11 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
         }
         pipeline.context(NAME).fireUserEventTriggered(STARTED);
         // Shutting the output fails writes still queued, so it waits until close_notify is in the socket.
-        (tls == null ? channel.newSucceededFuture() : tls.closeOutbound()).addListener(f -> {
+        ChannelFuture closeNotify = tls == null ? channel.writeAndFlush(Unpooled.EMPTY_BUFFER) : tls.closeOutbound();
+        closeNotify.addListener(f -> {
             if (f.isSuccess()) {
                 duplex.shutdownOutput();
+                lingering.sent(pipeline.context(NAME));
             } else {
                 channel.close();
             }
@@ -98,13 +109,39 @@ final class LingeringClose extends ChannelInboundHandlerAdapter {
         channel.read();
     }
 
+    /**
+     * Closes {@code channel} once what has been written to it has left the proxy, without lingering: for a client
+     * that sent nothing after its last request. Nothing read meanwhile is served ({@link #STARTED}); the listener's
+     * idle timeout closes the connection of a client that stopped reading.
+     */
+    static void closeAfterWrites(Channel channel) {
+        ChannelPipeline pipeline = channel.pipeline();
+        if (pipeline.get(NAME) != null) {
+            return; // lingering, which closes in its own time
+        }
+        SslHandler tls = pipeline.get(SslHandler.class);
+        (tls == null ? pipeline.firstContext() : pipeline.context(tls)).fireUserEventTriggered(STARTED);
+        channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
+            if (!f.isSuccess() || !isLingering(channel)) {
+                channel.close(); // unless a drain's close started lingering meanwhile
+            }
+        });
+    }
+
     /** Whether {@code channel} is closing lingering: no further request on it may be served. */
     static boolean isLingering(Channel channel) {
         return channel.pipeline().get(NAME) != null;
     }
 
-    @Override
-    public void handlerAdded(ChannelHandlerContext ctx) {
+    /** The response and the close_notify behind it are in the socket: the lingering bounds start now. */
+    private void sent(ChannelHandlerContext ctx) {
+        if (ctx == null || sent) {
+            return; // closed meanwhile
+        }
+        sent = true;
+        long now = System.nanoTime();
+        deadline = now + TOTAL.toNanos();
+        lastRead = now;
         schedule(ctx, QUIET.toNanos());
     }
 
