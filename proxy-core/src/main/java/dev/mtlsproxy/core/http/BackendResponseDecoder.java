@@ -18,6 +18,8 @@ import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslCloseCompletionEvent;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AsciiString;
 import io.netty.util.ReferenceCountUtil;
 import java.nio.charset.StandardCharsets;
@@ -96,6 +98,8 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
 
     private enum State { HEAD, FIXED_BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, UNTIL_CLOSE, UPGRADED, FAILED }
 
+    /** The backend's TLS close_notify arrived: over TLS, only that ends a body delimited by the close. */
+    private boolean closureReceived;
     /** Methods of the requests sent whose final response is not decoded yet, shared with the request encoder. */
     private final Queue<HttpMethod> methods;
     private State state = State.HEAD;
@@ -122,13 +126,25 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
         try {
             decodeAvailable(in, out);
         } catch (InvalidResponseException e) {
-            state = State.FAILED;
             in.skipBytes(in.readableBytes());
-            takeBackUnfinishedResponse(out);
-            LastHttpContent failed = new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, EmptyHttpHeaders.INSTANCE);
-            failed.setDecoderResult(DecoderResult.failure(e));
-            out.add(failed);
+            fail(e, out);
         }
+    }
+
+    private void fail(InvalidResponseException e, List<Object> out) {
+        state = State.FAILED;
+        takeBackUnfinishedResponse(out);
+        LastHttpContent failed = new DefaultLastHttpContent(Unpooled.EMPTY_BUFFER, EmptyHttpHeaders.INSTANCE);
+        failed.setDecoderResult(DecoderResult.failure(e));
+        out.add(failed);
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+        if (evt instanceof SslCloseCompletionEvent closure && closure.isSuccess()) {
+            closureReceived = true;
+        }
+        super.userEventTriggered(ctx, evt);
     }
 
     /**
@@ -209,6 +225,13 @@ final class BackendResponseDecoder extends ByteToMessageDecoder {
     protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) throws Exception {
         super.decodeLast(ctx, in, out);
         if (state == State.UNTIL_CLOSE) {
+            if (!closureReceived && ctx.pipeline().get(SslHandler.class) != null) {
+                // Over TLS the end of such a body is the backend's close_notify (RFC 9112 9.8): a connection that
+                // just ends is a backend that died mid-body, or a cut by someone on the path, and the part that
+                // came must not reach the client as the whole. Failing it has the proxy cut the client's response.
+                fail(new InvalidResponseException("body cut: the connection ended without TLS close_notify"), out);
+                return;
+            }
             // The close is the end of this body. A head or a sized body cut short gets nothing: the connection's
             // end, without a last piece, is what tells the proxy the response was truncated.
             out.add(LastHttpContent.EMPTY_LAST_CONTENT);

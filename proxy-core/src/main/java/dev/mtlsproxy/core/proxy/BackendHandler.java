@@ -9,6 +9,7 @@ import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpStatusClass;
 import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.util.ReferenceCountUtil;
 
@@ -114,7 +115,12 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-        if (evt instanceof IdleStateEvent && owner == null) {
+        if (evt instanceof SslCloseCompletionEvent closure && closure.isSuccess()) {
+            // The backend ended its TLS (close_notify) and will send nothing more here, though its TCP connection
+            // may stay open while it waits for ours: closed like a connection it closed, not left in the pool for a
+            // request that would get no answer. A body delimited by the close ends here (BackendResponseDecoder).
+            ctx.close();
+        } else if (evt instanceof IdleStateEvent && owner == null) {
             ctx.close();
         }
     }
