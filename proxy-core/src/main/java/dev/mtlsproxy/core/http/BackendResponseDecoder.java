@@ -52,7 +52,8 @@ import java.util.stream.Stream;
  * whose head was passed on in an earlier read fails after the parts already passed on.
  *
  * <p>Framing follows RFC 9112 section 6.3: no body after a 1xx, 204 or 304 or in answer to HEAD; chunked; a
- * Content-Length; otherwise the body runs until the backend closes. After a 101 nothing more is decoded: the bytes
+ * Content-Length; otherwise the body runs until the backend closes (over TLS, with its close_notify: a close
+ * without one cuts the body). After a 101 nothing more is decoded: the bytes
  * stay here until the proxy removes the codec and they go to the tunnel as they are.
  */
 final class BackendResponseDecoder extends ByteToMessageDecoder {
