@@ -31,11 +31,11 @@ final class BackendValidator {
         String path = YamlPaths.key("backends", name);
         List<URI> endpoints = endpoints(path, backend);
         tls(path, backend.tls(), endpoints);
-        problems.positive(path + ".connectTimeout", backend.connectTimeout());
-        problems.positive(path + ".responseTimeout", backend.responseTimeout());
-        problems.positive(path + ".bodyIdleTimeout", backend.bodyIdleTimeout());
-        problems.positive(path + ".idleTimeout", backend.idleTimeout());
-        problems.positive(path + ".coolDown", backend.coolDown());
+        problems.positiveWait(path + ".connectTimeout", backend.connectTimeout());
+        problems.positiveWait(path + ".responseTimeout", backend.responseTimeout());
+        problems.positiveWait(path + ".bodyIdleTimeout", backend.bodyIdleTimeout());
+        problems.positiveWait(path + ".idleTimeout", backend.idleTimeout());
+        problems.positiveWait(path + ".coolDown", backend.coolDown());
         if (backend.maxIdleConnections() < 0) {
             problems.add(path + ".maxIdleConnections", backend.maxIdleConnections() + " (expected: zero or more)");
         }
@@ -203,8 +203,8 @@ final class BackendValidator {
                 || checkPath.contains("#")) {
             problems.add(path + ".path", Values.quote(checkPath) + " (expected: " + HEALTH_PATH_EXPECTED + ")");
         }
-        problems.positive(path + ".interval", check.interval());
-        problems.positive(path + ".timeout", check.timeout());
+        problems.positiveWait(path + ".interval", check.interval());
+        problems.positiveWait(path + ".timeout", check.timeout());
         threshold(path + ".healthyThreshold", check.healthyThreshold());
         threshold(path + ".unhealthyThreshold", check.unhealthyThreshold());
     }

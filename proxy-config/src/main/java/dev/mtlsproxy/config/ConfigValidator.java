@@ -35,9 +35,9 @@ final class ConfigValidator {
         accessLog(config.accessLog());
         admin(config);
         new RevocationValidator(problems).validate(config.trustAnchors(), config.revocation());
-        problems.nonNegative("shutdown.drainDelay", config.shutdown().drainDelay());
-        problems.positive("shutdown.drainTimeout", config.shutdown().drainTimeout());
-        problems.positive("reload.debounce", config.reload().debounce());
+        problems.nonNegativeWait("shutdown.drainDelay", config.shutdown().drainDelay());
+        problems.positiveWait("shutdown.drainTimeout", config.shutdown().drainTimeout());
+        problems.positiveWait("reload.debounce", config.reload().debounce());
         workers(config.workers());
     }
 

@@ -14,6 +14,9 @@ public final class Durations {
 
     static final String EXPECTED = "a duration like 500ms, 10s, 5m, 1h";
 
+    /** The longest timeout or delay a setting may ask for: a year is beyond any sensible one. */
+    static final Duration LONGEST_WAIT = Duration.ofDays(365);
+
     private static final Pattern PART = Pattern.compile("(\\d+)(us|ms|s|m|h|d)");
     private static final long[] UNIT_MILLIS = {86_400_000L, 3_600_000L, 60_000L, 1_000L};
     private static final String[] UNIT_NAMES = {"d", "h", "m", "s"};
@@ -60,8 +63,12 @@ public final class Durations {
         if (d.getSeconds() == 0 && d.getNano() % 1_000_000 != 0 && d.getNano() % 1_000 == 0) {
             return d.toNanos() / 1_000 + "us";
         }
-        if (d.getNano() % 1_000_000 != 0 || d.getSeconds() > Long.MAX_VALUE / 1000) {
+        if (d.getNano() % 1_000_000 != 0) {
             return d.toString();
+        }
+        if (d.getSeconds() > Long.MAX_VALUE / 1000) {
+            // beyond milliseconds, but still in the units the file was written in: 1000000000000d, not PT24000000000000H
+            return formatSeconds(d.getSeconds());
         }
         long ms = d.toMillis();
         if (ms == 0) {
@@ -73,6 +80,16 @@ public final class Durations {
             }
         }
         return ms + "ms";
+    }
+
+    private static String formatSeconds(long seconds) {
+        for (int i = 0; i < UNIT_MILLIS.length; i++) {
+            long unit = UNIT_MILLIS[i] / 1000;
+            if (seconds % unit == 0) {
+                return seconds / unit + UNIT_NAMES[i];
+            }
+        }
+        return seconds + "s";
     }
 
     private static Duration of(long amount, String unit) {

@@ -37,9 +37,9 @@ final class ListenerValidator {
                 problems.add(path + ".address", "missing (expected: " + YamlSchema.expected(HostPort.class) + ")");
             }
             tls(path + ".tls", listener.tls());
-            problems.positive(path + ".idleTimeout", listener.idleTimeout());
-            problems.positive(path + ".handshakeTimeout", listener.handshakeTimeout());
-            problems.positive(path + ".requestHeaderTimeout", listener.requestHeaderTimeout());
+            problems.positiveWait(path + ".idleTimeout", listener.idleTimeout());
+            problems.positiveWait(path + ".handshakeTimeout", listener.handshakeTimeout());
+            problems.positiveWait(path + ".requestHeaderTimeout", listener.requestHeaderTimeout());
             problems.positive(path + ".limits.maxInitialLineLength", listener.limits().maxInitialLineLength());
             problems.positive(path + ".limits.maxHeaderSize", listener.limits().maxHeaderSize());
             if (listener.maxConnections() != null && listener.maxConnections() < 1) {

@@ -35,9 +35,26 @@ final class Problems {
         }
     }
 
-    void nonNegative(String path, Duration duration) {
+    /** A time the proxy waits for (a timeout, a delay): positive, and one its timers can count. */
+    void positiveWait(String path, Duration duration) {
+        positive(path, duration);
+        notTooLong(path, duration);
+    }
+
+    /** As {@link #positiveWait}, where zero means not waiting at all. */
+    void nonNegativeWait(String path, Duration duration) {
         if (duration.isNegative()) {
             add(path, Durations.format(duration) + " (expected: zero or a positive duration)");
+        }
+        notTooLong(path, duration);
+    }
+
+    private void notTooLong(String path, Duration duration) {
+        // Timers run on nanosecond clocks, which overflow past about 292 years: validate passed 1000000000000d and
+        // run then refused it with "long overflow", and a wait of a few centuries wrapped a deadline into the past.
+        if (duration.compareTo(Durations.LONGEST_WAIT) > 0) {
+            add(path, Durations.format(duration) + " (expected: at most " + Durations.format(Durations.LONGEST_WAIT)
+                    + ")");
         }
     }
 

@@ -277,6 +277,17 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void timeoutsWaitAtMostAYear() {
+            String yaml = fixture.with("idleTimeout: 2m", "idleTimeout: 1000000000000d")
+                    .replace("handshakeTimeout: 5s", "handshakeTimeout: 366d\n    requestHeaderTimeout: PT8761H");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].handshakeTimeout: 366d (expected: at most 365d)",
+                    "listeners[0].idleTimeout: 1000000000000d (expected: at most 365d)",
+                    "listeners[0].requestHeaderTimeout: 8761h (expected: at most 365d)");
+        }
+
+        @Test
         void theRequestHeaderTimeoutIsPositive() {
             String yaml = fixture.with("handshakeTimeout: 5s", "handshakeTimeout: 5s\n    requestHeaderTimeout: 0s");
 
@@ -831,6 +842,26 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void timeoutsWaitAtMostAYear() throws Exception {
+            // 1000000000000d passed validate, and then run refused to start with "long overflow"
+            String yaml = fixture.with("connectTimeout: 1s", "connectTimeout: 1000000000000d")
+                    .replace("responseTimeout: 10s", "responseTimeout: 366d\n    bodyIdleTimeout: 9999999d\n"
+                            + "    coolDown: 1000000000000d\n"
+                            + "    healthCheck: { path: /healthz, interval: 400d, timeout: 365d1s }")
+                    .replace("idleTimeout: 30s", "idleTimeout: 365d");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "backends.orders.bodyIdleTimeout: 9999999d (expected: at most 365d)",
+                    "backends.orders.connectTimeout: 1000000000000d (expected: at most 365d)",
+                    "backends.orders.coolDown: 1000000000000d (expected: at most 365d)",
+                    "backends.orders.healthCheck.interval: 400d (expected: at most 365d)",
+                    "backends.orders.healthCheck.timeout: 31536001s (expected: at most 365d)",
+                    "backends.orders.responseTimeout: 366d (expected: at most 365d)");
+            assertThat(fixture.load(fixture.with("connectTimeout: 1s", "connectTimeout: 365d")).backends()
+                    .get("orders").connectTimeout()).hasDays(365);
+        }
+
+        @Test
         void zeroIdleConnectionsTurnsPoolingOff() throws Exception {
             fixture.load(fixture.with("maxIdleConnections: 8", "maxIdleConnections: 0"));
         }
@@ -1001,6 +1032,19 @@ class ValidationMessagesTest {
                     "reload.debounce: 0s (expected: a positive duration)",
                     "shutdown.drainDelay: -1s (expected: zero or a positive duration)",
                     "shutdown.drainTimeout: 0s (expected: a positive duration)");
+        }
+
+        @Test
+        void drainAndDebounceWaitAtMostAYear() {
+            String yaml = ConfigFixture.VALID + """
+                    shutdown: { drainDelay: 366d, drainTimeout: 1000000000000d }
+                    reload: { debounce: 8761h }
+                    """;
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "reload.debounce: 8761h (expected: at most 365d)",
+                    "shutdown.drainDelay: 366d (expected: at most 365d)",
+                    "shutdown.drainTimeout: 1000000000000d (expected: at most 365d)");
         }
 
         @Test
