@@ -1,11 +1,16 @@
 package dev.mtlsproxy.config;
 
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.cert.X509CRL;
+import java.security.cert.X509Certificate;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.stream.Collectors;
 
 /** Legal but probably unintended: worth saying at every load, never worth refusing to start. */
 final class ConfigWarnings {
@@ -46,6 +51,7 @@ final class ConfigWarnings {
             }
         });
         config.trustAnchors().forEach((name, anchor) -> {
+            warnings.addAll(casWithoutCrl(name, anchor));
             if (anchor.staleCrl() == StaleCrlPolicy.INSECURE_ALLOW) {
                 warnings.add(YamlPaths.key("trustAnchors", name) + ".staleCrl: insecureAllow - a client certificate"
                         + " covered only by an expired CRL is accepted; a revocation published late is missed");
@@ -60,6 +66,62 @@ final class ConfigWarnings {
         });
         warnings.sort(ConfigProblem::comparePaths);
         return List.copyOf(warnings);
+    }
+
+    /**
+     * CAs of an anchor with CRLs that have none of their own among them. Revocation fails closed, so what such a CA
+     * issued is refused at every handshake, while the load said nothing: the usual cause is the CRL file of another
+     * CA, or of this one before it was re-keyed. A warning, not a problem: a CA that issues nothing yet (a new root
+     * added ahead of a rotation) needs no CRL.
+     */
+    private static List<String> casWithoutCrl(String name, TrustAnchorConfig anchor) {
+        if (anchor.crls().isEmpty() || anchor.caBundle() == null) {
+            return List.of();
+        }
+        List<X509Certificate> cas;
+        List<X509CRL> crls = new ArrayList<>();
+        try {
+            cas = Pem.readCertificates(anchor.caBundle());
+            for (Path file : anchor.crls()) {
+                crls.addAll(Crls.read(file));
+            }
+        } catch (PemException e) {
+            // the load reported it; a file that changed since is the next load's to judge
+            return List.of();
+        }
+        String path = YamlPaths.key("trustAnchors", name) + ".crls";
+        String refused = anchor.crlScope() == CrlScope.LEAF ? "a client certificate it issued is refused"
+                : "every chain through it is refused";
+        List<String> found = new ArrayList<>();
+        for (int n = 0; n < cas.size(); n++) {
+            X509Certificate ca = cas.get(n);
+            if (crls.stream().noneMatch(crl -> issuedBy(crl, ca))) {
+                found.add(path + ": none from " + ca.getSubjectX500Principal().getName() + " (caBundle certificate "
+                        + (n + 1) + "), so " + refused + " (revocation fails closed); the CRLs are from "
+                        + crls.stream().map(crl -> describeIssuer(crl, ca)).distinct()
+                                .collect(Collectors.joining(", ")));
+            }
+        }
+        return found;
+    }
+
+    private static boolean issuedBy(X509CRL crl, X509Certificate ca) {
+        return crl.getIssuerX500Principal().equals(ca.getSubjectX500Principal()) && signedBy(crl, ca);
+    }
+
+    private static String describeIssuer(X509CRL crl, X509Certificate ca) {
+        String issuer = crl.getIssuerX500Principal().getName();
+        return crl.getIssuerX500Principal().equals(ca.getSubjectX500Principal())
+                ? issuer + " with another key" : issuer;
+    }
+
+    private static boolean signedBy(X509CRL crl, X509Certificate ca) {
+        try {
+            crl.verify(ca.getPublicKey());
+            return true;
+        } catch (GeneralSecurityException e) {
+            return false;
+        }
     }
 
     /** Anchors some listener accepts: its list, or every anchor when the list is empty. */

@@ -2,7 +2,9 @@ package dev.mtlsproxy.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,6 +39,32 @@ class WarningsTest {
                 + " false - any certificate from serverCAs is accepted as backend \"inventory\"; set spiffeId to pin it");
         assertThat(ConfigLoader.warnings(fixture.load(fixture.with("    url: http://localhost:9001\n",
                 tls.formatted(", spiffeId: \"spiffe://demo.local/inventory\""))), java.time.Instant.now())).isEmpty();
+    }
+
+    @Test
+    void aCrlFileOfAnotherCaLeavesTheAnchorsCaWithoutOneAndEveryChainThroughItRefused() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        X509Bundle clientsCa = TestPki.ca("clients-ca");
+        TestPki.write(dir.resolve("certs/clients-ca.pem"), clientsCa.getCertificatePEM());
+        TestPki.write(dir.resolve("certs/clients.crl"), TestPki.crl(clientsCa));
+        TestPki.write(dir.resolve("certs/other.crl"), TestPki.crl(TestPki.ca("other-ca")));
+        // the name of the anchor's CA, another key: a CA re-keyed, or one of the same name elsewhere
+        TestPki.write(dir.resolve("certs/rekeyed.crl"), TestPki.crl(TestPki.ca("clients-ca")));
+        String anchor = "clients: { caBundle: certs/clients-ca.pem, crls: [%s]%s }";
+
+        assertThat(warnings(fixture, anchor.formatted("certs/other.crl, certs/rekeyed.crl", ""))).containsExactly(
+                "trustAnchors.clients.crls: none from CN=clients-ca (caBundle certificate 1), so every chain through"
+                        + " it is refused (revocation fails closed); the CRLs are from CN=other-ca, CN=clients-ca"
+                        + " with another key");
+        assertThat(warnings(fixture, anchor.formatted("certs/other.crl", ", crlScope: leaf"))).containsExactly(
+                "trustAnchors.clients.crls: none from CN=clients-ca (caBundle certificate 1), so a client"
+                        + " certificate it issued is refused (revocation fails closed); the CRLs are from CN=other-ca");
+        assertThat(warnings(fixture, anchor.formatted("certs/other.crl, certs/clients.crl", ""))).isEmpty();
+    }
+
+    private static List<String> warnings(ConfigFixture fixture, String anchor) throws ConfigException {
+        return ConfigLoader.warnings(fixture.load(fixture.with("clients: { caBundle: certs/ca.pem }", anchor)),
+                java.time.Instant.now());
     }
 
     @Test
