@@ -57,6 +57,10 @@ final class ConfigWarnings {
                         + " covered only by an expired CRL is accepted; a revocation published late is missed");
             }
         });
+        for (int i = 0; i < config.listeners().size(); i++) {
+            servedExpired(YamlPaths.item("listeners", i) + ".tls.certificate", config.listeners().get(i), now)
+                    .ifPresent(warnings::add);
+        }
         config.backends().forEach((name, backend) -> {
             BackendTlsConfig tls = backend.tls();
             if (tls != null && !tls.verifyHostname() && tls.spiffeId() == null) {
@@ -95,7 +99,10 @@ final class ConfigWarnings {
         List<String> found = new ArrayList<>();
         for (int n = 0; n < cas.size(); n++) {
             X509Certificate ca = cas.get(n);
-            if (crls.stream().noneMatch(crl -> issuedBy(crl, ca))) {
+            // A root pasted above its intermediate: chains end at the intermediate, which its CRL does not check
+            boolean issuesAnotherOfTheBundle = cas.stream().anyMatch(other -> other != ca
+                    && other.getIssuerX500Principal().equals(ca.getSubjectX500Principal()));
+            if (!issuesAnotherOfTheBundle && crls.stream().noneMatch(crl -> issuedBy(crl, ca))) {
                 found.add(path + ": none from " + ca.getSubjectX500Principal().getName() + " (caBundle certificate "
                         + (n + 1) + "), so " + refused + " (revocation fails closed); the CRLs are from "
                         + crls.stream().map(crl -> describeIssuer(crl, ca)).distinct()
@@ -122,6 +129,25 @@ final class ConfigWarnings {
         } catch (GeneralSecurityException e) {
             return false;
         }
+    }
+
+    /**
+     * A served certificate past its notAfter: every client refuses the handshake, yet it is no reason to refuse to
+     * start (nginx and Envoy load it too), as the renewed file may be about to be written and is then reloaded.
+     */
+    private static Optional<String> servedExpired(String path, ListenerConfig listener, Instant now) {
+        if (listener.tls() == null || listener.tls().certificate() == null) {
+            return Optional.empty();
+        }
+        X509Certificate leaf;
+        try {
+            leaf = Pem.readCertificates(listener.tls().certificate()).get(0);
+        } catch (PemException e) {
+            return Optional.empty(); // the load reported it
+        }
+        Instant notAfter = leaf.getNotAfter().toInstant();
+        return now.isAfter(notAfter) ? Optional.of(path + ": " + listener.tls().certificate() + " - expired at "
+                + notAfter + ", so every client refuses the handshake") : Optional.empty();
     }
 
     /** Anchors some listener accepts: its list, or every anchor when the list is empty. */

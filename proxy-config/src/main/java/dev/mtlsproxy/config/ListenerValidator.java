@@ -11,6 +11,8 @@ final class ListenerValidator {
 
     static final String CERTIFICATE_EXPECTED = "a PEM file with the certificate chain, leaf first";
     static final String PRIVATE_KEY_EXPECTED = "an unencrypted PKCS#8 private key";
+    static final String STRONG_EXPECTED = "keys of at least " + AlgorithmStrength.MIN_RSA_DSA_BITS + " bits (RSA), "
+            + AlgorithmStrength.MIN_EC_BITS + " (EC), signed without SHA-1 or MD5";
 
     private final Problems problems;
     private final Set<String> trustAnchors;
@@ -55,6 +57,9 @@ final class ListenerValidator {
             return;
         }
         List<X509Certificate> chain = certificates(problems, path + ".certificate", tls.certificate(), CERTIFICATE_EXPECTED);
+        if (chain != null) {
+            weakCertificate(path + ".certificate", tls.certificate(), chain);
+        }
         PrivateKey key = privateKey(path + ".privateKey", tls.privateKey());
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
             problems.add(path + ".privateKey", tls.privateKey() + " (expected: the private key of " + path
@@ -67,6 +72,27 @@ final class ListenerValidator {
             }
         }
         KeyExchangeGroups.check(problems, path + ".groups", tls.groups(), tls.minVersion());
+    }
+
+    /**
+     * Clients hold the chain a listener serves to the rule the proxy holds theirs to ({@link AlgorithmStrength}):
+     * OpenSSL at security level 2 (curl and nginx on Debian) refuses an RSA key under 2048 bits or a SHA-1 signature
+     * in it, Go refuses SHA-1. It loaded, and every such client then failed its handshake; nginx on Debian refuses to
+     * start with it ("ee key too small"). A root appended to the chain is not judged: clients use their own copy.
+     */
+    private void weakCertificate(String path, Path file, List<X509Certificate> chain) {
+        for (int i = 0; i < chain.size(); i++) {
+            X509Certificate certificate = chain.get(i);
+            if (i > 0 && certificate.getSubjectX500Principal().equals(certificate.getIssuerX500Principal())) {
+                continue;
+            }
+            String weakness = AlgorithmStrength.weakness(certificate);
+            if (weakness != null) {
+                problems.add(path, file + " (expected: " + STRONG_EXPECTED + ") - certificate " + (i + 1) + " ("
+                        + certificate.getSubjectX500Principal().getName() + ") has a weak " + weakness);
+                return; // only the first offender is named
+            }
+        }
     }
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */

@@ -60,6 +60,24 @@ class WarningsTest {
                 "trustAnchors.clients.crls: none from CN=clients-ca (caBundle certificate 1), so a client"
                         + " certificate it issued is refused (revocation fails closed); the CRLs are from CN=other-ca");
         assertThat(warnings(fixture, anchor.formatted("certs/other.crl, certs/clients.crl", ""))).isEmpty();
+        // a whole chain pasted: clients' chains end at the intermediate, whose CRL is all revocation reads
+        X509Bundle intermediate = TestPki.nameConstrainedIntermediate(clientsCa, "issuing-ca", "example.org");
+        TestPki.write(dir.resolve("certs/chain.pem"), intermediate.getCertificatePEM() + clientsCa.getCertificatePEM());
+        TestPki.write(dir.resolve("certs/issuing.crl"), TestPki.crl(intermediate));
+        assertThat(warnings(fixture, "clients: { caBundle: certs/chain.pem, crls: [certs/issuing.crl] }")).isEmpty();
+    }
+
+    @Test
+    void anExpiredServedCertificateIsWarnedAboutAsEveryClientRefusesIt() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        java.security.cert.X509Certificate served = Pem.readCertificates(dir.resolve("certs/server.pem")).get(0);
+        ProxyConfig config = fixture.load(ConfigFixture.VALID);
+        java.time.Instant notAfter = served.getNotAfter().toInstant();
+
+        assertThat(ConfigLoader.warnings(config, notAfter.plusSeconds(1))).containsExactly(
+                "listeners[0].tls.certificate: " + fixture.abs("certs/server.pem") + " - expired at " + notAfter
+                        + ", so every client refuses the handshake");
+        assertThat(ConfigLoader.warnings(config, notAfter)).isEmpty();
     }
 
     private static List<String> warnings(ConfigFixture fixture, String anchor) throws ConfigException {

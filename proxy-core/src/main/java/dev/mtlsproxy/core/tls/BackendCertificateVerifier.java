@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.config.AlgorithmStrength;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.tls.AnchorRules.Usage;

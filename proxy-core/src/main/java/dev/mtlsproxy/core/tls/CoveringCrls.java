@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.tls;
 
+import dev.mtlsproxy.config.AlgorithmStrength;
 import dev.mtlsproxy.config.CrlDistributionPoint;
 import dev.mtlsproxy.config.IssuingDistributionPoint;
 import java.security.GeneralSecurityException;

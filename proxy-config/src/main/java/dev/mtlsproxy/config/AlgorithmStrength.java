@@ -1,4 +1,4 @@
-package dev.mtlsproxy.core.tls;
+package dev.mtlsproxy.config;
 
 import java.security.PublicKey;
 import java.security.cert.X509CRL;
@@ -15,21 +15,22 @@ import java.util.Set;
  * well-funded attacker little (SHAttered, 2017; Shambles, 2020), and NIST disallowed both for signatures in 2013.
  *
  * <p>Checked on the path the client's chain stands for, leaf included, not on the trusted CA: that certificate is
- * the operator's choice, and its self-signature proves nothing. Checked on every CRL that revocation relies on.
+ * the operator's choice, and its self-signature proves nothing. Checked on every CRL that revocation relies on, and
+ * at load on the chain a listener serves, which clients hold to the same rule.
  */
-final class AlgorithmStrength {
+public final class AlgorithmStrength {
 
     /** md2, md5 and sha1 with RSA, sha1 with RSA (OIW), DSA with SHA-1, ECDSA with SHA-1. */
     private static final Set<String> WEAK_SIGNATURES = Set.of("1.2.840.113549.1.1.2", "1.2.840.113549.1.1.4",
             "1.2.840.113549.1.1.5", "1.3.14.3.2.29", "1.2.840.10040.4.3", "1.2.840.10045.4.1");
-    static final int MIN_RSA_DSA_BITS = 2048;
-    static final int MIN_EC_BITS = 224;
+    public static final int MIN_RSA_DSA_BITS = 2048;
+    public static final int MIN_EC_BITS = 224;
 
     private AlgorithmStrength() {
     }
 
     /** What is too weak about {@code certificate}, or null when nothing is. */
-    static String weakness(X509Certificate certificate) {
+    public static String weakness(X509Certificate certificate) {
         if (WEAK_SIGNATURES.contains(certificate.getSigAlgOID())) {
             return "signature algorithm " + certificate.getSigAlgName();
         }
@@ -41,7 +42,7 @@ final class AlgorithmStrength {
      * for a CRL forged by a SHA-1 collision would say a revoked certificate is good. Unlike a trusted CA's certificate,
      * a CRL signed with that CA's key is held to it too: the CRL is a statement made now, not the operator's choice.
      */
-    static String weakness(X509CRL crl, PublicKey signer) {
+    public static String weakness(X509CRL crl, PublicKey signer) {
         if (WEAK_SIGNATURES.contains(crl.getSigAlgOID())) {
             return "signature algorithm " + crl.getSigAlgName();
         }
