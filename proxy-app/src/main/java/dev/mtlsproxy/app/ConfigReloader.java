@@ -444,6 +444,14 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             if (e.reason() == ReloadFailureReason.RESTART_REQUIRED) {
                 problems.addAll(startOnly);
             }
+            if (e.reason() == ReloadFailureReason.OTHER && e.getCause() != null) {
+                // A surprise while building the generation: its stack trace is what a bug report needs, as for one
+                // thrown anywhere else in a reload; the message alone ("long overflow") says nothing of where.
+                log.error("event=reload_failed trigger={} reason={} cause=\"{}\"", trigger, e.reason().label(),
+                        e.getCause().toString().replace('"', '\''), e.getCause());
+                lastHashes = hashes;
+                return failure(e.reason(), problems);
+            }
             for (String problem : problems) {
                 log.error("event=reload_failed trigger={} reason={} problem=\"{}\"", trigger, e.reason().label(),
                         problem.replace('"', '\''));

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mtlsproxy.app.admin.ReloadOutcome;
 import dev.mtlsproxy.config.ConfigLoader;
+import dev.mtlsproxy.config.LoadedConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.testing.LogCapture;
@@ -506,6 +507,35 @@ class ConfigReloadTest {
 
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * An exception nobody foresaw while the new generation is built (here a backend timeout past what the clock
+     * counts, which validation refuses, handed straight to the server) is logged with its stack trace, as README
+     * promises for reason other; it was logged as a bare problem="java.lang.ArithmeticException: long overflow".
+     */
+    @Test
+    void anUnforeseenExceptionBuildingTheNewGenerationIsLoggedWithItsStackTrace() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
+            LoadedConfig loaded = ConfigLoader.loadWithPositions(file);
+            ProxyConfig overflowing = loaded.config().withBackends(Map.of("shop",
+                    loaded.config().backends().get("shop").withCoolDown(Duration.ofDays(1_000_000_000_000L))));
+            return new LoadedConfig(overflowing, loaded.positions());
+        });
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            assertThat(admin("POST", "/admin/reload").statusCode()).isEqualTo(422);
+            String line = log.await("event=reload_failed", "trigger=admin", "reason=other");
+
+            assertThat(line).contains("cause=\"java.lang.ArithmeticException: long overflow\"");
+            assertThat(log.thrownWith(line)).isEqualTo("java.lang.ArithmeticException");
+        }
+        assertThat(running.server().generation()).isEqualTo(1);
+        assertThat(billingStatus()).isEqualTo(200);
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"other\",result=\"failure\"} 1.0");
     }
 
     /**

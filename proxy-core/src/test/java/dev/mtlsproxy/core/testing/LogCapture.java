@@ -5,6 +5,8 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.AppenderBase;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.extension.AfterAllCallback;
@@ -39,6 +41,7 @@ public final class LogCapture extends AppenderBase<ILoggingEvent>
 
     private final Logger logger;
     private final List<String> lines = new CopyOnWriteArrayList<>();
+    private final Map<String, String> thrown = new ConcurrentHashMap<>();
     /** What {@link #quietly} found, to put back on close; null when the lines also go to the console. */
     private Boolean wasAdditive;
     /** Registered on a static field: it spans its class. One on an instance field never sees beforeAll. */
@@ -84,7 +87,15 @@ public final class LogCapture extends AppenderBase<ILoggingEvent>
 
     @Override
     protected void append(ILoggingEvent event) {
+        if (event.getThrowableProxy() != null) {
+            thrown.put(event.getFormattedMessage(), event.getThrowableProxy().getClassName());
+        }
         lines.add(event.getFormattedMessage());
+    }
+
+    /** The class of the exception logged with this line (its stack trace goes with it), or null when none was. */
+    public String thrownWith(String line) {
+        return thrown.get(line);
     }
 
     public List<String> lines() {
