@@ -59,17 +59,11 @@ final class ConfigValidator {
         HostPort admin = config.admin().address();
         for (int i = 0; i < config.listeners().size(); i++) {
             HostPort listener = config.listeners().get(i).address();
-            if (listener != null && admin.port() != 0 && admin.port() == listener.port()
-                    && (admin.host().equals(listener.host()) || isWildcard(admin.host())
-                            || isWildcard(listener.host()))) {
+            if (listener != null && admin.bindsOver(listener)) {
                 problems.add("admin.address", Values.quote(admin.toString())
                         + " (expected: an address no listener uses) - listeners[" + i + "] is there");
             }
         }
-    }
-
-    private static boolean isWildcard(String host) {
-        return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
     }
 
     private void accessLog(AccessLogConfig log) {

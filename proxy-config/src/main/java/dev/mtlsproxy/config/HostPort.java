@@ -44,6 +44,20 @@ public record HostPort(String host, int port) {
         return new HostPort(host, port);
     }
 
+    /**
+     * Whether binding both in one process fails: the same fixed port, on the same host or with either on every
+     * address (a wildcard takes the port on every address, IPv4 and IPv6 alike). Port 0 picks a free port each time.
+     * Host names are compared as written: {@code localhost} and {@code 127.0.0.1} are told apart only by the bind.
+     */
+    public boolean bindsOver(HostPort other) {
+        return port != 0 && port == other.port
+                && (host.equalsIgnoreCase(other.host) || isWildcard(host) || isWildcard(other.host));
+    }
+
+    private static boolean isWildcard(String host) {
+        return host.equals("0.0.0.0") || host.equals("::") || host.equals("*");
+    }
+
     @Override
     public String toString() {
         return host.indexOf(':') >= 0 ? "[" + host + "]:" + port : host + ":" + port;

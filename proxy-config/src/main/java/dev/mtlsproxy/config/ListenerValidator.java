@@ -37,6 +37,8 @@ final class ListenerValidator {
             names.check(path, listener.name(), "a unique listener name");
             if (listener.address() == null) {
                 problems.add(path + ".address", "missing (expected: " + YamlSchema.expected(HostPort.class) + ")");
+            } else {
+                sharedAddress(path + ".address", listener.address(), listeners.subList(0, i));
             }
             tls(path + ".tls", listener.tls());
             problems.positiveWait(path + ".idleTimeout", listener.idleTimeout());
@@ -47,6 +49,17 @@ final class ListenerValidator {
             if (listener.maxConnections() != null && listener.maxConnections() < 1) {
                 problems.add(path + ".maxConnections", listener.maxConnections()
                         + " (expected: a positive integer)");
+            }
+        }
+    }
+
+    /** Two listeners on one port passed validate, and run then failed to bind the second. */
+    private void sharedAddress(String path, HostPort address, List<ListenerConfig> earlier) {
+        for (int j = 0; j < earlier.size(); j++) {
+            if (earlier.get(j).address() != null && address.bindsOver(earlier.get(j).address())) {
+                problems.add(path, Values.quote(address.toString()) + " (expected: an address no other listener"
+                        + " uses) - listeners[" + j + "] is there");
+                return;
             }
         }
     }

@@ -92,6 +92,26 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void twoListenersNeverShareAPort() {
+            // validate passed these, and run then failed to bind the second: "listeners[0].address ... in use"
+            String listener = "  - name: %s\n    address: %s\n    tls: { certificate: certs/server.pem,"
+                    + " privateKey: certs/server.key }\n";
+            String yaml = fixture.with("identities:\n", listener.formatted("same", "127.0.0.1:8443")
+                    + listener.formatted("wildcard", "0.0.0.0:8443") + listener.formatted("v6", "\"[::]:8443\"")
+                    + listener.formatted("other-port", "127.0.0.1:8444")
+                    + listener.formatted("any-port", "127.0.0.1:0") + listener.formatted("any-port-2", "127.0.0.1:0")
+                    + "identities:\n");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[1].address: \"127.0.0.1:8443\" (expected: an address no other listener uses)"
+                            + " - listeners[0] is there",
+                    "listeners[2].address: \"0.0.0.0:8443\" (expected: an address no other listener uses)"
+                            + " - listeners[0] is there",
+                    "listeners[3].address: \"[::]:8443\" (expected: an address no other listener uses)"
+                            + " - listeners[0] is there");
+        }
+
+        @Test
         void atLeastOneListener() {
             String yaml = ConfigFixture.VALID.substring(ConfigFixture.VALID.indexOf("identities:"));
 
