@@ -75,8 +75,8 @@ final class YamlScan {
             parser = p;
             return new YamlScan(p).document();
         } catch (JsonProcessingException e) {
-            return new Result(List.of(syntaxProblem(e, parser, factory.streamReadConstraints())), Map.of(), Set.of(),
-                    false);
+            return new Result(List.of(syntaxProblem(e, parser, factory.streamReadConstraints(), yaml)), Map.of(),
+                    Set.of(), false);
         } catch (IOException e) {
             throw new UncheckedIOException("reading from a String cannot fail", e);
         }
@@ -134,6 +134,8 @@ final class YamlScan {
         }
     }
 
+    /** A value starting with {@code [v6]:port}, unquoted. */
+    private static final Pattern UNQUOTED_IPV6 = Pattern.compile(":\\s+\\[[0-9A-Fa-f:.%]*:[0-9A-Fa-f:.%]*]:\\d");
     /** YAML's core schema, where Jackson reads each tag as the type it names: a tag that changes nothing. */
     private static final String CORE_SCHEMA = "tag:yaml.org,2002:";
     private static final Set<String> PLAIN_SCALAR_TAGS = Set.of("str", "int", "bool", "float", "null");
@@ -248,11 +250,15 @@ final class YamlScan {
      * {@code StreamReadConstraints}), which tell a user nothing, so the cases that produce them get words of ours.
      */
     private static ConfigProblem syntaxProblem(JsonProcessingException e, JsonParser parser,
-                                               StreamReadConstraints limits) {
+                                               StreamReadConstraints limits, String text) {
         if (e.getCause() instanceof MarkedYAMLException yaml && yaml.getProblemMark() != null) {
             String context = yaml.getContext() == null ? "" : yaml.getContext() + ": ";
             Mark mark = yaml.getProblemMark();
-            return new ConfigProblem("", "not valid YAML - " + context + yaml.getProblem(),
+            String line = text.lines().skip(mark.getLine()).findFirst().orElse("");
+            // "address: [::1]:8443" is a list followed by ":8443" to a YAML reader, whose own words do not say so
+            String hint = UNQUOTED_IPV6.matcher(line).find() ? " - an IPv6 address in brackets starts a YAML list"
+                    + " (expected: the address quoted, as in address: \"[::1]:8443\")" : "";
+            return new ConfigProblem("", "not valid YAML - " + context + yaml.getProblem() + hint,
                     mark.getLine() + 1, mark.getColumn() + 1);
         }
         // a broken limit has no location of its own; the parser stopped where it was exceeded

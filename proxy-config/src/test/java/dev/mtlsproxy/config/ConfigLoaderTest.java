@@ -210,6 +210,17 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void anUnquotedIpv6AddressIsASyntaxErrorThatSaysToQuoteIt() {
+        ConfigException e = catchThrowableOfType(ConfigException.class,
+                () -> fixture.load("admin:\n  address: [::1]:9901\n"));
+
+        assertThat(e.problems()).extracting(ConfigProblem::toString).containsExactly(
+                "not valid YAML - while parsing a flow node: expected the node content, but found ':' - an IPv6"
+                        + " address in brackets starts a YAML list (expected: the address quoted, as in address:"
+                        + " \"[::1]:8443\") at line 2, column 13");
+    }
+
+    @Test
     void aYamlSyntaxErrorNamesWhatWasBeingParsed() {
         ConfigException e = catchThrowableOfType(ConfigException.class,
                 () -> fixture.load("routes: [a, b\n"));
