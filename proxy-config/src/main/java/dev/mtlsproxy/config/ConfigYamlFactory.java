@@ -33,6 +33,12 @@ final class ConfigYamlFactory extends YAMLFactory {
      */
     static final int MAX_NESTING_DEPTH = 64;
 
+    /**
+     * How long a file may be, in characters: SnakeYAML's default limit (3 MiB of code points), which this factory
+     * keeps. A configuration of thousands of identities and routes stays far below it.
+     */
+    static final int MAX_CODE_POINTS = new LoaderOptions().getCodePointLimit();
+
     ConfigYamlFactory() {
         setStreamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build());
     }

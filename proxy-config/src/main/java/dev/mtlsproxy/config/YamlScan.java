@@ -277,6 +277,11 @@ final class YamlScan {
             return new ConfigProblem("", "not valid YAML - a !!binary value that is not base64 (expected: the value"
                     + " untagged, or tagged !!str)", line, column);
         }
+        if (String.valueOf(e.getOriginalMessage()).contains("code points")) {
+            // SnakeYAML's size limit, reached mid-mapping, was told as the key problem below
+            return new ConfigProblem("", "not valid YAML - beyond the reader's limits (expected: a file of at most "
+                    + ConfigYamlFactory.MAX_CODE_POINTS + " characters)", line, column);
+        }
         if (parser != null && parser.getParsingContext().inObject()
                 && parser.currentToken() != JsonToken.FIELD_NAME) {
             // the parser stops at a key it cannot turn into a name: "? [a, b]: x" or "? {a: 1}: x"

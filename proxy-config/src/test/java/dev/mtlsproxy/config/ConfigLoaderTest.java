@@ -221,6 +221,19 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aFileOverTheReadersSizeLimitSaysSo() {
+        // it was "a list or mapping used as a key" at whatever line the limit fell on
+        StringBuilder yaml = new StringBuilder("identities:\n");
+        for (int i = 0; yaml.length() <= ConfigYamlFactory.MAX_CODE_POINTS; i++) {
+            yaml.append("  id").append(i).append(": { spiffeId: \"spiffe://demo.local/id").append(i).append("\" }\n");
+        }
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> fixture.load(yaml.toString()));
+
+        assertThat(e.problems()).extracting(ConfigFixture::brief).containsExactly(
+                "not valid YAML - beyond the reader's limits (expected: a file of at most 3145728 characters)");
+    }
+
+    @Test
     void aYamlSyntaxErrorNamesWhatWasBeingParsed() {
         ConfigException e = catchThrowableOfType(ConfigException.class,
                 () -> fixture.load("routes: [a, b\n"));
