@@ -13,13 +13,19 @@ import com.fasterxml.jackson.databind.cfg.MutableCoercionConfig;
 import com.fasterxml.jackson.databind.type.LogicalType;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
 import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -80,13 +86,37 @@ public final class ConfigLoader {
         try {
             yaml = Files.readString(absolute);
         } catch (CharacterCodingException e) {
-            throw new ConfigException(List.of(new ConfigProblem("", absolute
-                    + " (expected: a readable YAML file) - not UTF-8 text", 0, 0)));
+            throw new ConfigException(List.of(notUtf8(absolute)));
         } catch (IOException e) {
             throw new ConfigException(List.of(new ConfigProblem("", absolute
                     + " (expected: a readable YAML file) - " + FileChecks.describe(e, absolute), 0, 0)));
         }
         return read(yaml, absolute.getParent());
+    }
+
+    /**
+     * Names the first byte that is not UTF-8 and where it is: in a file saved as Latin-1 or Windows-1252 that is the
+     * first accented letter, which an editor shows as the line and column of the character.
+     */
+    private static ConfigProblem notUtf8(Path file) {
+        String problem = file + " (expected: a readable YAML file) - not UTF-8 text";
+        ByteBuffer in;
+        try {
+            in = ByteBuffer.wrap(Files.readAllBytes(file));
+        } catch (IOException e) {
+            return new ConfigProblem("", problem, 0, 0);
+        }
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder();
+        CharBuffer out = CharBuffer.allocate(in.remaining());
+        CoderResult result = decoder.decode(in, out, true);
+        if (!result.isError()) {
+            return new ConfigProblem("", problem, 0, 0);
+        }
+        String before = out.flip().toString();
+        int line = (int) before.chars().filter(c -> c == '\n').count() + 1;
+        int column = before.length() - before.lastIndexOf('\n');
+        return new ConfigProblem("", problem + String.format(Locale.ROOT, " (byte 0x%02X; save the file as UTF-8)",
+                in.get(in.position()) & 0xff), line, column);
     }
 
     /**

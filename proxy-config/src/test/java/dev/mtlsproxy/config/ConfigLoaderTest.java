@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import io.netty.pkitesting.X509Bundle;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -174,11 +175,14 @@ class ConfigLoaderTest {
 
     @Test
     void aFileThatIsNotUtf8IsOneProblem() throws Exception {
-        Path file = Files.write(dir.resolve("latin1.yaml"), new byte[] {'a', ':', ' ', (byte) 0xE9, '\n'});
+        Path file = Files.write(dir.resolve("latin1.yaml"),
+                "a: b\nname: caf\u00e9\n".getBytes(StandardCharsets.ISO_8859_1));
 
         ConfigException e = catchThrowableOfType(ConfigException.class, () -> ConfigLoader.load(file));
 
-        assertThat(e.getMessage()).isEqualTo(file + " (expected: a readable YAML file) - not UTF-8 text");
+        // where the first accented letter is, as an editor shows it
+        assertThat(e.getMessage()).isEqualTo(file + " (expected: a readable YAML file) - not UTF-8 text (byte 0xE9;"
+                + " save the file as UTF-8) at line 2, column 10");
     }
 
     @Test
