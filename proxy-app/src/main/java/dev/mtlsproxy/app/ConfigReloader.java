@@ -68,6 +68,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ConfigReloader.class);
     private static final String MISSING = "missing";
+    /** File systems that keep modification times to the second or two (FAT, some network ones): a margin for them. */
+    private static final Duration MTIME_GRANULARITY = Duration.ofSeconds(2);
     /** Linux gives up at 40 too (ELOOP). */
     private static final int MAX_SYMLINK_HOPS = 40;
     /** How long a failed watch waits to start again the first time; each failure in a row doubles it. */
@@ -382,6 +384,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     /** {@code configHash}: the config file's, taken before this reload read it. */
     private ReloadOutcome reloadOnce(String trigger, String configHash) {
+        Instant loadStarted = Instant.now();
         LoadedConfig loaded;
         try {
             loaded = loader.load(configFile);
@@ -404,10 +407,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             Map<Path, String> now = hashes(watched);
             now.put(configFile, configHash);
             // A newly named file that reads now may have appeared between the load and the watch just registered,
-            // with its event lost: it counts as changed, and one check is made after the quiet period.
+            // with its event lost: it counts as changed, and one check is made after the quiet period. Only one
+            // written since the load began can have: one older than that was there for the load to read, and
+            // checking it again failed the same way, logged and counted twice for one edit.
             boolean appeared = false;
             for (Path file : named) {
-                if (!lastHashes.containsKey(file) && !MISSING.equals(now.get(file))) {
+                if (!lastHashes.containsKey(file) && !MISSING.equals(now.get(file))
+                        && !writtenBefore(file, loadStarted.minus(MTIME_GRANULARITY))) {
                     now.put(file, "appeared after a failed reload");
                     appeared = true;
                 }
@@ -467,6 +473,15 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         }
         log.info("event=reload_succeeded trigger={} generation={}", trigger, generation);
         return new ReloadOutcome(true, generation, null, List.of(), startOnly);
+    }
+
+    /** Whether the file was last written before {@code instant}; false when that cannot be told. */
+    private static boolean writtenBefore(Path file, Instant instant) {
+        try {
+            return Files.getLastModifiedTime(file).toInstant().isBefore(instant);
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     private ReloadOutcome failure(ReloadFailureReason reason, List<String> problems) {

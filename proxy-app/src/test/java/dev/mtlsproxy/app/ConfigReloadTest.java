@@ -791,6 +791,31 @@ class ConfigReloadTest {
         assertThat(billingStatus()).isEqualTo(403);
     }
 
+    /**
+     * An edit naming a file that was there all along, and refused, is tried once: the check kept for a file that
+     * appears just after a failed load (above) tried it a second time, and logged and counted the same failure twice.
+     */
+    @Test
+    void aRefusedEditNamingAFileThatWasAlreadyThereIsTriedOnce() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        Path elsewhere = Files.createDirectories(workspace.resolve("elsewhere"));
+        // a certificate the server key does not belong to, written a while ago
+        Path notTheServers = Files.copy(pki.caPem(), elsewhere.resolve("server.pem"));
+        Files.setLastModifiedTime(notTheServers, FileTime.from(Instant.now().minus(Duration.ofMinutes(5))));
+
+        try (LogCapture log = LogCapture.of(ConfigReloader.class)) {
+            replace(config, yaml("").replace(pki.serverCertificatePem().toString(), notTheServers.toString()));
+            assertThat(log.await("event=reload_failed", "reason=invalid_config")).contains("belongs to another");
+
+            await().during(Duration.ofSeconds(2)).atMost(Duration.ofSeconds(4)).until(() -> log.lines().stream()
+                    .filter(line -> line.contains("event=reload_failed")).count() == 1);
+        }
+        assertThat(admin("GET", "/metrics").body())
+                .contains("mtls_proxy_config_reloads_total{reason=\"invalid_config\",result=\"failure\"} 1.0");
+        assertThat(running.server().generation()).isEqualTo(1);
+    }
+
     @Test
     void aRequestPipelinedBehindAnAdminReloadIsAnsweredAfterIt() throws Exception {
         watch = false;
