@@ -7,9 +7,9 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.SocketBackend;
-import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -33,20 +33,13 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.URI;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -60,50 +53,40 @@ class BrokenBackendResponseTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String CHUNKED_HEAD = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    ScriptedBackend backend;
-    SocketBackend socketBackend;
-    RunningProxy proxy;
     @RegisterExtension
     final LogCapture log = LogCapture.of(ForwardingHandler.class);
+    @RegisterExtension
+    final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
 
-    @BeforeEach
-    void start() throws Exception {
-        pki = TestPki.create(dir);
+    /**
+     * A proxy in front of a backend that reads one request head per connection, then writes each part of its
+     * script, a pause between parts so that each arrives in a read of its own, and closes.
+     */
+    private MtlsClient clientOfScripted(String... parts) throws Exception {
+        return clientOf(fixture.closedAfterTest(SocketBackend.start("scripted-backend", connection -> {
+            if (SocketBackend.readHead(connection.getInputStream()) == null) {
+                return;
+            }
+            OutputStream out = connection.getOutputStream();
+            for (String part : parts) {
+                out.write(part.getBytes(US_ASCII));
+                out.flush();
+                Thread.sleep(200);
+            }
+        })));
     }
 
-    @AfterEach
-    void stop() throws IOException {
-        if (proxy != null) {
-            proxy.close();
-        }
-        if (backend != null) {
-            backend.close();
-        }
-        if (socketBackend != null) {
-            socketBackend.close();
-        }
-    }
-
-    private MtlsClient clientOf(ScriptedBackend scripted) throws Exception {
-        backend = scripted;
-        return clientOf(scripted.url());
-    }
-
-    private MtlsClient clientOf(String backendUrl) throws Exception {
-        proxy = RunningProxy.builder(pki)
+    private MtlsClient clientOf(SocketBackend backend) throws Exception {
+        fixture.start(RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
-                .backend("shop", BackendConfig.of(List.of(URI.create(backendUrl)), null))
-                .route("all", "/", "shop", "orders")
-                .start();
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+                .backend("shop", BackendConfig.of(List.of(URI.create(backend.url())), null))
+                .route("all", "/", "shop", "orders"));
+        return fixture.connect(ORDERS);
     }
 
     @Test
     void aBadChunkArrivingWithTheHeadIsAnsweredWith502() throws Exception {
-        try (MtlsClient client = clientOf(ScriptedBackend.start(CHUNKED_HEAD + "zz\r\nhello\r\n0\r\n\r\n"))) {
+        try (MtlsClient client = clientOfScripted(CHUNKED_HEAD + "zz\r\nhello\r\n0\r\n\r\n")) {
             assertThat(client.get("/orders").status()).isEqualTo(502);
         }
         assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: invalid chunk size\"");
@@ -128,7 +111,7 @@ class BrokenBackendResponseTest {
             throws Exception {
         String broken = CHUNKED_HEAD + body.replace("\\r", "\r").replace("\\n", "\n").replace("\\u0001", "\u0001");
         CountDownLatch brokenConnectionClosed = new CountDownLatch(1);
-        socketBackend = SocketBackend.start("one-write-backend", connection -> {
+        SocketBackend backend = fixture.closedAfterTest(SocketBackend.start("one-write-backend", connection -> {
             InputStream in = connection.getInputStream();
             OutputStream out = connection.getOutputStream();
             boolean answeredBroken = false;
@@ -142,9 +125,9 @@ class BrokenBackendResponseTest {
             if (answeredBroken) {
                 brokenConnectionClosed.countDown();
             }
-        });
+        }));
 
-        try (MtlsClient client = clientOf(socketBackend.url())) {
+        try (MtlsClient client = clientOf(backend)) {
             MtlsClient.Response response = client.get("/broken");
             assertThat(response.status()).isEqualTo(502);
             assertThat(response.bodyText()).doesNotContain("hello");
@@ -156,14 +139,14 @@ class BrokenBackendResponseTest {
             assertThat(next.status()).isEqualTo(200);
             assertThat(next.bodyText()).isEqualTo("ok");
         }
-        assertThat(socketBackend.connectionsAccepted()).as("the next request went on a new backend connection")
+        assertThat(backend.connectionsAccepted()).as("the next request went on a new backend connection")
                 .isEqualTo(2);
         assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: " + reason + "\"");
     }
 
     @Test
     void aBadChunkAfterPartOfTheBodyWentOutClosesTheClientConnection() throws Exception {
-        try (MtlsClient client = clientOf(ScriptedBackend.start(CHUNKED_HEAD + "5\r\nhello\r\n", "zz\r\n"))) {
+        try (MtlsClient client = clientOfScripted(CHUNKED_HEAD + "5\r\nhello\r\n", "zz\r\n")) {
             client.send("GET /orders HTTP/1.1\r\nHost: localhost\r\n\r\n");
             Throwable cut = catchThrowable(client::readResponse);
             assertThat(cut).as("a truncated response, never a complete one").isInstanceOf(IOException.class);
@@ -184,7 +167,7 @@ class BrokenBackendResponseTest {
             """)
     void aCloseDelimitedBodyEndsWithATlsClosureOnlyWhenItIsWhole(String what, String rest, boolean closeNotify)
             throws Exception {
-        clientOf(ScriptedBackend.start(CHUNKED_HEAD + "5\r\nhello\r\n", rest.replace("\\r\\n", "\r\n"))).close();
+        clientOfScripted(CHUNKED_HEAD + "5\r\nhello\r\n", rest.replace("\\r\\n", "\r\n")).close();
 
         Ending ending = readUntilClosed("GET /orders HTTP/1.0\r\nHost: localhost\r\n\r\n");
 
@@ -198,10 +181,10 @@ class BrokenBackendResponseTest {
     }
 
     private Ending readUntilClosed(String request) throws Exception {
-        X509Bundle certificate = pki.client(ORDERS);
+        X509Bundle certificate = fixture.pki().client(ORDERS);
         SslContext context = SslContextBuilder.forClient()
                 .keyManager(certificate.getKeyPair().getPrivate(), certificate.getCertificatePath())
-                .trustManager(pki.root().getCertificate())
+                .trustManager(fixture.pki().root().getCertificate())
                 .build();
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         ByteArrayOutputStream received = new ByteArrayOutputStream();
@@ -212,7 +195,7 @@ class BrokenBackendResponseTest {
                         @Override
                         protected void initChannel(SocketChannel ch) {
                             ch.pipeline().addLast(context.newHandler(ch.alloc(), "localhost",
-                                    proxy.address().getPort()), new ChannelInboundHandlerAdapter() {
+                                    fixture.proxy().address().getPort()), new ChannelInboundHandlerAdapter() {
                                         @Override
                                         public void channelRead(ChannelHandlerContext ctx, Object msg) {
                                             ByteBuf bytes = (ByteBuf) msg;
@@ -237,7 +220,7 @@ class BrokenBackendResponseTest {
                                     });
                         }
                     })
-                    .connect(proxy.address()).sync().channel();
+                    .connect(fixture.proxy().address()).sync().channel();
             channel.pipeline().get(SslHandler.class).handshakeFuture().sync();
             channel.writeAndFlush(Unpooled.copiedBuffer(request, US_ASCII));
             assertThat(channel.closeFuture().await(10, TimeUnit.SECONDS)).as("the proxy closed the connection")
@@ -263,58 +246,11 @@ class BrokenBackendResponseTest {
             throws Exception {
         String head = "HTTP/1.1 200 OK\r\n" + fields.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t")
                 + "\r\n\r\n";
-        try (MtlsClient client = clientOf(ScriptedBackend.start(head + "hello" + "x".repeat(45)))) {
+        try (MtlsClient client = clientOfScripted(head + "hello" + "x".repeat(45))) {
             MtlsClient.Response response = client.get("/orders");
             assertThat(response.status()).isEqualTo(502);
             assertThat(response.bodyText()).doesNotContain("hello");
         }
         assertThat(log.await("backend=shop", "status=502")).contains("cause=\"invalid response: " + reason + "\"");
-    }
-
-    /**
-     * A plain socket backend: reads one request head per connection, then writes each part of its script, a pause
-     * between parts so that each arrives in a read of its own, and closes.
-     */
-    static final class ScriptedBackend implements AutoCloseable {
-        private final ServerSocket socket;
-        private final Thread thread;
-
-        private ScriptedBackend(ServerSocket socket, String... parts) {
-            this.socket = socket;
-            this.thread = new Thread(() -> serve(parts), "scripted-backend");
-            thread.setDaemon(true);
-            thread.start();
-        }
-
-        static ScriptedBackend start(String... parts) throws IOException {
-            return new ScriptedBackend(new ServerSocket(0, 50, InetAddress.getLoopbackAddress()), parts);
-        }
-
-        String url() {
-            return "http://127.0.0.1:" + socket.getLocalPort();
-        }
-
-        private void serve(String... parts) {
-            while (!socket.isClosed()) {
-                try (Socket connection = socket.accept()) {
-                    if (SocketBackend.readHead(connection.getInputStream()) == null) {
-                        throw new IOException("connection closed before a request head");
-                    }
-                    OutputStream out = connection.getOutputStream();
-                    for (String part : parts) {
-                        out.write(part.getBytes(US_ASCII));
-                        out.flush();
-                        Thread.sleep(200);
-                    }
-                } catch (IOException | InterruptedException e) {
-                    // closed by the test, or by the proxy: nothing more to serve
-                }
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            socket.close();
-        }
     }
 }

@@ -8,18 +8,17 @@ import dev.mtlsproxy.core.testing.BufferLeaks;
 import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
+import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.SocketBackend;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestBackend.IntegrityBody;
-import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.util.ResourceLeakDetector;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.URI;
-import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -28,10 +27,8 @@ import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A client that pipelines: many requests in one write, of every kind the proxy answers differently (forwarded with
@@ -44,41 +41,18 @@ class PipelinedRequestsTest {
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final String OTHER = "spiffe://prod.test/ns/shop/sa/other";
 
-    @TempDir
-    Path dir;
-    TestPki pki;
-    TestBackend backend;
-    SocketBackend socketBackend;
-    RunningProxy proxy;
-
-    @BeforeEach
-    void start() {
-        pki = TestPki.create(dir);
-    }
-
-    @AfterEach
-    void stop() throws IOException {
-        if (proxy != null) {
-            proxy.close();
-        }
-        if (backend != null) {
-            backend.close();
-        }
-        if (socketBackend != null) {
-            socketBackend.close();
-        }
-    }
+    @RegisterExtension
+    final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
 
     private MtlsClient clientOf(String backendUrl) throws Exception {
-        proxy = RunningProxy.builder(pki)
+        fixture.start(RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
                 .identity("other", OTHER)
                 .backend("shop", BackendConfig.of(List.of(URI.create(backendUrl)), null))
                 .route("denied", "/denied", "shop", "other")
                 .route("all", IntegrityBody.PATH, "shop", "orders")
-                .route("plain", "/p/", "shop", "orders")
-                .start();
-        return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
+                .route("plain", "/p/", "shop", "orders"));
+        return fixture.connect(ORDERS);
     }
 
     /** One request of the batch, and what its answer must be. */
@@ -119,7 +93,7 @@ class PipelinedRequestsTest {
         }
         StringBuilder all = new StringBuilder();
         batch.forEach(p -> all.append(p.raw()));
-        backend = TestBackend.start();
+        TestBackend backend = fixture.backend();
 
         try (LogCapture leaks = LogCapture.of(ResourceLeakDetector.class);
                 MtlsClient client = clientOf(backend.url())) {
@@ -175,7 +149,7 @@ class PipelinedRequestsTest {
         // arrives in one read (one a little larger would now and then be split, and the split waits for the client).
         int answerBytes = 16_000;
         AtomicInteger served = new AtomicInteger();
-        socketBackend = SocketBackend.start("one-read-answers", connection -> {
+        SocketBackend socketBackend = fixture.closedAfterTest(SocketBackend.start("one-read-answers", connection -> {
             InputStream in = connection.getInputStream();
             OutputStream out = connection.getOutputStream();
             String head;
@@ -189,7 +163,7 @@ class PipelinedRequestsTest {
                 out.write(answer.toByteArray());
                 out.flush();
             }
-        });
+        }));
         StringBuilder all = new StringBuilder();
         for (int i = 0; i < requests; i++) {
             all.append("GET /p/").append(i).append(" HTTP/1.1\r\nHost: localhost\r\n\r\n");

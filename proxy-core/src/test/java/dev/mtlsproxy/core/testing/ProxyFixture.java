@@ -44,7 +44,8 @@ import org.junit.jupiter.api.function.ThrowingSupplier;
  *
  * RunningProxy proxy = fixture.start(RunningProxy.builder(fixture.pki()).sessionResumption(TICKETS)...);
  * }</pre>
- * A proxy started so is closed after the test that started it, also when the fixture is per class.
+ * A proxy started so is closed after the test that started it, also when the fixture is per class, and so is any
+ * other backend the test hands to {@link #closedAfterTest}.
  *
  * <p>Starting and stopping are bounded ({@link #START_LIMIT}, {@link #STOP_LIMIT}): JUnit's default test timeout does
  * not cover extensions, so without a bound a start-up that hangs would hang the build. Past the limit the step fails
@@ -143,6 +144,14 @@ public final class ProxyFixture implements BeforeAllCallback, BeforeEachCallback
             proxy = running;
             return running;
         });
+    }
+
+    /**
+     * Something else the running test started, a backend of its own (a {@link SocketBackend} with a script, say): it
+     * is closed after the test, with the proxy, last started first.
+     */
+    public <T extends AutoCloseable> T closedAfterTest(T running) throws Exception {
+        return track(startedByTest, running);
     }
 
     /** A client presenting {@code certificate}, connected to the proxy and trusting the test root. */
