@@ -237,8 +237,11 @@ public final class TestBackend implements AutoCloseable {
         accepted.close().syncUninterruptibly();
     }
 
-    /** A request whose exchange was under way when {@link #stopGracefully()} came. */
-    public record InFlight(String method, String uri, HttpHeaders headers) {
+    /**
+     * A request whose exchange was under way when {@link #stopGracefully()} came; {@code tunnel} when it had become a
+     * WebSocket tunnel.
+     */
+    public record InFlight(String method, String uri, HttpHeaders headers, boolean tunnel) {
     }
 
     /**
@@ -362,7 +365,7 @@ public final class TestBackend implements AutoCloseable {
         InFlight drain() {
             draining = true;
             return current == null ? null : new InFlight(current.method().name(), current.uri(),
-                    new DefaultHttpHeaders().add(current.headers()));
+                    new DefaultHttpHeaders().add(current.headers()), tunnel);
         }
 
         @Override
