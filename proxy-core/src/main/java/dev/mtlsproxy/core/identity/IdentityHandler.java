@@ -1,5 +1,6 @@
 package dev.mtlsproxy.core.identity;
 
+import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import dev.mtlsproxy.core.tls.ClientChainVerifier;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import dev.mtlsproxy.core.tls.HandshakeFailures;
@@ -11,6 +12,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.internal.tcnative.SSL;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
@@ -51,6 +53,8 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
     private final ClientChainVerifier verifier;
     private final TrustAnchors anchors;
     private long acceptedNanos;
+    /** Set when a resumed session's chain no longer passes: what the client sent behind its Finished is dropped. */
+    private boolean rejectedAfterHandshake;
 
     /**
      * @param verifier the client-chain check of the TLS context that verifies this connection
@@ -106,6 +110,9 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             ctx.close();
             return;
         }
+        if (resumed(tls) && !stillValid(ctx, x509Chain)) {
+            return;
+        }
         ctx.channel().attr(PeerIdentity.KEY).set(identity);
         ctx.channel().attr(PeerChain.KEY).set(x509Chain);
         NegotiatedTls negotiated = new NegotiatedTls(session.getProtocol(), session.getCipherSuite(),
@@ -114,6 +121,33 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         listenerCallback.succeeded(listener, identity, negotiated.group(), System.nanoTime() - acceptedNanos);
         ctx.pipeline().remove(this);
         ctx.read();
+    }
+
+    private static boolean resumed(SslHandler tls) {
+        return tls.engine() instanceof ReferenceCountedOpenSslEngine engine && SSL.isSessionReused(engine.sslPointer());
+    }
+
+    /**
+     * A resumed session's chain judged again, as a chain the verifier remembers is on every full handshake: dates,
+     * revocation, stale CRLs. BoringSSL resumes a session whatever became of the certificate it was made with, for
+     * as long as the ticket lives (48 hours, and each TLS 1.3 resumption issues new tickets), and a ticket stands in
+     * for the private key: without this, an hour-long SVID would serve for days after it expired. A reload already
+     * voids every ticket (new context, new ticket keys); this covers what changes without one: time.
+     */
+    private boolean stillValid(ChannelHandlerContext ctx, X509Certificate[] chain) {
+        try {
+            verifier.verify(chain);
+            return true;
+        } catch (ClientCertificateRejectedException e) {
+            rejectedAfterHandshake = true;
+            listenerCallback.failed(listener, e.reason());
+            if (listenerCallback.mayLogFailure()) {
+                log.info("{}", HandshakeFailureLine.json(listener, String.valueOf(ctx.channel().remoteAddress()),
+                        e.reason(), "resumed session: " + e.getMessage(), e.presented()));
+            }
+            ctx.close();
+            return false;
+        }
     }
 
     /** Read once per connection: the JDK's SSLSession has no accessor for it. */
@@ -171,6 +205,15 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             root = root.getCause();
         }
         return String.valueOf(root.getMessage()).replace('"', '\'');
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (rejectedAfterHandshake) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        ctx.fireChannelRead(msg);
     }
 
     @Override

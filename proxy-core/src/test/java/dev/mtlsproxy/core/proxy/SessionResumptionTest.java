@@ -6,13 +6,17 @@ import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.SessionResumption;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.testing.MovableClock;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -32,7 +36,12 @@ class SessionResumptionTest {
     final ProxyFixture fixture = ProxyFixture.proxyStartedByTheTest();
 
     private void startProxy(SessionResumption resumption) {
+        startProxy(resumption, Clock.systemUTC());
+    }
+
+    private void startProxy(SessionResumption resumption, Clock clock) {
         RunningProxy.Builder builder = RunningProxy.builder(fixture.pki())
+                .clock(clock)
                 .identity("orders", ORDERS)
                 .backend("shop", fixture.backend().url())
                 .route("orders-api", "/orders", "shop", "orders");
@@ -75,6 +84,32 @@ class SessionResumptionTest {
         long first = request(client);
         // The identity of the resumed connection comes from the session; request() checks the XFCC.
         assertThat(request(client)).isEqualTo(first);
+    }
+
+    @Test
+    void aTicketDoesNotOutliveTheCertificateItsSessionWasMadeWith() throws Exception {
+        // BoringSSL resumes a session whatever became of the certificate behind it, for as long as the ticket
+        // lives (48 hours, renewed by each resumption in TLS 1.3): an hour-long SVID would be good for days.
+        Instant now = Instant.now();
+        MovableClock clock = new MovableClock(now);
+        startProxy(SessionResumption.TICKETS, clock);
+        X509Bundle shortLived = fixture.pki().client(ORDERS, b -> b
+                .notBefore(now.minus(Duration.ofMinutes(5)))
+                .notAfter(now.plus(Duration.ofHours(1))));
+        SSLContext client = MtlsClient.clientContext(fixture.pki().root(), shortLived);
+        long first = request(client);
+        assertThat(request(client)).as("resumed while the certificate is valid").isEqualTo(first);
+
+        clock.advance(Duration.ofHours(2));
+        Map<String, Double> before = fixture.proxy().handshakeFailures();
+
+        assertThatThrownBy(() -> {
+            try (MtlsClient again = MtlsClient.connect(fixture.proxy().address(), client, "TLSv1.3", null)) {
+                again.get("/orders/1");
+            }
+        }).as("the resumed connection is closed before any request").isInstanceOf(IOException.class);
+        assertThat(fixture.proxy().awaitNewHandshakeFailure(before)).isEqualTo("expired");
+        assertThat(fixture.backend().nextRequest(200, TimeUnit.MILLISECONDS)).isNull();
     }
 
     @Test

@@ -139,6 +139,7 @@ public final class RunningProxy implements AutoCloseable {
         private MeterRegistry registry = new SimpleMeterRegistry();
         private final Map<String, TrustAnchorConfig> extraAnchors = new LinkedHashMap<>();
         private RevocationConfig revocation;
+        private Clock clock = Clock.systemUTC();
         /**
          * Two loops on the default transport, or on the one {@code -Dmtlsproxy.test.transport=io_uring} (or
          * epoll, nio) names: that runs every end-to-end test on it.
@@ -217,6 +218,12 @@ public final class RunningProxy implements AutoCloseable {
             return this;
         }
 
+        /** The proxy's clock, which judges certificate dates; TLS session lifetimes keep BoringSSL's own time. */
+        public Builder clock(Clock clock) {
+            this.clock = clock;
+            return this;
+        }
+
         public Builder sessionResumption(SessionResumption resumption) {
             this.sessionResumption = resumption;
             return this;
@@ -280,7 +287,7 @@ public final class RunningProxy implements AutoCloseable {
                     new AccessLogConfig(true, "stdout"), null, null, revocation, null, null, workers);
             BlockingQueue<AccessLogEntry> entries = new LinkedBlockingQueue<>();
             AccessLog log = accessLogOverride != null ? accessLogOverride : entries::add;
-            ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), Clock.systemUTC());
+            ProxyServer server = ProxyServer.start(config, log, new ProxyMetrics(registry), clock);
             return new RunningProxy(server, entries, registry);
         }
     }

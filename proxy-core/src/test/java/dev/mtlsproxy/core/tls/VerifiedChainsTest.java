@@ -8,6 +8,7 @@ import dev.mtlsproxy.config.CrlScope;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.StaleCrlPolicy;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.testing.MovableClock;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayInputStream;
@@ -18,8 +19,6 @@ import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
@@ -166,32 +165,5 @@ class VerifiedChainsTest {
                     new ByteArrayInputStream(bundles[i].getCertificate().getEncoded()));
         }
         return chain;
-    }
-
-    private static final class MovableClock extends Clock {
-        private volatile Instant instant;
-
-        MovableClock(Instant instant) {
-            this.instant = instant;
-        }
-
-        void set(Instant instant) {
-            this.instant = instant;
-        }
-
-        @Override
-        public Instant instant() {
-            return instant;
-        }
-
-        @Override
-        public ZoneId getZone() {
-            return ZoneOffset.UTC;
-        }
-
-        @Override
-        public Clock withZone(ZoneId zone) {
-            return this;
-        }
     }
 }
