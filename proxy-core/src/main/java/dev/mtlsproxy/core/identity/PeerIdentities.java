@@ -58,7 +58,6 @@ public final class PeerIdentities {
             }
         }
         String subject = leaf.getSubjectX500Principal().getName(X500Principal.RFC2253);
-        List<String> cn = attribute(subject, "CN");
         boolean signing = isSigningCertificate(leaf);
         return new PeerIdentity(
                 signing ? null : spiffeId(uris),
@@ -67,7 +66,7 @@ public final class PeerIdentities {
                 emails,
                 ips,
                 subject,
-                onlyOne(cn),
+                commonName(subject),
                 attribute(subject, "O"),
                 attribute(subject, "OU"),
                 leaf.getIssuerX500Principal().getName(X500Principal.RFC2253),
@@ -85,9 +84,8 @@ public final class PeerIdentities {
     /** A peer described without a certificate ({@code tests:} in the config): no fingerprints, no dates. */
     public static PeerIdentity described(List<String> uris, List<String> dns, List<String> emails, List<String> ips,
             String subject, String issuer, String trustAnchor) {
-        List<String> cn = attribute(subject, "CN");
         return new PeerIdentity(spiffeId(uris), uris, dns.stream().map(d -> d.toLowerCase(Locale.ROOT)).toList(),
-                emails, ips, subject, onlyOne(cn), attribute(subject, "O"),
+                emails, ips, subject, commonName(subject), attribute(subject, "O"),
                 attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, false, trustAnchor);
     }
 
@@ -130,15 +128,32 @@ public final class PeerIdentities {
 
     /**
      * The common name of a subject that has exactly one. With two, tools disagree on which is the name (OpenSSL reads
-     * the first in the certificate, Go the last), so a {@code subjectCn} grant must not pick one: none matches.
+     * the first in the certificate, Go the last), so a {@code subjectCn} grant must not pick one: none matches. A CN
+     * the JDK does not decode as text (a UniversalString, an OCTET STRING: "#hex" in the RFC 2253 text) counts too:
+     * OpenSSL reads a UniversalString as the name, and the one text CN beside it must not become the only one.
      */
-    private static String onlyOne(List<String> cn) {
-        return cn.size() == 1 ? cn.get(0) : null;
+    private static String commonName(String rfc2253) {
+        List<Object> cn = values(rfc2253, "CN");
+        return cn.size() == 1 && cn.get(0) instanceof String name ? name : null;
     }
 
-    /** Every value of one attribute type in a subject, in the order of its RFC 2253 text. */
+    /** Every text value of one attribute type in a subject, in the order of its RFC 2253 text. */
     private static List<String> attribute(String rfc2253, String type) {
-        List<String> values = new ArrayList<>();
+        List<String> text = new ArrayList<>();
+        for (Object value : values(rfc2253, type)) {
+            if (value instanceof String s) {
+                text.add(s);
+            }
+        }
+        return text;
+    }
+
+    /**
+     * Every value of one attribute type in a subject, in the order of its RFC 2253 text: a String, or the bytes of a
+     * value the JDK wrote in "#hex" form.
+     */
+    private static List<Object> values(String rfc2253, String type) {
+        List<Object> values = new ArrayList<>();
         try {
             for (Rdn rdn : new LdapName(rfc2253).getRdns()) {
                 // A multi-valued RDN (CN=a+CN=b, OU=x+CN=y) holds several; Rdn.getType() names only the first.
@@ -148,9 +163,7 @@ public final class PeerIdentities {
                     if (attribute.getID().equalsIgnoreCase(type)) {
                         NamingEnumeration<?> each = attribute.getAll();
                         while (each.hasMore()) {
-                            if (each.next() instanceof String value) {
-                                values.add(value);
-                            }
+                            values.add(each.next());
                         }
                     }
                 }

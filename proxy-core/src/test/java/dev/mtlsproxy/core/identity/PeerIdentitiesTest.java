@@ -101,6 +101,22 @@ class PeerIdentitiesTest {
     }
 
     @Test
+    void aSecondCommonNameThatIsNoTextStillMakesTwo() throws Exception {
+        // "#1c..." is a UniversalString "guest": the JDK prints it in hex, as it does any value whose string type it
+        // does not decode, but OpenSSL decodes it and reads it as the CN (the first). Counting only the CNs the JDK
+        // printed as text would make "admin" the one CN, a name OpenSSL would not give this certificate.
+        for (String subject : List.of("CN=#1c140000006700000075000000650000007300000074,CN=admin,O=Example Corp",
+                "CN=admin,CN=#040667756573740a,O=Example Corp")) {
+            X509Bundle cert = pki.client(ORDERS, b -> b.subject(subject));
+
+            PeerIdentity peer = PeerIdentities.fromCertificate(cert.getCertificate());
+
+            assertThat(peer.subjectCn()).as(subject).isNull();
+            assertThat(peer.subjectO()).containsExactly("Example Corp");
+        }
+    }
+
+    @Test
     void everyAttributeOfAMultiValuedRdnIsRead() throws Exception {
         X509Bundle cert = pki.client(ORDERS, b -> b.subject("OU=ops+CN=admin+O=Example Corp,OU=payments"));
 
