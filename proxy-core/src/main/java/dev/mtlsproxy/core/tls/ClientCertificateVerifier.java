@@ -52,6 +52,8 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
      * intermediate during its renewal), which the path leaves out; bounds the work of building it.
      */
     static final int MAX_PRESENTED = 2 * MAX_CHAIN_LENGTH;
+    /** Index into {@link X509Certificate#getKeyUsage()} (RFC 5280, 4.2.1.3). */
+    private static final int DIGITAL_SIGNATURE = 0;
 
     private final Set<TrustAnchor> anchors;
     private final Set<X509Certificate> anchorCertificates;
@@ -122,6 +124,13 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         }
         Date now = Date.from(clock.instant());
         X509Certificate anchor = acceptedAnchor(path, now, chain[0]);
+        // BoringSSL refuses such a leaf's CertificateVerify in the handshake; checked here too so that explain and
+        // test, which verify without a handshake, judge the chain as the handshake does.
+        boolean[] keyUsage = chain[0].getKeyUsage();
+        if (keyUsage != null && !keyUsage[DIGITAL_SIGNATURE]) {
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.BAD_EKU,
+                    "the key usage of the leaf lacks digitalSignature: it cannot sign the handshake", null, chain[0]);
+        }
         // After PKIX, so that a chain of another CA is unknown_ca whatever it is signed with.
         for (X509Certificate c : path) {
             String weakness = AlgorithmStrength.weakness(c);

@@ -215,6 +215,19 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void leafWhoseKeyUsageForbidsSignaturesIsBadEkuWithoutAHandshake() throws Exception {
+        // BoringSSL refuses it in the handshake (its CertificateVerify is a signature); explain and test verify the
+        // chain with no handshake, and must say what the handshake would.
+        X509Bundle leaf = leafIssuedBy(pki.root(), b -> b.addExtendedKeyUsageClientAuth()
+                .setKeyUsage(true, CertificateBuilder.KeyUsage.keyEncipherment));
+        X509Bundle signing = leafIssuedBy(pki.root(), b -> b.addExtendedKeyUsageClientAuth()
+                .setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature));
+
+        assertRefused(chain(leaf), HandshakeFailureReason.BAD_EKU, "the key usage of the leaf lacks digitalSignature");
+        assertThatCode(() -> verifierAt(now).verify(chain(signing))).doesNotThrowAnyException();
+    }
+
+    @Test
     void leafWithoutAnyExtendedKeyUsagePasses() throws Exception {
         X509Bundle leaf = new CertificateBuilder()
                 .subject("CN=legacy-batch,O=mtls-proxy tests")
