@@ -22,6 +22,7 @@ import javax.security.auth.x500.X500Principal;
 /** Turns a verified leaf certificate into a {@link PeerIdentity}. */
 public final class PeerIdentities {
 
+    private static final String SUBJECT_ALT_NAME = "2.5.29.17";
     private static final int SAN_EMAIL = 1;
     private static final int SAN_DNS = 2;
     private static final int SAN_URI = 6;
@@ -39,6 +40,12 @@ public final class PeerIdentities {
         List<String> emails = new ArrayList<>();
         List<String> ips = new ArrayList<>();
         Collection<List<?>> sans = leaf.getSubjectAlternativeNames();
+        if ((sans == null || sans.isEmpty()) && leaf.getExtensionValue(SUBJECT_ALT_NAME) != null) {
+            // The JDK drops a non-critical SAN extension it cannot parse (a URI with a space, a host java.net.URI
+            // refuses) as though there were none, and its name-constraint checks then see none either. OpenSSL-based
+            // proxies would read names from it that this one cannot; Go refuses such a certificate, and so do we.
+            throw new CertificateParsingException("the subject alternative names cannot be read");
+        }
         if (sans != null) {
             for (List<?> san : sans) {
                 int type = (Integer) san.get(0);

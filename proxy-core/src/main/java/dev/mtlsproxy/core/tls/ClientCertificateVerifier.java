@@ -143,10 +143,13 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         revocation.check(path, anchor, anchorNames.get(anchor));
         X509Certificate[] parsed = chain.clone();
         PeerIdentity identity = identityOf(parsed);
-        VerifiedChain passed = VerifiedChain.of(parsed, path, anchor, anchorNames.get(anchor), identity);
-        if (identity != null) {
-            verified.put(key, passed);
+        if (identity == null) {
+            // Refused here rather than after the handshake: explain and test say so too, and the log says why.
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER,
+                    "the leaf's subject alternative names cannot be read", null, chain[0]);
         }
+        VerifiedChain passed = VerifiedChain.of(parsed, path, anchor, anchorNames.get(anchor), identity);
+        verified.put(key, passed);
         return passed;
     }
 
@@ -224,7 +227,7 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         }
     }
 
-    /** Null when the leaf's names cannot be read: such a chain is not kept, and the identity layer refuses it. */
+    /** Null when the leaf's names cannot be read: such a chain is refused. */
     private PeerIdentity identityOf(X509Certificate[] chain) {
         try {
             return PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(attribution.anchorOf(chain));

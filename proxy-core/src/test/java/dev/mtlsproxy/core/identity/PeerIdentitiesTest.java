@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.identity;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.CertificateBuilder;
@@ -175,6 +176,17 @@ class PeerIdentitiesTest {
         X509Bundle cert = pki.client(ORDERS, b -> b.notAfter(notAfter));
 
         assertThat(PeerIdentities.fromCertificate(cert.getCertificate()).notAfter()).isEqualTo(notAfter);
+    }
+
+    @Test
+    void namesTheJdkCannotReadAreNoIdentityRatherThanNoNames() throws Exception {
+        // java.net.URI refuses the space, and the JDK then drops the whole extension, ORDERS included.
+        X509Certificate cert = TestPki.clientWithRawUris(pki.root(), "spiffe://prod.test/a b", ORDERS)
+                .getCertificate();
+
+        assertThatThrownBy(() -> PeerIdentities.fromCertificate(cert))
+                .isInstanceOf(java.security.cert.CertificateParsingException.class)
+                .hasMessage("the subject alternative names cannot be read");
     }
 
     @Test

@@ -256,6 +256,9 @@ class MtlsProxyEndToEndTest {
         assertRefused(fixture.pki().expiredClient(ORDERS), HandshakeFailureReason.EXPIRED);
         assertRefused(fixture.pki().notYetValidClient(ORDERS), HandshakeFailureReason.NOT_YET_VALID);
         assertRefused(fixture.pki().serverOnlyEkuClient(ORDERS), HandshakeFailureReason.BAD_EKU);
+        // Names the JDK cannot read (it drops the whole extension) are refused, not served as a peer without them.
+        assertRefused(TestPki.clientWithRawUris(fixture.pki().root(), ORDERS, "https://orders.prod.test/a b"),
+                HandshakeFailureReason.OTHER);
         assertThat(fixture.backend().nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
     }
 

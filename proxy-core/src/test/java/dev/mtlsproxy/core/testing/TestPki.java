@@ -19,10 +19,14 @@ import java.util.Base64;
 import java.util.Date;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.DERIA5String;
 import org.bouncycastle.asn1.x509.CRLReason;
+import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
 import org.bouncycastle.asn1.x509.Extension;
 import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.asn1.x509.GeneralSubtree;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.asn1.x509.NameConstraints;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
@@ -306,6 +310,33 @@ public final class TestPki {
         KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
         generator.initialize(new ECGenParameterSpec("secp256r1"));
         return generator.generateKeyPair();
+    }
+
+    /**
+     * A client certificate (clientAuth) issued by {@code issuer} whose URI SANs are written as given, unchecked:
+     * the Netty builder parses them with java.net.URI first, so it cannot mint one the JDK cannot read.
+     */
+    public static X509Bundle clientWithRawUris(X509Bundle issuer, String... uris) {
+        try {
+            Instant now = Instant.now();
+            KeyPair keys = newP256Key();
+            GeneralName[] names = new GeneralName[uris.length];
+            for (int i = 0; i < uris.length; i++) {
+                names[i] = new GeneralName(GeneralName.uniformResourceIdentifier, new DERIA5String(uris[i], false));
+            }
+            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer.getCertificate(),
+                    BigInteger.valueOf(System.nanoTime()), Date.from(now.minus(Duration.ofHours(1))),
+                    Date.from(now.plus(Duration.ofHours(12))), new X500Principal("CN=orders,O=mtls-proxy tests"),
+                    keys.getPublic())
+                    .addExtension(Extension.extendedKeyUsage, false,
+                            new ExtendedKeyUsage(KeyPurposeId.id_kp_clientAuth))
+                    .addExtension(Extension.subjectAlternativeName, false, new GeneralNames(names));
+            X509Certificate certificate = new JcaX509CertificateConverter().getCertificate(builder.build(
+                    new JcaContentSignerBuilder("SHA256withECDSA").build(issuer.getKeyPair().getPrivate())));
+            return X509Bundle.fromCertificatePath(new X509Certificate[] {certificate}, issuer.getCertificate(), keys);
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint client certificate", e);
+        }
     }
 
     private static X509Bundle constrainedRoot(String commonName, GeneralName permittedSubtree) {

@@ -228,6 +228,13 @@ class ClientCertificateVerifierTest {
     }
 
     @Test
+    void aLeafWhoseNamesCannotBeReadIsRefusedRatherThanServedWithoutThem() throws Exception {
+        X509Bundle leaf = TestPki.clientWithRawUris(pki.root(), ORDERS, "https://orders.prod.test/a b");
+
+        assertRefused(chain(leaf), HandshakeFailureReason.OTHER, "the leaf's subject alternative names cannot be read");
+    }
+
+    @Test
     void leafWithoutAnyExtendedKeyUsagePasses() throws Exception {
         X509Bundle leaf = new CertificateBuilder()
                 .subject("CN=legacy-batch,O=mtls-proxy tests")
