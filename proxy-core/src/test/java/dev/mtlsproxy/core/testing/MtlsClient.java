@@ -155,6 +155,14 @@ public final class MtlsClient implements AutoCloseable {
         return socket.getSession();
     }
 
+    /**
+     * Starts another handshake on this connection: a TLS 1.2 renegotiation (a client changing its certificate
+     * mid-connection), or a key update under TLS 1.3.
+     */
+    public void renegotiate() throws IOException {
+        socket.startHandshake();
+    }
+
     /** The certificate the proxy presented in this connection's handshake. */
     public X509Certificate serverCertificate() throws IOException {
         return (X509Certificate) socket.getSession().getPeerCertificates()[0];
