@@ -46,11 +46,22 @@ public record IpRange(byte[] network, int prefixBits) {
         if (IPV4.matcher(text).matches()) {
             return resolveLiteral(text);
         }
-        // With a colon the JDK parses an IPv6 literal and never falls back to DNS.
+        // With a colon the JDK parses an IPv6 literal and never falls back to DNS. It folds an IPv4-mapped one
+        // (::ffff:10.1.2.3) into the IPv4 address; kept as the IPv6 address it is written as, it stays outside IPv4
+        // ranges, as name constraints judge it (a CA excluded from 10.0.0.0/8 may issue ::ffff:10.1.2.3).
         if (text.indexOf(':') >= 0 && text.matches("[0-9A-Fa-f:.]+")) {
-            return resolveLiteral(text);
+            byte[] address = resolveLiteral(text);
+            return address.length == 4 ? mapped(address) : address;
         }
         throw new IllegalArgumentException("not an IP address");
+    }
+
+    private static byte[] mapped(byte[] ipv4) {
+        byte[] ipv6 = new byte[16];
+        ipv6[10] = (byte) 0xff;
+        ipv6[11] = (byte) 0xff;
+        System.arraycopy(ipv4, 0, ipv6, 12, 4);
+        return ipv6;
     }
 
     private static byte[] resolveLiteral(String text) {

@@ -1,6 +1,10 @@
 package dev.mtlsproxy.core.identity;
 
 import dev.mtlsproxy.config.SpiffeIds;
+import dev.mtlsproxy.config.SubjectAltNames;
+import java.net.Inet6Address;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.cert.CertificateEncodingException;
@@ -57,12 +61,15 @@ public final class PeerIdentities {
                     case SAN_URI -> uris.add(text);
                     case SAN_DNS -> dns.add(text.toLowerCase(Locale.ROOT));
                     case SAN_EMAIL -> emails.add(text);
-                    case SAN_IP -> ips.add(text);
+                    case SAN_IP -> ips.add(text); // replaced below by the text of its octets
                     default -> {
                         // other name types carry no identity we match on
                     }
                 }
             }
+        }
+        if (!ips.isEmpty()) {
+            ips = ipAddresses(leaf);
         }
         String subject = leaf.getSubjectX500Principal().getName(X500Principal.RFC2253);
         boolean signing = isSigningCertificate(leaf);
@@ -94,6 +101,24 @@ public final class PeerIdentities {
         return new PeerIdentity(spiffeId(uris), uris, dns.stream().map(d -> d.toLowerCase(Locale.ROOT)).toList(),
                 emails, ips, subject, commonName(subject), attribute(subject, "O"),
                 attribute(subject, "OU"), issuer, "", "", "", null, null, null, true, false, trustAnchor);
+    }
+
+    /**
+     * The IP SANs as text that keeps their length: the JDK writes a 16-octet IPv4-mapped address as the IPv4 one, so
+     * a CA excluded from 10.0.0.0/8, whose constraint the JDK does not apply to ::ffff:10.1.2.3, would have issued a
+     * name an {@code ipSan: 10.0.0.0/8} grant matches.
+     */
+    private static List<String> ipAddresses(X509Certificate leaf) throws CertificateParsingException {
+        List<String> text = new ArrayList<>();
+        try {
+            for (byte[] octets : SubjectAltNames.ipAddresses(leaf)) {
+                text.add(octets.length == 16 ? Inet6Address.getByAddress(null, octets, -1).getHostAddress()
+                        : InetAddress.getByAddress(octets).getHostAddress());
+            }
+        } catch (IllegalArgumentException | UnknownHostException e) {
+            throw new CertificateParsingException("the subject alternative names cannot be read", e);
+        }
+        return text;
     }
 
     private static String keyType(String jdkAlgorithm) {

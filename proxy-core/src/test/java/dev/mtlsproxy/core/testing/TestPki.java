@@ -433,11 +433,25 @@ public final class TestPki {
         return constrainedIntermediate(issuer, commonName, new GeneralName(GeneralName.iPAddress, cidr));
     }
 
+    /**
+     * An intermediate CA below {@code issuer} whose name constraints exclude the IP addresses in {@code cidr}: a CA
+     * that may issue for any network but that one.
+     */
+    public static X509Bundle ipExcludedIntermediate(X509Bundle issuer, String commonName, String cidr) {
+        return constrainedIntermediate(issuer, commonName, null,
+                new GeneralSubtree(new GeneralName(GeneralName.iPAddress, cidr)));
+    }
+
     private static X509Bundle constrainedIntermediate(X509Bundle issuer, String commonName,
             GeneralName permittedSubtree) {
+        return constrainedIntermediate(issuer, commonName, new GeneralSubtree(permittedSubtree), null);
+    }
+
+    private static X509Bundle constrainedIntermediate(X509Bundle issuer, String commonName, GeneralSubtree permitted,
+            GeneralSubtree excluded) {
         try {
-            GeneralSubtree[] permitted = {new GeneralSubtree(permittedSubtree)};
-            byte[] constraints = new NameConstraints(permitted, null).getEncoded();
+            byte[] constraints = new NameConstraints(permitted == null ? null : new GeneralSubtree[] {permitted},
+                    excluded == null ? null : new GeneralSubtree[] {excluded}).getEncoded();
             return intermediate(issuer, commonName, b -> b
                     .addExtensionOctetString(Extension.nameConstraints.getId(), true, constraints));
         } catch (IOException e) {

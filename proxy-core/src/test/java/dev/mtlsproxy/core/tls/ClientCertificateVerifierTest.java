@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import dev.mtlsproxy.config.IpRange;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.CertificateBuilder;
 import io.netty.pkitesting.X509Bundle;
@@ -232,6 +233,23 @@ class ClientCertificateVerifierTest {
         X509Bundle leaf = TestPki.clientWithRawUris(pki.root(), ORDERS, "https://orders.prod.test/a b");
 
         assertRefused(chain(leaf), HandshakeFailureReason.OTHER, "the leaf's subject alternative names cannot be read");
+    }
+
+    @Test
+    void aCaExcludedFromAnIpv4RangeCannotGrantItsAddressesWrittenAsIpv6() throws Exception {
+        X509Bundle notTen = TestPki.ipExcludedIntermediate(pki.root(), "not 10/8 CA", "10.0.0.0/8");
+        byte[] mapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (byte) 0xff, (byte) 0xff, 10, 1, 2, 3};
+        X509Bundle plain = TestPki.issue(notTen, ORDERS, b -> b.addSanIpAddress("10.1.2.3"));
+        java.net.InetAddress ipv6 = java.net.Inet6Address.getByAddress(null, mapped, -1);
+        X509Bundle asIpv6 = TestPki.issue(notTen, ORDERS, b -> b.addSanIpAddress(ipv6));
+
+        assertRefused(chain(plain, notTen), HandshakeFailureReason.NAME_CONSTRAINTS, "");
+        // The JDK's constraint check, like Go's, judges ::ffff:10.1.2.3 as the IPv6 address it is, outside the
+        // excluded IPv4 range; the JDK's SAN text would have made it 10.1.2.3, inside an ipSan: 10.0.0.0/8 grant.
+        List<String> ips = verifierAt(now).verified(chain(asIpv6, notTen)).identity().ipSans();
+        assertThat(ips).containsExactly("0:0:0:0:0:ffff:a01:203");
+        assertThat(IpRange.parse("10.0.0.0/8").contains(IpRange.literal(ips.get(0)))).isFalse();
+        assertThat(IpRange.parse("::ffff:10.0.0.0/104").contains(IpRange.literal(ips.get(0)))).isTrue();
     }
 
     @Test
