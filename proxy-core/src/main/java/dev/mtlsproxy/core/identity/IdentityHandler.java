@@ -16,6 +16,7 @@ import io.netty.util.ReferenceCountUtil;
 import io.netty.internal.tcnative.SSL;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
+import java.util.Arrays;
 import javax.net.ssl.ExtendedSSLSession;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SNIServerName;
@@ -93,7 +94,10 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
         X509Certificate[] x509Chain;
         SSLSession session = tls.engine().getSession();
         try {
-            Certificate[] presented = session.getPeerCertificates();
+            // What the handshake's verifier read, no more: the chain it accepted, which a reload or a resumption
+            // judges again. A client may send more; the rest was never looked at.
+            Certificate[] sent = session.getPeerCertificates();
+            Certificate[] presented = Arrays.copyOf(sent, Math.min(sent.length, ClientChainVerifier.CERTIFICATES_READ));
             VerifiedChain verified = verifier.recall(presented);
             if (verified != null) {
                 x509Chain = verified.chain();

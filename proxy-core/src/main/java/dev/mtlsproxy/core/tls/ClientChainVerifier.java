@@ -10,6 +10,12 @@ import java.security.cert.X509Certificate;
 public interface ClientChainVerifier {
 
     /**
+     * Certificates of a client's chain the handshake hands the verifier: netty-tcnative's verify depth, the first ten
+     * the client sent. Judging the chain again (a reload, a resumed session) must read the same ones.
+     */
+    int CERTIFICATES_READ = 10;
+
+    /**
      * @param chain as the client sent it, leaf first
      * @throws ClientCertificateRejectedException with the classified reason
      */

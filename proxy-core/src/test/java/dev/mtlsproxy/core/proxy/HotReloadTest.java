@@ -16,12 +16,14 @@ import dev.mtlsproxy.core.testing.TestPki;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Files;
+import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -200,6 +202,27 @@ class HotReloadTest {
             assertThat(client.get("/billing").status()).isEqualTo(403);
             fixture.proxy().reload(c -> billingAllows(c, "billing"));
             assertThat(client.get("/billing").status()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void aClientSendingMoreCertificatesThanAreReadKeepsItsConnectionAcrossAReload() throws Exception {
+        // Only the first ten certificates sent are read, and its path lies among them: the handshake accepted it, and
+        // a reload that changes nothing about it must judge it alike, not by the eleven it sent.
+        X509Bundle issuing = TestPki.intermediate(fixture.pki().root(), "issuing CA");
+        X509Bundle orders = TestPki.issue(issuing, ORDERS, b -> b);
+        List<X509Certificate> sent = new ArrayList<>(List.of(orders.getCertificate(), issuing.getCertificate()));
+        for (int i = 0; i < 9; i++) {
+            sent.add(TestPki.newRoot("stranger " + i).getCertificate());
+        }
+        SSLContext eleven = MtlsClient.clientContext(fixture.pki().root(), orders.getKeyPair().getPrivate(),
+                sent.toArray(X509Certificate[]::new));
+        try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), eleven, null, null)) {
+            assertThat(client.get("/orders/1").status()).isEqualTo(200);
+
+            fixture.proxy().reload(c -> billingAllows(c));
+
+            assertThat(client.get("/orders/2").status()).isEqualTo(200);
         }
     }
 
