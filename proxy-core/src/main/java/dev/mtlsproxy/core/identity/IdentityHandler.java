@@ -12,8 +12,8 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.ssl.ReferenceCountedOpenSslEngine;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
-import io.netty.util.ReferenceCountUtil;
 import io.netty.internal.tcnative.SSL;
+import io.netty.util.ReferenceCountUtil;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
@@ -28,7 +28,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Captures the peer's identity once, when the handshake completes, then removes itself: nothing re-parses
  * certificates per request. The identity usually comes ready-made from the verifier, which derived it once for every
- * connection presenting the same chain. On a failed handshake it logs the classified reason (SslHandler closes the
+ * connection presenting the same chain. A resumed session's chain is judged again (dates, revocation), since no
+ * verifier ran in its handshake. On a failed handshake it logs the classified reason (SslHandler closes the
  * channel).
  *
  * <p>New per channel, but stateless. The channel does not auto-read, so this handler also starts reading: once for
@@ -54,7 +55,7 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
     private final ClientChainVerifier verifier;
     private final TrustAnchors anchors;
     private long acceptedNanos;
-    /** Set when a resumed session's chain no longer passes: what the client sent behind its Finished is dropped. */
+    /** Set when a handshake that succeeded yields no identity: what the client sent behind its Finished is dropped. */
     private boolean rejectedAfterHandshake;
 
     /**
@@ -111,6 +112,7 @@ public final class IdentityHandler extends ChannelInboundHandlerAdapter {
             log.warn("event=identity_unavailable listener={} remote={} cause={}", listener,
                     ctx.channel().remoteAddress(), e.toString());
             listenerCallback.failed(listener, HandshakeFailureReason.OTHER);
+            rejectedAfterHandshake = true;
             ctx.close();
             return;
         }

@@ -232,7 +232,8 @@ class ClientCertificateVerifierTest {
     void aLeafWhoseNamesCannotBeReadIsRefusedRatherThanServedWithoutThem() throws Exception {
         X509Bundle leaf = TestPki.clientWithRawUris(pki.root(), ORDERS, "https://orders.prod.test/a b");
 
-        assertRefused(chain(leaf), HandshakeFailureReason.OTHER, "the leaf's subject alternative names cannot be read");
+        assertRefused(chain(leaf), HandshakeFailureReason.OTHER,
+                "the leaf's subject alternative names cannot be read");
     }
 
     @Test
