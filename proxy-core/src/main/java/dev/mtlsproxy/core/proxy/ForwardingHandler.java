@@ -101,6 +101,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private final BackendConnector connector;
     private final String xfccBy;
     private final ProxyMetrics metrics;
+    /** The listener's idle timeout: also how long a closing tunnel waits for its backend to take its last bytes. */
+    private final Duration idleTimeout;
 
     private ChannelHandlerContext ctx;
     private Exchange exchange;
@@ -187,11 +189,12 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private AsciiString xfcc;
 
     ForwardingHandler(Supplier<ProxyRuntime> runtime, BackendConnector connector, String xfccBy,
-            ProxyMetrics metrics) {
+            ProxyMetrics metrics, Duration idleTimeout) {
         this.runtime = runtime;
         this.connector = connector;
         this.xfccBy = xfccBy;
         this.metrics = metrics;
+        this.idleTimeout = idleTimeout;
     }
 
     @Override
@@ -796,8 +799,23 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
         if (backendSide != null) {
             backendSide.pipeline().get(BackendHandler.class).owner = null;
-            backendSide.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+            closeWhenWrittenOrAfter(backendSide, idleTimeout);
         }
+    }
+
+    /**
+     * Closes a tunnel's backend connection once what was relayed to it is written, or {@code limit} from now with
+     * whatever is still unwritten, as nginx's proxy_send_timeout bounds the same wait. The client side needs no such
+     * bound: its idle handler stays to the end. This side's went when the tunnel opened, and without a bound a
+     * backend that reads nothing more would keep the connection, and the queue for it, until the process stops.
+     */
+    private static void closeWhenWrittenOrAfter(Channel channel, Duration limit) {
+        ScheduledFuture<?> deadline = channel.eventLoop().schedule(() -> {
+            channel.close();
+        }, limit.toNanos(), TimeUnit.NANOSECONDS);
+        // Closed in time: the timer must not keep the channel reachable for the rest of the limit.
+        channel.closeFuture().addListener(closed -> deadline.cancel(false));
+        channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
     }
 
     // ---- failures ----------------------------------------------------------------------------------------------

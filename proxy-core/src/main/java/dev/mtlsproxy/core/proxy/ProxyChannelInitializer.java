@@ -79,7 +79,8 @@ final class ProxyChannelInitializer extends ChannelInitializer<SocketChannel> {
         p.addLast("sequence", new ExchangeSequencer());
         p.addLast("guard", new RequestGuard(recorder));
         p.addLast("authorize", new AuthorizationHandler(listenerName, runtime, metrics));
-        p.addLast("forward", new ForwardingHandler(runtime, connector, current.xfccBy(), metrics));
+        p.addLast("forward", new ForwardingHandler(runtime, connector, current.xfccBy(), metrics,
+                listener.idleTimeout()));
         connections.add(ch);
         if (draining.getAsBoolean()) {
             // Accepted in the instant before the listener closed: its client is sending its first request, which
