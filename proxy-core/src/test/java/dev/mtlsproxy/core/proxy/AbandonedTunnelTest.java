@@ -1,0 +1,172 @@
+package dev.mtlsproxy.core.proxy;
+
+import static java.nio.charset.StandardCharsets.ISO_8859_1;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.core.testing.MtlsClient;
+import dev.mtlsproxy.core.testing.RunningProxy;
+import dev.mtlsproxy.core.testing.SocketBackend;
+import dev.mtlsproxy.core.testing.Sockets;
+import dev.mtlsproxy.core.testing.TestPki;
+import java.io.IOException;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A WebSocket tunnel whose backend stops reading, then whose client goes away. Closing the tunnel lets the backend
+ * take what was relayed to it first; a backend that never does must not hold its connection, and what the proxy
+ * queued for it, until the proxy stops. Both sides of a closing tunnel are bounded by the listener's idle timeout.
+ *
+ * <p>The proxy's end of the backend connection is watched in the kernel's table of TCP connections: the test never
+ * reads from the backend socket, which would let the proxy's last writes complete.
+ */
+class AbandonedTunnelTest {
+
+    static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
+    static final Duration IDLE_TIMEOUT = Duration.ofSeconds(4);
+
+    @TempDir
+    static Path dir;
+    static TestPki pki;
+    static SocketBackend plain;
+    static SocketBackend tls;
+    static RunningProxy proxy;
+    /** The backends' TCP connections, each handed over once it answered the upgrade with 101. */
+    static final BlockingQueue<Socket> switched = new LinkedBlockingQueue<>();
+    /** Holds the backends' connections open, unread, until the tests are over. */
+    static final CountDownLatch over = new CountDownLatch(1);
+
+    @BeforeAll
+    static void start() throws Exception {
+        pki = TestPki.create(dir);
+        plain = SocketBackend.start("plain-unread-backend", tcp -> switchThenReadNothing(tcp, tcp));
+        SSLContext context = serverContext(pki.backendServer("unread", b -> b.addSanIpAddress("127.0.0.1")));
+        tls = SocketBackend.start("tls-unread-backend", tcp -> {
+            SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket(tcp, null, tcp.getPort(), false);
+            socket.setUseClientMode(false);
+            socket.startHandshake();
+            switchThenReadNothing(socket, tcp);
+        });
+        proxy = RunningProxy.builder(pki)
+                .identity("orders", ORDERS)
+                .backend("plain", plain.url())
+                .backend("tls", BackendConfig.of(List.of(URI.create("https://" + tls.authority())),
+                        BackendTlsConfig.trusting(pki.caPem())))
+                .route("plain", "/plain", "plain", "orders")
+                .route("tls", "/tls", "tls", "orders")
+                .idleTimeout(IDLE_TIMEOUT)
+                .start();
+    }
+
+    @AfterAll
+    static void stop() throws IOException {
+        over.countDown();
+        if (proxy != null) {
+            proxy.close();
+        }
+        for (SocketBackend backend : new SocketBackend[] {plain, tls}) {
+            if (backend != null) {
+                backend.close();
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} backend")
+    @ValueSource(strings = {"plain", "tls"})
+    void aTunnelItsClientLeftDoesNotKeepABackendThatReadsNothingForEver(String backend) throws Exception {
+        Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
+        MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
+        client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
+        assertThat(client.readResponse().status()).isEqualTo(101);
+        Socket upstream = switched.poll(5, TimeUnit.SECONDS);
+        assertThat(upstream).as("the backend's end of the tunnel").isNotNull();
+        int proxyPort = upstream.getPort();
+        int backendPort = upstream.getLocalPort();
+        assertThat(Sockets.tcpState(proxyPort, backendPort)).isEqualTo("ESTABLISHED");
+
+        // The client pushes until every buffer on the way to the backend is full, a queue in the proxy included...
+        long pushed = pushUntilStalled(client);
+        // ...then goes away.
+        int clientPort = tcp.getLocalPort();
+        tcp.close();
+
+        // The listener's idle timeout at the latest ends the client side: the proxy closed its socket.
+        await().atMost(IDLE_TIMEOUT.multipliedBy(3)).pollInterval(Duration.ofMillis(200))
+                .untilAsserted(() -> assertThat(Sockets.tcpState(proxy.address().getPort(), clientPort))
+                        .as("the proxy's end of the client connection").isNotIn("ESTABLISHED", "CLOSE_WAIT"));
+        // The backend side then gets as long again to take the tunnel's last bytes (a TLS backend 3 s more, for the
+        // close_notify); without a bound it stays ESTABLISHED, with what is queued for it, until the proxy stops.
+        await().atMost(IDLE_TIMEOUT.multipliedBy(3)).pollInterval(Duration.ofMillis(200))
+                .untilAsserted(() -> assertThat(Sockets.tcpState(proxyPort, backendPort))
+                        .as("the proxy's connection to a backend that reads nothing, after " + pushed
+                                + " bytes pushed")
+                        .isNotEqualTo("ESTABLISHED"));
+    }
+
+    /**
+     * Writes through the tunnel on another thread until a write blocks for a second: nothing on the way takes more.
+     * The write stays blocked until the test closes the connection under it.
+     *
+     * @return the bytes written
+     */
+    private static long pushUntilStalled(MtlsClient client) throws InterruptedException {
+        AtomicLong pushed = new AtomicLong();
+        Thread pusher = new Thread(() -> {
+            byte[] piece = new byte[16 * 1024];
+            try {
+                while (true) {
+                    client.output().write(piece);
+                    pushed.addAndGet(piece.length);
+                }
+            } catch (IOException closed) {
+                // the test closed the connection under the blocked write
+            }
+        }, "tunnel-pusher");
+        pusher.setDaemon(true);
+        pusher.start();
+        long last = -1;
+        while (pushed.get() != last) {
+            last = pushed.get();
+            Thread.sleep(1_000);
+        }
+        return last;
+    }
+
+    /** Answers the upgrade with 101, hands the connection to the test and reads nothing more from it. */
+    private static void switchThenReadNothing(Socket socket, Socket tcp) throws IOException, InterruptedException {
+        assertThat(SocketBackend.readHead(socket.getInputStream())).as("the upgrade request").isNotNull();
+        socket.getOutputStream().write(ProtocolSwitchTest.SWITCHED.getBytes(ISO_8859_1));
+        socket.getOutputStream().flush();
+        switched.add(tcp);
+        over.await();
+    }
+
+    private static SSLContext serverContext(TestPki.Issued certificate) throws Exception {
+        KeyStore keys = certificate.bundle().toKeyStore(new char[0]);
+        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        kmf.init(keys, new char[0]);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(kmf.getKeyManagers(), null, null);
+        return context;
+    }
+}
