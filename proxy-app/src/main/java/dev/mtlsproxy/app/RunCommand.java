@@ -4,6 +4,7 @@ import dev.mtlsproxy.app.admin.AdminEndpoints;
 import dev.mtlsproxy.app.admin.AdminServer;
 import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.ConfigLoader;
+import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AsyncJsonAccessLog;
@@ -13,6 +14,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import dev.mtlsproxy.core.proxy.CannotBindException;
 import dev.mtlsproxy.core.proxy.ProxyServer;
+import dev.mtlsproxy.core.proxy.UnusableSettingException;
 import java.io.IOException;
 import java.io.PrintStream;
 import io.micrometer.core.instrument.Meter;
@@ -52,15 +54,22 @@ final class RunCommand {
     private final PrintStream err;
     /** How the process ends after a signal-driven drain; null when running inside another program (tests). */
     private final IntConsumer exit;
+    private final ConfigReloader.WatchServices watchServices;
 
     RunCommand(PrintStream out, PrintStream err) {
         this(out, err, null);
     }
 
     RunCommand(PrintStream out, PrintStream err, IntConsumer exit) {
+        this(out, err, exit, ConfigReloader.WatchServices.DEFAULT);
+    }
+
+    /** As above, with the config file watched through {@code watchServices}: where a test makes the start fail. */
+    RunCommand(PrintStream out, PrintStream err, IntConsumer exit, ConfigReloader.WatchServices watchServices) {
         this.out = out;
         this.err = err;
         this.exit = exit;
+        this.watchServices = watchServices;
     }
 
     int run(Path file) {
@@ -91,27 +100,30 @@ final class RunCommand {
         }
         try {
             Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::loadWithPositions,
-                    ConfigReloader.WatchServices.DEFAULT);
+                    watchServices);
             Runtime.getRuntime().addShutdownHook(new Thread(running::close, "shutdown-hook"));
             if (signals != null) {
                 signals.started(running);
             }
             return Command.KEEP_RUNNING;
+        } catch (CannotBindException | UnusableSettingException | PemException e) {
+            // Expected failures, each with a message for the operator that names the setting or file (an address in
+            // use, workers.cpuAffinity on this machine, a PEM replaced since it was validated): the class name and a
+            // stack trace are noise.
+            err.println("not starting: " + e.getMessage());
+            return Command.INVALID;
         } catch (ExecutionException e) {
-            err.println("not starting: " + e.getCause());
-            return Command.INVALID;
-        } catch (CannotBindException e) {
-            // Names the setting and the address: the operating system's error alone does not say which.
-            err.println("not starting: " + e.getMessage());
-            return Command.INVALID;
-        } catch (IllegalStateException e) {
-            // Thrown with a message for the operator (workers.cpuAffinity on this machine): the class name is noise.
-            err.println("not starting: " + e.getMessage());
-            return Command.INVALID;
+            return notForeseen(e.getCause());
         } catch (Exception e) {
-            err.println("not starting: " + e);
-            return Command.INVALID;
+            return notForeseen(e);
         }
+    }
+
+    /** A start failure nobody planned for: its stack trace is what a bug report needs, so it is logged with it. */
+    private int notForeseen(Throwable e) {
+        log.error("event=start_failed cause=\"{}\"", e.toString().replace('"', '\''), e);
+        err.println("not starting: " + e + " (the stack trace is logged as event=start_failed)");
+        return Command.INVALID;
     }
 
     /**

@@ -3,6 +3,7 @@ package dev.mtlsproxy.app;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.TestPki;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -20,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The command line as a user meets it: exit codes and what is printed. */
@@ -38,6 +40,14 @@ class CommandLineTest {
 
     private String stderr() {
         return err.toString(StandardCharsets.UTF_8);
+    }
+
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(RunCommand.class);
+
+    private void assertNoStackTraceLogged() {
+        assertThat(log.lines()).as("an expected failure is one line on stderr, no logged stack trace")
+                .noneMatch(line -> line.contains("event=start_failed"));
     }
 
     @Test
@@ -81,6 +91,7 @@ class CommandLineTest {
 
         assertThat(run("run", "--config", config.toString())).isEqualTo(1);
         assertThat(stderr()).contains("listeners").contains("not starting: fix the problems above");
+        assertNoStackTraceLogged();
     }
 
     @Test
@@ -91,6 +102,7 @@ class CommandLineTest {
 
         assertThat(stderr()).startsWith("not starting: workers.cpuAffinity: CPU 1023 is not one this process may run"
                 + " on (it may run on ");
+        assertNoStackTraceLogged();
     }
 
     /**
@@ -180,7 +192,32 @@ class CommandLineTest {
 
             assertThat(stderr()).startsWith("not starting: admin.address: \"" + busy
                     + "\" (expected: an address this process can bind) - ");
+            assertNoStackTraceLogged();
         }
+    }
+
+    /**
+     * A failure nobody planned for (here a file system without a watch service, which the JDK allows) used to end the
+     * start as "not starting: " and the exception's toString: where it came from was lost with its stack trace.
+     */
+    @Test
+    void aStartFailureNobodyForesawIsLoggedWithItsStackTrace() throws Exception {
+        Path config = pinnedConfig("none");
+        Files.writeString(config, Files.readString(config).replace("reload: { watch: false }", "reload: { watch: true }"));
+        ConfigReloader.WatchServices unsupported = () -> {
+            throw new UnsupportedOperationException("no \"watch\" service on this file system");
+        };
+
+        int exitCode = new RunCommand(new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8), null, unsupported).run(config);
+
+        assertThat(exitCode).isEqualTo(1);
+        assertThat(stderr()).isEqualTo("not starting: java.lang.UnsupportedOperationException: no \"watch\" service"
+                + " on this file system (the stack trace is logged as event=start_failed)" + System.lineSeparator());
+        String line = log.await("event=start_failed");
+        assertThat(line).isEqualTo("event=start_failed cause=\"java.lang.UnsupportedOperationException: no 'watch'"
+                + " service on this file system\"");
+        assertThat(log.thrownWith(line)).isEqualTo(UnsupportedOperationException.class.getName());
     }
 
     @Test

@@ -38,14 +38,14 @@ final class EventLoopAffinity {
      * the proxy does not start half pinned.
      *
      * @return the CPU of each loop, in the group's order; empty when pinning is off
-     * @throws IllegalStateException when the platform cannot pin, or a listed CPU is not one this process may use
+     * @throws UnusableSettingException when the platform cannot pin, or a listed CPU is not one this process may use
      */
     static List<Integer> pin(CpuAffinity affinity, EventLoopGroup group) throws InterruptedException {
         if (affinity.mode() == CpuAffinity.Mode.NONE) {
             return List.of();
         }
         if (!Platform.isLinux()) {
-            throw new IllegalStateException("workers.cpuAffinity: pinning event loops needs Linux; this is "
+            throw new UnusableSettingException("workers.cpuAffinity: pinning event loops needs Linux; this is "
                     + System.getProperty("os.name") + " (set cpuAffinity: none)");
         }
         CLibrary c;
@@ -54,7 +54,7 @@ final class EventLoopAffinity {
         } catch (LinkageError e) {
             // JNA unpacks its own native library into java.io.tmpdir (or jna.tmpdir): a noexec /tmp ends here, as an
             // UnsatisfiedLinkError the first time and a NoClassDefFoundError after it.
-            throw new IllegalStateException("workers.cpuAffinity: cannot load the native library that pins threads ("
+            throw new UnusableSettingException("workers.cpuAffinity: cannot load the native library that pins threads ("
                     + e.getMessage() + ")", e);
         }
         // The starting thread's set is the process's: taskset, a container's cpuset, or Kubernetes' static policy.
@@ -62,7 +62,7 @@ final class EventLoopAffinity {
         List<Integer> targets = affinity.mode() == CpuAffinity.Mode.AUTO ? allowed : affinity.cpus();
         for (int cpu : targets) {
             if (!allowed.contains(cpu)) {
-                throw new IllegalStateException("workers.cpuAffinity: CPU " + cpu + " is not one this process may"
+                throw new UnusableSettingException("workers.cpuAffinity: CPU " + cpu + " is not one this process may"
                         + " run on (it may run on " + new CpuAffinity(CpuAffinity.Mode.LIST, allowed) + ")");
             }
         }
@@ -86,7 +86,7 @@ final class EventLoopAffinity {
         for (Future<?> done : pinned) {
             done.await();
             if (!done.isSuccess()) {
-                throw new IllegalStateException("workers.cpuAffinity: pinning an event loop failed: "
+                throw new UnusableSettingException("workers.cpuAffinity: pinning an event loop failed: "
                         + done.cause().getMessage(), done.cause());
             }
         }
@@ -98,7 +98,7 @@ final class EventLoopAffinity {
         try {
             c.sched_getaffinity(CALLING_THREAD, new NativeLong(mask.length * (long) Long.BYTES), mask);
         } catch (LastErrorException e) {
-            throw new IllegalStateException("workers.cpuAffinity: cannot read this process's CPUs (errno "
+            throw new UnusableSettingException("workers.cpuAffinity: cannot read this process's CPUs (errno "
                     + e.getErrorCode() + ")", e);
         }
         return mask;

@@ -28,7 +28,7 @@ record Transport(String name, IoHandlerFactory ioHandlerFactory, Class<? extends
         return Epoll.isAvailable() ? epoll() : nio();
     }
 
-    /** @throws IllegalStateException when the transport asked for cannot be used here, with the reason */
+    /** @throws UnusableSettingException when the transport asked for cannot be used here, with the reason */
     static Transport of(IoTransport configured) {
         return switch (configured) {
             case AUTO -> best();
@@ -58,9 +58,9 @@ record Transport(String name, IoHandlerFactory ioHandlerFactory, Class<? extends
         return new Transport("nio", NioIoHandler.newFactory(), NioServerSocketChannel.class, NioSocketChannel.class);
     }
 
-    private static IllegalStateException unavailable(String transport, Throwable cause) {
+    private static UnusableSettingException unavailable(String transport, Throwable cause) {
         String why = cause == null ? "unknown" : cause.getMessage() == null ? cause.toString() : cause.getMessage();
-        return new IllegalStateException("workers.transport: " + transport + " is not available here (" + why
+        return new UnusableSettingException("workers.transport: " + transport + " is not available here (" + why
                 + "); a container's seccomp profile may block io_uring; transport: auto uses epoll", cause);
     }
 
