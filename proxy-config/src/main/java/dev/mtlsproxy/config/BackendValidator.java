@@ -65,7 +65,8 @@ final class BackendValidator {
                     + URL_EXPECTED + "; or url: for a single one)");
             return List.of();
         }
-        if (!problems.itemsIntact(list)) {
+        List<String> items = problems.itemPaths(list, backend.endpoints().size());
+        if (items.isEmpty()) {
             return List.of();
         }
         Map<String, String> seen = new HashMap<>();
@@ -73,7 +74,7 @@ final class BackendValidator {
         String firstPath = null;
         List<URI> valid = new ArrayList<>();
         for (int i = 0; i < backend.endpoints().size(); i++) {
-            String item = YamlPaths.item(list, i);
+            String item = items.get(i);
             URI url = backend.endpoints().get(i);
             if (!url(item, url)) {
                 continue;
@@ -135,10 +136,11 @@ final class BackendValidator {
         String cas = path + ".serverCAs";
         if (tls.serverCAs().isEmpty()) {
             problems.add(cas, "[] (expected: at least one CA bundle; backend certificates are always verified)");
-        } else if (problems.itemsIntact(cas)) {
+        } else {
+            List<String> items = problems.itemPaths(cas, tls.serverCAs().size());
             List<List<X509Certificate>> bundles = new ArrayList<>();
-            for (int i = 0; i < tls.serverCAs().size(); i++) {
-                List<X509Certificate> bundle = files.caBundle(YamlPaths.item(cas, i), tls.serverCAs().get(i));
+            for (int i = 0; i < items.size(); i++) {
+                List<X509Certificate> bundle = files.caBundle(items.get(i), tls.serverCAs().get(i));
                 bundles.add(bundle == null ? List.of() : bundle);
             }
             List<X509Certificate> all = bundles.stream().flatMap(List::stream).toList();
@@ -147,7 +149,7 @@ final class BackendValidator {
                     X509Certificate ca = bundles.get(i).get(n);
                     String unusable = ConstrainedIntermediates.withoutIssuer(ca, all, "no file of serverCAs");
                     if (unusable != null) {
-                        problems.add(YamlPaths.item(cas, i), tls.serverCAs().get(i) + " (expected: "
+                        problems.add(items.get(i), tls.serverCAs().get(i) + " (expected: "
                                 + TrustAnchorValidator.CA_BUNDLE_EXPECTED + ") - certificate " + (n + 1) + " ("
                                 + ca.getSubjectX500Principal().getName() + ") " + unusable);
                         break; // only the first offender of a file is named

@@ -112,11 +112,9 @@ final class IdentityValidator {
     }
 
     private void nested(String listPath, List<IdentityConfig> items) {
-        if (!problems.itemsIntact(listPath)) {
-            return;
-        }
-        for (int i = 0; i < items.size(); i++) {
-            String path = YamlPaths.item(listPath, i);
+        List<String> paths = problems.itemPaths(listPath, items.size());
+        for (int i = 0; i < paths.size(); i++) {
+            String path = paths.get(i);
             IdentityConfig item = items.get(i);
             if (item.trustAnchor() != null) {
                 problems.add(path + ".trustAnchor", Values.quote(item.trustAnchor())
@@ -134,12 +132,11 @@ final class IdentityValidator {
         if (require == null) {
             return;
         }
-        if (problems.itemsIntact(path + ".keyTypes")) {
-            for (int i = 0; i < require.keyTypes().size(); i++) {
-                if (!CertificateRequirements.KEY_TYPES.contains(require.keyTypes().get(i))) {
-                    problems.add(YamlPaths.item(path + ".keyTypes", i), Values.quote(require.keyTypes().get(i))
-                            + " (expected: one of " + String.join(", ", CertificateRequirements.KEY_TYPES) + ")");
-                }
+        List<String> keyTypes = problems.itemPaths(path + ".keyTypes", require.keyTypes().size());
+        for (int i = 0; i < keyTypes.size(); i++) {
+            if (!CertificateRequirements.KEY_TYPES.contains(require.keyTypes().get(i))) {
+                problems.add(keyTypes.get(i), Values.quote(require.keyTypes().get(i))
+                        + " (expected: one of " + String.join(", ", CertificateRequirements.KEY_TYPES) + ")");
             }
         }
         if (require.maxLifetime() != null) {

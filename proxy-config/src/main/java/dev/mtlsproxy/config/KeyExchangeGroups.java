@@ -13,7 +13,8 @@ final class KeyExchangeGroups {
     }
 
     static void check(Problems problems, String path, List<KeyExchangeGroup> groups, TlsVersion minVersion) {
-        if (!problems.itemsIntact(path)) {
+        List<String> items = problems.itemPaths(path, groups.size());
+        if (items.size() != groups.size()) {
             return;
         }
         if (groups.isEmpty()) {
@@ -23,7 +24,7 @@ final class KeyExchangeGroups {
         }
         Map<KeyExchangeGroup, String> firstUse = new HashMap<>();
         for (int i = 0; i < groups.size(); i++) {
-            String item = YamlPaths.item(path, i);
+            String item = items.get(i);
             String earlier = firstUse.putIfAbsent(groups.get(i), item);
             if (earlier != null) {
                 problems.add(item, Values.quote(groups.get(i).yaml()) + " (expected: each group once) - also "

@@ -27,18 +27,16 @@ final class ListenerValidator {
             problems.add("listeners", "[] (expected: at least one listener)");
             return;
         }
-        if (!problems.itemsIntact("listeners")) {
-            return;
-        }
+        List<String> paths = problems.itemPaths("listeners", listeners.size());
         UniqueNames names = new UniqueNames(problems);
-        for (int i = 0; i < listeners.size(); i++) {
-            String path = YamlPaths.item("listeners", i);
+        for (int i = 0; i < paths.size(); i++) {
+            String path = paths.get(i);
             ListenerConfig listener = listeners.get(i);
             names.check(path, listener.name(), "a unique listener name");
             if (listener.address() == null) {
                 problems.add(path + ".address", "missing (expected: " + YamlSchema.expected(HostPort.class) + ")");
             } else {
-                sharedAddress(path + ".address", listener.address(), listeners.subList(0, i));
+                sharedAddress(path + ".address", listener.address(), listeners.subList(0, i), paths);
             }
             tls(path + ".tls", listener.tls());
             problems.positiveWait(path + ".idleTimeout", listener.idleTimeout());
@@ -54,11 +52,11 @@ final class ListenerValidator {
     }
 
     /** Two listeners on one port passed validate, and run then failed to bind the second. */
-    private void sharedAddress(String path, HostPort address, List<ListenerConfig> earlier) {
+    private void sharedAddress(String path, HostPort address, List<ListenerConfig> earlier, List<String> paths) {
         for (int j = 0; j < earlier.size(); j++) {
             if (earlier.get(j).address() != null && address.bindsOver(earlier.get(j).address())) {
                 problems.add(path, Values.quote(address.toString()) + " (expected: an address no other listener"
-                        + " uses) - listeners[" + j + "] is there");
+                        + " uses) - " + paths.get(j) + " is there");
                 return;
             }
         }
@@ -78,11 +76,9 @@ final class ListenerValidator {
             problems.add(path + ".privateKey", tls.privateKey() + " (expected: the private key of " + path
                     + ".certificate) - " + whoseKey(key, chain));
         }
-        if (problems.itemsIntact(path + ".trustAnchors")) {
-            for (int i = 0; i < tls.trustAnchors().size(); i++) {
-                References.check(problems, YamlPaths.item(path + ".trustAnchors", i), tls.trustAnchors().get(i),
-                        "trustAnchors", trustAnchors);
-            }
+        List<String> anchors = problems.itemPaths(path + ".trustAnchors", tls.trustAnchors().size());
+        for (int i = 0; i < anchors.size(); i++) {
+            References.check(problems, anchors.get(i), tls.trustAnchors().get(i), "trustAnchors", trustAnchors);
         }
         KeyExchangeGroups.check(problems, path + ".groups", tls.groups(), tls.minVersion());
     }

@@ -17,11 +17,9 @@ final class PolicyTestValidator {
     }
 
     void validate(List<PolicyTestConfig> tests) {
-        if (!problems.itemsIntact("tests")) {
-            return;
-        }
-        for (int i = 0; i < tests.size(); i++) {
-            String path = YamlPaths.item("tests", i);
+        List<String> paths = problems.itemPaths("tests", tests.size());
+        for (int i = 0; i < paths.size(); i++) {
+            String path = paths.get(i);
             PolicyTestConfig test = tests.get(i);
             if ((test.certificate() == null) == (test.peer() == null)) {
                 problems.add(path, "a test (expected: exactly one of certificate or peer)");

@@ -2,8 +2,10 @@ package dev.mtlsproxy.config;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
@@ -80,12 +82,35 @@ final class Problems {
     }
 
     /**
-     * Whether the list at this path still has all its items. An item that failed to map is left out of the records,
-     * which shifts the indexes after it; checking the rest would report problems at the wrong paths.
+     * The YAML path of each of the {@code size} items the records hold of the list at this path. An item that failed
+     * to map (a null, a value of the wrong shape) was reported then and is left out of the records, which shifts the
+     * indexes after it: the records' item i is the file's item i plus the failed items before it. Checking the rest
+     * at those paths reports every problem of the list in one run, as the others are reported.
+     *
+     * <p>Empty, so that the caller checks none, only when the file's items cannot be matched to the records' (the
+     * file does not have as many items as the records and the failed ones together): no problem at a wrong path.
      */
-    boolean itemsIntact(String listPath) {
-        Pattern item = Pattern.compile(Pattern.quote(listPath) + "\\[\\d+]");
-        return failedPaths.stream().noneMatch(p -> item.matcher(p).matches());
+    List<String> itemPaths(String listPath, int size) {
+        Pattern item = Pattern.compile(Pattern.quote(listPath) + "\\[(\\d+)]");
+        Set<Integer> dropped = new HashSet<>();
+        for (String failed : failedPaths) {
+            Matcher m = item.matcher(failed);
+            if (m.matches()) {
+                dropped.add(Integer.parseInt(m.group(1)));
+            }
+        }
+        int inFile = size + dropped.size();
+        if (!dropped.isEmpty() && (!positions.has(YamlPaths.item(listPath, inFile - 1))
+                || positions.has(YamlPaths.item(listPath, inFile)))) {
+            return List.of();
+        }
+        List<String> paths = new ArrayList<>(size);
+        for (int index = 0; index < inFile; index++) {
+            if (!dropped.contains(index)) {
+                paths.add(YamlPaths.item(listPath, index));
+            }
+        }
+        return paths;
     }
 
     /** Names under a section whose value failed to map: they exist in the file, so references to them are fine. */

@@ -22,10 +22,9 @@ final class RevocationValidator {
     void validate(Map<String, TrustAnchorConfig> anchors, RevocationConfig revocation) {
         anchors.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
             String path = YamlPaths.key("trustAnchors", e.getKey()) + ".crls";
-            if (problems.itemsIntact(path)) {
-                for (int i = 0; i < e.getValue().crls().size(); i++) {
-                    crl(YamlPaths.item(path, i), e.getValue().crls().get(i));
-                }
+            List<String> items = problems.itemPaths(path, e.getValue().crls().size());
+            for (int i = 0; i < items.size(); i++) {
+                crl(items.get(i), e.getValue().crls().get(i));
             }
         });
         entries("revocation.denySerials", revocation.denySerials(), DenyListValues::serial,
@@ -50,14 +49,12 @@ final class RevocationValidator {
     }
 
     private void entries(String listPath, List<String> values, Function<String, ?> parser, String expected) {
-        if (!problems.itemsIntact(listPath)) {
-            return;
-        }
-        for (int i = 0; i < values.size(); i++) {
+        List<String> items = problems.itemPaths(listPath, values.size());
+        for (int i = 0; i < items.size(); i++) {
             try {
                 parser.apply(values.get(i));
             } catch (IllegalArgumentException e) {
-                problems.add(YamlPaths.item(listPath, i), Values.quote(values.get(i)) + " (expected: " + expected
+                problems.add(items.get(i), Values.quote(values.get(i)) + " (expected: " + expected
                         + ")");
             }
         }

@@ -39,39 +39,37 @@ final class RouteValidator {
                     + " (expected: exactly one of allow or deny, with at least one identity)");
         }
         String kind = rule.isDeny() ? "deny" : "allow";
-        if (problems.itemsIntact(path + "." + kind)) {
-            List<String> names = rule.identities();
-            for (int i = 0; i < names.size(); i++) {
-                String item = YamlPaths.item(path + "." + kind, i);
-                if (names.get(i).equals(RuleConfig.ANYONE)) {
-                    if (!rule.isDeny()) {
-                        problems.add(item, "\"*\" (expected: a name under identities:) - \"*\" (anyone) is for "
-                                + "deny rules only: grants name who they grant");
-                    }
-                    continue;
+        List<String> names = rule.identities();
+        List<String> nameItems = problems.itemPaths(path + "." + kind, names.size());
+        for (int i = 0; i < nameItems.size(); i++) {
+            String item = nameItems.get(i);
+            if (names.get(i).equals(RuleConfig.ANYONE)) {
+                if (!rule.isDeny()) {
+                    problems.add(item, "\"*\" (expected: a name under identities:) - \"*\" (anyone) is for "
+                            + "deny rules only: grants name who they grant");
                 }
-                References.check(problems, item, names.get(i), "identities", identities);
+                continue;
             }
+            References.check(problems, item, names.get(i), "identities", identities);
         }
         methods(path + ".methods", rule.methods());
         if (rule.expires() != null && rule.isDeny()) {
             problems.add(path + ".expires", rule.expires() + " (expected: only on allow rules) - a deny rule that "
                     + "lapses would silently widen access");
         }
-        if (problems.itemsIntact(path + ".paths")) {
-            for (int i = 0; i < rule.paths().size(); i++) {
-                String pattern = rule.paths().get(i);
-                if (rule.isDeny() && pattern.length() > 1 && pattern.endsWith("/")) {
-                    // "/x/" does not cover "/x", which Express (non-strict routing, its default) and servers that
-                    // redirect to the directory serve as "/x/": the deny would have a hole exactly at its name.
-                    problems.add(YamlPaths.item(path + ".paths", i), Values.quote(pattern) + " (expected: a deny"
-                            + " path without a trailing /) - it would not cover "
-                            + Values.quote(pattern.substring(0, pattern.length() - 1)) + "; "
-                            + Values.quote(pattern.substring(0, pattern.length() - 1)) + " covers both");
-                    continue;
-                }
-                rulePath(YamlPaths.item(path + ".paths", i), pattern, routePrefix);
+        List<String> pathItems = problems.itemPaths(path + ".paths", rule.paths().size());
+        for (int i = 0; i < pathItems.size(); i++) {
+            String pattern = rule.paths().get(i);
+            if (rule.isDeny() && pattern.length() > 1 && pattern.endsWith("/")) {
+                // "/x/" does not cover "/x", which Express (non-strict routing, its default) and servers that
+                // redirect to the directory serve as "/x/": the deny would have a hole exactly at its name.
+                problems.add(pathItems.get(i), Values.quote(pattern) + " (expected: a deny"
+                        + " path without a trailing /) - it would not cover "
+                        + Values.quote(pattern.substring(0, pattern.length() - 1)) + "; "
+                        + Values.quote(pattern.substring(0, pattern.length() - 1)) + " covers both");
+                continue;
             }
+            rulePath(pathItems.get(i), pattern, routePrefix);
         }
     }
 
@@ -94,33 +92,28 @@ final class RouteValidator {
     }
 
     void validate(List<RouteConfig> routes) {
-        if (!problems.itemsIntact("routes")) {
-            return;
-        }
+        List<String> paths = problems.itemPaths("routes", routes.size());
         UniqueNames names = new UniqueNames(problems);
         Map<String, String> matches = new HashMap<>();
-        for (int i = 0; i < routes.size(); i++) {
-            String path = YamlPaths.item("routes", i);
+        for (int i = 0; i < paths.size(); i++) {
+            String path = paths.get(i);
             RouteConfig route = routes.get(i);
             names.check(path, route.name(), "a unique route name");
             host(path + ".host", route.host());
             pathPrefix(path + ".pathPrefix", route.pathPrefix());
             methods(path + ".methods", route.methods());
             References.check(problems, path + ".backend", route.backend(), "backends", backends);
-            if (problems.itemsIntact(path + ".allow")) {
-                for (int a = 0; a < route.allow().size(); a++) {
-                    References.check(problems, YamlPaths.item(path + ".allow", a), route.allow().get(a),
-                            "identities", identities);
-                }
+            List<String> allow = problems.itemPaths(path + ".allow", route.allow().size());
+            for (int a = 0; a < allow.size(); a++) {
+                References.check(problems, allow.get(a), route.allow().get(a), "identities", identities);
             }
             if (!route.allow().isEmpty() && !route.rules().isEmpty()) {
                 problems.add(path + ".allow", "a list (expected: either allow or rules on a route, not both) - "
                         + "allow is shorthand for one allow rule; add it to rules");
             }
-            if (problems.itemsIntact(path + ".rules")) {
-                for (int r = 0; r < route.rules().size(); r++) {
-                    rule(YamlPaths.item(path + ".rules", r), route.rules().get(r), route.pathPrefix());
-                }
+            List<String> rules = problems.itemPaths(path + ".rules", route.rules().size());
+            for (int r = 0; r < rules.size(); r++) {
+                rule(rules.get(r), route.rules().get(r), route.pathPrefix());
             }
             requirements.requirements(path + ".require", route.require());
             String match = "host=" + (route.host() == null ? "any" : route.host())
@@ -204,12 +197,10 @@ final class RouteValidator {
     }
 
     private void methods(String path, List<String> methods) {
-        if (!problems.itemsIntact(path)) {
-            return;
-        }
-        for (int i = 0; i < methods.size(); i++) {
+        List<String> items = problems.itemPaths(path, methods.size());
+        for (int i = 0; i < items.size(); i++) {
             if (!METHOD.matcher(methods.get(i)).matches()) {
-                problems.add(YamlPaths.item(path, i), Values.quote(methods.get(i)) + " (expected: " + METHOD_EXPECTED + ")");
+                problems.add(items.get(i), Values.quote(methods.get(i)) + " (expected: " + METHOD_EXPECTED + ")");
             }
         }
     }

@@ -362,21 +362,7 @@ class ConfigMutationTest {
 
     private static boolean related(String a, String b) {
         return a.equals(b) || a.isEmpty() || b.isEmpty() || a.startsWith(b + ".") || a.startsWith(b + "[")
-                || b.startsWith(a + ".") || b.startsWith(a + "[") || inOneList(a, b);
-    }
-
-    /**
-     * Whether both paths are inside items of one list. The loader's documented choice (Problems.itemsIntact): once an
-     * item of a list fails to map, the other items go unchecked, since the records no longer number them as the file
-     * does; so a problem in one item may hide those of its siblings, and such mutations are not independent.
-     */
-    private static boolean inOneList(String a, String b) {
-        for (int at = a.indexOf('['); at >= 0; at = a.indexOf('[', at + 1)) {
-            if (b.startsWith(a.substring(0, at + 1))) {
-                return true;
-            }
-        }
-        return false;
+                || b.startsWith(a + ".") || b.startsWith(a + "[");
     }
 
     private static String section(String path) {

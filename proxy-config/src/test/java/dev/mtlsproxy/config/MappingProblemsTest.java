@@ -88,10 +88,58 @@ class MappingProblemsTest {
     void anEmptyListItemIsReportedAndTheOtherItemsAreNotMisnumbered() {
         String yaml = fixture.with("routes:\n", "routes:\n  -\n").replace("backend: inventory", "backend: nope");
 
-        // the route after the empty item is routes[2] in the file, but routes[1] in the records: not checked
+        // the route after the empty item is routes[2] in the file, though routes[1] in the records
         assertThat(fixture.problems(yaml)).containsExactly(
                 "routes[0]: null (expected: a mapping with keys allow, backend, host, methods, mode, name, pathPrefix,"
-                        + " require, rules)");
+                        + " require, rules)",
+                "routes[2].backend: \"nope\" (expected: a name under backends:, known: inventory, orders)");
+    }
+
+    /** A null item used to hide every other problem of its list until it was fixed and the file loaded again. */
+    @Test
+    void aNullItemHidesNoOtherProblemOfItsList() {
+        String yaml = fixture.with("allow: [orders, ops]", "allow: [orders, ~, \"\", billing, [x], ops, ~, nobody]");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "routes[0].allow[1]: null (expected: a string)",
+                "routes[0].allow[2]: \"\" (expected: a name under identities:, known: ops, orders)",
+                "routes[0].allow[3]: \"billing\" (expected: a name under identities:, known: ops, orders)",
+                "routes[0].allow[4]: a list (expected: a string)",
+                "routes[0].allow[6]: null (expected: a string)",
+                "routes[0].allow[7]: \"nobody\" (expected: a name under identities:, known: ops, orders)");
+    }
+
+    /** What an item's problem says of its siblings names them by their paths in the file too. */
+    @Test
+    void aProblemNamingAnotherItemNamesItWhereTheFileHasIt() {
+        String yaml = fixture.with("listeners:\n", """
+                listeners:
+                  - ~
+                  - name: main
+                    address: 127.0.0.1:8443
+                    tls: { certificate: certs/server.pem, privateKey: certs/server.key }
+                """);
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "listeners[0]: null (expected: a mapping with keys address, handshakeTimeout, idleTimeout, limits,"
+                        + " maxConnections, name, requestHeaderTimeout, tls)",
+                "listeners[2].address: \"127.0.0.1:8443\" (expected: an address no other listener uses) -"
+                        + " listeners[1] is there",
+                "listeners[2].name: \"main\" (expected: a unique listener name) - also used by listeners[1]");
+    }
+
+    @Test
+    void itemsAfterANullOneAreCheckedAtTheirOwnPathsInEveryKindOfList() {
+        String yaml = fixture.with("methods: [get, POST]", "methods: [~, get, \"GE T\"]")
+                .replace("  - name: inventory\n", "  - ~\n  - name: inventory\n")
+                .replace("backend: inventory", "backend: nope");
+
+        assertThat(fixture.problems(yaml)).containsExactly(
+                "routes[0].methods[0]: null (expected: a string)",
+                "routes[0].methods[2]: \"GE T\" (expected: an HTTP method like GET or POST)",
+                "routes[1]: null (expected: a mapping with keys allow, backend, host, methods, mode, name, pathPrefix,"
+                        + " require, rules)",
+                "routes[2].backend: \"nope\" (expected: a name under backends:, known: inventory, orders)");
     }
 
     @Test
