@@ -187,6 +187,10 @@ final class BackendValidator {
         }
         List<X509Certificate> chain = ListenerValidator.certificates(problems, path + ".certificate", certificateFile,
                 ListenerValidator.CERTIFICATE_EXPECTED);
+        if (chain != null) {
+            // A backend at OpenSSL's security level 2 (nginx on Debian) or in Go refuses it at every handshake.
+            ListenerValidator.weakCertificate(problems, path + ".certificate", certificateFile, chain);
+        }
         PrivateKey key = files.privateKey(path + ".privateKey", keyFile);
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
             problems.add(path + ".privateKey", keyFile + " (expected: the private key of " + path

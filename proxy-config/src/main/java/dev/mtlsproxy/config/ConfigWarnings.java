@@ -58,14 +58,19 @@ final class ConfigWarnings {
             }
         });
         for (int i = 0; i < config.listeners().size(); i++) {
-            servedExpired(YamlPaths.item("listeners", i) + ".tls.certificate", config.listeners().get(i), now)
-                    .ifPresent(warnings::add);
+            ServerTlsConfig tls = config.listeners().get(i).tls();
+            expired(YamlPaths.item("listeners", i) + ".tls.certificate", tls == null ? null : tls.certificate(), now,
+                    "so every client refuses the handshake").ifPresent(warnings::add);
         }
         config.backends().forEach((name, backend) -> {
             BackendTlsConfig tls = backend.tls();
             if (tls != null && !tls.verifyHostname() && tls.spiffeId() == null) {
                 warnings.add(YamlPaths.key("backends", name) + ".tls.verifyHostname: false - any certificate from"
                         + " serverCAs is accepted as backend " + Values.quote(name) + "; set spiffeId to pin it");
+            }
+            if (tls != null) {
+                expired(YamlPaths.key("backends", name) + ".tls.certificate", tls.certificate(), now,
+                        "so a backend that asks for it refuses the handshake").ifPresent(warnings::add);
             }
         });
         warnings.sort(ConfigProblem::comparePaths);
@@ -135,19 +140,23 @@ final class ConfigWarnings {
      * A served certificate past its notAfter: every client refuses the handshake, yet it is no reason to refuse to
      * start (nginx and Envoy load it too), as the renewed file may be about to be written and is then reloaded.
      */
-    private static Optional<String> servedExpired(String path, ListenerConfig listener, Instant now) {
-        if (listener.tls() == null || listener.tls().certificate() == null) {
+    /**
+     * A certificate the proxy presents (a listener's, or its own to a backend) past its notAfter. A warning, not a
+     * problem, as nginx and Envoy load it: the renewed file is reloaded when it is written.
+     */
+    private static Optional<String> expired(String path, Path certificate, Instant now, String consequence) {
+        if (certificate == null) {
             return Optional.empty();
         }
         X509Certificate leaf;
         try {
-            leaf = Pem.readCertificates(listener.tls().certificate()).get(0);
+            leaf = Pem.readCertificates(certificate).get(0);
         } catch (PemException e) {
             return Optional.empty(); // the load reported it
         }
         Instant notAfter = leaf.getNotAfter().toInstant();
-        return now.isAfter(notAfter) ? Optional.of(path + ": " + listener.tls().certificate() + " - expired at "
-                + notAfter + ", so every client refuses the handshake") : Optional.empty();
+        return now.isAfter(notAfter) ? Optional.of(path + ": " + certificate + " - expired at " + notAfter + ", "
+                + consequence) : Optional.empty();
     }
 
     /** Anchors some listener accepts: its list, or every anchor when the list is empty. */

@@ -69,7 +69,7 @@ final class ListenerValidator {
         }
         List<X509Certificate> chain = certificates(problems, path + ".certificate", tls.certificate(), CERTIFICATE_EXPECTED);
         if (chain != null) {
-            weakCertificate(path + ".certificate", tls.certificate(), chain);
+            weakCertificate(problems, path + ".certificate", tls.certificate(), chain);
         }
         PrivateKey key = privateKey(path + ".privateKey", tls.privateKey());
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
@@ -88,8 +88,9 @@ final class ListenerValidator {
      * OpenSSL at security level 2 (curl and nginx on Debian) refuses an RSA key under 2048 bits or a SHA-1 signature
      * in it, Go refuses SHA-1. It loaded, and every such client then failed its handshake; nginx on Debian refuses to
      * start with it ("ee key too small"). A root appended to the chain is not judged: clients use their own copy.
+     * Backends that verify the proxy's own client certificate hold it to the same rule, as the proxy holds its clients.
      */
-    private void weakCertificate(String path, Path file, List<X509Certificate> chain) {
+    static void weakCertificate(Problems problems, String path, Path file, List<X509Certificate> chain) {
         for (int i = 0; i < chain.size(); i++) {
             X509Certificate certificate = chain.get(i);
             if (i > 0 && certificate.getSubjectX500Principal().equals(certificate.getIssuerX500Principal())) {

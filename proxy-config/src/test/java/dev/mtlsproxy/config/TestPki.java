@@ -94,6 +94,35 @@ final class TestPki {
                 + "\n-----END " + label + "-----\n";
     }
 
+    /**
+     * Writes two certificates OpenSSL at security level 2 refuses, with their keys, under dir: {@code certs/rsa1024.pem}
+     * (CN=rsa1024.local, a 1024-bit RSA key) and {@code certs/sha1.pem} (CN=sha1.local, signed SHA1withECDSA).
+     */
+    static void writeWeakCertificates(Path dir) {
+        try {
+            X509Bundle ca = ca("weak-issuer-ca");
+            java.security.KeyPairGenerator rsa = java.security.KeyPairGenerator.getInstance("RSA");
+            rsa.initialize(1024);
+            X509Bundle rsa1024 = new CertificateBuilder().subject("CN=rsa1024.local")
+                    .addSanDnsName("rsa1024.local").keyPair(rsa.generateKeyPair()).buildIssuedBy(ca);
+            // netty-pkitesting signs no SHA-1: BouncyCastle's builder does, with the CA's key
+            java.security.KeyPair sha1Key = java.security.KeyPairGenerator.getInstance("EC").generateKeyPair();
+            var sha1 = new org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder(
+                    ca.getCertificate().getSubjectX500Principal(), java.math.BigInteger.TEN,
+                    java.util.Date.from(java.time.Instant.now().minusSeconds(60)),
+                    java.util.Date.from(java.time.Instant.now().plusSeconds(86_400)),
+                    new javax.security.auth.x500.X500Principal("CN=sha1.local"), sha1Key.getPublic())
+                    .build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA1withECDSA")
+                            .build(ca.getKeyPair().getPrivate()));
+            write(dir.resolve("certs/rsa1024.pem"), rsa1024.getCertificatePathPEM());
+            write(dir.resolve("certs/rsa1024.key"), rsa1024.getPrivateKeyPEM());
+            write(dir.resolve("certs/sha1.pem"), pem("CERTIFICATE", sha1.getEncoded()));
+            write(dir.resolve("certs/sha1.key"), pem("PRIVATE KEY", sha1Key.getPrivate().getEncoded()));
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint the weak certificates", e);
+        }
+    }
+
     /** Writes {@code certs/ca.pem}, {@code certs/server.pem} (chain) and {@code certs/server.key} under dir. */
     static X509Bundle writeServerFiles(Path dir) {
         X509Bundle ca = ca("test-ca");

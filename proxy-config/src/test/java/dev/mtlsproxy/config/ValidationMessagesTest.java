@@ -61,24 +61,7 @@ class ValidationMessagesTest {
         @Test
         void aServedChainClientsWouldRefuseForAWeakKeyOrSignatureIsRefused() throws Exception {
             // OpenSSL at security level 2 (curl on Debian) fails the handshake on both; it used to load silently
-            X509Bundle ca = TestPki.ca("served-ca");
-            java.security.KeyPairGenerator rsa = java.security.KeyPairGenerator.getInstance("RSA");
-            rsa.initialize(1024);
-            X509Bundle rsa1024 = new io.netty.pkitesting.CertificateBuilder().subject("CN=rsa1024.local")
-                    .addSanDnsName("rsa1024.local").keyPair(rsa.generateKeyPair()).buildIssuedBy(ca);
-            // netty-pkitesting signs no SHA-1: BouncyCastle's builder does, with the CA's key
-            java.security.KeyPair sha1Key = java.security.KeyPairGenerator.getInstance("EC").generateKeyPair();
-            var sha1 = new org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder(
-                    ca.getCertificate().getSubjectX500Principal(), BigInteger.TEN,
-                    Date.from(java.time.Instant.now().minusSeconds(60)),
-                    Date.from(java.time.Instant.now().plusSeconds(86_400)),
-                    new javax.security.auth.x500.X500Principal("CN=sha1.local"), sha1Key.getPublic())
-                    .build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA1withECDSA")
-                            .build(ca.getKeyPair().getPrivate()));
-            TestPki.write(dir.resolve("certs/rsa1024.pem"), rsa1024.getCertificatePathPEM());
-            TestPki.write(dir.resolve("certs/rsa1024.key"), rsa1024.getPrivateKeyPEM());
-            TestPki.write(dir.resolve("certs/sha1.pem"), TestPki.pem("CERTIFICATE", sha1.getEncoded()));
-            TestPki.write(dir.resolve("certs/sha1.key"), TestPki.pem("PRIVATE KEY", sha1Key.getPrivate().getEncoded()));
+            TestPki.writeWeakCertificates(dir);
             String expected = " (expected: keys of at least 2048 bits (RSA), 224 (EC), signed without SHA-1 or MD5)";
 
             assertThat(fixture.problems(fixture.with("certs/server.pem", "certs/rsa1024.pem")
@@ -775,6 +758,26 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(orders(TLS_BACKEND.formatted("groups: [X25519MLKEM768]")))).containsExactly(
                     "backends.orders.tls.groups: [X25519MLKEM768] (expected: also a group TLS 1.2 can use, one of"
                             + " X25519, P-256, P-384, P-521, or minVersion: TLSv1.3)");
+        }
+
+        /**
+         * A backend at OpenSSL's security level 2 (nginx on Debian) or in Go refuses the proxy's certificate for both,
+         * as the proxy refuses its own clients': it used to load, and every request to that backend then failed.
+         */
+        @Test
+        void theProxysOwnCertificateToABackendIsHeldToTheRuleAListenersIs() {
+            backendFiles();
+            TestPki.writeWeakCertificates(dir);
+            String expected = " (expected: keys of at least 2048 bits (RSA), 224 (EC), signed without SHA-1 or MD5)";
+
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted(
+                    "certificate: certs/rsa1024.pem\n  privateKey: certs/rsa1024.key")))).containsExactly(
+                    "backends.orders.tls.certificate: " + fixture.abs("certs/rsa1024.pem") + expected
+                            + " - certificate 1 (CN=rsa1024.local) has a weak RSA key of 1024 bits");
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted(
+                    "certificate: certs/sha1.pem\n  privateKey: certs/sha1.key")))).containsExactly(
+                    "backends.orders.tls.certificate: " + fixture.abs("certs/sha1.pem") + expected
+                            + " - certificate 1 (CN=sha1.local) has a weak signature algorithm SHA1withECDSA");
         }
 
         @Test

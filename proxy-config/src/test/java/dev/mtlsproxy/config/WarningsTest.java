@@ -80,6 +80,30 @@ class WarningsTest {
         assertThat(ConfigLoader.warnings(config, notAfter)).isEmpty();
     }
 
+    /** A backend that asks for the proxy's certificate refuses an expired one; it loads, as a listener's does. */
+    @Test
+    void anExpiredCertificateOfTheProxyToABackendIsWarnedAbout() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        X509Bundle backendCa = TestPki.ca("backend-ca");
+        java.time.Instant notAfter = java.time.Instant.now().minus(java.time.Duration.ofDays(1))
+                .truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+        X509Bundle expired = new io.netty.pkitesting.CertificateBuilder().subject("CN=proxy")
+                .notBefore(notAfter.minus(java.time.Duration.ofDays(30))).notAfter(notAfter).ecp256()
+                .buildIssuedBy(TestPki.ca("proxy-client-ca"));
+        TestPki.write(dir.resolve("certs/backend-ca.pem"), backendCa.getCertificatePEM());
+        TestPki.write(dir.resolve("certs/proxy.pem"), expired.getCertificatePEM());
+        TestPki.write(dir.resolve("certs/proxy.key"), expired.getPrivateKeyPEM());
+        ProxyConfig config = fixture.load(fixture.with("url: http://127.0.0.1:9000", """
+                url: https://orders.internal:9443
+                    tls: { serverCAs: [certs/backend-ca.pem], certificate: certs/proxy.pem, privateKey: certs/proxy.key }\
+                """));
+
+        assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).containsExactly(
+                "backends.orders.tls.certificate: " + fixture.abs("certs/proxy.pem") + " - expired at " + notAfter
+                        + ", so a backend that asks for it refuses the handshake");
+        assertThat(ConfigLoader.warnings(config, notAfter)).isEmpty();
+    }
+
     private static List<String> warnings(ConfigFixture fixture, String anchor) throws ConfigException {
         return ConfigLoader.warnings(fixture.load(fixture.with("clients: { caBundle: certs/ca.pem }", anchor)),
                 java.time.Instant.now());
