@@ -6,8 +6,10 @@ import java.security.cert.X509CRL;
 import java.security.cert.X509Certificate;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
@@ -33,10 +35,13 @@ final class ConfigWarnings {
             for (RuleConfig rule : rules) {
                 used.addAll(rule.identities());
             }
+            namedTwice(path + ".allow", route.allow(), warnings);
             // with the allow shorthand there is one rule and its path is the route's allow list
             for (int r = 0; r < route.rules().size(); r++) {
-                neverMatches(YamlPaths.item(path + ".rules", r), route, route.rules().get(r), now)
-                        .ifPresent(warnings::add);
+                String rulePath = YamlPaths.item(path + ".rules", r);
+                RuleConfig rule = route.rules().get(r);
+                neverMatches(rulePath, route, rule, now).ifPresent(warnings::add);
+                namedTwice(rulePath + (rule.isDeny() ? ".deny" : ".allow"), rule.identities(), warnings);
             }
         }
         config.identities().keySet().stream()
@@ -140,6 +145,22 @@ final class ConfigWarnings {
      * A served certificate past its notAfter: every client refuses the handshake, yet it is no reason to refuse to
      * start (nginx and Envoy load it too), as the renewed file may be about to be written and is then reloaded.
      */
+    /**
+     * An identity named twice in one list: the second changes nothing, so it is often a slip for another name
+     * ({@code [orders, orders]} for {@code [orders, ops]}), which then goes unallowed or undenied without a word.
+     */
+    private static void namedTwice(String listPath, List<String> names, List<String> warnings) {
+        Map<String, String> first = new HashMap<>();
+        for (int i = 0; i < names.size(); i++) {
+            String item = YamlPaths.item(listPath, i);
+            String earlier = first.putIfAbsent(names.get(i), item);
+            if (earlier != null) {
+                warnings.add(item + ": " + Values.quote(names.get(i)) + " - also " + earlier
+                        + ", so this one changes nothing (was another identity meant?)");
+            }
+        }
+    }
+
     /**
      * A certificate the proxy presents (a listener's, or its own to a backend) past its notAfter. A warning, not a
      * problem, as nginx and Envoy load it: the renewed file is reloaded when it is written.

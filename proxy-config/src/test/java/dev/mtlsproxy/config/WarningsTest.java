@@ -28,6 +28,28 @@ class WarningsTest {
                 "routes[1].allow: [] - route \"inventory\" denies every request");
     }
 
+    /** [orders, orders] is often [orders, ops] mistyped: ops then goes unallowed without a word. */
+    @Test
+    void anIdentityNamedTwiceInOneListIsWarnedAbout() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        String yaml = fixture.with("allow: [orders, ops]", "allow: [orders, ops, orders, orders]")
+                .replace("    allow: [ops]\n", """
+                    rules:
+                      - { deny: [orders, orders], paths: [/inventory/admin] }
+                      - { allow: [ops, ops] }
+                """);
+
+        assertThat(ConfigLoader.warnings(fixture.load(yaml), java.time.Instant.now())).containsExactly(
+                "routes[0].allow[2]: \"orders\" - also routes[0].allow[0], so this one changes nothing"
+                        + " (was another identity meant?)",
+                "routes[0].allow[3]: \"orders\" - also routes[0].allow[0], so this one changes nothing"
+                        + " (was another identity meant?)",
+                "routes[1].rules[0].deny[1]: \"orders\" - also routes[1].rules[0].deny[0], so this one changes"
+                        + " nothing (was another identity meant?)",
+                "routes[1].rules[1].allow[1]: \"ops\" - also routes[1].rules[1].allow[0], so this one changes"
+                        + " nothing (was another identity meant?)");
+    }
+
     @Test
     void aTlsBackendWhoseNameIsNotVerifiedAndNotPinnedIsWarnedAbout() throws Exception {
         ConfigFixture fixture = new ConfigFixture(dir);
