@@ -51,7 +51,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
@@ -160,8 +159,6 @@ class ReloadUnderTrafficPropertyTest {
      * while another is available. Short, so that an endpoint started again is back within a step.
      */
     static final Duration COOL_DOWN = Duration.ofMillis(500);
-    /** The largest body of a transfer: trickled, about a second of a backend's time. */
-    static final int LARGEST_TRANSFER = 256 * 1024 + 3 * 1024 * 1024;
     /** Beyond the README's thresholds x interval: a check's own round trip, and the loops' scheduling. */
     static final Duration SETTLE_SLACK = Duration.ofMillis(300);
     /** How late, past that, a busy machine may show a settled verdict before it counts as wrong. */
@@ -1101,24 +1098,14 @@ class ReloadUnderTrafficPropertyTest {
         private List<Transfer> startTransfers(World now, boolean atLeastOne) throws InterruptedException {
             List<Transfer> started = new ArrayList<>();
             for (int n = Math.max(random.nextInt(3), atLeastOne ? 1 : 0); n > 0; n--) {
-                // The one asked for is there to keep an endpoint busy through the reload that stops it: a download
-                // by a client allowed to make it, the largest and so the longest (about a second, trickled).
-                boolean keepsBusy = atLeastOne && started.isEmpty();
                 int kind = random.nextInt(3); // 0 upload, 1 download, 2 both
-                if (keepsBusy) {
-                    kind = 1;
-                }
                 long upload = kind == 1 ? -1 : size();
-                long download = kind == 0 ? random.nextInt(4096) : keepsBusy ? LARGEST_TRANSFER : size();
+                long download = kind == 0 ? random.nextInt(4096) : size();
                 String tag = "t" + requests++;
                 String target = "/integrity/" + tag + "?bytes=" + download + "&pattern=" + random.nextInt(256)
                         + (kind != 0 ? "&trickle=1" : "") + (random.nextBoolean() ? "&chunked=1" : "");
                 String method = kind == 0 ? "POST" : kind == 1 ? "GET" : "PUT";
-                Workload client = client(now, STREAM_HOST, method, target);
-                if (keepsBusy) {
-                    client = allowedClient(now, STREAM_HOST, method, target).orElse(client);
-                }
-                Call call = new Call(tag, client, null, method, target, STREAM_HOST);
+                Call call = new Call(tag, client(now, STREAM_HOST, method, target), null, method, target, STREAM_HOST);
                 Transfer t = new Transfer(call, healthEpoch.get(), serving, upload, upload >= 0 && random.nextBoolean(),
                         upload >= 0 && random.nextInt(3) != 0, download, random.nextLong());
                 t.thread.start();
@@ -1134,17 +1121,7 @@ class ReloadUnderTrafficPropertyTest {
 
         /** Hundreds of KiB to a few MiB. */
         private long size() {
-            return 256 * 1024 + random.nextInt(LARGEST_TRANSFER - 256 * 1024);
-        }
-
-        /** A client the world lets make this request, if there is one. */
-        private Optional<Workload> allowedClient(World world, String host, String method, String target) {
-            return clients().stream()
-                    .filter(w -> {
-                        Expected e = world.expect(new Call("probe", w, null, method, target, host));
-                        return e != null && e.verdict().status() == 200;
-                    })
-                    .findFirst();
+            return 256 * 1024 + random.nextInt(3 * 1024 * 1024);
         }
 
         /** Mostly a client the world lets make this request, so that most get through; now and then anyone. */
