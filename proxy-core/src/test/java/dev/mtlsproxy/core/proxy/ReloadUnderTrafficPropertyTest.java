@@ -204,10 +204,7 @@ class ReloadUnderTrafficPropertyTest {
     private final Set<Integer> stopped = ConcurrentHashMap.newKeySet();
     private final java.util.concurrent.atomic.AtomicIntegerArray kills =
             new java.util.concurrent.atomic.AtomicIntegerArray(3);
-    /**
-     * The case tags of the requests an endpoint was serving when it stopped gracefully, tunnels aside (judged as
-     * tunnels): each is answered whole.
-     */
+    /** The case tags of the requests an endpoint was serving when it stopped gracefully: each is answered whole. */
     private final Set<String> underGracefulStop = ConcurrentHashMap.newKeySet();
     /**
      * How each background request and transfer ended, by case tag: {@code whole} (a 200, its body whole),
@@ -500,8 +497,6 @@ class ReloadUnderTrafficPropertyTest {
          */
         private int gracefulStops;
         private final AtomicInteger gracefulUnderWay = new AtomicInteger();
-        /** An endpoint the next reload stops gracefully was chosen for serving a request: stop it before the reload. */
-        private boolean stopWhileBusy;
         private int killings;
         /** The stops and starts of endpoints' own, for the same reason. */
         private final Random liveness;
@@ -702,7 +697,6 @@ class ReloadUnderTrafficPropertyTest {
                 boolean gently;
                 if (due && gracefulUnderWay.get() == 0 && endpoints.get(i).exchangesUnderWay() > 0) {
                     gently = true;
-                    stopWhileBusy = true;
                 } else if (due && (killings == 0 || gracefulStops == 0)) {
                     gently = killings > 0;
                 } else {
@@ -750,10 +744,6 @@ class ReloadUnderTrafficPropertyTest {
             }
             // Endpoints stop or start before the reload, while it is built and hands the checks over, or after it.
             int when = stopping.isEmpty() ? -1 : liveness.nextInt(3);
-            if (stopWhileBusy) {
-                when = 0; // at once, while what made it busy is still under way
-                stopWhileBusy = false;
-            }
             if (when == 0) {
                 applyLiveness(next.down(), graceful);
             }
@@ -897,7 +887,7 @@ class ReloadUnderTrafficPropertyTest {
                     boolean underWay = false;
                     for (TestBackend.InFlight f : endpoints.get(i).stopGracefully()) {
                         String tag = f.headers().get("X-Case");
-                        if (tag != null && !f.tunnel()) {
+                        if (tag != null) {
                             underWay |= underGracefulStop.add(tag);
                         }
                     }

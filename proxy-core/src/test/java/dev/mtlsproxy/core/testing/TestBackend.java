@@ -237,11 +237,8 @@ public final class TestBackend implements AutoCloseable {
         accepted.close().syncUninterruptibly();
     }
 
-    /**
-     * A request whose exchange was under way when {@link #stopGracefully()} came; {@code tunnel} when it had become a
-     * WebSocket tunnel.
-     */
-    public record InFlight(String method, String uri, HttpHeaders headers, boolean tunnel) {
+    /** A request whose exchange was under way when {@link #stopGracefully()} came. */
+    public record InFlight(String method, String uri, HttpHeaders headers) {
     }
 
     /**
@@ -365,7 +362,7 @@ public final class TestBackend implements AutoCloseable {
         InFlight drain() {
             draining = true;
             return current == null ? null : new InFlight(current.method().name(), current.uri(),
-                    new DefaultHttpHeaders().add(current.headers()), tunnel);
+                    new DefaultHttpHeaders().add(current.headers()));
         }
 
         @Override
