@@ -15,7 +15,6 @@ import java.io.IOException;
 import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
-import java.security.KeyStore;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -23,7 +22,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 import org.junit.jupiter.api.AfterAll;
@@ -60,7 +58,7 @@ class AbandonedTunnelTest {
     static void start() throws Exception {
         pki = TestPki.create(dir);
         plain = SocketBackend.start("plain-unread-backend", tcp -> switchThenReadNothing(tcp, tcp));
-        SSLContext context = serverContext(pki.backendServer("unread", b -> b.addSanIpAddress("127.0.0.1")));
+        SSLContext context = pki.backendServer("unread", b -> b.addSanIpAddress("127.0.0.1")).serverContext();
         tls = SocketBackend.start("tls-unread-backend", tcp -> {
             SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket(tcp, null, tcp.getPort(), false);
             socket.setUseClientMode(false);
@@ -159,14 +157,5 @@ class AbandonedTunnelTest {
         socket.getOutputStream().flush();
         switched.add(tcp);
         over.await();
-    }
-
-    private static SSLContext serverContext(TestPki.Issued certificate) throws Exception {
-        KeyStore keys = certificate.bundle().toKeyStore(new char[0]);
-        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        kmf.init(keys, new char[0]);
-        SSLContext context = SSLContext.getInstance("TLS");
-        context.init(kmf.getKeyManagers(), null, null);
-        return context;
     }
 }

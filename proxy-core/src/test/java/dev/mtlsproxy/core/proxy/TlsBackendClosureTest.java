@@ -17,12 +17,10 @@ import java.io.OutputStream;
 import java.net.Socket;
 import java.net.URI;
 import java.nio.file.Path;
-import java.security.KeyStore;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 import org.junit.jupiter.api.AfterEach;
@@ -160,7 +158,7 @@ class TlsBackendClosureTest {
     }
 
     private MtlsClient clientOf(TlsHandler handler) throws Exception {
-        SSLContext context = serverContext(pki.backendServer("closing", b -> b.addSanIpAddress("127.0.0.1")));
+        SSLContext context = pki.backendServer("closing", b -> b.addSanIpAddress("127.0.0.1")).serverContext();
         backend = SocketBackend.start("tls-closure-backend", tcp -> {
             SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(tcp, null, tcp.getPort(), false);
             tls.setUseClientMode(false);
@@ -174,14 +172,5 @@ class TlsBackendClosureTest {
                 .route("all", "/", "shop", "orders")
                 .start();
         return MtlsClient.connect(proxy.address(), pki.root(), pki.client(ORDERS));
-    }
-
-    private static SSLContext serverContext(TestPki.Issued certificate) throws Exception {
-        KeyStore keys = certificate.bundle().toKeyStore(new char[0]);
-        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        kmf.init(keys, new char[0]);
-        SSLContext context = SSLContext.getInstance("TLS");
-        context.init(kmf.getKeyManagers(), null, null);
-        return context;
     }
 }

@@ -161,6 +161,17 @@ public final class TestPki {
 
     /** A certificate and key written as PEM files, with the bundle for building TLS contexts in tests. */
     public record Issued(X509Bundle bundle, Path certificate, Path privateKey) {
+
+        /** A JSSE server context presenting this certificate, for a backend on a plain {@code SSLServerSocket}. */
+        public javax.net.ssl.SSLContext serverContext() throws GeneralSecurityException {
+            java.security.KeyStore keys = bundle.toKeyStore(new char[0]);
+            javax.net.ssl.KeyManagerFactory kmf = javax.net.ssl.KeyManagerFactory.getInstance(
+                    javax.net.ssl.KeyManagerFactory.getDefaultAlgorithm());
+            kmf.init(keys, new char[0]);
+            javax.net.ssl.SSLContext context = javax.net.ssl.SSLContext.getInstance("TLS");
+            context.init(kmf.getKeyManagers(), null, null);
+            return context;
+        }
     }
 
     /**
