@@ -10,6 +10,7 @@ import java.io.UncheckedIOException;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
 import java.util.List;
+import javax.security.auth.x500.X500Principal;
 
 /**
  * The log line of a refused handshake, as JSON: the reason and a safe summary of what the client presented
@@ -45,21 +46,24 @@ final class HandshakeFailureLine {
         return out.toString();
     }
 
+    /**
+     * Subject, issuer, serial, dates and fingerprint come straight from the certificate, so a certificate refused for
+     * its names is still named in the log like any other; only its names need {@link PeerIdentities} to read them.
+     */
     private static void summary(JsonGenerator g, X509Certificate c) throws IOException {
-        PeerIdentity id;
+        field(g, "subject", c.getSubjectX500Principal().getName(X500Principal.RFC2253));
+        field(g, "issuer", c.getIssuerX500Principal().getName(X500Principal.RFC2253));
+        field(g, "serial", c.getSerialNumber().toString(16));
         try {
-            id = PeerIdentities.fromCertificate(c);
+            PeerIdentity id = PeerIdentities.fromCertificate(c);
+            array(g, "uris", id.uriSans());
+            array(g, "dns", id.dnsSans());
         } catch (CertificateParsingException e) {
-            field(g, "unreadable", e.getClass().getSimpleName());
-            return;
+            // Our own text (which names and why), never the names themselves: they are what could not be read.
+            field(g, "unreadable", e.getMessage());
         }
-        field(g, "subject", id.subject());
-        field(g, "issuer", id.issuer());
-        field(g, "serial", id.serialHex());
-        array(g, "uris", id.uriSans());
-        array(g, "dns", id.dnsSans());
-        field(g, "notAfter", id.notAfter().toString());
-        field(g, "sha256", id.sha256());
+        field(g, "notAfter", c.getNotAfter().toInstant().toString());
+        field(g, "sha256", PeerIdentities.sha256(c));
     }
 
     private static void array(JsonGenerator g, String name, List<String> values) throws IOException {

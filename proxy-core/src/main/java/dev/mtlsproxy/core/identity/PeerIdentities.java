@@ -43,6 +43,18 @@ public final class PeerIdentities {
         List<String> dns = new ArrayList<>();
         List<String> emails = new ArrayList<>();
         List<String> ips = new ArrayList<>();
+        String malformed;
+        try {
+            malformed = SubjectAltNames.malformedName(leaf);
+        } catch (IllegalArgumentException e) {
+            throw new CertificateParsingException("the subject alternative names cannot be read", e);
+        }
+        if (malformed != null) {
+            // Refused rather than dropped, as Go refuses it: a certificate with a name no CA should issue is a
+            // misissued one, and serving its other names would let the CA's mistake pass for an identity.
+            throw new CertificateParsingException("the subject alternative names cannot be read: a " + malformed
+                    + " is malformed");
+        }
         Collection<List<?>> sans = leaf.getSubjectAlternativeNames();
         if ((sans == null || sans.isEmpty()) && leaf.getExtensionValue(SUBJECT_ALT_NAME) != null) {
             // The JDK drops a non-critical SAN extension it cannot parse (a URI with a space, a host java.net.URI

@@ -143,11 +143,6 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         revocation.check(path, anchor, anchorNames.get(anchor));
         X509Certificate[] parsed = chain.clone();
         PeerIdentity identity = identityOf(parsed);
-        if (identity == null) {
-            // Refused here rather than after the handshake: explain and test say so too, and the log says why.
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER,
-                    "the leaf's subject alternative names cannot be read", null, chain[0]);
-        }
         VerifiedChain passed = VerifiedChain.of(parsed, path, anchor, anchorNames.get(anchor), identity);
         verified.put(key, passed);
         return passed;
@@ -227,12 +222,16 @@ final class ClientCertificateVerifier extends X509ExtendedTrustManager implement
         }
     }
 
-    /** Null when the leaf's names cannot be read: such a chain is refused. */
-    private PeerIdentity identityOf(X509Certificate[] chain) {
+    /**
+     * Refused here rather than after the handshake when the leaf's names cannot be read or are malformed: explain and
+     * test say so too, and the log says why.
+     */
+    private PeerIdentity identityOf(X509Certificate[] chain) throws ClientCertificateRejectedException {
         try {
             return PeerIdentities.fromCertificate(chain[0]).withTrustAnchor(attribution.anchorOf(chain));
         } catch (CertificateParsingException e) {
-            return null;
+            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "leaf: " + e.getMessage(), e,
+                    chain[0]);
         }
     }
 

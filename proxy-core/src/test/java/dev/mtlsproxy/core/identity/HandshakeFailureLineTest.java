@@ -8,6 +8,8 @@ import dev.mtlsproxy.core.testing.TestPki;
 import dev.mtlsproxy.core.tls.HandshakeFailureReason;
 import io.netty.pkitesting.X509Bundle;
 import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import org.bouncycastle.asn1.x509.GeneralName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,6 +34,27 @@ class HandshakeFailureLineTest {
         assertThat(json.at("/certificate/notAfter").asText())
                 .isEqualTo(expired.getCertificate().getNotAfter().toInstant().toString());
         assertThat(line).doesNotContain("BEGIN").doesNotContain("PRIVATE");
+    }
+
+    @Test
+    void aCertificateWhoseNamesCannotBeReadIsStillNamedBySubjectSerialAndFingerprint() throws Exception {
+        X509Bundle root = TestPki.create(dir).root();
+        X509Certificate malformed = TestPki.clientWithRawSans(root, GeneralName.dNSName, "admin.prod.test\0.evil.test")
+                .getCertificate();
+
+        JsonNode json = new ObjectMapper().readTree(HandshakeFailureLine.json("main", "/10.0.0.7:5555",
+                HandshakeFailureReason.OTHER, "leaf: the subject alternative names cannot be read", malformed));
+
+        assertThat(json.at("/certificate/subject").asText()).isEqualTo("CN=orders,O=mtls-proxy tests");
+        assertThat(json.at("/certificate/issuer").asText())
+                .isEqualTo(root.getCertificate().getSubjectX500Principal().getName());
+        assertThat(json.at("/certificate/serial").asText()).isEqualTo(malformed.getSerialNumber().toString(16));
+        assertThat(json.at("/certificate/sha256").asText()).isEqualTo(PeerIdentities.sha256(malformed));
+        assertThat(json.at("/certificate/notAfter").asText())
+                .isEqualTo(malformed.getNotAfter().toInstant().toString());
+        assertThat(json.at("/certificate/unreadable").asText())
+                .isEqualTo("the subject alternative names cannot be read: a dNSName is malformed");
+        assertThat(json.at("/certificate").has("dns")).as("the names are what could not be read").isFalse();
     }
 
     @Test

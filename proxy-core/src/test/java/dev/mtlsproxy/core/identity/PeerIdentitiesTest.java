@@ -15,11 +15,15 @@ import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.List;
 import java.util.Locale;
+import java.util.stream.Stream;
 import javax.security.auth.x500.X500Principal;
+import org.bouncycastle.asn1.x509.GeneralName;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** What a verified client certificate says about its holder, read once into a {@link PeerIdentity}. */
@@ -180,13 +184,72 @@ class PeerIdentitiesTest {
 
     @Test
     void namesTheJdkCannotReadAreNoIdentityRatherThanNoNames() throws Exception {
-        // java.net.URI refuses the space, and the JDK then drops the whole extension, ORDERS included.
-        X509Certificate cert = TestPki.clientWithRawUris(pki.root(), "spiffe://prod.test/a b", ORDERS)
+        // java.net.URI refuses the braces (printable ASCII, so no malformed name), and the JDK then drops the whole
+        // extension, ORDERS included.
+        X509Certificate cert = TestPki.clientWithRawUris(pki.root(), "spiffe://prod.test/a{b}", ORDERS)
                 .getCertificate();
 
         assertThatThrownBy(() -> PeerIdentities.fromCertificate(cert))
                 .isInstanceOf(java.security.cert.CertificateParsingException.class)
                 .hasMessage("the subject alternative names cannot be read");
+    }
+
+    /**
+     * Names no CA should issue, which the JDK reads without complaint: a NUL would make "admin.prod.test\0.evil.test"
+     * one name to a C string and another to us, a quote would end a quoted XFCC value, and Go's crypto/x509 refuses
+     * any non-ASCII octet in these three IA5String names at parse.
+     */
+    static Stream<Arguments> malformedNames() {
+        return Stream.of(
+                Arguments.of("dNSName", GeneralName.dNSName, "admin.prod.test\0.evil.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "admin.prod.test\".evil.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "admin.prod.test,evil.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "admin prod.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "adm\u00e9n.prod.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "admin.prod.test\n"),
+                Arguments.of("rfc822Name", GeneralName.rfc822Name, "ops@prod.test\0@evil.test"),
+                Arguments.of("rfc822Name", GeneralName.rfc822Name, "op\u00e9@prod.test"),
+                Arguments.of("rfc822Name", GeneralName.rfc822Name, "ops@prod.test\r\nx: y"),
+                Arguments.of("uniformResourceIdentifier", GeneralName.uniformResourceIdentifier,
+                        "spiffe://prod.test/ns/ops\0/sa/admin"),
+                Arguments.of("uniformResourceIdentifier", GeneralName.uniformResourceIdentifier,
+                        "spiffe://prod.test/ns/\u00e9/sa/admin"),
+                Arguments.of("uniformResourceIdentifier", GeneralName.uniformResourceIdentifier,
+                        "spiffe://prod.test/ns/ops\u007f"));
+    }
+
+    @ParameterizedTest(name = "{0} {2}")
+    @MethodSource("malformedNames")
+    void aNameWithAControlByteOrANonAsciiOctetIsRefusedAsMalformed(String type, int tag, String name) {
+        X509Certificate cert = TestPki.clientWithRawSans(pki.root(), tag, name).getCertificate();
+
+        assertThatThrownBy(() -> PeerIdentities.fromCertificate(cert))
+                .isInstanceOf(java.security.cert.CertificateParsingException.class)
+                .hasMessage("the subject alternative names cannot be read: a " + type + " is malformed");
+    }
+
+    @ParameterizedTest(name = "{0} {2}")
+    @MethodSource("wellFormedNames")
+    void namesAsCasIssueThemAreRead(String type, int tag, String name) throws Exception {
+        X509Certificate cert = TestPki.clientWithRawSans(pki.root(), tag, name).getCertificate();
+
+        PeerIdentity peer = PeerIdentities.fromCertificate(cert);
+
+        assertThat(List.of(peer.dnsSans(), peer.emailSans(), peer.uriSans())).anySatisfy(
+                names -> assertThat(names).containsExactly(name.toLowerCase(Locale.ROOT)));
+    }
+
+    static Stream<Arguments> wellFormedNames() {
+        return Stream.of(
+                Arguments.of("dNSName", GeneralName.dNSName, "orders.prod.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "*.prod.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "_grpc.orders-1.prod.test"),
+                Arguments.of("dNSName", GeneralName.dNSName, "orders.prod.test."),
+                Arguments.of("rfc822Name", GeneralName.rfc822Name, "ops+oncall@prod.test"),
+                Arguments.of("uniformResourceIdentifier", GeneralName.uniformResourceIdentifier,
+                        "spiffe://prod.test/ns/ops/sa/admin"),
+                Arguments.of("uniformResourceIdentifier", GeneralName.uniformResourceIdentifier,
+                        "https://orders.prod.test/a%20b?x=1&y=2#f"));
     }
 
     @Test

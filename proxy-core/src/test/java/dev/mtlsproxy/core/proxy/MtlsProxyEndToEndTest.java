@@ -21,6 +21,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.bouncycastle.asn1.x509.GeneralName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -259,6 +260,16 @@ class MtlsProxyEndToEndTest {
         // Names the JDK cannot read (it drops the whole extension) are refused, not served as a peer without them.
         assertRefused(TestPki.clientWithRawUris(fixture.pki().root(), ORDERS, "https://orders.prod.test/a b"),
                 HandshakeFailureReason.OTHER);
+        assertThat(fixture.backend().nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
+    }
+
+    @Test
+    void aClientWhoseNamesAreMalformedIsRefusedAtTheHandshake() throws Exception {
+        // The JDK reads these names without complaint; a C string would read the first as admin.prod.test.
+        assertRefused(TestPki.clientWithRawSans(fixture.pki().root(), GeneralName.dNSName,
+                "admin.prod.test\0.evil.test"), HandshakeFailureReason.OTHER);
+        assertRefused(TestPki.clientWithRawSans(fixture.pki().root(), GeneralName.uniformResourceIdentifier,
+                "spiffe://prod.test/ns/shop/sa/orders\u00e9"), HandshakeFailureReason.OTHER);
         assertThat(fixture.backend().nextRequest(100, TimeUnit.MILLISECONDS)).isNull();
     }
 

@@ -328,12 +328,22 @@ public final class TestPki {
      * the Netty builder parses them with java.net.URI first, so it cannot mint one the JDK cannot read.
      */
     public static X509Bundle clientWithRawUris(X509Bundle issuer, String... uris) {
+        return clientWithRawSans(issuer, GeneralName.uniformResourceIdentifier, uris);
+    }
+
+    /**
+     * A client certificate (clientAuth) issued by {@code issuer} whose SANs of one type (BouncyCastle's
+     * {@link GeneralName#dNSName}, {@link GeneralName#rfc822Name}, {@link GeneralName#uniformResourceIdentifier}) are
+     * written as given, unchecked: each char becomes the octet of its low byte, so a NUL, a quote or a non-ASCII
+     * octet lands in the IA5String as it would from a careless CA.
+     */
+    public static X509Bundle clientWithRawSans(X509Bundle issuer, int nameType, String... values) {
         try {
             Instant now = Instant.now();
             KeyPair keys = newP256Key();
-            GeneralName[] names = new GeneralName[uris.length];
-            for (int i = 0; i < uris.length; i++) {
-                names[i] = new GeneralName(GeneralName.uniformResourceIdentifier, new DERIA5String(uris[i], false));
+            GeneralName[] names = new GeneralName[values.length];
+            for (int i = 0; i < values.length; i++) {
+                names[i] = new GeneralName(nameType, new DERIA5String(values[i], false));
             }
             X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuer.getCertificate(),
                     BigInteger.valueOf(System.nanoTime()), Date.from(now.minus(Duration.ofHours(1))),

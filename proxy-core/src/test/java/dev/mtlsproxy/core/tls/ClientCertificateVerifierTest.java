@@ -233,7 +233,22 @@ class ClientCertificateVerifierTest {
         X509Bundle leaf = TestPki.clientWithRawUris(pki.root(), ORDERS, "https://orders.prod.test/a b");
 
         assertRefused(chain(leaf), HandshakeFailureReason.OTHER,
-                "the leaf's subject alternative names cannot be read");
+                "leaf: the subject alternative names cannot be read");
+    }
+
+    @Test
+    void aLeafWithAMalformedNameIsRefusedNamingTheTypeOfName() throws Exception {
+        X509Bundle nul = TestPki.clientWithRawSans(pki.root(), GeneralName.dNSName, "admin.prod.test\0.evil.test");
+        X509Bundle quote = TestPki.clientWithRawSans(pki.root(), GeneralName.dNSName, "admin.prod.test\".evil.test");
+        X509Bundle accented = TestPki.clientWithRawSans(pki.root(), GeneralName.rfc822Name, "op\u00e9@prod.test");
+        X509Bundle control = TestPki.clientWithRawSans(pki.root(), GeneralName.uniformResourceIdentifier,
+                "spiffe://prod.test/ns/ops\u0007");
+
+        assertRefused(chain(nul), HandshakeFailureReason.OTHER, "leaf: the subject alternative names cannot be read:"
+                + " a dNSName is malformed");
+        assertRefused(chain(quote), HandshakeFailureReason.OTHER, "a dNSName is malformed");
+        assertRefused(chain(accented), HandshakeFailureReason.OTHER, "a rfc822Name is malformed");
+        assertRefused(chain(control), HandshakeFailureReason.OTHER, "a uniformResourceIdentifier is malformed");
     }
 
     @Test
