@@ -13,7 +13,8 @@ import java.util.regex.Pattern;
  */
 public final class DenyListValues {
 
-    static final String SERIAL_EXPECTED = "a certificate serial number in hex, e.g. 4f:1a:09 or 4F1A09";
+    static final String SERIAL_EXPECTED =
+            "a certificate serial number in hex, e.g. 4f:1a:09 or 4F1A09, -4f:1a:09 for a negative one";
     static final String FINGERPRINT_EXPECTED = "a SHA-256 fingerprint, 64 hex digits, colons allowed";
     static final String SPKI_PIN_EXPECTED = "a base64 SHA-256 of the SubjectPublicKeyInfo, 44 characters";
 
@@ -22,13 +23,22 @@ public final class DenyListValues {
     private DenyListValues() {
     }
 
-    /** @throws IllegalArgumentException when not hex */
+    /**
+     * A serial in hex, a leading '-' for a negative one: the form of {@code openssl x509 -serial}, Go's
+     * {@code big.Int} and this proxy's own logs. RFC 5280 wants a positive serial, but CAs that break it exist and
+     * the handshake accepts their certificates, so the deny-list must be able to name them.
+     *
+     * @throws IllegalArgumentException when not hex
+     */
     public static BigInteger serial(String text) {
-        String hex = text.trim().replace(":", "");
+        String trimmed = text.trim();
+        boolean negative = trimmed.startsWith("-");
+        String hex = (negative ? trimmed.substring(1) : trimmed).replace(":", "");
         if (hex.isEmpty() || hex.length() > 80 || !HEX.matcher(hex).matches()) {
             throw new IllegalArgumentException(SERIAL_EXPECTED);
         }
-        return new BigInteger(hex, 16);
+        BigInteger magnitude = new BigInteger(hex, 16);
+        return negative ? magnitude.negate() : magnitude;
     }
 
     /** Lower-case hex without colons. @throws IllegalArgumentException when not 32 bytes of hex */

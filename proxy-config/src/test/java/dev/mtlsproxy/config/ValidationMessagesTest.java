@@ -1043,16 +1043,19 @@ class ValidationMessagesTest {
         void denyListEntriesHaveTheirForm() {
             String yaml = ConfigFixture.VALID + """
                     revocation:
-                      denySerials: ["4f:1a:09", "xyz"]
+                      denySerials: ["4f:1a:09", "xyz", "-4F:1A:09", "-", "--4f"]
                       denyFingerprints: ["ab:cd"]
                       denySpkiPins: ["not base64!"]
                     """;
+            String serial = "(expected: a certificate serial number in hex, e.g. 4f:1a:09 or 4F1A09, -4f:1a:09 for a"
+                    + " negative one)";
 
             assertThat(fixture.problems(yaml)).containsExactly(
                     "revocation.denyFingerprints[0]: \"ab:cd\" (expected: a SHA-256 fingerprint, 64 hex digits,"
                             + " colons allowed)",
-                    "revocation.denySerials[1]: \"xyz\" (expected: a certificate serial number in hex, e.g. 4f:1a:09"
-                            + " or 4F1A09)",
+                    "revocation.denySerials[1]: \"xyz\" " + serial,
+                    "revocation.denySerials[3]: \"-\" " + serial,
+                    "revocation.denySerials[4]: \"--4f\" " + serial,
                     "revocation.denySpkiPins[0]: \"not base64!\" (expected: a base64 SHA-256 of the"
                             + " SubjectPublicKeyInfo, 44 characters)");
         }

@@ -12,6 +12,7 @@ import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
+import java.math.BigInteger;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -112,6 +113,30 @@ class LiveRevocationTest {
             fixture.proxy().reload(c -> c.withRevocation(new RevocationConfig(null, List.of(fingerprint), null)));
 
             assertThat(client.closedWithin(1_000)).isTrue();
+        }
+    }
+
+    @Test
+    void aDenyListedNegativeSerialIsMatchedAsTheLogAndOpensslWriteIt() throws Exception {
+        // RFC 5280 wants a positive serial; some CAs issue negative ones all the same, and the handshake accepts them.
+        BigInteger negative = new BigInteger("-4f1a09c3", 16);
+        X509Bundle compromised = TestPki.issue(fixture.pki().root(), ORDERS, b -> b.serial(negative));
+        try (MtlsClient client = fixture.connect(compromised)) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+
+            fixture.proxy().reload(c -> c.withRevocation(new RevocationConfig(List.of("-4F:1A:09:C3"), null, null)));
+
+            assertThat(client.closedWithin(1_000)).as("closed by the reload").isTrue();
+        }
+        assertThat(catchThrowable(() -> {
+            try (MtlsClient again = fixture.connect(compromised)) {
+                again.get("/orders");
+            }
+        })).as("a new handshake is refused").isNotNull();
+        assertThat(fixture.proxy().count("mtls.proxy.tls.handshakes", "reason", "revoked")).isEqualTo(1);
+        try (MtlsClient positive = fixture.connect(TestPki.issue(fixture.pki().root(), ORDERS,
+                b -> b.serial(negative.negate())))) {
+            assertThat(positive.get("/orders").status()).as("4f:1a:09:c3 is another serial").isEqualTo(200);
         }
     }
 
