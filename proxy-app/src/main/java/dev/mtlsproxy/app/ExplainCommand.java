@@ -42,7 +42,12 @@ final class ExplainCommand {
         }
         PeerIdentity peer;
         try {
-            peer = identify(config, Pem.readCertificates(certificate), clock);
+            List<X509Certificate> chain = Pem.readCertificates(certificate);
+            String unread = unreadNote(chain.size());
+            if (unread != null) {
+                out.println("chain:      " + unread);
+            }
+            peer = identify(config, chain, clock);
         } catch (PemException e) {
             err.println(certificate + ": " + e.reason());
             return Command.INVALID;
@@ -57,9 +62,23 @@ final class ExplainCommand {
         return Command.OK;
     }
 
-    /** The identity a handshake with this chain would yield, verified against every configured anchor. */
+    /**
+     * What a handshake would leave unread of a PEM this long, said where the answer is printed, so that a chain
+     * found only among the ignored certificates does not puzzle; null when it reads them all.
+     */
+    static String unreadNote(int certificates) {
+        int unread = ClientChains.unread(certificates);
+        return unread == 0 ? null : certificates + " certificates; a handshake reads only the first "
+                + (certificates - unread) + ", and so does this: the last " + unread + " ignored";
+    }
+
+    /**
+     * The identity a handshake with this chain would yield, verified against every configured anchor, from the
+     * certificates the handshake would read.
+     */
     static PeerIdentity identify(ProxyConfig config, List<X509Certificate> chain, Clock clock)
             throws PemException, ClientCertificateRejectedException {
-        return ClientChains.of(config.trustAnchors(), config.revocation(), clock).identify(chain.toArray(new X509Certificate[0]));
+        return ClientChains.of(config.trustAnchors(), config.revocation(), clock)
+                .identify(chain.toArray(new X509Certificate[0]));
     }
 }

@@ -11,7 +11,9 @@ import dev.mtlsproxy.core.policy.Policy;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -54,9 +56,17 @@ final class PolicyTestCommand {
             String expected = test.expect().toLowerCase(Locale.ROOT);
             Explanation result;
             try {
-                PeerIdentity peer = test.certificate() != null
-                        ? ExplainCommand.identify(config, Pem.readCertificates(test.certificate()), clock)
-                        : described(test.peer(), onlyAnchor);
+                PeerIdentity peer;
+                if (test.certificate() != null) {
+                    List<X509Certificate> chain = Pem.readCertificates(test.certificate());
+                    String unread = ExplainCommand.unreadNote(chain.size());
+                    if (unread != null) {
+                        out.println("note tests[" + i + "].certificate: " + unread);
+                    }
+                    peer = ExplainCommand.identify(config, chain, clock);
+                } else {
+                    peer = described(test.peer(), onlyAnchor);
+                }
                 result = Explanation.of(policy, peer, request[0], request[1], test.sni(), clock.instant());
             } catch (ClientCertificateRejectedException e) {
                 out.println("FAIL tests[" + i + "] " + name + ": the handshake would be refused ("

@@ -13,7 +13,9 @@ import java.security.MessageDigest;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneOffset;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -137,6 +139,51 @@ class PolicyToolsTest {
 
         assertThat(code).as(stderr()).isZero();
         assertThat(stdout()).contains("handshake:  REFUSED (revoked)");
+    }
+
+    @Test
+    void explainAndTestReadTheFirstTenCertificatesOfAPemAsTheHandshakeDoesAndSaySo() throws Exception {
+        X509Bundle issuing = TestPki.intermediate(pki.root(), "issuing CA");
+        X509Bundle batch = TestPki.issue(issuing, "spiffe://prod.test/batch", b -> b);
+        List<String> strangers = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            strangers.add(TestPki.newRoot("stranger " + i).getCertificatePEM());
+        }
+        // The issuing CA tenth, two more after it: the handshake finds the path among the ten it reads.
+        Path tenth = write("tenth.pem", batch.getCertificatePEM() + String.join("", strangers.subList(0, 8))
+                + issuing.getCertificatePEM() + String.join("", strangers.subList(8, 10)));
+        // The issuing CA eleventh: the handshake never sees it.
+        Path eleventh = write("eleventh.pem", batch.getCertificatePEM() + String.join("", strangers.subList(0, 9))
+                + issuing.getCertificatePEM());
+        Path config = config("""
+                tests:
+                  - { certificate: %s, request: "GET https://api.test/orders", expect: allow }
+                """.formatted(tenth));
+
+        int explained = Main.run(new String[] {"explain", "--config", config.toString(), "--cert", tenth.toString(),
+                "GET", "https://api.test/orders"}, print(out), print(err));
+
+        assertThat(explained).as(stderr()).isZero();
+        assertThat(stdout()).contains("chain:      12 certificates; a handshake reads only the first 10, and so does"
+                        + " this: the last 2 ignored")
+                .contains("client:     spiffe://prod.test/batch")
+                .doesNotContain("REFUSED");
+
+        out.reset();
+        Main.run(new String[] {"explain", "--config", config.toString(), "--cert", eleventh.toString(),
+                "GET", "https://api.test/orders"}, print(out), print(err));
+
+        assertThat(stdout()).contains("chain:      11 certificates; a handshake reads only the first 10, and so does"
+                        + " this: the last 1 ignored")
+                .contains("handshake:  REFUSED (unknown_ca)");
+
+        out.reset();
+        int tested = new PolicyTestCommand(print(out), print(err), CLOCK).run(config);
+
+        assertThat(tested).as(stdout() + stderr()).isZero();
+        assertThat(stdout()).contains("note tests[0].certificate: 12 certificates; a handshake reads only the first"
+                        + " 10, and so does this: the last 2 ignored")
+                .contains("ok   tests[0] GET https://api.test/orders: allow");
     }
 
     @Test

@@ -7,6 +7,7 @@ import dev.mtlsproxy.config.TrustAnchorConfig;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -38,11 +39,22 @@ public final class ClientChains {
     }
 
     /**
-     * The identity a handshake with this chain would yield.
+     * How many certificates of a chain this long a handshake never reads (see {@link #identify}): 0 for any chain
+     * within {@link ClientChainVerifier#CERTIFICATES_READ}.
+     */
+    public static int unread(int presented) {
+        return Math.max(0, presented - ClientChainVerifier.CERTIFICATES_READ);
+    }
+
+    /**
+     * The identity a handshake with this chain would yield. Like the handshake, it reads only the first
+     * {@link ClientChainVerifier#CERTIFICATES_READ} certificates: a PEM with more is judged on those, not refused as
+     * {@code chain_too_long}, which the handshake would never say of it.
      *
      * @throws ClientCertificateRejectedException with the reason the handshake would fail
      */
-    public PeerIdentity identify(X509Certificate[] chain) throws ClientCertificateRejectedException {
+    public PeerIdentity identify(X509Certificate[] sent) throws ClientCertificateRejectedException {
+        X509Certificate[] chain = Arrays.copyOf(sent, Math.min(sent.length, ClientChainVerifier.CERTIFICATES_READ));
         PeerIdentity identity = verifier.verified(chain).identity();
         if (identity == null) {
             throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "unreadable names", null,
