@@ -64,7 +64,7 @@ final class ConfigWarnings {
         });
         for (int i = 0; i < config.listeners().size(); i++) {
             ServerTlsConfig tls = config.listeners().get(i).tls();
-            expired(YamlPaths.item("listeners", i) + ".tls.certificate", tls == null ? null : tls.certificate(), now,
+            notValidNow(YamlPaths.item("listeners", i) + ".tls.certificate", tls == null ? null : tls.certificate(), now,
                     "so every client refuses the handshake").ifPresent(warnings::add);
         }
         config.backends().forEach((name, backend) -> {
@@ -74,7 +74,7 @@ final class ConfigWarnings {
                         + " serverCAs is accepted as backend " + Values.quote(name) + "; set spiffeId to pin it");
             }
             if (tls != null) {
-                expired(YamlPaths.key("backends", name) + ".tls.certificate", tls.certificate(), now,
+                notValidNow(YamlPaths.key("backends", name) + ".tls.certificate", tls.certificate(), now,
                         "so a backend that asks for it refuses the handshake").ifPresent(warnings::add);
             }
         });
@@ -162,10 +162,11 @@ final class ConfigWarnings {
     }
 
     /**
-     * A certificate the proxy presents (a listener's, or its own to a backend) past its notAfter. A warning, not a
-     * problem, as nginx and Envoy load it: the renewed file is reloaded when it is written.
+     * A certificate the proxy presents (a listener's, or its own to a backend) past its notAfter or before its
+     * notBefore (a renewal written ahead of its start, a clock behind the CA's). A warning, not a problem, as nginx and
+     * Envoy load it: the renewed file is reloaded when it is written.
      */
-    private static Optional<String> expired(String path, Path certificate, Instant now, String consequence) {
+    private static Optional<String> notValidNow(String path, Path certificate, Instant now, String consequence) {
         if (certificate == null) {
             return Optional.empty();
         }
@@ -175,7 +176,11 @@ final class ConfigWarnings {
         } catch (PemException e) {
             return Optional.empty(); // the load reported it
         }
+        Instant notBefore = leaf.getNotBefore().toInstant();
         Instant notAfter = leaf.getNotAfter().toInstant();
+        if (now.isBefore(notBefore)) {
+            return Optional.of(path + ": " + certificate + " - not valid until " + notBefore + ", " + consequence);
+        }
         return now.isAfter(notAfter) ? Optional.of(path + ": " + certificate + " - expired at " + notAfter + ", "
                 + consequence) : Optional.empty();
     }

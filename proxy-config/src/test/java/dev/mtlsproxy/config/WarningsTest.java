@@ -102,6 +102,24 @@ class WarningsTest {
         assertThat(ConfigLoader.warnings(config, notAfter)).isEmpty();
     }
 
+    @Test
+    void aServedCertificateNotValidYetIsWarnedAboutAsEveryClientRefusesIt() throws Exception {
+        ConfigFixture fixture = new ConfigFixture(dir);
+        java.time.Instant notBefore = java.time.Instant.now().plus(java.time.Duration.ofDays(1))
+                .truncatedTo(java.time.temporal.ChronoUnit.SECONDS);
+        X509Bundle early = new io.netty.pkitesting.CertificateBuilder().subject("CN=localhost")
+                .addSanDnsName("localhost").notBefore(notBefore).notAfter(notBefore.plus(java.time.Duration.ofDays(30)))
+                .ecp256().buildIssuedBy(TestPki.ca("server-ca"));
+        TestPki.write(dir.resolve("certs/server.pem"), early.getCertificatePEM());
+        TestPki.write(dir.resolve("certs/server.key"), early.getPrivateKeyPEM());
+        ProxyConfig config = fixture.load(ConfigFixture.VALID);
+
+        assertThat(ConfigLoader.warnings(config, java.time.Instant.now())).containsExactly(
+                "listeners[0].tls.certificate: " + fixture.abs("certs/server.pem") + " - not valid until " + notBefore
+                        + ", so every client refuses the handshake");
+        assertThat(ConfigLoader.warnings(config, notBefore)).isEmpty();
+    }
+
     /** A backend that asks for the proxy's certificate refuses an expired one; it loads, as a listener's does. */
     @Test
     void anExpiredCertificateOfTheProxyToABackendIsWarnedAbout() throws Exception {
