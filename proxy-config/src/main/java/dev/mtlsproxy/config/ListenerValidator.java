@@ -42,8 +42,9 @@ final class ListenerValidator {
             problems.positiveWait(path + ".idleTimeout", listener.idleTimeout());
             problems.positiveWait(path + ".handshakeTimeout", listener.handshakeTimeout());
             problems.positiveWait(path + ".requestHeaderTimeout", listener.requestHeaderTimeout());
-            problems.positive(path + ".limits.maxInitialLineLength", listener.limits().maxInitialLineLength());
-            problems.positive(path + ".limits.maxHeaderSize", listener.limits().maxHeaderSize());
+            problems.positive(path + ".limits.maxInitialLineLength", listener.limits().maxInitialLineLength(),
+                    HttpLimits.MOST);
+            problems.positive(path + ".limits.maxHeaderSize", listener.limits().maxHeaderSize(), HttpLimits.MOST);
             if (listener.maxConnections() != null && listener.maxConnections() < 1) {
                 problems.add(path + ".maxConnections", listener.maxConnections()
                         + " (expected: a positive integer)");

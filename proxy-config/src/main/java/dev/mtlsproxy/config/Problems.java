@@ -66,6 +66,14 @@ final class Problems {
         }
     }
 
+    /** A positive size the proxy honours as written, not one it would silently cap. */
+    void positive(String path, DataSize size, DataSize most) {
+        positive(path, size);
+        if (size.bytes() > most.bytes()) {
+            add(path, size + " (expected: at most " + most + ")");
+        }
+    }
+
     /** Whether the file has a value at this path (an empty list included). */
     boolean isPresent(String path) {
         return positions.has(path);

@@ -313,6 +313,18 @@ class ValidationMessagesTest {
         }
 
         @Test
+        void requestHeadLimitsAreAtMostEnvoysBoundRatherThanSilentlyCapped() {
+            String yaml = fixture.with("maxInitialLineLength: 4KiB, maxHeaderSize: 32KiB",
+                    "maxInitialLineLength: 8MiB, maxHeaderSize: 3GiB");
+            String justOver = fixture.with("maxInitialLineLength: 4KiB", "maxInitialLineLength: 8388609");
+
+            assertThat(fixture.problems(yaml)).containsExactly(
+                    "listeners[0].limits.maxHeaderSize: 3GiB (expected: at most 8MiB)");
+            assertThat(fixture.problems(justOver)).containsExactly(
+                    "listeners[0].limits.maxInitialLineLength: 8388609B (expected: at most 8MiB)");
+        }
+
+        @Test
         void timeoutsWaitAtMostAYear() {
             String yaml = fixture.with("idleTimeout: 2m", "idleTimeout: 1000000000000d")
                     .replace("handshakeTimeout: 5s", "handshakeTimeout: 366d\n    requestHeaderTimeout: PT8761H");
