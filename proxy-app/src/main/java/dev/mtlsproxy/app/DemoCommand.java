@@ -6,7 +6,9 @@ import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.core.proxy.CannotBindException;
+import dev.mtlsproxy.core.proxy.UnusableSettingException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -17,6 +19,8 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * {@code mtls-proxy demo}: the newcomer's first run. Mints (once) a throwaway PKI into {@code demo/} beside the
@@ -24,6 +28,8 @@ import java.util.function.Function;
  * config's backend address and the proxy, and prints three curl commands to try.
  */
 final class DemoCommand {
+
+    private static final Logger log = LoggerFactory.getLogger(DemoCommand.class);
 
     private final PrintStream out;
     private final PrintStream err;
@@ -49,9 +55,25 @@ final class DemoCommand {
             err.println("demo failed: " + e.getMessage() + "; is a demo already running? For other ports, copy "
                     + configFile + " beside it and run demo --config with the copy");
             return Command.INVALID;
-        } catch (Exception e) {
-            err.println("demo failed: " + e);
+        } catch (InvalidConfigException | UnusableSettingException | PemException e) {
+            // Expected, as for run: the message names the file or setting, and the problems were printed above it.
+            err.println("demo failed: " + e.getMessage());
             return Command.INVALID;
+        } catch (Exception e) {
+            // As run's event=start_failed: where an unforeseen failure came from is what a bug report needs.
+            log.error("event=start_failed cause=\"{}\"", e.toString().replace('"', '\''), e);
+            err.println("demo failed: " + e + " (the stack trace is logged as event=start_failed)");
+            return Command.INVALID;
+        }
+    }
+
+    /** The demo's config did not validate; its problems are already on stderr. */
+    static final class InvalidConfigException extends Exception {
+
+        private static final long serialVersionUID = 1L;
+
+        InvalidConfigException(Path configFile) {
+            super("the demo config is invalid: " + configFile);
         }
     }
 
@@ -80,7 +102,7 @@ final class DemoCommand {
         String configHash = ConfigReloader.Fingerprint.configHash(configFile);
         ProxyConfig config = loader.apply(configFile);
         if (config == null) {
-            throw new IllegalStateException("the demo config is invalid: " + configFile);
+            throw new InvalidConfigException(configFile);
         }
         var backendEntry = config.backends().entrySet().iterator().next();
         BackendConfig backendConfig = backendEntry.getValue();

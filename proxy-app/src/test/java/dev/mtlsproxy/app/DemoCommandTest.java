@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.app.demo.DemoPki;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.io.ByteArrayInputStream;
@@ -25,6 +26,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -32,6 +34,9 @@ import org.junit.jupiter.api.io.TempDir;
  * as printed when run by the real curl (installed by .ci/run).
  */
 class DemoCommandTest {
+
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(DemoCommand.class);
 
     @TempDir
     Path workspace;
@@ -201,6 +206,43 @@ class DemoCommandTest {
                 assertThat(demo.proxy().server().config().routes().get(0).allow()).isEmpty();
             });
         }
+    }
+
+    /**
+     * A failure nobody planned for (here the demo's PKI folder is a file) used to be one "demo failed: " line with
+     * the exception's toString, its stack trace lost; run logs such a failure with it, and so does demo now.
+     */
+    @Test
+    void aDemoFailureNobodyForesawIsLoggedWithItsStackTrace() throws Exception {
+        Path root = workspace.resolve("blocked");
+        Path config = demoConfigOnFreePorts(root, yaml -> yaml);
+        Files.writeString(root.resolve("demo"), "a file where the demo's PKI folder goes\n");
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+
+        int exitCode = new DemoCommand(quiet, new PrintStream(err, true, StandardCharsets.UTF_8)).run(config, true);
+
+        assertThat(exitCode).isEqualTo(1);
+        String stderr = err.toString(StandardCharsets.UTF_8);
+        assertThat(stderr).startsWith("demo failed: java.nio.file.")
+                .endsWith(" (the stack trace is logged as event=start_failed)" + System.lineSeparator());
+        String line = log.await("event=start_failed");
+        assertThat(line).startsWith("event=start_failed cause=\"java.nio.file.");
+        assertThat(log.thrownWith(line)).startsWith("java.nio.file.");
+    }
+
+    @Test
+    void anInvalidDemoConfigIsOneLineWithoutAStackTrace() throws Exception {
+        Path config = demoConfigOnFreePorts(workspace.resolve("invalid"), yaml -> yaml + "\nnoSuchSetting: 1\n");
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+
+        int exitCode = new DemoCommand(quiet, new PrintStream(err, true, StandardCharsets.UTF_8)).run(config, true);
+
+        assertThat(exitCode).isEqualTo(1);
+        assertThat(err.toString(StandardCharsets.UTF_8)).contains("noSuchSetting")
+                .endsWith("demo failed: the demo config is invalid: " + config + System.lineSeparator());
+        assertThat(log.lines()).noneMatch(l -> l.contains("event=start_failed"));
     }
 
     private static void writeClient(TestPki pki, String name, String spiffeId, Instant notAfter) {
