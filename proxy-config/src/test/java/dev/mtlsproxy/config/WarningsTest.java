@@ -142,6 +142,11 @@ class WarningsTest {
                 "backends.orders.tls.certificate: " + fixture.abs("certs/proxy.pem") + " - expired at " + notAfter
                         + ", so a backend that asks for it refuses the handshake");
         assertThat(ConfigLoader.warnings(config, notAfter)).isEmpty();
+        java.time.Instant notBefore = expired.getCertificate().getNotBefore().toInstant();
+        // The listener's certificate, minted today, is not valid a month ago either: only the backend's is looked at.
+        assertThat(ConfigLoader.warnings(config, notBefore.minusSeconds(1))).contains(
+                "backends.orders.tls.certificate: " + fixture.abs("certs/proxy.pem") + " - not valid until "
+                        + notBefore + ", so a backend that asks for it refuses the handshake");
     }
 
     private static List<String> warnings(ConfigFixture fixture, String anchor) throws ConfigException {
