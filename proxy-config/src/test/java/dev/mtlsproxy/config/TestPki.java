@@ -37,10 +37,16 @@ final class TestPki {
         }
     }
 
+    /**
+     * Valid from long before any instant a test judges warnings at (a fixed one, where a time-boxed grant must not
+     * have lapsed): a leaf minted today would otherwise be warned about as not valid yet at that instant.
+     */
+    private static final java.time.Instant LEAVES_VALID_FROM = java.time.Instant.parse("2020-01-01T00:00:00Z");
+
     static X509Bundle leaf(X509Bundle issuer, String cn, CertificateBuilder.Algorithm algorithm) {
         try {
             return new CertificateBuilder().subject("CN=" + cn).addSanDnsName(cn).algorithm(algorithm)
-                    .buildIssuedBy(issuer);
+                    .notBefore(LEAVES_VALID_FROM).buildIssuedBy(issuer);
         } catch (Exception e) {
             throw new IllegalStateException(e);
         }
