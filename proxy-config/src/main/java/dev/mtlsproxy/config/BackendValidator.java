@@ -190,6 +190,7 @@ final class BackendValidator {
         if (chain != null) {
             // A backend at OpenSSL's security level 2 (nginx on Debian) or in Go refuses it at every handshake.
             ListenerValidator.weakCertificate(problems, path + ".certificate", certificateFile, chain);
+            ListenerValidator.malformedNames(problems, path + ".certificate", certificateFile, chain.get(0));
         }
         PrivateKey key = files.privateKey(path + ".privateKey", keyFile);
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {

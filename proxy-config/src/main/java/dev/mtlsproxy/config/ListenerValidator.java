@@ -71,6 +71,7 @@ final class ListenerValidator {
         List<X509Certificate> chain = certificates(problems, path + ".certificate", tls.certificate(), CERTIFICATE_EXPECTED);
         if (chain != null) {
             weakCertificate(problems, path + ".certificate", tls.certificate(), chain);
+            malformedNames(problems, path + ".certificate", tls.certificate(), chain.get(0));
         }
         PrivateKey key = privateKey(path + ".privateKey", tls.privateKey());
         if (chain != null && key != null && !Pem.keyMatchesCertificate(key, chain.get(0))) {
@@ -105,6 +106,27 @@ final class ListenerValidator {
             }
         }
     }
+
+    /**
+     * A name the proxy refuses in a client's certificate ({@link SubjectAltNames#malformedName}) in the certificate it
+     * serves: Go refuses it at parse, and the proxy, which reads its own names for XFCC's {@code By} element, failed
+     * to start with an unforeseen error after {@code validate} had passed.
+     */
+    static void malformedNames(Problems problems, String path, Path file, X509Certificate leaf) {
+        String malformed;
+        try {
+            malformed = SubjectAltNames.malformedName(leaf);
+        } catch (IllegalArgumentException e) {
+            malformed = "subject alternative name extension";
+        }
+        if (malformed != null) {
+            problems.add(path, file + " (expected: " + NAMES_EXPECTED + ") - certificate 1 ("
+                    + leaf.getSubjectX500Principal().getName() + ") has a malformed " + malformed);
+        }
+    }
+
+    static final String NAMES_EXPECTED = "DNS, email and URI names of printable ASCII, DNS names of letters, digits,"
+            + " '-', '_', '.' and '*'";
 
     /** TLS presents the first certificate of the file, so a key for a later one means the order is wrong. */
     static String whoseKey(PrivateKey key, List<X509Certificate> chain) {

@@ -129,6 +129,32 @@ final class TestPki {
         }
     }
 
+    /**
+     * Writes {@code certs/nul-name.pem} and {@code .key}: a leaf whose dNSName holds a NUL
+     * ("server.local\0.evil.test"), written unchecked as a careless CA would.
+     */
+    static void writeMalformedNameCertificate(Path dir) {
+        try {
+            X509Bundle ca = ca("careless-ca");
+            java.security.KeyPair keys = java.security.KeyPairGenerator.getInstance("EC").generateKeyPair();
+            var builder = new org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder(
+                    ca.getCertificate().getSubjectX500Principal(), java.math.BigInteger.TWO,
+                    java.util.Date.from(LEAVES_VALID_FROM),
+                    java.util.Date.from(java.time.Instant.now().plusSeconds(86_400)),
+                    new javax.security.auth.x500.X500Principal("CN=nul-name.local"), keys.getPublic())
+                    .addExtension(org.bouncycastle.asn1.x509.Extension.subjectAlternativeName, false,
+                            new org.bouncycastle.asn1.x509.GeneralNames(new org.bouncycastle.asn1.x509.GeneralName(
+                                    org.bouncycastle.asn1.x509.GeneralName.dNSName,
+                                    new org.bouncycastle.asn1.DERIA5String("server.local\0.evil.test", false))));
+            byte[] der = builder.build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA256withECDSA")
+                    .build(ca.getKeyPair().getPrivate())).getEncoded();
+            write(dir.resolve("certs/nul-name.pem"), pem("CERTIFICATE", der));
+            write(dir.resolve("certs/nul-name.key"), pem("PRIVATE KEY", keys.getPrivate().getEncoded()));
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot mint the certificate with a malformed name", e);
+        }
+    }
+
     /** Writes {@code certs/ca.pem}, {@code certs/server.pem} (chain) and {@code certs/server.key} under dir. */
     static X509Bundle writeServerFiles(Path dir) {
         X509Bundle ca = ca("test-ca");

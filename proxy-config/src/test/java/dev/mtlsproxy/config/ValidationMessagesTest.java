@@ -38,6 +38,10 @@ class ValidationMessagesTest {
     @TempDir
     Path dir;
 
+    /** What a served certificate with a NUL in its dNSName is told, after its file name. */
+    static final String MALFORMED_NAME = " (expected: DNS, email and URI names of printable ASCII, DNS names of letters,"
+            + " digits, '-', '_', '.' and '*') - certificate 1 (CN=nul-name.local) has a malformed dNSName";
+
     ConfigFixture fixture;
 
     @BeforeEach
@@ -56,6 +60,16 @@ class ValidationMessagesTest {
             assertThat(fixture.problems(ConfigFixture.VALID + "admin:\n  address: " + listener + "\n"))
                     .containsExactly("admin.address: \"" + listener
                             + "\" (expected: an address no listener uses) - listeners[0] is there");
+        }
+
+        /** The proxy reads its own names for XFCC's By element: run failed with an unforeseen error after validate. */
+        @Test
+        void aServedCertificateWithANameGoRefusesIsRefused() {
+            TestPki.writeMalformedNameCertificate(dir);
+
+            assertThat(fixture.problems(fixture.with("certs/server.pem", "certs/nul-name.pem")
+                    .replace("certs/server.key", "certs/nul-name.key"))).containsExactly(
+                    "listeners[0].tls.certificate: " + fixture.abs("certs/nul-name.pem") + MALFORMED_NAME);
         }
 
         @Test
@@ -790,6 +804,16 @@ class ValidationMessagesTest {
                     "certificate: certs/sha1.pem\n  privateKey: certs/sha1.key")))).containsExactly(
                     "backends.orders.tls.certificate: " + fixture.abs("certs/sha1.pem") + expected
                             + " - certificate 1 (CN=sha1.local) has a weak signature algorithm SHA1withECDSA");
+        }
+
+        @Test
+        void theProxysOwnCertificateToABackendMayNotCarryANameGoRefuses() {
+            backendFiles();
+            TestPki.writeMalformedNameCertificate(dir);
+
+            assertThat(fixture.problems(orders(TLS_BACKEND.formatted(
+                    "certificate: certs/nul-name.pem\n  privateKey: certs/nul-name.key")))).containsExactly(
+                    "backends.orders.tls.certificate: " + fixture.abs("certs/nul-name.pem") + MALFORMED_NAME);
         }
 
         @Test
