@@ -128,13 +128,31 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         }
         // HTTP/1.0 keeps the connection only when the response says so (RFC 9112 9.3), as nginx answers it.
         boolean sayKeepAlive = keepAlive && HttpVersion.HTTP_1_0.equals(request.protocolVersion());
-        CompletableFuture<FullHttpResponse> response = answer(request);
+        // The body is never read by an endpoint: only the head waits for its turn, released of the body now.
+        FullHttpRequest head = request.replace(Unpooled.EMPTY_BUFFER);
         // Responses leave in request order (RFC 9112 9.3.2): a pipelined GET must not overtake a reload still
         // running, and the codec pairs each response with the method of the request at the head of its queue.
+        // Each is made only once the one before it has been written to the socket, as nginx takes pipelined
+        // requests: a client that sends requests and never reads the answers then holds at most one answer in
+        // memory, and its unanswered requests reach the codec's cap, which closes the connection. Made as they were
+        // read, every /metrics page (tens of KiB each, written at once to a socket nobody reads) piled up in direct
+        // memory until the process could allocate none, for its mTLS traffic too.
         CompletableFuture<Void> previous = ctx.channel().attr(LAST_RESPONSE).get();
-        CompletableFuture<Void> next = (previous == null ? response : previous.thenCombine(response, (done, r) -> r))
-                .thenAcceptAsync(r -> respond(ctx, keepAlive, sayKeepAlive, r), ctx.executor());
+        CompletableFuture<Void> turn = previous == null ? CompletableFuture.completedFuture(null) : previous;
+        CompletableFuture<Void> next = turn
+                .thenCompose(written -> answerInTurn(ctx, head))
+                .thenComposeAsync(r -> respond(ctx, keepAlive, sayKeepAlive, r), ctx.executor());
         ctx.channel().attr(LAST_RESPONSE).set(next);
+    }
+
+    /** {@link #answer}, where a failure to make the answer closes the connection, as one thrown on a read would. */
+    private CompletableFuture<FullHttpResponse> answerInTurn(ChannelHandlerContext ctx, FullHttpRequest request) {
+        try {
+            return answer(request);
+        } catch (Exception e) {
+            ctx.close();
+            return CompletableFuture.failedFuture(e);
+        }
     }
 
     /**
@@ -231,16 +249,26 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         return CompletableFuture.completedFuture(response);
     }
 
-    private static void respond(ChannelHandlerContext ctx, boolean keepAlive, boolean sayKeepAlive,
-            FullHttpResponse response) {
+    /** Writes the response; the future completes when it has left for the socket, and fails when it cannot. */
+    private static CompletableFuture<Void> respond(ChannelHandlerContext ctx, boolean keepAlive,
+            boolean sayKeepAlive, FullHttpResponse response) {
         HttpUtil.setKeepAlive(response, keepAlive);
         if (sayKeepAlive) {
             response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
         }
+        CompletableFuture<Void> done = new CompletableFuture<>();
         var written = ctx.writeAndFlush(response);
         if (!keepAlive) {
             written.addListener(ChannelFutureListener.CLOSE);
         }
+        written.addListener(w -> {
+            if (w.isSuccess()) {
+                done.complete(null);
+            } else {
+                done.completeExceptionally(w.cause());
+            }
+        });
+        return done;
     }
 
     /**
