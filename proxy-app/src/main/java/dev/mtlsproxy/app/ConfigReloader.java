@@ -98,6 +98,8 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     private volatile WatchService watchService;
     private volatile Thread watcher;
     private volatile boolean closed;
+    /** The reload asked for and not yet started, which a new ask joins; guarded by this. */
+    private CompletableFuture<ReloadOutcome> queued;
     /** The wait before the next restart of a failed watch, and when the running watch started; worker only. */
     private Duration restartDelay = FIRST_RESTART_DELAY;
     private long watchStartedNanos;
@@ -174,14 +176,38 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         return snapshot;
     }
 
-    /** Queues a reload; the future completes when it is done, successful or not. Never throws. */
+    /**
+     * Queues a reload; the future completes when it is done, successful or not. Never throws. A reload asked for
+     * while another is queued and not yet started joins that one, and shares its outcome: it reads the files after
+     * both were asked for, so it is what each asked for. Queued one per ask, a client of the admin listener could
+     * queue reloads without end (64 connections of 128 pipelined {@code POST /admin/reload}, again and again), and
+     * a SIGHUP or a rotated certificate waited behind all of them; now at most one waits behind the one running.
+     */
     @Override
     public CompletableFuture<ReloadOutcome> reload(String trigger) {
-        try {
-            return CompletableFuture.supplyAsync(() -> reloadNow(trigger), worker);
-        } catch (RejectedExecutionException e) {
-            return CompletableFuture.completedFuture(new ReloadOutcome(false, server.generation(),
-                    ReloadFailureReason.OTHER.label(), List.of("the proxy is shutting down")));
+        synchronized (this) {
+            if (queued != null) {
+                return queued.copy();
+            }
+            CompletableFuture<ReloadOutcome> reload = new CompletableFuture<>();
+            try {
+                worker.execute(() -> {
+                    synchronized (this) {
+                        queued = null; // started: a reload asked for from now on reads the files after this one
+                    }
+                    try {
+                        reload.complete(reloadNow(trigger));
+                    } catch (Throwable e) {
+                        reload.completeExceptionally(e);
+                        throw e;
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                return CompletableFuture.completedFuture(new ReloadOutcome(false, server.generation(),
+                        ReloadFailureReason.OTHER.label(), List.of("the proxy is shutting down")));
+            }
+            queued = reload;
+            return reload.copy();
         }
     }
 

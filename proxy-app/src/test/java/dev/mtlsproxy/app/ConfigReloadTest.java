@@ -37,6 +37,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -740,6 +741,50 @@ class ConfigReloadTest {
         assertThat(body.get("result").asText()).isEqualTo("success");
         assertThat(body.get("generation").asLong()).isEqualTo(2);
         assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
+     * Reloads asked for while one runs are one more reload, not one each: queued one per ask, a client of the admin
+     * listener could keep the reload thread busy for as long as it liked, and an edit, a SIGHUP or a rotated CRL
+     * waited behind every reload it had asked for.
+     */
+    @Test
+    void reloadsAskedForWhileOneRunsAreOneMoreReloadNotOneEach() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        CountDownLatch loading = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger loads = new AtomicInteger();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
+            loads.incrementAndGet();
+            loading.countDown();
+            try {
+                release.await(); // the first reload holds here until the others have been asked for
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return ConfigLoader.loadWithPositions(file);
+        });
+        CompletableFuture<HttpResponse<String>> first = http.sendAsync(HttpRequest.newBuilder(URI.create(
+                "http://127.0.0.1:" + running.admin().address().getPort() + "/admin/reload"))
+                .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(loading.await(10, TimeUnit.SECONDS)).as("the first reload is reading the file").isTrue();
+        Files.writeString(config, yaml(""));
+
+        List<CompletableFuture<ReloadOutcome>> asked = Stream.generate(() -> running.reloader().reload("sighup"))
+                .limit(50).toList();
+        release.countDown();
+
+        assertThat(first.get(10, TimeUnit.SECONDS).body()).contains("\"generation\" : 2");
+        for (CompletableFuture<ReloadOutcome> outcome : asked) {
+            assertThat(outcome.get(10, TimeUnit.SECONDS)).as("one reload after the first, read after every ask")
+                    .isEqualTo(new ReloadOutcome(true, 3, null, List.of()));
+        }
+        assertThat(loads).as("the file was read by the first reload and by the one the others joined").hasValue(2);
+        assertThat(billingStatus()).isEqualTo(403);
+        assertThat(running.reloader().reload("sighup").get(10, TimeUnit.SECONDS).generation())
+                .as("asked for once the queued one started: a reload of its own").isEqualTo(4);
     }
 
     @Test
