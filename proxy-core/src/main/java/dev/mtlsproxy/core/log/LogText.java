@@ -43,6 +43,39 @@ public final class LogText {
         return out.toString();
     }
 
+    /**
+     * {@code text} as the value of a double-quoted {@code key="value"} field of the application log (docs/LOGS.md):
+     * each {@code "} written as {@code '}, and each control character (C0, DEL, C1) as {@code \xNN}. For text a
+     * client chose, such as the messages of the HTTP decoder, which quote the client's header name, version or
+     * Content-Length as sent: left as it was, {@code Content-Length: 1" event=forged} ended the field and added one
+     * to the line, and an escape sequence reached the terminal of whoever read the log.
+     */
+    public static String quoted(String text) {
+        if (text == null) {
+            return null;
+        }
+        StringBuilder out = null;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            boolean control = c < 0x20 || (c >= 0x7f && c <= 0x9f);
+            if (c != '"' && !control) {
+                if (out != null) {
+                    out.append(c);
+                }
+                continue;
+            }
+            if (out == null) {
+                out = new StringBuilder(text.length() + 16).append(text, 0, i);
+            }
+            if (control) {
+                out.append(String.format("\\x%02x", (int) c));
+            } else {
+                out.append('\'');
+            }
+        }
+        return out == null ? text : out.toString();
+    }
+
     /** The index of the first surrogate that is not half of a pair, or -1. */
     private static int firstUnpaired(String text) {
         for (int i = 0; i < text.length(); i++) {

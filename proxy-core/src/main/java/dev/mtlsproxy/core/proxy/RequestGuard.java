@@ -4,6 +4,7 @@ import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.http.RequestHeadTimeoutException;
 import dev.mtlsproxy.core.http.StrictHttpServerCodec;
+import dev.mtlsproxy.core.log.LogText;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.handler.codec.DecoderResultProvider;
@@ -182,7 +183,8 @@ final class RequestGuard extends ChannelInboundHandlerAdapter {
     private void reject(ChannelHandlerContext ctx, String problem, HttpResponseStatus status) {
         rejected = true;
         Exchange exchange = ctx.channel().attr(Exchange.KEY).get();
-        log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), problem);
+        // The decoder's messages quote what the client sent (a header name, a version, a Content-Length).
+        log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), LogText.quoted(problem));
         if (exchange != null && exchange.responseStarted) {
             ctx.close();
             return;

@@ -23,4 +23,14 @@ class LogTextTest {
         assertThat(LogText.wellFormed(text)).isSameAs(text);
         assertThat(LogText.wellFormed(null)).isNull();
     }
+
+    @Test
+    void aQuotedFieldValueHasNoDoubleQuoteAndNoControlCharacter() {
+        assertThat(LogText.quoted("1\" event=forged x=\"")).isEqualTo("1' event=forged x='");
+        assertThat(LogText.quoted("X\u001b]0;owned\u0007 a\r\nb\u007f\u0085"))
+                .isEqualTo("X\\x1b]0;owned\\x07 a\\x0d\\x0ab\\x7f\\x85");
+        String plain = "request head not complete within 600ms: caf\u00e9";
+        assertThat(LogText.quoted(plain)).isSameAs(plain);
+        assertThat(LogText.quoted(null)).isNull();
+    }
 }
