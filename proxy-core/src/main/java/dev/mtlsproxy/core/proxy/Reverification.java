@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.proxy;
 
 import dev.mtlsproxy.core.identity.PeerIdentity;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import dev.mtlsproxy.core.policy.PolicyRequest;
 import dev.mtlsproxy.core.tls.ClientCertificateRejectedException;
@@ -64,9 +65,10 @@ final class Reverification {
         }
         audit.info("{}", AuditLine.json(listener, String.valueOf(channel.remoteAddress()), peer, runtime.policy(),
                 tunnelled.method(), tunnelled.path(), decision));
-        log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{} {}: {}\" cause={}",
-                listener, channel.remoteAddress(), decision.label(), tunnelled.method(), tunnelled.path(),
-                decision.reasonText(), cause);
+        // The path is the client's: a " in it (a request target may hold one) would end the field.
+        log.warn("event=connection_closed listener={} remote={} reason=tunnel_{} detail=\"{}\" cause={}",
+                listener, channel.remoteAddress(), decision.label(),
+                LogText.quoted(tunnelled.method() + " " + tunnelled.path() + ": " + decision.reasonText()), cause);
         return decision;
     }
 }

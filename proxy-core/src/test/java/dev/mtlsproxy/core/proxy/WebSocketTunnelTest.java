@@ -8,6 +8,7 @@ import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RouteConfig;
 import dev.mtlsproxy.config.RuleConfig;
 import dev.mtlsproxy.core.log.AccessLogEntry;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.MtlsClient.Response;
 import dev.mtlsproxy.core.testing.ProxyFixture;
@@ -194,6 +195,30 @@ class WebSocketTunnelTest {
         try (MtlsClient client = fixture.connect(ORDERS)) {
             client.send(UPGRADE);
             assertThat(client.readResponse().status()).as("the grant restored").isEqualTo(101);
+        }
+        fixture.backend().nextRequest(5, TimeUnit.SECONDS);
+    }
+
+    /**
+     * The line that says why a reload closed a tunnel quotes its path, which the client chose: a {@code "} in it
+     * (legal in a request target as Netty reads it) ended the detail field and added the client's own fields.
+     */
+    @Test
+    void theLogLineOfATunnelAReloadClosesKeepsItsPathInsideTheDetail() throws Exception {
+        try (LogCapture log = LogCapture.of(Reverification.class);
+                MtlsClient client = fixture.connect(ORDERS)) {
+            client.send(UPGRADE.replace("GET /ws ", "GET /ws/a\"%20event=forged%20x=\" "));
+            assertThat(client.readResponse().status()).isEqualTo(101);
+            try {
+                fixture.proxy().reload(c -> wsAllows(c, "billing"));
+
+                assertThat(client.closedWithin(5_000)).isTrue();
+                assertThat(log.await("event=connection_closed", "reason=tunnel_deny")).matches(
+                        "event=connection_closed listener=\\S+ remote=\\S+ reason=tunnel_deny detail=\"[^\"]*\""
+                                + " cause=reload");
+            } finally {
+                fixture.proxy().reload(c -> wsAllows(c, "orders"));
+            }
         }
         fixture.backend().nextRequest(5, TimeUnit.SECONDS);
     }

@@ -387,7 +387,8 @@ public final class TestBackend implements AutoCloseable {
         }
 
         private void respond(ChannelHandlerContext ctx) {
-            switch (path()) {
+            // Every path under /ws is the WebSocket endpoint: a test may need a tunnel whose path says something.
+            switch (path().startsWith("/ws/") ? "/ws" : path()) {
                 case "/echo", "/hang", "/early" -> {
                     // already answered while streaming, or never
                 }
