@@ -203,12 +203,16 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                     }
                 });
             } catch (RejectedExecutionException e) {
-                return CompletableFuture.completedFuture(new ReloadOutcome(false, server.generation(),
-                        ReloadFailureReason.OTHER.label(), List.of("the proxy is shutting down")));
+                return CompletableFuture.completedFuture(shuttingDown());
             }
             queued = reload;
             return reload.copy();
         }
+    }
+
+    private ReloadOutcome shuttingDown() {
+        return new ReloadOutcome(false, server.generation(), ReloadFailureReason.OTHER.label(),
+                List.of("the proxy is shutting down"));
     }
 
     /** Starts watching the config file and every file it references. */
@@ -642,5 +646,12 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             closeQuietly(service);
         }
         worker.shutdownNow();
+        synchronized (this) {
+            // Dropped by shutdownNow before it started: its askers are answered rather than left waiting.
+            if (queued != null) {
+                queued.complete(shuttingDown());
+                queued = null;
+            }
+        }
     }
 }

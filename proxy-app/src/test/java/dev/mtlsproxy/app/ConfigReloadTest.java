@@ -755,17 +755,7 @@ class ConfigReloadTest {
         CountDownLatch loading = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
         AtomicInteger loads = new AtomicInteger();
-        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
-            loads.incrementAndGet();
-            loading.countDown();
-            try {
-                release.await(); // the first reload holds here until the others have been asked for
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            return ConfigLoader.loadWithPositions(file);
-        });
+        startWithTheFirstLoadHeld(config, loading, release, loads);
         CompletableFuture<HttpResponse<String>> first = http.sendAsync(HttpRequest.newBuilder(URI.create(
                 "http://127.0.0.1:" + running.admin().address().getPort() + "/admin/reload"))
                 .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
@@ -785,6 +775,40 @@ class ConfigReloadTest {
         assertThat(billingStatus()).isEqualTo(403);
         assertThat(running.reloader().reload("sighup").get(10, TimeUnit.SECONDS).generation())
                 .as("asked for once the queued one started: a reload of its own").isEqualTo(4);
+    }
+
+    /** A reload queued behind one still running when the proxy stops is answered, and so is one asked for after. */
+    @Test
+    void aReloadQueuedWhenTheProxyStopsIsAnsweredNotLeftWaiting() throws Exception {
+        watch = false;
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        CountDownLatch loading = new CountDownLatch(1);
+        startWithTheFirstLoadHeld(config, loading, new CountDownLatch(1), new AtomicInteger());
+        running.reloader().reload("sighup");
+        assertThat(loading.await(10, TimeUnit.SECONDS)).isTrue();
+        CompletableFuture<ReloadOutcome> queued = running.reloader().reload("admin");
+
+        running.reloader().close();
+
+        assertThat(queued.get(10, TimeUnit.SECONDS).problems()).containsExactly("the proxy is shutting down");
+        assertThat(running.reloader().reload("admin").get(10, TimeUnit.SECONDS).problems())
+                .containsExactly("the proxy is shutting down");
+    }
+
+    /** Starts the proxy with reloads reading the file as usual, the first one only once {@code release} opens. */
+    private void startWithTheFirstLoadHeld(Path config, CountDownLatch loading, CountDownLatch release,
+            AtomicInteger loads) throws Exception {
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        running = RunCommand.start(config, ValidateCommand.load(config, quiet), quiet, file -> {
+            loads.incrementAndGet();
+            loading.countDown();
+            try {
+                release.await(); // the first reload holds here until the test has asked for the others
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return ConfigLoader.loadWithPositions(file);
+        });
     }
 
     @Test
