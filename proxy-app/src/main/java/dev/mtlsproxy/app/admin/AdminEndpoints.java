@@ -188,6 +188,9 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         if (!HttpMethod.GET.equals(request.method()) && !HttpMethod.HEAD.equals(request.method())) {
             return done(methodNotAllowed("GET, HEAD"));
         }
+        if (fromThisOrigin(request)) {
+            return done(text(HttpResponseStatus.FORBIDDEN, "requests from web pages are refused\n"));
+        }
         return done(route(path, request));
     }
 
@@ -237,6 +240,17 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
     private static boolean fromAWebPage(FullHttpRequest request) {
         String site = request.headers().get("Sec-Fetch-Site");
         return request.headers().contains(HttpHeaderNames.ORIGIN) || (site != null && !site.equals("none"));
+    }
+
+    /**
+     * A page can read an answer only from its own origin, and the admin listener serves no page: a request a page
+     * made to this origin ({@code Sec-Fetch-Site: same-origin}) comes from a site that rebound its DNS name to the
+     * listener's address, to read {@code /admin/config}, {@code /admin/certs} or {@code /metrics} through the
+     * operator's browser. A link followed from another site (Grafana, Prometheus: {@code cross-site} or
+     * {@code same-site}), an address typed in ({@code none}) and every tool that sends no fetch metadata are served.
+     */
+    private static boolean fromThisOrigin(FullHttpRequest request) {
+        return "same-origin".equals(request.headers().get("Sec-Fetch-Site"));
     }
 
     private static FullHttpResponse methodNotAllowed(String allow) {

@@ -254,10 +254,11 @@ class AdminListenerPropertyTest {
         if (openMetrics) {
             headers.put("Accept", "application/openmetrics-text; version=1.0.0");
         }
-        String page = switch (r.nextInt(8)) {
+        String page = switch (r.nextInt(9)) {
             case 0 -> "Origin";
             case 1 -> "Sec-Fetch-Site";
             case 2 -> "Sec-Fetch-Site: none";
+            case 3 -> "Sec-Fetch-Site: same-origin";
             default -> null;
         };
         if ("Origin".equals(page)) {
@@ -265,7 +266,7 @@ class AdminListenerPropertyTest {
         } else if ("Sec-Fetch-Site".equals(page)) {
             headers.put("Sec-Fetch-Site", "cross-site");
         } else if (page != null) {
-            headers.put("Sec-Fetch-Site", "none");
+            headers.put("Sec-Fetch-Site", page.substring(page.indexOf(' ') + 1));
         }
         for (int i = r.nextInt(4); i > 0; i--) {
             headers.put("X-Fuzz-" + i, "v".repeat(r.nextInt(200)));
@@ -305,6 +306,9 @@ class AdminListenerPropertyTest {
             expected = exact(404, "not found\n", responseConnection, !keepAlive);
         } else if (!method.equals("GET") && !method.equals("HEAD")) {
             expected = notAllowed("GET, HEAD", responseConnection, !keepAlive);
+        } else if ("Sec-Fetch-Site: same-origin".equals(page)) {
+            // a page on a name rebound to the listener, reading it through the operator's browser
+            expected = exact(403, "requests from web pages are refused\n", responseConnection, !keepAlive);
         } else {
             expected = switch (path) {
                 case "/healthz" -> exact(200, "ok\n", responseConnection, !keepAlive);

@@ -438,6 +438,28 @@ class AdminServerTest {
         }
     }
 
+    /**
+     * A site that rebinds its DNS name to the listener's address makes the operator's browser read the admin pages as
+     * its own origin: Host is the site's name and the request says same-origin. Found by a hostile audit: only the
+     * reload was refused to pages, so /admin/config, /admin/certs and /metrics could be read this way.
+     */
+    @Test
+    void aPageOnANameReboundToTheListenerCannotReadItsPagesWhileLinksAndToolsAreServed() throws Exception {
+        try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(), NOT_COUNTED)) {
+            for (String path : List.of("/metrics", "/admin/config", "/admin/certs", "/healthz")) {
+                assertThat(exchange(server, "GET " + path + " HTTP/1.1\r\nHost: rebound.example:9901\r\n"
+                        + "Sec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\n"
+                        + "Connection: close\r\n\r\n")).as(path)
+                        .startsWith("HTTP/1.1 403 Forbidden\r\n").endsWith("requests from web pages are refused\n");
+            }
+            for (String site : List.of("cross-site", "same-site", "none")) {
+                assertThat(exchange(server, "GET /healthz HTTP/1.1\r\nHost: proxy.example:9901\r\nSec-Fetch-Site: "
+                        + site + "\r\nSec-Fetch-Mode: navigate\r\nConnection: close\r\n\r\n")).as(site)
+                        .startsWith("HTTP/1.1 200 OK\r\n").endsWith("ok\n");
+            }
+        }
+    }
+
     @Test
     void anAbsoluteFormTargetIsServedLikeItsPath() throws Exception {
         try (AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), endpoints(), NOT_COUNTED)) {
