@@ -4,6 +4,7 @@ import dev.mtlsproxy.app.admin.AdminEndpoints;
 import dev.mtlsproxy.app.admin.AdminServer;
 import dev.mtlsproxy.config.AccessLogConfig;
 import dev.mtlsproxy.config.ConfigLoader;
+import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.log.AccessLog;
@@ -265,8 +266,8 @@ final class RunCommand {
          */
         void shutdownGracefully() {
             var shutdown = server.config().shutdown();
-            log.info("event=shutdown_started drainDelay={} drainTimeout={}", shutdown.drainDelay(),
-                    shutdown.drainTimeout());
+            log.info("event=shutdown_started drainDelay={} drainTimeout={}", Durations.format(shutdown.drainDelay()),
+                    Durations.format(shutdown.drainTimeout()));
             ready.set(false);
             try {
                 // A plain wait on the shutdown thread: nothing else is to be done until load balancers notice.

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.TestBackend;
 import dev.mtlsproxy.core.testing.TestPki;
@@ -126,7 +127,15 @@ class ProcessSignalsTest {
         signals.hangUp();
         await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
         assertThat(exited).isNotDone();
-        signals.terminate();
-        assertThat(exited.get(10, TimeUnit.SECONDS)).isZero();
+        try (LogCapture shutdown = LogCapture.of(RunCommand.class);
+                LogCapture drain = LogCapture.of(dev.mtlsproxy.core.proxy.ProxyServer.class)) {
+            signals.terminate();
+            assertThat(exited.get(10, TimeUnit.SECONDS)).isZero();
+
+            // durations as the config writes them, not Java's PT1S
+            assertThat(shutdown.lines()).anyMatch(line -> line.contains(
+                    "event=shutdown_started drainDelay=1s drainTimeout=15s"));
+            assertThat(drain.lines()).anyMatch(line -> line.matches(".*event=draining connections=\\d+ timeout=15s"));
+        }
     }
 }

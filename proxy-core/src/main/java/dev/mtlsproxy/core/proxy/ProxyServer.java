@@ -498,7 +498,7 @@ public final class ProxyServer implements AutoCloseable {
                 channel.pipeline().fireUserEventTriggered(DrainEvent.INSTANCE);
             }
         }
-        log.info("event=draining connections={} timeout={}", open, timeout);
+        log.info("event=draining connections={} timeout={}", open, Durations.format(timeout));
         boolean drained = awaitClosed(closed, deadline);
         // A connection accepted just before the listener closed joins its group when its event loop registers it,
         // which may be after the snapshot above; it got its DrainEvent on joining, and is served, so wait for it too.
