@@ -354,6 +354,7 @@ public final class ProxyMetrics {
             counter("backend.requests", Tags.of("backend", backend, "result", result));
         }
         counter("backend.retries", Tags.of("backend", backend));
+        counter("backend.tunnel.cuts", Tags.of("backend", backend));
         // At 0 from the start, like the rest: a series that appears with its first increment hides that increment
         // from rate() and increase(), so the first connect error after a start or reload would go unseen.
         for (String reason : BackendFailures.CONNECT_REASONS) {
@@ -398,6 +399,14 @@ public final class ProxyMetrics {
      */
     public void backendRetried(String backend) {
         counter("backend.retries", Tags.of("backend", backend)).increment();
+    }
+
+    /**
+     * A WebSocket tunnel ended, and its backend connection was closed with bytes the client had sent still queued for
+     * it, because the backend stopped taking them for the listener's idle timeout.
+     */
+    public void backendTunnelCut(String backend) {
+        counter("backend.tunnel.cuts", Tags.of("backend", backend)).increment();
     }
 
     /** @param reason one of {@link BackendFailures#CONNECT_REASONS} */
@@ -552,6 +561,8 @@ public final class ProxyMetrics {
             case "config.reload.step.failures" -> "Successful reloads that left a step after going live undone, by"
                     + " step";
             case "crl.stale.accepted" -> "Client certificates accepted on a stale CRL (staleCrl: insecureAllow)";
+            case "backend.tunnel.cuts" -> "Ended WebSocket tunnels whose backend connection was closed with bytes"
+                    + " still queued for it: the backend stopped taking them for the listener's idle timeout";
             case "backend.retries" -> "Requests retried after a failed connection attempt, or sent once more on a"
                     + " new connection after the backend closed one unanswered";
             default -> name.replace('.', ' ').toLowerCase(Locale.ROOT);

@@ -101,7 +101,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
     private final BackendConnector connector;
     private final String xfccBy;
     private final ProxyMetrics metrics;
-    /** The listener's idle timeout: also how long a closing tunnel waits for its backend to take its last bytes. */
+    /**
+     * The listener's idle timeout: also how long a closed tunnel's backend may take nothing of its last bytes before
+     * its connection is cut ({@link TunnelBackendDrain}).
+     */
     private final Duration idleTimeout;
 
     private ChannelHandlerContext ctx;
@@ -799,23 +802,8 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
         if (backendSide != null) {
             backendSide.pipeline().get(BackendHandler.class).owner = null;
-            closeWhenWrittenOrAfter(backendSide, idleTimeout);
+            TunnelBackendDrain.closeWhenWritten(backendSide, idleTimeout, backend.name(), endpoint.display(), metrics);
         }
-    }
-
-    /**
-     * Closes a tunnel's backend connection once what was relayed to it is written, or {@code limit} from now with
-     * whatever is still unwritten, as nginx's proxy_send_timeout bounds the same wait. The client side needs no such
-     * bound: its idle handler stays to the end. This side's went when the tunnel opened, and without a bound a
-     * backend that reads nothing more would keep the connection, and the queue for it, until the process stops.
-     */
-    private static void closeWhenWrittenOrAfter(Channel channel, Duration limit) {
-        ScheduledFuture<?> deadline = channel.eventLoop().schedule(() -> {
-            channel.close();
-        }, limit.toNanos(), TimeUnit.NANOSECONDS);
-        // Closed in time: the timer must not keep the channel reachable for the rest of the limit.
-        channel.closeFuture().addListener(closed -> deadline.cancel(false));
-        channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
     }
 
     // ---- failures ----------------------------------------------------------------------------------------------

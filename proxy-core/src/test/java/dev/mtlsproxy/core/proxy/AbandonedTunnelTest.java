@@ -6,6 +6,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.RunningProxy;
 import dev.mtlsproxy.core.testing.SocketBackend;
@@ -26,6 +27,7 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -33,7 +35,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * A WebSocket tunnel whose backend stops reading, then whose client goes away. Closing the tunnel lets the backend
  * take what was relayed to it first; a backend that never does must not hold its connection, and what the proxy
- * queued for it, until the proxy stops. Both sides of a closing tunnel are bounded by the listener's idle timeout.
+ * queued for it, until the proxy stops. Both sides of a closing tunnel are bounded by the listener's idle timeout,
+ * and cutting the backend's side with the client's bytes still queued is logged and counted.
  *
  * <p>The proxy's end of the backend connection is watched in the kernel's table of TCP connections: the test never
  * reads from the backend socket, which would let the proxy's last writes complete.
@@ -42,6 +45,9 @@ class AbandonedTunnelTest {
 
     static final String ORDERS = "spiffe://prod.test/ns/shop/sa/orders";
     static final Duration IDLE_TIMEOUT = Duration.ofSeconds(4);
+
+    @RegisterExtension
+    static final LogCapture log = LogCapture.of(TunnelBackendDrain.class);
 
     @TempDir
     static Path dir;
@@ -112,13 +118,20 @@ class AbandonedTunnelTest {
         await().atMost(IDLE_TIMEOUT.multipliedBy(3)).pollInterval(Duration.ofMillis(200))
                 .untilAsserted(() -> assertThat(Sockets.tcpState(proxy.address().getPort(), clientPort))
                         .as("the proxy's end of the client connection").isNotIn("ESTABLISHED", "CLOSE_WAIT"));
-        // The backend side then gets as long again to take the tunnel's last bytes (a TLS backend 3 s more, for the
-        // close_notify); without a bound it stays ESTABLISHED, with what is queued for it, until the proxy stops.
+        // The backend side is cut once it took nothing for one to two idle timeouts (the checks see its queue once a
+        // timeout); without a bound it stays ESTABLISHED, with what is queued for it, until the proxy stops.
         await().atMost(IDLE_TIMEOUT.multipliedBy(3)).pollInterval(Duration.ofMillis(200))
                 .untilAsserted(() -> assertThat(Sockets.tcpState(proxyPort, backendPort))
                         .as("the proxy's connection to a backend that reads nothing, after " + pushed
                                 + " bytes pushed")
                         .isNotEqualTo("ESTABLISHED"));
+        String cut = log.await("event=tunnel_backend_cut", "backend=" + backend + " ");
+        assertThat(queuedBytes(cut)).as("bytes the client sent that the backend never got, in " + cut).isPositive();
+        assertThat(proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend)).isEqualTo(1);
+    }
+
+    private static long queuedBytes(String line) {
+        return Long.parseLong(line.replaceFirst(".* queued_bytes=(\\d+) .*", "$1"));
     }
 
     /**

@@ -341,6 +341,14 @@ public final class MtlsClient implements AutoCloseable {
         return values == null ? null : values.get(0);
     }
 
+    /**
+     * Ends what the client sends (a TLS close_notify) and keeps reading. A client that closes its socket instead,
+     * with anything of the proxy's unread, resets the connection, and its kernel drops what it had not sent yet.
+     */
+    public void endOutput() throws IOException {
+        socket.shutdownOutput();
+    }
+
     @Override
     public void close() throws IOException {
         socket.close();
