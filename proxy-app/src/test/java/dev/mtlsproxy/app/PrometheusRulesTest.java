@@ -67,6 +67,7 @@ class PrometheusRulesTest {
             "mtls_proxy_backend_requests_total",
             "mtls_proxy_backend_connect_errors_total",
             "mtls_proxy_backend_retries_total",
+            "mtls_proxy_backend_tunnel_cuts_total",
             "mtls_proxy_config_reloads_total",
             "mtls_proxy_config_reload_step_failures_total",
             "mtls_proxy_access_log_dropped_total",

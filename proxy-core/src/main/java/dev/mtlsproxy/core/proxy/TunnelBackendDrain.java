@@ -54,6 +54,10 @@ final class TunnelBackendDrain extends ChannelInboundHandlerAdapter {
      */
     static void closeWhenWritten(Channel channel, Duration idleTimeout, String backend, String endpoint,
             ProxyMetrics metrics) {
+        if (!channel.isActive()) {
+            channel.close(); // the backend's side is what ended the tunnel: nothing is left to wait for
+            return;
+        }
         ChannelPipeline pipeline = channel.pipeline();
         // Where it stood before the tunnel: after TLS, so a cut can start below it (see userEventTriggered).
         IdleTimeoutHandler idle = new IdleTimeoutHandler(idleTimeout);
