@@ -101,25 +101,33 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * while the configuration serving still allows their upgrade request, and be closed, with the README's log line,
  * when it no longer does, as they open if their 101 comes after the reload.
  *
- * <p>Next to two reloads in five, an endpoint stops as a killed process does (its listening socket and every open
- * connection closed: new connections are refused) or one stopped starts again on the same port, before the reload,
- * while it is built or after it. The README's "Retries and failover" and "Backend failures" judge the requests: one
- * whose backend has an endpoint in rotation that is up is answered 200 by such an endpoint, whatever stopped ones
- * it tried first; one whose endpoints in rotation are all stopped gets 502, and 503 once the check has taken them
- * out; nothing is ever received by a stopped endpoint. A stopped endpoint leaves rotation as its check fails (a
- * refused connection fails any check), and one started again is back, in the {@code backend_healthy_endpoints}
- * gauge, within the check's thresholds and the backend's {@code coolDown} (passive health: an endpoint stopped but
- * still in rotation may be cooling down, so the gauge may count it or not). Requests, transfers and tunnels on an
- * endpoint as it stops are cut: a 502 while nothing of the answer came back, else a closed connection, never a 200
- * with less than the body; a bodiless idempotent request may arrive twice, the second time elsewhere. A tunnel whose
- * endpoint stopped is closed, and one whose upgrade was still pending there is answered 502; every other tunnel
- * still leads to the endpoint it opened on, which TestBackend's {@code /ws} tells in its 101 and when asked.
+ * <p>Next to two reloads in five, an endpoint stops or one stopped starts again on the same port, before the reload,
+ * while it is built or after it. Half the stops are as a killed process's (its listening socket and every open
+ * connection closed: new connections are refused), half graceful, as nginx's on {@code SIGQUIT} or Envoy's drain
+ * ({@link TestBackend#stopGracefully}: new connections refused, idle keep-alive connections closed, every exchange
+ * under way, tunnels included, served to its end); every sequence has both, and a graceful stop of an endpoint while it
+ * serves a long download made for the purpose (the stop comes once the endpoint is seen serving it), which must arrive
+ * whole. An endpoint stops in no step that takes away the grant of an upgrade pending on it: that upgrade is the
+ * reload's to close as it opens. The README's "Retries and failover" and "Backend failures" judge the requests: one
+ * whose backend has an endpoint in rotation that is up is answered 200 by such an endpoint, whatever stopped ones it
+ * tried first; one whose endpoints in rotation are all stopped gets 502, and 503 once the check has taken them out;
+ * nothing is ever received by a stopped endpoint. A stopped endpoint leaves rotation as its check fails (a refused
+ * connection fails any check), and one started again is back, in the {@code backend_healthy_endpoints} gauge, within
+ * the check's thresholds and the backend's {@code coolDown} (passive health: an endpoint stopped but still in rotation
+ * may be cooling down, so the gauge may count it or not). Requests, transfers and tunnels on an endpoint as it is
+ * killed are cut: a 502 while nothing of the answer came back, else a closed connection, never a 200 with less than the
+ * body; a bodiless idempotent request may arrive twice, the second time elsewhere. Those on an endpoint as it stops
+ * gracefully are answered whole, each of them (the endpoint tells which it was serving); a request that went out on an
+ * idle connection as the endpoint closed it is sent again elsewhere when bodiless and idempotent, else answered 502,
+ * and never cut. A tunnel whose endpoint was killed is closed, and one whose upgrade was still pending there is
+ * answered 502; every other tunnel still leads to the endpoint it opened on, which TestBackend's {@code /ws} tells in
+ * its 101 and when asked.
  *
  * <p>Meanwhile two clients keep calling without pause; each of their requests must be answered whole, as one of the
  * configurations in force while it was on its way would answer it (no 5xx but the 503 of a backend without an
  * endpoint in rotation and the 502 of one whose endpoints in rotation are stopped, which are also accepted, as is
  * any endpoint of the backend, while its endpoints' health is settling), or cut only when one of those refused its
- * certificate or an endpoint it may have been on stopped meanwhile.
+ * certificate or an endpoint it may have been on was killed meanwhile.
  *
  * <p>Afterwards: no request reached a backend that the model did not send there, the backends no longer configured
  * get no more health checks, the generation gauge is the number of successful reloads plus one, and no buffer leaked.
@@ -153,6 +161,8 @@ class ReloadUnderTrafficPropertyTest {
      * while another is available. Short, so that an endpoint started again is back within a step.
      */
     static final Duration COOL_DOWN = Duration.ofMillis(500);
+    /** The largest body of a transfer: trickled, about a second of a backend's time. */
+    static final int LARGEST_TRANSFER = 256 * 1024 + 3 * 1024 * 1024;
     /** Beyond the README's thresholds x interval: a check's own round trip, and the loops' scheduling. */
     static final Duration SETTLE_SLACK = Duration.ofMillis(300);
     /** How late, past that, a busy machine may show a settled verdict before it counts as wrong. */
@@ -191,10 +201,23 @@ class ReloadUnderTrafficPropertyTest {
     private final List<Window> windows = new CopyOnWriteArrayList<>();
     private final AtomicBoolean running = new AtomicBoolean(true);
     private final Map<String, Integer> outcomes = new ConcurrentHashMap<>();
-    /** The endpoints stopped now; and how often each has been stopped, so that a tunnel knows its own was. */
+    /**
+     * The endpoints stopped now; and how often each has been killed, so that a tunnel knows its own was (a graceful
+     * stop leaves a tunnel open: it is an exchange under way).
+     */
     private final Set<Integer> stopped = ConcurrentHashMap.newKeySet();
-    private final java.util.concurrent.atomic.AtomicIntegerArray stops =
+    private final java.util.concurrent.atomic.AtomicIntegerArray kills =
             new java.util.concurrent.atomic.AtomicIntegerArray(3);
+    /**
+     * The case tags of the requests an endpoint was serving when it stopped gracefully, tunnels aside (judged as
+     * tunnels): each is answered whole.
+     */
+    private final Set<String> underGracefulStop = ConcurrentHashMap.newKeySet();
+    /**
+     * How each background request and transfer ended, by case tag: {@code whole} (a 200, its body whole),
+     * {@code cut by refusal} (closed by a reload that refuses its certificate), else what it got.
+     */
+    private final Map<String, String> ends = new ConcurrentHashMap<>();
     private Path partnersCa;
     /** What the proxy logs when a reload closes an open connection. */
     private LogCapture closes;
@@ -207,15 +230,17 @@ class ReloadUnderTrafficPropertyTest {
 
     /**
      * A health change, while it settles: per generation index, per backend, the endpoints whose active verdict is
-     * open; and the endpoints stopped or started meanwhile (any backend's), which may be up or down, and on which a
-     * request or tunnel under way may be cut.
+     * open; and the endpoints stopped or started meanwhile (any backend's), which may be up or down: of those,
+     * {@code killed} ones may cut a request or tunnel under way, {@code drained} ones (stopped gracefully) may have
+     * closed the idle connection a request went out on.
      */
-    record Window(Map<Integer, Map<String, Set<Integer>>> health, Set<Integer> stopping) {
+    record Window(Map<Integer, Map<String, Set<Integer>>> health, Set<Integer> stopping, Set<Integer> killed,
+            Set<Integer> drained) {
     }
 
     /** What the model is not sure of while a request was on its way: see {@link Window}. */
-    record Open(Map<String, Set<Integer>> health, Set<Integer> stopping) {
-        static final Open NONE = new Open(Map.of(), Set.of());
+    record Open(Map<String, Set<Integer>> health, Set<Integer> stopping, Set<Integer> killed, Set<Integer> drained) {
+        static final Open NONE = new Open(Map.of(), Set.of(), Set.of(), Set.of());
     }
 
     /**
@@ -271,9 +296,12 @@ class ReloadUnderTrafficPropertyTest {
          *
          * <p>A stopped endpoint refuses the connection, and the README's "Retries and failover" sends the request to
          * the next endpoint in rotation, each tried once: it is answered by an endpoint that is up, or 502 when every
-         * endpoint in rotation refused it ("Backend failures"). An endpoint stopped while a request is on it cuts the
+         * endpoint in rotation refused it ("Backend failures"). An endpoint killed while a request is on it cuts the
          * request: a 502 while nothing of the answer came back (a bodiless GET, HEAD, PUT or DELETE is sent again and
-         * may still be answered), else a closed connection; never a 200 with part of the body.
+         * may still be answered), else a closed connection; never a 200 with part of the body. An endpoint stopped
+         * gracefully finishes every exchange under way, and closes only idle connections: a request that went out on
+         * one of those as it closed is sent again when bodiless and idempotent (on a new connection, refused, then on
+         * another endpoint: "Retries and failover"), else answered 502; nothing is cut.
          */
         Expected expect(Call call, Open open) {
             if (refuses(call.client())) {
@@ -281,7 +309,7 @@ class ReloadUnderTrafficPropertyTest {
             }
             Verdict v = ReadmePolicyModel.judge(routes, RoutingScenarios.IDENTITIES, call, Instant.now());
             if (v.route() == null) {
-                return new Expected(v, List.of(), false, false, false, false, false);
+                return new Expected(v, List.of(), false, false, false, false, false, false);
             }
             String backend = backendOf.get(v.route());
             List<Integer> in = inRotation(backend);
@@ -294,9 +322,11 @@ class ReloadUnderTrafficPropertyTest {
             boolean surelyServed = in.stream().anyMatch(i -> !unsure.contains(i) && !down.contains(i)
                     && !stopping.contains(i));
             boolean mayBeRefused = either.stream().anyMatch(i -> down.contains(i) || stopping.contains(i));
-            boolean mayBeCut = either.stream().anyMatch(stopping::contains);
+            boolean mayBeCut = either.stream().anyMatch(open.killed()::contains);
+            boolean mayBeRaced = either.stream().anyMatch(open.drained()::contains);
             boolean failover = surelyServed && in.stream().anyMatch(down::contains);
-            return new Expected(v, up, !up.isEmpty(), !surelyIn, !surelyServed && mayBeRefused, mayBeCut, failover);
+            return new Expected(v, up, !up.isEmpty(), !surelyIn, !surelyServed && mayBeRefused, mayBeCut, mayBeRaced,
+                    failover);
         }
 
         String describe() {
@@ -311,20 +341,25 @@ class ReloadUnderTrafficPropertyTest {
      * The policy's verdict and, when it forwards, what health and stopped endpoints make of it: a 200 from one of
      * {@code endpoints} when {@code mayForward}, the README's 503 when {@code mayBeUnavailable} (both only while
      * health settles), its 502 when {@code mayFailToConnect} (every endpoint in rotation may be down) or
-     * {@code mayBeCut} (an endpoint the request may be on was stopped meanwhile, which may also close the
-     * connection); {@code failover} when an endpoint in rotation is down and another one up serves it for certain.
+     * {@code mayBeCut} (an endpoint the request may be on was killed meanwhile, which may also close the
+     * connection) or {@code mayBeRaced} for a request the proxy does not send twice (an endpoint it may have gone
+     * to stopped gracefully, closing its idle connections); {@code failover} when an endpoint in rotation is down and
+     * another one up serves it for certain.
      */
     record Expected(Verdict verdict, List<Integer> endpoints, boolean mayForward, boolean mayBeUnavailable,
-            boolean mayFailToConnect, boolean mayBeCut, boolean failover) {
+            boolean mayFailToConnect, boolean mayBeCut, boolean mayBeRaced, boolean failover) {
 
-        /** Null when {@code status} is one the README gives, else what differs. */
-        String statusProblem(int status) {
+        /**
+         * Null when {@code status} is one the README gives, else what differs. {@code sentAgain}: the proxy sends
+         * the request once more when the connection it went out on closes before an answer (bodiless, idempotent).
+         */
+        String statusProblem(int status, boolean sentAgain) {
             int policy = verdict.status();
             if (policy != 200) {
                 return status == policy ? null : "got " + status + ", the README says " + policy;
             }
             if (status == 200 && mayForward || status == 503 && mayBeUnavailable
-                    || status == 502 && (mayFailToConnect || mayBeCut)) {
+                    || status == 502 && (mayFailToConnect || mayBeCut || mayBeRaced && !sentAgain)) {
                 return null;
             }
             List<String> may = new ArrayList<>();
@@ -334,16 +369,18 @@ class ReloadUnderTrafficPropertyTest {
             if (mayBeUnavailable) {
                 may.add("503 (no endpoint of its backend passes its health check)");
             }
-            if (mayFailToConnect || mayBeCut) {
-                may.add("502 (" + (mayBeCut ? "an endpoint it may be on was stopped"
-                        : "every endpoint of its backend in rotation refuses connections") + ")");
+            if (mayFailToConnect || mayBeCut || mayBeRaced && !sentAgain) {
+                may.add("502 (" + (mayBeCut ? "an endpoint it may be on was killed" : mayFailToConnect
+                        ? "every endpoint of its backend in rotation refuses connections"
+                        : "an endpoint stopped gracefully and closed the idle connection it went out on") + ")");
             }
             return "got " + status + ", the README says " + String.join(" or ", may);
         }
 
         /** Whether the request is forwarded for certain; false when it is certainly refused or health may have it. */
         boolean forwarded() {
-            return verdict.status() == 200 && mayForward && !mayBeUnavailable && !mayFailToConnect && !mayBeCut;
+            return verdict.status() == 200 && mayForward && !mayBeUnavailable && !mayFailToConnect && !mayBeCut
+                    && !mayBeRaced;
         }
 
         /** The status of a request the policy lets through, that the model is sure is not forwarded. */
@@ -409,6 +446,18 @@ class ReloadUnderTrafficPropertyTest {
                 }
             }
             assertThat(failures.all()).as(seed("what the model and the proxy disagree on")).isEmpty();
+            // nginx and Envoy backends stopping gracefully finish what they are serving; the proxy passes it on whole.
+            List<String> unfinished = underGracefulStop.stream().filter(ends::containsKey)
+                    .filter(tag -> !ends.get(tag).equals("whole") && !ends.get(tag).equals("cut by refusal"))
+                    .sorted().map(tag -> tag + ": " + ends.get(tag)).toList();
+            assertThat(unfinished).as(seed("requests under way at an endpoint's graceful stop, not answered whole"))
+                    .isEmpty();
+            assertThat(sequence.gracefulStops).as(seed("endpoints stopped gracefully")).isPositive();
+            assertThat(sequence.killings).as(seed("endpoints killed")).isPositive();
+            assertThat(sequence.drained).as(seed("a graceful stop with a download under way")).isNotNull();
+            assertThat(ends.get(sequence.drained.call.tag()))
+                    .as(seed("the download under way at a graceful stop (" + sequence.drained.call.tag() + ")"))
+                    .isEqualTo("whole");
 
             arrivals.drain();
             assertThat(arrivals.unclaimed()).as(seed("requests a backend received that the model sent nowhere"))
@@ -449,6 +498,16 @@ class ReloadUnderTrafficPropertyTest {
         private final Random random;
         /** The health changes' own, so that they leave the rest of a seed's sequence as it was without them. */
         private final Random health;
+        /** Endpoints stopped gracefully and endpoints killed, so far: every sequence has both. */
+        private int gracefulStops;
+        private int killings;
+        /**
+         * The download that kept an endpoint busy through its graceful stop ({@link #keepBusy}), once one has: every
+         * sequence has one, and it must arrive whole.
+         */
+        private Transfer drained;
+        /** The busy download's own draws, so that they leave the rest of a seed's sequence as it was without them. */
+        private final Random draining;
         /** The stops and starts of endpoints' own, for the same reason. */
         private final Random liveness;
         /** A kept-alive connection per client. */
@@ -469,10 +528,14 @@ class ReloadUnderTrafficPropertyTest {
             this.random = random;
             this.health = new Random(SEED * 17 + 5);
             this.liveness = new Random(SEED * 13 + 7);
+            this.draining = new Random(SEED * 19 + 3);
         }
 
         void run(int steps) throws Exception {
             burst("start");
+            // From a step of the first part of the sequence on, each successful reload tries to stop an endpoint
+            // gracefully with a download under way until one has: the remaining dozen steps leave room to retry.
+            int drainFrom = 1 + draining.nextInt(Math.max(1, steps - 12));
             for (int step = 1; step <= steps; step++) {
                 World now = served.get(serving);
                 List<Transfer> transfers = startTransfers(now);
@@ -497,8 +560,28 @@ class ReloadUnderTrafficPropertyTest {
                 } else {
                     next = changeHealth(next, steps - step < 3 && !outcomes.containsKey("503"));
                     int left = steps - step;
-                    reload(step, now, changeLiveness(next, left >= 3 && left < 6 && !seen502(),
-                            left >= 6 && left < 9 && !outcomes.containsKey(FAILOVER)));
+                    keepConnectionsOfTheRefused(step, now, next);
+                    boolean unreachable = left >= 3 && left < 6 && !seen502();
+                    boolean failover = left >= 6 && left < 9 && !outcomes.containsKey(FAILOVER);
+                    // A pending upgrade whose grant this reload takes away must meet the reload, not a stopped
+                    // endpoint: its endpoint stays up this step (else "closed by reload as it opens" goes missing).
+                    Set<Integer> keepUp = endpointsOfPendingTunnelsRefusedBy(next);
+                    Busy busy = drained == null && step >= drainFrom && !unreachable && !failover
+                            ? keepBusy(now, next, keepUp) : null;
+                    if (busy != null) {
+                        transfers.add(busy.download());
+                    }
+                    if (busy != null && busy.endpoint() >= 0) {
+                        reload(step, now, withStopped(next, busy.endpoint()), Set.of(busy.endpoint()), true);
+                        gracefulStops++;
+                        // Stopped at once on finding it busy; a download over by then (a very slow machine) has not
+                        // proved anything, and a later step tries again.
+                        drained = underGracefulStop.contains(busy.download().call.tag()) ? busy.download() : null;
+                    } else {
+                        World changed = changeLiveness(next, unreachable, failover,
+                                left < 12 && killings == 0 && !unreachable && !failover, keepUp);
+                        reload(step, now, changed, howTheyStop(next, changed, left < 12), false);
+                    }
                 }
                 reviewTunnels(step, now, served.get(serving));
                 burst("step " + step);
@@ -525,7 +608,7 @@ class ReloadUnderTrafficPropertyTest {
             now.routes().forEach(r -> backendOf.put(r.name(), random.nextBoolean() ? "alpha" : "beta"));
             // Every endpoint up again, so that the counting of checks below sees the checks' own doing.
             reload(0, now, new World(now.routes(), backendOf, backends, now.partnersTrusted(), now.denyListed(),
-                    now.failing(), Set.of()));
+                    now.failing(), Set.of()), Set.of(), false);
             burst("the last step");
 
             noOtherCrossings(0);
@@ -588,36 +671,127 @@ class ReloadUnderTrafficPropertyTest {
          * Two times in five, an endpoint stops (at most two at once) or one stopped starts again, on the same port.
          * Towards the end of a sequence that has not had them yet, a backend is made to have one endpoint of two
          * stopped, the other up ({@code failover}), or every endpoint in rotation stopped ({@code unreachable}):
-         * without a check, so that the stopped ones stay in rotation.
+         * without a check, so that the stopped ones stay in rotation. With {@code anotherStop}, one more endpoint stops
+         * if none does (starting one of two down). None of {@code keepUp} stops.
          */
-        private World changeLiveness(World w, boolean unreachable, boolean failover) {
-            if (unreachable || failover) {
+        private World changeLiveness(World w, boolean unreachable, boolean failover, boolean anotherStop,
+                Set<Integer> keepUp) {
+            List<Integer> free = new ArrayList<>();
+            for (int i = 0; i < endpoints.size(); i++) {
+                if (!keepUp.contains(i)) {
+                    free.add(i);
+                }
+            }
+            World changed;
+            if ((unreachable || failover) && !free.isEmpty()) {
                 String name = RoutingScenarios.pick(liveness, List.copyOf(new TreeSet<>(w.backendOf().values())));
-                List<Integer> some = someOf(liveness, List.of(0, 1, 2), 2);
+                List<Integer> some = new ArrayList<>(someOf(liveness, free, unreachable ? 2 : 1));
+                if (failover) {
+                    List<Integer> others = new ArrayList<>(List.of(0, 1, 2));
+                    others.removeAll(some);
+                    some.add(RoutingScenarios.pick(liveness, others)); // the one left up may be any
+                }
                 Map<String, Pool> backends = new LinkedHashMap<>(w.backends());
-                backends.put(name, new Pool(some, null));
-                return new World(w.routes(), w.backendOf(), backends, w.partnersTrusted(), w.denyListed(),
+                backends.put(name, new Pool(List.copyOf(some), null));
+                changed = new World(w.routes(), w.backendOf(), backends, w.partnersTrusted(), w.denyListed(),
                         w.failing(), Set.copyOf(unreachable ? some : some.subList(0, 1)));
-            }
-            if (liveness.nextInt(5) >= 2) {
-                return w;
-            }
-            Set<Integer> down = new TreeSet<>(w.down());
-            if (!down.isEmpty() && (down.size() == 2 || liveness.nextBoolean())) {
-                down.remove(RoutingScenarios.pick(liveness, List.copyOf(down)));
+            } else if (liveness.nextInt(5) >= 2) {
+                changed = w;
             } else {
-                down.add(liveness.nextInt(endpoints.size()));
+                Set<Integer> down = new TreeSet<>(w.down());
+                if (!down.isEmpty() && (down.size() == 2 || liveness.nextBoolean())) {
+                    down.remove(RoutingScenarios.pick(liveness, List.copyOf(down)));
+                } else {
+                    int i = liveness.nextInt(endpoints.size());
+                    if (!keepUp.contains(i)) {
+                        down.add(i);
+                    }
+                }
+                changed = w.withDown(down);
             }
+            if (!anotherStop || changed.down().stream().anyMatch(i -> !w.down().contains(i))) {
+                return changed;
+            }
+            List<Integer> up = new ArrayList<>(free);
+            up.removeAll(changed.down());
+            up.removeAll(w.down());
+            return up.isEmpty() ? changed : withStopped(changed, RoutingScenarios.pick(liveness, up));
+        }
+
+        /** {@code w} with endpoint {@code i} stopped too; one of two stopped already starts again. */
+        private World withStopped(World w, int i) {
+            Set<Integer> down = new TreeSet<>(w.down());
+            if (down.size() >= 2) {
+                down.remove(RoutingScenarios.pick(liveness, List.copyOf(down)));
+            }
+            down.add(i);
             return w.withDown(down);
+        }
+
+        /**
+         * Of the endpoints {@code next} stops, those that stop gracefully (the others are killed): half of them, and
+         * towards the end ({@code due}) of a sequence that has had no killing yet, the first one is killed.
+         */
+        private Set<Integer> howTheyStop(World now, World next, boolean due) {
+            Set<Integer> graceful = new TreeSet<>();
+            for (int i : next.down()) {
+                if (now.down().contains(i)) {
+                    continue;
+                }
+                if (!(due && killings == 0) && liveness.nextBoolean()) {
+                    graceful.add(i);
+                    gracefulStops++;
+                } else {
+                    killings++;
+                }
+            }
+            return Set.copyOf(graceful);
+        }
+
+        /**
+         * Every sequence has a reload close an open connection whose certificate it refuses. Whether a client has a
+         * kept-alive connection then is the luck of its last answers (a 502 or a 400 closes it), and stopped
+         * endpoints change those: until a reload has closed one, each client {@code next} refuses that has none gets
+         * one first, with a request judged as the bursts' are.
+         */
+        private void keepConnectionsOfTheRefused(int step, World now, World next) throws Exception {
+            if (outcomes.containsKey("closed by reload")) {
+                return;
+            }
+            for (Workload w : clients()) {
+                if (next.refuses(w) && !now.refuses(w) && !open.containsKey(w.name())) {
+                    Call call = new Call("f" + requests++, w, null, "GET", "/", "kept-alive.example.test");
+                    String problem = send(call, null, now.expect(call), true);
+                    if (problem != null) {
+                        failures.add("== step " + step + ", " + call.tag() + " from " + w.name() + " on a new "
+                                + "connection: " + problem + "\n  configuration:\n" + now.describe().indent(4));
+                    }
+                }
+            }
+        }
+
+        /** The endpoints of the upgrades still waiting for their 101 that {@code next} no longer allows. */
+        private Set<Integer> endpointsOfPendingTunnelsRefusedBy(World next) {
+            Set<Integer> theirs = new TreeSet<>();
+            for (Tunnel t : tunnels) {
+                Expected expected = next.expect(t.call());
+                if (t.pending() && (expected == null || expected.verdict().status() != 200)) {
+                    theirs.add(t.endpoint());
+                }
+            }
+            return theirs;
         }
 
         /**
          * A reload, with the endpoints' health as {@code next} has it: changed just before the reload (so that the old
          * checks may be counting it as the reload hands their verdicts over) or just after it. Where the README leaves
          * a verdict open for a while, the health change is a window in which the background accepts either verdict;
-         * the foreground waits out the README's bound and then the gauge, and judges strictly from there.
+         * the foreground waits out the README's bound and then the gauge, and judges strictly from there. Of the
+         * endpoints {@code next} stops, those in {@code graceful} stop gracefully, the others are killed; before the
+         * reload when {@code atOnce} (an endpoint serving a download that must still be under way), else before it,
+         * while it is built or after it, as the sequence draws.
          */
-        private void reload(int step, World now, World next) throws Exception {
+        private void reload(int step, World now, World next, Set<Integer> graceful, boolean atOnce) throws Exception {
             int index = served.size();
             Map<String, Set<Integer>> unsureNow = unsureBefore(now, next);
             Map<String, Set<Integer>> unsureNext = unsureAfter(now, next);
@@ -629,7 +803,11 @@ class ReloadUnderTrafficPropertyTest {
             crossingsAllowed = new TreeMap<>(unsureNow);
             unsureNext.forEach((b, unsure) -> crossingsAllowed.computeIfAbsent(b, x -> new TreeSet<>()).addAll(unsure));
             if (window) {
-                windows.add(new Window(Map.of(index - 1, unsureNow, index, unsureNext), Set.copyOf(stopping)));
+                Set<Integer> killed = new TreeSet<>(next.down());
+                killed.removeAll(now.down());
+                killed.removeAll(graceful);
+                windows.add(new Window(Map.of(index - 1, unsureNow, index, unsureNext), Set.copyOf(stopping),
+                        Set.copyOf(killed), graceful));
                 healthEpoch.incrementAndGet();
             }
             boolean healthFirst = health.nextBoolean();
@@ -637,11 +815,12 @@ class ReloadUnderTrafficPropertyTest {
                 applyHealth(next.failing());
             }
             // Endpoints stop or start before the reload, while it is built and hands the checks over, or after it.
-            int when = stopping.isEmpty() ? -1 : liveness.nextInt(3);
+            int when = stopping.isEmpty() ? -1 : atOnce ? 0 : liveness.nextInt(3);
             if (when == 0) {
-                applyLiveness(next.down());
+                applyLiveness(next.down(), graceful);
             }
-            Thread during = when == 1 ? new Thread(() -> applyLiveness(next.down()), "stop-start-endpoints") : null;
+            Thread during = when == 1 ? new Thread(() -> applyLiveness(next.down(), graceful),
+                    "stop-start-endpoints") : null;
             served.add(next);
             attempting = index;
             if (during != null) {
@@ -656,7 +835,7 @@ class ReloadUnderTrafficPropertyTest {
                 applyHealth(next.failing());
             }
             if (when == 2) {
-                applyLiveness(next.down());
+                applyLiveness(next.down(), graceful);
             }
             long changed = System.nanoTime();
             if (window) {
@@ -709,8 +888,8 @@ class ReloadUnderTrafficPropertyTest {
                     boolean carried = before != null && before.check() != null && before.endpoints().contains(i);
                     boolean start = !carried || World.passes(i, before.check(), now);
                     boolean end = World.passes(i, pool.check(), next);
-                    boolean changed = carried && start != World.passes(i, before.check(), next)
-                            || World.passes(i, pool.check(), now) != end;
+                    boolean changed = carried && wavers(i, before.check(), now, next)
+                            || wavers(i, pool.check(), now, next);
                     if (start != end || changed) {
                         unsure.computeIfAbsent(name, n -> new TreeSet<>()).add(i);
                     }
@@ -744,13 +923,25 @@ class ReloadUnderTrafficPropertyTest {
             crossingsSeen = lines.size();
         }
 
-        /** The endpoints of {@code now}'s backends whose check answers otherwise under {@code next}'s health. */
+        /**
+         * Whether endpoint {@code i}'s check answers otherwise at any moment of the change from {@code now}'s health
+         * to {@code next}'s: {@code /health} and liveness change one after the other, in either order, so a check
+         * may pass for a moment between two states that both fail it (a {@code /health} mended, then the endpoint
+         * stopped), and a threshold of one makes that moment a crossing.
+         */
+        private static boolean wavers(int i, HealthCheckConfig check, World now, World next) {
+            boolean before = World.passes(i, check, now);
+            return World.passes(i, check, next) != before
+                    || World.passes(i, check, next.withDown(now.down())) != before
+                    || World.passes(i, check, next.withFailing(now.failing())) != before;
+        }
+
+        /** The endpoints of {@code now}'s backends whose check answers otherwise as it changes to {@code next}'s. */
         private static Map<String, Set<Integer>> unsureBefore(World now, World next) {
             Map<String, Set<Integer>> unsure = new TreeMap<>();
             now.backends().forEach((name, pool) -> {
                 for (int i : pool.endpoints()) {
-                    if (pool.check() != null && World.passes(i, pool.check(), now)
-                            != World.passes(i, pool.check(), next)) {
+                    if (pool.check() != null && wavers(i, pool.check(), now, next)) {
                         unsure.computeIfAbsent(name, n -> new TreeSet<>()).add(i);
                     }
                 }
@@ -758,13 +949,24 @@ class ReloadUnderTrafficPropertyTest {
             return unsure;
         }
 
-        /** Stops the endpoints in {@code down} that are up, and starts those that are not and are down. */
-        private void applyLiveness(Set<Integer> down) {
+        /**
+         * Stops the endpoints in {@code down} that are up, gracefully those in {@code graceful}, and starts those that
+         * are not and are down.
+         */
+        private void applyLiveness(Set<Integer> down, Set<Integer> graceful) {
             for (int i = 0; i < endpoints.size(); i++) {
-                if (down.contains(i) && !stopped.contains(i)) {
+                if (down.contains(i) && !stopped.contains(i) && graceful.contains(i)) {
+                    for (TestBackend.InFlight f : endpoints.get(i).stopGracefully()) {
+                        String tag = f.headers().get("X-Case");
+                        if (tag != null && !f.tunnel()) {
+                            underGracefulStop.add(tag);
+                        }
+                    }
+                    stopped.add(i);
+                } else if (down.contains(i) && !stopped.contains(i)) {
                     endpoints.get(i).stopWithConnections();
                     stopped.add(i);
-                    stops.incrementAndGet(i);
+                    kills.incrementAndGet(i);
                 } else if (!down.contains(i) && stopped.contains(i)) {
                     try {
                         endpoints.get(i).listenAgain();
@@ -967,16 +1169,61 @@ class ReloadUnderTrafficPropertyTest {
                 started.add(t);
             }
             for (Transfer t : started) {
-                if (!t.headRead.await(10, TimeUnit.SECONDS)) {
-                    failures.add("transfer " + t.call.tag() + ": no sign of its head being read within 10s");
-                }
+                awaitHeadRead(t);
             }
             return started;
         }
 
+        private void awaitHeadRead(Transfer t) throws InterruptedException {
+            if (!t.headRead.await(10, TimeUnit.SECONDS)) {
+                failures.add("transfer " + t.call.tag() + ": no sign of its head being read within 10s");
+            }
+        }
+
+        /**
+         * A download made to keep an endpoint busy through its graceful stop: the largest, trickled (a second or more
+         * of the backend's time), by the first client that {@code now} surely forwards there and {@code next} does not
+         * refuse (a refused certificate would cut it). Returns once its first bytes came back and an endpoint is
+         * serving it; null when no client qualifies. Its {@code endpoint} is -1 when no endpoint that may stop is
+         * serving it: one of {@code keepUp}, one stopped already, or none (it is over).
+         */
+        private Busy keepBusy(World now, World next, Set<Integer> keepUp) throws InterruptedException {
+            String tag = "t" + requests;
+            String target = "/integrity/" + tag + "?bytes=" + LARGEST_TRANSFER + "&pattern=" + draining.nextInt(256)
+                    + "&trickle=1" + (draining.nextBoolean() ? "&chunked=1" : "");
+            Workload client = clients().stream().filter(w -> !next.refuses(w)).filter(w -> {
+                Expected e = now.expect(new Call(tag, w, null, "GET", target, STREAM_HOST));
+                return e != null && e.forwarded();
+            }).findFirst().orElse(null);
+            if (client == null) {
+                return null;
+            }
+            requests++;
+            Transfer download = new Transfer(new Call(tag, client, null, "GET", target, STREAM_HOST),
+                    healthEpoch.get(), serving, -1, false, false, LARGEST_TRANSFER, draining.nextLong());
+            download.thread.start();
+            awaitHeadRead(download);
+            int[] at = {-1};
+            try {
+                await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(2)).until(() -> {
+                    for (int i = 0; i < endpoints.size(); i++) {
+                        if (endpoints.get(i).exchangesUnderWay().stream()
+                                .anyMatch(f -> tag.equals(f.headers().get("X-Case")))) {
+                            at[0] = i;
+                        }
+                    }
+                    return at[0] >= 0 || !download.thread.isAlive();
+                });
+            } catch (org.awaitility.core.ConditionTimeoutException e) {
+                failures.add("download " + tag + ": its first bytes came back, yet no endpoint is serving it");
+            }
+            boolean mayStop = at[0] >= 0 && !keepUp.contains(at[0]) && !now.down().contains(at[0]);
+            return new Busy(download, mayStop ? at[0] : -1);
+        }
+
         /** Hundreds of KiB to a few MiB. */
         private long size() {
-            return 256 * 1024 + random.nextInt(3 * 1024 * 1024);
+            return 256 * 1024 + random.nextInt(LARGEST_TRANSFER - 256 * 1024);
         }
 
         /** Mostly a client the world lets make this request, so that most get through; now and then anyone. */
@@ -1014,7 +1261,7 @@ class ReloadUnderTrafficPropertyTest {
                 }
                 why.add(matched ? "cut, its certificate refused" : "cut (" + t.failure + ") with its certificate "
                         + "accepted by generations " + (t.from + 1) + ".." + (to + 1)
-                        + " and no endpoint it may be on stopped");
+                        + " and no endpoint it may be on killed (one stopped gracefully finishes it)");
                 arrivals.excuse(t.call.tag());
                 outcomes.merge(matched ? "transfer cut by reload" : stoppedUnder ? "transfer cut by a stopped endpoint"
                         : "transfer cut", 1, Integer::sum);
@@ -1031,6 +1278,8 @@ class ReloadUnderTrafficPropertyTest {
                     outcomes.merge("transfer " + t.status, 1, Integer::sum);
                 }
             }
+            ends.put(t.call.tag(), end(t.call.client(), t.status == 200 && matched, t.status, t.from, to,
+                    t.failure));
             if (!matched) {
                 failures.add("== step " + step + ", transfer " + t.call.tag() + " from " + t.call.client().name()
                         + ": " + t.call.method() + " " + t.call.target() + (t.upload < 0 ? ""
@@ -1041,7 +1290,7 @@ class ReloadUnderTrafficPropertyTest {
 
         private String judgeTransfer(Transfer t, Expected expected) throws InterruptedException {
             Verdict v = expected.verdict();
-            String wrong = expected.statusProblem(t.status);
+            String wrong = expected.statusProblem(t.status, sentAgain(t.call.method(), t.upload < 0));
             if (wrong != null) {
                 return wrong;
             }
@@ -1166,8 +1415,9 @@ class ReloadUnderTrafficPropertyTest {
                 Expected expected = after.expect(t.call());
                 boolean refused = after.refuses(t.call().client());
                 boolean allowed = expected != null && expected.verdict().status() == 200;
-                // The README: a tunnel lasts until either side closes; a stopped endpoint closes its side.
-                boolean endpointStopped = stops.get(t.endpoint()) != t.stopsAtOpen();
+                // The README: a tunnel lasts until either side closes; a killed endpoint closes its side, one
+                // stopped gracefully serves it to its end, as nginx and Envoy do with an upgraded connection.
+                boolean endpointStopped = kills.get(t.endpoint()) != t.killsAtOpen();
                 String problem = null;
                 String outcome;
                 try {
@@ -1594,6 +1844,8 @@ class ReloadUnderTrafficPropertyTest {
                     // cut by a reload or a stopped endpoint: it may or may not have reached the backend
                     arrivals.claim(call.tag());
                 }
+                ends.put(call.tag(), end(call.client(), status == 200 && matched, status,
+                        status == -1 ? connectionFrom : from, to, failure));
                 if (!matched) {
                     failures.add("== background " + call.tag() + " from " + client + ", generations "
                             + ((status == -1 ? connectionFrom : from) + 1)
@@ -1616,6 +1868,21 @@ class ReloadUnderTrafficPropertyTest {
     }
 
     /**
+     * How a request ended, for {@link #ends}: {@code whole} when answered 200 as the model says, {@code cut by
+     * refusal} when a closed connection is explained by generations {@code from..to} refusing its certificate.
+     */
+    private String end(Workload client, boolean whole, int status, int from, int to, String failure) {
+        if (whole) {
+            return "whole";
+        }
+        boolean refused = false;
+        for (int i = from; i <= to; i++) {
+            refused |= served.get(i).refuses(client);
+        }
+        return status == -1 && refused ? "cut by refusal" : status == -1 ? "cut: " + failure : "answered " + status;
+    }
+
+    /**
      * Per backend, the endpoints of generation {@code index} whose verdict was open at some point between health
      * epochs {@code from} and {@code to}, and the endpoints stopped or started meanwhile: empty when the model was
      * sure throughout.
@@ -1623,15 +1890,19 @@ class ReloadUnderTrafficPropertyTest {
     private Open unsure(int index, int from, int to) {
         Map<String, Set<Integer>> open = new HashMap<>();
         Set<Integer> stopping = new TreeSet<>();
+        Set<Integer> killed = new TreeSet<>();
+        Set<Integer> drained = new TreeSet<>();
         for (int e = from; e <= to; e++) {
             if (e % 2 == 1) {
                 Window w = windows.get((e - 1) / 2);
                 w.health().getOrDefault(index, Map.of())
                         .forEach((backend, unsure) -> open.computeIfAbsent(backend, b -> new TreeSet<>()).addAll(unsure));
                 stopping.addAll(w.stopping());
+                killed.addAll(w.killed());
+                drained.addAll(w.drained());
             }
         }
-        return new Open(open, stopping);
+        return new Open(open, stopping, killed, drained);
     }
 
     // ---- transfers and tunnels ---------------------------------------------------------------------------------
@@ -1783,15 +2054,19 @@ class ReloadUnderTrafficPropertyTest {
         }
     }
 
+    /** A download under way, and the endpoint serving it that is to stop gracefully, or -1. */
+    private record Busy(Transfer download, int endpoint) {
+    }
+
     /** A WebSocket upgrade the foreground sent; {@code pending} until its 101 has been read. */
     private final class Tunnel {
         private final Call call;
         private final MtlsClient client;
         private final int from;
         boolean pending;
-        /** The endpoint its upgrade request arrived at, and how often that one had been stopped then. */
+        /** The endpoint its upgrade request arrived at, and how often that one had been killed then. */
         private final int endpoint;
-        private final int stopsAtOpen;
+        private final int killsAtOpen;
 
         Tunnel(Call call, MtlsClient client, int from, boolean pending, int endpoint) {
             this.call = call;
@@ -1799,15 +2074,15 @@ class ReloadUnderTrafficPropertyTest {
             this.from = from;
             this.pending = pending;
             this.endpoint = endpoint;
-            this.stopsAtOpen = stops.get(endpoint);
+            this.killsAtOpen = kills.get(endpoint);
         }
 
         int endpoint() {
             return endpoint;
         }
 
-        int stopsAtOpen() {
-            return stopsAtOpen;
+        int killsAtOpen() {
+            return killsAtOpen;
         }
 
         Call call() {
@@ -1901,6 +2176,14 @@ class ReloadUnderTrafficPropertyTest {
         return body;
     }
 
+    /**
+     * The README's "Retries and failover": a bodiless request with an idempotent method is sent once more when the
+     * connection it went out on closed before an answer.
+     */
+    private static boolean sentAgain(String method, boolean bodiless) {
+        return bodiless && Set.of("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE").contains(method);
+    }
+
     private static String head(Call call, byte[] body) {
         return call.method() + " " + call.target() + " HTTP/1.1\r\nHost: " + call.host() + "\r\nX-Case: "
                 + call.tag() + "\r\n" + (body == null ? "" : "Content-Length: " + body.length + "\r\n") + "\r\n";
@@ -1921,7 +2204,7 @@ class ReloadUnderTrafficPropertyTest {
      */
     private String judge(Call call, byte[] body, Expected expected, int status) throws InterruptedException {
         Verdict v = expected.verdict();
-        String wrong = expected.statusProblem(status);
+        String wrong = expected.statusProblem(status, sentAgain(call.method(), body == null));
         if (wrong != null) {
             return wrong;
         }

@@ -5,10 +5,13 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPromise;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoopGroup;
@@ -68,8 +71,10 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
+import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -178,7 +183,7 @@ public final class TestBackend implements AutoCloseable {
                             return;
                         }
                         ch.pipeline().addLast("http", new HttpServerCodec());
-                        ch.pipeline().addLast(new ChunkedWriteHandler(), self[0].new Handler());
+                        ch.pipeline().addLast(new Exchanges(), new ChunkedWriteHandler(), self[0].new Handler());
                     }
                 });
         Channel server = bootstrap.bind("127.0.0.1", port).sync().channel();
@@ -230,6 +235,47 @@ public final class TestBackend implements AutoCloseable {
     public void stopWithConnections() {
         server.close().syncUninterruptibly();
         accepted.close().syncUninterruptibly();
+    }
+
+    /**
+     * A request whose exchange was under way when {@link #stopGracefully()} came; {@code tunnel} when it had become a
+     * WebSocket tunnel.
+     */
+    public record InFlight(String method, String uri, HttpHeaders headers, boolean tunnel) {
+    }
+
+    /**
+     * Stops as nginx or Envoy do on {@code SIGQUIT}/{@code SIGTERM}: new connections are refused and idle keep-alive
+     * connections closed at once, while every exchange under way (a request being read, an answer being written, a
+     * WebSocket tunnel) is served to its end; its answer then says {@code Connection: close} if its head is still to
+     * go, and the connection closes once it is written. Returns those exchanges, as they stood at the stop.
+     */
+    public List<InFlight> stopGracefully() {
+        server.close().syncUninterruptibly();
+        // On the backend's one event loop, where every connection lives: none turns from idle to busy meanwhile.
+        return group.next().submit(() -> {
+            List<InFlight> inFlight = new ArrayList<>();
+            for (Channel ch : accepted) {
+                Exchanges exchanges = ch.pipeline().get(Exchanges.class);
+                InFlight under = exchanges == null ? null : exchanges.drain();
+                if (under == null) {
+                    ch.close();
+                } else {
+                    inFlight.add(under);
+                }
+            }
+            return inFlight;
+        }).syncUninterruptibly().getNow();
+    }
+
+    /**
+     * Requests being read or answered now, WebSocket tunnels aside: what {@link #stopGracefully()} would let finish,
+     * so that a test can stop this backend while a request of its own is under way.
+     */
+    public List<InFlight> exchangesUnderWay() {
+        return group.next().submit(() -> accepted.stream().map(ch -> ch.pipeline().get(Exchanges.class))
+                .filter(e -> e != null && e.current != null && !e.tunnel).map(Exchanges::underWay).toList())
+                .syncUninterruptibly().getNow();
     }
 
     /** Accepts connections on the same port again, after {@link #stopListening()} or {@link #stopWithConnections}. */
@@ -304,6 +350,71 @@ public final class TestBackend implements AutoCloseable {
         server.close().syncUninterruptibly();
         accepted.close().syncUninterruptibly();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+
+    /**
+     * Per connection, between the codec and the handlers: whether an exchange is under way, for
+     * {@link #stopGracefully()}. An exchange lasts from its request head until both its request and its answer have
+     * ended; a 101 makes it a tunnel, which lasts as long as the connection. Event-loop confined.
+     */
+    private static final class Exchanges extends ChannelDuplexHandler {
+        /** The head of the exchange under way, null while the connection is idle. */
+        private HttpRequest current;
+        private boolean reading;
+        private boolean answering;
+        private boolean tunnel;
+        private boolean draining;
+
+        /** Null when the connection is idle (then the caller closes it), else its exchange, closed when it ends. */
+        InFlight drain() {
+            draining = true;
+            return underWay();
+        }
+
+        InFlight underWay() {
+            return current == null ? null : new InFlight(current.method().name(), current.uri(),
+                    new DefaultHttpHeaders().add(current.headers()), tunnel);
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (msg instanceof HttpRequest r && !tunnel) {
+                current = r;
+                reading = true;
+                answering = true;
+            }
+            if (msg instanceof LastHttpContent && !tunnel) {
+                reading = false;
+            }
+            ctx.fireChannelRead(msg);
+            endIfDone(ctx.newSucceededFuture());
+        }
+
+        @Override
+        public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+            if (msg instanceof HttpResponse r && r.status().code() == 101) {
+                tunnel = true;
+            } else if (msg instanceof HttpResponse r && draining) {
+                HttpUtil.setKeepAlive(r, false);
+            }
+            if (msg instanceof LastHttpContent && !tunnel) {
+                answering = false;
+                ChannelPromise written = promise.unvoid();
+                ctx.write(msg, written);
+                endIfDone(written);
+                return;
+            }
+            ctx.write(msg, promise);
+        }
+
+        private void endIfDone(ChannelFuture written) {
+            if (!reading && !answering && current != null) {
+                current = null;
+                if (draining) {
+                    written.addListener(ChannelFutureListener.CLOSE);
+                }
+            }
+        }
     }
 
     /** Per connection; event-loop confined. */
