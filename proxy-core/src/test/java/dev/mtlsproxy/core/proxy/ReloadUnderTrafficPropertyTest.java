@@ -99,7 +99,9 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * arriving whole and byte-exact (SHA-256 at the backend, the pattern at the client), or be cut only by a reload
  * that refuses their certificate; and WebSocket tunnels through another route must stay open and echo byte-exact
  * while the configuration serving still allows their upgrade request, and be closed, with the README's log line,
- * when it no longer does, as they open if their 101 comes after the reload.
+ * when it no longer does, as they open if their 101 comes after the reload. Towards the end of a sequence that has
+ * not had one of these three yet (a tunnel kept across a reload, one closed by it, one closed as it opens), a tunnel
+ * is opened, and its grant kept or taken away, so that it has.
  *
  * <p>Next to two reloads in five, an endpoint stops or one stopped starts again on the same port, before the reload,
  * while it is built or after it. Half the stops are as a killed process's (its listening socket and every open
@@ -539,7 +541,13 @@ class ReloadUnderTrafficPropertyTest {
             for (int step = 1; step <= steps; step++) {
                 World now = served.get(serving);
                 List<Transfer> transfers = startTransfers(now);
-                openTunnel(step, now);
+                // Towards the end, what the tunnels have not had yet is made to happen: one kept across a reload, one
+                // closed by a reload, one closed by a reload as it opens.
+                boolean tunnelsDue = steps - step < 10;
+                boolean wantKept = tunnelsDue && !outcomes.containsKey("tunnel kept across a reload");
+                boolean wantClosed = tunnelsDue && !outcomes.containsKey("tunnel closed by reload");
+                boolean wantClosedAsOpens = tunnelsDue && !outcomes.containsKey("tunnel closed by reload as it opens");
+                openTunnel(step, now, wantKept || wantClosed ? Boolean.FALSE : wantClosedAsOpens ? Boolean.TRUE : null);
                 World next = now;
                 for (int m = 1 + random.nextInt(2); m > 0; m--) {
                     next = mutate(next);
@@ -547,7 +555,12 @@ class ReloadUnderTrafficPropertyTest {
                 next = restoreOwnRoutes(next);
                 // A tunnel's grant taken away: a pending one's most of the time, so that some close as they open.
                 Tunnel pending = tunnels.stream().filter(Tunnel::pending).findAny().orElse(null);
-                if (pending != null && random.nextInt(3) != 0) {
+                Tunnel opened = tunnels.stream().filter(t -> !t.pending()).findAny().orElse(null);
+                if (wantKept && opened != null) {
+                    next = keepingTunnels(now, next);
+                } else if (wantClosed && opened != null) {
+                    next = withoutTunnelGrant(next, opened.call().client());
+                } else if (pending != null && (wantClosedAsOpens || random.nextInt(3) != 0)) {
                     next = withoutTunnelGrant(next, pending.call().client());
                 } else if (!tunnels.isEmpty() && random.nextInt(3) == 0) {
                     next = withoutTunnelGrant(next, RoutingScenarios.pick(random, tunnels).call().client());
@@ -566,6 +579,9 @@ class ReloadUnderTrafficPropertyTest {
                     // A pending upgrade whose grant this reload takes away must meet the reload, not a stopped
                     // endpoint: its endpoint stays up this step (else "closed by reload as it opens" goes missing).
                     Set<Integer> keepUp = endpointsOfPendingTunnelsRefusedBy(next);
+                    if (wantKept) {
+                        tunnels.stream().filter(t -> !t.pending()).forEach(t -> keepUp.add(t.endpoint()));
+                    }
                     Busy busy = drained == null && step >= drainFrom && !unreachable && !failover
                             ? keepBusy(now, next, keepUp) : null;
                     if (busy != null) {
@@ -1331,13 +1347,20 @@ class ReloadUnderTrafficPropertyTest {
          * client it lets in: answered as {@code now} says, and a tunnel that opens echoes. Half of them ask the
          * backend to answer after a second: it is left pending, its request at the backend, for the reload.
          */
-        private void openTunnel(int step, World now) throws Exception {
-            if (tunnels.size() >= 4 || random.nextInt(3) == 0) {
+        private void openTunnel(int step, World now, Boolean forceLate) throws Exception {
+            if (tunnels.size() >= 4 || forceLate == null && random.nextInt(3) == 0) {
                 return;
             }
-            boolean late = random.nextBoolean();
+            boolean late = forceLate == null ? random.nextBoolean() : forceLate;
             String target = "/ws" + (late ? "?ms=1000" : "");
-            Call call = new Call("w" + requests++, client(now, WS_HOST, "GET", target), null, "GET", target, WS_HOST);
+            Workload who = client(now, WS_HOST, "GET", target);
+            if (forceLate != null) {
+                who = clients().stream().filter(w -> {
+                    Expected e = now.expect(new Call("probe", w, null, "GET", target, WS_HOST));
+                    return e != null && e.forwarded();
+                }).findFirst().orElse(who);
+            }
+            Call call = new Call("w" + requests++, who, null, "GET", target, WS_HOST);
             Expected expected = now.expect(call);
             MtlsClient c = null;
             String problem = null;
@@ -1627,6 +1650,30 @@ class ReloadUnderTrafficPropertyTest {
             routes.replaceAll(r -> r.host() != null && r.host().equals(WS_HOST) ? ownRoute(random, WS_HOST) : r);
             return new World(List.copyOf(routes), w.backendOf(), w.backends(), w.partnersTrusted(), w.denyListed(),
                     w.failing(), w.down());
+        }
+
+        /**
+         * {@code next} with the tunnel route, and the certificates of the tunnels' clients, as {@code now} has them:
+         * every tunnel {@code now} allows stays allowed.
+         */
+        private World keepingTunnels(World now, World next) {
+            GenRoute before = now.routes().stream().filter(r -> WS_HOST.equals(r.host())).findFirst().orElse(null);
+            if (before == null) {
+                return next;
+            }
+            List<GenRoute> routes = new ArrayList<>(next.routes());
+            Map<String, String> backendOf = new HashMap<>(next.backendOf());
+            next.routes().stream().filter(r -> WS_HOST.equals(r.host())).forEach(r -> backendOf.remove(r.name()));
+            routes.removeIf(r -> WS_HOST.equals(r.host()));
+            routes.add(before);
+            String backend = now.backendOf().get(before.name());
+            backendOf.put(before.name(), next.backends().containsKey(backend) ? backend
+                    : new TreeSet<>(next.backends().keySet()).first());
+            Set<String> denied = new HashSet<>(next.denyListed());
+            tunnels.forEach(t -> denied.remove(t.call().client().name()));
+            boolean partners = next.partnersTrusted() || tunnels.stream().anyMatch(t -> t.call().client() == PARTNER);
+            return new World(List.copyOf(routes), backendOf, next.backends(), partners, Set.copyOf(denied),
+                    next.failing(), next.down());
         }
 
         /** The tunnel route without any identity this client is: its upgrade is no longer allowed. */
