@@ -39,17 +39,7 @@ class PolicyToolsTest {
 
     @Test
     void theShippedExamplePassesItsOwnPolicyTests() throws Exception {
-        Path configDir = Files.createDirectories(dir.resolve("config"));
-        Path example = Files.copy(Path.of("..", "config", "example.yaml"), configDir.resolve("example.yaml"));
-        Path certs = Files.createDirectories(configDir.resolve("certs"));
-        Files.copy(pki.serverCertificatePem(), certs.resolve("server.pem"));
-        Files.copy(pki.serverKeyPem(), certs.resolve("server.key"));
-        Files.copy(pki.caPem(), certs.resolve("clients-ca.pem"));
-        Files.writeString(certs.resolve("clients-ca.crl"), pki.rootCrl());
-        Files.writeString(certs.resolve("billing-ca.pem"), TestPki.newRoot("billing CA").getCertificatePEM());
-        TestPki.Issued proxyClient = pki.proxyClient("spiffe://example.org/mtls-proxy");
-        Files.copy(proxyClient.certificate(), certs.resolve("proxy-client.pem"));
-        Files.copy(proxyClient.privateKey(), certs.resolve("proxy-client.key"));
+        Path example = ShippedExample.withCertificates(dir, pki);
 
         int code = new PolicyTestCommand(print(out), print(err), Clock.fixed(Instant.parse("2026-11-27T00:00:00Z"),
                 ZoneOffset.UTC)).run(example);

@@ -39,6 +39,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -110,7 +111,9 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
                 .addSerializer(Duration.class, new DurationAsWritten())
                 .addSerializer(DataSize.class, ToStringSerializer.instance)
                 .addSerializer(HostPort.class, ToStringSerializer.instance)
-                .addSerializer(CpuAffinity.class, ToStringSerializer.instance);
+                .addSerializer(CpuAffinity.class, ToStringSerializer.instance)
+                // A grant's expires: as written (2027-06-30T00:00:00Z); without it the whole answer failed to write.
+                .addSerializer(Instant.class, ToStringSerializer.instance);
         this.json = new ObjectMapper().registerModule(asText).enable(SerializationFeature.INDENT_OUTPUT);
     }
 
