@@ -57,11 +57,13 @@ public final class Backend {
      */
     public static Backend build(String name, BackendConfig config, Backend previous) throws PemException,
             GeneralSecurityException, SSLException {
-        boolean same = previous != null && previous.config.equals(config) && previous.addressesStillResolve();
+        boolean sameConfig = previous != null && previous.config.equals(config);
+        boolean same = sameConfig && previous.addressesStillResolve();
         BackendTls tls = null;
         boolean https = config.endpointUrls().stream().anyMatch(u -> "https".equalsIgnoreCase(u.getScheme()));
         if (https) {
-            tls = BackendTls.load(config.tls(), same ? previous.tls : null);
+            // Unchanged files keep their context even when the addresses moved: a new context says the files changed.
+            tls = BackendTls.load(config.tls(), sameConfig ? previous.tls : null);
         }
         if (same && tls == previous.tls) {
             return previous;

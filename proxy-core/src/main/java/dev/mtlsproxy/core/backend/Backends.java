@@ -55,12 +55,13 @@ public final class Backends implements AutoCloseable {
             Backend old = previous == null ? null : previous.get(e.getKey());
             Backend next = Backend.build(e.getKey(), e.getValue(), old);
             if (old != null && next != old && old.config().equals(e.getValue())) {
-                if (next.addresses().equals(old.addresses())) {
-                    log.info("event=backend_tls_reloaded backend={} reason=files_changed", e.getKey());
-                } else {
+                if (!next.addresses().equals(old.addresses())) {
                     log.info("event=backend_addresses_changed backend={} addresses={}", e.getKey(),
                             next.addresses());
+                } else if (next.tls() != old.tls()) {
+                    log.info("event=backend_tls_reloaded backend={} reason=files_changed", e.getKey());
                 }
+                // Otherwise a name that still does not resolve was tried again: backend_unresolved said so.
             }
             built.put(e.getKey(), next);
         }

@@ -3,6 +3,9 @@ package dev.mtlsproxy.core.proxy;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mtlsproxy.config.BackendConfig;
+import dev.mtlsproxy.config.BackendTlsConfig;
+import dev.mtlsproxy.core.backend.Backends;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
@@ -66,5 +69,29 @@ class BackendDnsTest {
         }
         assertThat(fixture.backend().connectionsAccepted()).as("same address: the backend and its pool carried over")
                 .isEqualTo(1);
+    }
+
+    /**
+     * A name that does not resolve is tried again by every reload, which builds its backend anew; that was logged
+     * as {@code event=backend_tls_reloaded reason=files_changed} at every reload, of a plain http backend too, though
+     * no file had changed, and an https one was given a new TLS context. {@code backend_unresolved} is the line that tells. (A name of its own: the JVM remembers
+     * a failed lookup for ten seconds, {@code networkaddress.cache.negative.ttl}, whatever the hosts file says.)
+     */
+    @Test
+    void aNameStillUnresolvedAtAReloadIsNotReportedAsChangedFiles() throws Exception {
+        resolve("elsewhere.test", "127.0.0.2");
+        RunningProxy proxy = fixture.start(RunningProxy.builder(fixture.pki())
+                .identity("orders", ORDERS)
+                .backend("shop", BackendConfig.of(List.of(URI.create("http://nowhere.backend.test:8080")), null))
+                .backend("billing", BackendConfig.of(List.of(URI.create("https://nowhere-tls.backend.test:8443")),
+                        BackendTlsConfig.trusting(fixture.pki().caPem())))
+                .route("all", "/", "shop", "orders")
+                .route("billing", "/billing", "billing", "orders"));
+
+        try (LogCapture log = LogCapture.of(Backends.class)) {
+            proxy.reload(c -> c);
+
+            assertThat(log.lines()).as("nothing changed: the name still resolves nowhere").isEmpty();
+        }
     }
 }
