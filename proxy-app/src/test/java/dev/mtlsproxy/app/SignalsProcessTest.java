@@ -209,13 +209,17 @@ class SignalsProcessTest {
             slow.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n");
             assertThat(backend.nextRequest(10, TimeUnit.SECONDS)).as("in flight at the backend").isNotNull();
 
-            process.destroy(); // SIGTERM
+            // kill rather than Process.destroy, which closes the process's stderr pipe as it signals
+            assertThat(new ProcessBuilder("kill", "-TERM", Long.toString(process.pid())).start().waitFor()).isZero();
 
             await().atMost(Duration.ofSeconds(5)).until(() -> readyz(admin) == 503);
             MtlsClient.Response response = slow.readResponse();
             assertThat(response.status()).isEqualTo(200);
             assertThat(response.bodyText()).isEqualTo("slow hello\n");
         }
+        // The durations as the config writes them, as every other line does, not Java's PT1S.
+        assertThat(lineWith("event=shutdown_started")).endsWith("drainDelay=1s drainTimeout=15s");
+        assertThat(lineWith("event=draining")).endsWith("timeout=15s");
         assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
         assertThat(process.exitValue()).isZero();
     }

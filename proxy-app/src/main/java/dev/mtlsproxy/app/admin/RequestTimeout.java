@@ -1,5 +1,6 @@
 package dev.mtlsproxy.app.admin;
 
+import dev.mtlsproxy.config.Durations;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -83,7 +84,8 @@ final class RequestTimeout {
     private void start(ChannelHandlerContext ctx) {
         deadline = ctx.executor().schedule(() -> {
             // Debug only, a scanner can cause one per connection; the counter tells an operator they happen.
-            log.debug("event=admin_request_timeout remote={} timeout={}", ctx.channel().remoteAddress(), timeout);
+            log.debug("event=admin_request_timeout remote={} timeout={}", ctx.channel().remoteAddress(),
+                    Durations.format(timeout));
             timedOut.run();
             ctx.close();
         }, timeout.toNanos(), TimeUnit.NANOSECONDS);
