@@ -190,7 +190,7 @@ public final class ProxyServer implements AutoCloseable {
                 bound.put(name, channel);
                 log.info("event=listening listener={} address={} transport={} tls=\"{}\" max_connections={}{}", name,
                         channel.localAddress(), transport.name(), ServerTlsContexts.engineDescription(),
-                        current.get().listeners().get(name).maxConnections(), listener.maxConnections() != null ? ""
+                        current.get().listeners().get(name).maxConnections(), listener.maxConnections() != null ? " (configured)"
                                 : " (default, from descriptor_limit=" + processLimits.openFiles() + " memory_bytes="
                                         + processLimits.memoryBytes() + ")");
             }

@@ -161,13 +161,33 @@ class ConnectionLimitTest {
 
         assertThat(ProxyServer.processLimits()).as("both read, the memory as the JDK sees it in a container too")
                 .isEqualTo(new ProcessLimits(os.getMaxFileDescriptorCount(), os.getTotalMemorySize()));
-        try (RunningProxy unconfigured = RunningProxy.builder(fixture.pki())
+        try (LogCapture start = LogCapture.of(ProxyServer.class);
+                RunningProxy unconfigured = RunningProxy.builder(fixture.pki())
                 .identity("orders", ORDERS)
                 .backend("app", fixture.backend().url())
                 .route("app", "/", "app", "orders")
                 .start()) {
             assertThat(unconfigured.metrics().get("mtls.proxy.connections.limit").tag("listener", "main").gauge()
                     .value()).isEqualTo(Math.min(byDescriptors, byMemory));
+            assertThat(start.await("event=listening")).endsWith(" max_connections=" + Math.min(byDescriptors,
+                    byMemory) + " (default, from descriptor_limit=" + os.getMaxFileDescriptorCount()
+                    + " memory_bytes=" + os.getTotalMemorySize() + ")");
+        }
+    }
+
+    /** The start log says where the limit in force came from, a configured one too (it said nothing). */
+    @Test
+    void aConfiguredLimitIsLoggedAsConfigured() throws Exception {
+        try (LogCapture start = LogCapture.of(ProxyServer.class);
+                RunningProxy configured = RunningProxy.builder(fixture.pki())
+                .identity("orders", ORDERS)
+                .maxConnections(LIMIT)
+                .backend("app", fixture.backend().url())
+                .route("app", "/", "app", "orders")
+                .start()) {
+            assertThat(configured.metrics().get("mtls.proxy.connections.limit").tag("listener", "main").gauge()
+                    .value()).isEqualTo(LIMIT);
+            assertThat(start.await("event=listening")).endsWith(" max_connections=" + LIMIT + " (configured)");
         }
     }
 
