@@ -38,6 +38,7 @@ final class ExplainCommand {
     int run(Path configFile, Path certificate, String sni, List<String> methodAndUrl) {
         ProxyConfig config = ValidateCommand.load(configFile, err);
         if (config == null) {
+            err.println("nothing explained: the config must load as run would load it; fix the problems above");
             return Command.INVALID;
         }
         PeerIdentity peer;

@@ -48,6 +48,31 @@ class PolicyToolsTest {
         assertThat(stdout()).contains("ok   tests[0] checkout reads orders: allow").contains("tests passed");
     }
 
+    /**
+     * As checked out, the example names certificate files the repository does not ship. The tools load the whole
+     * config, as run does, and listed the missing files, then stopped without a word on the tests or the request.
+     */
+    @Test
+    void theExampleAsCheckedOutListsItsMissingFilesAndSaysNothingWasRun() throws Exception {
+        Path example = Path.of("..", "config", "example.yaml");
+
+        int tested = new PolicyTestCommand(print(out), print(err), CLOCK).run(example);
+
+        assertThat(tested).isEqualTo(1);
+        assertThat(stderr()).contains("trustAnchors.workloads.caBundle: ")
+                .endsWith("\nno tests run: the config must load as run would load it; fix the problems above\n");
+        assertThat(stdout()).isEmpty();
+
+        err.reset();
+        Path client = write("client.pem", pki.client("spiffe://example.org/ns/shop/sa/orders").getCertificatePEM());
+        int explained = Main.run(new String[] {"explain", "--config", example.toString(), "--cert", client.toString(),
+                "DELETE", "https://api.example.org/orders/7"}, print(out), print(err));
+
+        assertThat(explained).isEqualTo(1);
+        assertThat(stderr()).contains("listeners[0].tls.certificate: ")
+                .endsWith("\nnothing explained: the config must load as run would load it; fix the problems above\n");
+    }
+
     @Test
     void aWrongExpectationFailsPrintedLikeExplain() throws Exception {
         Path config = config("""

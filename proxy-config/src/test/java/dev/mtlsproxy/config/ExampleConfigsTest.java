@@ -1,6 +1,7 @@
 package dev.mtlsproxy.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
@@ -65,6 +66,20 @@ class ExampleConfigsTest {
         assertThat(config.routes()).hasSize(4);
         assertThat(config.tests()).hasSizeGreaterThanOrEqualTo(10);
         assertThat(config.backends()).hasSize(2);
+    }
+
+    /** The problem the example's header shows as an example is the one its own file gives, line and column too. */
+    @Test
+    void theProblemTheExampleShowsIsWhatValidateSaysOfIt() throws Exception {
+        Path copy = copyWithCertificates(tmp, Path.of("example.yaml"));
+        String text = Files.readString(copy);
+        String shown = text.lines().filter(l -> l.startsWith("#   listeners[0].tls.minVersion: "))
+                .map(l -> l.substring("#   ".length())).findFirst().orElseThrow();
+        Files.writeString(copy, text.replaceFirst("minVersion: TLSv1\\.2", "minVersion: TLSv1.1"));
+
+        ConfigException refused = catchThrowableOfType(ConfigException.class, () -> ConfigLoader.load(copy));
+
+        assertThat(refused.problems()).extracting(ConfigProblem::toString).containsExactly(shown);
     }
 
     /**
