@@ -41,8 +41,8 @@ public final class Main {
               0  done: the config is valid, every test passed, the proxy is ready, a drain after SIGTERM ended
               1  the command ran and the answer is no: problems in the config, a failed test, a certificate or
                  file that cannot be used, not ready, the proxy could not start
-              2  usage error: unknown command or option, an option the command does not take, a missing or
-                 extra argument
+              2  usage error, nothing was run: no command, an unknown command or option, an option the command
+                 does not take, a missing or extra argument
 
             environment:
               MTLS_PROXY_LOG_FORMAT=json   application log as JSON lines on stderr (default: text)

@@ -236,7 +236,9 @@ class CommandLineTest {
             out.reset();
             assertThat(run(command, "--help")).as(command + " --help").isZero();
             assertThat(stdout()).as(command + " --help").startsWith("usage: mtls-proxy COMMAND [options]")
-                    .contains("exit codes:");
+                    .contains("exit codes:")
+                    // as the README's table has it: run bare, it exits 2 too
+                    .contains("  2  usage error, nothing was run: no command, an unknown command or option,");
         }
         out.reset();
         assertThat(run("validate", "-h")).isZero();
