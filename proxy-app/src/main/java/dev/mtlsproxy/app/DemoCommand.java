@@ -42,7 +42,7 @@ final class DemoCommand {
     /** @param check make the three requests, print what happened, stop, and exit 0 only if all behaved */
     int run(Path configFile, boolean check) {
         try {
-            Demo demo = start(configFile, out, err);
+            Demo demo = start(configFile, out, err, file -> ValidateCommand.load(file, err), check);
             if (check) {
                 try (demo) {
                     return check(demo, configFile);
@@ -95,6 +95,12 @@ final class DemoCommand {
     /** As above, reading the config through {@code loader}: where a test writes the file just after it was read. */
     static Demo start(Path configFile, PrintStream out, PrintStream err, Function<Path, ProxyConfig> loader)
             throws Exception {
+        return start(configFile, out, err, loader, false);
+    }
+
+    /** @param check the three requests are made by {@code --check}, not by the reader from another terminal */
+    private static Demo start(Path configFile, PrintStream out, PrintStream err, Function<Path, ProxyConfig> loader,
+            boolean check) throws Exception {
         Path pkiDir = pkiDirFor(configFile);
         DemoPki pki = DemoPki.ensure(pkiDir, Clock.systemUTC());
         // Hashed before it is read, as run does: a write landing during start-up is then a change the watch loads,
@@ -127,7 +133,8 @@ final class DemoCommand {
         }
         Demo demo = new Demo(backend, proxy);
         InetSocketAddress address = proxy.server().addresses().get(0);
-        out.print(instructions(pki, pkiDir, created(pki), address.getPort(), proxy.admin().address().getPort()));
+        out.print(instructions(pki, pkiDir, created(pki), address.getPort(), proxy.admin().address().getPort(),
+                check));
         out.flush();
         return demo;
     }
@@ -149,7 +156,7 @@ final class DemoCommand {
         return pki.created() ? "created" : "reused";
     }
 
-    static String instructions(DemoPki pki, Path pkiDir, String how, int port, int adminPort) {
+    static String instructions(DemoPki pki, Path pkiDir, String how, int port, int adminPort, boolean check) {
         String url = "https://" + DemoCheck.HOST + ":" + port;
         String ca = display(pki.caCertificate());
         return """
@@ -158,7 +165,7 @@ final class DemoCommand {
                  mtls-proxy DEMO - throwaway CA and certificates, NOT FOR PRODUCTION
                 ==========================================================================================
                  Certificates (%s): %s
-                 Echo backend and proxy are running. Try, from another terminal:
+                 Echo backend and proxy are running. %s
 
                  # allowed: spiffe://demo.local/orders may call /hello -> 200 with the echo of your identity
                  curl -i --cacert %s --cert %s --key %s %s/hello
@@ -170,12 +177,13 @@ final class DemoCommand {
                  curl -i --cacert %s %s/hello
 
                  Metrics: curl -s http://127.0.0.1:%d/metrics | grep mtls_proxy_
-                 Stop with Ctrl-C.
+                 %s
                 ==========================================================================================
                 """.formatted(how, display(pkiDir),
+                check ? "--check makes these three requests now, then stops:" : "Try, from another terminal:",
                 ca, display(pki.allowedClientCertificate()), display(pki.allowedClientKey()), url,
                 ca, display(pki.deniedClientCertificate()), display(pki.deniedClientKey()), url,
-                ca, url, adminPort);
+                ca, url, adminPort, check ? "" : "Stop with Ctrl-C.");
     }
 
     /** Paths as short as they can be, relative to where the user stands. */

@@ -83,6 +83,10 @@ class DemoCommandTest {
                 .containsExactly("check: allowed client: 200", "check: denied client: 403",
                         "check: no client certificate: refused", "check: passed");
         assertThat(exit).isZero();
+        // It told the reader to try the requests from another terminal and to stop it, while it did both itself.
+        assertThat(out.toString(StandardCharsets.UTF_8))
+                .contains(" Echo backend and proxy are running. --check makes these three requests now, then stops:")
+                .doesNotContain("from another terminal").doesNotContain("Ctrl-C");
     }
 
     @Test
