@@ -4,7 +4,6 @@ import dev.mtlsproxy.app.demo.DemoCheck;
 import dev.mtlsproxy.app.demo.DemoPki;
 import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
-import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.core.proxy.CannotBindException;
@@ -117,8 +116,8 @@ final class DemoCommand {
         try {
             backend = EchoBackend.start(url.getHost(), url.getPort());
         } catch (UncheckedIOException e) {
-            throw new CannotBindException("backends." + backendEntry.getKey() + ".url",
-                    new HostPort(url.getHost(), url.getPort()), e.getCause());
+            throw new CannotBindException("backends." + backendEntry.getKey() + ".url", url.toString(),
+                    e.getCause());
         }
         if (url.getPort() == 0) {
             // Port 0 means "any free port", as for listeners: point the proxy at the port the backend got.

@@ -11,6 +11,8 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -87,6 +89,24 @@ class DemoCommandTest {
         assertThat(out.toString(StandardCharsets.UTF_8))
                 .contains(" Echo backend and proxy are running. --check makes these three requests now, then stops:")
                 .doesNotContain("from another terminal").doesNotContain("Ctrl-C");
+    }
+
+    /** The address taken is named as the config writes it: the url, not a host:port the file nowhere has. */
+    @Test
+    void aBackendAddressInUseIsNamedAsTheConfigWritesIt() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            String url = "http://127.0.0.1:" + taken.getLocalPort();
+            Path config = demoConfigOnFreePorts(workspace.resolve("taken"), yaml -> yaml.replace(
+                    "http://127.0.0.1:0", url));
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+            int exit = Main.run(new String[] {"demo", "--config", config.toString(), "--check"},
+                    new PrintStream(OutputStream.nullOutputStream()), new PrintStream(err, true, StandardCharsets.UTF_8));
+
+            assertThat(exit).isEqualTo(1);
+            assertThat(err.toString(StandardCharsets.UTF_8)).startsWith("demo failed: backends.echo.url: \"" + url
+                    + "\" (expected: an address this process can bind) - ").contains("is a demo already running?");
+        }
     }
 
     @Test

@@ -13,7 +13,12 @@ public final class CannotBindException extends IOException {
 
     /** @param path the setting's YAML path, e.g. {@code listeners[1].address} or {@code admin.address} */
     public CannotBindException(String path, HostPort address, Throwable cause) {
-        super(path + ": \"" + address + "\" (expected: an address this process can bind) - "
+        this(path, address.toString(), cause);
+    }
+
+    /** @param written the setting's value as the config writes it, e.g. a url */
+    public CannotBindException(String path, String written, Throwable cause) {
+        super(path + ": \"" + written + "\" (expected: an address this process can bind) - "
                 + (cause.getMessage() != null ? cause.getMessage() : cause.getClass().getSimpleName()), cause);
     }
 }
