@@ -13,6 +13,7 @@ import dev.mtlsproxy.config.DataSize;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.HostPort;
 import dev.mtlsproxy.config.ProxyConfig;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.proxy.TlsInventory;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.netty.buffer.Unpooled;
@@ -47,6 +48,8 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * {@code /metrics} (Prometheus text, or OpenMetrics when the scraper asks for it), {@code /healthz},
@@ -55,6 +58,8 @@ import java.util.function.Supplier;
  */
 @Sharable
 public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRequest> {
+
+    private static final Logger log = LoggerFactory.getLogger(AdminEndpoints.class);
 
     /** The running configuration as shown by {@code /admin/config}. */
     public record ConfigSnapshot(ProxyConfig config, long generation, String sha256) {
@@ -148,13 +153,18 @@ public final class AdminEndpoints extends SimpleChannelInboundHandler<FullHttpRe
         ctx.channel().attr(LAST_RESPONSE).set(next);
     }
 
-    /** {@link #answer}, where a failure to make the answer closes the connection, as one thrown on a read would. */
+    /**
+     * {@link #answer}, where a failure nobody foresaw is answered 500 and logged with its stack trace. It used to
+     * close the connection without a word: {@code /admin/config} of any config with a time-boxed grant answered
+     * nothing for releases, and nothing said why.
+     */
     private CompletableFuture<FullHttpResponse> answerInTurn(ChannelHandlerContext ctx, FullHttpRequest request) {
         try {
             return answer(request);
         } catch (Exception e) {
-            ctx.close();
-            return CompletableFuture.failedFuture(e);
+            log.warn("event=admin_failed path=\"{}\" cause=\"{}\"", LogText.quoted(path(request.uri())),
+                    LogText.quoted(e.toString()), e);
+            return done(text(HttpResponseStatus.INTERNAL_SERVER_ERROR, "internal error: the proxy's log says more\n"));
         }
     }
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import dev.mtlsproxy.config.HostPort;
+import dev.mtlsproxy.core.testing.LogCapture;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -435,6 +436,31 @@ class AdminServerTest {
                 assertThat(answer).startsWith("HTTP/1.1 400 Bad Request\r\n").contains("\r\nconnection: close\r\n")
                         .endsWith("bad request\n");
             }
+        }
+    }
+
+    /**
+     * A page that fails in a way nobody foresaw (here the certificate inventory throws) is answered 500 and logged
+     * with its stack trace, and the connection serves the next request. It used to close without a word: found when
+     * /admin/config of every config with a time-boxed grant answered nothing.
+     */
+    @Test
+    void anUnforeseenFailureIsAnswered500AndLoggedAndTheConnectionServesTheNextRequest() throws Exception {
+        AdminEndpoints failing = new AdminEndpoints(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT), () -> true,
+                () -> null, () -> {
+                    throw new IllegalStateException("the inventory broke");
+                }, null, Clock.systemUTC());
+        try (LogCapture log = LogCapture.of(AdminEndpoints.class);
+                AdminServer server = AdminServer.start(HostPort.parse("127.0.0.1:0"), failing, NOT_COUNTED)) {
+            String answers = exchange(server, "GET /admin/certs HTTP/1.1\r\nHost: admin\r\n\r\n"
+                    + "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+
+            assertThat(answers).startsWith("HTTP/1.1 500 Internal Server Error\r\n")
+                    .contains("internal error: the proxy's log says more\n").contains("HTTP/1.1 200 OK\r\n")
+                    .endsWith("ok\n");
+            String line = log.await("event=admin_failed");
+            assertThat(line).contains("path=\"/admin/certs\"", "the inventory broke");
+            assertThat(log.thrownWith(line)).isEqualTo(IllegalStateException.class.getName());
         }
     }
 
