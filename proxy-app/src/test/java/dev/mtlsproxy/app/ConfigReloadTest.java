@@ -744,6 +744,26 @@ class ConfigReloadTest {
     }
 
     /**
+     * README: the request reloads whatever the files hold, so an edit the watch loaded before the request reached the
+     * reload thread is loaded again, and the answer is the generation the request made, not the watch's.
+     */
+    @Test
+    void anAdminReloadAfterTheWatchLoadedTheEditAnswersTheGenerationItMade() throws Exception {
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"), yaml("billing"));
+        start(config);
+        replace(config, yaml(""));
+        await().atMost(Duration.ofSeconds(10)).until(() -> running.server().generation() == 2);
+
+        HttpResponse<String> response = admin("POST", "/admin/reload");
+
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThat(new ObjectMapper().readTree(response.body()).get("generation").asLong()).isEqualTo(3);
+        assertThat(admin("GET", "/metrics").body()).contains("mtls_proxy_config_generation 3.0")
+                .contains("mtls_proxy_config_reloads_total{reason=\"none\",result=\"success\"} 2.0");
+        assertThat(billingStatus()).isEqualTo(403);
+    }
+
+    /**
      * Reloads asked for while one runs are one more reload, not one each: queued one per ask, a client of the admin
      * listener could keep the reload thread busy for as long as it liked, and an edit, a SIGHUP or a rotated CRL
      * waited behind every reload it had asked for.
