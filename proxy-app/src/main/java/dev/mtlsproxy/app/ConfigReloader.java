@@ -12,6 +12,7 @@ import dev.mtlsproxy.config.LoadedConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RestartOnlySettings;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.proxy.ProxyServer;
 import dev.mtlsproxy.core.proxy.ReloadException;
@@ -265,7 +266,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             }
             if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
                 log.error("event=config_watch_failed cause=\"{}\" detail=\"file changes are no longer watched; SIGHUP"
-                        + " and POST /admin/reload still reload\"", e.toString().replace('"', '\''), e);
+                        + " and POST /admin/reload still reload\"", LogText.quoted(e.toString()), e);
                 throw e; // the JVM's to handle, as in reloadNow
             }
             watchFailed(e);
@@ -294,7 +295,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         restartDelay = delay.multipliedBy(2).compareTo(MAX_RESTART_DELAY) > 0 ? MAX_RESTART_DELAY
                 : delay.multipliedBy(2);
         log.error("event=config_watch_failed cause=\"{}\" restart_in={} detail=\"file changes are not watched until"
-                + " then; SIGHUP and POST /admin/reload still reload\"", String.valueOf(cause).replace('"', '\''),
+                + " then; SIGHUP and POST /admin/reload still reload\"", LogText.quoted(String.valueOf(cause)),
                 Durations.format(delay), cause);
         try {
             worker.schedule(this::restartWatch, delay.toNanos(), TimeUnit.NANOSECONDS);
@@ -407,7 +408,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
 
     private ReloadOutcome unexpected(String trigger, ReloadFailureReason reason, Throwable e) {
         log.error("event=reload_failed trigger={} reason={} cause=\"{}\"", trigger, reason.label(),
-                e.toString().replace('"', '\''), e);
+                LogText.quoted(e.toString()), e);
         metrics.reloadFailed(reason);
         return failure(reason, List.of(e.toString()));
     }
@@ -423,7 +424,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
             for (ConfigProblem p : e.problems()) {
                 problems.add(p.toString());
                 log.error("event=reload_failed trigger={} reason=invalid_config file={} problem=\"{}\"", trigger,
-                        configFile, p.toString().replace('"', '\''));
+                        configFile, LogText.quoted(p.toString()));
             }
             metrics.reloadFailed(ReloadFailureReason.INVALID_CONFIG);
             // Remember what failed so an unchanged bad file is not retried on every unrelated event, and watch the
@@ -458,7 +459,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         List<String> startOnly = RestartOnlySettings.startOnlyChanges(started, config, loaded.positions()).stream()
                 .map(ConfigProblem::toString).toList();
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
-            log.warn("event=config_warning detail=\"{}\"", warning.replace('"', '\''));
+            log.warn("event=config_warning detail=\"{}\"", LogText.quoted(warning));
         }
         if (watchService != null) {
             // Whatever this reload comes to, the files this configuration names are watched: an edit to one is
@@ -484,13 +485,13 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
                 // A surprise while building the generation: its stack trace is what a bug report needs, as for one
                 // thrown anywhere else in a reload; the message alone ("long overflow") says nothing of where.
                 log.error("event=reload_failed trigger={} reason={} cause=\"{}\"", trigger, e.reason().label(),
-                        e.getCause().toString().replace('"', '\''), e.getCause());
+                        LogText.quoted(e.getCause().toString()), e.getCause());
                 lastHashes = hashes;
                 return failure(e.reason(), problems);
             }
             for (String problem : problems) {
                 log.error("event=reload_failed trigger={} reason={} problem=\"{}\"", trigger, e.reason().label(),
-                        problem.replace('"', '\''));
+                        LogText.quoted(problem));
             }
             lastHashes = hashes;
             return failure(e.reason(), problems);
@@ -499,7 +500,7 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
         snapshot = new AdminEndpoints.ConfigSnapshot(config, generation, hashes.get(configFile));
         for (String problem : startOnly) {
             log.warn("event=config_restart_needed generation={} problem=\"{}\"", generation,
-                    problem.replace('"', '\''));
+                    LogText.quoted(problem));
         }
         log.info("event=reload_succeeded trigger={} generation={}", trigger, generation);
         return new ReloadOutcome(true, generation, null, List.of(), startOnly);

@@ -6,6 +6,7 @@ import dev.mtlsproxy.app.demo.EchoBackend;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.proxy.CannotBindException;
 import dev.mtlsproxy.core.proxy.UnusableSettingException;
 import java.io.PrintStream;
@@ -60,7 +61,7 @@ final class DemoCommand {
             return Command.INVALID;
         } catch (Exception e) {
             // As run's event=start_failed: where an unforeseen failure came from is what a bug report needs.
-            log.error("event=start_failed cause=\"{}\"", e.toString().replace('"', '\''), e);
+            log.error("event=start_failed cause=\"{}\"", LogText.quoted(e.toString()), e);
             err.println("demo failed: " + e + " (the stack trace is logged as event=start_failed)");
             return Command.INVALID;
         }

@@ -9,6 +9,7 @@ import dev.mtlsproxy.config.PemException;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.core.log.AccessLog;
 import dev.mtlsproxy.core.log.AsyncJsonAccessLog;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
@@ -97,7 +98,7 @@ final class RunCommand {
             return Command.INVALID;
         }
         for (String warning : ConfigLoader.warnings(config, Instant.now())) {
-            log.warn("event=config_warning detail=\"{}\"", warning);
+            log.warn("event=config_warning detail=\"{}\"", LogText.quoted(warning));
         }
         try {
             Running running = start(file, configHash, config, out, registry.get(), ConfigLoader::loadWithPositions,
@@ -122,7 +123,7 @@ final class RunCommand {
 
     /** A start failure nobody planned for: its stack trace is what a bug report needs, so it is logged with it. */
     private int notForeseen(Throwable e) {
-        log.error("event=start_failed cause=\"{}\"", e.toString().replace('"', '\''), e);
+        log.error("event=start_failed cause=\"{}\"", LogText.quoted(e.toString()), e);
         err.println("not starting: " + e + " (the stack trace is logged as event=start_failed)");
         return Command.INVALID;
     }

@@ -1,6 +1,7 @@
 package dev.mtlsproxy.core.backend;
 
 import dev.mtlsproxy.core.http.InvalidResponseException;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.tls.BackendCertificateException;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.handler.ssl.NotSslRecordException;
@@ -126,7 +127,7 @@ public final class BackendFailures {
 
     /** One line, no quotes: it goes inside {@code cause="..."}. */
     private static String clean(String message) {
-        String line = message.lines().findFirst().orElse("").replace('"', '\'');
+        String line = LogText.quoted(message.lines().findFirst().orElse(""));
         return line.length() > 200 ? line.substring(0, 200) + "..." : line;
     }
 }

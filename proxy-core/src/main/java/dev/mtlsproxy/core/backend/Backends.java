@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.backend;
 import dev.mtlsproxy.config.BackendConfig;
 import dev.mtlsproxy.config.Durations;
 import dev.mtlsproxy.config.PemException;
+import dev.mtlsproxy.core.log.LogText;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
 import io.netty.util.concurrent.Future;
@@ -147,7 +148,7 @@ public final class Backends implements AutoCloseable {
                 // Rejected: the event loops are shutting down, and the proxy with them. Anything else is a bug or a
                 // broken installation, which the caller reports with its own failure.
                 log.warn("event=backend_health_handback backend={} result=failed cause=\"{}\"", b.name(),
-                        e.toString().replace('"', '\''));
+                        LogText.quoted(e.toString()));
                 if (first == null) {
                     first = e;
                 } else if (first != e) {

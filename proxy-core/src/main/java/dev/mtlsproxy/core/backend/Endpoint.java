@@ -2,6 +2,7 @@ package dev.mtlsproxy.core.backend;
 
 import dev.mtlsproxy.config.BackendTlsConfig;
 import dev.mtlsproxy.config.HealthCheckConfig;
+import dev.mtlsproxy.core.log.LogText;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -204,7 +205,7 @@ public final class Endpoint {
         if (!verdict.record(passed)) {
             if (passed != verdict.isHealthy()) {
                 log.debug("event=backend_health_check backend={} endpoint={} passed={} checks={} threshold={}"
-                        + " cause=\"{}\"", backend, display, passed, verdict.streak(), verdict.threshold(), cause);
+                        + " cause=\"{}\"", backend, display, passed, verdict.streak(), verdict.threshold(), LogText.quoted(cause));
             }
             return;
         }
@@ -213,7 +214,7 @@ public final class Endpoint {
                     verdict.streak());
         } else {
             log.warn("event=backend_health backend={} endpoint={} healthy=false checks={} cause=\"{}\"", backend,
-                    display, verdict.streak(), cause);
+                    display, verdict.streak(), LogText.quoted(cause));
         }
     }
 

@@ -3,6 +3,7 @@ package dev.mtlsproxy.core.proxy;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.Hosts;
 import dev.mtlsproxy.core.http.RequestTarget;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.NegotiatedTls;
 import dev.mtlsproxy.core.policy.PolicyDecision;
@@ -68,7 +69,8 @@ final class AuthorizationHandler extends ChannelInboundHandlerAdapter {
         try {
             target = RequestTarget.parse(request.uri());
         } catch (RequestTarget.InvalidTargetException e) {
-            log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(), e.getMessage());
+            log.info("event=bad_request remote={} problem=\"{}\"", ctx.channel().remoteAddress(),
+                    LogText.quoted(e.getMessage()));
             refuse(ctx, request, exchange, HttpResponseStatus.BAD_REQUEST, true);
             return;
         }

@@ -7,6 +7,7 @@ import dev.mtlsproxy.core.backend.Endpoint;
 import dev.mtlsproxy.core.http.ErrorResponses;
 import dev.mtlsproxy.core.http.ForwardedHeaders;
 import dev.mtlsproxy.core.http.Upgrades;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.policy.PolicyDecision;
 import dev.mtlsproxy.core.policy.PolicyRequest;
 import dev.mtlsproxy.core.identity.PeerIdentity;
@@ -316,7 +317,7 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (endpoint != null) {
             metrics.backendRetried(backend.name());
             log.warn("event=backend_retry backend={} endpoint={} cause=\"{}\" next={}", backend.name(),
-                    endpoint.display(), lastConnectFailure, next.display());
+                    endpoint.display(), LogText.quoted(lastConnectFailure), next.display());
         }
         endpoint = next;
         tried.add(next);
@@ -867,13 +868,13 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         Channel failed = upstream;
         if (exchange.responseStarted) {
             log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" after=response_started",
-                    backend.name(), at, cause);
+                    backend.name(), at, LogText.quoted(cause));
             exchange.finish(exchange.status);
             endExchange();
             closeCuttingResponse();
         } else {
-            log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}", backend.name(), at, cause,
-                    status.code());
+            log.warn("event=backend_failed backend={} endpoint={} cause=\"{}\" status={}", backend.name(), at,
+                    LogText.quoted(cause), status.code());
             boolean keepAlive = clientKeepAlive && (requestComplete || requestBodiless);
             Exchange failedExchange = exchange;
             endExchange();

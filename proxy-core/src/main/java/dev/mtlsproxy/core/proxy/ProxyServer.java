@@ -15,6 +15,7 @@ import dev.mtlsproxy.core.http.BackendHttpCodec;
 import dev.mtlsproxy.core.identity.PeerIdentities;
 import dev.mtlsproxy.core.identity.PeerIdentity;
 import dev.mtlsproxy.core.log.AccessLog;
+import dev.mtlsproxy.core.log.LogText;
 import dev.mtlsproxy.core.metrics.ProxyMetrics;
 import dev.mtlsproxy.core.identity.PeerChain;
 import dev.mtlsproxy.core.tls.ListenerTls;
@@ -241,7 +242,7 @@ public final class ProxyServer implements AutoCloseable {
             metrics.staleCrlAccepted();
             if (warned.add(issuer.getName() + nextUpdate)) {
                 log.warn("event=stale_crl_accepted issuer=\"{}\" nextUpdate={} policy=insecureAllow",
-                        issuer.getName(), nextUpdate);
+                        LogText.quoted(issuer.getName()), nextUpdate);
             }
         };
     }
@@ -343,7 +344,7 @@ public final class ProxyServer implements AutoCloseable {
             }
             metrics.reloadStepFailed(step);
             log.error("event=reload_step_failed generation={} step={} meaning=\"{}\" cause=\"{}\"", next.number(),
-                    step.label(), step.meaning(), e.toString().replace('"', '\''), e);
+                    step.label(), step.meaning(), LogText.quoted(e.toString()), e);
         }
     }
 

@@ -30,7 +30,7 @@ final class Reverification {
             generation.serverTls().verifier().verify(chain);
         } catch (ClientCertificateRejectedException e) {
             log.warn("event=connection_closed listener={} remote={} reason={} detail=\"{}\" cause=reload", listener,
-                    channel.remoteAddress(), e.reason().label(), e.getMessage().replace('"', '\''));
+                    channel.remoteAddress(), e.reason().label(), LogText.quoted(e.getMessage()));
             return false;
         }
         // Identities are scoped to anchors: a chain whose CA now belongs to another anchor (or none) would keep the

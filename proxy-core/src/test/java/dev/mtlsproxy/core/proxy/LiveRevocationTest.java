@@ -7,6 +7,7 @@ import dev.mtlsproxy.config.IdentityConfig;
 import dev.mtlsproxy.config.ProxyConfig;
 import dev.mtlsproxy.config.RevocationConfig;
 import dev.mtlsproxy.config.TrustAnchorConfig;
+import dev.mtlsproxy.core.testing.LogCapture;
 import dev.mtlsproxy.core.testing.MtlsClient;
 import dev.mtlsproxy.core.testing.ProxyFixture;
 import dev.mtlsproxy.core.testing.RunningProxy;
@@ -14,6 +15,8 @@ import dev.mtlsproxy.core.testing.TestPki;
 import io.netty.pkitesting.X509Bundle;
 import java.math.BigInteger;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -33,6 +36,9 @@ class LiveRevocationTest {
             .identity("orders", ORDERS)
             .backend("shop", backend.url())
             .route("orders-api", "/orders", "shop", "orders"));
+
+    @RegisterExtension
+    final LogCapture log = LogCapture.of(Reverification.class);
 
     /** The test CA's anchor with a CRL file. */
     private ProxyConfig withCrl(ProxyConfig config, Path file) {
@@ -174,5 +180,31 @@ class LiveRevocationTest {
         try (MtlsClient again = fixture.connect(ORDERS)) {
             assertThat(again.get("/orders").status()).as("a new connection is the partners' now").isEqualTo(403);
         }
+    }
+
+    @Test
+    void aCaNameHoldingAQuoteAndANewlineStaysInsideTheDetailOfTheClosingLine() throws Exception {
+        // A CA chooses its own name, and the line that closes a revoked client's connection quotes it.
+        X509Bundle issuing = TestPki.intermediate(fixture.pki().root(), "ops \\\"team\\\"\nevent=forged reason=none");
+        X509Bundle revoked = TestPki.issue(issuing, ORDERS, b -> b);
+        SSLContext sendsItsChain = MtlsClient.clientContext(fixture.pki().root(), revoked.getKeyPair().getPrivate(),
+                revoked.getCertificate(), issuing.getCertificate());
+        try (MtlsClient client = MtlsClient.connect(fixture.proxy().address(), sendsItsChain, null, null)) {
+            assertThat(client.get("/orders").status()).isEqualTo(200);
+
+            Instant now = Instant.now();
+            Path rootCrl = fixture.pki().write("root.crl", fixture.pki().rootCrl());
+            Path issuingCrl = fixture.pki().write("issuing.crl", TestPki.crl(issuing,
+                    now.minus(Duration.ofMinutes(1)), now.plus(Duration.ofDays(1)), revoked.getCertificate()));
+            fixture.proxy().reload(c -> c.withTrustAnchors(Map.of(TestPki.ANCHOR,
+                    new TrustAnchorConfig(fixture.pki().caPem(), List.of(rootCrl, issuingCrl), null, null))));
+
+            assertThat(client.closedWithin(1_000)).isTrue();
+        }
+        String line = log.await("event=connection_closed", "reason=revoked");
+        assertThat(line).as("one line, every field where it was")
+                .matches("event=connection_closed listener=\\S+ remote=\\S+ reason=revoked detail=\"[^\"\\p{Cntrl}]*\""
+                        + " cause=reload")
+                .contains("CN=ops \\'team\\'\\x0aevent\\=forged reason\\=none,O=mtls-proxy tests");
     }
 }
