@@ -48,9 +48,18 @@ public record DataSize(long bytes) {
         }
     }
 
-    /** Size as an int, for Netty's int-typed limits; sizes beyond 2 GiB are clamped. */
+    /**
+     * Size as an int, for Netty's int-typed limits. Throws rather than clamps: a limit quietly lower than the one
+     * configured is a bug for the caller's validation to catch (HttpLimits' are at most 8MiB), not to inherit.
+     *
+     * @throws ArithmeticException when the size is beyond an int's range
+     */
     public int toIntBytes() {
-        return (int) Math.min(bytes, Integer.MAX_VALUE);
+        if (bytes != (int) bytes) {
+            throw new ArithmeticException(this + " does not fit in an int (" + Integer.MIN_VALUE + " to "
+                    + Integer.MAX_VALUE + " bytes)");
+        }
+        return (int) bytes;
     }
 
     @Override

@@ -58,7 +58,16 @@ class ValueParsingTest {
     void printsSizesInTheLargestExactUnit() {
         assertThat(DataSize.parse("16KiB")).hasToString("16KiB");
         assertThat(DataSize.parse("1025")).hasToString("1025B");
-        assertThat(DataSize.parse("3GiB").toIntBytes()).isEqualTo(Integer.MAX_VALUE);
+    }
+
+    @Test
+    void aSizeBeyondAnIntIsRefusedAsAnIntNotClamped() {
+        assertThat(DataSize.parse("2147483647").toIntBytes()).isEqualTo(Integer.MAX_VALUE);
+        assertThatThrownBy(() -> DataSize.parse("2GiB").toIntBytes())
+                .isInstanceOf(ArithmeticException.class)
+                .hasMessage("2GiB does not fit in an int (-2147483648 to 2147483647 bytes)");
+        assertThatThrownBy(() -> DataSize.ofBytes(-3L * 1024 * 1024 * 1024).toIntBytes())
+                .isInstanceOf(ArithmeticException.class);
     }
 
     @ParameterizedTest
