@@ -16,6 +16,7 @@ import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import org.bouncycastle.asn1.x509.GeneralName;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -139,6 +140,20 @@ class PolicyToolsTest {
 
         assertThat(code).isZero();
         assertThat(stdout()).contains("handshake:  REFUSED (expired)");
+    }
+
+    @Test
+    void explainRefusesALeafWithAMalformedNameAsTheHandshakeDoes() throws Exception {
+        Path config = config("");
+        Path cert = write("nul.pem", TestPki.clientWithRawSans(pki.root(), GeneralName.dNSName,
+                "api.test\0.evil.test").getCertificatePEM());
+
+        int code = Main.run(new String[] {"explain", "--config", config.toString(), "--cert", cert.toString(),
+                "GET", "https://api.test/orders"}, print(out), print(err));
+
+        assertThat(code).as(stderr()).isZero();
+        assertThat(stdout()).contains("handshake:  REFUSED (other) - ")
+                .contains("the subject alternative names cannot be read: a dNSName is malformed");
     }
 
     @Test

@@ -55,11 +55,7 @@ public final class ClientChains {
      */
     public PeerIdentity identify(X509Certificate[] sent) throws ClientCertificateRejectedException {
         X509Certificate[] chain = Arrays.copyOf(sent, Math.min(sent.length, ClientChainVerifier.CERTIFICATES_READ));
-        PeerIdentity identity = verifier.verified(chain).identity();
-        if (identity == null) {
-            throw new ClientCertificateRejectedException(HandshakeFailureReason.OTHER, "unreadable names", null,
-                    chain[0]);
-        }
-        return identity;
+        // Never null: a leaf whose names cannot be read or are malformed is refused by the verifier, as in a handshake.
+        return verifier.verified(chain).identity();
     }
 }

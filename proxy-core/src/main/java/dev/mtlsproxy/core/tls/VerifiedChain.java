@@ -16,7 +16,7 @@ import java.util.List;
  * @param path       the chain below the trust anchor, as validated
  * @param anchor     the trust anchor's certificate the path validated against
  * @param anchorName the configured trust anchor that certificate belongs to
- * @param identity   the peer, attributed to that anchor
+ * @param identity   the peer, attributed to that anchor; never null (a leaf whose names cannot be read is refused)
  * @param validFrom  the latest notBefore in the path, epoch milliseconds
  * @param validUntil the earliest notAfter in the path, epoch milliseconds
  */
