@@ -1,6 +1,7 @@
 package dev.mtlsproxy.app;
 
 import java.io.PrintStream;
+import java.security.Security;
 import java.util.Arrays;
 import java.util.function.IntConsumer;
 
@@ -49,12 +50,15 @@ public final class Main {
             """;
 
     static final String LEAK_DETECTION = "io.netty.leakDetection.level";
+    static final String NAME_CACHE_TTL = "networkaddress.cache.ttl";
+    static final String NAME_CACHE_NEGATIVE_TTL = "networkaddress.cache.negative.ttl";
     static final String NETTY_JFR = "io.netty.jfr.enabled";
 
     private Main() {
     }
 
     public static void main(String[] args) {
+        resolveNamesUncached();
         // Must happen before the first logger is created: logback reads it once.
         if ("json".equalsIgnoreCase(System.getenv("MTLS_PROXY_LOG_FORMAT"))
                 && System.getProperty("logback.configurationFile") == null) {
@@ -76,6 +80,18 @@ public final class Main {
         if (code != Command.KEEP_RUNNING) {
             System.exit(code);
         }
+    }
+
+    /**
+     * Backend names are resolved at load and at every reload, never on an event loop (README, "Backend addresses").
+     * The JVM would otherwise answer a lookup from its own cache, 30 s for an address and 10 s for a failure, so a
+     * reload right after a DNS change kept the old address or the failure. Security properties, which the JVM reads
+     * once, at its first lookup: set before anything can look a name up, and over java.security's, whose
+     * negative 10 s is not for a process that only resolves when told to.
+     */
+    static void resolveNamesUncached() {
+        Security.setProperty(NAME_CACHE_TTL, "0");
+        Security.setProperty(NAME_CACHE_NEGATIVE_TTL, "0");
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {

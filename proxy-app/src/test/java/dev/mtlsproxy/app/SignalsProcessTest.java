@@ -17,6 +17,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -31,7 +33,10 @@ import org.junit.jupiter.api.condition.EnabledOnOs;
 import org.junit.jupiter.api.condition.OS;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Signals to a real {@code mtls-proxy run} process: SIGHUP reloads; SIGTERM drains a slow request and exits 0. */
+/**
+ * Signals to a real {@code mtls-proxy run} process: SIGHUP reloads, resolving backend names anew; SIGTERM drains a
+ * slow request and exits 0.
+ */
 @EnabledOnOs(OS.LINUX) // GNU env sets the signal handling the process starts with
 class SignalsProcessTest {
 
@@ -134,11 +139,13 @@ class SignalsProcessTest {
      * for the process (GNU env: {@code --default-signal=HUP} or {@code --ignore-signal=HUP}). A signal ignored by
      * whoever started the JVM stays ignored in it, and a test run under {@code nohup} passes that on.
      */
-    private void startProxy(Path config, String signalHandling) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder("env", signalHandling,
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "run", "--config",
-                config.toString());
+    private void startProxy(Path config, String signalHandling, String... jvmOptions) throws Exception {
+        List<String> command = new ArrayList<>(List.of("env", signalHandling,
+                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        command.addAll(List.of(jvmOptions));
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "run", "--config",
+                config.toString()));
+        ProcessBuilder pb = new ProcessBuilder(command);
         pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
         process = pb.start();
         Thread reader = new Thread(() -> {
@@ -222,5 +229,35 @@ class SignalsProcessTest {
         assertThat(lineWith("event=draining")).endsWith("timeout=15s");
         assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
         assertThat(process.exitValue()).isZero();
+    }
+
+    /**
+     * The JVM caches a name's addresses for 30 s and its failure for 10 s unless told otherwise; a reload must see
+     * what the name resolves to when it runs. The process resolves from a hosts file of the test's own
+     * ({@code jdk.net.hosts.file}, read at every lookup that reaches it), so the test can move the name.
+     */
+    @Test
+    @Timeout(60)
+    void sighupResolvesABackendNameAgainEvenRightAfterItMoved() throws Exception {
+        Path hosts = Files.writeString(workspace.resolve("hosts"), "127.0.0.1 localhost\n");
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"),
+                yaml(pki, "http://shop.backend.test:" + backend.port(), "orders"));
+        startProxy(config, "--default-signal=HUP", "-Djdk.net.hosts.file=" + hosts);
+        InetSocketAddress proxy = new InetSocketAddress("127.0.0.1", portOf("event=listening"));
+        assertThat(status(proxy, "/hello")).as("the name resolves nowhere yet").isEqualTo(502);
+
+        Files.writeString(hosts, "127.0.0.1 localhost shop.backend.test\n");
+        reloadBySignal();
+        assertThat(status(proxy, "/hello")).as("the failed lookup is not remembered").isEqualTo(200);
+
+        // Loopback too, but nothing listens there.
+        Files.writeString(hosts, "127.0.0.1 localhost\n127.0.0.2 shop.backend.test\n");
+        reloadBySignal();
+        assertThat(status(proxy, "/hello")).as("the old address is not remembered").isEqualTo(502);
+    }
+
+    private void reloadBySignal() throws Exception {
+        assertThat(new ProcessBuilder("kill", "-HUP", Long.toString(process.pid())).start().waitFor()).isZero();
+        assertThat(lineWith("event=reload_succeeded")).contains("trigger=sighup");
     }
 }
