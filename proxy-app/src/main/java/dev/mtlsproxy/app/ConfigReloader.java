@@ -219,7 +219,17 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     /** Starts watching the config file and every file it references. */
     void watch(Duration debounce) throws IOException {
         this.debounce = debounce;
-        WatchService service = watchServices.open();
+        WatchService service;
+        try {
+            service = watchServices.open();
+        } catch (IOException e) {
+            // An exhausted inotify limit, say: the proxy starts all the same and treats it as a watch that failed
+            // while running, logged with its restart and tried again after the back-off. SIGHUP and POST
+            // /admin/reload do not need the watch. (A file system with no watch service at all throws
+            // UnsupportedOperationException, which no retry mends: that still stops the start.)
+            worker.execute(() -> scheduleRestart(e));
+            return;
+        }
         watchService = service;
         CompletableFuture.runAsync(() -> {
             watchStartedNanos = System.nanoTime();
@@ -338,6 +348,9 @@ final class ConfigReloader implements AdminEndpoints.Reloader, AutoCloseable {
     }
 
     private static void closeQuietly(WatchService service) {
+        if (service == null) {
+            return; // none opened yet: the one at start failed
+        }
         try {
             service.close();
         } catch (IOException e) {

@@ -26,6 +26,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.awaitility.core.ConditionTimeoutException;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -140,7 +141,14 @@ class SignalsProcessTest {
      * whoever started the JVM stays ignored in it, and a test run under {@code nohup} passes that on.
      */
     private void startProxy(Path config, String signalHandling, String... jvmOptions) throws Exception {
-        List<String> command = new ArrayList<>(List.of("env", signalHandling,
+        startProxy(List.of(), config, signalHandling, jvmOptions);
+    }
+
+    /** As above, run by {@code launcher}, a command that ends by running its arguments. */
+    private void startProxy(List<String> launcher, Path config, String signalHandling, String... jvmOptions)
+            throws Exception {
+        List<String> command = new ArrayList<>(launcher);
+        command.addAll(List.of("env", signalHandling,
                 Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         command.addAll(List.of(jvmOptions));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "run", "--config",
@@ -254,6 +262,38 @@ class SignalsProcessTest {
         Files.writeString(hosts, "127.0.0.1 localhost\n127.0.0.2 shop.backend.test\n");
         reloadBySignal();
         assertThat(status(proxy, "/hello")).as("the old address is not remembered").isEqualTo(502);
+    }
+
+    /**
+     * A process that may open no inotify instance (an exhausted {@code max_user_instances}, here a user namespace of
+     * the test's own whose limit is 0, which leaves the machine's alone) starts all the same, says that file changes
+     * are not watched and what still reloads, and SIGHUP reloads.
+     */
+    @Test
+    @Timeout(60)
+    void aWatchThatCannotBeOpenedAtStartIsLoggedAndSighupStillReloads() throws Exception {
+        List<String> noInotify = List.of("unshare", "--user", "--map-root-user", "sh", "-c",
+                "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$@\"", "sh");
+        Assumptions.assumeTrue(new ProcessBuilder(concat(noInotify, List.of("true"))).start().waitFor() == 0,
+                "unshare --user works here and the namespace's inotify limit can be set");
+        Path config = Files.writeString(workspace.resolve("proxy.yaml"),
+                yaml("orders").replace("reload: { watch: false }", "reload: { watch: true }"));
+        startProxy(noInotify, config, "--default-signal=HUP");
+
+        InetSocketAddress proxy = new InetSocketAddress("127.0.0.1", portOf("event=listening"));
+        assertThat(lineWith("event=config_watch_failed")).contains("ERROR", "restart_in=1s",
+                "file changes are not watched until then; SIGHUP and POST /admin/reload still reload");
+        assertThat(status(proxy, "/hello")).isEqualTo(200);
+
+        Files.writeString(config, yaml("").replace("reload: { watch: false }", "reload: { watch: true }"));
+        reloadBySignal();
+        assertThat(status(proxy, "/hello")).as("the edit applied by SIGHUP").isEqualTo(403);
+    }
+
+    private static List<String> concat(List<String> first, List<String> second) {
+        List<String> all = new ArrayList<>(first);
+        all.addAll(second);
+        return all;
     }
 
     private void reloadBySignal() throws Exception {
