@@ -120,8 +120,12 @@ final class BackendHandler extends ChannelInboundHandlerAdapter {
             // may stay open while it waits for ours: closed like a connection it closed, not left in the pool for a
             // request that would get no answer. A body delimited by the close ends here (BackendResponseDecoder).
             ctx.close();
-        } else if (evt instanceof IdleStateEvent && owner == null) {
-            ctx.close();
+        } else if (evt instanceof IdleStateEvent) {
+            if (owner == null) {
+                ctx.close();
+            } else {
+                owner.backendIdle(); // a tunnel's: a leased exchange has its own response and body timers
+            }
         }
     }
 }

@@ -708,6 +708,14 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
         if (exchange == null) {
             return; // a side closed during the switch, and endExchange released what was held
         }
+        // The backend's pooled-connection timeout is gone with its HTTP: the tunnel is bounded by the listener's, on
+        // both connections together (see IdleTimeoutHandler).
+        IdleTimeoutHandler backendIdle = new IdleTimeoutHandler(idleTimeout);
+        server.addBefore("relay", "idle", backendIdle);
+        IdleTimeoutHandler clientIdle = ctx.pipeline().get(IdleTimeoutHandler.class);
+        if (clientIdle != null) {
+            IdleTimeoutHandler.joinTunnel(clientIdle, backendIdle);
+        }
         relayHeld();
         log.debug("event=websocket_tunnel backend={} endpoint={}", backend.name(), endpoint.display());
         // A reload between the decision and now re-judged open connections before this one was a tunnel; set
@@ -797,13 +805,45 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
 
     /** Either side of a tunnel closed or failed: what was already relayed is flushed, then both close. */
     private void closeTunnel() {
+        closeTunnel(false);
+    }
+
+    /**
+     * @param cutBackend the backend stopped taking what waits for it: its connection is cut now rather than given
+     *     another timeout to take it
+     */
+    private void closeTunnel(boolean cutBackend) {
         Channel backendSide = upstream;
         exchange.finish(exchange.status);
         endExchange();
         ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
         if (backendSide != null) {
             backendSide.pipeline().get(BackendHandler.class).owner = null;
-            TunnelBackendDrain.closeWhenWritten(backendSide, idleTimeout, backend.name(), endpoint.display(), metrics);
+            if (cutBackend) {
+                TunnelBackendDrain.cut(backendSide, idleTimeout, backend.name(), endpoint.display(), metrics);
+            } else {
+                TunnelBackendDrain.closeWhenWritten(backendSide, idleTimeout, backend.name(), endpoint.display(),
+                        metrics);
+            }
+        }
+    }
+
+    /**
+     * The tunnel's connections made no progress either way for the idle timeout, or one of them stopped taking what
+     * waits for it (either side's {@link IdleTimeoutHandler} found it). A backend with bytes still waiting for it has
+     * had its timeout to take them: it is cut, and that is logged. One still taking them (the client is the side that
+     * stopped) gets them as at any end of a tunnel.
+     */
+    private void closeIdleTunnel() {
+        IdleTimeoutHandler backendIdle = upstream == null ? null : upstream.pipeline().get(IdleTimeoutHandler.class);
+        closeTunnel(backendIdle != null && backendIdle.stalled());
+        ctx.close();
+    }
+
+    /** The backend connection's idle timeout passed while this exchange holds it: only a tunnel's is judged here. */
+    void backendIdle() {
+        if (tunnel && exchange != null) {
+            closeIdleTunnel();
         }
     }
 
@@ -976,6 +1016,10 @@ final class ForwardingHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         if (evt instanceof IdleStateEvent) {
+            if (tunnel && exchange != null) {
+                closeIdleTunnel();
+                return;
+            }
             if (exchange != null && !exchange.responseStarted) {
                 if (!requestComplete && upstream != null && upstream.isWritable()) {
                     // The backend takes the body and a read of the client is pending: the client stopped sending.

@@ -29,8 +29,16 @@ import java.util.concurrent.TimeUnit;
  * waits to be sent has left for the timeout, whatever it sends.
  *
  * <p>Both are judged by the checks, which look at the socket's queue no more often than once a timeout and only
- * when they run: nothing is counted per write beyond a flag and a timestamp per flush. A connection whose queue
- * stopped moving is found idle between one and two timeouts after it stopped.
+ * when they run (a tunnel's, at its other connection's too): nothing is counted per write beyond a flag and a
+ * timestamp per flush. A connection whose queue stopped moving is found idle between one and two timeouts after it
+ * stopped. A queue that emptied since the last look moved: the peer may still be reading its last bytes from the
+ * kernel's buffer, which the proxy cannot see, and gets a whole timeout from the look that saw them gone.
+ *
+ * <p>The two connections of a WebSocket tunnel are {@linkplain #joinTunnel joined}: each one's traffic counts for
+ * both, so a side the proxy stopped reading because the other side's queue is full is not idle while that queue
+ * moves, however long it takes (nginx times each direction of an upgraded connection on its own, and never the side
+ * it is not reading). A side whose own queue stops moving is still idle a timeout after, whatever the other does:
+ * no peer that reads nothing holds a tunnel for ever. Both connections are on the same event loop.
  *
  * <p>One check is scheduled at a time, for when the timeout would pass if nothing happened; a check that finds
  * traffic since schedules itself for what remains. Event-loop confined.
@@ -45,7 +53,7 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
      */
     private long lastRead;
     private long lastFlush;
-    /** The last check that saw bytes leave the socket's queue, or could not tell that none did. */
+    /** The last look at the socket's queue that saw bytes leave it, or could not tell that none did. */
     private long lastMoved;
     /** A read batch is under way: the connection is not idle, whatever the clock says. */
     private boolean reading;
@@ -62,6 +70,8 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
     private long waitingBytes;
     private long lastCheck;
     private long unmovedSince = -1;
+    /** The other connection of the tunnel this one carries, while both are open; null outside a tunnel. */
+    private IdleTimeoutHandler tunnelPeer;
 
     IdleTimeoutHandler(Duration timeout) {
         this.timeoutNanos = timeout.toNanos();
@@ -126,17 +136,38 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
         check = ctx.executor().schedule(this::checkIdle, delayNanos, TimeUnit.NANOSECONDS);
     }
 
+    /**
+     * Joins the two connections of a tunnel, on their event loop: from now on the traffic of either keeps both from
+     * being idle, until either handler stops.
+     */
+    static void joinTunnel(IdleTimeoutHandler client, IdleTimeoutHandler backend) {
+        client.tunnelPeer = backend;
+        backend.tunnelPeer = client;
+    }
+
+    /**
+     * Whether bytes wait in the socket's queue and none of them has left for the timeout, as of now. A tunnel found
+     * idle asks it of its backend side, to tell a backend that stopped reading from one that is still taking them.
+     */
+    boolean stalled() {
+        long now = System.nanoTime();
+        lastTraffic(now);
+        return unmovedSince >= 0 && now - unmovedSince >= timeoutNanos;
+    }
+
     private void checkIdle() {
         check = null;
         if (stopped || !ctx.channel().isOpen()) {
             return;
         }
         long now = System.nanoTime();
-        if (queueMoved(now)) {
-            lastMoved = now;
+        long lastTraffic = lastTraffic(now);
+        boolean busy = reading;
+        if (tunnelPeer != null) {
+            lastTraffic = Math.max(lastTraffic, tunnelPeer.lastTraffic(now));
+            busy |= tunnelPeer.reading;
         }
-        long lastTraffic = Math.max(lastRead, Math.max(lastFlush, lastMoved));
-        long remaining = reading ? timeoutNanos : timeoutNanos - (now - lastTraffic);
+        long remaining = busy ? timeoutNanos : timeoutNanos - (now - lastTraffic);
         long unmovedFor = unmovedSince < 0 ? -1 : now - unmovedSince;
         if (remaining > 0 && unmovedFor < timeoutNanos) {
             schedule(unmovedFor < 0 ? remaining : Math.min(remaining, timeoutNanos - unmovedFor));
@@ -147,9 +178,17 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
         ctx.fireUserEventTriggered(IdleStateEvent.ALL_IDLE_STATE_EVENT);
     }
 
+    /** The last read, flush or movement of the socket's queue, which it looks at now. */
+    private long lastTraffic(long now) {
+        if (queueMoved(now)) {
+            lastMoved = now;
+        }
+        return Math.max(lastRead, Math.max(lastFlush, lastMoved));
+    }
+
     /**
-     * Whether bytes left the socket's queue since the last check, as far as can be known; false when nothing waits.
-     * Also moves {@link #unmovedSince}.
+     * Whether bytes left the socket's queue since the last look, as far as can be known; false when nothing waits,
+     * unless something did at the last look. Also moves {@link #unmovedSince}.
      *
      * <p>Between two checks with no write in between, the queue can only have lost messages from its head or bytes
      * from its first message, so the same first message at the same index with the same total means nothing left,
@@ -166,9 +205,12 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
         ChannelOutboundBuffer queue = ctx.channel().unsafe().outboundBuffer();
         Object head = queue == null ? null : queue.current();
         if (head == null) {
+            // What waited at the last look has all left since: movement, the last of it, which the peer may still be
+            // reading from the kernel's buffer for a while, unseen; it gets a whole timeout from here
+            boolean emptied = waitingHead != null;
             waitingHead = null;
             unmovedSince = -1;
-            return false;
+            return emptied;
         }
         long index = head instanceof ByteBuf bytes ? bytes.readerIndex()
                 : head instanceof FileRegion region ? region.transferred() : 0;
@@ -198,6 +240,11 @@ final class IdleTimeoutHandler extends ChannelDuplexHandler {
 
     private void stop() {
         stopped = true;
+        if (tunnelPeer != null) {
+            // the other side is judged on its own from now on: what is left of the tunnel is its close
+            tunnelPeer.tunnelPeer = null;
+            tunnelPeer = null;
+        }
         if (check != null) {
             check.cancel(false);
             check = null;

@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The backend connection of a WebSocket tunnel that ended: it closes once what was relayed to it is written, for as
- * long as the backend keeps taking it. The {@link IdleTimeoutHandler} put back before this handler finds it idle once
+ * long as the backend keeps taking it. (One that stopped taking it while the tunnel was open is {@linkplain #cut cut}
+ * when the tunnel is found idle, with no second timeout.) The {@link IdleTimeoutHandler} put back before this handler finds it idle once
  * nothing has left its queue for the listener's idle timeout, as nginx's {@code proxy_send_timeout} bounds the time
  * between two writes and not the whole: then the connection is cut, and when bytes the client sent are cut with it
  * that is logged and counted. Without a bound, a backend that reads nothing more would keep the connection, and the
@@ -59,10 +60,12 @@ final class TunnelBackendDrain extends ChannelInboundHandlerAdapter {
             return;
         }
         ChannelPipeline pipeline = channel.pipeline();
-        // Where it stood before the tunnel: after TLS, so a cut can start below it (see userEventTriggered).
+        // Where it stood before the tunnel: after TLS, so a cut can start below it (see cut). A new one: the tunnel's
+        // judged both connections together, and the pooled connection's has the backend's timeout (the tunnel ended
+        // while it was opening).
         IdleTimeoutHandler idle = new IdleTimeoutHandler(idleTimeout);
         if (pipeline.get("idle") != null) {
-            pipeline.replace("idle", "idle", idle); // the tunnel ended while it was opening
+            pipeline.replace("idle", "idle", idle);
         } else {
             pipeline.addBefore("relay", "idle", idle);
         }
@@ -84,22 +87,41 @@ final class TunnelBackendDrain extends ChannelInboundHandlerAdapter {
         // nothing to relay, and no next read to ask for
     }
 
+    /**
+     * Cuts a tunnel's backend connection that took nothing of what waits for it for {@code idleTimeout}, the tunnel
+     * still open: what is queued is the client's. Its relay handler must own nothing any more. Called on the
+     * connection's event loop.
+     */
+    static void cut(Channel channel, Duration idleTimeout, String backend, String endpoint, ProxyMetrics metrics) {
+        cut(channel, true, idleTimeout, backend, endpoint, metrics);
+    }
+
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (!(evt instanceof IdleStateEvent)) {
             ctx.fireUserEventTriggered(evt);
             return;
         }
-        long queued = queuedBytes(ctx.channel());
-        if (queued > 0 && !relayedWritten) {
+        cut(ctx.channel(), !relayedWritten, idleTimeout, backend, endpoint, metrics);
+    }
+
+    /** @param clientBytesQueued what is queued may hold bytes the client sent, not only the TLS close_notify */
+    private static void cut(Channel channel, boolean clientBytesQueued, Duration idleTimeout, String backend,
+            String endpoint, ProxyMetrics metrics) {
+        long queued = queuedBytes(channel);
+        if (queued > 0 && clientBytesQueued) {
             log.warn("event=tunnel_backend_cut backend={} endpoint={} queued_bytes={} cause=\"nothing written for {}\"",
                     backend, endpoint, queued, Durations.format(idleTimeout));
             metrics.backendTunnelCut(backend);
         }
         // Below TLS: a close_notify would tell the backend that the stream ended whole, and it would wait behind the
         // bytes that are not moving anyway. nginx does not send one on a connection in error either.
-        ChannelHandlerContext tls = ctx.pipeline().context(SslHandler.class);
-        (tls != null ? tls : ctx).close();
+        ChannelHandlerContext tls = channel.pipeline().context(SslHandler.class);
+        if (tls != null) {
+            tls.close();
+        } else {
+            channel.close();
+        }
     }
 
     /** The bytes still in the socket's queue: TLS records on a TLS connection, without Netty's per-message overhead. */

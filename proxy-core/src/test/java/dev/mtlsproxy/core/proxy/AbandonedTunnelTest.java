@@ -98,6 +98,8 @@ class AbandonedTunnelTest {
     @ParameterizedTest(name = "{0} backend")
     @ValueSource(strings = {"plain", "tls"})
     void aTunnelItsClientLeftDoesNotKeepABackendThatReadsNothingForEver(String backend) throws Exception {
+        double cutsBefore = proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend);
+        int cutLinesBefore = cutLines(backend).size();
         Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
         MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
         client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
@@ -125,9 +127,59 @@ class AbandonedTunnelTest {
                         .as("the proxy's connection to a backend that reads nothing, after " + pushed
                                 + " bytes pushed")
                         .isNotEqualTo("ESTABLISHED"));
-        String cut = log.await("event=tunnel_backend_cut", "backend=" + backend + " ");
+        String cut = awaitNewCutLine(backend, cutLinesBefore);
         assertThat(queuedBytes(cut)).as("bytes the client sent that the backend never got, in " + cut).isPositive();
-        assertThat(proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend)).isEqualTo(1);
+        assertThat(proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend)).isEqualTo(cutsBefore + 1);
+    }
+
+    @ParameterizedTest(name = "{0} backend")
+    @ValueSource(strings = {"plain", "tls"})
+    void aBackendThatStopsReadingIsCutWhileItsClientStillWaits(String backend) throws Exception {
+        double cutsBefore = proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend);
+        int cutLinesBefore = cutLines(backend).size();
+        Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
+        MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
+        client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
+        assertThat(client.readResponse().status()).isEqualTo(101);
+        long switchedAt = System.nanoTime();
+        Socket upstream = switched.poll(5, TimeUnit.SECONDS);
+        assertThat(upstream).as("the backend's end of the tunnel").isNotNull();
+        int proxyPort = upstream.getPort();
+        int backendPort = upstream.getLocalPort();
+
+        // The backend took nothing after its 101; the client fills every buffer on the way and stays, its write
+        // blocked: the proxy reads it no more, and neither side moves.
+        long pushed = pushUntilStalled(client);
+
+        // Cut one to two idle timeouts after the backend stopped, with the tunnel (the checks see its queue once a
+        // timeout). Not first closed as an idle tunnel whose backend then gets another timeout to take its bytes.
+        await().atMost(IDLE_TIMEOUT.multipliedBy(2).plusSeconds(2).minusNanos(System.nanoTime() - switchedAt))
+                .pollInterval(Duration.ofMillis(200))
+                .untilAsserted(() -> assertThat(Sockets.tcpState(proxyPort, backendPort))
+                        .as("the proxy's connection to a backend that reads nothing, after " + pushed
+                                + " bytes pushed")
+                        .isNotEqualTo("ESTABLISHED"));
+        String cut = awaitNewCutLine(backend, cutLinesBefore);
+        assertThat(queuedBytes(cut)).as("bytes the client sent that the backend never got, in " + cut).isPositive();
+        assertThat(proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend)).isEqualTo(cutsBefore + 1);
+        int clientPort = tcp.getLocalPort();
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(200))
+                .untilAsserted(() -> assertThat(Sockets.tcpState(proxy.address().getPort(), clientPort))
+                        .as("the proxy's end of the client connection").isNotIn("ESTABLISHED", "CLOSE_WAIT"));
+        tcp.close();
+    }
+
+    private static List<String> cutLines(String backend) {
+        return log.lines().stream()
+                .filter(line -> line.contains("event=tunnel_backend_cut") && line.contains("backend=" + backend + " "))
+                .toList();
+    }
+
+    /** The cut logged for {@code backend} after the {@code before} ones earlier tests caused. */
+    private static String awaitNewCutLine(String backend, int before) {
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(20))
+                .until(() -> cutLines(backend).size() > before);
+        return cutLines(backend).get(before);
     }
 
     private static long queuedBytes(String line) {

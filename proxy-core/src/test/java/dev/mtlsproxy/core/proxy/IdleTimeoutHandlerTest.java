@@ -94,6 +94,68 @@ class IdleTimeoutHandlerTest {
                 .isGreaterThanOrEqualTo(TIMEOUT.toMillis() - CLOCK_SLACK_MILLIS);
     }
 
+    @Test
+    void theLastBytesLeavingTheQueueCountAsMovement() {
+        long start = System.nanoTime();
+        channel.writeAndFlush(message.retain());
+        // The first check, a timeout in, sees the message waiting; the peer takes all of it just before the next one.
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> {
+            channel.runScheduledPendingTasks();
+            return millisSince(start) >= TIMEOUT.toMillis() * 19 / 10;
+        });
+        channel.take(message.readableBytes());
+        long emptied = System.nanoTime();
+
+        // What the kernel took last is still on its way to the peer: a whole timeout from the check that saw it go.
+        await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> {
+            channel.runScheduledPendingTasks();
+            return idle.firedAt != 0;
+        });
+        assertThat(TimeUnit.NANOSECONDS.toMillis(idle.firedAt - emptied))
+                .as("from the last bytes taken to the idle event")
+                .isGreaterThanOrEqualTo(TIMEOUT.toMillis() - CLOCK_SLACK_MILLIS);
+    }
+
+    @Test
+    void aTunnelSideWithNoTrafficIsNotIdleWhileTheOtherSidesQueueMoves() {
+        IdleEvents backendIdle = new IdleEvents();
+        IdleTimeoutHandler backendHandler = new IdleTimeoutHandler(TIMEOUT);
+        SlowSocket backend = new SlowSocket(backendHandler, backendIdle);
+        try {
+            IdleTimeoutHandler.joinTunnel(channel.pipeline().get(IdleTimeoutHandler.class), backendHandler);
+            backend.writeAndFlush(message.retain());
+            long start = System.nanoTime();
+            // Nothing at all on the client side; the backend takes 100 bytes every half timeout, for two and a half.
+            long[] taken = {0};
+            await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> {
+                long due = (millisSince(start) / (TIMEOUT.toMillis() / 2)) * 100;
+                if (due > taken[0] && taken[0] < 500) {
+                    backend.take(100);
+                    taken[0] += 100;
+                }
+                channel.runScheduledPendingTasks();
+                backend.runScheduledPendingTasks();
+                return millisSince(start) > TIMEOUT.toMillis() * 5 / 2 || idle.firedAt != 0 || backendIdle.firedAt != 0;
+            });
+            assertThat(idle.firedAt).as("the client side idle while the backend took bytes").isZero();
+            assertThat(backendIdle.firedAt).as("the backend side idle while it took bytes").isZero();
+
+            // The backend stops taking them, while the client keeps sending: the backend side is idle between one
+            // and two timeouts after its last bytes left, whatever the client does.
+            long stopped = System.nanoTime();
+            await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> {
+                channel.writeInbound(Unpooled.wrappedBuffer(new byte[] {'x'}));
+                channel.runScheduledPendingTasks();
+                backend.runScheduledPendingTasks();
+                return backendIdle.firedAt != 0;
+            });
+            assertThat(TimeUnit.NANOSECONDS.toMillis(backendIdle.firedAt - stopped))
+                    .isBetween(TIMEOUT.toMillis() - CLOCK_SLACK_MILLIS, TIMEOUT.toMillis() * 2 + 500);
+        } finally {
+            backend.finishAndReleaseAll();
+        }
+    }
+
     private void driveWithReadsUntil(java.util.concurrent.Callable<Boolean> done) {
         await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> {
             channel.writeInbound(Unpooled.wrappedBuffer(new byte[] {'x'}));

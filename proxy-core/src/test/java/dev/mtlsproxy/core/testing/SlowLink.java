@@ -10,6 +10,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.group.ChannelGroup;
@@ -20,6 +21,7 @@ import io.netty.channel.unix.IntegerUnixChannelOption;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -28,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  * so whatever the proxy writes is in the kernel at once and nothing waits in the proxy. Towards the proxy this hop
  * announces a 536-byte maximum segment, as a WAN path might, and a small receive buffer: the proxy's kernel then
  * keeps a send buffer of about a hundred KiB, and what does not fit waits in the proxy, as it does for a real slow
- * client. While {@linkplain #pause() paused}, the hop reads nothing from the proxy. Linux only (epoll).
+ * client. While {@linkplain #pause() paused}, the hop reads nothing from the proxy; once {@linkplain #pace paced}, it
+ * reads from it slowly but steadily. Linux only (epoll).
  */
 public final class SlowLink implements AutoCloseable {
 
@@ -40,6 +43,9 @@ public final class SlowLink implements AutoCloseable {
     private final Channel listener;
     private final ChannelGroup towardsProxy = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private volatile boolean paused;
+    /** Read from the proxy at most one message of a fixed size this often; null: as fast as the clients take it. */
+    private volatile Duration pacedEvery;
+    private volatile int pacedBytes;
 
     private SlowLink(InetSocketAddress target) throws InterruptedException {
         this.target = target;
@@ -82,6 +88,22 @@ public final class SlowLink implements AutoCloseable {
         group.next().execute(() -> towardsProxy.forEach(c -> c.config().setAutoRead(true)));
     }
 
+    /**
+     * From now on reads at most {@code bytes} from the proxy every {@code every}, on every connection: a client that
+     * reads slowly but steadily, whatever its own socket would take.
+     */
+    public void pace(int bytes, Duration every) {
+        pacedBytes = bytes;
+        pacedEvery = every;
+        group.next().submit(() -> towardsProxy.forEach(SlowLink.this::startPacing)).syncUninterruptibly();
+    }
+
+    private void startPacing(Channel towardsProxy) {
+        towardsProxy.config().setRecvByteBufAllocator(new FixedRecvByteBufAllocator(pacedBytes).maxMessagesPerRead(1));
+        towardsProxy.config().setAutoRead(false);
+        towardsProxy.read();
+    }
+
     private void connect(Channel client) {
         new Bootstrap()
                 .group(client.eventLoop())
@@ -89,7 +111,7 @@ public final class SlowLink implements AutoCloseable {
                 .option(TCP_MAXSEG, 536)
                 .option(ChannelOption.SO_RCVBUF, 8 * 1024)
                 .option(ChannelOption.AUTO_READ, !paused)
-                .handler(new Relay(client))
+                .handler(new Relay(client, true))
                 .connect(target)
                 .addListener((ChannelFutureListener) connected -> {
                     if (!connected.isSuccess()) {
@@ -99,23 +121,37 @@ public final class SlowLink implements AutoCloseable {
                     towardsProxy.add(connected.channel());
                     if (paused) {
                         connected.channel().config().setAutoRead(false);
+                    } else if (pacedEvery != null) {
+                        startPacing(connected.channel());
                     }
-                    client.pipeline().addLast(new Relay(connected.channel()));
+                    client.pipeline().addLast(new Relay(connected.channel(), false));
                     client.config().setAutoRead(true);
                 });
     }
 
     /** Passes what one side reads to the other; a side that ends closes the other once what it sent is written. */
-    private static final class Relay extends ChannelInboundHandlerAdapter {
+    private final class Relay extends ChannelInboundHandlerAdapter {
         private final Channel other;
+        private final boolean fromProxy;
 
-        Relay(Channel other) {
+        Relay(Channel other, boolean fromProxy) {
             this.other = other;
+            this.fromProxy = fromProxy;
         }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             other.writeAndFlush(msg);
+        }
+
+        @Override
+        public void channelReadComplete(ChannelHandlerContext ctx) {
+            Duration every = pacedEvery;
+            if (fromProxy && every != null && !paused) {
+                ctx.executor().schedule(() -> {
+                    ctx.read();
+                }, every.toNanos(), TimeUnit.NANOSECONDS);
+            }
         }
 
         @Override
