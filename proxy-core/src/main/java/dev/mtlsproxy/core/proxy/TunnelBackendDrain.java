@@ -20,12 +20,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The backend connection of a WebSocket tunnel that ended: it closes once what was relayed to it is written, for as
- * long as the backend keeps taking it. (One that stopped taking it while the tunnel was open is {@linkplain #cut cut}
- * when the tunnel is found idle, with no second timeout.) The {@link IdleTimeoutHandler} put back before this handler finds it idle once
+ * long as the backend keeps taking it. The {@link IdleTimeoutHandler} put back before this handler finds it idle once
  * nothing has left its queue for the listener's idle timeout, as nginx's {@code proxy_send_timeout} bounds the time
  * between two writes and not the whole: then the connection is cut, and when bytes the client sent are cut with it
  * that is logged and counted. Without a bound, a backend that reads nothing more would keep the connection, and the
- * queue for it, until the process stops.
+ * queue for it, until the process stops. (A backend that stopped taking them while the tunnel was open is
+ * {@linkplain #cut cut} when the tunnel is found idle, without a second timeout.)
  *
  * <p>What the backend sends meanwhile has no one to go to, and is dropped: were it passed on, the connection's
  * {@link BackendHandler}, which owns nothing any more, would close it as a backend speaking unasked, and cut what is

@@ -44,14 +44,14 @@ class HeldBackTunnelTest {
      */
     static final int READ_BYTES = 1024;
     static final Duration READ_EVERY = Duration.ofMillis(16);
-    /** Three idle timeouts of the backend's reading; small enough that the proxy reads it all right after the switch. */
+    /** Three timeouts of the backend's reading, small enough for the proxy to read it all right after the switch. */
     static final int SENT_UP = 192 * 1024;
     /**
-     * The backend answers once it took two idle timeouts' worth: more than the proxy's kernel holds for it is still
-     * waiting then, so the answer does not depend on how fast the backend takes what only the kernel holds, which the
-     * proxy cannot see (README, Idle connections).
+     * The backend answers once it took nearly two idle timeouts' worth: more than the proxy's kernel holds for it is
+     * still waiting then, so the answer does not depend on how fast the backend takes what only the kernel holds,
+     * which the proxy cannot see (README, WebSocket).
      */
-    static final int TAKEN_BEFORE_ANSWER = 128 * 1024;
+    static final int TAKEN_BEFORE_ANSWER = 112 * 1024;
     /** The client takes this much every READ_EVERY, at most. */
     static final int LINK_READ_BYTES = 2 * 1024;
     /** More than the client reads in the test. */
