@@ -100,14 +100,11 @@ class AbandonedTunnelTest {
     void aTunnelItsClientLeftDoesNotKeepABackendThatReadsNothingForEver(String backend) throws Exception {
         double cutsBefore = proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend);
         int cutLinesBefore = cutLines(backend).size();
-        Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
-        MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
-        client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
-        assertThat(client.readResponse().status()).isEqualTo(101);
-        Socket upstream = switched.poll(5, TimeUnit.SECONDS);
-        assertThat(upstream).as("the backend's end of the tunnel").isNotNull();
-        int proxyPort = upstream.getPort();
-        int backendPort = upstream.getLocalPort();
+        Tunnel tunnel = openTunnel(backend);
+        Socket tcp = tunnel.tcp();
+        MtlsClient client = tunnel.client();
+        int proxyPort = tunnel.proxyPort();
+        int backendPort = tunnel.backendPort();
         assertThat(Sockets.tcpState(proxyPort, backendPort)).isEqualTo("ESTABLISHED");
 
         // The client pushes until every buffer on the way to the backend is full, a queue in the proxy included...
@@ -137,15 +134,12 @@ class AbandonedTunnelTest {
     void aBackendThatStopsReadingIsCutWhileItsClientStillWaits(String backend) throws Exception {
         double cutsBefore = proxy.count("mtls.proxy.backend.tunnel.cuts", "backend", backend);
         int cutLinesBefore = cutLines(backend).size();
-        Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
-        MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
-        client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
-        assertThat(client.readResponse().status()).isEqualTo(101);
-        long switchedAt = System.nanoTime();
-        Socket upstream = switched.poll(5, TimeUnit.SECONDS);
-        assertThat(upstream).as("the backend's end of the tunnel").isNotNull();
-        int proxyPort = upstream.getPort();
-        int backendPort = upstream.getLocalPort();
+        Tunnel tunnel = openTunnel(backend);
+        long switchedAt = tunnel.switchedAt();
+        Socket tcp = tunnel.tcp();
+        MtlsClient client = tunnel.client();
+        int proxyPort = tunnel.proxyPort();
+        int backendPort = tunnel.backendPort();
 
         // The backend took nothing after its 101; the client fills every buffer on the way and stays, its write
         // blocked: the proxy reads it no more, and neither side moves.
@@ -216,6 +210,21 @@ class AbandonedTunnelTest {
     }
 
     /** Answers the upgrade with 101, hands the connection to the test and reads nothing more from it. */
+    /** A tunnel to {@code backend} as the client and the backend see it: the proxy's port towards the backend too. */
+    private record Tunnel(Socket tcp, MtlsClient client, long switchedAt, int proxyPort, int backendPort) {
+    }
+
+    private static Tunnel openTunnel(String backend) throws Exception {
+        Socket tcp = new Socket(proxy.address().getAddress(), proxy.address().getPort());
+        MtlsClient client = MtlsClient.connect(tcp, MtlsClient.clientContext(pki.root(), pki.client(ORDERS)));
+        client.send(ProtocolSwitchTest.UPGRADE.replace("/ws", "/" + backend));
+        assertThat(client.readResponse().status()).isEqualTo(101);
+        long switchedAt = System.nanoTime();
+        Socket upstream = switched.poll(5, TimeUnit.SECONDS);
+        assertThat(upstream).as("the backend's end of the tunnel").isNotNull();
+        return new Tunnel(tcp, client, switchedAt, upstream.getPort(), upstream.getLocalPort());
+    }
+
     private static void switchThenReadNothing(Socket socket, Socket tcp) throws IOException, InterruptedException {
         assertThat(SocketBackend.readHead(socket.getInputStream())).as("the upgrade request").isNotNull();
         socket.getOutputStream().write(ProtocolSwitchTest.SWITCHED.getBytes(ISO_8859_1));
